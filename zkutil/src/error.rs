@@ -1,0 +1,214 @@
+//! The library's one error type.
+//!
+//! Every variant names what it was doing and on what (the znode path, the
+//! endpoint, the connect string), so that a binary can print `{err:#}` as the
+//! user's one-line cause. The ZooKeeper client crate's own error stays a
+//! private detail behind [`ZkError`]: callers ask [`Error::is_retryable`]
+//! rather than matching on another crate's variants.
+
+use std::time::Duration;
+
+/// A specialized `Result` for zkutil.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in zkutil.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string that should have been an `ip:port` was not.
+    #[error("invalid endpoint {name:?}: {reason}")]
+    InvalidEndpoint {
+        /// The offending text, cut to 64 characters.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A connect string or znode path that cannot be used.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidArgument {
+        /// What the value was for ("connect string", "base path", …).
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// No session could be established before the connect deadline.
+    #[error("timed out after {waited:?} connecting to ZooKeeper at {hosts}")]
+    ConnectTimeout {
+        /// The connect string.
+        hosts: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// ZooKeeper refused or broke the session while connecting.
+    #[error("connecting to ZooKeeper at {hosts}")]
+    Connect {
+        /// The connect string.
+        hosts: String,
+        /// What the client reported.
+        #[source]
+        source: ZkError,
+    },
+
+    /// A ZooKeeper call did not complete within its deadline.
+    #[error("{op} {path}: no answer from ZooKeeper within {waited:?}")]
+    Timeout {
+        /// The operation ("create", "list", …).
+        op: &'static str,
+        /// The znode it was about.
+        path: String,
+        /// The deadline that passed.
+        waited: Duration,
+    },
+
+    /// A ZooKeeper call failed.
+    #[error("{op} {path}")]
+    Zk {
+        /// The operation ("create", "list", …).
+        op: &'static str,
+        /// The znode it was about.
+        path: String,
+        /// What ZooKeeper said.
+        #[source]
+        source: ZkError,
+    },
+
+    /// A registration's data could not be encoded or decoded.
+    #[error("metadata of {path}: {reason}")]
+    Metadata {
+        /// The znode it was read from or written to.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The session was closed (or its runtime stopped) before the call.
+    #[error("ZooKeeper session is closed")]
+    Closed,
+
+    /// An operating-system resource could not be had (a thread, mostly).
+    #[error("{what}")]
+    Io {
+        /// What we were trying to do.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the same call may succeed if repeated later (connection
+    /// trouble, timeouts), as opposed to an answer that will not change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::ConnectTimeout { .. } => true,
+            Error::Zk { source, .. } | Error::Connect { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether this is ZooKeeper's "node does not exist".
+    pub fn is_no_node(&self) -> bool {
+        matches!(self, Error::Zk { source, .. } if source.kind() == ZkErrorKind::NoNode)
+    }
+
+    /// Whether this is ZooKeeper's "node already exists".
+    pub fn is_node_exists(&self) -> bool {
+        matches!(self, Error::Zk { source, .. } if source.kind() == ZkErrorKind::NodeExists)
+    }
+
+    /// Whether ZooKeeper refused the call for lack of permission.
+    pub fn is_no_auth(&self) -> bool {
+        matches!(self, Error::Zk { source, .. } if source.kind() == ZkErrorKind::NoAuth)
+    }
+
+    /// Whether the session behind the call has expired for good.
+    pub fn is_session_expired(&self) -> bool {
+        matches!(self, Error::Zk { source, .. } | Error::Connect { source, .. }
+            if source.kind() == ZkErrorKind::SessionExpired)
+    }
+
+    pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> Error {
+        Error::InvalidArgument { what, value: value.to_owned(), reason: reason.into() }
+    }
+}
+
+/// The kinds of ZooKeeper failure that callers act on; everything else is
+/// [`ZkErrorKind::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ZkErrorKind {
+    /// The node does not exist.
+    NoNode,
+    /// The node already exists.
+    NodeExists,
+    /// The node's version is not the one expected.
+    BadVersion,
+    /// The node has children.
+    NotEmpty,
+    /// Not authorized by the node's ACL.
+    NoAuth,
+    /// Authentication failed: fatal for the session.
+    AuthFailed,
+    /// The session expired: its ephemeral nodes are gone.
+    SessionExpired,
+    /// The connection broke; the session may still be alive.
+    ConnectionLoss,
+    /// The client has been closed.
+    Closed,
+    /// Anything else.
+    Other,
+}
+
+/// A failure reported by the ZooKeeper client, with its kind. Built only by
+/// `session`, the one module that knows the client crate.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct ZkError {
+    kind: ZkErrorKind,
+    retryable: bool,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl ZkError {
+    pub(crate) fn new(
+        kind: ZkErrorKind,
+        retryable: bool,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ZkError {
+        ZkError { kind, retryable, source: Box::new(source) }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ZkErrorKind {
+        self.kind
+    }
+
+    /// Connection trouble, after which the same call may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn messages_name_the_target_in_lowercase() {
+        let err = Error::Timeout { op: "create", path: "/go_servers/a".into(), waited: Duration::from_secs(1) };
+        assert_eq!(err.to_string(), "create /go_servers/a: no answer from ZooKeeper within 1s");
+        assert!(err.is_retryable());
+    }
+}

@@ -1,0 +1,36 @@
+//! Service registration and discovery over Apache ZooKeeper, with a
+//! blocking API.
+//!
+//! A server registers each address it listens on as an EPHEMERAL znode
+//! `<base>/<ip:port>`; clients list the children of `<base>` and pick one.
+//! When a server dies its session ends and its nodes vanish.
+//!
+//! # Layout
+//!
+//! * [`endpoint`]: `Endpoint`, an `ip:port` and the znode name for it.
+//! * [`session`]: `Session`, one ZooKeeper session; every call has a deadline.
+//! * [`registry`]: `Registration`, one endpoint's ephemeral node and its `Metadata`.
+//! * [`discovery`]: `Discovery`, the instances registered under a base path.
+//! * [`select`]: `Selector`, which instance gets the next request.
+//! * [`error`]: `Error`, the one error type.
+//! * `testing` (feature `testing`): a real ZooKeeper for tests.
+//!
+//! The library logs through `tracing` and never installs a subscriber.
+
+#![deny(missing_docs)]
+
+pub mod discovery;
+pub mod endpoint;
+pub mod error;
+pub mod registry;
+pub mod select;
+pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use discovery::{Discovery, Instance};
+pub use endpoint::Endpoint;
+pub use error::{Error, Result, ZkErrorKind};
+pub use registry::{Metadata, Registration};
+pub use select::{Selector, Strategy};
+pub use session::{NodeStat, Session, SessionConfig};
