@@ -25,7 +25,10 @@ pub struct Instance {
 impl Instance {
     /// An instance known only by its endpoint.
     pub fn new(endpoint: Endpoint) -> Instance {
-        Instance { endpoint, metadata: None }
+        Instance {
+            endpoint,
+            metadata: None,
+        }
     }
 
     /// Where to connect.
@@ -55,7 +58,11 @@ impl Discovery {
     /// [`crate::Error::InvalidArgument`] for a malformed base path.
     pub fn new(session: Arc<Session>, base_path: &str) -> Result<Discovery> {
         check_base_path(base_path)?;
-        Ok(Discovery { session, base_path: base_path.to_owned(), warned: Mutex::new(HashSet::new()) })
+        Ok(Discovery {
+            session,
+            base_path: base_path.to_owned(),
+            warned: Mutex::new(HashSet::new()),
+        })
     }
 
     /// The base path.
@@ -80,8 +87,11 @@ impl Discovery {
             Err(err) if err.is_no_node() => Vec::new(),
             Err(err) => return Err(err),
         };
-        let mut instances: Vec<Instance> =
-            names.iter().filter_map(|name| self.parse_child(name)).map(Instance::new).collect();
+        let mut instances: Vec<Instance> = names
+            .iter()
+            .filter_map(|name| self.parse_child(name))
+            .map(Instance::new)
+            .collect();
         instances.sort_by_key(Instance::endpoint);
         instances.dedup();
         Ok(instances)
@@ -101,7 +111,9 @@ impl Discovery {
             match self.session.get_data(&path) {
                 Ok((data, _)) => match Metadata::from_json(&path, &data) {
                     Ok(metadata) => instance.metadata = Some(metadata),
-                    Err(err) => self.warn_once(&path, &err.to_string(), "skipping malformed metadata"),
+                    Err(err) => {
+                        self.warn_once(&path, &err.to_string(), "skipping malformed metadata")
+                    }
                 },
                 Err(err) if err.is_no_node() => {}
                 Err(err) => return Err(err),
@@ -122,7 +134,11 @@ impl Discovery {
     }
 
     fn warn_once(&self, path: &str, error: &str, message: &str) {
-        let first = self.warned.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_owned());
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned());
         if first {
             tracing::warn!(path = %truncate(path), error, "{message}");
         }

@@ -97,16 +97,22 @@ impl FromStr for Endpoint {
         if port.len() > 1 && port.starts_with('0') {
             return Err(invalid(s, "port has a leading zero"));
         }
-        let port: u16 = port.parse().map_err(|_| invalid(s, "port is out of range"))?;
-        let ip: IpAddr = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            let ip: std::net::Ipv6Addr = v6.parse().map_err(|_| invalid(s, "invalid IPv6 address"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(s, "port is out of range"))?;
+        let ip: IpAddr = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
+        {
+            let ip: std::net::Ipv6Addr =
+                v6.parse().map_err(|_| invalid(s, "invalid IPv6 address"))?;
             IpAddr::V6(ip)
         } else if host.contains(':') {
             return Err(invalid(s, "IPv6 address must be in brackets"));
         } else if host.is_empty() {
             return Err(invalid(s, "missing address"));
         } else {
-            let ip: std::net::Ipv4Addr = host.parse().map_err(|_| invalid(s, "invalid IPv4 address"))?;
+            let ip: std::net::Ipv4Addr = host
+                .parse()
+                .map_err(|_| invalid(s, "invalid IPv4 address"))?;
             IpAddr::V4(ip)
         };
         Ok(Endpoint(SocketAddr::new(ip, port)))
@@ -140,7 +146,10 @@ mod tests {
     fn check_ok(input: &str, printed: &str) {
         let endpoint = Endpoint::from_node_name(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
         assert_eq!(endpoint.to_string(), printed);
-        assert_eq!(Endpoint::from_node_name(&endpoint.node_name()).ok(), Some(endpoint));
+        assert_eq!(
+            Endpoint::from_node_name(&endpoint.node_name()).ok(),
+            Some(endpoint)
+        );
     }
 
     #[track_caller]
@@ -181,7 +190,9 @@ mod tests {
 
     #[test]
     fn long_names_are_cut_in_the_error_message() {
-        let err = Endpoint::from_node_name(&"x".repeat(1024)).err().map(|e| e.to_string());
+        let err = Endpoint::from_node_name(&"x".repeat(1024))
+            .err()
+            .map(|e| e.to_string());
         let msg = err.unwrap_or_default();
         assert!(msg.len() < 120, "{msg}");
     }

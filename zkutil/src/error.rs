@@ -134,7 +134,11 @@ impl Error {
     }
 
     pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> Error {
-        Error::InvalidArgument { what, value: value.to_owned(), reason: reason.into() }
+        Error::InvalidArgument {
+            what,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -181,7 +185,11 @@ impl ZkError {
         retryable: bool,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> ZkError {
-        ZkError { kind, retryable, source: Box::new(source) }
+        ZkError {
+            kind,
+            retryable,
+            source: Box::new(source),
+        }
     }
 
     /// What kind of failure this is.
@@ -207,8 +215,15 @@ mod tests {
 
     #[test]
     fn messages_name_the_target_in_lowercase() {
-        let err = Error::Timeout { op: "create", path: "/go_servers/a".into(), waited: Duration::from_secs(1) };
-        assert_eq!(err.to_string(), "create /go_servers/a: no answer from ZooKeeper within 1s");
+        let err = Error::Timeout {
+            op: "create",
+            path: "/go_servers/a".into(),
+            waited: Duration::from_secs(1),
+        };
+        assert_eq!(
+            err.to_string(),
+            "create /go_servers/a: no answer from ZooKeeper within 1s"
+        );
         assert!(err.is_retryable());
     }
 }

@@ -72,10 +72,16 @@ impl Metadata {
         if data.len() > MAX_METADATA_LEN {
             return Err(Error::Metadata {
                 path: path.to_owned(),
-                reason: format!("{} bytes, more than the {MAX_METADATA_LEN} allowed", data.len()),
+                reason: format!(
+                    "{} bytes, more than the {MAX_METADATA_LEN} allowed",
+                    data.len()
+                ),
             });
         }
-        serde_json::from_slice(data).map_err(|err| Error::Metadata { path: path.to_owned(), reason: err.to_string() })
+        serde_json::from_slice(data).map_err(|err| Error::Metadata {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
     }
 }
 
@@ -98,7 +104,11 @@ pub fn check_base_path(path: &str) -> Result<()> {
         "must start with '/'"
     } else if path.len() > 1 && path.ends_with('/') {
         "must not end with '/'"
-    } else if path.split('/').skip(1).any(|part| part.is_empty() && path != "/") {
+    } else if path
+        .split('/')
+        .skip(1)
+        .any(|part| part.is_empty() && path != "/")
+    {
         "has an empty component"
     } else if path.split('/').any(|part| part == "." || part == "..") {
         "has a '.' or '..' component"
@@ -112,7 +122,11 @@ pub fn check_base_path(path: &str) -> Result<()> {
 
 /// The znode path of `endpoint` under `base_path`.
 pub fn node_path(base_path: &str, endpoint: &Endpoint) -> String {
-    if base_path == "/" { format!("/{endpoint}") } else { format!("{base_path}/{endpoint}") }
+    if base_path == "/" {
+        format!("/{endpoint}")
+    } else {
+        format!("{base_path}/{endpoint}")
+    }
 }
 
 /// How [`Registration::register`] came to own its node.
@@ -165,11 +179,21 @@ impl Registration {
     ) -> Result<Registration> {
         check_base_path(base_path)?;
         if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
-            return Err(Error::invalid("endpoint", &endpoint.to_string(), "not an address clients can connect to"));
+            return Err(Error::invalid(
+                "endpoint",
+                &endpoint.to_string(),
+                "not an address clients can connect to",
+            ));
         }
         let path = node_path(base_path, &endpoint);
         let outcome = create_owned(session, base_path, &path, &metadata.to_json())?;
-        Ok(Registration { session: session.clone(), endpoint, path, outcome, active: true })
+        Ok(Registration {
+            session: session.clone(),
+            endpoint,
+            path,
+            outcome,
+            active: true,
+        })
     }
 
     /// The registered endpoint.
@@ -230,7 +254,9 @@ fn create_owned(session: &Session, base_path: &str, path: &str, data: &[u8]) -> 
                 last_err = Some(err);
             }
             Err(err) if err.is_node_exists() => {
-                let Some(stat) = session.stat(path)? else { continue };
+                let Some(stat) = session.stat(path)? else {
+                    continue;
+                };
                 if stat.ephemeral_owner() == session.id() {
                     return Ok(Outcome::Adopted);
                 }
@@ -250,7 +276,9 @@ fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
     match session.delete(path, Some(stat.version())) {
         // Gone or changed meanwhile: the next create attempt finds out.
         Err(err) if err.is_no_node() => Ok(()),
-        Err(Error::Zk { source, .. }) if source.kind() == crate::error::ZkErrorKind::BadVersion => Ok(()),
+        Err(Error::Zk { source, .. }) if source.kind() == crate::error::ZkErrorKind::BadVersion => {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -278,17 +306,33 @@ mod tests {
         assert_eq!(metadata.started_at, "1970-01-01T00:00:00.000Z");
         let json = metadata.to_json();
         let text = String::from_utf8_lossy(&json);
-        for key in ["address", "port", "pid", "hostname", "started_at", "version"] {
-            assert!(text.contains(&format!("\"{key}\"")), "{key} missing from {text}");
+        for key in [
+            "address",
+            "port",
+            "pid",
+            "hostname",
+            "started_at",
+            "version",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "{key} missing from {text}"
+            );
         }
         assert_eq!(Metadata::from_json("/x", &json).ok(), Some(metadata));
     }
 
     #[test]
     fn metadata_that_is_not_json_or_too_large_is_an_error() {
-        assert!(matches!(Metadata::from_json("/x", b"not json"), Err(Error::Metadata { .. })));
+        assert!(matches!(
+            Metadata::from_json("/x", b"not json"),
+            Err(Error::Metadata { .. })
+        ));
         let huge = vec![b' '; MAX_METADATA_LEN + 1];
-        assert!(matches!(Metadata::from_json("/x", &huge), Err(Error::Metadata { .. })));
+        assert!(matches!(
+            Metadata::from_json("/x", &huge),
+            Err(Error::Metadata { .. })
+        ));
     }
 
     #[test]

@@ -42,7 +42,11 @@ impl Selector {
     }
 
     fn with_rng(strategy: Strategy, rng: StdRng) -> Selector {
-        Selector { strategy, rng: Mutex::new(rng), next: AtomicUsize::new(0) }
+        Selector {
+            strategy,
+            rng: Mutex::new(rng),
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The strategy.
@@ -56,7 +60,11 @@ impl Selector {
             return None;
         }
         let index = match self.strategy {
-            Strategy::Random => self.rng.lock().unwrap_or_else(PoisonError::into_inner).random_range(0..items.len()),
+            Strategy::Random => self
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .random_range(0..items.len()),
             // An unsigned counter that wraps: no `abs(counter) % n` overflow.
             Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % items.len(),
         };
@@ -87,7 +95,10 @@ mod tests {
         }
         // Expected 1000 each; sd ≈ 30. ±200 is more than 6 sd.
         for (item, count) in counts.iter().enumerate() {
-            assert!((800..=1200).contains(count), "item {item} picked {count} times: {counts:?}");
+            assert!(
+                (800..=1200).contains(count),
+                "item {item} picked {count} times: {counts:?}"
+            );
         }
     }
 
@@ -103,7 +114,9 @@ mod tests {
     fn round_robin_visits_each_instance_once_per_cycle() {
         let selector = Selector::new(Strategy::RoundRobin);
         let items = ["a", "b", "c"];
-        let picked: Vec<&str> = (0..9).filter_map(|_| selector.pick(&items).copied()).collect();
+        let picked: Vec<&str> = (0..9)
+            .filter_map(|_| selector.pick(&items).copied())
+            .collect();
         assert_eq!(picked, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
     }
 

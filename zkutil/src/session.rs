@@ -190,23 +190,40 @@ impl Session {
         let hosts = config.hosts.clone();
         let session_timeout = config.session_timeout;
         let connecting = async move {
-            zk::Client::connector().with_session_timeout(session_timeout).connect(&hosts).await
+            zk::Client::connector()
+                .with_session_timeout(session_timeout)
+                .connect(&hosts)
+                .await
         };
         let client = match runtime.run(connecting, config.connect_timeout) {
             None => {
-                return Err(Error::ConnectTimeout { hosts: config.hosts, waited: config.connect_timeout });
+                return Err(Error::ConnectTimeout {
+                    hosts: config.hosts,
+                    waited: config.connect_timeout,
+                });
             }
             Some(Err(zk::Error::BadArguments(reason))) => {
                 return Err(Error::invalid("connect string", &config.hosts, *reason));
             }
-            Some(Err(err)) => return Err(Error::Connect { hosts: config.hosts, source: zk_error(err) }),
+            Some(Err(err)) => {
+                return Err(Error::Connect {
+                    hosts: config.hosts,
+                    source: zk_error(err),
+                });
+            }
             Some(Ok(client)) => client,
         };
         let session_id = client.session_id().0;
         let negotiated_timeout = client.session_timeout();
         tracing::debug!(hosts = %config.hosts, session = %format_args!("{session_id:#x}"),
             timeout = ?negotiated_timeout, "ZooKeeper session established");
-        Ok(Session { config, client: Mutex::new(Some(client)), session_id, negotiated_timeout, runtime })
+        Ok(Session {
+            config,
+            client: Mutex::new(Some(client)),
+            session_id,
+            negotiated_timeout,
+            runtime,
+        })
     }
 
     /// The session id ZooKeeper gave us: the `ephemeralOwner` of our nodes.
@@ -250,7 +267,10 @@ impl Session {
         let (owned, data) = (path.to_owned(), data.to_vec());
         self.call("create", path, move |client| async move {
             let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-            client.create(&owned, &data, &options).await.map(|(stat, _)| NodeStat::from_stat(&stat))
+            client
+                .create(&owned, &data, &options)
+                .await
+                .map(|(stat, _)| NodeStat::from_stat(&stat))
         })
     }
 
@@ -261,7 +281,9 @@ impl Session {
     /// [`Error::Zk`] with [`Error::is_no_node`] when it does not exist.
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         let owned = path.to_owned();
-        self.call("delete", path, move |client| async move { client.delete(&owned, version).await })
+        self.call("delete", path, move |client| async move {
+            client.delete(&owned, version).await
+        })
     }
 
     /// Reads a node's data and stat.
@@ -272,7 +294,10 @@ impl Session {
     pub fn get_data(&self, path: &str) -> Result<(Vec<u8>, NodeStat)> {
         let owned = path.to_owned();
         self.call("read", path, move |client| async move {
-            client.get_data(&owned).await.map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
+            client
+                .get_data(&owned)
+                .await
+                .map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
         })
     }
 
@@ -284,7 +309,10 @@ impl Session {
     pub fn stat(&self, path: &str) -> Result<Option<NodeStat>> {
         let owned = path.to_owned();
         self.call("stat", path, move |client| async move {
-            client.check_stat(&owned).await.map(|stat| stat.as_ref().map(NodeStat::from_stat))
+            client
+                .check_stat(&owned)
+                .await
+                .map(|stat| stat.as_ref().map(NodeStat::from_stat))
         })
     }
 
@@ -295,7 +323,9 @@ impl Session {
     /// [`Error::Zk`] with [`Error::is_no_node`] when the node does not exist.
     pub fn children(&self, path: &str) -> Result<Vec<String>> {
         let owned = path.to_owned();
-        self.call("list", path, move |client| async move { client.list_children(&owned).await })
+        self.call("list", path, move |client| async move {
+            client.list_children(&owned).await
+        })
     }
 
     /// Closes the session now, so that its ephemeral nodes go at once.
@@ -308,7 +338,12 @@ impl Session {
     }
 
     fn shutdown(&self) {
-        let Some(client) = self.client.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        let Some(client) = self
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
             return;
         };
         let mut watcher = client.state_watcher();
@@ -322,7 +357,11 @@ impl Session {
                 }
             }
         };
-        if self.runtime.run(closed, self.config.request_timeout).is_none() {
+        if self
+            .runtime
+            .run(closed, self.config.request_timeout)
+            .is_none()
+        {
             tracing::warn!(session = %format_args!("{:#x}", self.session_id),
                 "ZooKeeper session did not confirm close; its nodes go after the session timeout");
         }
@@ -335,11 +374,24 @@ impl Session {
         F: FnOnce(zk::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
     {
-        let client = self.client.lock().unwrap_or_else(PoisonError::into_inner).clone().ok_or(Error::Closed)?;
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
         match self.runtime.run(f(client), self.config.request_timeout) {
-            None => Err(Error::Timeout { op, path: path.to_owned(), waited: self.config.request_timeout }),
+            None => Err(Error::Timeout {
+                op,
+                path: path.to_owned(),
+                waited: self.config.request_timeout,
+            }),
             Some(Ok(value)) => Ok(value),
-            Some(Err(err)) => Err(Error::Zk { op, path: path.to_owned(), source: zk_error(err) }),
+            Some(Err(err)) => Err(Error::Zk {
+                op,
+                path: path.to_owned(),
+                source: zk_error(err),
+            }),
         }
     }
 }
@@ -366,7 +418,10 @@ fn zk_error(err: zk::Error) -> ZkError {
     };
     // The client's hang detection surfaces as `Custom`: as retryable as a
     // lost connection (DESIGN.md).
-    let retryable = matches!(err, E::ConnectionLoss | E::Timeout | E::Custom(_) | E::NoHosts | E::Throttled);
+    let retryable = matches!(
+        err,
+        E::ConnectionLoss | E::Timeout | E::Custom(_) | E::NoHosts | E::Throttled
+    );
     ZkError::new(kind, retryable, err)
 }
 
@@ -403,8 +458,15 @@ impl Runtime {
                     let _ = stopped.recv().await;
                 }));
             })
-            .map_err(|source| Error::Io { what: "starting the ZooKeeper runtime thread", source })?;
-        Ok(Runtime { executor, stop, thread: Some(thread) })
+            .map_err(|source| Error::Io {
+                what: "starting the ZooKeeper runtime thread",
+                source,
+            })?;
+        Ok(Runtime {
+            executor,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Runs `fut` on the runtime thread; `None` when `timeout` passed first.

@@ -24,7 +24,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The jars of Debian's `zookeeper` package.
-pub const DEFAULT_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+pub const DEFAULT_CLASSPATH: &str =
+    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 
 /// How long a node may take to become ready (a cold JVM on a busy 2-core
 /// machine is slow; a warm one is ready in under a second).
@@ -35,7 +36,9 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub enum StartError {
     /// ZooKeeper's jars are not where the classpath says.
-    #[error("ZooKeeper is not installed: {path} is missing (run `scripts/zk.sh install`, or set ZK_CLASSPATH)")]
+    #[error(
+        "ZooKeeper is not installed: {path} is missing (run `scripts/zk.sh install`, or set ZK_CLASSPATH)"
+    )]
     NotInstalled {
         /// The missing jar.
         path: String,
@@ -111,20 +114,33 @@ impl Node {
 
     fn spawn(&mut self) -> Result<(), StartError> {
         let java = std::env::var("ZK_JAVA").unwrap_or_else(|_| "java".to_owned());
-        let classpath = std::env::var("ZK_CLASSPATH").unwrap_or_else(|_| DEFAULT_CLASSPATH.to_owned());
+        let classpath =
+            std::env::var("ZK_CLASSPATH").unwrap_or_else(|_| DEFAULT_CLASSPATH.to_owned());
         if let Some(first) = classpath.split(':').next() {
             if !Path::new(first).exists() {
-                return Err(StartError::NotInstalled { path: first.to_owned() });
+                return Err(StartError::NotInstalled {
+                    path: first.to_owned(),
+                });
             }
         }
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path())
-            .map_err(StartError::io(format!("opening {}", self.log_path().display())))?;
-        let log2 = log.try_clone().map_err(StartError::io("duplicating the log file handle"))?;
+            .map_err(StartError::io(format!(
+                "opening {}",
+                self.log_path().display()
+            )))?;
+        let log2 = log
+            .try_clone()
+            .map_err(StartError::io("duplicating the log file handle"))?;
         let child = Command::new(&java)
-            .args(["-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+            .args([
+                "-Xms16m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+            ])
             .arg("-Dzookeeper.jmx.log4j.disable=true")
             .arg("-cp")
             .arg(&classpath)
@@ -134,7 +150,10 @@ impl Node {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|source| StartError::Launcher { cmd: format!("{java} … QuorumPeerMain"), source })?;
+            .map_err(|source| StartError::Launcher {
+                cmd: format!("{java} … QuorumPeerMain"),
+                source,
+            })?;
         self.child = Some(child);
         Ok(())
     }
@@ -154,7 +173,9 @@ impl Node {
     }
 
     fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
     }
 
     fn log_tail(&self) -> String {
@@ -171,7 +192,10 @@ pub struct ZkEnsemble {
 
 impl fmt::Debug for ZkEnsemble {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ZkEnsemble").field("connect", &self.connect_string()).field("dir", &self.dir.path()).finish()
+        f.debug_struct("ZkEnsemble")
+            .field("connect", &self.connect_string())
+            .field("dir", &self.dir.path())
+            .finish()
     }
 }
 
@@ -211,7 +235,12 @@ impl ZkEnsemble {
             std::fs::create_dir_all(node_dir.join("data"))
                 .map_err(StartError::io(format!("creating {}", node_dir.display())))?;
             let quorum_ports = (size > 1).then(|| (ports[size + 2 * i], ports[size + 2 * i + 1]));
-            nodes.push(Node { dir: node_dir, client_port: ports[i], quorum_ports, child: None });
+            nodes.push(Node {
+                dir: node_dir,
+                client_port: ports[i],
+                quorum_ports,
+                child: None,
+            });
         }
         for (i, node) in nodes.iter().enumerate() {
             write_config(node, i + 1, &nodes)?;
@@ -232,18 +261,32 @@ impl ZkEnsemble {
         loop {
             for &i in indices {
                 if let Some(status) = self.nodes[i].exited() {
-                    return Err(StartError::Exited { node: i, status, log: self.nodes[i].log_tail() });
+                    return Err(StartError::Exited {
+                        node: i,
+                        status,
+                        log: self.nodes[i].log_tail(),
+                    });
                 }
             }
             let modes: Vec<Option<String>> = indices.iter().map(|&i| self.mode(i)).collect();
             let all_serving = modes.iter().all(Option::is_some);
-            let leaders = (0..self.nodes.len()).filter(|&i| self.mode(i).as_deref() == Some("leader")).count();
+            let leaders = (0..self.nodes.len())
+                .filter(|&i| self.mode(i).as_deref() == Some("leader"))
+                .count();
             if all_serving && (self.nodes.len() == 1 || leaders == 1) {
                 return Ok(());
             }
             if start.elapsed() > READY_DEADLINE {
-                let node = indices.iter().copied().find(|&i| self.mode(i).is_none()).unwrap_or(indices[0]);
-                return Err(StartError::TimedOut { node, waited: start.elapsed(), log: self.nodes[node].log_tail() });
+                let node = indices
+                    .iter()
+                    .copied()
+                    .find(|&i| self.mode(i).is_none())
+                    .unwrap_or(indices[0]);
+                return Err(StartError::TimedOut {
+                    node,
+                    waited: start.elapsed(),
+                    log: self.nodes[node].log_tail(),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -251,7 +294,11 @@ impl ZkEnsemble {
 
     /// `127.0.0.1:p1,127.0.0.1:p2,…` for every node, live or not.
     pub fn connect_string(&self) -> String {
-        self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.client_port)).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The number of nodes.
@@ -278,7 +325,10 @@ impl ZkEnsemble {
     /// `None` when it does not serve.
     pub fn mode(&self, i: usize) -> Option<String> {
         let answer = four_letter_word(self.nodes[i].client_port, "srvr")?;
-        answer.lines().find_map(|line| line.strip_prefix("Mode:")).map(|mode| mode.trim().to_owned())
+        answer
+            .lines()
+            .find_map(|line| line.strip_prefix("Mode:"))
+            .map(|mode| mode.trim().to_owned())
     }
 
     /// The index of the current leader, if one is serving.
@@ -427,9 +477,13 @@ fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(), StartError
 /// they differ; they are released before ZooKeeper binds them (a race that
 /// [`ZkEnsemble::start`] retries).
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<Result<_, _>>()?;
-    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 /// Sends a four-letter command to a server on loopback; `None` when it
@@ -438,7 +492,9 @@ pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .ok()?;
     stream.write_all(word.as_bytes()).ok()?;
     let mut answer = String::new();
     stream.take(64 * 1024).read_to_string(&mut answer).ok()?;
@@ -470,7 +526,13 @@ pub fn send_signal(pid: u32, signal: &str) -> std::io::Result<()> {
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status()?;
-    if status.success() { Ok(()) } else { Err(std::io::Error::other(format!("kill -{signal} {pid}: {status}"))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "kill -{signal} {pid}: {status}"
+        )))
+    }
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, and returns that value.
@@ -497,7 +559,8 @@ pub fn wait_until<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Opti
 pub fn init_test_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,zookeeper_client=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,zookeeper_client=warn".into()),
         )
         .with_test_writer()
         .try_init();

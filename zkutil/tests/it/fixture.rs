@@ -9,18 +9,27 @@ use crate::support::zookeeper;
 
 fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
 }
 
 #[test]
 fn standalone_server_serves_and_drop_kills_it_and_removes_its_dir() {
     let zk = zookeeper();
-    assert!(zk.is_serving(), "srvr did not answer; log:\n{}", zk.log_tail());
+    assert!(
+        zk.is_serving(),
+        "srvr did not answer; log:\n{}",
+        zk.log_tail()
+    );
     let pid = zk.pid().unwrap_or_else(|| panic!("no pid"));
     let dir = zk.dir().to_path_buf();
     assert!(dir.join("node1/zoo.cfg").exists());
     drop(zk);
-    assert!(!process_exists(pid), "ZooKeeper {pid} still runs after drop");
+    assert!(
+        !process_exists(pid),
+        "ZooKeeper {pid} still runs after drop"
+    );
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
@@ -41,7 +50,11 @@ fn paused_server_answers_nothing_until_resumed() {
     zk.pause();
     assert!(!zk.is_serving(), "a SIGSTOPped server answered srvr");
     zk.resume();
-    wait_until(Duration::from_secs(10), "the resumed server answers srvr", || zk.is_serving().then_some(()));
+    wait_until(
+        Duration::from_secs(10),
+        "the resumed server answers srvr",
+        || zk.is_serving().then_some(()),
+    );
 }
 
 #[test]
@@ -51,11 +64,18 @@ fn ensemble_of_three_elects_one_leader_and_survives_losing_it() {
     assert_eq!(zk.connect_string().split(',').count(), 3);
     let leader = zk.leader().unwrap_or_else(|| panic!("no leader"));
     let modes: Vec<String> = (0..3).filter_map(|i| zk.mode(i)).collect();
-    assert_eq!(modes.iter().filter(|m| *m == "follower").count(), 2, "{modes:?}");
+    assert_eq!(
+        modes.iter().filter(|m| *m == "follower").count(),
+        2,
+        "{modes:?}"
+    );
     zk.kill(leader);
-    let new_leader = wait_until(Duration::from_secs(30), "a new leader is elected", || zk.leader());
+    let new_leader = wait_until(Duration::from_secs(30), "a new leader is elected", || {
+        zk.leader()
+    });
     assert_ne!(new_leader, leader);
-    zk.restart(leader).unwrap_or_else(|e| panic!("restart: {e}"));
+    zk.restart(leader)
+        .unwrap_or_else(|e| panic!("restart: {e}"));
     assert_eq!(zk.mode(leader).as_deref(), Some("follower"));
 }
 
@@ -64,12 +84,21 @@ fn missing_zookeeper_jars_give_a_typed_hint() {
     // Safe: no other test in this binary reads ZK_CLASSPATH concurrently
     // with this value... so use a child process instead of mutating env.
     let out = std::process::Command::new(std::env::current_exe().unwrap_or_default())
-        .args(["--exact", "fixture::start_with_missing_classpath_child", "--nocapture", "--include-ignored"])
+        .args([
+            "--exact",
+            "fixture::start_with_missing_classpath_child",
+            "--nocapture",
+            "--include-ignored",
+        ])
         .env("ZK_CLASSPATH", "/nonexistent/zookeeper.jar")
         .output()
         .unwrap_or_else(|e| panic!("running the test binary: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("1 passed"), "{stdout}");
 }
 

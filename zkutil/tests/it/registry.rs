@@ -22,7 +22,8 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
     let zk = zookeeper();
     let s = session(&zk);
     let e = endpoint("127.0.0.1:8897");
-    let reg = Registration::register(&s, "/deep/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}"));
+    let reg = Registration::register(&s, "/deep/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(reg.path(), "/deep/go_servers/127.0.0.1:8897");
     assert_eq!(reg.outcome(), Outcome::Created);
     let (data, stat) = s.get_data(reg.path()).unwrap_or_else(|err| panic!("{err}"));
@@ -31,7 +32,11 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
     assert_eq!(parsed.port, 8897);
     assert_eq!(parsed.pid, std::process::id());
     // The base path is persistent.
-    let base = s.stat("/deep/go_servers").ok().flatten().unwrap_or_else(|| panic!("no base path"));
+    let base = s
+        .stat("/deep/go_servers")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no base path"));
     assert_eq!(base.ephemeral_owner(), 0);
 }
 
@@ -50,9 +55,18 @@ fn concurrent_registrations_tolerate_each_other_creating_the_base_path() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("panicked")).unwrap_or_else(|e| panic!("{e}"))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("panicked"))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
     });
-    let children = sessions[0].children("/race/a/b").unwrap_or_else(|e| panic!("{e}"));
+    let children = sessions[0]
+        .children("/race/a/b")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(children.len(), 4, "{children:?}");
     drop(regs);
 }
@@ -64,14 +78,27 @@ fn a_stale_node_of_another_session_is_replaced_and_our_own_is_adopted() {
     let new = session(&zk);
     let e = endpoint("127.0.0.1:8898");
     let path = "/go_servers/127.0.0.1:8898";
-    new.ensure_path("/go_servers").unwrap_or_else(|err| panic!("{err}"));
-    old.create_ephemeral(path, b"{}").unwrap_or_else(|err| panic!("{err}"));
-    let reg = Registration::register(&new, "/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(reg.outcome(), Outcome::ReplacedStale { previous_owner: old.id() });
-    let stat = new.stat(path).ok().flatten().unwrap_or_else(|| panic!("node missing"));
+    new.ensure_path("/go_servers")
+        .unwrap_or_else(|err| panic!("{err}"));
+    old.create_ephemeral(path, b"{}")
+        .unwrap_or_else(|err| panic!("{err}"));
+    let reg = Registration::register(&new, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        reg.outcome(),
+        Outcome::ReplacedStale {
+            previous_owner: old.id()
+        }
+    );
+    let stat = new
+        .stat(path)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("node missing"));
     assert_eq!(stat.ephemeral_owner(), new.id());
     // Registering again on the same session adopts the node.
-    let again = Registration::register(&new, "/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}"));
+    let again = Registration::register(&new, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(again.outcome(), Outcome::Adopted);
     std::mem::forget(again); // its drop would delete the shared node
     reg.deregister().unwrap_or_else(|err| panic!("{err}"));
@@ -84,10 +111,16 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let a = session(&zk);
     let b = session(&zk);
     let e = endpoint("127.0.0.1:8899");
-    let reg_a = Registration::register(&a, "/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}"));
-    let reg_b = Registration::register(&b, "/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}"));
+    let reg_a = Registration::register(&a, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let reg_b = Registration::register(&b, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
     reg_a.deregister().unwrap_or_else(|err| panic!("{err}"));
-    let stat = a.stat(reg_b.path()).ok().flatten().unwrap_or_else(|| panic!("b's node was deleted"));
+    let stat = a
+        .stat(reg_b.path())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("b's node was deleted"));
     assert_eq!(stat.ephemeral_owner(), b.id());
 }
 
@@ -98,12 +131,23 @@ fn discovery_lists_valid_children_and_skips_malformed_ones() {
     let regs: Vec<Registration> = ["127.0.0.1:1", "[::1]:8897", "10.0.0.1:80"]
         .iter()
         .map(|t| endpoint(t))
-        .map(|e| Registration::register(&s, "/go_servers", e, &metadata(e)).unwrap_or_else(|err| panic!("{err}")))
+        .map(|e| {
+            Registration::register(&s, "/go_servers", e, &metadata(e))
+                .unwrap_or_else(|err| panic!("{err}"))
+        })
         .collect();
-    for bad in ["foo", "1.2.3.4:99999", "256.0.0.1:80", ":80", &"x".repeat(1024)] {
-        s.create_ephemeral(&format!("/go_servers/{bad}"), b"").unwrap_or_else(|err| panic!("{bad}: {err}"));
+    for bad in [
+        "foo",
+        "1.2.3.4:99999",
+        "256.0.0.1:80",
+        ":80",
+        &"x".repeat(1024),
+    ] {
+        s.create_ephemeral(&format!("/go_servers/{bad}"), b"")
+            .unwrap_or_else(|err| panic!("{bad}: {err}"));
     }
-    let discovery = Discovery::new(Arc::clone(&s), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let discovery =
+        Discovery::new(Arc::clone(&s), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
     let found: Vec<String> = discovery
         .instances()
         .unwrap_or_else(|err| panic!("{err}"))
@@ -111,17 +155,22 @@ fn discovery_lists_valid_children_and_skips_malformed_ones() {
         .map(|i| i.endpoint().to_string())
         .collect();
     assert_eq!(found, ["10.0.0.1:80", "127.0.0.1:1", "[::1]:8897"]);
-    let with_meta = discovery.instances_with_metadata().unwrap_or_else(|err| panic!("{err}"));
+    let with_meta = discovery
+        .instances_with_metadata()
+        .unwrap_or_else(|err| panic!("{err}"));
     assert!(with_meta.iter().all(|i| i.metadata().is_some()));
     drop(regs);
-    wait_until(Duration::from_secs(5), "deregistered nodes are gone", || {
-        discovery.instances().ok().filter(Vec::is_empty).map(|_| ())
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "deregistered nodes are gone",
+        || discovery.instances().ok().filter(Vec::is_empty).map(|_| ()),
+    );
 }
 
 #[test]
 fn discovery_of_a_missing_base_path_is_empty() {
     let zk = zookeeper();
-    let discovery = Discovery::new(session(&zk), "/nothing_here").unwrap_or_else(|err| panic!("{err}"));
+    let discovery =
+        Discovery::new(session(&zk), "/nothing_here").unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(discovery.instances().ok(), Some(Vec::new()));
 }

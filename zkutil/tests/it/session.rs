@@ -16,11 +16,18 @@ fn unreachable_zookeeper_fails_within_the_connect_deadline_naming_the_hosts() {
         .unwrap_or_else(|e| panic!("{e}"));
     let hosts = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let result = SessionConfig::new(&hosts).with_connect_timeout(Duration::from_secs(1)).connect();
+    let result = SessionConfig::new(&hosts)
+        .with_connect_timeout(Duration::from_secs(1))
+        .connect();
     let waited = started.elapsed();
     match result {
-        Err(err @ Error::ConnectTimeout { .. }) => assert!(err.to_string().contains(&hosts), "{err}"),
-        Err(err) => assert!(err.to_string().contains(&hosts), "cause does not name hosts: {err}"),
+        Err(err @ Error::ConnectTimeout { .. }) => {
+            assert!(err.to_string().contains(&hosts), "{err}")
+        }
+        Err(err) => assert!(
+            err.to_string().contains(&hosts),
+            "cause does not name hosts: {err}"
+        ),
         Ok(s) => panic!("connected to nothing: {s:?}"),
     }
     assert!(waited < Duration::from_secs(10), "took {waited:?}");
@@ -28,7 +35,10 @@ fn unreachable_zookeeper_fails_within_the_connect_deadline_naming_the_hosts() {
 
 #[test]
 fn empty_connect_string_is_an_invalid_argument() {
-    assert!(matches!(SessionConfig::new(" ").connect(), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        SessionConfig::new(" ").connect(),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
 #[test]
@@ -43,11 +53,19 @@ fn calls_on_a_frozen_server_time_out_with_a_retryable_error() {
     let started = Instant::now();
     let result = s.children("/");
     zk.resume();
-    let err = result.err().unwrap_or_else(|| panic!("a frozen server answered"));
+    let err = result
+        .err()
+        .unwrap_or_else(|| panic!("a frozen server answered"));
     assert!(err.is_retryable(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "call took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "call took {:?}",
+        started.elapsed()
+    );
     // The same session works again once the server thaws.
-    wait_until(Duration::from_secs(20), "the session answers again", || s.children("/").ok());
+    wait_until(Duration::from_secs(20), "the session answers again", || {
+        s.children("/").ok()
+    });
 }
 
 #[test]
@@ -55,11 +73,19 @@ fn closing_a_session_removes_its_ephemeral_nodes_at_once() {
     let zk = zookeeper();
     let owner = session(&zk);
     let observer = session(&zk);
-    owner.create_ephemeral("/e", b"x").unwrap_or_else(|e| panic!("{e}"));
+    owner
+        .create_ephemeral("/e", b"x")
+        .unwrap_or_else(|e| panic!("{e}"));
     let owner = std::sync::Arc::try_unwrap(owner).unwrap_or_else(|_| panic!("shared"));
     owner.close();
     // Well before the 2 s session timeout would.
     let started = Instant::now();
-    wait_until(Duration::from_secs(10), "/e is gone", || observer.stat("/e").ok().flatten().is_none().then_some(()));
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    wait_until(Duration::from_secs(10), "/e is gone", || {
+        observer.stat("/e").ok().flatten().is_none().then_some(())
+    });
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -18,5 +18,11 @@ pub fn session(zk: &ZkServer) -> Arc<Session> {
         .with_session_timeout(Duration::from_secs(2))
         .connect()
         .map(Arc::new)
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}; zk log:\n{}", zk.connect_string(), zk.log_tail()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "connecting to {}: {e}; zk log:\n{}",
+                zk.connect_string(),
+                zk.log_tail()
+            )
+        })
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# zk.sh: install, start, stop and inspect Apache ZooKeeper for this project.
+#
+#   scripts/zk.sh install                               apt-get install zookeeper if its jars are missing (root)
+#   scripts/zk.sh start [--nodes 1|3] [--dir DIR] [--port P]
+#                                                       start a standalone node or a 3-node ensemble on 127.0.0.1,
+#                                                       wait until every node serves, print ZK_HOSTS=...
+#   scripts/zk.sh stop [--dir DIR]                      kill exactly the PIDs that start recorded in DIR
+#   scripts/zk.sh status [--dir DIR]                    each node's mode (srvr); exit 1 if one is down
+#
+# Each node is a plain `java ... QuorumPeerMain DIR/nodeN/zoo.cfg` process (no daemon wrapper), so its PID is
+# the JVM's. DIR defaults to $ZK_DIR or ${TMPDIR:-/tmp}/zkutil-zk; P (first client port) to 2181, or a free
+# port when 0. Other scripts source this file for zk_install, zk_start, zk_stop.
+set -euo pipefail
+
+ZK_CLASSPATH="${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar}"
+ZK_JAVA="${ZK_JAVA:-java}"
+
+zk_die() { echo "zk.sh: error: $*" >&2; exit 1; }
+zk_log() { echo "zk.sh: $*" >&2; }
+
+zk_install() {
+    local jar="${ZK_CLASSPATH%%:*}"
+    if [[ -f "$jar" ]] && command -v "$ZK_JAVA" >/dev/null; then
+        return 0
+    fi
+    if [[ "$(id -u)" != 0 ]]; then
+        zk_die "ZooKeeper is not installed ($jar missing) and installing needs root: sudo apt-get update && sudo apt-get install -y zookeeper"
+    fi
+    zk_log "installing Debian's zookeeper package (about 10 s)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || zk_die "apt-get update failed"
+    apt-get install -y -qq zookeeper >&2 || zk_die "apt-get install zookeeper failed"
+    [[ -f "$jar" ]] || zk_die "zookeeper installed but $jar is still missing"
+}
+
+# srvr answer of 127.0.0.1:$1, empty when the node does not answer within 2 s.
+zk_srvr() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true
+}
+
+zk_mode() { zk_srvr "$1" | sed -n 's/^Mode: *//p'; }
+
+# A loopback port nobody listens on now (a race, like every free-port finder).
+zk_free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$(( 20000 + RANDOM % 30000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    zk_die "no free port found"
+}
+
+zk_default_dir() { echo "${ZK_DIR:-${TMPDIR:-/tmp}/zkutil-zk}"; }
+
+zk_pid_alive() {
+    local pid="$1" cfg="$2"
+    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "QuorumPeerMain $cfg"
+}
+
+# zk_start NODES DIR PORT: prints ZK_HOSTS=... on stdout when every node serves.
+zk_start() {
+    local nodes="$1" dir="$2" port="$3" i
+    [[ "$nodes" == 1 || "$nodes" == 3 ]] || zk_die "--nodes must be 1 or 3"
+    zk_install
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    for i in $(seq 1 "$nodes"); do
+        if [[ -f "$dir/node$i/pid" ]] && zk_pid_alive "$(cat "$dir/node$i/pid")" "$dir/node$i/zoo.cfg"; then
+            zk_die "ZooKeeper already runs from $dir (pid $(cat "$dir/node$i/pid")); run: scripts/zk.sh stop --dir $dir"
+        fi
+    done
+    local -a client_ports=() servers=()
+    for i in $(seq 1 "$nodes"); do
+        if [[ "$port" == 0 ]]; then client_ports+=("$(zk_free_port)"); else client_ports+=("$(( port + i - 1 ))"); fi
+        if [[ "$nodes" -gt 1 ]]; then servers+=("server.$i=127.0.0.1:$(zk_free_port):$(zk_free_port)"); fi
+    done
+    local hosts=""
+    for i in $(seq 1 "$nodes"); do
+        local p="${client_ports[$((i - 1))]}" nd="$dir/node$i"
+        if [[ -n "$(zk_srvr "$p")" ]]; then zk_die "port $p is taken by another ZooKeeper (try --port 0)"; fi
+        mkdir -p "$nd/data"
+        {
+            echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"
+            echo "dataDir=$nd/data"; echo "clientPort=$p"; echo "clientPortAddress=127.0.0.1"
+            echo "admin.enableServer=false"; echo "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons"
+            echo "maxClientCnxns=0"
+            for s in "${servers[@]}"; do echo "$s"; done
+        } >"$nd/zoo.cfg"
+        [[ "$nodes" -gt 1 ]] && echo "$i" >"$nd/data/myid"
+        nohup "$ZK_JAVA" -Xmx512m -cp "$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain "$nd/zoo.cfg" \
+            >"$nd/zookeeper.log" 2>&1 </dev/null &
+        echo $! >"$nd/pid"
+        hosts="${hosts:+$hosts,}127.0.0.1:$p"
+    done
+    echo "$hosts" >"$dir/hosts"
+    local deadline=$(( SECONDS + 60 ))
+    while :; do
+        local serving=0 leaders=0
+        for i in $(seq 1 "$nodes"); do
+            local pid; pid="$(cat "$dir/node$i/pid")"
+            if ! kill -0 "$pid" 2>/dev/null; then
+                tail -n 20 "$dir/node$i/zookeeper.log" >&2 || true
+                zk_stop "$dir"
+                zk_die "ZooKeeper node $i exited before it was ready (log: $dir/node$i/zookeeper.log)"
+            fi
+            local mode; mode="$(zk_mode "${client_ports[$((i - 1))]}")"
+            [[ -n "$mode" ]] && serving=$(( serving + 1 ))
+            [[ "$mode" == leader ]] && leaders=$(( leaders + 1 ))
+        done
+        if [[ "$serving" == "$nodes" ]] && { [[ "$nodes" == 1 ]] || [[ "$leaders" == 1 ]]; }; then break; fi
+        if (( SECONDS > deadline )); then
+            zk_stop "$dir"
+            zk_die "ZooKeeper not ready after 60 s (logs in $dir)"
+        fi
+        sleep 0.1
+    done
+    zk_log "ZooKeeper ($nodes node(s)) serving from $dir"
+    echo "ZK_HOSTS=$hosts"
+}
+
+# zk_stop DIR: ends exactly the JVMs whose PIDs start recorded, TERM then KILL.
+zk_stop() {
+    local dir="$1" pidfile pid cfg
+    shopt -s nullglob
+    for pidfile in "$dir"/node*/pid; do
+        pid="$(cat "$pidfile")"
+        cfg="$(dirname "$pidfile")/zoo.cfg"
+        if zk_pid_alive "$pid" "$cfg"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do zk_pid_alive "$pid" "$cfg" || break; sleep 0.1; done
+            if zk_pid_alive "$pid" "$cfg"; then kill -KILL "$pid" 2>/dev/null || true; fi
+            zk_log "stopped ZooKeeper pid $pid"
+        fi
+        rm -f "$pidfile"
+    done
+}
+
+zk_status() {
+    local dir="$1" down=0 cfg port
+    shopt -s nullglob
+    local cfgs=("$dir"/node*/zoo.cfg)
+    [[ ${#cfgs[@]} -gt 0 ]] || zk_die "no ZooKeeper configured in $dir"
+    for cfg in "${cfgs[@]}"; do
+        port="$(sed -n 's/^clientPort=//p' "$cfg")"
+        local mode; mode="$(zk_mode "$port")"
+        echo "127.0.0.1:$port ${mode:-down}"
+        [[ -n "$mode" ]] || down=1
+    done
+    return "$down"
+}
+
+zk_main() {
+    local cmd="${1:-}"; shift || true
+    local nodes=1 dir port=2181
+    dir="$(zk_default_dir)"
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --nodes) nodes="${2:?--nodes needs a value}"; shift 2 ;;
+            --dir) dir="${2:?--dir needs a value}"; shift 2 ;;
+            --port) port="${2:?--port needs a value}"; shift 2 ;;
+            -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+            *) zk_die "unknown argument: $1 (see --help)" ;;
+        esac
+    done
+    case "$cmd" in
+        install) zk_install ;;
+        start) zk_start "$nodes" "$dir" "$port" ;;
+        stop) zk_stop "$dir" ;;
+        status) zk_status "$dir" ;;
+        ""|-h|--help|help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+        *) zk_die "unknown command: $cmd (install, start, stop, status)" ;;
+    esac
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    zk_main "$@"
+fi
