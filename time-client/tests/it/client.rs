@@ -1,0 +1,172 @@
+//! The client against real ZooKeeper and real servers.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use time_client::request::{RequestLimits, parse_reply};
+use time_client::{Config, run};
+use zkutil::{Endpoint, Strategy};
+
+use crate::support::{RUN_DEADLINE, Servers, run_client, zookeeper};
+
+fn config(hosts: &str, count: u64) -> Config {
+    Config {
+        zk_hosts: hosts.to_owned(),
+        base_path: "/go_servers".to_owned(),
+        count,
+        interval: Duration::ZERO,
+        session_timeout: Duration::from_secs(10),
+        zk_connect_timeout: Duration::from_secs(5),
+        limits: RequestLimits::default(),
+        strategy: Strategy::Random,
+    }
+}
+
+#[test]
+fn the_client_reaches_each_of_five_servers_within_sixty_requests() {
+    let zk = zookeeper();
+    let servers = Servers::start(&zk, "/go_servers", 5);
+    let mut out = Vec::new();
+    let summary =
+        run(&config(&zk.connect_string(), 60), &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((summary.ok, summary.failed), (60, 0));
+    let reached: BTreeSet<Endpoint> = summary.per_server.keys().copied().collect();
+    let expected: BTreeSet<Endpoint> = servers.endpoints().into_iter().collect();
+    // P(missing one of 5 in 60 uniform picks) = 5 * 0.8^60 ≈ 7e-6.
+    assert_eq!(reached, expected);
+}
+
+#[test]
+fn the_client_works_with_exactly_one_server() {
+    let zk = zookeeper();
+    let servers = Servers::start(&zk, "/go_servers", 1);
+    let mut out = Vec::new();
+    let summary =
+        run(&config(&zk.connect_string(), 10), &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((summary.ok, summary.failed), (10, 0));
+    assert_eq!(summary.per_server.get(&servers.endpoints()[0]), Some(&10));
+}
+
+#[test]
+fn an_empty_registry_fails_each_request_and_the_run_goes_on() {
+    let zk = zookeeper();
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--count",
+        "3",
+        "--interval",
+        "10ms",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("no servers registered under /go_servers")
+            .count(),
+        3,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 3 requests, 0 ok, 3 failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_binary_prints_connect_host_and_a_parseable_reply_per_request() {
+    let zk = zookeeper();
+    let servers = Servers::start(&zk, "/go_servers", 3);
+    let started = Instant::now();
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--count",
+        "20",
+        "--interval",
+        "5ms",
+    ]);
+    assert!(started.elapsed() < RUN_DEADLINE);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 40, "{stdout}");
+    for pair in lines.chunks(2) {
+        let host = pair[0]
+            .strip_prefix("connect host: ")
+            .unwrap_or_else(|| panic!("{:?}", pair[0]));
+        let endpoint: Endpoint = host.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(servers.endpoints().contains(&endpoint));
+        let reply = parse_reply(endpoint, format!("{}\n", pair[1]).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.address, endpoint);
+    }
+    assert!(
+        stderr.contains("summary: 20 requests, 20 ok, 0 failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_client_uses_one_zookeeper_session_for_the_whole_run() {
+    let zk = zookeeper();
+    let _servers = Servers::start(&zk, "/go_servers", 2);
+    let before = zxid(&zk);
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--count",
+        "30",
+        "--interval",
+        "0s",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Listing children is a read and writes no transaction; creating and
+    // closing a session write one each. One session: 1 or 2 transactions
+    // (2 when its close reached the server). The post's client: 60.
+    let transactions = zxid(&zk) - before;
+    assert!(
+        (1..=2).contains(&transactions),
+        "{transactions} transactions for one run"
+    );
+}
+
+/// The server's last transaction id, from `srvr`.
+fn zxid(zk: &zkutil::testing::ZkServer) -> i64 {
+    let answer = zkutil::testing::four_letter_word(zk.port(), "srvr").unwrap_or_default();
+    let hex = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Zxid: 0x"))
+        .unwrap_or_else(|| panic!("srvr: {answer}"));
+    i64::from_str_radix(hex.trim(), 16).unwrap_or_else(|e| panic!("{hex}: {e}"))
+}
+
+#[test]
+fn unreachable_zookeeper_exits_nonzero_within_the_connect_deadline_naming_the_hosts() {
+    let started = Instant::now();
+    let output = run_client(&[
+        "--zk",
+        "127.0.0.1:1",
+        "--zk-connect-timeout",
+        "1s",
+        "--count",
+        "1",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("time-client: error: ") && last.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,5 @@
+//! time-client's integration tests, one binary: real ZooKeeper, real
+//! time-servers (in process, on port 0), and the client binary.
+
+mod client;
+mod support;

@@ -1,0 +1,95 @@
+//! Helpers: time-servers served in this process and registered in a real
+//! ZooKeeper, and the client binary.
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use time_server::listener::{BoundListener, ServeOptions, serve, wake};
+use time_server::shutdown::Shutdown;
+use zkutil::testing::ZkServer;
+use zkutil::{Endpoint, Metadata, Registration, Session, SessionConfig};
+
+/// A standalone ZooKeeper, or a panic with the reason.
+pub fn zookeeper() -> ZkServer {
+    zkutil::testing::init_test_logging();
+    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
+}
+
+/// `n` time-server listeners on port 0, registered under `base_path` over
+/// their own session; deregistered and stopped on drop.
+pub struct Servers {
+    registrations: Vec<Registration>,
+    stop: Arc<Shutdown>,
+    listeners: Arc<Vec<BoundListener>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _session: Arc<Session>,
+}
+
+impl Servers {
+    pub fn start(zk: &ZkServer, base_path: &str, n: usize) -> Servers {
+        let session = SessionConfig::new(zk.connect_string())
+            .connect()
+            .map(Arc::new)
+            .unwrap_or_else(|e| panic!("connecting: {e}; zk log:\n{}", zk.log_tail()));
+        let listeners: Vec<BoundListener> = (0..n)
+            .map(|_| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+                BoundListener::new(listener, None).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let listeners = Arc::new(listeners);
+        let stop = Arc::new(Shutdown::new());
+        let (l, s) = (listeners.clone(), stop.clone());
+        let thread = std::thread::spawn(move || serve(&l, &s, &ServeOptions::default()));
+        let registrations = listeners
+            .iter()
+            .map(|bound| {
+                let endpoint = bound.advertised();
+                let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+                Registration::register(&session, base_path, endpoint, &metadata)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        Servers {
+            registrations,
+            stop,
+            listeners,
+            thread: Some(thread),
+            _session: session,
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.registrations
+            .iter()
+            .map(Registration::endpoint)
+            .collect()
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.registrations.clear();
+        self.stop.trigger();
+        wake(&self.listeners);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the client binary to completion (it stops by itself: `--count`).
+pub fn run_client(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_time-client"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("ZK_HOSTS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running time-client: {e}"))
+}
+
+/// A generous bound for a client run in tests.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(60);

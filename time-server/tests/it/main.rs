@@ -1,0 +1,6 @@
+//! time-server's integration tests, one binary: the protocol in process
+//! (port 0), and the real binary against a real ZooKeeper.
+
+mod process;
+mod protocol;
+mod support;

@@ -1,0 +1,266 @@
+//! The real binary against a real ZooKeeper: registration, ownership,
+//! crash, graceful stop, and one-line errors.
+
+use std::time::Duration;
+
+use zkutil::testing::wait_until;
+use zkutil::{Endpoint, Metadata};
+
+use crate::support::{ServerProcess, children, observer, zookeeper};
+
+const LISTEN3: [&str; 6] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--listen",
+    "127.0.0.1:0",
+    "--listen",
+    "127.0.0.1:0",
+];
+
+fn args<'a>(zk: &'a str, base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--zk",
+        zk,
+        "--base-path",
+        base,
+        "--session-timeout",
+        "2s",
+        "--drain",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    assert!(
+        obs.stat("/svc").ok().flatten().is_none(),
+        "base path exists before the test"
+    );
+    let server = ServerProcess::start(&args(&hosts, "/svc", &LISTEN3));
+    let names = server.registered(3);
+    wait_until(Duration::from_secs(10), "three children", || {
+        (children(&obs, "/svc").len() == 3).then_some(())
+    });
+    let mut found = children(&obs, "/svc");
+    let mut logged = names.clone();
+    found.sort();
+    logged.sort();
+    assert_eq!(
+        found,
+        logged,
+        "registered names differ from the bound ports; log:\n{}",
+        server.stderr()
+    );
+    let mut owners = Vec::new();
+    for name in &found {
+        let endpoint = Endpoint::from_node_name(name).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(endpoint.port(), 0);
+        let path = format!("/svc/{name}");
+        let (data, stat) = obs.get_data(&path).unwrap_or_else(|e| panic!("{e}"));
+        let metadata = Metadata::from_json(&path, &data).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (metadata.address.as_str(), metadata.port, metadata.pid),
+            ("127.0.0.1", endpoint.port(), server.pid())
+        );
+        owners.push(stat.ephemeral_owner());
+        // The node's name is a port that answers as itself.
+        let reply = ask(endpoint);
+        assert!(reply.starts_with(&format!("{name}: ")), "{reply:?}");
+    }
+    assert!(
+        owners[0] != 0 && owners.iter().all(|o| *o == owners[0]),
+        "owners {owners:?}"
+    );
+    assert_ne!(owners[0], obs.id());
+    let base = obs
+        .stat("/svc")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no base path"));
+    assert_eq!(
+        base.ephemeral_owner(),
+        0,
+        "the base path must be persistent"
+    );
+}
+
+fn ask(endpoint: Endpoint) -> String {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect(endpoint.addr()).unwrap_or_else(|e| panic!("{e}"));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
+#[test]
+fn a_second_server_adds_its_nodes_without_disturbing_the_first() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let first = ServerProcess::start(&args(&hosts, "/go_servers", &LISTEN3));
+    first.registered(3);
+    let before: Vec<(String, i64, i64)> = owned_nodes(&obs);
+    let second = ServerProcess::start(&args(
+        &hosts,
+        "/go_servers",
+        &["--listen", "127.0.0.1:0,127.0.0.1:0"],
+    ));
+    second.registered(2);
+    wait_until(Duration::from_secs(10), "five children", || {
+        (children(&obs, "/go_servers").len() == 5).then_some(())
+    });
+    let after = owned_nodes(&obs);
+    for node in &before {
+        assert!(
+            after.contains(node),
+            "{node:?} changed or vanished: {after:?}"
+        );
+    }
+    let owners: std::collections::BTreeSet<i64> =
+        after.iter().map(|(_, owner, _)| *owner).collect();
+    assert_eq!(owners.len(), 2, "{after:?}");
+}
+
+/// (name, owner, czxid-like creation time) of every child of /go_servers.
+fn owned_nodes(obs: &zkutil::Session) -> Vec<(String, i64, i64)> {
+    children(obs, "/go_servers")
+        .into_iter()
+        .filter_map(|name| {
+            let stat = obs.stat(&format!("/go_servers/{name}")).ok().flatten()?;
+            Some((name, stat.ephemeral_owner(), stat.ctime_ms()))
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_vanish_after_the_server_is_killed_with_sigkill() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let mut server = ServerProcess::start(&args(&hosts, "/go_servers", &LISTEN3));
+    server.registered(3);
+    server.signal("KILL");
+    server.wait(Duration::from_secs(10));
+    // The session timeout is 2 s; the server expires it within about that.
+    wait_until(
+        Duration::from_secs(30),
+        "the killed server's nodes are gone",
+        || children(&obs, "/go_servers").is_empty().then_some(()),
+    );
+}
+
+#[test]
+fn sigterm_deregisters_and_exits_zero() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let mut server = ServerProcess::start(&args(&hosts, "/go_servers", &LISTEN3));
+    server.registered(3);
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit {status}; log:\n{}", server.stderr());
+    assert!(
+        children(&obs, "/go_servers").is_empty(),
+        "nodes left after a clean stop"
+    );
+    assert!(
+        server.stderr().contains("deregistered"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn unreachable_zookeeper_is_a_one_line_error_naming_the_hosts() {
+    let hosts = "127.0.0.1:1";
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        hosts,
+        "--connect-timeout",
+        "1s",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let status = server.wait(Duration::from_secs(20));
+    assert!(!status.success());
+    let err = server.stderr();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("time-server: error: ") && last.contains(hosts),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_listener_that_cannot_bind_is_a_one_line_error_and_nothing_is_registered() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = taken
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let hosts = zk.connect_string();
+    let mut server = ServerProcess::start(&args(
+        &hosts,
+        "/go_servers",
+        &["--listen", "127.0.0.1:0", "--listen", &addr],
+    ));
+    let status = server.wait(Duration::from_secs(20));
+    assert!(!status.success());
+    let err = server.stderr();
+    assert!(
+        err.lines()
+            .last()
+            .unwrap_or_default()
+            .contains(&format!("binding {addr}")),
+        "{err}"
+    );
+    assert!(children(&obs, "/go_servers").is_empty());
+}
+
+#[test]
+fn an_unspecified_address_needs_advertise_and_registers_the_advertised_ip() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let mut refused =
+        ServerProcess::start(&args(&hosts, "/go_servers", &["--listen", "0.0.0.0:0"]));
+    assert!(!refused.wait(Duration::from_secs(20)).success());
+    assert!(
+        refused.stderr().contains("--advertise"),
+        "{}",
+        refused.stderr()
+    );
+    let server = ServerProcess::start(&args(
+        &hosts,
+        "/go_servers",
+        &["--listen", "0.0.0.0:0", "--advertise", "127.0.0.1"],
+    ));
+    let names = server.registered(1);
+    assert!(names[0].starts_with("127.0.0.1:"), "{names:?}");
+    assert!(
+        !children(&obs, "/go_servers")
+            .iter()
+            .any(|n| n.starts_with("0.0.0.0"))
+    );
+}
+
+#[test]
+fn bad_flags_exit_with_a_usage_error() {
+    let mut server = ServerProcess::start(&["--listen", "not-an-address"]);
+    let status = server.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("invalid endpoint"),
+        "{}",
+        server.stderr()
+    );
+}

@@ -1,0 +1,176 @@
+//! Helpers: a time-server child process that is killed on drop, and an
+//! in-process server on port 0.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time_server::listener::{BoundListener, ServeOptions, serve, wake};
+use time_server::shutdown::Shutdown;
+use zkutil::testing::{ZkServer, wait_until};
+use zkutil::{Session, SessionConfig};
+
+/// A standalone ZooKeeper, or a panic with the reason.
+pub fn zookeeper() -> ZkServer {
+    zkutil::testing::init_test_logging();
+    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
+}
+
+/// An observer session on `zk`.
+pub fn observer(zk: &ZkServer) -> Arc<Session> {
+    SessionConfig::new(zk.connect_string())
+        .connect()
+        .map(Arc::new)
+        .unwrap_or_else(|e| {
+            panic!(
+                "connecting to {}: {e}; zk log:\n{}",
+                zk.connect_string(),
+                zk.log_tail()
+            )
+        })
+}
+
+/// The sorted children of `path`, or empty when it does not exist.
+pub fn children(session: &Session, path: &str) -> Vec<String> {
+    let mut names = match session.children(path) {
+        Ok(names) => names,
+        Err(err) if err.is_no_node() => Vec::new(),
+        Err(err) => panic!("listing {path}: {err}"),
+    };
+    names.sort();
+    names
+}
+
+/// A `time-server` process; killed (SIGKILL) on drop if still running.
+pub struct ServerProcess {
+    child: Child,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args`; stderr goes to a temp file.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let stderr = dir.path().join("stderr");
+        let file = std::fs::File::create(&stderr).unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_time-server"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("ZK_HOSTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting time-server: {e}"));
+        ServerProcess {
+            child,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&self.stderr).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+
+    /// Sends a signal by PID (`TERM`, `KILL`, …).
+    pub fn signal(&self, signal: &str) {
+        zkutil::testing::send_signal(self.pid(), signal)
+            .unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
+    }
+
+    /// Waits for it to exit, at most `deadline`.
+    pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        wait_until(deadline, "time-server exits", || {
+            child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Waits until it has logged `count` registrations; returns their endpoints.
+    pub fn registered(&self, count: usize) -> Vec<String> {
+        wait_until(
+            Duration::from_secs(30),
+            "the server registers its listeners",
+            || {
+                let log = self.stderr();
+                let paths: Vec<String> = log
+                    .lines()
+                    .filter(|l| l.contains("registered") && !l.contains("deregistered"))
+                    .filter_map(|l| l.split("path=").nth(1))
+                    .filter_map(|rest| rest.split_whitespace().next())
+                    .filter_map(|path| path.rsplit('/').next())
+                    .map(str::to_owned)
+                    .collect();
+                (paths.len() >= count).then_some(paths)
+            },
+        )
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A time-server serving port-0 listeners in this process until dropped.
+pub struct InProcessServer {
+    stop: Arc<Shutdown>,
+    listeners: Arc<Vec<BoundListener>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessServer {
+    /// `n` listeners on 127.0.0.1:0.
+    pub fn start(n: usize) -> InProcessServer {
+        let listeners: Vec<BoundListener> = (0..n)
+            .map(|_| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+                BoundListener::new(listener, None).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let listeners = Arc::new(listeners);
+        let stop = Arc::new(Shutdown::new());
+        let (l, s) = (listeners.clone(), stop.clone());
+        let thread = std::thread::spawn(move || serve(&l, &s, &ServeOptions::default()));
+        InProcessServer {
+            stop,
+            listeners,
+            thread: Some(thread),
+        }
+    }
+
+    /// The bound addresses.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(BoundListener::local_addr)
+            .collect()
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        self.stop.trigger();
+        wake(&self.listeners);
+        let started = Instant::now();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10) || std::thread::panicking());
+    }
+}
