@@ -12,6 +12,7 @@
 //! * [`registry`]: `Registration`, one endpoint's ephemeral node and its `Metadata`.
 //! * [`discovery`]: `Discovery`, the instances registered under a base path.
 //! * [`select`]: `Selector`, which instance gets the next request.
+//! * [`backoff`]: `Backoff`, capped exponential retry delays with jitter.
 //! * [`error`]: `Error`, the one error type.
 //! * `testing` (feature `testing`): a real ZooKeeper for tests.
 //!
@@ -19,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod discovery;
 pub mod endpoint;
 pub mod error;
@@ -28,9 +30,10 @@ pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backoff::Backoff;
 pub use discovery::{Discovery, Instance};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkErrorKind};
 pub use registry::{Metadata, Registration};
 pub use select::{Selector, Strategy};
-pub use session::{NodeStat, Session, SessionConfig};
+pub use session::{NodeStat, Session, SessionConfig, SessionEvent, SessionState, WatchEvent};

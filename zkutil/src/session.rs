@@ -1,4 +1,4 @@
-//! `Session`: one ZooKeeper session behind a blocking API.
+//! `Session`: one ZooKeeper session behind a blocking API, kept alive.
 //!
 //! The ZooKeeper client (`zookeeper-client`) is async; zkutil's callers are
 //! plain threads. A `Session` owns one small runtime thread (an
@@ -8,15 +8,22 @@
 //! to 1.4× the session timeout. Nothing ever blocks on the runtime thread,
 //! which would freeze the client.
 //!
+//! A supervisor thread receives every state change (never a ZooKeeper call
+//! inside a watcher). `Disconnected` is not fatal: the client reconnects
+//! inside the session timeout, keeping the session and its ephemeral nodes,
+//! and nothing is re-created. `Expired` is: the supervisor first tries to
+//! re-attach the old session (the client declares expiry on its own after
+//! 1.4× the timeout, even when the server still knows the session), else
+//! builds a new one, with backoff, and tells every subscriber
+//! ([`SessionEvent::Rebuilt`]) so that registrations re-create their nodes
+//! and discoveries re-arm their watches. `AuthFailed` is fatal.
+//!
 //! This is the only module that names the client crate, so that the rest of
 //! the library (and its users) deal in zkutil's own types and errors.
-//!
-//! `Disconnected` is not fatal: the client reconnects inside the session
-//! timeout, keeping the session and its ephemeral nodes. A call made
-//! meanwhile fails with a retryable error once its deadline passes.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,6 +31,7 @@ use async_executor::Executor;
 use futures_lite::FutureExt;
 use zookeeper_client as zk;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result, ZkError, ZkErrorKind};
 
 /// How to reach ZooKeeper, and how long to wait for it.
@@ -157,26 +165,128 @@ impl NodeStat {
     }
 }
 
-/// One ZooKeeper session, used from any number of threads.
+/// What happened to a session, as told to its subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// Connected again after a disconnection: the same session, its
+    /// ephemeral nodes intact. Watches may be re-checked; nothing needs
+    /// re-creating.
+    Connected,
+    /// The connection is lost; the session may still be alive.
+    Disconnected,
+    /// The session expired and was replaced by `current` (equal to
+    /// `previous` when the old session could be re-attached): ephemeral
+    /// nodes of `previous` may be gone and watches lost. Re-create, re-arm.
+    Rebuilt {
+        /// The session that expired.
+        previous: i64,
+        /// The session now in use.
+        current: i64,
+    },
+    /// ZooKeeper rejected our credentials: fatal.
+    AuthFailed,
+}
+
+/// A session's state as last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// Connected to a server.
+    Connected,
+    /// Connection lost; the client is reconnecting within the session timeout.
+    Disconnected,
+    /// The session expired; a new one is being built.
+    Rebuilding,
+    /// Authentication failed; the session is unusable.
+    AuthFailed,
+    /// Closed by us.
+    Closed,
+}
+
+/// What a one-shot watch saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// The watched node was created.
+    Created,
+    /// The watched node was deleted.
+    Deleted,
+    /// The watched node's data changed.
+    DataChanged,
+    /// A child was added or removed.
+    ChildrenChanged,
+    /// The session ended (expired or closed): the watch is gone.
+    SessionEnded,
+}
+
+/// A subscriber callback; returns false to unsubscribe.
+type Subscriber = Box<dyn FnMut(SessionEvent) -> bool + Send>;
+
+/// The client in use and what we know of its session.
+struct Current {
+    client: Option<zk::Client>,
+    info: Option<zk::SessionInfo>,
+    id: i64,
+    timeout: Duration,
+    /// Bumped at each rebuild, so that state changes of a replaced client
+    /// are ignored.
+    generation: u64,
+}
+
+struct Inner {
+    config: SessionConfig,
+    current: Mutex<Current>,
+    state: Mutex<SessionState>,
+    subscribers: Mutex<Vec<Subscriber>>,
+    closing: AtomicBool,
+    // Last: dropped after every client.
+    runtime: Runtime,
+}
+
+impl Inner {
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_state(&self, state: SessionState) -> SessionState {
+        std::mem::replace(
+            &mut *self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            state,
+        )
+    }
+
+    fn notify(&self, event: SessionEvent) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain_mut(|subscriber| subscriber(event));
+    }
+}
+
+/// Messages to the supervisor thread.
+enum Msg {
+    State(u64, zk::SessionState),
+    Shutdown,
+}
+
+/// One ZooKeeper session, used from any number of threads, rebuilt when it
+/// expires.
 ///
 /// Dropping it (or calling [`Session::close`]) closes the session at once,
 /// so the server deletes its ephemeral nodes now rather than after the
 /// session timeout.
 pub struct Session {
-    config: SessionConfig,
-    client: Mutex<Option<zk::Client>>,
-    session_id: i64,
-    negotiated_timeout: Duration,
-    // Declared last: dropped after the client, so the client's close
-    // request can still be sent.
-    runtime: Runtime,
+    inner: Arc<Inner>,
+    messages: mpsc::Sender<Msg>,
+    supervisor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("hosts", &self.config.hosts)
-            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("hosts", &self.inner.config.hosts)
+            .field("session_id", &format_args!("{:#x}", self.id()))
             .finish()
     }
 }
@@ -187,58 +297,75 @@ impl Session {
             return Err(Error::invalid("connect string", &config.hosts, "empty"));
         }
         let runtime = Runtime::start()?;
-        let hosts = config.hosts.clone();
-        let session_timeout = config.session_timeout;
-        let connecting = async move {
-            zk::Client::connector()
-                .with_session_timeout(session_timeout)
-                .connect(&hosts)
-                .await
+        let client = connect_client(&runtime, &config, None)?;
+        let (messages, received) = mpsc::channel();
+        spawn_forwarder(&runtime, &client, 0, messages.clone());
+        let current = Current {
+            id: client.session_id().0,
+            info: Some(client.session().clone()),
+            timeout: client.session_timeout(),
+            client: Some(client),
+            generation: 0,
         };
-        let client = match runtime.run(connecting, config.connect_timeout) {
-            None => {
-                return Err(Error::ConnectTimeout {
-                    hosts: config.hosts,
-                    waited: config.connect_timeout,
-                });
-            }
-            Some(Err(zk::Error::BadArguments(reason))) => {
-                return Err(Error::invalid("connect string", &config.hosts, *reason));
-            }
-            Some(Err(err)) => {
-                return Err(Error::Connect {
-                    hosts: config.hosts,
-                    source: zk_error(err),
-                });
-            }
-            Some(Ok(client)) => client,
-        };
-        let session_id = client.session_id().0;
-        let negotiated_timeout = client.session_timeout();
-        tracing::debug!(hosts = %config.hosts, session = %format_args!("{session_id:#x}"),
-            timeout = ?negotiated_timeout, "ZooKeeper session established");
-        Ok(Session {
+        tracing::debug!(hosts = %config.hosts, session = %format_args!("{:#x}", current.id),
+            timeout = ?current.timeout, "ZooKeeper session established");
+        let inner = Arc::new(Inner {
             config,
-            client: Mutex::new(Some(client)),
-            session_id,
-            negotiated_timeout,
+            current: Mutex::new(current),
+            state: Mutex::new(SessionState::Connected),
+            subscribers: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
             runtime,
+        });
+        let (supervised, sender) = (inner.clone(), messages.clone());
+        let supervisor = std::thread::Builder::new()
+            .name("zk-supervisor".into())
+            .spawn(move || supervise(&supervised, &received, &sender))
+            .map_err(|source| Error::Io {
+                what: "starting the ZooKeeper supervisor thread",
+                source,
+            })?;
+        Ok(Session {
+            inner,
+            messages,
+            supervisor: Some(supervisor),
         })
     }
 
-    /// The session id ZooKeeper gave us: the `ephemeralOwner` of our nodes.
+    /// The id of the session in use: the `ephemeralOwner` of our nodes. It
+    /// changes when an expired session is rebuilt.
     pub fn id(&self) -> i64 {
-        self.session_id
+        self.inner.current().id
     }
 
     /// The session timeout the server granted.
     pub fn negotiated_timeout(&self) -> Duration {
-        self.negotiated_timeout
+        self.inner.current().timeout
+    }
+
+    /// The state as last reported by the client.
+    pub fn state(&self) -> SessionState {
+        *self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configuration this session was opened with.
     pub fn config(&self) -> &SessionConfig {
-        &self.config
+        &self.inner.config
+    }
+
+    /// Calls `subscriber` on every [`SessionEvent`], from the supervisor
+    /// thread, until it returns false. It must not block (send on a channel
+    /// and return) and must not call the session.
+    pub fn subscribe(&self, subscriber: impl FnMut(SessionEvent) -> bool + Send + 'static) {
+        self.inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(subscriber));
     }
 
     /// Creates `path` and its missing ancestors as persistent nodes with an
@@ -316,6 +443,26 @@ impl Session {
         })
     }
 
+    /// A node's stat (or `None`), and a one-shot watch on it: `notify` is
+    /// called once, on the runtime thread, when the node is created,
+    /// deleted or changed, or the session ends. It must not block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Zk`] naming the path; no watch is set.
+    pub fn stat_and_watch(
+        &self,
+        path: &str,
+        notify: impl FnOnce(WatchEvent) + Send + 'static,
+    ) -> Result<Option<NodeStat>> {
+        let owned = path.to_owned();
+        self.call("watch", path, move |client| async move {
+            let (stat, watcher) = client.check_and_watch_stat(&owned).await?;
+            forward_watch(watcher, notify);
+            Ok(stat.as_ref().map(NodeStat::from_stat))
+        })
+    }
+
     /// The names of a node's children, in no particular order.
     ///
     /// # Errors
@@ -328,6 +475,27 @@ impl Session {
         })
     }
 
+    /// A node's children and a one-shot watch on them: `notify` is called
+    /// once, on the runtime thread, when a child is added or removed, the
+    /// node is deleted, or the session ends. It must not block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_no_node`] when the node does not
+    /// exist (no watch is set then).
+    pub fn children_and_watch(
+        &self,
+        path: &str,
+        notify: impl FnOnce(WatchEvent) + Send + 'static,
+    ) -> Result<Vec<String>> {
+        let owned = path.to_owned();
+        self.call("list", path, move |client| async move {
+            let (children, watcher) = client.list_and_watch_children(&owned).await?;
+            forward_watch(watcher, notify);
+            Ok(children)
+        })
+    }
+
     /// Closes the session now, so that its ephemeral nodes go at once.
     ///
     /// Waits (bounded by the request timeout) until the client reports the
@@ -337,36 +505,6 @@ impl Session {
         drop(self);
     }
 
-    fn shutdown(&self) {
-        let Some(client) = self
-            .client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return;
-        };
-        let mut watcher = client.state_watcher();
-        drop(client);
-        // The session task sends CloseSession once the last client clone is
-        // gone; the watcher then sees `Closed`.
-        let closed = async move {
-            loop {
-                if watcher.changed().await.is_terminated() {
-                    break;
-                }
-            }
-        };
-        if self
-            .runtime
-            .run(closed, self.config.request_timeout)
-            .is_none()
-        {
-            tracing::warn!(session = %format_args!("{:#x}", self.session_id),
-                "ZooKeeper session did not confirm close; its nodes go after the session timeout");
-        }
-    }
-
     /// Runs one client call on the runtime, bounded by the request timeout.
     fn call<T, F, Fut>(&self, op: &'static str, path: &str, f: F) -> Result<T>
     where
@@ -374,17 +512,13 @@ impl Session {
         F: FnOnce(zk::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
     {
-        let client = self
-            .client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(Error::Closed)?;
-        match self.runtime.run(f(client), self.config.request_timeout) {
+        let client = self.inner.current().client.clone().ok_or(Error::Closed)?;
+        let timeout = self.inner.config.request_timeout;
+        match self.inner.runtime.run(f(client), timeout) {
             None => Err(Error::Timeout {
                 op,
                 path: path.to_owned(),
-                waited: self.config.request_timeout,
+                waited: timeout,
             }),
             Some(Ok(value)) => Ok(value),
             Some(Err(err)) => Err(Error::Zk {
@@ -394,11 +528,226 @@ impl Session {
             }),
         }
     }
+
+    /// Makes the server expire this session now, as if the process had
+    /// been frozen past the session timeout: a second client attaches to
+    /// the same session and closes it. For fault tests.
+    #[cfg(feature = "testing")]
+    pub fn expire_for_testing(&self) -> Result<()> {
+        let info = self.inner.current().info.clone().ok_or(Error::Closed)?;
+        let runtime = Runtime::start()?;
+        let config = self.inner.config.clone();
+        // zookeeper-client 0.11 gives a re-attaching connect a zero deadline
+        // (its `session_expired_timeout` is not yet set), so an attempt
+        // fails with `Timeout` unless the handshake is instant: retry.
+        let mut attempts = 0;
+        let client = loop {
+            match connect_client(&runtime, &config, Some(info.clone())) {
+                Ok(client) => break client,
+                Err(err) if attempts < 100 && err.is_retryable() => attempts += 1,
+                Err(err) => return Err(err),
+            }
+        };
+        let mut watcher = client.state_watcher();
+        drop(client);
+        let closed = async move { while !watcher.changed().await.is_terminated() {} };
+        runtime
+            .run(closed, config.request_timeout)
+            .ok_or(Error::Timeout {
+                op: "expire",
+                path: "(session)".into(),
+                waited: config.request_timeout,
+            })
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.shutdown();
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let client = self.inner.current().client.take();
+        if let Some(client) = client {
+            let id = client.session_id().0;
+            let mut watcher = client.state_watcher();
+            drop(client);
+            // The session task sends CloseSession once the last client clone
+            // is gone; the watcher then sees `Closed`.
+            let closed = async move { while !watcher.changed().await.is_terminated() {} };
+            if self
+                .inner
+                .runtime
+                .run(closed, self.inner.config.request_timeout)
+                .is_none()
+            {
+                tracing::warn!(session = %format_args!("{id:#x}"),
+                    "ZooKeeper session did not confirm close; its nodes go after the session timeout");
+            }
+        }
+        self.inner.set_state(SessionState::Closed);
+        let _ = self.messages.send(Msg::Shutdown);
+        if let Some(supervisor) = self.supervisor.take() {
+            let _ = supervisor.join();
+        }
+    }
+}
+
+/// Connects a client, re-attaching `session` when given; bounded by the
+/// connect timeout.
+fn connect_client(
+    runtime: &Runtime,
+    config: &SessionConfig,
+    session: Option<zk::SessionInfo>,
+) -> Result<zk::Client> {
+    let hosts = config.hosts.clone();
+    let connector = zk::Client::connector().with_session_timeout(config.session_timeout);
+    let connector = match session {
+        Some(info) => connector.with_session(info),
+        None => connector,
+    };
+    let connecting = async move { connector.connect(&hosts).await };
+    match runtime.run(connecting, config.connect_timeout) {
+        None => Err(Error::ConnectTimeout {
+            hosts: config.hosts.clone(),
+            waited: config.connect_timeout,
+        }),
+        Some(Err(zk::Error::BadArguments(reason))) => {
+            Err(Error::invalid("connect string", &config.hosts, *reason))
+        }
+        Some(Err(err)) => Err(Error::Connect {
+            hosts: config.hosts.clone(),
+            source: zk_error(err),
+        }),
+        Some(Ok(client)) => Ok(client),
+    }
+}
+
+/// Forwards every state change of `client` to the supervisor, tagged with
+/// the client's generation. Runs on the runtime thread; only sends.
+fn spawn_forwarder(
+    runtime: &Runtime,
+    client: &zk::Client,
+    generation: u64,
+    messages: mpsc::Sender<Msg>,
+) {
+    let mut watcher = client.state_watcher();
+    runtime
+        .executor
+        .spawn(async move {
+            loop {
+                let state = watcher.changed().await;
+                if messages.send(Msg::State(generation, state)).is_err() || state.is_terminated() {
+                    break;
+                }
+            }
+        })
+        .detach();
+}
+
+/// Runs `notify` when `watcher` fires, as a task on the runtime thread (we
+/// are on it: this is called from inside a client call).
+fn forward_watch(watcher: zk::OneshotWatcher, notify: impl FnOnce(WatchEvent) + Send + 'static) {
+    // Spawned through the runtime's thread-local spawner, so the task holds
+    // no reference to the executor that owns it.
+    drop(spawns_core::spawn(async move {
+        let event = watcher.changed().await;
+        notify(match event.event_type {
+            zk::EventType::NodeCreated => WatchEvent::Created,
+            zk::EventType::NodeDeleted => WatchEvent::Deleted,
+            zk::EventType::NodeDataChanged => WatchEvent::DataChanged,
+            zk::EventType::NodeChildrenChanged => WatchEvent::ChildrenChanged,
+            zk::EventType::Session => WatchEvent::SessionEnded,
+        });
+    }));
+}
+
+/// The supervisor: turns state changes into [`SessionEvent`]s and rebuilds
+/// an expired session. Never runs a ZooKeeper call on the runtime thread.
+fn supervise(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sender<Msg>) {
+    while let Ok(Msg::State(generation, state)) = received.recv() {
+        if inner.closing.load(Ordering::SeqCst) || generation != inner.current().generation {
+            continue;
+        }
+        match state {
+            zk::SessionState::Disconnected => {
+                inner.set_state(SessionState::Disconnected);
+                tracing::warn!(hosts = %inner.config.hosts, "disconnected from ZooKeeper; reconnecting within the session timeout");
+                inner.notify(SessionEvent::Disconnected);
+            }
+            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                if inner.set_state(SessionState::Connected) != SessionState::Connected {
+                    tracing::info!(session = %format_args!("{:#x}", inner.current().id), "reconnected to ZooKeeper");
+                    inner.notify(SessionEvent::Connected);
+                }
+            }
+            zk::SessionState::AuthFailed => {
+                inner.set_state(SessionState::AuthFailed);
+                tracing::error!(hosts = %inner.config.hosts, "ZooKeeper authentication failed");
+                inner.notify(SessionEvent::AuthFailed);
+            }
+            zk::SessionState::Expired | zk::SessionState::Closed => rebuild(inner, messages),
+        }
+    }
+}
+
+/// Replaces an expired session: re-attach it if the server still knows it,
+/// else open a new one; with backoff, until it works or we close.
+fn rebuild(inner: &Inner, messages: &mpsc::Sender<Msg>) {
+    inner.set_state(SessionState::Rebuilding);
+    let (previous, mut reattach) = {
+        let current = inner.current();
+        (current.id, current.info.clone())
+    };
+    tracing::warn!(session = %format_args!("{previous:#x}"), "ZooKeeper session expired; rebuilding it");
+    let mut backoff = Backoff::default();
+    while !inner.closing.load(Ordering::SeqCst) {
+        match connect_client(&inner.runtime, &inner.config, reattach.clone()) {
+            Ok(client) => {
+                let current = client.session_id().0;
+                {
+                    let mut slot = inner.current();
+                    slot.generation += 1;
+                    spawn_forwarder(&inner.runtime, &client, slot.generation, messages.clone());
+                    slot.id = current;
+                    slot.info = Some(client.session().clone());
+                    slot.timeout = client.session_timeout();
+                    slot.client = Some(client);
+                }
+                inner.set_state(SessionState::Connected);
+                if current == previous {
+                    tracing::info!(session = %format_args!("{current:#x}"), "ZooKeeper session re-attached");
+                } else {
+                    tracing::warn!(old = %format_args!("{previous:#x}"), new = %format_args!("{current:#x}"),
+                        "ZooKeeper session expired and was replaced");
+                }
+                inner.notify(SessionEvent::Rebuilt { previous, current });
+                return;
+            }
+            Err(err) if reattach.is_some() => {
+                // The server forgot the old session, or (zookeeper-client 0.11
+                // gives a re-attaching connect a zero deadline) the attempt
+                // could not finish: a new session, at once. Owner-aware
+                // registration replaces whatever the old one left.
+                tracing::debug!(error = %err, "cannot re-attach the expired session");
+                reattach = None;
+            }
+            Err(err) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(attempt = backoff.attempts(), error = %err, retry_in = ?delay,
+                    "cannot rebuild the ZooKeeper session");
+                sleep_unless(&inner.closing, delay);
+            }
+        }
+    }
+}
+
+/// Sleeps `delay`, waking early once `flag` is set (polled every 50 ms).
+fn sleep_unless(flag: &AtomicBool, delay: Duration) {
+    let until = std::time::Instant::now() + delay;
+    while !flag.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 

@@ -89,3 +89,35 @@ fn closing_a_session_removes_its_ephemeral_nodes_at_once() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_expired_session_is_rebuilt_and_subscribers_are_told() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let (tx, rx) = std::sync::mpsc::channel();
+    s.subscribe(move |event| tx.send(event).is_ok());
+    let old = s.id();
+    s.expire_for_testing()
+        .unwrap_or_else(|e| panic!("expiring: {e:?}"));
+    let started = Instant::now();
+    let (previous, current) = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(zkutil::SessionEvent::Rebuilt { previous, current }) => break (previous, current),
+            Ok(_) => {}
+            Err(e) => panic!(
+                "no Rebuilt event after {:?}: {e}; zk log:\n{}",
+                started.elapsed(),
+                zk.log_tail()
+            ),
+        }
+    };
+    assert_eq!(previous, old);
+    assert_ne!(
+        current, old,
+        "the server forgot the old session: a new one is expected"
+    );
+    assert_eq!(s.id(), current);
+    assert_eq!(s.state(), zkutil::SessionState::Connected);
+    s.children("/")
+        .unwrap_or_else(|e| panic!("the rebuilt session does not answer: {e}"));
+}
