@@ -12,15 +12,34 @@
 //! expired yet (delete exactly the version we read, then create ours). Blind
 //! deletes are never made, and deregistration only deletes a node that this
 //! session owns.
+//!
+//! Once created, a registration is kept by its own maintenance thread:
+//!
+//! * the session expired and was rebuilt ([`SessionEvent::Rebuilt`]): the
+//!   node is re-created, owned by the new session;
+//! * the node was deleted by someone else (an operator with `zkCli`): a
+//!   one-shot watch sees it and the node is re-created at once, with a
+//!   warning;
+//! * the connection dropped and came back with the same session: nothing is
+//!   deleted or re-created (watchers of the base path see no flap; compare
+//!   Curator, which deletes and re-creates on every reconnect);
+//! * a check fails (ZooKeeper down): retried with capped exponential
+//!   backoff and jitter, one log line per failed attempt.
+//!
+//! Deregistration first stops and joins that thread, then deletes: a
+//! deregistration racing with a re-registration never resurrects the node.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::session::{NodeStat, Session};
+use crate::session::{NodeStat, Session, SessionEvent, WatchEvent};
 
 /// Largest node data we accept as metadata. ZooKeeper allows 1 MiB; a real
 /// record is about 150 bytes.
@@ -154,7 +173,33 @@ pub struct Registration {
     endpoint: Endpoint,
     path: String,
     outcome: Outcome,
-    active: bool,
+    maintainer: Option<Maintainer>,
+}
+
+/// The maintenance thread of one registration and how to stop it.
+#[derive(Debug)]
+struct Maintainer {
+    stop: Arc<AtomicBool>,
+    wake: mpsc::Sender<Wake>,
+    thread: JoinHandle<()>,
+}
+
+impl Maintainer {
+    /// Stops the thread and waits for it: afterwards nothing re-creates
+    /// the node. Its ZooKeeper calls are bounded, so this is too.
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(Wake::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// Why the maintenance thread woke up.
+#[derive(Debug)]
+enum Wake {
+    Watch(WatchEvent),
+    Session(SessionEvent),
+    Stop,
 }
 
 /// How many times a create races with a concurrent delete or create before
@@ -186,13 +231,16 @@ impl Registration {
             ));
         }
         let path = node_path(base_path, &endpoint);
-        let outcome = create_owned(session, base_path, &path, &metadata.to_json())?;
+        let data = metadata.to_json();
+        let outcome = create_owned(session, base_path, &path, &data)?;
+        let maintainer =
+            Maintainer::start(session.clone(), base_path.to_owned(), path.clone(), data)?;
         Ok(Registration {
             session: session.clone(),
             endpoint,
             path,
             outcome,
-            active: true,
+            maintainer: Some(maintainer),
         })
     }
 
@@ -223,18 +271,182 @@ impl Registration {
     /// ZooKeeper errors naming the path; the node then goes when the
     /// session closes or expires.
     pub fn deregister(mut self) -> Result<()> {
-        self.active = false;
+        if let Some(maintainer) = self.maintainer.take() {
+            maintainer.stop();
+        }
         delete_owned(&self.session, &self.path)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.active {
+        if let Some(maintainer) = self.maintainer.take() {
+            maintainer.stop();
             if let Err(err) = delete_owned(&self.session, &self.path) {
                 tracing::warn!(path = %self.path, error = %err, "could not deregister on drop");
             }
         }
+    }
+}
+
+impl Maintainer {
+    fn start(
+        session: Arc<Session>,
+        base_path: String,
+        path: String,
+        data: Vec<u8>,
+    ) -> Result<Maintainer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = mpsc::channel();
+        let events = wake.clone();
+        // Unsubscribes itself once the thread (the receiver) is gone.
+        session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
+        let (flag, sender) = (stop.clone(), wake.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("register {path}"))
+            .spawn(move || maintain(&session, &base_path, &path, &data, &woken, &sender, &flag))
+            .map_err(|source| Error::Io {
+                what: "starting a registration thread",
+                source,
+            })?;
+        Ok(Maintainer { stop, wake, thread })
+    }
+}
+
+/// Keeps `path` ours until stopped: re-arms its watch, re-creates it after
+/// a deletion or a session rebuild, retries with backoff.
+fn maintain(
+    session: &Session,
+    base_path: &str,
+    path: &str,
+    data: &[u8],
+    woken: &mpsc::Receiver<Wake>,
+    wake: &mpsc::Sender<Wake>,
+    stop: &AtomicBool,
+) {
+    let mut backoff = Backoff::default();
+    // Whether a one-shot watch is armed on the node; whether to check now.
+    let (mut armed, mut check) = (false, true);
+    // Our earlier sessions, whose leftover nodes we replace; a few suffice.
+    let mut previous: Vec<i64> = Vec::new();
+    let mut foreign_warned = None;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut wait = None;
+        if check {
+            match ensure(
+                session,
+                base_path,
+                path,
+                data,
+                &previous,
+                (!armed).then_some(wake),
+            ) {
+                Ok(found) => {
+                    armed = true;
+                    check = false;
+                    backoff.reset();
+                    match found {
+                        Check::Ours => foreign_warned = None,
+                        Check::Recreated(outcome) => {
+                            foreign_warned = None;
+                            tracing::warn!(path, ?outcome, session = %format_args!("{:#x}", session.id()), "re-registered");
+                        }
+                        Check::Foreign(owner) if foreign_warned != Some(owner) => {
+                            foreign_warned = Some(owner);
+                            tracing::warn!(path, owner = %format_args!("{owner:#x}"),
+                                "another live session registered this address; taking over when it goes");
+                        }
+                        Check::Foreign(_) => {}
+                    }
+                }
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(path, attempt = backoff.attempts(), error = %err, retry_in = ?delay,
+                        "cannot check registration; retrying");
+                    wait = Some(delay);
+                }
+            }
+        }
+        let event = match wait {
+            Some(delay) => match woken.recv_timeout(delay) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match woken.recv() {
+                Ok(event) => event,
+                Err(_) => return,
+            },
+        };
+        match event {
+            Wake::Stop => return,
+            Wake::Watch(event) => {
+                armed = false;
+                check = true;
+                if event == WatchEvent::Deleted && !stop.load(Ordering::SeqCst) {
+                    tracing::warn!(path, "registration deleted by someone else; re-creating it");
+                }
+            }
+            Wake::Session(SessionEvent::Rebuilt { previous: old, .. }) => {
+                // Watches of the old session are gone with it; its node, if
+                // the server has not expired it yet, is ours to replace.
+                if previous.len() >= 8 {
+                    previous.remove(0);
+                }
+                previous.push(old);
+                armed = false;
+                check = true;
+            }
+            // Same session: the node and its watch are intact; a read
+            // confirms it and writes nothing.
+            Wake::Session(SessionEvent::Connected) => check = true,
+            Wake::Session(_) => {}
+        }
+    }
+}
+
+/// What [`ensure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The node is ours.
+    Ours,
+    /// It was missing or left by one of our earlier sessions: re-created.
+    Recreated(Outcome),
+    /// Another live session owns a node of that name (a second server
+    /// advertising the same address): not ours to delete. Watched; taken
+    /// over when it goes.
+    Foreign(i64),
+}
+
+/// Makes sure the node exists and is ours, arming a watch on it when
+/// `watch` is given. `previous` are our own earlier session ids, whose
+/// nodes we may replace.
+fn ensure(
+    session: &Session,
+    base_path: &str,
+    path: &str,
+    data: &[u8],
+    previous: &[i64],
+    watch: Option<&mpsc::Sender<Wake>>,
+) -> Result<Check> {
+    let stat = match watch {
+        Some(wake) => {
+            let wake = wake.clone();
+            session.stat_and_watch(path, move |event| {
+                let _ = wake.send(Wake::Watch(event));
+            })?
+        }
+        None => session.stat(path)?,
+    };
+    match stat {
+        Some(stat) if stat.ephemeral_owner() == session.id() => Ok(Check::Ours),
+        Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
+            Ok(Check::Foreign(stat.ephemeral_owner()))
+        }
+        _ => create_owned(session, base_path, path, data).map(Check::Recreated),
     }
 }
 

@@ -96,13 +96,33 @@ fn a_stale_node_of_another_session_is_replaced_and_our_own_is_adopted() {
         .flatten()
         .unwrap_or_else(|| panic!("node missing"));
     assert_eq!(stat.ephemeral_owner(), new.id());
-    // Registering again on the same session adopts the node.
-    let again = Registration::register(&new, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(again.outcome(), Outcome::Adopted);
-    std::mem::forget(again); // its drop would delete the shared node
     reg.deregister().unwrap_or_else(|err| panic!("{err}"));
     assert!(new.stat(path).ok().flatten().is_none());
+}
+
+#[test]
+fn a_node_this_session_already_created_is_adopted() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let e = endpoint("127.0.0.1:8898");
+    s.ensure_path("/go_servers")
+        .unwrap_or_else(|err| panic!("{err}"));
+    // As if an earlier create had succeeded but its answer was lost.
+    let created = s
+        .create_ephemeral("/go_servers/127.0.0.1:8898", b"{}")
+        .unwrap_or_else(|err| panic!("{err}"));
+    let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(reg.outcome(), Outcome::Adopted);
+    let stat = s
+        .stat(reg.path())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("node missing"));
+    assert_eq!(
+        (stat.ephemeral_owner(), stat.ctime_ms()),
+        (s.id(), created.ctime_ms())
+    );
 }
 
 #[test]
@@ -113,15 +133,133 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let e = endpoint("127.0.0.1:8899");
     let reg_a = Registration::register(&a, "/go_servers", e, &metadata(e))
         .unwrap_or_else(|err| panic!("{err}"));
+    // A second live registration of the same address replaces a's node at
+    // start; a's maintainer may race it once, then neither fights a live
+    // owner. Whoever ends up owning the node keeps it when the other goes.
     let reg_b = Registration::register(&b, "/go_servers", e, &metadata(e))
         .unwrap_or_else(|err| panic!("{err}"));
-    reg_a.deregister().unwrap_or_else(|err| panic!("{err}"));
+    let path = reg_b.path().to_owned();
+    let owner = wait_until(
+        Duration::from_secs(10),
+        "the node has one settled owner",
+        || {
+            let first = a.stat(&path).ok().flatten()?.ephemeral_owner();
+            std::thread::sleep(Duration::from_millis(300));
+            let second = a.stat(&path).ok().flatten()?.ephemeral_owner();
+            (first == second).then_some(first)
+        },
+    );
+    let (loser, winner) = if owner == a.id() {
+        (reg_b, reg_a)
+    } else {
+        (reg_a, reg_b)
+    };
+    loser.deregister().unwrap_or_else(|err| panic!("{err}"));
     let stat = a
-        .stat(reg_b.path())
+        .stat(&path)
         .ok()
         .flatten()
-        .unwrap_or_else(|| panic!("b's node was deleted"));
-    assert_eq!(stat.ephemeral_owner(), b.id());
+        .unwrap_or_else(|| panic!("the owner's node was deleted"));
+    assert_eq!(stat.ephemeral_owner(), owner);
+    drop(winner);
+}
+
+#[test]
+fn a_node_deleted_by_an_operator_is_recreated() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let operator = session(&zk);
+    let e = endpoint("127.0.0.1:8897");
+    let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let before = operator
+        .stat(reg.path())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("not registered"));
+    operator
+        .delete(reg.path(), None)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let started = std::time::Instant::now();
+    let after = wait_until(Duration::from_secs(10), "the node is re-created", || {
+        operator
+            .stat(reg.path())
+            .ok()
+            .flatten()
+            .filter(|stat| stat.ctime_ms() >= before.ctime_ms())
+    });
+    assert_eq!(after.ephemeral_owner(), s.id());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "re-created after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn registrations_come_back_after_the_session_expires() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let observer = session(&zk);
+    let regs: Vec<Registration> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+        .iter()
+        .map(|t| endpoint(t))
+        .map(|e| {
+            Registration::register(&s, "/go_servers", e, &metadata(e))
+                .unwrap_or_else(|err| panic!("{err}"))
+        })
+        .collect();
+    let old = s.id();
+    s.expire_for_testing()
+        .unwrap_or_else(|err| panic!("{err:?}"));
+    wait_until(
+        Duration::from_secs(30),
+        "all three nodes are back, owned by a new session",
+        || {
+            let owners: Vec<i64> = regs
+                .iter()
+                .filter_map(|r| {
+                    observer
+                        .stat(r.path())
+                        .ok()
+                        .flatten()
+                        .map(|stat| stat.ephemeral_owner())
+                })
+                .collect();
+            (owners.len() == 3 && owners.iter().all(|o| *o == s.id() && *o != old)).then_some(())
+        },
+    );
+    assert_eq!(
+        observer.children("/go_servers").map(|c| c.len()).ok(),
+        Some(3),
+        "duplicates or leftovers"
+    );
+}
+
+#[test]
+fn deregistering_while_a_re_registration_races_never_resurrects_the_node() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let operator = session(&zk);
+    for round in 0..20 {
+        let e = endpoint(&format!("127.0.0.1:{}", 10_000 + round));
+        let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
+            .unwrap_or_else(|err| panic!("{err}"));
+        let path = reg.path().to_owned();
+        // The operator's delete wakes the maintainer, which re-creates the
+        // node while we deregister.
+        operator
+            .delete(&path, None)
+            .unwrap_or_else(|err| panic!("{err}"));
+        reg.deregister().unwrap_or_else(|err| panic!("{err}"));
+        assert!(
+            operator.stat(&path).ok().flatten().is_none(),
+            "round {round}: node resurrected"
+        );
+    }
+    // And it stays gone: nothing is left running that could re-create it.
+    let children = operator.children("/go_servers").unwrap_or_default();
+    assert!(children.is_empty(), "{children:?}");
 }
 
 #[test]
