@@ -37,9 +37,13 @@ struct Args {
     /// ZooKeeper session timeout: how long after a crash the nodes linger.
     #[arg(long, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     session_timeout: Duration,
-    /// How long to wait for ZooKeeper at start.
+    /// How long one attempt to connect to ZooKeeper may take.
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// Exit with an error when not registered within this (e.g. 30s); by default the listeners serve and
+    /// registration is retried, with backoff, until ZooKeeper is reachable.
+    #[arg(long, env = "TIME_SERVER_STARTUP_TIMEOUT", value_parser = humantime::parse_duration)]
+    startup_timeout: Option<Duration>,
     /// How long to keep serving after deregistering on shutdown.
     #[arg(long, env = "TIME_SERVER_DRAIN", default_value = "1s", value_parser = humantime::parse_duration)]
     drain: Duration,
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         advertise: args.advertise,
         session_timeout: args.session_timeout,
         connect_timeout: args.connect_timeout,
+        startup_timeout: args.startup_timeout,
         drain: args.drain,
         serve: ServeOptions {
             max_connections: args.max_connections as usize,

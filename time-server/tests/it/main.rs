@@ -1,6 +1,7 @@
 //! time-server's integration tests, one binary: the protocol in process
 //! (port 0), and the real binary against a real ZooKeeper.
 
+mod faults;
 mod process;
 mod protocol;
 mod support;

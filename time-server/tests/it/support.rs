@@ -174,3 +174,57 @@ impl Drop for InProcessServer {
         assert!(started.elapsed() < Duration::from_secs(10) || std::thread::panicking());
     }
 }
+
+/// Each child of `base`: (name, owner session, creation time).
+pub fn snapshot(session: &Session, base: &str) -> Vec<(String, i64, i64)> {
+    children(session, base)
+        .into_iter()
+        .filter_map(|name| {
+            let stat = session.stat(&format!("{base}/{name}")).ok().flatten()?;
+            Some((name, stat.ephemeral_owner(), stat.ctime_ms()))
+        })
+        .collect()
+}
+
+/// `n` distinct free loopback ports (bound, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
+}
+
+/// Asks `addr` for the time; the reply, or the error.
+pub fn ask(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+impl ServerProcess {
+    /// How many log lines contain `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.stderr()
+            .lines()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    /// Waits until the log has `count` lines containing `text`.
+    pub fn wait_for_log(&self, text: &str, count: usize, deadline: Duration) {
+        wait_until(
+            deadline,
+            &format!("the server logs {count}× {text:?}"),
+            || (self.log_count(text) >= count).then_some(()),
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Registrations under session faults, against real ZooKeeper: the
+//! registry must always converge to exactly the set of live listeners.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use zkutil::testing::{ZkEnsemble, four_letter_word, wait_until};
+use zkutil::{SessionConfig, WatchEvent};
+
+use crate::support::{ServerProcess, ask, children, free_ports, observer, snapshot, zookeeper};
+
+const BASE: &str = "/go_servers";
+
+fn server_args<'a>(zk: &'a str, session_timeout: &'a str, listen: &'a str) -> Vec<&'a str> {
+    vec![
+        "--zk",
+        zk,
+        "--base-path",
+        BASE,
+        "--session-timeout",
+        session_timeout,
+        "--listen",
+        listen,
+    ]
+}
+
+fn owners(snapshot: &[(String, i64, i64)]) -> BTreeSet<i64> {
+    snapshot.iter().map(|(_, owner, _)| *owner).collect()
+}
+
+#[test]
+fn session_expiry_recreates_registrations() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&server_args(
+        &hosts,
+        "2s",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ));
+    server.registered(3);
+    wait_until(Duration::from_secs(10), "three nodes", || {
+        (snapshot(&obs, BASE).len() == 3).then_some(())
+    });
+    let old = owners(&snapshot(&obs, BASE));
+    assert_eq!(old.len(), 1);
+    // Frozen past the session timeout: ZooKeeper expires the session for
+    // real and deletes its nodes.
+    server.signal("STOP");
+    wait_until(
+        Duration::from_secs(30),
+        "the frozen server's nodes expire",
+        || children(&obs, BASE).is_empty().then_some(()),
+    );
+    server.signal("CONT");
+    let back = wait_until(
+        Duration::from_secs(30),
+        "the nodes come back under a new session",
+        || {
+            let now = snapshot(&obs, BASE);
+            let owners = owners(&now);
+            (now.len() == 3 && owners.len() == 1 && owners.is_disjoint(&old)).then_some(now)
+        },
+    );
+    assert_eq!(children(&obs, BASE).len(), 3, "duplicates: {back:?}");
+    assert!(server.stderr().contains("expired"), "{}", server.stderr());
+}
+
+/// The index of the ensemble node holding the connection of `session`.
+fn node_of_session(zk: &ZkEnsemble, session: i64) -> Option<usize> {
+    let sid = format!("sid={session:#x}");
+    (0..zk.len())
+        .find(|&i| four_letter_word(zk.port(i), "cons").is_some_and(|cons| cons.contains(&sid)))
+}
+
+#[test]
+fn leader_failover_keeps_registrations_without_flap() {
+    zkutil::testing::init_test_logging();
+    let mut zk = ZkEnsemble::start(3).unwrap_or_else(|e| panic!("starting ensemble: {e}"));
+    let hosts = zk.connect_string();
+    let obs = SessionConfig::new(&hosts)
+        .with_session_timeout(Duration::from_secs(20))
+        .connect()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = ServerProcess::start(&server_args(
+        &hosts,
+        "10s",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ));
+    server.registered(3);
+    let before = wait_until(Duration::from_secs(10), "three nodes", || {
+        let now = snapshot(&obs, BASE);
+        (now.len() == 3).then_some(now)
+    });
+    let owner = before[0].1;
+    // An observer's child watch: any create or delete under the base path fires it.
+    let (tx, events) = mpsc::channel();
+    obs.children_and_watch(BASE, move |event| {
+        let _ = tx.send(event);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let leader = zk.leader().unwrap_or_else(|| panic!("no leader"));
+    zk.kill(leader);
+    wait_until(Duration::from_secs(30), "a new leader", || zk.leader());
+    let connected = wait_until(
+        Duration::from_secs(30),
+        "the server's session is on a live node",
+        || node_of_session(&zk, owner),
+    );
+    zk.kill(connected);
+    // Two of three nodes down: no quorum. Bring the leader back for one.
+    zk.restart(leader)
+        .unwrap_or_else(|e| panic!("restart: {e}"));
+    wait_until(
+        Duration::from_secs(30),
+        "the server's session moved to another node",
+        || node_of_session(&zk, owner).filter(|&i| i != connected),
+    );
+    let after = snapshot(&obs, BASE);
+    assert_eq!(after, before, "nodes changed owner or were re-created");
+    match events.try_recv() {
+        Err(mpsc::TryRecvError::Empty) => {}
+        other => panic!("the observer's child watch fired: {other:?}"),
+    }
+    assert!(
+        !server.stderr().contains("re-registered"),
+        "{}",
+        server.stderr()
+    );
+    let _ = WatchEvent::ChildrenChanged;
+}
+
+#[test]
+fn zookeeper_outage_shorter_than_session_timeout_changes_nothing() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&server_args(
+        &hosts,
+        "20s",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ));
+    server.registered(3);
+    let before = {
+        let obs = observer(&zk);
+        wait_until(Duration::from_secs(10), "three nodes", || {
+            let now = snapshot(&obs, BASE);
+            (now.len() == 3).then_some(now)
+        })
+    };
+    zk.kill();
+    server.wait_for_log("disconnected from ZooKeeper", 1, Duration::from_secs(20));
+    zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    server.wait_for_log("reconnected to ZooKeeper", 1, Duration::from_secs(30));
+    let obs = observer(&zk);
+    assert_eq!(
+        snapshot(&obs, BASE),
+        before,
+        "nodes changed although the session survived"
+    );
+    assert!(
+        !server.stderr().contains("re-registered"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn zookeeper_outage_longer_than_session_timeout_recovers() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&server_args(
+        &hosts,
+        "2s",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ));
+    let names: BTreeSet<String> = server.registered(3).into_iter().collect();
+    zk.kill();
+    // The client declares the session expired on its own (1.4× the timeout).
+    server.wait_for_log(
+        "ZooKeeper session expired; rebuilding",
+        1,
+        Duration::from_secs(30),
+    );
+    zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    let obs = observer(&zk);
+    wait_until(
+        Duration::from_secs(30),
+        "the registry equals the live listeners, one live owner",
+        || {
+            let now = snapshot(&obs, BASE);
+            let found: BTreeSet<String> = now.iter().map(|(name, _, _)| name.clone()).collect();
+            let owners = owners(&now);
+            let log = server.stderr();
+            let current = log
+                .lines()
+                .rev()
+                .find_map(|line| match line.split_once("new=") {
+                    Some((_, rest)) => Some(rest),
+                    None if line.contains("re-attached") => {
+                        line.split_once("session=").map(|(_, rest)| rest)
+                    }
+                    None => None,
+                })
+                .and_then(|rest| rest.split_whitespace().next())?
+                .to_owned();
+            let owner = owners.iter().next().map(|o| format!("{o:#x}"));
+            (found == names && owners.len() == 1 && owner.as_deref() == Some(current.as_str()))
+                .then_some(())
+        },
+    );
+    // Still exactly three a moment later: no duplicate, nothing stale.
+    assert_eq!(children(&obs, BASE).len(), 3);
+}
+
+#[test]
+fn fast_restart_replaces_stale_node() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let ports = free_ports(3);
+    let listen = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut first = ServerProcess::start(&server_args(&hosts, "30s", &listen));
+    first.registered(3);
+    let old = wait_until(Duration::from_secs(10), "three nodes", || {
+        let now = snapshot(&obs, BASE);
+        (now.len() == 3).then_some(owners(&now))
+    });
+    first.signal("KILL");
+    first.wait(Duration::from_secs(10));
+    let restarted = Instant::now();
+    let second = ServerProcess::start(&server_args(&hosts, "30s", &listen));
+    wait_until(
+        Duration::from_secs(20),
+        "the nodes are owned by the new process",
+        || {
+            let now = snapshot(&obs, BASE);
+            let owners = owners(&now);
+            (now.len() == 3 && owners.len() == 1 && owners.is_disjoint(&old)).then_some(())
+        },
+    );
+    let took = restarted.elapsed();
+    eprintln!("fast restart: registered again {took:?} after the new process started");
+    // The old session would have kept them for 30 s.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        second.stderr().contains("ReplacedStale"),
+        "{}",
+        second.stderr()
+    );
+}
+
+#[test]
+fn zookeeper_down_at_start_then_registers() {
+    let mut zk = zookeeper();
+    zk.kill();
+    let hosts = zk.connect_string();
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = server_args(&hosts, "10s", &listen);
+    args.extend(["--connect-timeout", "500ms"]);
+    let server = ServerProcess::start(&args);
+    // The listener answers while ZooKeeper is down.
+    let addr: SocketAddr = listen.parse().unwrap_or_else(|e| panic!("{e}"));
+    let reply = wait_until(Duration::from_secs(20), "the listener answers", || {
+        ask(addr).ok()
+    });
+    assert!(reply.starts_with(&format!("{listen}: ")), "{reply:?}");
+    server.wait_for_log("ZooKeeper unreachable", 2, Duration::from_secs(30));
+    zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    let obs = observer(&zk);
+    let restarted = Instant::now();
+    wait_until(Duration::from_secs(30), "the node appears", || {
+        (children(&obs, BASE) == [listen.clone()]).then_some(())
+    });
+    eprintln!(
+        "registered {:?} after ZooKeeper came back",
+        restarted.elapsed()
+    );
+    // One log line per failed attempt, not a busy loop.
+    let attempts = server.log_count("ZooKeeper unreachable");
+    assert!(attempts < 50, "{attempts} attempts logged");
+}
+
+/// A `Write` the test can read while the client writes.
+#[derive(Clone, Default)]
+struct SharedOut(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    fn lines(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+    }
+}
+
+#[test]
+fn sigterm_deregisters_before_closing() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let ports = free_ports(2);
+    let stopping_listen = format!("127.0.0.1:{}", ports[0]);
+    let staying_listen = format!("127.0.0.1:{}", ports[1]);
+    let mut stopping = ServerProcess::start(&server_args(&hosts, "10s", &stopping_listen));
+    let _staying = ServerProcess::start(&server_args(&hosts, "10s", &staying_listen));
+    stopping.registered(1);
+    _staying.registered(1);
+    wait_until(Duration::from_secs(10), "both registered", || {
+        (children(&obs, BASE).len() == 2).then_some(())
+    });
+
+    let out = SharedOut::default();
+    let config = time_client::Config {
+        zk_hosts: hosts.clone(),
+        base_path: BASE.to_owned(),
+        count: 400,
+        interval: Duration::from_millis(10),
+        session_timeout: Duration::from_secs(10),
+        zk_connect_timeout: Duration::from_secs(5),
+        limits: time_client::request::RequestLimits::default(),
+        strategy: zkutil::Strategy::Random,
+    };
+    let client = {
+        let mut out = out.clone();
+        std::thread::spawn(move || time_client::run(&config, &mut out))
+    };
+    wait_until(Duration::from_secs(30), "the client is under way", || {
+        (out.lines() >= 40).then_some(())
+    });
+
+    stopping.signal("TERM");
+    wait_until(
+        Duration::from_secs(10),
+        "the stopping server's node is gone",
+        || (children(&obs, BASE) == [staying_listen.clone()]).then_some(()),
+    );
+    // Deregistered, and still accepting (the drain period).
+    let addr: SocketAddr = stopping_listen.parse().unwrap_or_else(|e| panic!("{e}"));
+    let reply = ask(addr).unwrap_or_else(|e| panic!("the listener stopped before the drain: {e}"));
+    assert!(
+        reply.starts_with(&format!("{stopping_listen}: ")),
+        "{reply:?}"
+    );
+    let status = stopping.wait(Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "exit {status}; log:\n{}",
+        stopping.stderr()
+    );
+
+    let summary = client
+        .join()
+        .unwrap_or_else(|_| panic!("client panicked"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(summary.failed, 0, "{}", summary.line());
+    assert_eq!(summary.ok, 400);
+    assert!(summary.per_server.len() == 2, "{}", summary.line());
+}
