@@ -185,6 +185,8 @@ fn unreachable_zookeeper_is_a_one_line_error_naming_the_hosts() {
         hosts,
         "--connect-timeout",
         "1s",
+        "--startup-timeout",
+        "2s",
         "--listen",
         "127.0.0.1:0",
     ]);

@@ -93,10 +93,16 @@ impl ServerProcess {
 
     /// Waits for it to exit, at most `deadline`.
     pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
-        let child = &mut self.child;
-        wait_until(deadline, "time-server exits", || {
-            child.try_wait().ok().flatten()
-        })
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if started.elapsed() > deadline {
+                panic!("time-server did not exit within {deadline:?}; its log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until it has logged `count` registrations; returns their endpoints.
