@@ -266,3 +266,23 @@ fn bad_flags_exit_with_a_usage_error() {
         server.stderr()
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let mut server =
+        ServerProcess::start(&["--zk", &hosts, "--listen", "127.0.0.1:0", "--drain", "60s"]);
+    server.registered(1);
+    server.signal("TERM");
+    server.wait_for_log("still serving clients", 1, Duration::from_secs(20));
+    server.signal("TERM");
+    // Well before the 60 s drain would end.
+    let status = server.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(128 + 15), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("second signal"),
+        "{}",
+        server.stderr()
+    );
+}

@@ -99,7 +99,10 @@ impl ServerProcess {
                 return status;
             }
             if started.elapsed() > deadline {
-                panic!("time-server did not exit within {deadline:?}; its log:\n{}", self.stderr());
+                panic!(
+                    "time-server did not exit within {deadline:?}; its log:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

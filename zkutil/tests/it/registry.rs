@@ -165,7 +165,7 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
 }
 
 #[test]
-fn a_node_deleted_by_an_operator_is_recreated() {
+fn node_deleted_by_operator_is_recreated() {
     let zk = zookeeper();
     let s = session(&zk);
     let operator = session(&zk);
@@ -237,7 +237,7 @@ fn registrations_come_back_after_the_session_expires() {
 }
 
 #[test]
-fn deregistering_while_a_re_registration_races_never_resurrects_the_node() {
+fn deregister_during_reregistration_does_not_resurrect() {
     let zk = zookeeper();
     let s = session(&zk);
     let operator = session(&zk);
