@@ -1,26 +1,28 @@
-//! The time client: one ZooKeeper session for the whole run, a random
-//! registered server per request.
+//! The time client: one ZooKeeper session and one watched cache of the
+//! registered servers for the whole run, a server picked per request.
 //!
 //! * [`request`]: one request, every wait bounded, the reply checked.
-//! * [`report`]: stdout lines per request and the summary.
+//! * [`report`]: per-request lines or JSON, and the summary.
 //!
-//! The post's client opened a new ZooKeeper session per request and picked
-//! `rand.Intn(3)`: it panicked with fewer than three servers and never used
-//! a fourth. Here one session serves the whole run, the pick is among all
-//! registered servers, and an empty registry is a per-request error after
-//! which the run goes on.
+//! The post's client opened a new ZooKeeper session per request, picked
+//! `rand.Intn(3)` (it panicked with fewer than three servers and never used
+//! a fourth) and never retried. Here a [`zkutil::Discovery`] cache is read
+//! without touching ZooKeeper, the pick is among all registered servers, a
+//! server that fails is marked down for a cooldown and the request retried
+//! on another one. While ZooKeeper is unreachable the last known list is
+//! used, and the client says so once.
 
 pub mod report;
 pub mod request;
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use zkutil::{Discovery, Selector, SessionConfig, Strategy};
+use zkutil::{Discovery, Endpoint, Selector, SessionConfig, Snapshot, Strategy};
 
-use crate::report::Summary;
+use crate::report::{Format, RequestReport, Summary};
 use crate::request::{RequestLimits, request};
 
 /// Everything the client needs to know; filled from flags by `main`.
@@ -42,53 +44,139 @@ pub struct Config {
     pub limits: RequestLimits,
     /// How to pick a server.
     pub strategy: Strategy,
+    /// Attempts on other servers after a failed one.
+    pub retries: u32,
+    /// How long a failed server is skipped.
+    pub cooldown: Duration,
+    /// Text or JSON.
+    pub format: Format,
 }
 
-/// Makes `config.count` requests, writing results to `out`, and returns
-/// the summary.
+impl Config {
+    /// The defaults of the command line, for `zk_hosts`.
+    pub fn new(zk_hosts: impl Into<String>) -> Config {
+        Config {
+            zk_hosts: zk_hosts.into(),
+            base_path: "/go_servers".into(),
+            count: 100,
+            interval: Duration::from_secs(1),
+            session_timeout: Duration::from_secs(10),
+            zk_connect_timeout: Duration::from_secs(5),
+            limits: RequestLimits::default(),
+            strategy: Strategy::Random,
+            retries: 2,
+            cooldown: Duration::from_secs(10),
+            format: Format::Text,
+        }
+    }
+}
+
+/// Makes `config.count` requests (fewer if a stop arrives on
+/// `stop_requested`: the current request is finished first), writes each
+/// result to `out`, and returns the summary.
 ///
 /// # Errors
 ///
 /// Only when ZooKeeper cannot be reached at start or the base path is
 /// malformed; failed requests are counted in the summary instead.
-pub fn run(config: &Config, out: &mut impl Write) -> anyhow::Result<Summary> {
+pub fn run(
+    config: &Config,
+    out: &mut impl Write,
+    stop_requested: &Receiver<i32>,
+) -> anyhow::Result<Summary> {
     let session = SessionConfig::new(&config.zk_hosts)
         .with_session_timeout(config.session_timeout)
         .with_connect_timeout(config.zk_connect_timeout)
         .connect()
         .map(Arc::new)?;
     tracing::debug!(session = %format_args!("{:#x}", session.id()), "connected to ZooKeeper");
-    let discovery = Discovery::new(session, &config.base_path)?;
-    let selector = Selector::new(config.strategy);
+    let discovery = Discovery::start(session, &config.base_path)?;
+    let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);
     let mut summary = Summary::default();
-    for n in 1..=config.count {
-        if n > 1 && !config.interval.is_zero() {
-            std::thread::sleep(config.interval);
-        }
-        match one_request(&discovery, &selector, &config.limits, out) {
-            Ok(endpoint) => summary.record_ok(endpoint),
-            Err(err) => {
-                tracing::warn!("request {n} failed: {err:#}");
-                summary.record_failure();
+    let mut was_stale = false;
+    for seq in 1..=config.count {
+        if seq > 1 && !config.interval.is_zero() {
+            match stop_requested.recv_timeout(config.interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(_) | Err(RecvTimeoutError::Disconnected) => break,
             }
+        } else if !matches!(stop_requested.try_recv(), Err(TryRecvError::Empty)) {
+            break;
         }
+        let snapshot = discovery.snapshot();
+        if snapshot.is_stale() != was_stale {
+            was_stale = snapshot.is_stale();
+            log_staleness(&snapshot);
+        }
+        let report = one_request(seq, &snapshot, &selector, config, discovery.base_path());
+        summary.record(&report);
+        report::request(out, config.format, &report);
     }
+    summary.discovery_version = discovery.snapshot().version();
     Ok(summary)
 }
 
+fn log_staleness(snapshot: &Snapshot) {
+    if snapshot.is_stale() {
+        tracing::warn!(servers = snapshot.instances().len(), session = ?snapshot.session_state(),
+            "ZooKeeper unreachable: using the last known list of servers");
+    } else {
+        tracing::info!(
+            servers = snapshot.instances().len(),
+            "server list is fresh again"
+        );
+    }
+}
+
+/// One request: pick, ask, and on failure mark the server down and retry
+/// on another, up to `config.retries` times.
 fn one_request(
-    discovery: &Discovery,
+    seq: u64,
+    snapshot: &Snapshot,
     selector: &Selector,
-    limits: &RequestLimits,
-    out: &mut impl Write,
-) -> anyhow::Result<zkutil::Endpoint> {
-    let instances = discovery.instances().context("listing servers")?;
-    let instance = selector
-        .pick(&instances)
-        .with_context(|| format!("no servers registered under {}", discovery.base_path()))?;
-    let endpoint = instance.endpoint();
-    report::connecting(out, endpoint);
-    let reply = request(endpoint, limits)?;
-    report::replied(out, &reply.line);
-    Ok(endpoint)
+    config: &Config,
+    base_path: &str,
+) -> RequestReport {
+    let started = Instant::now();
+    let mut tried: Vec<Endpoint> = Vec::new();
+    let mut last_error = None;
+    while tried.len() <= config.retries as usize {
+        let Some(instance) = selector.pick_excluding(snapshot.instances(), &tried) else {
+            break;
+        };
+        let endpoint = instance.endpoint();
+        tried.push(endpoint);
+        match request(endpoint, &config.limits) {
+            Ok(reply) => {
+                selector.mark_up(endpoint);
+                return RequestReport {
+                    seq,
+                    result: Ok((endpoint, reply.line)),
+                    attempts: tried.len() as u32,
+                    latency: started.elapsed(),
+                };
+            }
+            Err(err) => {
+                selector.mark_down(endpoint);
+                if tried.len() <= config.retries as usize {
+                    tracing::warn!("request {seq}: {err}; retrying on another server");
+                }
+                last_error = Some(err.to_string());
+            }
+        }
+    }
+    let error = match last_error {
+        Some(err) if tried.len() > 1 => format!("{err} (after {} attempts)", tried.len()),
+        Some(err) => err,
+        None if snapshot.is_stale() => {
+            format!("no servers known under {base_path} (ZooKeeper unreachable)")
+        }
+        None => format!("no servers registered under {base_path}"),
+    };
+    RequestReport {
+        seq,
+        result: Err(error),
+        attempts: tried.len() as u32,
+        latency: started.elapsed(),
+    }
 }

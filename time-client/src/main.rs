@@ -1,21 +1,28 @@
 //! `time-client`: parses flags and hands them to [`time_client::run`].
 
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
+use time_client::report::{self, Format};
 use time_client::request::RequestLimits;
 use zkutil::Strategy;
 
-/// Asks registered time-servers for the time: lists the children of
-/// `<base-path>` in ZooKeeper (one session for the whole run), picks one at
-/// random per request, sends `timestamp`, prints the reply.
+/// Asks registered time-servers for the time: keeps a watched list of the
+/// children of `<base-path>` in ZooKeeper (one session for the whole run),
+/// picks a server per request, sends `timestamp`, prints the reply. A server
+/// that fails is skipped for a cooldown and the request retried elsewhere.
 ///
-/// Prints `connect host: <ip:port>` and the reply on stdout per request; logs
-/// and the summary go to stderr. Exits 1 when any request failed.
+/// Prints `connect host: <ip:port>` and the reply on stdout per request (or
+/// JSON lines with --json); logs and the summary go to stderr. Exits 1 when
+/// any request failed. Ctrl-C finishes the current request and prints the
+/// summary.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None,
-          after_help = "Example:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms")]
+          after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
+                        time-client --count 1000 --interval 0s --json | tail -1")]
 struct Args {
     /// ZooKeeper connect string: host:port[,host:port...][/chroot].
     #[arg(long, env = "ZK_HOSTS", default_value = "127.0.0.1:2181")]
@@ -29,12 +36,24 @@ struct Args {
     /// Pause between requests (e.g. 1s, 200ms, 0s).
     #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
-    /// TCP connect timeout per request.
+    /// How to pick a server: random or round-robin.
+    #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
+    strategy: Strategy,
+    /// Attempts on other servers after a failed one.
+    #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
+    retries: u32,
+    /// How long a server that failed is skipped.
+    #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = humantime::parse_duration)]
+    cooldown: Duration,
+    /// TCP connect timeout per attempt.
     #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
     /// Deadline for the whole reply, after connecting.
     #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Print one JSON object per request and a summary object on stdout.
+    #[arg(long, env = "TIME_CLIENT_JSON")]
+    json: bool,
     /// ZooKeeper session timeout.
     #[arg(long, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     session_timeout: Duration,
@@ -46,6 +65,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing();
+    let format = if args.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
     let config = time_client::Config {
         zk_hosts: args.zk,
         base_path: args.base_path,
@@ -58,11 +82,16 @@ fn main() -> ExitCode {
             timeout: args.timeout,
             ..Default::default()
         },
-        strategy: Strategy::Random,
+        strategy: args.strategy,
+        retries: args.retries,
+        cooldown: args.cooldown,
+        format,
     };
-    match time_client::run(&config, &mut std::io::stdout().lock()) {
+    let result = on_ctrl_c()
+        .and_then(|stop| time_client::run(&config, &mut std::io::stdout().lock(), &stop));
+    match result {
         Ok(summary) => {
-            eprintln!("{}", summary.line());
+            report::summary(&mut std::io::stdout().lock(), format, &summary);
             if summary.failed == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -74,6 +103,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first SIGINT/SIGTERM asks the run to stop after the current request;
+/// a second one exits at once.
+fn on_ctrl_c() -> anyhow::Result<mpsc::Receiver<i32>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for (seen, signal) in signals.forever().enumerate() {
+                if seen == 0 {
+                    tracing::info!(signal, "stopping after the current request");
+                    let _ = tx.send(signal);
+                } else {
+                    std::process::exit(128 + signal);
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(rx)
 }
 
 fn init_tracing() {

@@ -1,33 +1,71 @@
-//! What the client tells the user: per request on stdout, as the post did
-//! (`connect host: <ip:port>`, then the server's reply), so it can be
-//! piped; failures and the final summary on stderr.
+//! What the client tells the user.
+//!
+//! Text (default): per request, on stdout, the post's two lines,
+//! `connect host: <ip:port>` and the server's reply, so the output can be
+//! piped; failures, retries and the summary go to stderr.
+//!
+//! JSON (`--json`): one object per request and a final summary object on
+//! stdout, one per line, for scripts.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Duration;
 
+use serde::Serialize;
 use zkutil::Endpoint;
 
-/// Counts of a run.
+/// How the results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The post's lines on stdout, the summary on stderr.
+    #[default]
+    Text,
+    /// JSON objects on stdout, one per line.
+    Json,
+}
+
+/// The result of one request, after its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestReport {
+    /// 1-based request number.
+    pub seq: u64,
+    /// The server that answered, or the error of the last attempt.
+    pub result: Result<(Endpoint, String), String>,
+    /// Attempts made (1 when no retry was needed).
+    pub attempts: u32,
+    /// From the first attempt to the answer (or the final failure).
+    pub latency: Duration,
+}
+
+/// Counts and latencies of a run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Requests answered correctly.
     pub ok: usize,
-    /// Requests that failed.
+    /// Requests that failed after every retry.
     pub failed: usize,
+    /// Attempts beyond the first, over all requests.
+    pub retries: usize,
     /// Answered requests per server.
     pub per_server: BTreeMap<Endpoint, usize>,
+    /// Latency of every request, in order.
+    pub latencies: Vec<Duration>,
+    /// The discovery snapshot version at the end.
+    pub discovery_version: u64,
 }
 
 impl Summary {
-    /// Records an answered request.
-    pub fn record_ok(&mut self, endpoint: Endpoint) {
-        self.ok += 1;
-        *self.per_server.entry(endpoint).or_default() += 1;
-    }
-
-    /// Records a failed request.
-    pub fn record_failure(&mut self) {
-        self.failed += 1;
+    /// Adds one request's result.
+    pub fn record(&mut self, report: &RequestReport) {
+        match &report.result {
+            Ok((endpoint, _)) => {
+                self.ok += 1;
+                *self.per_server.entry(*endpoint).or_default() += 1;
+            }
+            Err(_) => self.failed += 1,
+        }
+        self.retries += report.attempts.saturating_sub(1) as usize;
+        self.latencies.push(report.latency);
     }
 
     /// All requests made.
@@ -35,18 +73,42 @@ impl Summary {
         self.ok + self.failed
     }
 
-    /// The summary as one line.
+    /// The latency at quantile `q` (0.0–1.0), nearest rank.
+    pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let n = sorted.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        sorted.get(rank - 1).copied()
+    }
+
+    /// The summary as one line of text.
     pub fn line(&self) -> String {
         let servers: Vec<String> = self
             .per_server
             .iter()
             .map(|(e, n)| format!("{e}={n}"))
             .collect();
+        let ms = |d: Option<Duration>| {
+            d.map_or_else(
+                || "-".to_owned(),
+                |d| format!("{:.2}ms", d.as_secs_f64() * 1e3),
+            )
+        };
         format!(
-            "summary: {} requests, {} ok, {} failed; per server: {}",
+            "summary: {} requests, {} ok, {} failed, {} retries; latency p50 {} p99 {} max {}; \
+             discovery version {}; per server: {}",
             self.total(),
             self.ok,
             self.failed,
+            self.retries,
+            ms(self.latency_quantile(0.5)),
+            ms(self.latency_quantile(0.99)),
+            ms(self.latency_quantile(1.0)),
+            self.discovery_version,
             if servers.is_empty() {
                 "none".to_owned()
             } else {
@@ -56,15 +118,149 @@ impl Summary {
     }
 }
 
-/// Writes `connect host: X` for the request about to be made.
-pub fn connecting(out: &mut impl Write, endpoint: Endpoint) {
-    // A closed stdout (a pipe to `head`) must not stop the run.
-    let _ = writeln!(out, "connect host: {endpoint}");
+#[derive(Serialize)]
+struct JsonRequest<'a> {
+    r#type: &'static str,
+    seq: u64,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    attempts: u32,
+    latency_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsonLatency {
+    p50: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    r#type: &'static str,
+    requests: usize,
+    ok: usize,
+    failed: usize,
+    retries: usize,
+    per_server: BTreeMap<String, usize>,
+    latency_ms: JsonLatency,
+    discovery_version: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Writes one request's result. Write errors (a closed pipe) are ignored:
+/// they must not stop the run.
+pub fn request(out: &mut impl Write, format: Format, report: &RequestReport) {
+    match format {
+        Format::Text => match &report.result {
+            Ok((endpoint, reply)) => {
+                let _ = writeln!(out, "connect host: {endpoint}\n{reply}");
+            }
+            Err(err) => tracing::warn!("request {} failed: {err}", report.seq),
+        },
+        Format::Json => {
+            let (server, reply, error) = match &report.result {
+                Ok((endpoint, reply)) => (Some(endpoint.to_string()), Some(reply.as_str()), None),
+                Err(err) => (None, None, Some(err.as_str())),
+            };
+            if let Some(err) = error {
+                tracing::warn!("request {} failed: {err}", report.seq);
+            }
+            let line = JsonRequest {
+                r#type: "request",
+                seq: report.seq,
+                ok: report.result.is_ok(),
+                server,
+                reply,
+                error,
+                attempts: report.attempts,
+                latency_ms: ms(report.latency),
+            };
+            let _ = serde_json::to_writer(&mut *out, &line);
+            let _ = writeln!(out);
+        }
+    }
     let _ = out.flush();
 }
 
-/// Writes the server's reply line.
-pub fn replied(out: &mut impl Write, line: &str) {
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+/// Writes the summary: on stderr as text, or on `out` as JSON.
+pub fn summary(out: &mut impl Write, format: Format, summary: &Summary) {
+    match format {
+        Format::Text => eprintln!("{}", summary.line()),
+        Format::Json => {
+            let line = JsonSummary {
+                r#type: "summary",
+                requests: summary.total(),
+                ok: summary.ok,
+                failed: summary.failed,
+                retries: summary.retries,
+                per_server: summary
+                    .per_server
+                    .iter()
+                    .map(|(e, n)| (e.to_string(), *n))
+                    .collect(),
+                latency_ms: JsonLatency {
+                    p50: summary.latency_quantile(0.5).map(ms),
+                    p99: summary.latency_quantile(0.99).map(ms),
+                    max: summary.latency_quantile(1.0).map(ms),
+                },
+                discovery_version: summary.discovery_version,
+            };
+            let _ = serde_json::to_writer(&mut *out, &line);
+            let _ = writeln!(out);
+            let _ = out.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let mut summary = Summary::default();
+        for ms in 1..=100 {
+            summary.latencies.push(Duration::from_millis(ms));
+        }
+        assert_eq!(
+            summary.latency_quantile(0.5),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            summary.latency_quantile(0.99),
+            Some(Duration::from_millis(99))
+        );
+        assert_eq!(
+            summary.latency_quantile(1.0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(Summary::default().latency_quantile(0.5), None);
+    }
+
+    #[test]
+    fn json_lines_parse_back() {
+        let endpoint: Endpoint = "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let report = RequestReport {
+            seq: 1,
+            result: Ok((endpoint, "127.0.0.1:1: now".into())),
+            attempts: 2,
+            latency: Duration::from_micros(1500),
+        };
+        let mut out = Vec::new();
+        request(&mut out, Format::Json, &report);
+        let value: serde_json::Value =
+            serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value["server"], "127.0.0.1:1");
+        assert_eq!(value["attempts"], 2);
+        assert_eq!(value["latency_ms"], 1.5);
+    }
 }

@@ -10,7 +10,7 @@
 //! * [`endpoint`]: `Endpoint`, an `ip:port` and the znode name for it.
 //! * [`session`]: `Session`, one ZooKeeper session; every call has a deadline.
 //! * [`registry`]: `Registration`, one endpoint's ephemeral node and its `Metadata`.
-//! * [`discovery`]: `Discovery`, the instances registered under a base path.
+//! * [`discovery`]: `Discovery`, a live watch-driven cache of the registered instances.
 //! * [`select`]: `Selector`, which instance gets the next request.
 //! * [`backoff`]: `Backoff`, capped exponential retry delays with jitter.
 //! * [`error`]: `Error`, the one error type.
@@ -31,7 +31,7 @@ pub mod session;
 pub mod testing;
 
 pub use backoff::Backoff;
-pub use discovery::{Discovery, Instance};
+pub use discovery::{Change, Discovery, Instance, Snapshot};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkErrorKind};
 pub use registry::{Metadata, Registration};

@@ -4,12 +4,23 @@
 //! servers and never uses a fourth. Every strategy here picks among **all**
 //! instances of the snapshot it is given, and an empty snapshot is `None`,
 //! never a panic.
+//!
+//! An instance whose request failed is marked down for a cooldown (like
+//! Curator's DownInstancePolicy) and skipped meanwhile: a crashed server's
+//! node stays listed until its session times out, and without this every
+//! request would have a chance to hit it first. When every instance is
+//! down, the one that failed longest ago is tried.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::discovery::Instance;
+use crate::endpoint::Endpoint;
 
 /// How to choose an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,16 +33,31 @@ pub enum Strategy {
     RoundRobin,
 }
 
-/// Picks instances with a [`Strategy`]; shared between threads.
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        match s {
+            "random" => Ok(Strategy::Random),
+            "round-robin" => Ok(Strategy::RoundRobin),
+            other => Err(format!("unknown strategy {other:?} (random, round-robin)")),
+        }
+    }
+}
+
+/// Picks instances with a [`Strategy`], skipping those marked down; shared
+/// between threads.
 #[derive(Debug)]
 pub struct Selector {
     strategy: Strategy,
     rng: Mutex<StdRng>,
     next: AtomicUsize,
+    cooldown: Duration,
+    down: Mutex<HashMap<Endpoint, Instant>>,
 }
 
 impl Selector {
-    /// A selector seeded from the operating system.
+    /// A selector seeded from the operating system, with a 10 s cooldown.
     pub fn new(strategy: Strategy) -> Selector {
         Selector::with_rng(strategy, StdRng::from_os_rng())
     }
@@ -46,7 +72,15 @@ impl Selector {
             strategy,
             rng: Mutex::new(rng),
             next: AtomicUsize::new(0),
+            cooldown: Duration::from_secs(10),
+            down: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long an instance marked down is skipped.
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
     }
 
     /// The strategy.
@@ -54,21 +88,71 @@ impl Selector {
         self.strategy
     }
 
-    /// One of `items`, or `None` when there is none.
-    pub fn pick<'a, T>(&self, items: &'a [T]) -> Option<&'a T> {
-        if items.is_empty() {
-            return None;
+    /// One of `instances`, or `None` when there is none.
+    pub fn pick<'a>(&self, instances: &'a [Instance]) -> Option<&'a Instance> {
+        self.pick_excluding(instances, &[])
+    }
+
+    /// One of `instances` not in `exclude` (those already tried for this
+    /// request), preferring instances not marked down; `None` when every
+    /// instance is excluded.
+    pub fn pick_excluding<'a>(
+        &self,
+        instances: &'a [Instance],
+        exclude: &[Endpoint],
+    ) -> Option<&'a Instance> {
+        let now = Instant::now();
+        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        down.retain(|_, since| now.duration_since(*since) < self.cooldown);
+        let allowed: Vec<&Instance> = instances
+            .iter()
+            .filter(|i| !exclude.contains(&i.endpoint()))
+            .collect();
+        let up: Vec<&Instance> = allowed
+            .iter()
+            .copied()
+            .filter(|i| !down.contains_key(&i.endpoint()))
+            .collect();
+        if up.is_empty() {
+            // All down: the one that failed longest ago.
+            return allowed
+                .into_iter()
+                .min_by_key(|i| down.get(&i.endpoint()).copied());
         }
+        drop(down);
         let index = match self.strategy {
             Strategy::Random => self
                 .rng
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .random_range(0..items.len()),
+                .random_range(0..up.len()),
             // An unsigned counter that wraps: no `abs(counter) % n` overflow.
-            Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % items.len(),
+            Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % up.len(),
         };
-        items.get(index)
+        up.get(index).copied()
+    }
+
+    /// Skips `endpoint` for the cooldown, after a failed request.
+    pub fn mark_down(&self, endpoint: Endpoint) {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(endpoint, Instant::now());
+    }
+
+    /// Clears a down mark, after a successful request.
+    pub fn mark_up(&self, endpoint: Endpoint) {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&endpoint);
+    }
+
+    /// Whether `endpoint` is marked down now.
+    pub fn is_down(&self, endpoint: Endpoint) -> bool {
+        let down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        down.get(&endpoint)
+            .is_some_and(|since| since.elapsed() < self.cooldown)
     }
 }
 
@@ -76,55 +160,124 @@ impl Selector {
 mod tests {
     use super::*;
 
-    #[test]
-    fn empty_list_picks_nothing() {
-        let selector = Selector::with_seed(Strategy::Random, 1);
-        assert_eq!(selector.pick::<u8>(&[]), None);
-        assert_eq!(Selector::new(Strategy::RoundRobin).pick::<u8>(&[]), None);
+    fn instances(n: u16) -> Vec<Instance> {
+        (1..=n)
+            .map(|port| Instance::new(Endpoint::new(([127, 0, 0, 1], port).into())))
+            .collect()
+    }
+
+    fn port(instance: Option<&Instance>) -> u16 {
+        instance.map(|i| i.endpoint().port()).unwrap_or(0)
     }
 
     #[test]
-    fn random_uses_every_instance_of_a_long_list() {
-        // The post's Intn(3) would never reach items 3..10.
+    fn empty_list_picks_nothing() {
+        assert_eq!(Selector::with_seed(Strategy::Random, 1).pick(&[]), None);
+        assert_eq!(Selector::new(Strategy::RoundRobin).pick(&[]), None);
+    }
+
+    #[test]
+    fn random_uses_every_instance_of_a_long_list_uniformly() {
+        // The post's Intn(3) would never reach instances 4..10.
         let selector = Selector::with_seed(Strategy::Random, 7);
-        let items: Vec<usize> = (0..10).collect();
-        let mut counts = [0usize; 10];
+        let list = instances(10);
+        let mut counts = [0usize; 11];
         for _ in 0..10_000 {
-            let picked = selector.pick(&items).copied().unwrap_or(usize::MAX);
-            counts[picked] += 1;
+            counts[usize::from(port(selector.pick(&list)))] += 1;
         }
-        // Expected 1000 each; sd ≈ 30. ±200 is more than 6 sd.
-        for (item, count) in counts.iter().enumerate() {
+        // Expected 1000 each; sd ≈ 30. ±150 is 5 sd.
+        for (p, count) in counts.iter().enumerate().skip(1) {
             assert!(
-                (800..=1200).contains(count),
-                "item {item} picked {count} times: {counts:?}"
+                (850..=1150).contains(count),
+                "port {p} picked {count} times: {counts:?}"
             );
         }
+        assert_eq!(counts[0], 0);
     }
 
     #[test]
     fn random_works_with_a_single_instance() {
         let selector = Selector::with_seed(Strategy::Random, 3);
+        let list = instances(1);
         for _ in 0..100 {
-            assert_eq!(selector.pick(&["only"]), Some(&"only"));
+            assert_eq!(port(selector.pick(&list)), 1);
         }
     }
 
     #[test]
-    fn round_robin_visits_each_instance_once_per_cycle() {
+    fn round_robin_visits_each_instance_exactly_once_per_cycle() {
         let selector = Selector::new(Strategy::RoundRobin);
-        let items = ["a", "b", "c"];
-        let picked: Vec<&str> = (0..9)
-            .filter_map(|_| selector.pick(&items).copied())
-            .collect();
-        assert_eq!(picked, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
+        let list = instances(3);
+        let picked: Vec<u16> = (0..9).map(|_| port(selector.pick(&list))).collect();
+        assert_eq!(picked, [1, 2, 3, 1, 2, 3, 1, 2, 3]);
     }
 
     #[test]
     fn round_robin_counter_wraps_without_panic() {
         let selector = Selector::new(Strategy::RoundRobin);
         selector.next.store(usize::MAX, Ordering::Relaxed);
-        assert!(selector.pick(&[1, 2, 3]).is_some());
-        assert!(selector.pick(&[1, 2, 3]).is_some());
+        let list = instances(3);
+        assert_ne!(port(selector.pick(&list)), 0);
+        assert_ne!(port(selector.pick(&list)), 0);
+    }
+
+    #[test]
+    fn instances_marked_down_are_skipped() {
+        let list = instances(3);
+        for strategy in [Strategy::Random, Strategy::RoundRobin] {
+            let selector = Selector::with_seed(strategy, 5);
+            selector.mark_down(list[0].endpoint());
+            selector.mark_down(list[2].endpoint());
+            for _ in 0..100 {
+                assert_eq!(port(selector.pick(&list)), 2, "{strategy:?}");
+            }
+            selector.mark_up(list[0].endpoint());
+            assert!(
+                (0..100).any(|_| port(selector.pick(&list)) == 1),
+                "{strategy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_every_instance_is_down_the_one_that_failed_longest_ago_is_tried() {
+        let selector = Selector::with_seed(Strategy::Random, 5);
+        let list = instances(3);
+        selector.mark_down(list[1].endpoint());
+        std::thread::sleep(Duration::from_millis(5));
+        selector.mark_down(list[0].endpoint());
+        selector.mark_down(list[2].endpoint());
+        assert_eq!(port(selector.pick(&list)), 2);
+    }
+
+    #[test]
+    fn the_cooldown_expires() {
+        let selector =
+            Selector::with_seed(Strategy::Random, 5).with_cooldown(Duration::from_millis(50));
+        let list = instances(2);
+        selector.mark_down(list[0].endpoint());
+        assert!(selector.is_down(list[0].endpoint()));
+        // Polling with a deadline: the mark must lapse after ~50 ms.
+        let started = Instant::now();
+        while selector.is_down(list[0].endpoint()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "cooldown never expired"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!((0..100).any(|_| port(selector.pick(&list)) == 1));
+    }
+
+    #[test]
+    fn excluded_instances_are_never_picked_and_all_excluded_is_none() {
+        let selector = Selector::with_seed(Strategy::Random, 9);
+        let list = instances(3);
+        let tried = [list[0].endpoint(), list[1].endpoint()];
+        for _ in 0..50 {
+            assert_eq!(port(selector.pick_excluding(&list, &tried)), 3);
+        }
+        let all: Vec<Endpoint> = list.iter().map(Instance::endpoint).collect();
+        assert_eq!(selector.pick_excluding(&list, &all), None);
     }
 }

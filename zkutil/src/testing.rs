@@ -565,3 +565,61 @@ pub fn init_test_logging() {
         .with_test_writer()
         .try_init();
 }
+
+/// A `Write` that records each complete line with the instant it was
+/// written, shareable between the writer and the test that reads it.
+#[derive(Debug, Clone, Default)]
+pub struct LineRecorder {
+    inner: std::sync::Arc<std::sync::Mutex<(Vec<u8>, Vec<(Instant, String)>)>>,
+}
+
+impl LineRecorder {
+    /// A recorder with nothing in it.
+    pub fn new() -> LineRecorder {
+        LineRecorder::default()
+    }
+
+    /// Every complete line so far, with when it was written.
+    pub fn lines(&self) -> Vec<(Instant, String)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// How many complete lines so far.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .len()
+    }
+
+    /// Whether no line was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Write for LineRecorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let now = Instant::now();
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (partial, lines) = &mut *guard;
+        partial.extend_from_slice(buf);
+        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=end).collect();
+            lines.push((now, String::from_utf8_lossy(&line[..end]).into_owned()));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

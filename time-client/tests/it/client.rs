@@ -3,23 +3,25 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use time_client::request::{RequestLimits, parse_reply};
+use time_client::report::Summary;
+use time_client::request::parse_reply;
 use time_client::{Config, run};
-use zkutil::{Endpoint, Strategy};
+use zkutil::Endpoint;
 
 use crate::support::{RUN_DEADLINE, Servers, run_client, zookeeper};
 
 fn config(hosts: &str, count: u64) -> Config {
     Config {
-        zk_hosts: hosts.to_owned(),
-        base_path: "/go_servers".to_owned(),
         count,
         interval: Duration::ZERO,
-        session_timeout: Duration::from_secs(10),
-        zk_connect_timeout: Duration::from_secs(5),
-        limits: RequestLimits::default(),
-        strategy: Strategy::Random,
+        ..Config::new(hosts)
     }
+}
+
+/// Runs the client in this process to the end (no stop request).
+fn run_all(config: &Config, out: &mut impl std::io::Write) -> Summary {
+    let (_keep, stop) = std::sync::mpsc::channel();
+    run(config, out, &stop).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]
@@ -27,8 +29,7 @@ fn the_client_reaches_each_of_five_servers_within_sixty_requests() {
     let zk = zookeeper();
     let servers = Servers::start(&zk, "/go_servers", 5);
     let mut out = Vec::new();
-    let summary =
-        run(&config(&zk.connect_string(), 60), &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run_all(&config(&zk.connect_string(), 60), &mut out);
     assert_eq!((summary.ok, summary.failed), (60, 0));
     let reached: BTreeSet<Endpoint> = summary.per_server.keys().copied().collect();
     let expected: BTreeSet<Endpoint> = servers.endpoints().into_iter().collect();
@@ -41,8 +42,7 @@ fn the_client_works_with_exactly_one_server() {
     let zk = zookeeper();
     let servers = Servers::start(&zk, "/go_servers", 1);
     let mut out = Vec::new();
-    let summary =
-        run(&config(&zk.connect_string(), 10), &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run_all(&config(&zk.connect_string(), 10), &mut out);
     assert_eq!((summary.ok, summary.failed), (10, 0));
     assert_eq!(summary.per_server.get(&servers.endpoints()[0]), Some(&10));
 }

@@ -1,5 +1,6 @@
 //! time-client's integration tests, one binary: real ZooKeeper, real
 //! time-servers (in process, on port 0), and the client binary.
 
+mod cache;
 mod client;
 mod support;

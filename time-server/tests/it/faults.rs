@@ -2,12 +2,11 @@
 //! registry must always converge to exactly the set of live listeners.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use zkutil::testing::{ZkEnsemble, four_letter_word, wait_until};
+use zkutil::testing::{LineRecorder, ZkEnsemble, four_letter_word, wait_until};
 use zkutil::{SessionConfig, WatchEvent};
 
 use crate::support::{ServerProcess, ask, children, free_ports, observer, snapshot, zookeeper};
@@ -289,32 +288,28 @@ fn zookeeper_down_at_start_then_registers() {
     assert!(attempts < 50, "{attempts} attempts logged");
 }
 
-/// A `Write` the test can read while the client writes.
-#[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedOut {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedOut {
-    fn lines(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-    }
+/// Runs a time-client in this process on a thread, writing to a recorder.
+fn client_thread(
+    hosts: &str,
+    count: u64,
+    tune: impl FnOnce(&mut time_client::Config),
+) -> (
+    LineRecorder,
+    std::thread::JoinHandle<time_client::report::Summary>,
+) {
+    let mut config = time_client::Config {
+        count,
+        interval: Duration::from_millis(10),
+        ..time_client::Config::new(hosts)
+    };
+    tune(&mut config);
+    let out = LineRecorder::new();
+    let mut sink = out.clone();
+    let thread = std::thread::spawn(move || {
+        let (_keep, stop) = mpsc::channel();
+        time_client::run(&config, &mut sink, &stop).unwrap_or_else(|e| panic!("client: {e:#}"))
+    });
+    (out, thread)
 }
 
 #[test]
@@ -326,30 +321,16 @@ fn sigterm_deregisters_before_closing() {
     let stopping_listen = format!("127.0.0.1:{}", ports[0]);
     let staying_listen = format!("127.0.0.1:{}", ports[1]);
     let mut stopping = ServerProcess::start(&server_args(&hosts, "10s", &stopping_listen));
-    let _staying = ServerProcess::start(&server_args(&hosts, "10s", &staying_listen));
+    let staying = ServerProcess::start(&server_args(&hosts, "10s", &staying_listen));
     stopping.registered(1);
-    _staying.registered(1);
+    staying.registered(1);
     wait_until(Duration::from_secs(10), "both registered", || {
         (children(&obs, BASE).len() == 2).then_some(())
     });
 
-    let out = SharedOut::default();
-    let config = time_client::Config {
-        zk_hosts: hosts.clone(),
-        base_path: BASE.to_owned(),
-        count: 400,
-        interval: Duration::from_millis(10),
-        session_timeout: Duration::from_secs(10),
-        zk_connect_timeout: Duration::from_secs(5),
-        limits: time_client::request::RequestLimits::default(),
-        strategy: zkutil::Strategy::Random,
-    };
-    let client = {
-        let mut out = out.clone();
-        std::thread::spawn(move || time_client::run(&config, &mut out))
-    };
+    let (out, client) = client_thread(&hosts, 400, |_| {});
     wait_until(Duration::from_secs(30), "the client is under way", || {
-        (out.lines() >= 40).then_some(())
+        (out.len() >= 40).then_some(())
     });
 
     stopping.signal("TERM");
@@ -358,6 +339,7 @@ fn sigterm_deregisters_before_closing() {
         "the stopping server's node is gone",
         || (children(&obs, BASE) == [staying_listen.clone()]).then_some(()),
     );
+    let vanished = Instant::now();
     // Deregistered, and still accepting (the drain period).
     let addr: SocketAddr = stopping_listen.parse().unwrap_or_else(|e| panic!("{e}"));
     let reply = ask(addr).unwrap_or_else(|e| panic!("the listener stopped before the drain: {e}"));
@@ -372,11 +354,72 @@ fn sigterm_deregisters_before_closing() {
         stopping.stderr()
     );
 
-    let summary = client
-        .join()
-        .unwrap_or_else(|_| panic!("client panicked"))
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(summary.failed, 0, "{}", summary.line());
-    assert_eq!(summary.ok, 400);
-    assert!(summary.per_server.len() == 2, "{}", summary.line());
+    let summary = client.join().unwrap_or_else(|_| panic!("client panicked"));
+    assert_eq!((summary.ok, summary.failed), (400, 0), "{}", summary.line());
+    assert_eq!(summary.per_server.len(), 2, "{}", summary.line());
+    // After its node vanished the client sent it nothing (100 ms allowed for
+    // the client's own watch and a request already under way).
+    let host = format!("connect host: {stopping_listen}");
+    let late = out
+        .lines()
+        .into_iter()
+        .filter(|(at, l)| *at > vanished + Duration::from_millis(100) && *l == host);
+    assert_eq!(late.count(), 0, "requests to the deregistered server");
+}
+
+#[test]
+fn sigkill_of_two_of_three_servers_loses_no_request() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let mut servers: Vec<ServerProcess> = (0..3)
+        .map(|_| ServerProcess::start(&server_args(&hosts, "20s", "127.0.0.1:0")))
+        .collect();
+    for server in &servers {
+        server.registered(1);
+    }
+    wait_until(Duration::from_secs(10), "three registered", || {
+        (children(&obs, BASE).len() == 3).then_some(())
+    });
+    let (out, client) = client_thread(&hosts, 300, |_| {});
+    wait_until(Duration::from_secs(30), "the client is under way", || {
+        (out.len() >= 20).then_some(())
+    });
+    for server in servers.iter_mut().take(2) {
+        server.signal("KILL");
+        server.wait(Duration::from_secs(10));
+    }
+    // Their nodes stay listed until their sessions time out (20 s).
+    assert_eq!(children(&obs, BASE).len(), 3);
+    let summary = client.join().unwrap_or_else(|_| panic!("client panicked"));
+    eprintln!("two of three servers killed: {}", summary.line());
+    assert_eq!((summary.ok, summary.failed), (300, 0), "{}", summary.line());
+}
+
+#[test]
+fn a_frozen_server_is_timed_out_marked_down_and_loses_no_request() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let servers: Vec<ServerProcess> = (0..2)
+        .map(|_| ServerProcess::start(&server_args(&hosts, "20s", "127.0.0.1:0")))
+        .collect();
+    for server in &servers {
+        server.registered(1);
+    }
+    wait_until(Duration::from_secs(10), "two registered", || {
+        (children(&obs, BASE).len() == 2).then_some(())
+    });
+    // Accepts (the kernel does), never answers.
+    servers[0].signal("STOP");
+    let (_, client) = client_thread(&hosts, 100, |config| {
+        config.limits.timeout = Duration::from_millis(300);
+        config.interval = Duration::from_millis(5);
+    });
+    let summary = client.join().unwrap_or_else(|_| panic!("client panicked"));
+    servers[0].signal("CONT");
+    eprintln!("one of two servers frozen: {}", summary.line());
+    assert_eq!((summary.ok, summary.failed), (100, 0), "{}", summary.line());
+    // Marked down after its first timeout: the cooldown (10 s) outlasts the run.
+    assert_eq!(summary.retries, 1, "{}", summary.line());
 }

@@ -1,6 +1,7 @@
 //! zkutil's integration tests, one binary (matklad): every test talks to a
 //! real ZooKeeper started by `zkutil::testing`.
 
+mod discovery;
 mod fixture;
 mod registry;
 mod session;

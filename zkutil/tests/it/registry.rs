@@ -1,11 +1,10 @@
 //! Registrations: ephemeral nodes with metadata, owner-aware.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use zkutil::registry::Outcome;
 use zkutil::testing::wait_until;
-use zkutil::{Discovery, Endpoint, Metadata, Registration};
+use zkutil::{Endpoint, Metadata, Registration};
 
 use crate::support::{session, zookeeper};
 
@@ -260,55 +259,4 @@ fn deregister_during_reregistration_does_not_resurrect() {
     // And it stays gone: nothing is left running that could re-create it.
     let children = operator.children("/go_servers").unwrap_or_default();
     assert!(children.is_empty(), "{children:?}");
-}
-
-#[test]
-fn discovery_lists_valid_children_and_skips_malformed_ones() {
-    let zk = zookeeper();
-    let s = session(&zk);
-    let regs: Vec<Registration> = ["127.0.0.1:1", "[::1]:8897", "10.0.0.1:80"]
-        .iter()
-        .map(|t| endpoint(t))
-        .map(|e| {
-            Registration::register(&s, "/go_servers", e, &metadata(e))
-                .unwrap_or_else(|err| panic!("{err}"))
-        })
-        .collect();
-    for bad in [
-        "foo",
-        "1.2.3.4:99999",
-        "256.0.0.1:80",
-        ":80",
-        &"x".repeat(1024),
-    ] {
-        s.create_ephemeral(&format!("/go_servers/{bad}"), b"")
-            .unwrap_or_else(|err| panic!("{bad}: {err}"));
-    }
-    let discovery =
-        Discovery::new(Arc::clone(&s), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
-    let found: Vec<String> = discovery
-        .instances()
-        .unwrap_or_else(|err| panic!("{err}"))
-        .iter()
-        .map(|i| i.endpoint().to_string())
-        .collect();
-    assert_eq!(found, ["10.0.0.1:80", "127.0.0.1:1", "[::1]:8897"]);
-    let with_meta = discovery
-        .instances_with_metadata()
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert!(with_meta.iter().all(|i| i.metadata().is_some()));
-    drop(regs);
-    wait_until(
-        Duration::from_secs(5),
-        "deregistered nodes are gone",
-        || discovery.instances().ok().filter(Vec::is_empty).map(|_| ()),
-    );
-}
-
-#[test]
-fn discovery_of_a_missing_base_path_is_empty() {
-    let zk = zookeeper();
-    let discovery =
-        Discovery::new(session(&zk), "/nothing_here").unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(discovery.instances().ok(), Some(Vec::new()));
 }

@@ -1,0 +1,183 @@
+//! Discovery: a watch-driven cache that lists once, then follows changes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use zkutil::testing::wait_until;
+use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, SessionConfig};
+
+use crate::support::{session, zookeeper};
+
+fn endpoint(text: &str) -> Endpoint {
+    text.parse().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn register(s: &Arc<zkutil::Session>, text: &str) -> Registration {
+    let e = endpoint(text);
+    let metadata = Metadata::for_this_process(e, SystemTime::now(), "test");
+    Registration::register(s, "/go_servers", e, &metadata).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn endpoints(discovery: &Discovery) -> Vec<String> {
+    discovery
+        .snapshot()
+        .instances()
+        .iter()
+        .map(|i| i.endpoint().to_string())
+        .collect()
+}
+
+#[test]
+fn the_cache_lists_valid_children_and_skips_malformed_ones() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let regs: Vec<Registration> = ["127.0.0.1:1", "[::1]:8897", "10.0.0.1:80"]
+        .iter()
+        .map(|t| register(&s, t))
+        .collect();
+    for bad in [
+        "foo",
+        "1.2.3.4:99999",
+        "256.0.0.1:80",
+        ":80",
+        &"x".repeat(1024),
+    ] {
+        s.create_ephemeral(&format!("/go_servers/{bad}"), b"")
+            .unwrap_or_else(|err| panic!("{bad}: {err}"));
+    }
+    s.create_ephemeral("/go_servers/127.0.0.1:2", b"not json")
+        .unwrap_or_else(|err| panic!("{err}"));
+    s.create_ephemeral("/go_servers/127.0.0.1:3", &vec![b'{'; 1_000_000])
+        .unwrap_or_else(|err| panic!("{err}"));
+    let discovery = Discovery::start_with_metadata(s.clone(), "/go_servers")
+        .unwrap_or_else(|err| panic!("{err}"));
+    let snapshot = discovery.snapshot();
+    assert!(!snapshot.is_stale());
+    let found: Vec<String> = snapshot
+        .instances()
+        .iter()
+        .map(|i| i.endpoint().to_string())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "10.0.0.1:80",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            "127.0.0.1:3",
+            "[::1]:8897"
+        ]
+    );
+    let with_metadata: Vec<bool> = snapshot
+        .instances()
+        .iter()
+        .map(|i| i.metadata().is_some())
+        .collect();
+    assert_eq!(
+        with_metadata,
+        [true, true, false, false, true],
+        "bad metadata is skipped, the instance kept"
+    );
+    drop(regs);
+    wait_until(
+        Duration::from_secs(10),
+        "deregistered nodes leave the cache",
+        || (endpoints(&discovery) == ["127.0.0.1:2", "127.0.0.1:3"]).then_some(()),
+    );
+}
+
+#[test]
+fn adding_then_removing_one_instance_yields_one_added_then_one_removed() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _first = register(&s, "127.0.0.1:1");
+    let discovery =
+        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let changes = discovery.subscribe();
+    let version = discovery.snapshot().version();
+    let second = register(&s, "127.0.0.1:2");
+    let added = changes
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("no event: {e}"));
+    assert_eq!(
+        added,
+        Change::Added(zkutil::Instance::new(endpoint("127.0.0.1:2")))
+    );
+    second.deregister().unwrap_or_else(|err| panic!("{err}"));
+    let removed = changes
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("no event: {e}"));
+    assert_eq!(
+        removed,
+        Change::Removed(zkutil::Instance::new(endpoint("127.0.0.1:2")))
+    );
+    assert!(
+        changes.recv_timeout(Duration::from_millis(300)).is_err(),
+        "an extra event"
+    );
+    assert_eq!(discovery.snapshot().version(), version + 2);
+}
+
+#[test]
+fn a_missing_base_path_is_an_empty_list_until_it_appears() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let discovery =
+        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    assert!(discovery.snapshot().instances().is_empty());
+    assert!(!discovery.snapshot().is_stale());
+    let _reg = register(&s, "127.0.0.1:7");
+    let snapshot = discovery.wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1);
+    assert!(
+        snapshot.is_some(),
+        "the cache never saw the base path appear"
+    );
+}
+
+#[test]
+fn the_cache_goes_stale_while_zookeeper_is_down_and_fresh_when_it_returns() {
+    let mut zk = zookeeper();
+    let owner = session(&zk);
+    let _reg = register(&owner, "127.0.0.1:9");
+    let s = SessionConfig::new(zk.connect_string())
+        .with_session_timeout(Duration::from_secs(20))
+        .connect()
+        .map(Arc::new)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let discovery = Discovery::start(s, "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let changes = discovery.subscribe();
+    zk.kill();
+    let stale = discovery
+        .wait_for(Duration::from_secs(20), |snap| snap.is_stale())
+        .unwrap_or_else(|| panic!("never stale"));
+    assert_eq!(stale.instances().len(), 1, "the last known list is kept");
+    assert_eq!(
+        changes.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(Change::Stale)
+    );
+    zk.restart().unwrap_or_else(|e| panic!("{e}"));
+    discovery
+        .wait_for(Duration::from_secs(30), |snap| !snap.is_stale())
+        .unwrap_or_else(|| panic!("never fresh"));
+    assert_eq!(
+        changes.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(Change::Fresh)
+    );
+}
+
+#[test]
+fn the_cache_rearms_its_watch_after_a_session_rebuild() {
+    let zk = zookeeper();
+    let owner = session(&zk);
+    let s = session(&zk);
+    let discovery =
+        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    s.expire_for_testing().unwrap_or_else(|e| panic!("{e:?}"));
+    let rebuilt = wait_until(Duration::from_secs(30), "the session is rebuilt", || {
+        (s.state() == zkutil::SessionState::Connected).then(|| s.id())
+    });
+    let _reg = register(&owner, "127.0.0.1:11");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1)
+        .unwrap_or_else(|| panic!("no watch after rebuild (session {rebuilt:#x})"));
+}
