@@ -570,8 +570,11 @@ pub fn init_test_logging() {
 /// written, shareable between the writer and the test that reads it.
 #[derive(Debug, Clone, Default)]
 pub struct LineRecorder {
-    inner: std::sync::Arc<std::sync::Mutex<(Vec<u8>, Vec<(Instant, String)>)>>,
+    inner: std::sync::Arc<std::sync::Mutex<Recorded>>,
 }
+
+/// The partial last line, and the complete lines with their instants.
+type Recorded = (Vec<u8>, Vec<(Instant, String)>);
 
 impl LineRecorder {
     /// A recorder with nothing in it.
