@@ -170,3 +170,97 @@ fn unreachable_zookeeper_exits_nonzero_within_the_connect_deadline_naming_the_ho
         "{stderr}"
     );
 }
+
+#[test]
+fn json_output_is_one_object_per_request_and_a_summary() {
+    let zk = zookeeper();
+    let _servers = Servers::start(&zk, "/go_servers", 2);
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--count",
+        "5",
+        "--interval",
+        "0s",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for (i, request) in lines[..5].iter().enumerate() {
+        assert_eq!(request["type"], "request");
+        assert_eq!(request["seq"], i as u64 + 1);
+        assert_eq!(request["ok"], true);
+        assert!(
+            request["server"]
+                .as_str()
+                .is_some_and(|s| s.parse::<Endpoint>().is_ok()),
+            "{request}"
+        );
+        assert!(
+            request["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{request}"
+        );
+    }
+    let summary = &lines[5];
+    assert_eq!(
+        (
+            summary["type"].as_str(),
+            summary["ok"].as_u64(),
+            summary["failed"].as_u64()
+        ),
+        (Some("summary"), Some(5), Some(0))
+    );
+    assert!(summary["latency_ms"]["p99"].as_f64().is_some(), "{summary}");
+    assert!(
+        summary["discovery_version"]
+            .as_u64()
+            .is_some_and(|v| v >= 1),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
+    let zk = zookeeper();
+    let _servers = Servers::start(&zk, "/go_servers", 1);
+    let mut client = crate::support::ClientProcess::start(&[
+        "--zk",
+        &zk.connect_string(),
+        "--count",
+        "1000",
+        "--interval",
+        "200ms",
+    ]);
+    zkutil::testing::wait_until(Duration::from_secs(30), "a few requests are done", || {
+        (client.stdout.len() >= 4).then_some(())
+    });
+    client.signal("INT");
+    let status = client.wait(Duration::from_secs(10));
+    assert!(status.success(), "{}", client.stderr_text());
+    let stderr = client.stderr_text();
+    assert!(
+        stderr.contains("summary: ") && stderr.contains("0 failed"),
+        "{stderr}"
+    );
+    assert!(client.stdout.len() < 2000, "the run did not stop early");
+    assert_eq!(client.stdout.len() % 2, 0, "a request was cut in half");
+}
+
+#[test]
+fn bad_flags_are_a_usage_error() {
+    let output = run_client(&["--strategy", "fastest"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown strategy"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -182,3 +182,11 @@ impl Drop for ClientProcess {
         let _ = self.child.wait();
     }
 }
+
+impl ClientProcess {
+    /// Sends a signal (`INT`, `TERM`, …) by PID.
+    pub fn signal(&self, signal: &str) {
+        zkutil::testing::send_signal(self.child.id(), signal)
+            .unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
+    }
+}
