@@ -12,6 +12,7 @@
 //! * [`registry`]: `Registration`, one endpoint's ephemeral node and its `Metadata`.
 //! * [`discovery`]: `Discovery`, a live watch-driven cache of the registered instances.
 //! * [`select`]: `Selector`, which instance gets the next request.
+//! * [`admin`]: four-letter words (`srvr`) for health checks.
 //! * [`backoff`]: `Backoff`, capped exponential retry delays with jitter.
 //! * [`error`]: `Error`, the one error type.
 //! * `testing` (feature `testing`): a real ZooKeeper for tests.
@@ -20,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod backoff;
 pub mod discovery;
 pub mod endpoint;

@@ -222,6 +222,22 @@ impl Registration {
         endpoint: Endpoint,
         metadata: &Metadata,
     ) -> Result<Registration> {
+        Registration::register_data(session, base_path, endpoint, metadata.to_json())
+    }
+
+    /// Like [`Registration::register`] with `data` stored as is (the
+    /// `zkutil register` sidecar stores the caller's JSON).
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::register`]; also [`Error::Metadata`] for data
+    /// over [`MAX_METADATA_LEN`].
+    pub fn register_data(
+        session: &Arc<Session>,
+        base_path: &str,
+        endpoint: Endpoint,
+        data: Vec<u8>,
+    ) -> Result<Registration> {
         check_base_path(base_path)?;
         if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
             return Err(Error::invalid(
@@ -231,7 +247,12 @@ impl Registration {
             ));
         }
         let path = node_path(base_path, &endpoint);
-        let data = metadata.to_json();
+        if data.len() > MAX_METADATA_LEN {
+            return Err(Error::Metadata {
+                path,
+                reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
+            });
+        }
         let outcome = create_owned(session, base_path, &path, &data)?;
         let maintainer =
             Maintainer::start(session.clone(), base_path.to_owned(), path.clone(), data)?;

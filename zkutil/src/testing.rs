@@ -17,8 +17,8 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -489,16 +489,12 @@ fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
 /// Sends a four-letter command to a server on loopback; `None` when it
 /// does not answer within a second.
 pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(1)))
-        .ok()?;
-    stream.write_all(word.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.take(64 * 1024).read_to_string(&mut answer).ok()?;
-    Some(answer)
+    crate::admin::four_letter_word(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        word,
+        Duration::from_secs(1),
+    )
+    .ok()
 }
 
 /// The last `lines` lines of a file, or a note saying it could not be read.

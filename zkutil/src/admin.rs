@@ -1,0 +1,123 @@
+//! `admin`: ZooKeeper's four-letter words, for health checks.
+//!
+//! `srvr` tells whether a server serves and in which mode (`standalone`,
+//! `leader`, `follower`), its last zxid, connection count and latency. It is
+//! a plain TCP exchange outside any session, so it also works on a server
+//! that has lost quorum, and every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// What `srvr` says about one server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStatus {
+    /// `standalone`, `leader`, `follower`, `observer`, `read-only`.
+    pub mode: String,
+    /// Last transaction id, as printed (`0x…`).
+    pub zxid: String,
+    /// Open client connections.
+    pub connections: u64,
+    /// `min/avg/max` request latency in ms, as printed.
+    pub latency: String,
+    /// The version line.
+    pub version: String,
+}
+
+/// Sends a four-letter word (`srvr`, `ruok`, `mntr`, `cons`, …) and returns
+/// the answer (at most 1 MiB), waiting at most `timeout` for each step.
+///
+/// # Errors
+///
+/// Connection or read failures, timeouts.
+pub fn four_letter_word(
+    addr: SocketAddr,
+    word: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(word.as_bytes())?;
+    let mut answer = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Parses a `srvr` answer; `None` when it has no `Mode:` (the server does
+/// not serve, e.g. it has no quorum, or `srvr` is not whitelisted).
+pub fn parse_srvr(answer: &str) -> Option<ServerStatus> {
+    let field = |name: &str| {
+        answer
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+    };
+    Some(ServerStatus {
+        mode: field("Mode:")?,
+        zxid: field("Zxid:").unwrap_or_default(),
+        connections: field("Connections:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        latency: field("Latency min/avg/max:").unwrap_or_default(),
+        version: field("Zookeeper version:").unwrap_or_default(),
+    })
+}
+
+/// The `host:port` parts of a connect string (`h1:p1,h2:p2/chroot`), as
+/// written.
+pub fn connect_string_hosts(hosts: &str) -> Vec<String> {
+    let without_chroot = hosts.split('/').next().unwrap_or_default();
+    without_chroot
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Resolves `host:port` (a name, an IPv4 address or `[v6]:port`).
+///
+/// # Errors
+///
+/// When it does not resolve.
+pub fn resolve(host: &str) -> std::io::Result<SocketAddr> {
+    host.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srvr_answers_parse() {
+        let answer = "Zookeeper version: 3.8.0-abc, built on 2024\nLatency min/avg/max: 0/0.5/3\nReceived: 4\n\
+                      Sent: 3\nConnections: 2\nOutstanding: 0\nZxid: 0x100000005\nMode: follower\nNode count: 5\n";
+        let status = parse_srvr(answer).unwrap_or_else(|| panic!("no status"));
+        assert_eq!(
+            (
+                status.mode.as_str(),
+                status.zxid.as_str(),
+                status.connections
+            ),
+            ("follower", "0x100000005", 2)
+        );
+        assert_eq!(status.latency, "0/0.5/3");
+        assert_eq!(
+            parse_srvr("This ZooKeeper instance is not currently serving requests\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn connect_strings_split_into_hosts() {
+        assert_eq!(connect_string_hosts("a:1,b:2/app"), ["a:1", "b:2"]);
+        assert_eq!(connect_string_hosts("[::1]:2181"), ["[::1]:2181"]);
+        assert!(connect_string_hosts("").is_empty());
+    }
+}

@@ -1,0 +1,334 @@
+//! The subcommands. Each returns `Ok(true)` for exit 0, `Ok(false)` for a
+//! check that found a problem (exit 1), `Err` for a failure (exit 1 with a
+//! one-line cause).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use zkutil::registry::node_path;
+use zkutil::{
+    Change, Discovery, Endpoint, Metadata, Registration, Session, SessionConfig, admin, discovery,
+};
+
+use crate::Common;
+
+fn connect(common: &Common) -> anyhow::Result<Arc<Session>> {
+    let mut config = SessionConfig::new(&common.zk)
+        .with_session_timeout(common.session_timeout)
+        .with_connect_timeout(common.connect_timeout);
+    if let Some(auth) = &common.zk_auth {
+        config = config.with_digest_auth(auth.clone());
+    }
+    Ok(Arc::new(config.connect()?))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn age(ctime_ms: i64) -> String {
+    let secs = (now_ms() - ctime_ms).max(0) as u64 / 1000;
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn field(metadata: &Value, key: &str) -> String {
+    match metadata.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `zkutil ls`.
+pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
+    let session = connect(common)?;
+    let instances = discovery::list(&session, &common.base_path, false)?;
+    let mut rows = Vec::new();
+    for instance in instances {
+        let path = node_path(&common.base_path, &instance.endpoint());
+        let (data, stat) = match session.get_data(&path) {
+            Ok(found) => found,
+            Err(err) if err.is_no_node() => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let metadata: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
+        rows.push((instance.endpoint(), stat, metadata));
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let array: Vec<Value> = rows
+            .iter()
+            .map(|(endpoint, stat, metadata)| {
+                json!({
+                    "endpoint": endpoint.to_string(),
+                    "owner": format!("{:#x}", stat.ephemeral_owner()),
+                    "age_ms": (now_ms() - stat.ctime_ms()).max(0),
+                    "metadata": metadata,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", Value::Array(array))?;
+    } else {
+        writeln!(
+            out,
+            "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
+            "ENDPOINT", "OWNER", "AGE", "PID", "HOST", "STARTED"
+        )?;
+        for (endpoint, stat, metadata) in &rows {
+            writeln!(
+                out,
+                "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} {}",
+                endpoint.to_string(),
+                format!("{:#x}", stat.ephemeral_owner()),
+                age(stat.ctime_ms()),
+                field(metadata, "pid"),
+                field(metadata, "hostname"),
+                field(metadata, "started_at"),
+                field(metadata, "version"),
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// A flag set by the first SIGINT/SIGTERM; a second one exits at once.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first: exits when the flag is already set.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, flag.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+fn stamp() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// `zkutil watch`.
+pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
+    let stop = stop_flag()?;
+    let session = connect(common)?;
+    let discovery = Discovery::start(session, &common.base_path)?;
+    let changes = discovery.subscribe();
+    let mut shown = std::collections::BTreeSet::new();
+    let mut out = std::io::stdout().lock();
+    let print =
+        |out: &mut dyn Write, event: &str, endpoint: Option<Endpoint>| -> std::io::Result<()> {
+            let sign = match event {
+                "added" => "+",
+                "removed" => "-",
+                other => other,
+            };
+            if json {
+                let mut object = json!({ "time": stamp(), "event": event });
+                if let Some(endpoint) = endpoint {
+                    object["endpoint"] = json!(endpoint.to_string());
+                }
+                writeln!(out, "{object}")?;
+            } else {
+                match endpoint {
+                    Some(endpoint) => writeln!(out, "{} {sign} {endpoint}", stamp())?,
+                    None => writeln!(out, "{} {sign}", stamp())?,
+                }
+            }
+            out.flush()
+        };
+    for instance in discovery.snapshot().instances().iter() {
+        if shown.insert(instance.endpoint()) {
+            print(&mut out, "added", Some(instance.endpoint()))?;
+        }
+    }
+    while !stop.load(Ordering::SeqCst) {
+        let change = match changes.recv_timeout(Duration::from_millis(100)) {
+            Ok(change) => change,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("discovery stopped"),
+        };
+        match change {
+            Change::Added(instance) if shown.insert(instance.endpoint()) => {
+                print(&mut out, "added", Some(instance.endpoint()))?;
+            }
+            Change::Removed(instance) if shown.remove(&instance.endpoint()) => {
+                print(&mut out, "removed", Some(instance.endpoint()))?;
+            }
+            Change::Stale => print(&mut out, "stale", None)?,
+            Change::Fresh => print(&mut out, "fresh", None)?,
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+/// `zkutil get`.
+pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
+    let session = connect(common)?;
+    let path = node_path(&common.base_path, &endpoint);
+    let (data, stat) = match session.get_data(&path) {
+        Ok(found) => found,
+        Err(err) if err.is_no_node() => bail!(
+            "no instance {endpoint} registered under {}",
+            common.base_path
+        ),
+        Err(err) => return Err(err.into()),
+    };
+    let metadata = serde_json::from_slice::<Value>(&data)
+        .unwrap_or_else(|_| json!(String::from_utf8_lossy(&data)));
+    let object = json!({
+        "endpoint": endpoint.to_string(),
+        "path": path,
+        "metadata": metadata,
+        "stat": {
+            "owner": format!("{:#x}", stat.ephemeral_owner()),
+            "version": stat.version(),
+            "ctime_ms": stat.ctime_ms(),
+            "mtime_ms": stat.mtime_ms(),
+            "age_ms": (now_ms() - stat.ctime_ms()).max(0),
+            "data_length": stat.data_length(),
+        },
+    });
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&object)?
+    )?;
+    Ok(true)
+}
+
+/// `zkutil register`.
+pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> anyhow::Result<bool> {
+    let stop = stop_flag()?;
+    let mut metadata = serde_json::to_value(Metadata::for_this_process(
+        endpoint,
+        SystemTime::now(),
+        env!("CARGO_PKG_VERSION"),
+    ))?;
+    if let Some(extra) = extra {
+        let extra: Value = serde_json::from_str(extra).context("--metadata is not JSON")?;
+        let Value::Object(fields) = extra else {
+            bail!("--metadata must be a JSON object")
+        };
+        if let Value::Object(base) = &mut metadata {
+            base.extend(fields);
+        }
+    }
+    let session = connect(common)?;
+    let data = serde_json::to_vec(&metadata)?;
+    let registration = Registration::register_data(&session, &common.base_path, endpoint, data)
+        .with_context(|| format!("registering {endpoint} under {}", common.base_path))?;
+    tracing::info!(path = %registration.path(), outcome = ?registration.outcome(), "registered; holding until SIGINT/SIGTERM");
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let path = registration.path().to_owned();
+    registration
+        .deregister()
+        .with_context(|| format!("deregistering {path}"))?;
+    tracing::info!(%path, "deregistered");
+    Ok(true)
+}
+
+/// `zkutil check`.
+pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<bool> {
+    let session = connect(common)?;
+    let instances = discovery::list(&session, &common.base_path, false)?;
+    let results: Vec<(Endpoint, Result<Duration, String>)> = std::thread::scope(|scope| {
+        let probes: Vec<_> = instances
+            .iter()
+            .map(|instance| {
+                let endpoint = instance.endpoint();
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let result = std::net::TcpStream::connect_timeout(&endpoint.addr(), timeout)
+                        .map(|_| started.elapsed())
+                        .map_err(|err| err.to_string());
+                    (endpoint, result)
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .zip(&instances)
+            .map(|(probe, instance)| {
+                probe
+                    .join()
+                    .unwrap_or_else(|_| (instance.endpoint(), Err("probe panicked".to_owned())))
+            })
+            .collect()
+    });
+    let mut out = std::io::stdout().lock();
+    let mut all_up = true;
+    for (endpoint, result) in &results {
+        all_up &= result.is_ok();
+        if json {
+            let object = match result {
+                Ok(latency) => {
+                    json!({ "endpoint": endpoint.to_string(), "reachable": true, "latency_ms": latency.as_secs_f64() * 1e3 })
+                }
+                Err(err) => {
+                    json!({ "endpoint": endpoint.to_string(), "reachable": false, "error": err })
+                }
+            };
+            writeln!(out, "{object}")?;
+        } else {
+            match result {
+                Ok(latency) => writeln!(
+                    out,
+                    "{endpoint} reachable {:.2}ms",
+                    latency.as_secs_f64() * 1e3
+                )?,
+                Err(err) => writeln!(out, "{endpoint} unreachable: {err}")?,
+            }
+        }
+    }
+    if results.is_empty() {
+        eprintln!("zkutil: no instances registered under {}", common.base_path);
+    }
+    Ok(all_up)
+}
+
+/// `zkutil status`.
+pub fn status(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<bool> {
+    let hosts = admin::connect_string_hosts(&common.zk);
+    if hosts.is_empty() {
+        bail!("no hosts in connect string {:?}", common.zk);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut all_up = true;
+    for host in hosts {
+        let status = admin::resolve(&host)
+            .and_then(|addr| admin::four_letter_word(addr, "srvr", timeout))
+            .map_err(|err| err.to_string())
+            .and_then(|answer| admin::parse_srvr(&answer).ok_or_else(|| "not serving".to_owned()));
+        all_up &= status.is_ok();
+        match (&status, json) {
+            (Ok(status), true) => writeln!(
+                out,
+                "{}",
+                json!({ "host": host, "up": true, "status": status })
+            )?,
+            (Err(err), true) => writeln!(
+                out,
+                "{}",
+                json!({ "host": host, "up": false, "error": err })
+            )?,
+            (Ok(s), false) => writeln!(
+                out,
+                "{host} {} zxid={} connections={} latency(min/avg/max)={}",
+                s.mode, s.zxid, s.connections, s.latency
+            )?,
+            (Err(err), false) => writeln!(out, "{host} down: {err}")?,
+        }
+    }
+    Ok(all_up)
+}

@@ -1,0 +1,150 @@
+//! `zkutil`: the registry's command-line tool. Parses flags and hands them
+//! to [`commands`], which uses the library (no second implementation).
+
+mod commands;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zkutil::Endpoint;
+
+const EXAMPLES: &str = "\
+Examples:
+  zkutil ls                                   registered instances, owner session, age, metadata
+  zkutil --zk 10.0.0.1:2181,10.0.0.2:2181/app ls --json
+  zkutil watch                                + / - lines as instances come and go (Ctrl-C to stop)
+  zkutil get 127.0.0.1:8897                   one instance's data and stat
+  zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
+                                              hold a registration for a service until SIGTERM
+  zkutil check --timeout 500ms                connect to every instance; exit 1 if one is down
+  zkutil status                               each ZooKeeper host's mode; exit 1 if one is down";
+
+/// Inspect and use the service registry in ZooKeeper: the EPHEMERAL
+/// `<base-path>/<ip:port>` nodes that time-servers (or `zkutil register`)
+/// create.
+#[derive(Debug, Parser)]
+#[command(name = "zkutil", version, about, long_about = None, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every subcommand takes (before or after its name).
+#[derive(Debug, Args)]
+pub struct Common {
+    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    #[arg(
+        long,
+        global = true,
+        env = "ZK_HOSTS",
+        default_value = "127.0.0.1:2181"
+    )]
+    pub zk: String,
+    /// Parent znode of the registrations.
+    #[arg(
+        long,
+        global = true,
+        env = "ZK_BASE_PATH",
+        default_value = "/go_servers"
+    )]
+    pub base_path: String,
+    /// Digest credentials user:password (never logged).
+    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true)]
+    pub zk_auth: Option<String>,
+    /// ZooKeeper session timeout.
+    #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+    /// How long to wait for ZooKeeper.
+    #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the registered instances: name, owner session, age, metadata.
+    Ls {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `+ ip:port` / `- ip:port` as instances come and go, and a line
+    /// when the view goes stale or fresh, until Ctrl-C.
+    Watch {
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one instance's data and stat.
+    Get {
+        /// The instance, ip:port or [v6]:port.
+        endpoint: Endpoint,
+    },
+    /// Register ip:port and hold the EPHEMERAL node (re-created after
+    /// session expiry or deletion) until SIGINT/SIGTERM, then deregister: a
+    /// sidecar for services not written in Rust.
+    Register {
+        /// The address clients should connect to.
+        endpoint: Endpoint,
+        /// Extra JSON object merged into the default metadata.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Connect to every registered instance and report reachable or not,
+    /// with latency; exit 1 if any is unreachable.
+    Check {
+        /// TCP connect timeout per instance.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// One JSON object per instance.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each ZooKeeper host's `srvr`: mode, zxid, connections, latency; exit
+    /// 1 if a host is down.
+    Status {
+        /// Timeout per host.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// One JSON object per host.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let common = &cli.common;
+    let result = match cli.command {
+        Command::Ls { json } => commands::ls(common, json),
+        Command::Watch { json } => commands::watch(common, json),
+        Command::Get { endpoint } => commands::get(common, endpoint),
+        Command::Register { endpoint, metadata } => {
+            commands::register(common, endpoint, metadata.as_deref())
+        }
+        Command::Check { timeout, json } => commands::check(common, timeout, json),
+        Command::Status { timeout, json } => commands::status(common, timeout, json),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("zkutil: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

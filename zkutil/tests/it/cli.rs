@@ -1,0 +1,385 @@
+//! The `zkutil` binary, run as a process against real ZooKeeper: stdout
+//! (text and JSON), stderr and exit codes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use zkutil::testing::{LineRecorder, ZkEnsemble, send_signal, wait_until};
+use zkutil::{Endpoint, Metadata, Registration};
+
+use crate::support::{session, zookeeper};
+
+fn zkutil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(args)
+        .env_remove("ZK_HOSTS")
+        .env_remove("ZK_AUTH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A long-running `zkutil` whose stdout is recorded line by line.
+struct Running {
+    child: Child,
+    stdout: LineRecorder,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+            .args(args)
+            .env_remove("ZK_HOSTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running zkutil: {e}"));
+        let stdout = LineRecorder::new();
+        let reader = child.stdout.take().map(|pipe| {
+            let mut sink = stdout.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
+            })
+        });
+        Running {
+            child,
+            stdout,
+            reader,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect()
+    }
+
+    fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        send_signal(self.child.id(), signal).unwrap_or_else(|e| panic!("{e}"));
+        let child = &mut self.child;
+        let status = wait_until(Duration::from_secs(15), "zkutil exits", || {
+            child.try_wait().ok().flatten()
+        });
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
+    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+    Registration::register(s, "/go_servers", endpoint, &metadata).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A stand-in service speaking the time protocol, until dropped.
+struct Responder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start() -> Responder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let line = format!("{addr}: {}\n", humantime::format_rfc3339(SystemTime::now()));
+                let _ = stream.write_all(line.as_bytes());
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        });
+        Responder {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn ls_lists_exactly_what_is_registered() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let regs: Vec<Registration> = ["127.0.0.1:1", "127.0.0.1:2", "[::1]:3"]
+        .iter()
+        .map(|t| register(&s, t.parse().unwrap_or_else(|e| panic!("{e}"))))
+        .collect();
+    s.create_ephemeral("/go_servers/not-an-endpoint", b"")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hosts = zk.connect_string();
+    let output = zkutil(&["--zk", &hosts, "ls", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let listed: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stdout)));
+    let listed = listed.as_array().cloned().unwrap_or_default();
+    let endpoints: Vec<&str> = listed
+        .iter()
+        .filter_map(|i| i["endpoint"].as_str())
+        .collect();
+    assert_eq!(endpoints, ["127.0.0.1:1", "127.0.0.1:2", "[::1]:3"]);
+    for instance in &listed {
+        assert_eq!(instance["owner"], format!("{:#x}", s.id()));
+        assert_eq!(instance["metadata"]["version"], "test");
+        assert!(instance["age_ms"].as_i64().is_some_and(|age| age >= 0));
+    }
+    assert!(
+        text(&output.stderr).contains("skipping malformed child"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let table = zkutil(&["ls", "--zk", &hosts]);
+    assert!(table.status.success());
+    let lines: Vec<String> = text(&table.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].starts_with("ENDPOINT"));
+    drop(regs);
+}
+
+#[test]
+fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let hosts = zk.connect_string();
+    let mut watch = Running::start(&["--zk", &hosts, "watch"]);
+    let endpoint: Endpoint = "127.0.0.1:4242".parse().unwrap_or_else(|e| panic!("{e}"));
+    let registration = register(&s, endpoint);
+    wait_until(Duration::from_secs(20), "watch prints +", || {
+        watch
+            .lines()
+            .iter()
+            .any(|l| l.ends_with(" + 127.0.0.1:4242"))
+            .then_some(())
+    });
+    registration.deregister().unwrap_or_else(|e| panic!("{e}"));
+    wait_until(Duration::from_secs(20), "watch prints -", || {
+        watch
+            .lines()
+            .iter()
+            .any(|l| l.ends_with(" - 127.0.0.1:4242"))
+            .then_some(())
+    });
+    let status = watch.stop("INT");
+    assert!(status.success(), "{status}");
+    let lines = watch.lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" + ")).count(),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" - ")).count(),
+        1,
+        "{lines:?}"
+    );
+    // Each line starts with its time.
+    assert!(
+        lines
+            .iter()
+            .all(|l| humantime::parse_rfc3339(l.split(' ').next().unwrap_or_default()).is_ok()),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn watch_json_reports_added_and_removed() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _already = register(&s, "127.0.0.1:7".parse().unwrap_or_else(|e| panic!("{e}")));
+    let mut watch = Running::start(&["--zk", &zk.connect_string(), "watch", "--json"]);
+    wait_until(
+        Duration::from_secs(20),
+        "the existing instance is listed",
+        || (!watch.lines().is_empty()).then_some(()),
+    );
+    let status = watch.stop("TERM");
+    assert!(status.success());
+    let event: Value = serde_json::from_str(&watch.lines()[0]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (event["event"].as_str(), event["endpoint"].as_str()),
+        (Some("added"), Some("127.0.0.1:7"))
+    );
+}
+
+#[test]
+fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
+    let zk = zookeeper();
+    let observer = session(&zk);
+    let hosts = zk.connect_string();
+    let responder = Responder::start();
+    let endpoint = responder.addr.to_string();
+    let mut sidecar = Running::start(&[
+        "--zk",
+        &hosts,
+        "register",
+        &endpoint,
+        "--metadata",
+        r#"{"role":"stand-in"}"#,
+    ]);
+    let path = format!("/go_servers/{endpoint}");
+    let (data, _) = wait_until(Duration::from_secs(20), "the sidecar registers", || {
+        observer.get_data(&path).ok()
+    });
+    let metadata: Value = serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (metadata["role"].as_str(), metadata["port"].as_u64()),
+        (Some("stand-in"), Some(u64::from(responder.addr.port())))
+    );
+
+    let config = time_client::Config {
+        count: 5,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&hosts)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary =
+        time_client::run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((summary.ok, summary.failed), (5, 0), "{}", summary.line());
+
+    let status = sidecar.stop("TERM");
+    assert!(status.success(), "{status}");
+    assert!(
+        observer.stat(&path).ok().flatten().is_none(),
+        "the node outlived the sidecar"
+    );
+}
+
+#[test]
+fn check_fails_when_a_registered_instance_is_down() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let responder = Responder::start();
+    let _up = register(&s, Endpoint::new(responder.addr));
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dead: Endpoint = format!("127.0.0.1:{dead_port}")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _down = register(&s, dead);
+    let hosts = zk.connect_string();
+    let output = zkutil(&["--zk", &hosts, "check", "--timeout", "500ms"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{} reachable", responder.addr)),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("{dead} unreachable")), "{stdout}");
+    drop(_down);
+    let output = zkutil(&["--zk", &hosts, "check", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(line["reachable"], true);
+}
+
+#[test]
+fn status_reports_an_ensembles_leader_and_followers() {
+    zkutil::testing::init_test_logging();
+    let mut zk = ZkEnsemble::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let hosts = zk.connect_string();
+    let output = zkutil(&["--zk", &hosts, "status"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" leader ")).count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" follower ")).count(),
+        2,
+        "{stdout}"
+    );
+    let follower = (0..3)
+        .find(|&i| zk.mode(i).as_deref() == Some("follower"))
+        .unwrap_or(0);
+    zk.kill(follower);
+    let output = zkutil(&["--zk", &hosts, "status", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let down: Vec<Value> = text(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["up"] == false)
+        .collect();
+    assert_eq!(down.len(), 1, "{}", text(&output.stdout));
+    assert_eq!(down[0]["host"], format!("127.0.0.1:{}", zk.port(follower)));
+}
+
+#[test]
+fn get_shows_one_instance_and_an_unknown_one_is_a_one_line_error() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _reg = register(&s, "127.0.0.1:9".parse().unwrap_or_else(|e| panic!("{e}")));
+    let hosts = zk.connect_string();
+    let output = zkutil(&["--zk", &hosts, "get", "127.0.0.1:9"]);
+    assert!(output.status.success());
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shown["stat"]["owner"], format!("{:#x}", s.id()));
+    assert_eq!(shown["metadata"]["port"], 9);
+    let missing = zkutil(&["--zk", &hosts, "get", "127.0.0.1:10"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        text(&missing.stderr).trim(),
+        "zkutil: error: no instance 127.0.0.1:10 registered under /go_servers"
+    );
+}
+
+#[test]
+fn unreachable_zookeeper_and_bad_input_are_one_line_errors() {
+    let output = zkutil(&["--zk", "127.0.0.1:1", "--connect-timeout", "1s", "ls"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.trim().starts_with("zkutil: error: ") && stderr.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+    let bad = zkutil(&["get", "not-an-endpoint"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("invalid endpoint"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
