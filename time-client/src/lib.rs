@@ -30,6 +30,8 @@ use crate::request::{RequestLimits, request};
 pub struct Config {
     /// ZooKeeper connect string.
     pub zk_hosts: String,
+    /// Digest credentials, when the registry is readable only with them.
+    pub zk_auth: Option<zkutil::Secret>,
     /// Parent znode of the registrations.
     pub base_path: String,
     /// How many requests to make.
@@ -57,6 +59,7 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             zk_hosts: zk_hosts.into(),
+            zk_auth: None,
             base_path: "/go_servers".into(),
             count: 100,
             interval: Duration::from_secs(1),
@@ -84,11 +87,13 @@ pub fn run(
     out: &mut impl Write,
     stop_requested: &Receiver<i32>,
 ) -> anyhow::Result<Summary> {
-    let session = SessionConfig::new(&config.zk_hosts)
+    let mut session = SessionConfig::new(&config.zk_hosts)
         .with_session_timeout(config.session_timeout)
-        .with_connect_timeout(config.zk_connect_timeout)
-        .connect()
-        .map(Arc::new)?;
+        .with_connect_timeout(config.zk_connect_timeout);
+    if let Some(auth) = &config.zk_auth {
+        session = session.with_digest_auth(auth.clone());
+    }
+    let session = session.connect().map(Arc::new)?;
     tracing::debug!(session = %format_args!("{:#x}", session.id()), "connected to ZooKeeper");
     let discovery = Discovery::start(session, &config.base_path)?;
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);

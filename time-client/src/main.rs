@@ -27,6 +27,9 @@ struct Args {
     /// ZooKeeper connect string: host:port[,host:port...][/chroot].
     #[arg(long, env = "ZK_HOSTS", default_value = "127.0.0.1:2181")]
     zk: String,
+    /// Digest credentials user:password (never logged).
+    #[arg(long, env = "ZK_AUTH", hide_env_values = true)]
+    zk_auth: Option<zkutil::Secret>,
     /// Parent znode under which servers register.
     #[arg(long, env = "ZK_BASE_PATH", default_value = "/go_servers")]
     base_path: String,
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     };
     let config = time_client::Config {
         zk_hosts: args.zk,
+        zk_auth: args.zk_auth,
         base_path: args.base_path,
         count: args.count,
         interval: args.interval,

@@ -30,6 +30,8 @@ use crate::shutdown::Shutdown;
 pub struct Config {
     /// ZooKeeper connect string.
     pub zk_hosts: String,
+    /// Digest credentials; registrations are then writable only by them.
+    pub zk_auth: Option<zkutil::Secret>,
     /// Parent znode of the registrations.
     pub base_path: String,
     /// Addresses to listen on.
@@ -147,10 +149,13 @@ impl<'a> Startup<'a> {
                     .min(deadline.saturating_duration_since(Instant::now())),
                 None => self.config.connect_timeout,
             };
-            let attempt = SessionConfig::new(&self.config.zk_hosts)
+            let mut session = SessionConfig::new(&self.config.zk_hosts)
                 .with_session_timeout(self.config.session_timeout)
-                .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)))
-                .connect();
+                .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)));
+            if let Some(auth) = &self.config.zk_auth {
+                session = session.with_digest_auth(auth.clone());
+            }
+            let attempt = session.connect();
             match attempt {
                 Ok(session) => {
                     tracing::info!(zk = %self.config.zk_hosts, session = %format_args!("{:#x}", session.id()),

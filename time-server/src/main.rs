@@ -20,6 +20,9 @@ struct Args {
     /// ZooKeeper connect string: host:port[,host:port...][/chroot].
     #[arg(long, env = "ZK_HOSTS", default_value = "127.0.0.1:2181")]
     zk: String,
+    /// Digest credentials user:password: registrations are then writable only by this identity (never logged).
+    #[arg(long, env = "ZK_AUTH", hide_env_values = true)]
+    zk_auth: Option<zkutil::Secret>,
     /// Parent znode under which listeners register.
     #[arg(long, env = "ZK_BASE_PATH", default_value = "/go_servers")]
     base_path: String,
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     init_tracing();
     let config = time_server::Config {
         zk_hosts: args.zk,
+        zk_auth: args.zk_auth,
         base_path: args.base_path,
         listen: args.listen,
         advertise: args.advertise,

@@ -38,4 +38,6 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkErrorKind};
 pub use registry::{Metadata, Registration};
 pub use select::{Selector, Strategy};
-pub use session::{NodeStat, Session, SessionConfig, SessionEvent, SessionState, WatchEvent};
+pub use session::{
+    NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionState, WatchEvent,
+};

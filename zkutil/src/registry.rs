@@ -246,6 +246,12 @@ impl Registration {
                 "not an address clients can connect to",
             ));
         }
+        if !session.config().has_auth() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!("no ZooKeeper auth: registrations use an open ACL, anyone who can reach ZooKeeper can delete or overwrite them");
+            });
+        }
         let path = node_path(base_path, &endpoint);
         if data.len() > MAX_METADATA_LEN {
             return Err(Error::Metadata {

@@ -34,6 +34,55 @@ use zookeeper_client as zk;
 use crate::backoff::Backoff;
 use crate::error::{Error, Result, ZkError, ZkErrorKind};
 
+/// A credential (`user:password`) that must never be printed: its `Debug`
+/// and `Display` are `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    /// Accepts `user:password` with a non-empty user.
+    fn from_str(s: &str) -> std::result::Result<Secret, String> {
+        match s.split_once(':') {
+            Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
+            _ => Err("expected user:password".to_owned()),
+        }
+    }
+}
+
+/// The ACL of nodes created with digest auth: the creating identity may do
+/// anything, everyone else may only read (and so discover). Deleting a
+/// child needs DELETE on its parent, so the base path carries it too.
+static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+
 /// How to reach ZooKeeper, and how long to wait for it.
 ///
 /// Built with `with_*` methods; the defaults suit a service on a LAN.
@@ -44,7 +93,7 @@ pub struct SessionConfig {
     connect_timeout: Duration,
     request_timeout: Duration,
     /// `user:password` for ZooKeeper's digest scheme. Never logged.
-    digest_auth: Option<String>,
+    digest_auth: Option<Secret>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -78,16 +127,18 @@ impl SessionConfig {
 
     /// Authenticates with ZooKeeper's digest scheme as `user:password`
     /// (kept out of every log and `Debug` output).
-    pub fn with_digest_auth(mut self, user_password: impl Into<String>) -> Self {
-        self.digest_auth = Some(user_password.into());
+    ///
+    /// With auth, the nodes this session creates get creator-ALL +
+    /// world-READ: only this identity can delete or overwrite them, anyone
+    /// can discover them. Without, they are open to all.
+    pub fn with_digest_auth(mut self, user_password: Secret) -> Self {
+        self.digest_auth = Some(user_password);
         self
     }
 
-    /// The digest identity's user name, if auth is configured.
-    pub fn auth_user(&self) -> Option<&str> {
-        self.digest_auth
-            .as_deref()
-            .map(|auth| auth.split(':').next().unwrap_or_default())
+    /// Whether digest auth is configured.
+    pub fn has_auth(&self) -> bool {
+        self.digest_auth.is_some()
     }
 
     /// The session timeout asked of ZooKeeper: how long after the last
@@ -389,17 +440,36 @@ impl Session {
             .push(Box::new(subscriber));
     }
 
-    /// Creates `path` and its missing ancestors as persistent nodes with an
-    /// open ACL. Nodes that exist already are fine, including ones created
-    /// concurrently by another client.
+    /// Creates `path` and its missing ancestors as persistent nodes (with
+    /// this session's ACL). Nodes that exist already are fine, including
+    /// ones created concurrently by another client. A missing chroot (the
+    /// `/app` of `host:port/app`) is created too.
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
     pub fn ensure_path(&self, path: &str) -> Result<()> {
-        let owned = path.to_owned();
+        match self.mkdir(path) {
+            Err(err) if err.is_no_node() => match split_chroot(&self.inner.config.hosts) {
+                Some((hosts, chroot)) => {
+                    tracing::info!(chroot, "creating the missing chroot");
+                    let config = SessionConfig {
+                        hosts: hosts.to_owned(),
+                        ..self.inner.config.clone()
+                    };
+                    Session::connect(config)?.mkdir(chroot)?;
+                    self.mkdir(path)
+                }
+                None => Err(err),
+            },
+            other => other,
+        }
+    }
+
+    fn mkdir(&self, path: &str) -> Result<()> {
+        let (owned, acls) = (path.to_owned(), self.acls());
         self.call("create", path, move |client| async move {
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+            let options = zk::CreateMode::Persistent.with_acls(acls);
             client.mkdir(&owned, &options).await
         })
     }
@@ -412,14 +482,39 @@ impl Session {
     /// (perhaps created by this very call before a lost connection: callers
     /// check the owner), [`Error::is_no_node`] when the parent is missing.
     pub fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<NodeStat> {
-        let (owned, data) = (path.to_owned(), data.to_vec());
+        let (owned, data, acls) = (path.to_owned(), data.to_vec(), self.acls());
         self.call("create", path, move |client| async move {
-            let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+            let options = zk::CreateMode::Ephemeral.with_acls(acls);
             client
                 .create(&owned, &data, &options)
                 .await
                 .map(|(stat, _)| NodeStat::from_stat(&stat))
         })
+    }
+
+    /// Replaces a node's data, only if its version is still `version` when
+    /// given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`]: no node, a version mismatch, or no permission.
+    pub fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<NodeStat> {
+        let (owned, data) = (path.to_owned(), data.to_vec());
+        self.call("write", path, move |client| async move {
+            client
+                .set_data(&owned, &data, version)
+                .await
+                .map(|stat| NodeStat::from_stat(&stat))
+        })
+    }
+
+    /// The ACL of the nodes this session creates.
+    fn acls(&self) -> zk::Acls<'static> {
+        if self.inner.config.digest_auth.is_some() {
+            zk::Acls::new(&CREATOR_ALL_WORLD_READ)
+        } else {
+            zk::Acls::anyone_all()
+        }
     }
 
     /// Deletes a node, only if its version is still `version` when given.
@@ -611,6 +706,13 @@ impl Drop for Session {
     }
 }
 
+/// `("h1:p1,h2:p2", "/app")` for a connect string with a chroot.
+fn split_chroot(hosts: &str) -> Option<(&str, &str)> {
+    let slash = hosts.find('/')?;
+    let chroot = hosts[slash..].trim_end_matches('/');
+    (!chroot.is_empty()).then_some((&hosts[..slash], chroot))
+}
+
 /// Connects a client, re-attaching `session` when given; bounded by the
 /// connect timeout.
 fn connect_client(
@@ -625,7 +727,7 @@ fn connect_client(
         None => connector,
     };
     let connector = match &config.digest_auth {
-        Some(auth) => connector.with_auth("digest", auth.as_bytes()),
+        Some(auth) => connector.with_auth("digest", auth.expose().as_bytes()),
         None => connector,
     };
     let connecting = async move { connector.connect(&hosts).await };

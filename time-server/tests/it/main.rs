@@ -4,4 +4,5 @@
 mod faults;
 mod process;
 mod protocol;
+mod security;
 mod support;

@@ -54,13 +54,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary with `args`; stderr goes to a temp file.
     pub fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_log_filter(args, "info")
+    }
+
+    /// Starts the binary with `args` and `RUST_LOG=filter`.
+    pub fn start_with_log_filter(args: &[&str], filter: &str) -> ServerProcess {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let stderr = dir.path().join("stderr");
         let file = std::fs::File::create(&stderr).unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(env!("CARGO_BIN_EXE_time-server"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .env_remove("ZK_HOSTS")
+            .env_remove("ZK_AUTH")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

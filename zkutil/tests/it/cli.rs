@@ -383,3 +383,124 @@ fn unreachable_zookeeper_and_bad_input_are_one_line_errors() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn server_client_and_cli_agree_on_a_chrooted_registry() {
+    let zk = zookeeper();
+    let root = session(&zk);
+    let chrooted = format!("{}/app", zk.connect_string());
+    let config = time_server::Config {
+        zk_hosts: chrooted.clone(),
+        zk_auth: None,
+        base_path: "/go_servers".into(),
+        listen: vec!["127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")); 2],
+        advertise: None,
+        session_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        startup_timeout: Some(Duration::from_secs(30)),
+        drain: Duration::ZERO,
+        serve: time_server::listener::ServeOptions::default(),
+    };
+    let (stop_server, stop_requested) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || time_server::run(&config, &stop_requested));
+    // The chroot did not exist: the server created it.
+    let names = wait_until(
+        Duration::from_secs(30),
+        "the server registers inside the chroot",
+        || {
+            root.children("/app/go_servers")
+                .ok()
+                .filter(|names| names.len() == 2)
+        },
+    );
+
+    let output = zkutil(&["--zk", &chrooted, "ls", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let mut cli_names: Vec<String> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["endpoint"].as_str().map(str::to_owned))
+        .collect();
+    let mut zk_names = names.clone();
+    cli_names.sort();
+    zk_names.sort();
+    assert_eq!(cli_names, zk_names);
+
+    let client = time_client::Config {
+        count: 10,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&chrooted)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary =
+        time_client::run(&client, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        (summary.ok, summary.failed, summary.per_server.len()),
+        (10, 0, 2),
+        "{}",
+        summary.line()
+    );
+
+    let mut top = root.children("/").unwrap_or_else(|e| panic!("{e}"));
+    top.sort();
+    assert_eq!(
+        top,
+        ["app", "zookeeper"],
+        "something was written outside the chroot"
+    );
+    let _ = stop_server.send(15);
+    server
+        .join()
+        .unwrap_or_else(|_| panic!("server panicked"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        root.children("/app/go_servers")
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[test]
+fn with_auth_the_cli_and_the_client_can_still_discover() {
+    let zk = zookeeper();
+    let owner = zkutil::SessionConfig::new(zk.connect_string())
+        .with_digest_auth(zkutil::Secret::new("svc:pw"))
+        .connect()
+        .map(Arc::new)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let responder = Responder::start();
+    let _reg = register(&owner, Endpoint::new(responder.addr));
+    let hosts = zk.connect_string();
+    let output = zkutil(&["--zk", &hosts, "ls", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains(&responder.addr.to_string()));
+    let config = time_client::Config {
+        count: 3,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&hosts)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary =
+        time_client::run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(summary.ok, 3);
+    // Another identity cannot hijack the registration, even with the
+    // owner-aware takeover that replaces stale nodes.
+    let output = zkutil(&[
+        "--zk",
+        &hosts,
+        "--zk-auth",
+        "intruder:pw",
+        "register",
+        &responder.addr.to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("not authorized"), "{stderr}");
+    let stat = owner
+        .stat(&format!("/go_servers/{}", responder.addr))
+        .ok()
+        .flatten();
+    assert_eq!(stat.map(|s| s.ephemeral_owner()), Some(owner.id()));
+}

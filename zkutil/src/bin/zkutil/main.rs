@@ -53,7 +53,7 @@ pub struct Common {
     pub base_path: String,
     /// Digest credentials user:password (never logged).
     #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true)]
-    pub zk_auth: Option<String>,
+    pub zk_auth: Option<zkutil::Secret>,
     /// ZooKeeper session timeout.
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub session_timeout: Duration,

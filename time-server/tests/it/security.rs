@@ -1,0 +1,133 @@
+//! Auth and ACLs: with credentials, only the registering identity can
+//! delete or overwrite a registration; anyone can discover it.
+
+use std::time::Duration;
+
+use zkutil::testing::wait_until;
+use zkutil::{Secret, Session, SessionConfig, ZkErrorKind};
+
+use crate::support::{ServerProcess, children, observer, zookeeper};
+
+const PASSWORD: &str = "s3cret-Pa55";
+
+fn session_as(hosts: &str, auth: Option<&str>) -> Session {
+    let mut config = SessionConfig::new(hosts);
+    if let Some(auth) = auth {
+        config = config.with_digest_auth(Secret::new(auth));
+    }
+    config.connect().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[track_caller]
+fn assert_no_auth(result: zkutil::Result<impl std::fmt::Debug>, what: &str) {
+    match result {
+        Err(zkutil::Error::Zk { source, .. }) if source.kind() == ZkErrorKind::NoAuth => {}
+        other => panic!("{what}: expected NoAuth, got {other:?}"),
+    }
+}
+
+#[test]
+fn with_auth_others_can_list_but_not_delete_overwrite_or_forge_registrations() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let auth = format!("svc:{PASSWORD}");
+    let server = ServerProcess::start_with_log_filter(
+        &[
+            "--zk",
+            &hosts,
+            "--zk-auth",
+            &auth,
+            "--listen",
+            "127.0.0.1:0,127.0.0.1:0",
+        ],
+        "trace",
+    );
+    let names = server.registered(2);
+    for (label, credentials) in [
+        ("no credentials", None),
+        ("wrong credentials", Some("svc:wrong")),
+    ] {
+        let intruder = session_as(&hosts, credentials);
+        let listed = intruder
+            .children("/go_servers")
+            .unwrap_or_else(|e| panic!("{label}: cannot list: {e}"));
+        assert_eq!(listed.len(), 2, "{label}");
+        for name in &names {
+            let path = format!("/go_servers/{name}");
+            assert_no_auth(
+                intruder.delete(&path, None),
+                &format!("{label} deleting {path}"),
+            );
+            assert_no_auth(
+                intruder.set_data(&path, b"{}", None),
+                &format!("{label} overwriting {path}"),
+            );
+            intruder
+                .get_data(&path)
+                .unwrap_or_else(|e| panic!("{label}: cannot read {path}: {e}"));
+        }
+        assert_no_auth(
+            intruder.create_ephemeral("/go_servers/10.6.6.6:6666", b"{}"),
+            &format!("{label} registering a fake endpoint"),
+        );
+    }
+    let obs = observer(&zk);
+    let mut after = children(&obs, "/go_servers");
+    let mut expected = names.clone();
+    after.sort();
+    expected.sort();
+    assert_eq!(after, expected, "the server's nodes must stay");
+    let log = server.stderr();
+    assert!(!log.is_empty());
+    assert!(
+        !log.contains(PASSWORD),
+        "the password appears in the server's trace log"
+    );
+    assert!(!log.contains("open ACL"), "{log}");
+}
+
+#[test]
+fn without_auth_one_warning_says_registrations_are_open() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ]);
+    server.registered(3);
+    wait_until(Duration::from_secs(5), "the warning is logged", || {
+        (server.log_count("open ACL") > 0).then_some(())
+    });
+    assert_eq!(server.log_count("open ACL"), 1, "{}", server.stderr());
+}
+
+#[test]
+fn the_password_is_not_shown_by_help_or_errors() {
+    let hosts = "127.0.0.1:1";
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        hosts,
+        "--zk-auth",
+        &format!("svc:{PASSWORD}"),
+        "--startup-timeout",
+        "1s",
+        "--connect-timeout",
+        "500ms",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!server.wait(Duration::from_secs(20)).success());
+    assert!(!server.stderr().contains(PASSWORD), "{}", server.stderr());
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_time-server"))
+        .arg("--help")
+        .env("ZK_AUTH", format!("svc:{PASSWORD}"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--zk-auth") && !help.contains(PASSWORD),
+        "{help}"
+    );
+}
