@@ -7,7 +7,7 @@
 //! new connection gets its reply at once and is closed without draining,
 //! so threads and memory stay bounded under a flood.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -158,6 +158,7 @@ fn accept_loop<'scope>(
         let endpoint = bound.advertised;
         let spawned = std::thread::Builder::new()
             .name(format!("conn {peer}"))
+            .stack_size(CONNECTION_STACK)
             .spawn_scoped(scope, move || {
                 if let Err(err) = serve_connection(stream, endpoint, &options.limits) {
                     tracing::debug!(%peer, error = %err, "connection ended early");
@@ -171,11 +172,26 @@ fn accept_loop<'scope>(
     }
 }
 
-/// The overload path: a reply without waiting for the request.
+/// The overload path: a reply without waiting for the request. What the
+/// client already sent is read without waiting, so that closing does not
+/// reset the connection (which would destroy the reply in flight).
 fn reply_and_close(mut stream: TcpStream, endpoint: Endpoint) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let _ = stream.write_all(reply_line(endpoint, SystemTime::now()).as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    if stream.set_nonblocking(true).is_ok() {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
 }
+
+/// Stack of a connection thread: the exchange needs a few KiB, and a
+/// small stack keeps a thousand idle connections cheap.
+const CONNECTION_STACK: usize = 64 * 1024;
 
 /// Wakes every acceptor blocked in `accept()` by connecting to it once;
 /// call after [`Shutdown::trigger`].

@@ -3,4 +3,5 @@
 
 mod cache;
 mod client;
+mod hostile;
 mod support;

@@ -2,6 +2,7 @@
 //! (port 0), and the real binary against a real ZooKeeper.
 
 mod faults;
+mod hostile;
 mod process;
 mod protocol;
 mod security;

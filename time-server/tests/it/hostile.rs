@@ -1,0 +1,127 @@
+//! Hostile clients: garbage, floods, idle and half-open connections,
+//! resets. The server stays up, keeps answering normal requests, and its
+//! threads and memory stay bounded (read from /proc).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use zkutil::testing::{ZkServer, wait_until};
+
+use crate::support::{ServerProcess, ask, free_ports, zookeeper};
+
+/// A field of /proc/<pid>/status, as a number (`Threads:`, `VmRSS:` in kB).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+fn start(zk: &ZkServer, extra: &[&str]) -> (ServerProcess, SocketAddr) {
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let hosts = zk.connect_string();
+    let mut args = vec!["--zk", hosts.as_str(), "--listen", listen.as_str()];
+    args.extend_from_slice(extra);
+    let server = ServerProcess::start(&args);
+    server.registered(1);
+    (server, listen.parse().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A normal request is answered, within a generous deadline.
+#[track_caller]
+fn assert_answers(addr: SocketAddr, server: &ServerProcess) -> Duration {
+    let started = Instant::now();
+    let reply = ask(addr).unwrap_or_else(|e| panic!("no reply: {e}; log:\n{}", server.stderr()));
+    let took = started.elapsed();
+    assert!(reply.starts_with(&format!("{addr}: ")), "{reply:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "a normal request took {took:?}"
+    );
+    took
+}
+
+#[test]
+fn garbage_and_a_one_mebibyte_request_do_not_hurt_the_server() {
+    let zk = zookeeper();
+    let (server, addr) = start(&zk, &[]);
+    let garbage: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for payload in [garbage, vec![b'x'; 1 << 20], b"\r\n\0\xff\xfe".to_vec()] {
+        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+        // The server stops reading at its drain limit: the write may fail.
+        let _ = stream.write_all(&payload);
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.read_to_end(&mut Vec::new());
+        assert_answers(addr, &server);
+    }
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[test]
+fn five_hundred_idle_connections_neither_block_normal_requests_nor_grow_without_bound() {
+    let zk = zookeeper();
+    let (server, addr) = start(&zk, &["--max-connections", "200"]);
+    let idle_threads = proc_status(server.pid(), "Threads:");
+    // Slow loris: connect, send nothing, never close.
+    let held: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert_eq!(held.len(), 500);
+    let took = assert_answers(addr, &server);
+    let threads = proc_status(server.pid(), "Threads:");
+    let rss_kib = proc_status(server.pid(), "VmRSS:");
+    eprintln!(
+        "slow loris: 500 idle connections, max 200: {threads} threads (idle {idle_threads}), RSS {rss_kib} KiB, \
+         a normal request took {took:?}"
+    );
+    assert!(threads <= idle_threads + 200 + 4, "{threads} threads");
+    assert!(rss_kib < 64 * 1024, "RSS {rss_kib} KiB");
+    // Every held connection got its reply (beyond the cap: at once).
+    for mut stream in held.into_iter().take(300).skip(200) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        assert!(reply.starts_with(&format!("{addr}: ")), "{reply:?}");
+    }
+    // Connection threads end after their drain deadline.
+    wait_until(Duration::from_secs(30), "connection threads end", || {
+        (proc_status(server.pid(), "Threads:") <= idle_threads + 2).then_some(())
+    });
+}
+
+#[test]
+fn half_open_and_resetting_clients_do_not_hurt_the_server() {
+    let zk = zookeeper();
+    let (server, addr) = start(&zk, &[]);
+    // Half-open: the client closes its write side and never reads.
+    let half_open: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .inspect(|stream| {
+            let _ = stream.shutdown(Shutdown::Write);
+        })
+        .collect();
+    assert_answers(addr, &server);
+    // Resets mid-reply: close with the reply unread, so the kernel answers
+    // with RST.
+    for _ in 0..200 {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let _ = stream.write_all(b"timestamp");
+        }
+    }
+    assert_answers(addr, &server);
+    drop(half_open);
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", server.pid())).exists(),
+        "the server died"
+    );
+}
