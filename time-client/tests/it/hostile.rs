@@ -113,7 +113,10 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         (Misbehaviour::NotUtf8, "not UTF-8 text"),
         // Closing without reading: an empty reply, or a reset if our
         // request arrived first.
-        (Misbehaviour::ImmediateClose, "empty reply|reset by peer|not connected|Broken pipe"),
+        (
+            Misbehaviour::ImmediateClose,
+            "empty reply|reset by peer|not connected|Broken pipe",
+        ),
     ];
     for (how, causes) in cases {
         let fake = FakeServer::start(how);

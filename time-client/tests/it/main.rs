@@ -4,4 +4,5 @@
 mod cache;
 mod client;
 mod hostile;
+mod properties;
 mod support;

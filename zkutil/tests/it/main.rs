@@ -1,9 +1,10 @@
-//! zkutil's integration tests, one binary (matklad): every test talks to a
-//! real ZooKeeper started by `zkutil::testing`.
+//! zkutil's integration tests, one binary (matklad): every test that needs
+//! ZooKeeper talks to a real one started by `zkutil::testing`.
 
 mod cli;
 mod discovery;
 mod fixture;
+mod properties;
 mod registry;
 mod session;
 mod support;
