@@ -24,15 +24,8 @@ use zkutil::Strategy;
           after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
                         time-client --count 1000 --interval 0s --json | tail -1")]
 struct Args {
-    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
-    #[arg(long, env = "ZK_HOSTS", default_value = "127.0.0.1:2181")]
-    zk: String,
-    /// Digest credentials user:password (never logged).
-    #[arg(long, env = "ZK_AUTH", hide_env_values = true)]
-    zk_auth: Option<zkutil::Secret>,
-    /// Parent znode under which servers register.
-    #[arg(long, env = "ZK_BASE_PATH", default_value = "/go_servers")]
-    base_path: String,
+    #[command(flatten)]
+    zk: zkutil::cli::ZkArgs,
     /// Number of requests.
     #[arg(long, env = "TIME_CLIENT_COUNT", default_value_t = 100)]
     count: u64,
@@ -57,9 +50,6 @@ struct Args {
     /// Print one JSON object per request and a summary object on stdout.
     #[arg(long, env = "TIME_CLIENT_JSON")]
     json: bool,
-    /// ZooKeeper session timeout.
-    #[arg(long, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    session_timeout: Duration,
     /// How long to wait for ZooKeeper at start.
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     zk_connect_timeout: Duration,
@@ -67,19 +57,19 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing();
+    zkutil::cli::init_logging();
     let format = if args.json {
         Format::Json
     } else {
         Format::Text
     };
     let config = time_client::Config {
-        zk_hosts: args.zk,
-        zk_auth: args.zk_auth,
-        base_path: args.base_path,
+        zk_hosts: args.zk.zk,
+        zk_auth: args.zk.zk_auth,
+        base_path: args.zk.base_path,
         count: args.count,
         interval: args.interval,
-        session_timeout: args.session_timeout,
+        session_timeout: args.zk.session_timeout,
         zk_connect_timeout: args.zk_connect_timeout,
         limits: RequestLimits {
             connect_timeout: args.connect_timeout,
@@ -130,15 +120,4 @@ fn on_ctrl_c() -> anyhow::Result<mpsc::Receiver<i32>> {
         })
         .context("starting the signal thread")?;
     Ok(rx)
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

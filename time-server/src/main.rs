@@ -17,15 +17,8 @@ use zkutil::Endpoint;
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, after_help = "Example:\n  time-server --zk 127.0.0.1:2181 --listen 127.0.0.1:0 --listen 127.0.0.1:0")]
 struct Args {
-    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
-    #[arg(long, env = "ZK_HOSTS", default_value = "127.0.0.1:2181")]
-    zk: String,
-    /// Digest credentials user:password: registrations are then writable only by this identity (never logged).
-    #[arg(long, env = "ZK_AUTH", hide_env_values = true)]
-    zk_auth: Option<zkutil::Secret>,
-    /// Parent znode under which listeners register.
-    #[arg(long, env = "ZK_BASE_PATH", default_value = "/go_servers")]
-    base_path: String,
+    #[command(flatten)]
+    zk: zkutil::cli::ZkArgs,
     /// Address to listen on (repeatable, or comma separated); port 0 picks a free port.
     #[arg(
         long,
@@ -37,9 +30,6 @@ struct Args {
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
-    /// ZooKeeper session timeout: how long after a crash the nodes linger.
-    #[arg(long, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    session_timeout: Duration,
     /// How long one attempt to connect to ZooKeeper may take.
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
@@ -71,14 +61,14 @@ fn parse_host(text: &str) -> Result<IpAddr, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing();
+    zkutil::cli::init_logging();
     let config = time_server::Config {
-        zk_hosts: args.zk,
-        zk_auth: args.zk_auth,
-        base_path: args.base_path,
+        zk_hosts: args.zk.zk,
+        zk_auth: args.zk.zk_auth,
+        base_path: args.zk.base_path,
         listen: args.listen,
         advertise: args.advertise,
-        session_timeout: args.session_timeout,
+        session_timeout: args.zk.session_timeout,
         connect_timeout: args.connect_timeout,
         startup_timeout: args.startup_timeout,
         drain: args.drain,
@@ -96,15 +86,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

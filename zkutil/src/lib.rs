@@ -15,6 +15,7 @@
 //! * [`admin`]: four-letter words (`srvr`) for health checks.
 //! * [`backoff`]: `Backoff`, capped exponential retry delays with jitter.
 //! * [`error`]: `Error`, the one error type.
+//! * [`cli`]: the flags and logging setup the binaries share.
 //! * `testing` (feature `testing`): a real ZooKeeper for tests.
 //!
 //! The library logs through `tracing` and never installs a subscriber.
@@ -23,6 +24,7 @@
 
 pub mod admin;
 pub mod backoff;
+pub mod cli;
 pub mod discovery;
 pub mod endpoint;
 pub mod error;

@@ -10,20 +10,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use zkutil::registry::node_path;
-use zkutil::{
-    Change, Discovery, Endpoint, Metadata, Registration, Session, SessionConfig, admin, discovery,
-};
+use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, admin, discovery};
 
 use crate::Common;
 
 fn connect(common: &Common) -> anyhow::Result<Arc<Session>> {
-    let mut config = SessionConfig::new(&common.zk)
-        .with_session_timeout(common.session_timeout)
-        .with_connect_timeout(common.connect_timeout);
-    if let Some(auth) = &common.zk_auth {
-        config = config.with_digest_auth(auth.clone());
-    }
-    Ok(Arc::new(config.connect()?))
+    Ok(Arc::new(
+        common
+            .zk
+            .session_config()
+            .with_connect_timeout(common.connect_timeout)
+            .connect()?,
+    ))
 }
 
 fn now_ms() -> i64 {
@@ -49,10 +47,10 @@ fn field(metadata: &Value, key: &str) -> String {
 /// `zkutil ls`.
 pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let instances = discovery::list(&session, &common.base_path, false)?;
+    let instances = discovery::list(&session, &common.zk.base_path, false)?;
     let mut rows = Vec::new();
     for instance in instances {
-        let path = node_path(&common.base_path, &instance.endpoint());
+        let path = node_path(&common.zk.base_path, &instance.endpoint());
         let (data, stat) = match session.get_data(&path) {
             Ok(found) => found,
             Err(err) if err.is_no_node() => continue,
@@ -119,7 +117,7 @@ fn stamp() -> String {
 pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
     let stop = stop_flag()?;
     let session = connect(common)?;
-    let discovery = Discovery::start(session, &common.base_path)?;
+    let discovery = Discovery::start(session, &common.zk.base_path)?;
     let changes = discovery.subscribe();
     let mut shown = std::collections::BTreeSet::new();
     let mut out = std::io::stdout().lock();
@@ -173,12 +171,12 @@ pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
 /// `zkutil get`.
 pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let path = node_path(&common.base_path, &endpoint);
+    let path = node_path(&common.zk.base_path, &endpoint);
     let (data, stat) = match session.get_data(&path) {
         Ok(found) => found,
         Err(err) if err.is_no_node() => bail!(
             "no instance {endpoint} registered under {}",
-            common.base_path
+            common.zk.base_path
         ),
         Err(err) => return Err(err.into()),
     };
@@ -224,8 +222,8 @@ pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> any
     }
     let session = connect(common)?;
     let data = serde_json::to_vec(&metadata)?;
-    let registration = Registration::register_data(&session, &common.base_path, endpoint, data)
-        .with_context(|| format!("registering {endpoint} under {}", common.base_path))?;
+    let registration = Registration::register_data(&session, &common.zk.base_path, endpoint, data)
+        .with_context(|| format!("registering {endpoint} under {}", common.zk.base_path))?;
     tracing::info!(path = %registration.path(), outcome = ?registration.outcome(), "registered; holding until SIGINT/SIGTERM");
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
@@ -241,7 +239,7 @@ pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> any
 /// `zkutil check`.
 pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let instances = discovery::list(&session, &common.base_path, false)?;
+    let instances = discovery::list(&session, &common.zk.base_path, false)?;
     let results: Vec<(Endpoint, Result<Duration, String>)> = std::thread::scope(|scope| {
         let probes: Vec<_> = instances
             .iter()
@@ -292,16 +290,19 @@ pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<b
         }
     }
     if results.is_empty() {
-        eprintln!("zkutil: no instances registered under {}", common.base_path);
+        eprintln!(
+            "zkutil: no instances registered under {}",
+            common.zk.base_path
+        );
     }
     Ok(all_up)
 }
 
 /// `zkutil status`.
 pub fn status(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<bool> {
-    let hosts = admin::connect_string_hosts(&common.zk);
+    let hosts = admin::connect_string_hosts(&common.zk.zk);
     if hosts.is_empty() {
-        bail!("no hosts in connect string {:?}", common.zk);
+        bail!("no hosts in connect string {:?}", common.zk.zk);
     }
     let mut out = std::io::stdout().lock();
     let mut all_up = true;

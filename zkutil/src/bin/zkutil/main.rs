@@ -35,28 +35,8 @@ struct Cli {
 /// Flags every subcommand takes (before or after its name).
 #[derive(Debug, Args)]
 pub struct Common {
-    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
-    #[arg(
-        long,
-        global = true,
-        env = "ZK_HOSTS",
-        default_value = "127.0.0.1:2181"
-    )]
-    pub zk: String,
-    /// Parent znode of the registrations.
-    #[arg(
-        long,
-        global = true,
-        env = "ZK_BASE_PATH",
-        default_value = "/go_servers"
-    )]
-    pub base_path: String,
-    /// Digest credentials user:password (never logged).
-    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true)]
-    pub zk_auth: Option<zkutil::Secret>,
-    /// ZooKeeper session timeout.
-    #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub session_timeout: Duration,
+    #[command(flatten)]
+    pub zk: zkutil::cli::ZkArgs,
     /// How long to wait for ZooKeeper.
     #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -116,7 +96,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    zkutil::cli::init_logging();
     let common = &cli.common;
     let result = match cli.command {
         Command::Ls { json } => commands::ls(common, json),
@@ -136,15 +116,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

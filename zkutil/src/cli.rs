@@ -1,0 +1,61 @@
+//! `cli`: what the three binaries share, so that they take the same
+//! ZooKeeper flags (with the same env fallbacks) and log the same way.
+//!
+//! The library itself never installs a log subscriber; a binary calls
+//! [`init_logging`] once in `main`.
+
+use std::time::Duration;
+
+use crate::session::{Secret, SessionConfig};
+
+/// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ZkArgs {
+    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    #[arg(
+        long,
+        global = true,
+        env = "ZK_HOSTS",
+        default_value = "127.0.0.1:2181"
+    )]
+    pub zk: String,
+    /// Digest credentials user:password; registrations are then writable only by this identity (never logged).
+    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true)]
+    pub zk_auth: Option<Secret>,
+    /// Parent znode of the registrations.
+    #[arg(
+        long,
+        global = true,
+        env = "ZK_BASE_PATH",
+        default_value = "/go_servers"
+    )]
+    pub base_path: String,
+    /// ZooKeeper session timeout: how long after a crash a registration lingers.
+    #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+}
+
+impl ZkArgs {
+    /// A session configuration from these flags (connect timeout: the
+    /// library's default until the caller sets it).
+    pub fn session_config(&self) -> SessionConfig {
+        let config = SessionConfig::new(&self.zk).with_session_timeout(self.session_timeout);
+        match &self.zk_auth {
+            Some(auth) => config.with_digest_auth(auth.clone()),
+            None => config,
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`, the ZooKeeper
+/// client's own chatter at `warn`), in colour only on a terminal.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
