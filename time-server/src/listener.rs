@@ -7,15 +7,17 @@
 //! new connection gets its reply at once and is closed without draining,
 //! so threads and memory stay bounded under a flood.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use zkutil::Endpoint;
 
-use crate::reply::{ReplyLimits, reply_line, serve_connection};
+use crate::reply::{ReplyLimits, drain, reply, reply_line};
 use crate::shutdown::Shutdown;
 
 /// A bound listener and the endpoint it is advertised as.
@@ -113,13 +115,24 @@ impl Default for ServeOptions {
 /// its limits). All threads are joined before it returns.
 pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOptions) {
     let active = AtomicUsize::new(0);
+    // Per listener: the queue its idle connection threads wait on. They live
+    // here, outside the scope, so that the scoped threads can borrow them.
+    let queues: Vec<Queue> = listeners.iter().map(|_| Queue::default()).collect();
     std::thread::scope(|scope| {
-        for bound in listeners {
+        for (bound, queue) in listeners.iter().zip(&queues) {
             let active = &active;
             let spawned = std::thread::Builder::new()
                 .name(format!("accept {}", bound.local))
                 .spawn_scoped(scope, move || {
-                    accept_loop(scope, bound, stop, options, active)
+                    let workers = Workers {
+                        scope,
+                        queue,
+                        endpoint: bound.advertised,
+                        options,
+                        active,
+                    };
+                    accept_loop(&workers, bound, stop, options, active);
+                    queue.close();
                 });
             if let Err(err) = spawned {
                 tracing::error!(listener = %bound.local, error = %err, "cannot start acceptor thread");
@@ -128,12 +141,12 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
     });
 }
 
-fn accept_loop<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    bound: &'scope BoundListener,
-    stop: &'scope Shutdown,
-    options: &'scope ServeOptions,
-    active: &'scope AtomicUsize,
+fn accept_loop(
+    workers: &Workers<'_, '_>,
+    bound: &BoundListener,
+    stop: &Shutdown,
+    options: &ServeOptions,
+    active: &AtomicUsize,
 ) {
     loop {
         let accepted = bound.listener.accept();
@@ -155,20 +168,128 @@ fn accept_loop<'scope>(
             reply_and_close(stream, bound.advertised);
             continue;
         }
-        let endpoint = bound.advertised;
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn {peer}"))
-            .stack_size(CONNECTION_STACK)
-            .spawn_scoped(scope, move || {
-                if let Err(err) = serve_connection(stream, endpoint, &options.limits) {
-                    tracing::debug!(%peer, error = %err, "connection ended early");
-                }
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(err) = spawned {
+        // The reply goes out from here, at once; a connection thread only
+        // waits for the client to finish.
+        let mut stream = stream;
+        if let Err(err) = reply(&mut stream, bound.advertised, &options.limits) {
+            active.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(%peer, error = %err, "connection ended early");
+            continue;
+        }
+        if let Err(err) = workers.dispatch(stream) {
             active.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(%peer, error = %err, "cannot start connection thread");
         }
+    }
+}
+
+/// How long an idle connection thread waits for the next connection before
+/// it ends: long enough to be reused under load, short enough that a burst
+/// does not leave threads behind.
+const IDLE_WORKER: Duration = Duration::from_secs(5);
+
+/// Connection threads of one listener: one thread per connection in
+/// flight, so that no client ever waits behind another, but threads are
+/// reused instead of spawned per connection (a cached pool, as Java's).
+///
+/// A connection is queued only when an idle thread was reserved for it, so
+/// it is taken at once; with none idle, a new thread starts with it.
+struct Workers<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    queue: &'scope Queue,
+    endpoint: Endpoint,
+    options: &'scope ServeOptions,
+    active: &'scope AtomicUsize,
+}
+
+impl Workers<'_, '_> {
+    fn dispatch(&self, stream: TcpStream) -> std::io::Result<()> {
+        match self.queue.hand_over(stream) {
+            None => Ok(()),
+            Some(stream) => self.spawn(stream),
+        }
+    }
+
+    fn spawn(&self, first: TcpStream) -> std::io::Result<()> {
+        let (queue, options, active) = (self.queue, self.options, self.active);
+        std::thread::Builder::new()
+            .name(format!("conn {}", self.endpoint))
+            .stack_size(CONNECTION_STACK)
+            .spawn_scoped(self.scope, move || {
+                let mut next = Some(first);
+                while let Some(mut stream) = next.take() {
+                    if let Err(err) = drain(&mut stream, &options.limits) {
+                        tracing::debug!(peer = ?stream.peer_addr().ok(), error = %err, "connection ended early");
+                    }
+                    drop(stream);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    next = queue.next_job();
+                }
+            })
+            .map(drop)
+    }
+}
+
+/// Connections waiting for an idle thread, and how many threads are idle.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<TcpStream>,
+    /// Idle threads not yet reserved for a queued job.
+    idle: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `stream` for an idle thread; gives it back when none is idle.
+    fn hand_over(&self, stream: TcpStream) -> Option<TcpStream> {
+        let mut state = self.lock();
+        if state.idle == 0 {
+            return Some(stream);
+        }
+        state.idle -= 1;
+        state.jobs.push_back(stream);
+        self.ready.notify_one();
+        None
+    }
+
+    /// An idle thread's wait: the next connection, or `None` when it should
+    /// end (idle too long, or the listener stopped).
+    fn next_job(&self) -> Option<TcpStream> {
+        let deadline = Instant::now() + IDLE_WORKER;
+        let mut state = self.lock();
+        state.idle += 1;
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.closed || left.is_zero() {
+                // No job is queued, so none was reserved for this thread.
+                state.idle -= 1;
+                return None;
+            }
+            state = self
+                .ready
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The acceptor stopped: idle threads end once the queue is empty.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
     }
 }
 

@@ -51,15 +51,35 @@ pub fn serve_connection(
     endpoint: Endpoint,
     limits: &ReplyLimits,
 ) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    stream.set_write_timeout(Some(limits.write_timeout))?;
-    stream.write_all(reply_line(endpoint, SystemTime::now()).as_bytes())?;
-    stream.shutdown(Shutdown::Write)?;
+    reply(&mut stream, endpoint, limits)?;
     drain(&mut stream, limits)
 }
 
-/// Reads and discards until EOF, the byte cap or the deadline.
-fn drain(stream: &mut TcpStream, limits: &ReplyLimits) -> std::io::Result<()> {
+/// Writes the reply line and half-closes: the client has its answer. The
+/// line is far smaller than a new socket's send buffer, so this does not
+/// wait on the client (and the write timeout bounds it if it did).
+///
+/// # Errors
+///
+/// I/O errors (a peer that already reset).
+pub fn reply(
+    stream: &mut TcpStream,
+    endpoint: Endpoint,
+    limits: &ReplyLimits,
+) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(limits.write_timeout))?;
+    stream.write_all(reply_line(endpoint, SystemTime::now()).as_bytes())?;
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Reads and discards what the client sent until EOF, the byte cap or the
+/// deadline; closing before would reset the connection and could destroy
+/// the reply in flight.
+///
+/// # Errors
+///
+/// A client that sends too much or too long, or resets.
+pub fn drain(stream: &mut TcpStream, limits: &ReplyLimits) -> std::io::Result<()> {
     let deadline = Instant::now() + limits.drain_timeout;
     let mut buf = [0u8; 4096];
     let mut total = 0usize;

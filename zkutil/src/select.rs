@@ -104,6 +104,11 @@ impl Selector {
         let now = Instant::now();
         let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
         down.retain(|_, since| now.duration_since(*since) < self.cooldown);
+        if down.is_empty() && exclude.is_empty() {
+            // The common case: nothing to skip, no list to build.
+            drop(down);
+            return instances.get(self.index(instances.len())?);
+        }
         let allowed: Vec<&Instance> = instances
             .iter()
             .filter(|i| !exclude.contains(&i.endpoint()))
@@ -120,16 +125,23 @@ impl Selector {
                 .min_by_key(|i| down.get(&i.endpoint()).copied());
         }
         drop(down);
-        let index = match self.strategy {
+        up.get(self.index(up.len())?).copied()
+    }
+
+    /// An index in `0..len` by the strategy; `None` when `len` is 0.
+    fn index(&self, len: usize) -> Option<usize> {
+        if len == 0 {
+            return None;
+        }
+        Some(match self.strategy {
             Strategy::Random => self
                 .rng
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .random_range(0..up.len()),
+                .random_range(0..len),
             // An unsigned counter that wraps: no `abs(counter) % n` overflow.
-            Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % up.len(),
-        };
-        up.get(index).copied()
+            Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % len,
+        })
     }
 
     /// Skips `endpoint` for the cooldown, after a failed request.

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# bench.sh: measure the system against baselines in the same run and write bench/RESULTS.md and bench/RESULTS.svg.
+#
+#   scripts/bench.sh            full run (under 10 minutes)
+#   scripts/bench.sh --quick    smaller samples (under 1 minute); writes bench/RESULTS-quick.md and .svg
+#
+# Installs ZooKeeper when missing, builds release (time-server, time-client and the bench binary,
+# time-client/examples/bench), then runs it: it starts its own ZooKeeper on a free loopback port in a temp dir,
+# its own time-servers, and stops all of them. Not run in CI (figures are for reading, never asserted).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=zk.sh
+source scripts/zk.sh
+
+zk_install
+cargo build --release --quiet -p time-server -p time-client --bins --example bench
+exec target/release/examples/bench --server-bin target/release/time-server --out bench "$@"

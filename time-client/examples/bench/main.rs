@@ -1,0 +1,728 @@
+//! The benchmark behind `scripts/bench.sh`: every figure is measured in the
+//! same run as its baseline, on a real ZooKeeper started for the run, and
+//! written to `bench/RESULTS.md` with an SVG plot of latency distributions.
+//!
+//! Run through `scripts/bench.sh [--quick]`, which builds release first.
+
+mod report;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use report::{Report, Stats};
+use time_client::request::{RequestLimits, request};
+use zkutil::testing::{LineRecorder, ZkServer, send_signal, wait_until};
+use zkutil::{Change, Discovery, Endpoint, Selector, Session, SessionConfig, Strategy};
+
+/// Sizes of the run; `--quick` shrinks them to finish in under a minute.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    cached_picks: usize,
+    get_children: usize,
+    new_sessions: usize,
+    requests: usize,
+    visibility: usize,
+    connections: usize,
+    failover_requests: u64,
+    scale: usize,
+}
+
+const FULL: Sizes = Sizes {
+    cached_picks: 200_000,
+    get_children: 2_000,
+    new_sessions: 200,
+    requests: 10_000,
+    visibility: 200,
+    connections: 100_000,
+    failover_requests: 400,
+    scale: 10_000,
+};
+
+const QUICK: Sizes = Sizes {
+    cached_picks: 20_000,
+    get_children: 300,
+    new_sessions: 30,
+    requests: 1_000,
+    visibility: 30,
+    connections: 5_000,
+    failover_requests: 150,
+    scale: 1_000,
+};
+
+struct Args {
+    quick: bool,
+    server_bin: PathBuf,
+    out: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        quick: false,
+        server_bin: PathBuf::from("target/release/time-server"),
+        out: PathBuf::from("bench"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--server-bin" => {
+                args.server_bin = it.next().context("--server-bin needs a path")?.into()
+            }
+            "--out" => args.out = it.next().context("--out needs a path")?.into(),
+            "observe" => {
+                // Child mode for the visibility measurement.
+                let hosts = it.next().context("observe needs hosts")?;
+                let base = it.next().context("observe needs a base path")?;
+                observe(&hosts, &base)?;
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (--quick, --server-bin PATH, --out DIR)"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let sizes = if args.quick { QUICK } else { FULL };
+    let started = Instant::now();
+    let zk = ZkServer::start().context("starting ZooKeeper")?;
+    let mut report = Report::new(args.quick, &zk);
+    eprintln!(
+        "bench: ZooKeeper at {} ({})",
+        zk.connect_string(),
+        report.storage
+    );
+
+    discovery_cost(&zk, sizes, &mut report)?;
+    eprintln!("bench: discovery cost done ({:?})", started.elapsed());
+    client_latency(&zk, &args, sizes, &mut report)?;
+    eprintln!("bench: client latency done ({:?})", started.elapsed());
+    visibility(&zk, sizes, &mut report)?;
+    eprintln!("bench: visibility done ({:?})", started.elapsed());
+    throughput(&zk, &args, sizes, &mut report)?;
+    eprintln!("bench: throughput done ({:?})", started.elapsed());
+    failover(&zk, &args, sizes, &mut report)?;
+    eprintln!("bench: failover done ({:?})", started.elapsed());
+    scale(&zk, sizes, &mut report)?;
+    eprintln!("bench: scale done ({:?})", started.elapsed());
+
+    report.duration = started.elapsed();
+    std::fs::create_dir_all(&args.out)?;
+    let name = if args.quick {
+        "RESULTS-quick"
+    } else {
+        "RESULTS"
+    };
+    std::fs::write(args.out.join(format!("{name}.md")), report.markdown(name))?;
+    std::fs::write(args.out.join(format!("{name}.svg")), report.svg())?;
+    eprintln!(
+        "bench: wrote {}/{name}.md and .svg in {:?}",
+        args.out.display(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn session(zk: &ZkServer) -> anyhow::Result<Arc<Session>> {
+    Ok(Arc::new(SessionConfig::new(zk.connect_string()).connect()?))
+}
+
+fn unix_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// 1. Discovery cost per request, three ways.
+fn discovery_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let owner = session(zk)?;
+    owner.ensure_path("/cost")?;
+    for port in 1..=3 {
+        owner.create_ephemeral(&format!("/cost/127.0.0.1:{port}"), b"{}")?;
+    }
+    let reader = session(zk)?;
+    let discovery = Discovery::start(reader.clone(), "/cost")?;
+    let selector = Selector::with_seed(Strategy::Random, 1);
+    let mut cached = Vec::with_capacity(sizes.cached_picks);
+    for _ in 0..sizes.cached_picks {
+        let t = Instant::now();
+        let snapshot = discovery.snapshot();
+        std::hint::black_box(selector.pick(snapshot.instances()));
+        cached.push(t.elapsed());
+    }
+    let mut listing = Vec::with_capacity(sizes.get_children);
+    for _ in 0..sizes.get_children {
+        let t = Instant::now();
+        std::hint::black_box(reader.children("/cost")?);
+        listing.push(t.elapsed());
+    }
+    let mut per_session = Vec::with_capacity(sizes.new_sessions);
+    for _ in 0..sizes.new_sessions {
+        let t = Instant::now();
+        let s = SessionConfig::new(zk.connect_string()).connect()?;
+        std::hint::black_box(s.children("/cost")?);
+        s.close();
+        per_session.push(t.elapsed());
+    }
+    report.discovery = vec![
+        ("pick from the cached snapshot".into(), Stats::of(&cached)),
+        (
+            "getChildren per request, one session".into(),
+            Stats::of(&listing),
+        ),
+        (
+            "new session per request (the post)".into(),
+            Stats::of(&per_session),
+        ),
+    ];
+    report
+        .dist
+        .push(("discovery: cached snapshot".into(), cached));
+    report.dist.push(("discovery: getChildren".into(), listing));
+    report
+        .dist
+        .push(("discovery: session per request".into(), per_session));
+    Ok(())
+}
+
+/// A time-server process (release binary) on free ports, registered.
+struct ServerProcess {
+    child: Child,
+    addrs: Vec<SocketAddr>,
+}
+
+impl ServerProcess {
+    fn start(
+        args: &Args,
+        zk: &ZkServer,
+        base: &str,
+        listeners: usize,
+        session_timeout: &str,
+    ) -> anyhow::Result<ServerProcess> {
+        let ports: Vec<u16> = {
+            let held: Vec<TcpListener> = (0..listeners)
+                .map(|_| TcpListener::bind("127.0.0.1:0"))
+                .collect::<Result<_, _>>()?;
+            held.iter()
+                .map(|l| l.local_addr().map(|a| a.port()))
+                .collect::<Result<_, _>>()?
+        };
+        let listen = ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let child = Command::new(&args.server_bin)
+            .args([
+                "--zk",
+                &zk.connect_string(),
+                "--base-path",
+                base,
+                "--listen",
+                &listen,
+            ])
+            .args(["--session-timeout", session_timeout, "--drain", "1s"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (run scripts/bench.sh, which builds it)",
+                    args.server_bin.display()
+                )
+            })?;
+        let addrs: Vec<SocketAddr> = ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect();
+        let observer = session(zk)?;
+        let expected: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        wait_until(
+            Duration::from_secs(30),
+            "the bench server registers",
+            || {
+                let names = observer.children(base).unwrap_or_default();
+                expected.iter().all(|e| names.contains(e)).then_some(())
+            },
+        );
+        Ok(ServerProcess { child, addrs })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = send_signal(self.child.id(), "CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A bare TCP exchange: connect, write `timestamp`, half-close, read to EOF.
+fn bare_request(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"timestamp")?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut buf = Vec::with_capacity(128);
+    stream.read_to_end(&mut buf)?;
+    Ok(buf.len())
+}
+
+/// 2. Client request latency against bare TCP to a fixed address; 7. memory.
+fn client_latency(
+    zk: &ZkServer,
+    args: &Args,
+    sizes: Sizes,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let server = ServerProcess::start(args, zk, "/latency", 1, "10s")?;
+    report.server_rss_idle_kib = rss_kib(server.pid());
+    let discovery = Discovery::start(session(zk)?, "/latency")?;
+    let selector = Selector::new(Strategy::Random);
+    let limits = RequestLimits::default();
+    let addr = server.addrs[0];
+    let (mut client, mut bare) = (Vec::new(), Vec::new());
+    let (mut client_errors, mut bare_errors) = (0, 0);
+    // Interleaved, so that both see the same machine.
+    for _ in 0..sizes.requests {
+        let t = Instant::now();
+        let snapshot = discovery.snapshot();
+        let ok = selector
+            .pick(snapshot.instances())
+            .map(|i| request(i.endpoint(), &limits).is_ok())
+            .unwrap_or(false);
+        client.push(t.elapsed());
+        client_errors += usize::from(!ok);
+        let t = Instant::now();
+        bare_errors += usize::from(bare_request(addr).is_err());
+        bare.push(t.elapsed());
+    }
+    report.latency = vec![
+        (
+            "bare TCP connect + read, fixed address".into(),
+            Stats::of(&bare),
+            bare_errors,
+        ),
+        (
+            "time-client: discover + connect + read".into(),
+            Stats::of(&client),
+            client_errors,
+        ),
+    ];
+    report.dist.push(("request: bare TCP".into(), bare));
+    report.dist.push(("request: time-client".into(), client));
+    Ok(())
+}
+
+/// Child mode: print `<added|removed> <endpoint> <unix nanos>` per change.
+fn observe(hosts: &str, base: &str) -> anyhow::Result<()> {
+    let session = Arc::new(SessionConfig::new(hosts).connect()?);
+    let discovery = Discovery::start(session, base)?;
+    let changes = discovery.subscribe();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    while let Ok(change) = changes.recv() {
+        let now = unix_nanos();
+        let line = match change {
+            Change::Added(i) => format!("added {} {now}", i.endpoint()),
+            Change::Removed(i) => format!("removed {} {now}", i.endpoint()),
+            _ => continue,
+        };
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// 3. Visibility: create/delete acknowledged → snapshot updated in another process.
+fn visibility(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["observe", &zk.connect_string(), "/visibility"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("observer stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    if lines.next().transpose()?.as_deref() != Some("ready") {
+        bail!("the observer did not start");
+    }
+    let writer = session(zk)?;
+    writer.ensure_path("/visibility")?;
+    let (mut created, mut deleted, mut writes, mut reads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut expect = |kind: &str, endpoint: &str, acked: u128| -> anyhow::Result<Duration> {
+        for line in lines.by_ref() {
+            let line = line?;
+            let mut parts = line.split(' ');
+            if (parts.next(), parts.next()) == (Some(kind), Some(endpoint)) {
+                let seen: u128 = parts
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("observer line")?;
+                return Ok(Duration::from_nanos(seen.saturating_sub(acked) as u64));
+            }
+        }
+        bail!("the observer stopped")
+    };
+    for i in 0..sizes.visibility {
+        let endpoint = format!("127.0.0.2:{}", 1000 + i);
+        let path = format!("/visibility/{endpoint}");
+        let t = Instant::now();
+        writer.create_ephemeral(&path, b"{}")?;
+        writes.push(t.elapsed());
+        created.push(expect("added", &endpoint, unix_nanos())?);
+        let t = Instant::now();
+        std::hint::black_box(writer.children("/visibility")?);
+        reads.push(t.elapsed());
+        writer.delete(&path, None)?;
+        deleted.push(expect("removed", &endpoint, unix_nanos())?);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    report.visibility = vec![
+        (
+            "create acknowledged → snapshot in another process".into(),
+            Stats::of(&created),
+        ),
+        (
+            "delete acknowledged → snapshot in another process".into(),
+            Stats::of(&deleted),
+        ),
+        (
+            "one ZooKeeper write (create), for reference".into(),
+            Stats::of(&writes),
+        ),
+        (
+            "one ZooKeeper round trip (getChildren), for reference".into(),
+            Stats::of(&reads),
+        ),
+    ];
+    report.dist.push(("visibility: create".into(), created));
+    report.dist.push(("visibility: delete".into(), deleted));
+    Ok(())
+}
+
+/// The bare responder: one accept-write-close loop, as lean as it gets.
+fn bare_responder(
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let thread = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Ok(mut stream) = stream {
+                let _ = stream.write_all(
+                    format!(
+                        "{addr}: {}\n",
+                        humantime::format_rfc3339_micros(SystemTime::now())
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    });
+    Ok((addr, thread))
+}
+
+fn time_wait_count() -> usize {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| l.split_whitespace().nth(3) == Some("06"))
+                .count()
+        })
+        .sum()
+}
+
+/// Connect and read to EOF, sending nothing (like `nc`): the one exchange
+/// that both the bare responder (which never reads) and the time-server
+/// complete without a reset.
+fn read_only_request(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = Vec::with_capacity(128);
+    stream.read_to_end(&mut buf)?;
+    Ok(buf.len())
+}
+
+/// Connections per second with `threads` client threads, `total` in all.
+fn hammer(
+    addr: SocketAddr,
+    threads: usize,
+    total: usize,
+    sample_pid: Option<u32>,
+) -> (f64, usize, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let per_thread = total / threads;
+    let started = Instant::now();
+    let max_rss = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (done, errors) = (done.clone(), errors.clone());
+            scope.spawn(move || {
+                for _ in 0..per_thread {
+                    match read_only_request(addr) {
+                        Ok(n) if n > 0 => done.fetch_add(1, Ordering::Relaxed),
+                        _ => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            });
+        }
+        let mut max_rss = 0;
+        if let Some(pid) = sample_pid {
+            while done.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed)
+                < (per_thread * threads) as u64
+            {
+                max_rss = max_rss.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        max_rss
+    });
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    (rate, errors.load(Ordering::Relaxed) as usize, max_rss)
+}
+
+/// 4. time-server connections per second against the bare responder.
+fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let server = ServerProcess::start(args, zk, "/throughput", 1, "10s")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (bare_addr, bare_thread) = bare_responder(stop.clone())?;
+    for threads in [1, 4] {
+        let (bare_rate, bare_errors, _) = hammer(bare_addr, threads, sizes.connections, None);
+        let bare_tw = time_wait_count();
+        let (rate, errors, rss) = hammer(
+            server.addrs[0],
+            threads,
+            sizes.connections,
+            Some(server.pid()),
+        );
+        let tw = time_wait_count();
+        report.server_rss_load_kib = report.server_rss_load_kib.max(rss);
+        report.throughput.push(report::Throughput {
+            threads,
+            connections: sizes.connections,
+            bare_rate,
+            bare_errors,
+            bare_time_wait: bare_tw,
+            server_rate: rate,
+            server_errors: errors,
+            server_time_wait: tw,
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = TcpStream::connect(bare_addr);
+    let _ = bare_thread.join();
+    Ok(())
+}
+
+/// 5. Failover of one of three servers under a 10 ms client.
+fn failover(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    for signal in ["TERM", "KILL", "STOP"] {
+        let base = format!("/failover_{}", signal.to_lowercase());
+        let servers: Vec<ServerProcess> = (0..3)
+            .map(|_| ServerProcess::start(args, zk, &base, 1, "4s"))
+            .collect::<anyhow::Result<_>>()?;
+        let victim = servers[0].addrs[0].to_string();
+        let out = LineRecorder::new();
+        let config = time_client::Config {
+            base_path: base.clone(),
+            count: sizes.failover_requests,
+            interval: Duration::from_millis(10),
+            limits: RequestLimits {
+                timeout: Duration::from_millis(500),
+                ..RequestLimits::default()
+            },
+            ..time_client::Config::new(zk.connect_string())
+        };
+        let mut sink = out.clone();
+        let (keep, stop) = mpsc::channel::<i32>();
+        let client = std::thread::spawn(move || time_client::run(&config, &mut sink, &stop));
+        wait_until(Duration::from_secs(30), "the client is under way", || {
+            (out.len() >= 60).then_some(())
+        });
+        let observer = session(zk)?;
+        let fault = Instant::now();
+        send_signal(servers[0].pid(), signal)?;
+        let victim_path = format!("{base}/{victim}");
+        let stale = wait_until(
+            Duration::from_secs(60),
+            "the victim's node vanishes",
+            || {
+                observer
+                    .stat(&victim_path)
+                    .ok()
+                    .flatten()
+                    .is_none()
+                    .then(|| fault.elapsed())
+            },
+        );
+        let summary = client
+            .join()
+            .map_err(|_| anyhow::anyhow!("client panicked"))??;
+        drop(keep);
+        let first_success = out
+            .lines()
+            .iter()
+            .find(|(at, line)| *at > fault && !line.starts_with("connect host:"))
+            .map(|(at, _)| at.duration_since(fault));
+        report.failover.push(report::Failover {
+            signal: signal.into(),
+            requests: summary.total(),
+            failed: summary.failed,
+            retries: summary.retries,
+            first_success,
+            stale_window: stale,
+            p99: summary.latency_quantile(0.99),
+            max: summary.latency_quantile(1.0),
+        });
+        drop(servers);
+    }
+    Ok(())
+}
+
+fn own_rss_kib() -> u64 {
+    rss_kib(std::process::id())
+}
+
+/// 6. Scale: many instances registered by one process.
+fn scale(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let owner = session(zk)?;
+    owner.ensure_path("/scale")?;
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let owner = owner.clone();
+                scope.spawn(move || -> zkutil::Result<()> {
+                    for i in (w..sizes.scale).step_by(8) {
+                        let endpoint = Endpoint::new(SocketAddr::from((
+                            [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+                            8897,
+                        )));
+                        owner.create_ephemeral(&format!("/scale/{endpoint}"), b"{}")?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let registering = started.elapsed();
+    let rss_before = own_rss_kib();
+    let discovery = Discovery::start(session(zk)?, "/scale")?;
+    let first = discovery
+        .wait_for(Duration::from_secs(60), |s| {
+            s.instances().len() == sizes.scale
+        })
+        .context("first listing")?;
+    let rss_after = own_rss_kib();
+    let mut refresh = Vec::new();
+    for i in 0..20 {
+        let path = format!("/scale/10.255.0.{i}:1");
+        let version = discovery.snapshot().version();
+        let t = Instant::now();
+        owner.create_ephemeral(&path, b"{}")?;
+        discovery
+            .wait_for(Duration::from_secs(30), |s| s.version() > version)
+            .context("refresh")?;
+        refresh.push(t.elapsed());
+    }
+    let selector = Selector::new(Strategy::Random);
+    let mut picks = Vec::new();
+    for _ in 0..10_000 {
+        let t = Instant::now();
+        let snapshot = discovery.snapshot();
+        std::hint::black_box(selector.pick(snapshot.instances()));
+        picks.push(t.elapsed());
+    }
+    report.scale = Some(report::Scale {
+        instances: first.instances().len(),
+        registering,
+        refresh: Stats::of(&refresh),
+        pick: Stats::of(&picks),
+        rss_delta_kib: rss_after.saturating_sub(rss_before),
+    });
+    // The client's own memory, as a process: a short run of the binary.
+    report.client_rss_kib = client_rss(zk)?;
+    Ok(())
+}
+
+fn client_rss(zk: &ZkServer) -> anyhow::Result<u64> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("time-client"));
+    let Some(bin) = bin.filter(|b| b.exists()) else {
+        return Ok(0);
+    };
+    let owner = session(zk)?;
+    let (addr, stop) = {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr, _thread) = bare_responder(stop.clone())?;
+        (addr, stop)
+    };
+    owner.ensure_path("/rss")?;
+    owner.create_ephemeral(&format!("/rss/{addr}"), b"{}")?;
+    let mut child = Command::new(bin)
+        .args([
+            "--zk",
+            &zk.connect_string(),
+            "--base-path",
+            "/rss",
+            "--count",
+            "300",
+            "--interval",
+            "5ms",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut max = 0;
+    while child.try_wait()?.is_none() {
+        max = max.max(rss_kib(child.id()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = TcpStream::connect(addr);
+    Ok(max)
+}

@@ -1,0 +1,463 @@
+//! Statistics, the Markdown report and the SVG plot of the benchmark.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use zkutil::testing::ZkServer;
+
+/// Median, p99, max and count of a sample.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub n: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    pub fn of(sample: &[Duration]) -> Stats {
+        let mut sorted = sample.to_vec();
+        sorted.sort();
+        let at = |q: f64| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+            sorted.get(rank - 1).copied().unwrap_or_default()
+        };
+        Stats {
+            n: sorted.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: sorted.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+pub struct Throughput {
+    pub threads: usize,
+    pub connections: usize,
+    pub bare_rate: f64,
+    pub bare_errors: usize,
+    pub bare_time_wait: usize,
+    pub server_rate: f64,
+    pub server_errors: usize,
+    pub server_time_wait: usize,
+}
+
+pub struct Failover {
+    pub signal: String,
+    pub requests: usize,
+    pub failed: usize,
+    pub retries: usize,
+    pub first_success: Option<Duration>,
+    pub stale_window: Duration,
+    pub p99: Option<Duration>,
+    pub max: Option<Duration>,
+}
+
+pub struct Scale {
+    pub instances: usize,
+    pub registering: Duration,
+    pub refresh: Stats,
+    pub pick: Stats,
+    pub rss_delta_kib: u64,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub quick: bool,
+    pub storage: String,
+    pub duration: Duration,
+    pub discovery: Vec<(String, Stats)>,
+    pub latency: Vec<(String, Stats, usize)>,
+    pub visibility: Vec<(String, Stats)>,
+    pub throughput: Vec<Throughput>,
+    pub failover: Vec<Failover>,
+    pub scale: Option<Scale>,
+    pub server_rss_idle_kib: u64,
+    pub server_rss_load_kib: u64,
+    pub client_rss_kib: u64,
+    /// Latency samples to plot.
+    pub dist: Vec<(String, Vec<Duration>)>,
+}
+
+/// Formats a duration with a unit that suits it.
+fn d(duration: Duration) -> String {
+    let ns = duration.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 { f64::NAN } else { a / b }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+/// The file system holding `path`, from /proc/mounts.
+fn file_system(path: &std::path::Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (_, point, fs) = (parts.next()?, parts.next()?, parts.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), fs.to_owned()))
+        })
+        .max()
+        .map(|(_, fs)| fs)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Report {
+    pub fn new(quick: bool, zk: &ZkServer) -> Report {
+        let fs = file_system(zk.dir());
+        Report {
+            quick,
+            storage: format!(
+                "standalone ZooKeeper 3.8, data in a temp dir on {fs} ({}), forceSync=no, tickTime=200",
+                zk.dir().display()
+            ),
+            ..Report::default()
+        }
+    }
+
+    pub fn markdown(&self, name: &str) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# Benchmark results{}\n",
+            if self.quick { " (quick run)" } else { "" }
+        );
+        let _ = writeln!(
+            md,
+            "Measured by `scripts/bench.sh{}` in {:.0} s on this project's machine (2 cores, shared and noisy: \
+             compare ratios, not absolute figures). Every comparison is against a baseline measured in the same run. \
+             ZooKeeper: {}. The plot of latency distributions is [`{name}.svg`]({name}.svg).\n",
+            if self.quick { " --quick" } else { "" },
+            self.duration.as_secs_f64(),
+            self.storage
+        );
+
+        let _ = writeln!(md, "## 1. Discovery cost per request\n");
+        let _ = writeln!(
+            md,
+            "| way | n | median | p99 | max |\n|---|---:|---:|---:|---:|"
+        );
+        for (name, s) in &self.discovery {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} |",
+                s.n,
+                d(s.p50),
+                d(s.p99),
+                d(s.max)
+            );
+        }
+        if let [(_, cached), (_, listing), (_, session)] = self.discovery.as_slice() {
+            let post = ratio(session.p50.as_secs_f64(), cached.p50.as_secs_f64());
+            let list = ratio(listing.p50.as_secs_f64(), cached.p50.as_secs_f64());
+            let _ = writeln!(
+                md,
+                "\nCached : post's way, medians: the cached pick is **{post:.0}×** cheaper than a session per request \
+                 (target ≥ 1000×: {}), and {list:.0}× cheaper than `getChildren` per request.\n",
+                verdict(post >= 1000.0)
+            );
+        }
+
+        let _ = writeln!(md, "## 2. Client request latency\n");
+        let _ = writeln!(
+            md,
+            "| request | n | median | p99 | max | errors |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (name, s, errors) in &self.latency {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} | {errors} |",
+                s.n,
+                d(s.p50),
+                d(s.p99),
+                d(s.max)
+            );
+        }
+        if let [(_, bare, _), (_, client, _)] = self.latency.as_slice() {
+            let r = ratio(client.p50.as_secs_f64(), bare.p50.as_secs_f64());
+            let _ = writeln!(
+                md,
+                "\nClient : bare TCP, medians: **{r:.2}×** (target ≤ 1.3×: {}). Requests alternate between the two, \
+                 against the same release time-server.\n",
+                verdict(r <= 1.3)
+            );
+        }
+
+        let _ = writeln!(md, "## 3. Visibility of a change to a running client\n");
+        let _ = writeln!(
+            md,
+            "| what | n | median | p99 | max |\n|---|---:|---:|---:|---:|"
+        );
+        for (name, s) in &self.visibility {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} |",
+                s.n,
+                d(s.p50),
+                d(s.p99),
+                d(s.max)
+            );
+        }
+        if let [(_, created), (_, deleted), (_, write), (_, read)] = self.visibility.as_slice() {
+            let budget_p99 = write.p99 + read.p99 * 2;
+            let budget_p50 = write.p50 + read.p50 * 2;
+            let worst = created.p99.max(deleted.p99);
+            let _ = writeln!(
+                md,
+                "\nTimes run from the writer's acknowledgement to the observer process's snapshot (wall clocks of \
+                 one machine). Visibility p99 {} against one write + two round trips measured in the same run: {} at \
+                 their p99s (target: within: {}), {} at their medians ({}).\n",
+                d(worst),
+                d(budget_p99),
+                verdict(worst <= budget_p99),
+                d(budget_p50),
+                if worst <= budget_p50 {
+                    "within too"
+                } else {
+                    "the median budget is exceeded"
+                }
+            );
+        }
+
+        let _ = writeln!(md, "## 4. time-server connections per second\n");
+        let _ = writeln!(
+            md,
+            "| client threads | connections | bare responder /s | errors | TIME_WAIT after | time-server /s | errors | \
+             TIME_WAIT after | time-server : bare |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for t in &self.throughput {
+            let r = ratio(t.server_rate, t.bare_rate);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {} | {} | {:.0} | {} | {} | **{r:.2}** |",
+                t.threads,
+                t.connections,
+                t.bare_rate,
+                t.bare_errors,
+                t.bare_time_wait,
+                t.server_rate,
+                t.server_errors,
+                t.server_time_wait
+            );
+        }
+        if let Some(t) = self.throughput.iter().find(|t| t.threads == 4) {
+            let r = ratio(t.server_rate, t.bare_rate);
+            let _ = writeln!(
+                md,
+                "\nAt 4 client threads the time-server does {r:.2}× the bare responder (target ≥ 0.9×: {}). Clients \
+                 connect and read to EOF without sending (like `nc`), the one exchange the bare responder (accept, \
+                 write, close) completes without a reset. The time-server also half-closes, waits for the client's \
+                 EOF (so that no reply is destroyed by a reset) and runs a thread per connection.\n",
+                verdict(r >= 0.9)
+            );
+        }
+
+        let _ = writeln!(md, "## 5. Failover under a 10 ms-interval client\n");
+        let _ = writeln!(
+            md,
+            "One of three servers (session timeout 4 s) gets the signal while a client sends a request every 10 ms.\n\n\
+             | signal | requests | failed | retries | first success after the fault | stale-listing window | p99 | max |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for f in &self.failover {
+            let _ = writeln!(
+                md,
+                "| SIG{} | {} | {} | {} | {} | {} | {} | {} |",
+                f.signal,
+                f.requests,
+                f.failed,
+                f.retries,
+                f.first_success.map(d).unwrap_or_else(|| "-".into()),
+                d(f.stale_window),
+                f.p99.map(d).unwrap_or_default(),
+                f.max.map(d).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nSIGTERM deregisters first, so the listing is stale only for the time the deregistration takes; SIGKILL \
+             and SIGSTOP leave the node listed until the session times out, and the client's down-marking (one failed \
+             attempt, then skipped for the cooldown) keeps requests from failing meanwhile.\n"
+        );
+
+        if let Some(s) = &self.scale {
+            let _ = writeln!(
+                md,
+                "## 6. Scale: {} instances registered by one process\n",
+                s.instances
+            );
+            let _ = writeln!(md, "| what | figure |\n|---|---:|");
+            let _ = writeln!(
+                md,
+                "| registering them (8 threads, one session) | {} |",
+                d(s.registering)
+            );
+            let _ = writeln!(
+                md,
+                "| snapshot refresh after one change (median / p99 / max) | {} / {} / {} |",
+                d(s.refresh.p50),
+                d(s.refresh.p99),
+                d(s.refresh.max)
+            );
+            let _ = writeln!(
+                md,
+                "| pick from the snapshot (median / p99) | {} / {} |",
+                d(s.pick.p50),
+                d(s.pick.p99)
+            );
+            let _ = writeln!(
+                md,
+                "| memory of the cache (RSS growth of the observer) | {} KiB |",
+                s.rss_delta_kib
+            );
+            let _ = writeln!(
+                md,
+                "\nRefresh at {} instances: median {} (target ≤ 50 ms: {}). A refresh re-lists every child (one \
+                 `getChildren` of the whole list) and diffs it against the snapshot.\n",
+                s.instances,
+                d(s.refresh.p50),
+                verdict(s.refresh.p50 <= Duration::from_millis(50))
+            );
+        }
+
+        let _ = writeln!(md, "## 7. Memory\n");
+        let _ = writeln!(md, "| process | RSS | target ≤ 10 MiB |\n|---|---:|---|");
+        for (name, kib) in [
+            ("time-server, idle (one listener)", self.server_rss_idle_kib),
+            (
+                "time-server, under the 4-thread connection load (peak)",
+                self.server_rss_load_kib,
+            ),
+            (
+                "time-client, 300 requests at 5 ms (peak)",
+                self.client_rss_kib,
+            ),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {name} | {:.1} MiB | {} |",
+                kib as f64 / 1024.0,
+                verdict(kib <= 10 * 1024 && kib > 0)
+            );
+        }
+        md
+    }
+
+    /// Latency distributions as CDF curves on a log time axis.
+    pub fn svg(&self) -> String {
+        let (w, h, left, right, top, bottom) = (900.0, 520.0, 70.0, 260.0, 30.0, 50.0);
+        let all: Vec<f64> = self
+            .dist
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(|d| d.as_nanos().max(1) as f64))
+            .collect();
+        let lo = all
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .max(1.0)
+            .log10()
+            .floor();
+        let hi = all
+            .iter()
+            .copied()
+            .fold(1.0, f64::max)
+            .log10()
+            .ceil()
+            .max(lo + 1.0);
+        let x = |ns: f64| left + (ns.max(1.0).log10() - lo) / (hi - lo) * (w - left - right);
+        let y = |q: f64| top + (1.0 - q) * (h - top - bottom);
+        let colours = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22",
+        ];
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{left}" y="18" font-size="14">Latency distributions (CDF, log time axis)</text>"#
+        );
+        for decade in (lo as i32)..=(hi as i32) {
+            let px = x(10f64.powi(decade));
+            let label = d(Duration::from_nanos(10u64.pow(decade.max(0) as u32)));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{px:.1}" y1="{top}" x2="{px:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+                h - bottom
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+                h - bottom + 18.0
+            );
+        }
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            let py = y(q);
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#eee"/>"##,
+                w - right
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">p{}</text>"#,
+                left - 6.0,
+                py + 4.0,
+                (q * 100.0) as u32
+            );
+        }
+        for (i, (name, sample)) in self.dist.iter().enumerate() {
+            let mut sorted: Vec<f64> = sample.iter().map(|d| d.as_nanos() as f64).collect();
+            sorted.sort_by(f64::total_cmp);
+            let n = sorted.len().max(1) as f64;
+            let step = (sorted.len() / 400).max(1);
+            let points: Vec<String> = sorted
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| k % step == 0 || *k + 1 == sorted.len())
+                .map(|(k, ns)| format!("{:.1},{:.1}", x(*ns), y((k + 1) as f64 / n)))
+                .collect();
+            let colour = colours[i % colours.len()];
+            let _ = writeln!(
+                svg,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{}"/>"#,
+                points.join(" ")
+            );
+            let ly = top + 16.0 * i as f64;
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{:.1}" y="{:.1}" width="12" height="3" fill="{colour}"/>"#,
+                w - right + 12.0,
+                ly + 4.0
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}">{name}</text>"#,
+                w - right + 30.0,
+                ly + 9.0
+            );
+        }
+        let _ = writeln!(svg, "</svg>");
+        svg
+    }
+}
