@@ -622,3 +622,165 @@ impl Write for LineRecorder {
         Ok(())
     }
 }
+
+/// A program run by a test: stdout and stderr recorded line by line as they
+/// come, signals by PID, a bounded wait, and SIGKILL on drop if still
+/// running. `ZK_HOSTS` and `ZK_AUTH` are removed from its environment, so
+/// only the test's flags count.
+#[derive(Debug)]
+pub struct TestProcess {
+    child: Child,
+    stdout: LineRecorder,
+    stderr: LineRecorder,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl TestProcess {
+    /// Starts `program` with `args` and the extra environment `envs`.
+    ///
+    /// # Panics
+    ///
+    /// When the program cannot be started: this is for tests.
+    pub fn start(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> TestProcess {
+        let program = program.as_ref();
+        let mut child = Command::new(program)
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("ZK_HOSTS")
+            .env_remove("ZK_AUTH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program:?}: {e}"));
+        let (stdout, stderr) = (LineRecorder::new(), LineRecorder::new());
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(copy_lines(pipe, stdout.clone()));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(copy_lines(pipe, stderr.clone()));
+        }
+        TestProcess {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its stdout, line by line.
+    pub fn stdout(&self) -> &LineRecorder {
+        &self.stdout
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr
+            .lines()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// How many stderr lines contain `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.stderr
+            .lines()
+            .iter()
+            .filter(|(_, line)| line.contains(text))
+            .count()
+    }
+
+    /// Waits until stderr has `count` lines containing `text`.
+    ///
+    /// # Panics
+    ///
+    /// When `deadline` passes first, with the log.
+    #[track_caller]
+    pub fn wait_for_log(&self, text: &str, count: usize, deadline: Duration) {
+        let start = Instant::now();
+        while self.log_count(text) < count {
+            if start.elapsed() > deadline {
+                panic!(
+                    "no {count}× {text:?} in the log within {deadline:?}; log:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `KILL`, `STOP`, `CONT`) by PID.
+    ///
+    /// # Panics
+    ///
+    /// When `kill` fails.
+    #[track_caller]
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid(), signal).unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
+    }
+
+    /// Waits for it to exit and for its output to be read.
+    ///
+    /// # Panics
+    ///
+    /// When `deadline` passes first, with its stderr.
+    #[track_caller]
+    pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "process {} did not exit within {deadline:?}; stderr:\n{}",
+                    self.pid(),
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_lines(
+    pipe: impl std::io::Read + Send + 'static,
+    mut sink: LineRecorder,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
+    })
+}
+
+/// A standalone ZooKeeper for a test, with test logging set up.
+///
+/// # Panics
+///
+/// When it cannot start, with the reason and the log tail.
+#[track_caller]
+pub fn zookeeper() -> ZkServer {
+    init_test_logging();
+    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
+}

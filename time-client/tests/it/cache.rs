@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use time_client::{Config, run};
 use zkutil::testing::{LineRecorder, four_letter_word, wait_until};
 
-use crate::support::{ClientProcess, Servers, zookeeper};
+use crate::support::{Servers, client_process, zookeeper};
 
 fn packets_received(port: u16) -> i64 {
     let mntr = four_letter_word(port, "mntr").unwrap_or_default();
@@ -101,10 +101,9 @@ fn zookeeper_stopped_mid_run_requests_continue_from_the_last_known_list() {
     let mut zk = zookeeper();
     let _servers = Servers::start(&zk, "/go_servers", 2);
     let hosts = zk.connect_string();
-    let mut client =
-        ClientProcess::start(&["--zk", &hosts, "--count", "300", "--interval", "20ms"]);
+    let mut client = client_process(&["--zk", &hosts, "--count", "300", "--interval", "20ms"]);
     wait_until(Duration::from_secs(30), "the client is under way", || {
-        (client.stdout.len() >= 40).then_some(())
+        (client.stdout().len() >= 40).then_some(())
     });
     zk.kill();
     wait_until(
@@ -117,11 +116,11 @@ fn zookeeper_stopped_mid_run_requests_continue_from_the_last_known_list() {
                 .then_some(())
         },
     );
-    let during = client.stdout.len();
+    let during = client.stdout().len();
     wait_until(
         Duration::from_secs(30),
         "requests go on while ZooKeeper is down",
-        || (client.stdout.len() >= during + 20).then_some(()),
+        || (client.stdout().len() >= during + 20).then_some(()),
     );
     zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
     wait_until(
@@ -131,7 +130,7 @@ fn zookeeper_stopped_mid_run_requests_continue_from_the_last_known_list() {
     );
     let status = client.wait(Duration::from_secs(60));
     assert!(status.success(), "{}", client.stderr_text());
-    assert_eq!(client.stdout.len(), 600, "300 requests × 2 lines");
+    assert_eq!(client.stdout().len(), 600, "300 requests × 2 lines");
     let stderr = client.stderr_text();
     assert_eq!(
         stderr.matches("using the last known list").count(),

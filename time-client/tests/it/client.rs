@@ -231,7 +231,7 @@ fn json_output_is_one_object_per_request_and_a_summary() {
 fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
     let zk = zookeeper();
     let _servers = Servers::start(&zk, "/go_servers", 1);
-    let mut client = crate::support::ClientProcess::start(&[
+    let mut client = crate::support::client_process(&[
         "--zk",
         &zk.connect_string(),
         "--count",
@@ -240,7 +240,7 @@ fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
         "200ms",
     ]);
     zkutil::testing::wait_until(Duration::from_secs(30), "a few requests are done", || {
-        (client.stdout.len() >= 4).then_some(())
+        (client.stdout().len() >= 4).then_some(())
     });
     client.signal("INT");
     let status = client.wait(Duration::from_secs(10));
@@ -250,8 +250,8 @@ fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
         stderr.contains("summary: ") && stderr.contains("0 failed"),
         "{stderr}"
     );
-    assert!(client.stdout.len() < 2000, "the run did not stop early");
-    assert_eq!(client.stdout.len() % 2, 0, "a request was cut in half");
+    assert!(client.stdout().len() < 2000, "the run did not stop early");
+    assert_eq!(client.stdout().len() % 2, 0, "a request was cut in half");
 }
 
 #[test]

@@ -11,11 +11,7 @@ use time_server::shutdown::Shutdown;
 use zkutil::testing::ZkServer;
 use zkutil::{Endpoint, Metadata, Registration, Session, SessionConfig};
 
-/// A standalone ZooKeeper, or a panic with the reason.
-pub fn zookeeper() -> ZkServer {
-    zkutil::testing::init_test_logging();
-    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
-}
+pub use zkutil::testing::zookeeper;
 
 /// `n` time-server listeners on port 0, registered under `base_path` over
 /// their own session; deregistered and stopped on drop.
@@ -104,89 +100,11 @@ impl Servers {
     }
 }
 
-/// A client process whose stdout and stderr are collected as they come.
-pub struct ClientProcess {
-    child: std::process::Child,
-    pub stdout: zkutil::testing::LineRecorder,
-    pub stderr: zkutil::testing::LineRecorder,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl ClientProcess {
-    pub fn start(args: &[&str]) -> ClientProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_time-client"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("ZK_HOSTS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running time-client: {e}"));
-        let stdout = zkutil::testing::LineRecorder::new();
-        let stderr = zkutil::testing::LineRecorder::new();
-        let mut readers = Vec::new();
-        if let Some(pipe) = child.stdout.take() {
-            let mut sink = stdout.clone();
-            readers.push(std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
-            }));
-        }
-        if let Some(pipe) = child.stderr.take() {
-            let mut sink = stderr.clone();
-            readers.push(std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
-            }));
-        }
-        ClientProcess {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    pub fn stderr_text(&self) -> String {
-        self.stderr
-            .lines()
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Waits for the exit (bounded) and for both pipes to be read.
-    pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        let started = std::time::Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            if started.elapsed() > deadline {
-                panic!(
-                    "time-client did not exit within {deadline:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ClientProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ClientProcess {
-    /// Sends a signal (`INT`, `TERM`, …) by PID.
-    pub fn signal(&self, signal: &str) {
-        zkutil::testing::send_signal(self.child.id(), signal)
-            .unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
-    }
+/// The client binary as a process whose output is recorded as it comes.
+pub fn client_process(args: &[&str]) -> zkutil::testing::TestProcess {
+    zkutil::testing::TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        args,
+        &[("RUST_LOG", "info")],
+    )
 }

@@ -3,21 +3,15 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time_server::listener::{BoundListener, ServeOptions, serve, wake};
 use time_server::shutdown::Shutdown;
-use zkutil::testing::{ZkServer, wait_until};
+use zkutil::testing::{TestProcess, ZkServer, wait_until};
 use zkutil::{Session, SessionConfig};
 
-/// A standalone ZooKeeper, or a panic with the reason.
-pub fn zookeeper() -> ZkServer {
-    zkutil::testing::init_test_logging();
-    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
-}
+pub use zkutil::testing::zookeeper;
 
 /// An observer session on `zk`.
 pub fn observer(zk: &ZkServer) -> Arc<Session> {
@@ -44,74 +38,40 @@ pub fn children(session: &Session, path: &str) -> Vec<String> {
     names
 }
 
-/// A `time-server` process; killed (SIGKILL) on drop if still running.
-pub struct ServerProcess {
-    child: Child,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
+/// A `time-server` process (a [`TestProcess`] that knows its registrations).
+pub struct ServerProcess(TestProcess);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = TestProcess;
+    fn deref(&self) -> &TestProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut TestProcess {
+        &mut self.0
+    }
 }
 
 impl ServerProcess {
-    /// Starts the binary with `args`; stderr goes to a temp file.
+    /// Starts the binary with `args` and `RUST_LOG=info`.
     pub fn start(args: &[&str]) -> ServerProcess {
         ServerProcess::start_with_log_filter(args, "info")
     }
 
     /// Starts the binary with `args` and `RUST_LOG=filter`.
     pub fn start_with_log_filter(args: &[&str], filter: &str) -> ServerProcess {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let stderr = dir.path().join("stderr");
-        let file = std::fs::File::create(&stderr).unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_time-server"))
-            .args(args)
-            .env("RUST_LOG", filter)
-            .env_remove("ZK_HOSTS")
-            .env_remove("ZK_AUTH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting time-server: {e}"));
-        ServerProcess {
-            child,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    /// The PID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        ServerProcess(TestProcess::start(
+            env!("CARGO_BIN_EXE_time-server"),
+            args,
+            &[("RUST_LOG", filter)],
+        ))
     }
 
     /// Everything it wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        let mut text = String::new();
-        let _ = std::fs::File::open(&self.stderr).and_then(|mut f| f.read_to_string(&mut text));
-        text
-    }
-
-    /// Sends a signal by PID (`TERM`, `KILL`, …).
-    pub fn signal(&self, signal: &str) {
-        zkutil::testing::send_signal(self.pid(), signal)
-            .unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
-    }
-
-    /// Waits for it to exit, at most `deadline`.
-    pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if started.elapsed() > deadline {
-                panic!(
-                    "time-server did not exit within {deadline:?}; its log:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.stderr_text()
     }
 
     /// Waits until it has logged `count` registrations; returns their endpoints.
@@ -132,13 +92,6 @@ impl ServerProcess {
                 (paths.len() >= count).then_some(paths)
             },
         )
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -223,23 +176,4 @@ pub fn ask(addr: SocketAddr) -> std::io::Result<String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
     Ok(reply)
-}
-
-impl ServerProcess {
-    /// How many log lines contain `text`.
-    pub fn log_count(&self, text: &str) -> usize {
-        self.stderr()
-            .lines()
-            .filter(|line| line.contains(text))
-            .count()
-    }
-
-    /// Waits until the log has `count` lines containing `text`.
-    pub fn wait_for_log(&self, text: &str, count: usize, deadline: Duration) {
-        wait_until(
-            deadline,
-            &format!("the server logs {count}× {text:?}"),
-            || (self.log_count(text) >= count).then_some(()),
-        );
-    }
 }

@@ -3,13 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use zkutil::testing::{LineRecorder, ZkEnsemble, send_signal, wait_until};
+use zkutil::testing::{TestProcess, ZkEnsemble, wait_until};
 use zkutil::{Endpoint, Metadata, Registration};
 
 use crate::support::{session, zookeeper};
@@ -28,63 +28,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A long-running `zkutil` whose stdout is recorded line by line.
-struct Running {
-    child: Child,
-    stdout: LineRecorder,
-    reader: Option<std::thread::JoinHandle<()>>,
+/// A long-running `zkutil`, its stdout recorded line by line.
+fn running(args: &[&str]) -> TestProcess {
+    TestProcess::start(env!("CARGO_BIN_EXE_zkutil"), args, &[])
 }
 
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zkutil"))
-            .args(args)
-            .env_remove("ZK_HOSTS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running zkutil: {e}"));
-        let stdout = LineRecorder::new();
-        let reader = child.stdout.take().map(|pipe| {
-            let mut sink = stdout.clone();
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
-            })
-        });
-        Running {
-            child,
-            stdout,
-            reader,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.stdout
-            .lines()
-            .into_iter()
-            .map(|(_, line)| line)
-            .collect()
-    }
-
-    fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
-        send_signal(self.child.id(), signal).unwrap_or_else(|e| panic!("{e}"));
-        let child = &mut self.child;
-        let status = wait_until(Duration::from_secs(15), "zkutil exits", || {
-            child.try_wait().ok().flatten()
-        });
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        status
-    }
+fn lines(process: &TestProcess) -> Vec<String> {
+    process
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Stops it with `signal` and waits for the exit.
+fn stop_with(process: &mut TestProcess, signal: &str) -> std::process::ExitStatus {
+    process.signal(signal);
+    process.wait(Duration::from_secs(15))
 }
 
 fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
@@ -181,27 +142,25 @@ fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
     let zk = zookeeper();
     let s = session(&zk);
     let hosts = zk.connect_string();
-    let mut watch = Running::start(&["--zk", &hosts, "watch"]);
+    let mut watch = running(&["--zk", &hosts, "watch"]);
     let endpoint: Endpoint = "127.0.0.1:4242".parse().unwrap_or_else(|e| panic!("{e}"));
     let registration = register(&s, endpoint);
     wait_until(Duration::from_secs(20), "watch prints +", || {
-        watch
-            .lines()
+        lines(&watch)
             .iter()
             .any(|l| l.ends_with(" + 127.0.0.1:4242"))
             .then_some(())
     });
     registration.deregister().unwrap_or_else(|e| panic!("{e}"));
     wait_until(Duration::from_secs(20), "watch prints -", || {
-        watch
-            .lines()
+        lines(&watch)
             .iter()
             .any(|l| l.ends_with(" - 127.0.0.1:4242"))
             .then_some(())
     });
-    let status = watch.stop("INT");
+    let status = stop_with(&mut watch, "INT");
     assert!(status.success(), "{status}");
-    let lines = watch.lines();
+    let lines = lines(&watch);
     assert_eq!(
         lines.iter().filter(|l| l.contains(" + ")).count(),
         1,
@@ -226,15 +185,15 @@ fn watch_json_reports_added_and_removed() {
     let zk = zookeeper();
     let s = session(&zk);
     let _already = register(&s, "127.0.0.1:7".parse().unwrap_or_else(|e| panic!("{e}")));
-    let mut watch = Running::start(&["--zk", &zk.connect_string(), "watch", "--json"]);
+    let mut watch = running(&["--zk", &zk.connect_string(), "watch", "--json"]);
     wait_until(
         Duration::from_secs(20),
         "the existing instance is listed",
-        || (!watch.lines().is_empty()).then_some(()),
+        || (!lines(&watch).is_empty()).then_some(()),
     );
-    let status = watch.stop("TERM");
+    let status = stop_with(&mut watch, "TERM");
     assert!(status.success());
-    let event: Value = serde_json::from_str(&watch.lines()[0]).unwrap_or_else(|e| panic!("{e}"));
+    let event: Value = serde_json::from_str(&lines(&watch)[0]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (event["event"].as_str(), event["endpoint"].as_str()),
         (Some("added"), Some("127.0.0.1:7"))
@@ -248,7 +207,7 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     let hosts = zk.connect_string();
     let responder = Responder::start();
     let endpoint = responder.addr.to_string();
-    let mut sidecar = Running::start(&[
+    let mut sidecar = running(&[
         "--zk",
         &hosts,
         "register",
@@ -276,7 +235,7 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
         time_client::run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!((summary.ok, summary.failed), (5, 0), "{}", summary.line());
 
-    let status = sidecar.stop("TERM");
+    let status = stop_with(&mut sidecar, "TERM");
     assert!(status.success(), "{status}");
     assert!(
         observer.stat(&path).ok().flatten().is_none(),

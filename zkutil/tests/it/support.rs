@@ -6,11 +6,7 @@ use std::time::Duration;
 use zkutil::testing::ZkServer;
 use zkutil::{Session, SessionConfig};
 
-/// A standalone ZooKeeper, or a panic with the reason.
-pub fn zookeeper() -> ZkServer {
-    zkutil::testing::init_test_logging();
-    ZkServer::start().unwrap_or_else(|e| panic!("starting ZooKeeper: {e}"))
-}
+pub use zkutil::testing::zookeeper;
 
 /// A session on `zk` with a short session timeout.
 pub fn session(zk: &ZkServer) -> Arc<Session> {
