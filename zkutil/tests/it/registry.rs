@@ -188,8 +188,13 @@ fn node_deleted_by_operator_is_recreated() {
             .filter(|stat| stat.ctime_ms() >= before.ctime_ms())
     });
     assert_eq!(after.ephemeral_owner(), s.id());
+    // Measured well under a second here; generous for a loaded machine.
+    eprintln!(
+        "re-created {:?} after the operator's delete",
+        started.elapsed()
+    );
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(5),
         "re-created after {:?}",
         started.elapsed()
     );
