@@ -94,7 +94,35 @@ pub fn run(config: &Config, stop_requested: &Receiver<i32>) -> anyhow::Result<()
                 return (Err(err), None);
             }
         };
-        let signal = stop_requested.recv().ok();
+        // ZooKeeper rejecting our credentials is fatal: no registration can
+        // be kept. The supervisor reports it; the wait below notices.
+        let auth_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = auth_failed.clone();
+        session.subscribe(move |event| {
+            if event == zkutil::SessionEvent::AuthFailed {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            true
+        });
+        let signal = loop {
+            match stop_requested.recv_timeout(Duration::from_millis(200)) {
+                Ok(signal) => break Some(signal),
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout)
+                    if auth_failed.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    stop.trigger();
+                    wake(&listeners);
+                    drop(registrations);
+                    let err = anyhow::anyhow!(
+                        "ZooKeeper at {} rejected the credentials of --zk-auth",
+                        config.zk_hosts
+                    );
+                    return (Err(err), Some(session));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        };
         tracing::info!(?signal, "shutting down: deregistering first");
         for registration in registrations {
             let path = registration.path().to_owned();

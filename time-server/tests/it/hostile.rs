@@ -32,6 +32,16 @@ fn start(zk: &ZkServer, extra: &[&str]) -> (ServerProcess, SocketAddr) {
     (server, listen.parse().unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// Threads and memory stay bounded: well under the connection cap (1024
+/// by default), and RSS under 64 MiB.
+#[track_caller]
+fn assert_bounded(server: &ServerProcess) {
+    let threads = proc_status(server.pid(), "Threads:");
+    let rss_kib = proc_status(server.pid(), "VmRSS:");
+    assert!(threads <= 1024 + 8, "{threads} threads");
+    assert!(rss_kib < 64 * 1024, "RSS {rss_kib} KiB");
+}
+
 /// A normal request is answered, within a generous deadline.
 #[track_caller]
 fn assert_answers(addr: SocketAddr, server: &ServerProcess) -> Duration {
@@ -62,6 +72,7 @@ fn garbage_and_a_one_mebibyte_request_do_not_hurt_the_server() {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
         let _ = stream.read_to_end(&mut Vec::new());
         assert_answers(addr, &server);
+        assert_bounded(&server);
     }
     assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
@@ -110,6 +121,7 @@ fn half_open_and_resetting_clients_do_not_hurt_the_server() {
         })
         .collect();
     assert_answers(addr, &server);
+    assert_bounded(&server);
     // Resets mid-reply: close with the reply unread, so the kernel answers
     // with RST.
     for _ in 0..200 {
@@ -118,6 +130,7 @@ fn half_open_and_resetting_clients_do_not_hurt_the_server() {
         }
     }
     assert_answers(addr, &server);
+    assert_bounded(&server);
     drop(half_open);
     assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
     assert!(
