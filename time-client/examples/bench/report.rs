@@ -307,8 +307,9 @@ impl Report {
             "\nSIGTERM deregisters first, so the listing is stale only for the time the deregistration takes; SIGKILL \
              and SIGSTOP leave the node listed until the session times out, and the client's down-marking (one failed \
              attempt, then skipped for the cooldown) keeps requests from failing meanwhile. A frozen server accepts \
-             (the kernel does) and never answers, so its one failed attempt costs the client's reply deadline, 500 ms \
-             here: that is the first-success time after SIGSTOP.\n"
+             (the kernel does) and never answers, so the one request that tries it waits for the client's reply \
+             deadline (500 ms here) before its retry succeeds: that is the max latency after SIGSTOP, and the \
+             first-success time too when that request is the first one after the fault.\n"
         );
 
         if let Some(s) = &self.scale {
