@@ -330,3 +330,66 @@ pub fn wake(listeners: &[BoundListener]) {
         }
     }
 }
+
+/// Listeners served on a background thread until stopped or dropped: for
+/// tests, benchmarks and programs that embed the time service. [`crate::run`]
+/// uses [`serve`] directly, in a scope.
+#[derive(Debug)]
+pub struct Serving {
+    stop: std::sync::Arc<Shutdown>,
+    listeners: std::sync::Arc<Vec<BoundListener>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Serving {
+    /// Serves `listeners` with `options` from now on.
+    pub fn start(listeners: Vec<BoundListener>, options: ServeOptions) -> Serving {
+        let listeners = std::sync::Arc::new(listeners);
+        let stop = std::sync::Arc::new(Shutdown::new());
+        let (served, switch) = (listeners.clone(), stop.clone());
+        let thread = std::thread::spawn(move || serve(&served, &switch, &options));
+        Serving {
+            stop,
+            listeners,
+            thread: Some(thread),
+        }
+    }
+
+    /// `n` listeners on 127.0.0.1 with free ports, served with the defaults.
+    ///
+    /// # Errors
+    ///
+    /// When a port cannot be bound.
+    pub fn on_free_ports(n: usize) -> anyhow::Result<Serving> {
+        let any: Endpoint = Endpoint::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        Ok(Serving::start(
+            bind_all(&vec![any; n], None)?,
+            ServeOptions::default(),
+        ))
+    }
+
+    /// The listeners served.
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    /// The addresses actually bound.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(BoundListener::local_addr)
+            .collect()
+    }
+}
+
+impl Drop for Serving {
+    /// Stops accepting and waits for the connections in flight (each bounded
+    /// by its limits).
+    fn drop(&mut self) {
+        self.stop.trigger();
+        wake(&self.listeners);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -259,7 +259,18 @@ impl Registration {
                 reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
             });
         }
-        let outcome = create_owned(session, base_path, &path, &data)?;
+        // At registration any other owner is a stale node of an earlier run
+        // of this server (its address is ours now): replace it.
+        let outcome = match create_owned(session, base_path, &path, &data, |_| true)? {
+            Ok(outcome) => outcome,
+            Err(owner) => {
+                return Err(Error::invalid(
+                    "endpoint",
+                    &endpoint.to_string(),
+                    format!("registered by session {owner:#x}"),
+                ));
+            }
+        };
         let maintainer =
             Maintainer::start(session.clone(), base_path.to_owned(), path.clone(), data)?;
         Ok(Registration {
@@ -473,20 +484,34 @@ fn ensure(
         Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
             Ok(Check::Foreign(stat.ephemeral_owner()))
         }
-        _ => create_owned(session, base_path, path, data).map(Check::Recreated),
+        // Missing, or left by one of our earlier sessions. Should another
+        // live session create it meanwhile, it is not ours to replace.
+        _ => create_owned(session, base_path, path, data, |owner| {
+            previous.contains(&owner)
+        })
+        .map(|created| created.map_or_else(Check::Foreign, Check::Recreated)),
     }
 }
 
-fn create_owned(session: &Session, base_path: &str, path: &str, data: &[u8]) -> Result<Outcome> {
+/// Creates `path` as ours. A node of that name left by another session is
+/// replaced (at the version read) only when `may_replace(owner)` says so;
+/// otherwise that owner is returned as `Err` and its node left alone.
+fn create_owned(
+    session: &Session,
+    base_path: &str,
+    path: &str,
+    data: &[u8],
+    may_replace: impl Fn(i64) -> bool,
+) -> Result<std::result::Result<Outcome, i64>> {
     let mut replaced = None;
     let mut last_err = None;
     for _ in 0..CREATE_ATTEMPTS {
         match session.create_ephemeral(path, data) {
             Ok(_) => {
-                return Ok(match replaced {
+                return Ok(Ok(match replaced {
                     Some(previous_owner) => Outcome::ReplacedStale { previous_owner },
                     None => Outcome::Created,
-                });
+                }));
             }
             Err(err) if err.is_no_node() => {
                 session.ensure_path(base_path)?;
@@ -496,11 +521,15 @@ fn create_owned(session: &Session, base_path: &str, path: &str, data: &[u8]) -> 
                 let Some(stat) = session.stat(path)? else {
                     continue;
                 };
-                if stat.ephemeral_owner() == session.id() {
-                    return Ok(Outcome::Adopted);
+                let owner = stat.ephemeral_owner();
+                if owner == session.id() {
+                    return Ok(Ok(Outcome::Adopted));
+                }
+                if !may_replace(owner) {
+                    return Ok(Err(owner));
                 }
                 replace_stale(session, path, stat)?;
-                replaced = Some(stat.ephemeral_owner());
+                replaced = Some(owner);
                 last_err = Some(err);
             }
             Err(err) => return Err(err),

@@ -101,9 +101,20 @@ impl Selector {
         instances: &'a [Instance],
         exclude: &[Endpoint],
     ) -> Option<&'a Instance> {
-        let now = Instant::now();
+        self.pick_excluding_at(instances, exclude, Instant::now())
+    }
+
+    /// [`Selector::pick_excluding`] as of `now`: down marks older than the
+    /// cooldown at `now` have lapsed. Time is a parameter so that tests
+    /// need not sleep through a cooldown.
+    fn pick_excluding_at<'a>(
+        &self,
+        instances: &'a [Instance],
+        exclude: &[Endpoint],
+        now: Instant,
+    ) -> Option<&'a Instance> {
         let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
-        down.retain(|_, since| now.duration_since(*since) < self.cooldown);
+        down.retain(|_, since| now.saturating_duration_since(*since) < self.cooldown);
         if down.is_empty() && exclude.is_empty() {
             // The common case: nothing to skip, no list to build.
             drop(down);
@@ -146,10 +157,14 @@ impl Selector {
 
     /// Skips `endpoint` for the cooldown, after a failed request.
     pub fn mark_down(&self, endpoint: Endpoint) {
+        self.mark_down_at(endpoint, Instant::now());
+    }
+
+    fn mark_down_at(&self, endpoint: Endpoint, at: Instant) {
         self.down
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(endpoint, Instant::now());
+            .insert(endpoint, at);
     }
 
     /// Clears a down mark, after a successful request.
@@ -162,9 +177,13 @@ impl Selector {
 
     /// Whether `endpoint` is marked down now.
     pub fn is_down(&self, endpoint: Endpoint) -> bool {
+        self.is_down_at(endpoint, Instant::now())
+    }
+
+    fn is_down_at(&self, endpoint: Endpoint, now: Instant) -> bool {
         let down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
         down.get(&endpoint)
-            .is_some_and(|since| since.elapsed() < self.cooldown)
+            .is_some_and(|since| now.saturating_duration_since(*since) < self.cooldown)
     }
 }
 
@@ -255,11 +274,14 @@ mod tests {
     fn when_every_instance_is_down_the_one_that_failed_longest_ago_is_tried() {
         let selector = Selector::with_seed(Strategy::Random, 5);
         let list = instances(3);
-        selector.mark_down(list[1].endpoint());
-        std::thread::sleep(Duration::from_millis(5));
-        selector.mark_down(list[0].endpoint());
-        selector.mark_down(list[2].endpoint());
-        assert_eq!(port(selector.pick(&list)), 2);
+        let first = Instant::now();
+        selector.mark_down_at(list[1].endpoint(), first);
+        selector.mark_down_at(list[0].endpoint(), first + Duration::from_millis(5));
+        selector.mark_down_at(list[2].endpoint(), first + Duration::from_millis(5));
+        assert_eq!(
+            port(selector.pick_excluding_at(&list, &[], first + Duration::from_millis(6))),
+            2
+        );
     }
 
     #[test]
@@ -267,18 +289,12 @@ mod tests {
         let selector =
             Selector::with_seed(Strategy::Random, 5).with_cooldown(Duration::from_millis(50));
         let list = instances(2);
-        selector.mark_down(list[0].endpoint());
-        assert!(selector.is_down(list[0].endpoint()));
-        // Polling with a deadline: the mark must lapse after ~50 ms.
-        let started = Instant::now();
-        while selector.is_down(list[0].endpoint()) {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "cooldown never expired"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!((0..100).any(|_| port(selector.pick(&list)) == 1));
+        let marked = Instant::now();
+        selector.mark_down_at(list[0].endpoint(), marked);
+        assert!(selector.is_down_at(list[0].endpoint(), marked + Duration::from_millis(49)));
+        let later = marked + Duration::from_millis(50);
+        assert!(!selector.is_down_at(list[0].endpoint(), later));
+        assert!((0..100).any(|_| port(selector.pick_excluding_at(&list, &[], later)) == 1));
     }
 
     #[test]

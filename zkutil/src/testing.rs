@@ -257,39 +257,36 @@ impl ZkEnsemble {
     /// Waits until each of `indices` answers `srvr` with a mode, and, for an
     /// ensemble, until exactly one live node is the leader.
     fn wait_ready(&mut self, indices: &[usize]) -> Result<(), StartError> {
+        // ZooKeeper announces nothing: readiness is polled, with a deadline.
         let start = Instant::now();
-        loop {
+        let ready = poll_until(READY_DEADLINE, Duration::from_millis(50), || {
             for &i in indices {
                 if let Some(status) = self.nodes[i].exited() {
-                    return Err(StartError::Exited {
+                    return Some(Err(StartError::Exited {
                         node: i,
                         status,
                         log: self.nodes[i].log_tail(),
-                    });
+                    }));
                 }
             }
-            let modes: Vec<Option<String>> = indices.iter().map(|&i| self.mode(i)).collect();
-            let all_serving = modes.iter().all(Option::is_some);
+            let all_serving = indices.iter().all(|&i| self.mode(i).is_some());
             let leaders = (0..self.nodes.len())
                 .filter(|&i| self.mode(i).as_deref() == Some("leader"))
                 .count();
-            if all_serving && (self.nodes.len() == 1 || leaders == 1) {
-                return Ok(());
-            }
-            if start.elapsed() > READY_DEADLINE {
-                let node = indices
-                    .iter()
-                    .copied()
-                    .find(|&i| self.mode(i).is_none())
-                    .unwrap_or(indices[0]);
-                return Err(StartError::TimedOut {
-                    node,
-                    waited: start.elapsed(),
-                    log: self.nodes[node].log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            (all_serving && (self.nodes.len() == 1 || leaders == 1)).then_some(Ok(()))
+        });
+        ready.unwrap_or_else(|| {
+            let node = indices
+                .iter()
+                .copied()
+                .find(|&i| self.mode(i).is_none())
+                .unwrap_or(indices[0]);
+            Err(StartError::TimedOut {
+                node,
+                waited: start.elapsed(),
+                log: self.nodes[node].log_tail(),
+            })
+        })
     }
 
     /// `127.0.0.1:p1,127.0.0.1:p2,…` for every node, live or not.
@@ -473,19 +470,6 @@ fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(), StartError
     std::fs::write(node.dir.join("zoo.cfg"), cfg).map_err(StartError::io("writing zoo.cfg"))
 }
 
-/// `n` distinct free loopback ports. All are held until all are found, so
-/// they differ; they are released before ZooKeeper binds them (a race that
-/// [`ZkEnsemble::start`] retries).
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect()
-}
-
 /// Sends a four-letter command to a server on loopback; `None` when it
 /// does not answer within a second.
 pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
@@ -531,23 +515,37 @@ pub fn send_signal(pid: u32, signal: &str) -> std::io::Result<()> {
     }
 }
 
+/// Polls `f` every `every` until it returns `Some`; `None` when `deadline`
+/// passes first. For conditions nothing announces (a process becoming
+/// ready, a server-side expiry seen from outside); where a watch or an
+/// event exists, wait on that instead.
+pub fn poll_until<T>(
+    deadline: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        let left = deadline.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(every.min(left));
+    }
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, and returns that value.
 ///
 /// # Panics
 ///
 /// When `deadline` passes first, naming `what`: this is for tests.
 #[track_caller]
-pub fn wait_until<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting until {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_until<T>(deadline: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(deadline, Duration::from_millis(20), f)
+        .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting until {what}"))
 }
 
 /// Installs a `tracing` subscriber that writes through the test harness's
@@ -563,14 +561,22 @@ pub fn init_test_logging() {
 }
 
 /// A `Write` that records each complete line with the instant it was
-/// written, shareable between the writer and the test that reads it.
+/// written, shareable between the writer and the test that reads it. A
+/// reader can wait for a condition on the lines: every write wakes it, so
+/// no polling.
 #[derive(Debug, Clone, Default)]
 pub struct LineRecorder {
-    inner: std::sync::Arc<std::sync::Mutex<Recorded>>,
+    inner: std::sync::Arc<(std::sync::Mutex<Recorded>, std::sync::Condvar)>,
 }
 
-/// The partial last line, and the complete lines with their instants.
-type Recorded = (Vec<u8>, Vec<(Instant, String)>);
+#[derive(Debug, Default)]
+struct Recorded {
+    /// The last line, until its newline arrives.
+    partial: Vec<u8>,
+    lines: Vec<(Instant, String)>,
+    /// The writer is done (EOF of the pipe it copies).
+    closed: bool,
+}
 
 impl LineRecorder {
     /// A recorder with nothing in it.
@@ -578,43 +584,104 @@ impl LineRecorder {
         LineRecorder::default()
     }
 
-    /// Every complete line so far, with when it was written.
-    pub fn lines(&self) -> Vec<(Instant, String)> {
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
         self.inner
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .1
-            .clone()
+    }
+
+    /// Every complete line so far, with when it was written.
+    pub fn lines(&self) -> Vec<(Instant, String)> {
+        self.recorded().lines.clone()
     }
 
     /// How many complete lines so far.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .1
-            .len()
+        self.recorded().lines.len()
     }
 
     /// Whether no line was written yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Marks the end of the output and wakes every waiter.
+    pub fn close(&self) {
+        self.recorded().closed = true;
+        self.inner.1.notify_all();
+    }
+
+    /// Waits until `accept(lines, closed)` returns `Some`, woken by every
+    /// write; `None` when `deadline` passes first.
+    pub fn wait_for<T>(
+        &self,
+        deadline: Duration,
+        mut accept: impl FnMut(&[(Instant, String)], bool) -> Option<T>,
+    ) -> Option<T> {
+        let until = Instant::now() + deadline;
+        let mut recorded = self.recorded();
+        loop {
+            if let Some(value) = accept(&recorded.lines, recorded.closed) {
+                return Some(value);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            recorded = self
+                .inner
+                .1
+                .wait_timeout(recorded, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl LineRecorder {
+    /// Waits, woken by every write, until `f(lines)` returns `Some`.
+    ///
+    /// # Panics
+    ///
+    /// When `deadline` passes first, naming `what`: this is for tests.
+    #[track_caller]
+    pub fn wait_until<T>(
+        &self,
+        deadline: Duration,
+        what: &str,
+        mut f: impl FnMut(&[(Instant, String)]) -> Option<T>,
+    ) -> T {
+        self.wait_for(deadline, |lines, _| f(lines))
+            .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting until {what}"))
+    }
+
+    /// Waits until at least `count` lines were written.
+    ///
+    /// # Panics
+    ///
+    /// When `deadline` passes first.
+    #[track_caller]
+    pub fn wait_for_lines(&self, count: usize, deadline: Duration) {
+        self.wait_until(deadline, &format!("{count} lines are written"), |lines| {
+            (lines.len() >= count).then_some(())
+        });
+    }
 }
 
 impl Write for LineRecorder {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let now = Instant::now();
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (partial, lines) = &mut *guard;
-        partial.extend_from_slice(buf);
-        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=end).collect();
-            lines.push((now, String::from_utf8_lossy(&line[..end]).into_owned()));
+        let mut recorded = self.recorded();
+        recorded.partial.extend_from_slice(buf);
+        while let Some(end) = recorded.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = recorded.partial.drain(..=end).collect();
+            recorded
+                .lines
+                .push((now, String::from_utf8_lossy(&line[..end]).into_owned()));
         }
+        drop(recorded);
+        self.inner.1.notify_all();
         Ok(buf.len())
     }
 
@@ -632,7 +699,6 @@ pub struct TestProcess {
     child: Child,
     stdout: LineRecorder,
     stderr: LineRecorder,
-    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl TestProcess {
@@ -658,18 +724,18 @@ impl TestProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {program:?}: {e}"));
         let (stdout, stderr) = (LineRecorder::new(), LineRecorder::new());
-        let mut readers = Vec::new();
-        if let Some(pipe) = child.stdout.take() {
-            readers.push(copy_lines(pipe, stdout.clone()));
+        match child.stdout.take() {
+            Some(pipe) => copy_lines(pipe, stdout.clone()),
+            None => stdout.close(),
         }
-        if let Some(pipe) = child.stderr.take() {
-            readers.push(copy_lines(pipe, stderr.clone()));
+        match child.stderr.take() {
+            Some(pipe) => copy_lines(pipe, stderr.clone()),
+            None => stderr.close(),
         }
         TestProcess {
             child,
             stdout,
             stderr,
-            readers,
         }
     }
 
@@ -681,6 +747,11 @@ impl TestProcess {
     /// Its stdout, line by line.
     pub fn stdout(&self) -> &LineRecorder {
         &self.stdout
+    }
+
+    /// Its stderr, line by line.
+    pub fn stderr(&self) -> &LineRecorder {
+        &self.stderr
     }
 
     /// Everything it wrote to stderr so far.
@@ -709,15 +780,14 @@ impl TestProcess {
     /// When `deadline` passes first, with the log.
     #[track_caller]
     pub fn wait_for_log(&self, text: &str, count: usize, deadline: Duration) {
-        let start = Instant::now();
-        while self.log_count(text) < count {
-            if start.elapsed() > deadline {
-                panic!(
-                    "no {count}× {text:?} in the log within {deadline:?}; log:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let found = self.stderr.wait_for(deadline, |lines, _| {
+            (lines.iter().filter(|(_, line)| line.contains(text)).count() >= count).then_some(())
+        });
+        if found.is_none() {
+            panic!(
+                "no {count}× {text:?} in the log within {deadline:?}; log:\n{}",
+                self.stderr_text()
+            );
         }
     }
 
@@ -731,7 +801,10 @@ impl TestProcess {
         send_signal(self.pid(), signal).unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
     }
 
-    /// Waits for it to exit and for its output to be read.
+    /// Waits for it to exit, and for its output to be read.
+    ///
+    /// Exiting closes its pipes: the wait is for both recorders to see EOF,
+    /// then the exit status is collected.
     ///
     /// # Panics
     ///
@@ -739,22 +812,29 @@ impl TestProcess {
     #[track_caller]
     pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
         let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            if start.elapsed() > deadline {
-                panic!(
-                    "process {} did not exit within {deadline:?}; stderr:\n{}",
-                    self.pid(),
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let closed = [&self.stdout, &self.stderr].iter().all(|out| {
+            out.wait_for(deadline.saturating_sub(start.elapsed()), |_, closed| {
+                closed.then_some(())
+            })
+            .is_some()
+        });
+        // Both pipes are closed: the process is exiting; reap it.
+        let status = closed
+            .then(|| {
+                poll_until(
+                    deadline.saturating_sub(start.elapsed()),
+                    Duration::from_millis(5),
+                    || self.child.try_wait().ok().flatten(),
+                )
+            })
+            .flatten();
+        status.unwrap_or_else(|| {
+            panic!(
+                "process {} did not exit within {deadline:?}; stderr:\n{}",
+                self.pid(),
+                self.stderr_text()
+            )
+        })
     }
 }
 
@@ -765,13 +845,54 @@ impl Drop for TestProcess {
     }
 }
 
-fn copy_lines(
-    pipe: impl std::io::Read + Send + 'static,
-    mut sink: LineRecorder,
-) -> std::thread::JoinHandle<()> {
+fn copy_lines(pipe: impl std::io::Read + Send + 'static, mut sink: LineRecorder) {
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::BufReader::new(pipe), &mut sink);
-    })
+        sink.close();
+    });
+}
+
+/// `n` distinct free loopback ports. All are held until all are found, so
+/// they differ; they are released before the caller binds them (a race
+/// that callers retry or accept).
+///
+/// # Errors
+///
+/// When no port can be bound.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+/// A numeric field of `/proc/<pid>/status` (`Threads:`, or `VmRSS:` in
+/// KiB); `None` when the process or field is gone.
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A session on `zk`, or a panic naming the connect string and the log.
+pub fn connect(zk: &ZkServer, session_timeout: Duration) -> std::sync::Arc<crate::Session> {
+    crate::SessionConfig::new(zk.connect_string())
+        .with_session_timeout(session_timeout)
+        .connect()
+        .map(std::sync::Arc::new)
+        .unwrap_or_else(|e| {
+            panic!(
+                "connecting to {}: {e}; zk log:\n{}",
+                zk.connect_string(),
+                zk.log_tail()
+            )
+        })
 }
 
 /// A standalone ZooKeeper for a test, with test logging set up.

@@ -272,13 +272,7 @@ impl Drop for ServerProcess {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    zkutil::testing::proc_status(pid, "VmRSS:").unwrap_or(0)
 }
 
 /// A bare TCP exchange: connect, write `timestamp`, half-close, read to EOF.
@@ -572,9 +566,7 @@ fn failover(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> an
         let mut sink = out.clone();
         let (keep, stop) = mpsc::channel::<i32>();
         let client = std::thread::spawn(move || time_client::run(&config, &mut sink, &stop));
-        wait_until(Duration::from_secs(30), "the client is under way", || {
-            (out.len() >= 60).then_some(())
-        });
+        out.wait_for_lines(60, Duration::from_secs(30));
         let observer = session(zk)?;
         let fault = Instant::now();
         send_signal(servers[0].pid(), signal)?;

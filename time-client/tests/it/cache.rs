@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use time_client::{Config, run};
-use zkutil::testing::{LineRecorder, four_letter_word, wait_until};
+use zkutil::testing::{LineRecorder, four_letter_word};
 
 use crate::support::{Servers, client_process, zookeeper};
 
@@ -59,17 +59,15 @@ fn a_server_registered_mid_run_is_used_within_a_second_and_a_deregistered_one_no
         let mut out = out.clone();
         std::thread::spawn(move || run(&config, &mut out, &stop))
     };
-    wait_until(Duration::from_secs(30), "the client is under way", || {
-        (out.len() >= 40).then_some(())
-    });
+    out.wait_for_lines(40, Duration::from_secs(30));
 
     let mut added = Servers::start(&zk, "/go_servers", 1);
     let registered = Instant::now();
     let host = format!("connect host: {}", added.endpoints()[0]);
-    let used = wait_until(
+    let used = out.wait_until(
         Duration::from_secs(10),
         "the new server gets a request",
-        || first_line_after(&out.lines(), &host, registered),
+        |lines| first_line_after(lines, &host, registered),
     );
     let took = used.duration_since(registered);
     eprintln!("registration to first use by the running client: {took:?}");
@@ -102,32 +100,15 @@ fn zookeeper_stopped_mid_run_requests_continue_from_the_last_known_list() {
     let _servers = Servers::start(&zk, "/go_servers", 2);
     let hosts = zk.connect_string();
     let mut client = client_process(&["--zk", &hosts, "--count", "300", "--interval", "20ms"]);
-    wait_until(Duration::from_secs(30), "the client is under way", || {
-        (client.stdout().len() >= 40).then_some(())
-    });
+    client.stdout().wait_for_lines(40, Duration::from_secs(30));
     zk.kill();
-    wait_until(
-        Duration::from_secs(30),
-        "the client reports a stale view",
-        || {
-            client
-                .stderr_text()
-                .contains("using the last known list")
-                .then_some(())
-        },
-    );
+    client.wait_for_log("using the last known list", 1, Duration::from_secs(30));
     let during = client.stdout().len();
-    wait_until(
-        Duration::from_secs(30),
-        "requests go on while ZooKeeper is down",
-        || (client.stdout().len() >= during + 20).then_some(()),
-    );
+    client
+        .stdout()
+        .wait_for_lines(during + 20, Duration::from_secs(30));
     zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
-    wait_until(
-        Duration::from_secs(30),
-        "the client's view is fresh again",
-        || client.stderr_text().contains("fresh again").then_some(()),
-    );
+    client.wait_for_log("fresh again", 1, Duration::from_secs(30));
     let status = client.wait(Duration::from_secs(60));
     assert!(status.success(), "{}", client.stderr_text());
     assert_eq!(client.stdout().len(), 600, "300 requests × 2 lines");

@@ -239,9 +239,7 @@ fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
         "--interval",
         "200ms",
     ]);
-    zkutil::testing::wait_until(Duration::from_secs(30), "a few requests are done", || {
-        (client.stdout().len() >= 4).then_some(())
-    });
+    client.stdout().wait_for_lines(4, Duration::from_secs(30));
     client.signal("INT");
     let status = client.wait(Duration::from_secs(10));
     assert!(status.success(), "{}", client.stderr_text());

@@ -1,45 +1,31 @@
 //! Helpers: time-servers served in this process and registered in a real
 //! ZooKeeper, and the client binary.
 
-use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use time_server::listener::{BoundListener, ServeOptions, serve, wake};
-use time_server::shutdown::Shutdown;
+use time_server::listener::Serving;
 use zkutil::testing::ZkServer;
-use zkutil::{Endpoint, Metadata, Registration, Session, SessionConfig};
+use zkutil::{Endpoint, Metadata, Registration, Session};
 
 pub use zkutil::testing::zookeeper;
 
 /// `n` time-server listeners on port 0, registered under `base_path` over
-/// their own session; deregistered and stopped on drop.
+/// their own session; deregistered, then stopped, on drop.
 pub struct Servers {
+    // Declared first: dropped (deregistered) before the listeners stop.
     registrations: Vec<Registration>,
-    stop: Arc<Shutdown>,
-    listeners: Arc<Vec<BoundListener>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _serving: Serving,
     _session: Arc<Session>,
 }
 
 impl Servers {
     pub fn start(zk: &ZkServer, base_path: &str, n: usize) -> Servers {
-        let session = SessionConfig::new(zk.connect_string())
-            .connect()
-            .map(Arc::new)
-            .unwrap_or_else(|e| panic!("connecting: {e}; zk log:\n{}", zk.log_tail()));
-        let listeners: Vec<BoundListener> = (0..n)
-            .map(|_| {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-                BoundListener::new(listener, None).unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let listeners = Arc::new(listeners);
-        let stop = Arc::new(Shutdown::new());
-        let (l, s) = (listeners.clone(), stop.clone());
-        let thread = std::thread::spawn(move || serve(&l, &s, &ServeOptions::default()));
-        let registrations = listeners
+        let session = zkutil::testing::connect(zk, Duration::from_secs(10));
+        let serving = Serving::on_free_ports(n).unwrap_or_else(|e| panic!("{e:#}"));
+        let registrations = serving
+            .listeners()
             .iter()
             .map(|bound| {
                 let endpoint = bound.advertised();
@@ -50,9 +36,7 @@ impl Servers {
             .collect();
         Servers {
             registrations,
-            stop,
-            listeners,
-            thread: Some(thread),
+            _serving: serving,
             _session: session,
         }
     }
@@ -62,17 +46,6 @@ impl Servers {
             .iter()
             .map(Registration::endpoint)
             .collect()
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.registrations.clear();
-        self.stop.trigger();
-        wake(&self.listeners);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -329,9 +329,7 @@ fn sigterm_deregisters_before_closing() {
     });
 
     let (out, client) = client_thread(&hosts, 400, |_| {});
-    wait_until(Duration::from_secs(30), "the client is under way", || {
-        (out.len() >= 40).then_some(())
-    });
+    out.wait_for_lines(40, Duration::from_secs(30));
 
     stopping.signal("TERM");
     wait_until(
@@ -382,9 +380,7 @@ fn sigkill_of_two_of_three_servers_loses_no_request() {
         (children(&obs, BASE).len() == 3).then_some(())
     });
     let (out, client) = client_thread(&hosts, 300, |_| {});
-    wait_until(Duration::from_secs(30), "the client is under way", || {
-        (out.len() >= 20).then_some(())
-    });
+    out.wait_for_lines(20, Duration::from_secs(30));
     for server in servers.iter_mut().take(2) {
         server.signal("KILL");
         server.wait(Duration::from_secs(10));

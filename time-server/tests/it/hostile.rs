@@ -12,12 +12,7 @@ use crate::support::{ServerProcess, ask, free_ports, zookeeper};
 
 /// A field of /proc/<pid>/status, as a number (`Threads:`, `VmRSS:` in kB).
 fn proc_status(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+    zkutil::testing::proc_status(pid, field)
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use crate::support::InProcessServer;
+use crate::support::in_process_server;
 
 fn read_to_end(stream: &mut TcpStream) -> std::io::Result<String> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -15,7 +15,7 @@ fn read_to_end(stream: &mut TcpStream) -> std::io::Result<String> {
 
 #[test]
 fn a_client_that_sends_nothing_still_gets_the_reply() {
-    let server = InProcessServer::start(1);
+    let server = in_process_server(1);
     let addr = server.addrs()[0];
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
     let reply = read_to_end(&mut stream).unwrap_or_else(|e| panic!("{e}"));
@@ -28,7 +28,7 @@ fn a_client_that_sends_nothing_still_gets_the_reply() {
 
 #[test]
 fn a_thousand_sequential_requests_see_no_reset_and_no_short_reply() {
-    let server = InProcessServer::start(1);
+    let server = in_process_server(1);
     let addr = server.addrs()[0];
     let (mut resets, mut short) = (0, 0);
     for _ in 0..1000 {
@@ -49,7 +49,7 @@ fn a_thousand_sequential_requests_see_no_reset_and_no_short_reply() {
 
 #[test]
 fn a_silent_idle_client_does_not_delay_another_client() {
-    let server = InProcessServer::start(1);
+    let server = in_process_server(1);
     let addr = server.addrs()[0];
     // Holds its connection open and never closes: the server drains it
     // for up to its drain timeout, on that connection's thread only.

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use zkutil::testing::wait_until;
 use zkutil::{Secret, Session, SessionConfig, ZkErrorKind};
 
 use crate::support::{ServerProcess, children, observer, zookeeper};
@@ -97,9 +96,7 @@ fn without_auth_one_warning_says_registrations_are_open() {
         "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
     ]);
     server.registered(3);
-    wait_until(Duration::from_secs(5), "the warning is logged", || {
-        (server.log_count("open ACL") > 0).then_some(())
-    });
+    server.wait_for_log("open ACL", 1, Duration::from_secs(5));
     assert_eq!(server.log_count("open ACL"), 1, "{}", server.stderr());
 }
 

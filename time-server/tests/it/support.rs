@@ -2,29 +2,19 @@
 //! in-process server on port 0.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use time_server::listener::{BoundListener, ServeOptions, serve, wake};
-use time_server::shutdown::Shutdown;
-use zkutil::testing::{TestProcess, ZkServer, wait_until};
-use zkutil::{Session, SessionConfig};
+use time_server::listener::Serving;
+use zkutil::Session;
+use zkutil::testing::{TestProcess, ZkServer};
 
 pub use zkutil::testing::zookeeper;
 
 /// An observer session on `zk`.
 pub fn observer(zk: &ZkServer) -> Arc<Session> {
-    SessionConfig::new(zk.connect_string())
-        .connect()
-        .map(Arc::new)
-        .unwrap_or_else(|e| {
-            panic!(
-                "connecting to {}: {e}; zk log:\n{}",
-                zk.connect_string(),
-                zk.log_tail()
-            )
-        })
+    zkutil::testing::connect(zk, Duration::from_secs(10))
 }
 
 /// The sorted children of `path`, or empty when it does not exist.
@@ -76,71 +66,27 @@ impl ServerProcess {
 
     /// Waits until it has logged `count` registrations; returns their endpoints.
     pub fn registered(&self, count: usize) -> Vec<String> {
-        wait_until(
+        self.0.stderr().wait_until(
             Duration::from_secs(30),
             "the server registers its listeners",
-            || {
-                let log = self.stderr();
-                let paths: Vec<String> = log
-                    .lines()
-                    .filter(|l| l.contains("registered") && !l.contains("deregistered"))
-                    .filter_map(|l| l.split("path=").nth(1))
+            |lines| {
+                let names: Vec<String> = lines
+                    .iter()
+                    .filter(|(_, l)| l.contains("registered") && !l.contains("deregistered"))
+                    .filter_map(|(_, l)| l.split("path=").nth(1))
                     .filter_map(|rest| rest.split_whitespace().next())
                     .filter_map(|path| path.rsplit('/').next())
                     .map(str::to_owned)
                     .collect();
-                (paths.len() >= count).then_some(paths)
+                (names.len() >= count).then_some(names)
             },
         )
     }
 }
 
-/// A time-server serving port-0 listeners in this process until dropped.
-pub struct InProcessServer {
-    stop: Arc<Shutdown>,
-    listeners: Arc<Vec<BoundListener>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl InProcessServer {
-    /// `n` listeners on 127.0.0.1:0.
-    pub fn start(n: usize) -> InProcessServer {
-        let listeners: Vec<BoundListener> = (0..n)
-            .map(|_| {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-                BoundListener::new(listener, None).unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let listeners = Arc::new(listeners);
-        let stop = Arc::new(Shutdown::new());
-        let (l, s) = (listeners.clone(), stop.clone());
-        let thread = std::thread::spawn(move || serve(&l, &s, &ServeOptions::default()));
-        InProcessServer {
-            stop,
-            listeners,
-            thread: Some(thread),
-        }
-    }
-
-    /// The bound addresses.
-    pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .map(BoundListener::local_addr)
-            .collect()
-    }
-}
-
-impl Drop for InProcessServer {
-    fn drop(&mut self) {
-        self.stop.trigger();
-        wake(&self.listeners);
-        let started = Instant::now();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        assert!(started.elapsed() < Duration::from_secs(10) || std::thread::panicking());
-    }
+/// A time-server serving `n` port-0 listeners in this process until dropped.
+pub fn in_process_server(n: usize) -> Serving {
+    Serving::on_free_ports(n).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Each child of `base`: (name, owner session, creation time).
@@ -156,17 +102,7 @@ pub fn snapshot(session: &Session, base: &str) -> Vec<(String, i64, i64)> {
 
 /// `n` distinct free loopback ports (bound, then released).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}")))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect()
+    zkutil::testing::free_ports(n).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Asks `addr` for the time; the reply, or the error.

@@ -133,34 +133,27 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let reg_a = Registration::register(&a, "/go_servers", e, &metadata(e))
         .unwrap_or_else(|err| panic!("{err}"));
     // A second live registration of the same address replaces a's node at
-    // start; a's maintainer may race it once, then neither fights a live
-    // owner. Whoever ends up owning the node keeps it when the other goes.
+    // start, as it would a stale one. a's maintainer may re-create the node
+    // in the moment between b's delete and b's create, but b then replaces
+    // it again, and a never deletes a node of a live session: once b's
+    // register returns, the node is b's.
     let reg_b = Registration::register(&b, "/go_servers", e, &metadata(e))
         .unwrap_or_else(|err| panic!("{err}"));
     let path = reg_b.path().to_owned();
-    let owner = wait_until(
-        Duration::from_secs(10),
-        "the node has one settled owner",
-        || {
-            let first = a.stat(&path).ok().flatten()?.ephemeral_owner();
-            std::thread::sleep(Duration::from_millis(300));
-            let second = a.stat(&path).ok().flatten()?.ephemeral_owner();
-            (first == second).then_some(first)
-        },
-    );
-    let (loser, winner) = if owner == a.id() {
-        (reg_b, reg_a)
-    } else {
-        (reg_a, reg_b)
-    };
-    loser.deregister().unwrap_or_else(|err| panic!("{err}"));
+    let owner = a
+        .stat(&path)
+        .ok()
+        .flatten()
+        .map(|stat| stat.ephemeral_owner());
+    assert_eq!(owner, Some(b.id()));
+    reg_a.deregister().unwrap_or_else(|err| panic!("{err}"));
     let stat = a
         .stat(&path)
         .ok()
         .flatten()
-        .unwrap_or_else(|| panic!("the owner's node was deleted"));
-    assert_eq!(stat.ephemeral_owner(), owner);
-    drop(winner);
+        .unwrap_or_else(|| panic!("b's node was deleted"));
+    assert_eq!(stat.ephemeral_owner(), b.id());
+    drop(reg_b);
 }
 
 #[test]
