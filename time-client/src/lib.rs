@@ -87,13 +87,12 @@ pub fn run(
     out: &mut impl Write,
     stop_requested: &Receiver<i32>,
 ) -> anyhow::Result<Summary> {
-    let mut session = SessionConfig::new(&config.zk_hosts)
+    let session = SessionConfig::new(&config.zk_hosts)
         .with_session_timeout(config.session_timeout)
-        .with_connect_timeout(config.zk_connect_timeout);
-    if let Some(auth) = &config.zk_auth {
-        session = session.with_digest_auth(auth.clone());
-    }
-    let session = session.connect().map(Arc::new)?;
+        .with_connect_timeout(config.zk_connect_timeout)
+        .with_digest_auth(config.zk_auth.clone())
+        .connect()
+        .map(Arc::new)?;
     tracing::debug!(session = %format_args!("{:#x}", session.id()), "connected to ZooKeeper");
     let discovery = Discovery::start(session, &config.base_path)?;
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);

@@ -1,10 +1,8 @@
 //! `time-client`: parses flags and hands them to [`time_client::run`].
 
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use time_client::report::{self, Format};
 use time_client::request::RequestLimits;
@@ -81,7 +79,7 @@ fn main() -> ExitCode {
         cooldown: args.cooldown,
         format,
     };
-    let result = on_ctrl_c()
+    let result = zkutil::cli::on_signals()
         .and_then(|stop| time_client::run(&config, &mut std::io::stdout().lock(), &stop));
     match result {
         Ok(summary) => {
@@ -97,27 +95,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The first SIGINT/SIGTERM asks the run to stop after the current request;
-/// a second one exits at once.
-fn on_ctrl_c() -> anyhow::Result<mpsc::Receiver<i32>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("installing signal handlers")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for (seen, signal) in signals.forever().enumerate() {
-                if seen == 0 {
-                    tracing::info!(signal, "stopping after the current request");
-                    let _ = tx.send(signal);
-                } else {
-                    std::process::exit(128 + signal);
-                }
-            }
-        })
-        .context("starting the signal thread")?;
-    Ok(rx)
 }

@@ -159,21 +159,20 @@ fn ms(d: Duration) -> f64 {
 /// Writes one request's result. Write errors (a closed pipe) are ignored:
 /// they must not stop the run.
 pub fn request(out: &mut impl Write, format: Format, report: &RequestReport) {
+    if let Err(err) = &report.result {
+        tracing::warn!("request {} failed: {err}", report.seq);
+    }
     match format {
-        Format::Text => match &report.result {
-            Ok((endpoint, reply)) => {
+        Format::Text => {
+            if let Ok((endpoint, reply)) = &report.result {
                 let _ = writeln!(out, "connect host: {endpoint}\n{reply}");
             }
-            Err(err) => tracing::warn!("request {} failed: {err}", report.seq),
-        },
+        }
         Format::Json => {
             let (server, reply, error) = match &report.result {
                 Ok((endpoint, reply)) => (Some(endpoint.to_string()), Some(reply.as_str()), None),
                 Err(err) => (None, None, Some(err.as_str())),
             };
-            if let Some(err) = error {
-                tracing::warn!("request {} failed: {err}", report.seq);
-            }
             let line = JsonRequest {
                 r#type: "request",
                 seq: report.seq,

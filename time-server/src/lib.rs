@@ -177,13 +177,11 @@ impl<'a> Startup<'a> {
                     .min(deadline.saturating_duration_since(Instant::now())),
                 None => self.config.connect_timeout,
             };
-            let mut session = SessionConfig::new(&self.config.zk_hosts)
+            let attempt = SessionConfig::new(&self.config.zk_hosts)
                 .with_session_timeout(self.config.session_timeout)
-                .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)));
-            if let Some(auth) = &self.config.zk_auth {
-                session = session.with_digest_auth(auth.clone());
-            }
-            let attempt = session.connect();
+                .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)))
+                .with_digest_auth(self.config.zk_auth.clone())
+                .connect();
             match attempt {
                 Ok(session) => {
                     tracing::info!(zk = %self.config.zk_hosts, session = %format_args!("{:#x}", session.id()),

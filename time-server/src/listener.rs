@@ -8,16 +8,16 @@
 //! so threads and memory stay bounded under a flood.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use zkutil::Endpoint;
 
-use crate::reply::{ReplyLimits, drain, reply, reply_line};
+use crate::reply::{ReplyLimits, drain, reply};
 use crate::shutdown::Shutdown;
 
 /// A bound listener and the endpoint it is advertised as.
@@ -131,7 +131,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
                         options,
                         active,
                     };
-                    accept_loop(&workers, bound, stop, options, active);
+                    accept_loop(&workers, bound, stop);
                     queue.close();
                 });
             if let Err(err) = spawned {
@@ -141,19 +141,14 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
     });
 }
 
-fn accept_loop(
-    workers: &Workers<'_, '_>,
-    bound: &BoundListener,
-    stop: &Shutdown,
-    options: &ServeOptions,
-    active: &AtomicUsize,
-) {
+fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown) {
+    let (options, active) = (workers.options, workers.active);
     loop {
         let accepted = bound.listener.accept();
         if stop.is_triggered() {
             return;
         }
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -162,18 +157,16 @@ fn accept_loop(
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
-            active.fetch_sub(1, Ordering::SeqCst);
-            tracing::debug!(%peer, "too many connections: replying without drain");
-            reply_and_close(stream, bound.advertised);
-            continue;
-        }
         // The reply goes out from here, at once; a connection thread only
         // waits for the client to finish.
-        let mut stream = stream;
         if let Err(err) = reply(&mut stream, bound.advertised, &options.limits) {
-            active.fetch_sub(1, Ordering::SeqCst);
             tracing::debug!(%peer, error = %err, "connection ended early");
+            continue;
+        }
+        if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
+            active.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(%peer, "too many connections: closing without drain");
+            close_without_drain(stream);
             continue;
         }
         if let Err(err) = workers.dispatch(stream) {
@@ -293,13 +286,10 @@ impl Queue {
     }
 }
 
-/// The overload path: a reply without waiting for the request. What the
-/// client already sent is read without waiting, so that closing does not
-/// reset the connection (which would destroy the reply in flight).
-fn reply_and_close(mut stream: TcpStream, endpoint: Endpoint) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let _ = stream.write_all(reply_line(endpoint, SystemTime::now()).as_bytes());
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+/// The overload path, after the reply: what the client already sent is
+/// read without waiting, so that closing does not reset the connection
+/// (which would destroy the reply in flight); no thread waits for more.
+fn close_without_drain(mut stream: TcpStream) {
     if stream.set_nonblocking(true).is_ok() {
         let mut buf = [0u8; 4096];
         for _ in 0..16 {

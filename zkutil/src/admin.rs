@@ -67,8 +67,8 @@ pub fn parse_srvr(answer: &str) -> Option<ServerStatus> {
 /// The `host:port` parts of a connect string (`h1:p1,h2:p2/chroot`), as
 /// written.
 pub fn connect_string_hosts(hosts: &str) -> Vec<String> {
-    let without_chroot = hosts.split('/').next().unwrap_or_default();
-    without_chroot
+    crate::session::split_chroot(hosts)
+        .0
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())

@@ -39,11 +39,9 @@ impl ZkArgs {
     /// A session configuration from these flags (connect timeout: the
     /// library's default until the caller sets it).
     pub fn session_config(&self) -> SessionConfig {
-        let config = SessionConfig::new(&self.zk).with_session_timeout(self.session_timeout);
-        match &self.zk_auth {
-            Some(auth) => config.with_digest_auth(auth.clone()),
-            None => config,
-        }
+        SessionConfig::new(&self.zk)
+            .with_session_timeout(self.session_timeout)
+            .with_digest_auth(self.zk_auth.clone())
     }
 }
 
@@ -58,4 +56,34 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Turns the first SIGINT or SIGTERM into a message (the signal number) on
+/// the returned channel, for a graceful stop, and a second one into an
+/// immediate exit (128 + signal), for an operator who does not want to wait.
+///
+/// # Errors
+///
+/// When the handlers or their thread cannot be set up.
+pub fn on_signals() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
+    use anyhow::Context;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for (seen, signal) in signals.forever().enumerate() {
+                if seen == 0 {
+                    tracing::info!(signal, "stopping (a second signal exits at once)");
+                    let _ = tx.send(signal);
+                } else {
+                    tracing::warn!(signal, "second signal: exiting now");
+                    std::process::exit(128 + signal);
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(rx)
 }

@@ -378,45 +378,28 @@ impl Shared {
             }
             Err(err) => return Err(err),
         };
-        let endpoints: Vec<Endpoint> = {
-            let mut parsed: Vec<Endpoint> = names
-                .iter()
-                .filter_map(|name| self.parse_child(name))
-                .collect();
-            parsed.sort();
-            parsed.dedup();
-            parsed
+        let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
+        let endpoints = parse_children(&self.base_path, &names, warn);
+        let instances = if self.with_metadata {
+            // Metadata is read once per new instance, not on every refresh.
+            let previous = self.current().clone();
+            let known: BTreeMap<Endpoint, &Instance> =
+                previous.instances.iter().map(|i| (i.endpoint, i)).collect();
+            let mut instances = Vec::with_capacity(endpoints.len());
+            for endpoint in endpoints {
+                instances.push(match known.get(&endpoint) {
+                    Some(instance) => (*instance).clone(),
+                    // Gone since the listing: the next watch event removes it.
+                    None => read_instance(&self.session, &self.base_path, endpoint, warn)?
+                        .unwrap_or_else(|| Instance::new(endpoint)),
+                });
+            }
+            instances
+        } else {
+            endpoints.into_iter().map(Instance::new).collect()
         };
-        let previous = self.current().clone();
-        let known: BTreeMap<Endpoint, &Instance> =
-            previous.instances.iter().map(|i| (i.endpoint, i)).collect();
-        let mut instances = Vec::with_capacity(endpoints.len());
-        for endpoint in endpoints {
-            let instance = match known.get(&endpoint) {
-                Some(instance) => (*instance).clone(),
-                None if self.with_metadata => self.read_instance(endpoint)?,
-                None => Instance::new(endpoint),
-            };
-            instances.push(instance);
-        }
         self.publish(instances);
         Ok(())
-    }
-
-    fn read_instance(&self, endpoint: Endpoint) -> Result<Instance> {
-        let path = node_path(&self.base_path, &endpoint);
-        match self.session.get_data(&path) {
-            Ok((data, _)) => match Metadata::from_json(&path, &data) {
-                Ok(metadata) => Ok(Instance::with_metadata(endpoint, metadata)),
-                Err(err) => {
-                    self.warn_once(&path, &err.to_string(), "skipping malformed metadata");
-                    Ok(Instance::new(endpoint))
-                }
-            },
-            // Gone since the listing: the next watch event removes it.
-            Err(err) if err.is_no_node() => Ok(Instance::new(endpoint)),
-            Err(err) => Err(err),
-        }
     }
 
     /// Replaces the snapshot, tells subscribers what changed.
@@ -501,17 +484,6 @@ impl Shared {
             .retain(|tx| changes.iter().all(|change| tx.send(change.clone()).is_ok()));
     }
 
-    fn parse_child(&self, name: &str) -> Option<Endpoint> {
-        match Endpoint::from_node_name(name) {
-            Ok(endpoint) => Some(endpoint),
-            Err(err) => {
-                let path = format!("{}/{name}", self.base_path.trim_end_matches('/'));
-                self.warn_once(&path, &err.to_string(), "skipping malformed child");
-                None
-            }
-        }
-    }
-
     fn warn_once(&self, path: &str, error: &str, message: &str) {
         let first = self
             .warned
@@ -546,35 +518,60 @@ pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<V
         Err(err) if err.is_no_node() => Vec::new(),
         Err(err) => return Err(err),
     };
+    let warn = |path: &str, error: &str, message: &str| tracing::warn!(path = %truncate(path), error, "{message}");
+    let endpoints = parse_children(base_path, &names, warn);
+    if !with_metadata {
+        return Ok(endpoints.into_iter().map(Instance::new).collect());
+    }
+    let mut instances = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        // An instance gone since the listing is left out.
+        instances.extend(read_instance(session, base_path, endpoint, warn)?);
+    }
+    Ok(instances)
+}
+
+/// The valid endpoints among child `names`, sorted and distinct; `warn`
+/// gets (path, error, message) for each malformed one.
+fn parse_children(
+    base_path: &str,
+    names: &[String],
+    warn: impl Fn(&str, &str, &str),
+) -> Vec<Endpoint> {
     let mut endpoints: Vec<Endpoint> = names
         .iter()
-        .filter_map(|name| match Endpoint::from_node_name(name) {
-            Ok(endpoint) => Some(endpoint),
-            Err(err) => {
-                tracing::warn!(name = %truncate(name), error = %err, "skipping malformed child");
-                None
-            }
+        .filter_map(|name| {
+            Endpoint::from_node_name(name)
+                .map_err(|err| {
+                    let path = format!("{}/{name}", base_path.trim_end_matches('/'));
+                    warn(&path, &err.to_string(), "skipping malformed child");
+                })
+                .ok()
         })
         .collect();
     endpoints.sort();
     endpoints.dedup();
-    let mut instances = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let path = node_path(base_path, &endpoint);
-        let metadata = if with_metadata {
-            match session.get_data(&path) {
-                Ok((data, _)) => Metadata::from_json(&path, &data)
-                    .map_err(
-                        |err| tracing::warn!(path, error = %err, "skipping malformed metadata"),
-                    )
-                    .ok(),
-                Err(err) if err.is_no_node() => continue,
-                Err(err) => return Err(err),
+    endpoints
+}
+
+/// An instance with its metadata (`None` inside when the metadata is
+/// malformed, reported to `warn`); `Ok(None)` when the node is gone.
+fn read_instance(
+    session: &Session,
+    base_path: &str,
+    endpoint: Endpoint,
+    warn: impl Fn(&str, &str, &str),
+) -> Result<Option<Instance>> {
+    let path = node_path(base_path, &endpoint);
+    match session.get_data(&path) {
+        Ok((data, _)) => Ok(Some(match Metadata::from_json(&path, &data) {
+            Ok(metadata) => Instance::with_metadata(endpoint, metadata),
+            Err(err) => {
+                warn(&path, &err.to_string(), "skipping malformed metadata");
+                Instance::new(endpoint)
             }
-        } else {
-            None
-        };
-        instances.push(Instance { endpoint, metadata });
+        })),
+        Err(err) if err.is_no_node() => Ok(None),
+        Err(err) => Err(err),
     }
-    Ok(instances)
 }

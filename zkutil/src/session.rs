@@ -103,10 +103,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("session_timeout", &self.session_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
-            .field(
-                "digest_auth",
-                &self.digest_auth.as_ref().map(|_| "<redacted>"),
-            )
+            .field("digest_auth", &self.digest_auth)
             .finish()
     }
 }
@@ -131,8 +128,9 @@ impl SessionConfig {
     /// With auth, the nodes this session creates get creator-ALL +
     /// world-READ: only this identity can delete or overwrite them, anyone
     /// can discover them. Without, they are open to all.
-    pub fn with_digest_auth(mut self, user_password: Secret) -> Self {
-        self.digest_auth = Some(user_password);
+    /// Takes a `Secret`, or an `Option<Secret>` (`None`: no auth).
+    pub fn with_digest_auth(mut self, user_password: impl Into<Option<Secret>>) -> Self {
+        self.digest_auth = user_password.into();
         self
     }
 
@@ -306,6 +304,18 @@ struct Current {
     generation: u64,
 }
 
+impl Current {
+    fn of(client: zk::Client, generation: u64) -> Current {
+        Current {
+            id: client.session_id().0,
+            info: Some(client.session().clone()),
+            timeout: client.session_timeout(),
+            client: Some(client),
+            generation,
+        }
+    }
+}
+
 struct Inner {
     config: SessionConfig,
     current: Mutex<Current>,
@@ -372,13 +382,7 @@ impl Session {
         let client = connect_client(&runtime, &config, None)?;
         let (messages, received) = mpsc::channel();
         spawn_forwarder(&runtime, &client, 0, messages.clone());
-        let current = Current {
-            id: client.session_id().0,
-            info: Some(client.session().clone()),
-            timeout: client.session_timeout(),
-            client: Some(client),
-            generation: 0,
-        };
+        let current = Current::of(client, 0);
         tracing::debug!(hosts = %config.hosts, session = %format_args!("{:#x}", current.id),
             timeout = ?current.timeout, "ZooKeeper session established");
         let inner = Arc::new(Inner {
@@ -451,7 +455,7 @@ impl Session {
     pub fn ensure_path(&self, path: &str) -> Result<()> {
         match self.mkdir(path) {
             Err(err) if err.is_no_node() => match split_chroot(&self.inner.config.hosts) {
-                Some((hosts, chroot)) => {
+                (hosts, Some(chroot)) => {
                     tracing::info!(chroot, "creating the missing chroot");
                     let config = SessionConfig {
                         hosts: hosts.to_owned(),
@@ -460,7 +464,7 @@ impl Session {
                     Session::connect(config)?.mkdir(chroot)?;
                     self.mkdir(path)
                 }
-                None => Err(err),
+                (_, None) => Err(err),
             },
             other => other,
         }
@@ -664,11 +668,8 @@ impl Session {
                 Err(err) => return Err(err),
             }
         };
-        let mut watcher = client.state_watcher();
-        drop(client);
-        let closed = async move { while !watcher.changed().await.is_terminated() {} };
-        runtime
-            .run(closed, config.request_timeout)
+        close_client(&runtime, client, config.request_timeout)
+            .then_some(())
             .ok_or(Error::Timeout {
                 op: "expire",
                 path: "(session)".into(),
@@ -683,17 +684,11 @@ impl Drop for Session {
         let client = self.inner.current().client.take();
         if let Some(client) = client {
             let id = client.session_id().0;
-            let mut watcher = client.state_watcher();
-            drop(client);
-            // The session task sends CloseSession once the last client clone
-            // is gone; the watcher then sees `Closed`.
-            let closed = async move { while !watcher.changed().await.is_terminated() {} };
-            if self
-                .inner
-                .runtime
-                .run(closed, self.inner.config.request_timeout)
-                .is_none()
-            {
+            if !close_client(
+                &self.inner.runtime,
+                client,
+                self.inner.config.request_timeout,
+            ) {
                 tracing::warn!(session = %format_args!("{id:#x}"),
                     "ZooKeeper session did not confirm close; its nodes go after the session timeout");
             }
@@ -706,11 +701,26 @@ impl Drop for Session {
     }
 }
 
-/// `("h1:p1,h2:p2", "/app")` for a connect string with a chroot.
-fn split_chroot(hosts: &str) -> Option<(&str, &str)> {
-    let slash = hosts.find('/')?;
-    let chroot = hosts[slash..].trim_end_matches('/');
-    (!chroot.is_empty()).then_some((&hosts[..slash], chroot))
+/// Splits a connect string into its hosts and its chroot, if any:
+/// `"h1:p1,h2:p2/app"` → `("h1:p1,h2:p2", Some("/app"))`.
+pub(crate) fn split_chroot(hosts: &str) -> (&str, Option<&str>) {
+    match hosts.find('/') {
+        Some(slash) => {
+            let chroot = hosts[slash..].trim_end_matches('/');
+            (&hosts[..slash], (!chroot.is_empty()).then_some(chroot))
+        }
+        None => (hosts, None),
+    }
+}
+
+/// Drops `client` and waits (at most `timeout`) until its session is
+/// closed: the session task sends CloseSession once the last clone is gone,
+/// and the server then deletes the session's ephemeral nodes at once.
+fn close_client(runtime: &Runtime, client: zk::Client, timeout: Duration) -> bool {
+    let mut watcher = client.state_watcher();
+    drop(client);
+    let closed = async move { while !watcher.changed().await.is_terminated() {} };
+    runtime.run(closed, timeout).is_some()
 }
 
 /// Connects a client, re-attaching `session` when given; bounded by the
@@ -810,14 +820,19 @@ fn supervise(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sen
                 tracing::error!(hosts = %inner.config.hosts, "ZooKeeper authentication failed");
                 inner.notify(SessionEvent::AuthFailed);
             }
-            zk::SessionState::Expired | zk::SessionState::Closed => rebuild(inner, messages),
+            zk::SessionState::Expired | zk::SessionState::Closed => {
+                if !rebuild(inner, received, messages) {
+                    return;
+                }
+            }
         }
     }
 }
 
 /// Replaces an expired session: re-attach it if the server still knows it,
-/// else open a new one; with backoff, until it works or we close.
-fn rebuild(inner: &Inner, messages: &mpsc::Sender<Msg>) {
+/// else open a new one; with backoff, until it works. Returns false when the
+/// session was closed meanwhile (a `Shutdown` arrived during a backoff).
+fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sender<Msg>) -> bool {
     inner.set_state(SessionState::Rebuilding);
     let (previous, mut reattach) = {
         let current = inner.current();
@@ -831,12 +846,9 @@ fn rebuild(inner: &Inner, messages: &mpsc::Sender<Msg>) {
                 let current = client.session_id().0;
                 {
                     let mut slot = inner.current();
-                    slot.generation += 1;
-                    spawn_forwarder(&inner.runtime, &client, slot.generation, messages.clone());
-                    slot.id = current;
-                    slot.info = Some(client.session().clone());
-                    slot.timeout = client.session_timeout();
-                    slot.client = Some(client);
+                    let generation = slot.generation + 1;
+                    spawn_forwarder(&inner.runtime, &client, generation, messages.clone());
+                    *slot = Current::of(client, generation);
                 }
                 inner.set_state(SessionState::Connected);
                 if current == previous {
@@ -846,7 +858,7 @@ fn rebuild(inner: &Inner, messages: &mpsc::Sender<Msg>) {
                         "ZooKeeper session expired and was replaced");
                 }
                 inner.notify(SessionEvent::Rebuilt { previous, current });
-                return;
+                return true;
             }
             Err(err) if reattach.is_some() => {
                 // The server forgot the old session, or (zookeeper-client 0.11
@@ -860,21 +872,27 @@ fn rebuild(inner: &Inner, messages: &mpsc::Sender<Msg>) {
                 let delay = backoff.next_delay();
                 tracing::warn!(attempt = backoff.attempts(), error = %err, retry_in = ?delay,
                     "cannot rebuild the ZooKeeper session");
-                sleep_unless(&inner.closing, delay);
+                if !wait_unless_shutdown(received, delay) {
+                    return false;
+                }
             }
         }
     }
+    false
 }
 
-/// Sleeps `delay`, waking early once `flag` is set (polled every 50 ms).
-fn sleep_unless(flag: &AtomicBool, delay: Duration) {
+/// Waits out a backoff `delay` on the supervisor's channel: false as soon
+/// as `Shutdown` arrives. State changes of the expired client that arrive
+/// meanwhile are stale and dropped.
+fn wait_unless_shutdown(received: &mpsc::Receiver<Msg>, delay: Duration) -> bool {
     let until = std::time::Instant::now() + delay;
-    while !flag.load(Ordering::SeqCst) {
+    loop {
         let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return;
+        match received.recv_timeout(left) {
+            Ok(Msg::State(..)) => {}
+            Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            Err(mpsc::RecvTimeoutError::Timeout) => return true,
         }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 

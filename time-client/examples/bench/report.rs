@@ -79,6 +79,24 @@ pub struct Report {
     pub dist: Vec<(String, Vec<Duration>)>,
 }
 
+/// A table of `rows` (name, stats): n, median, p99, max.
+fn stats_table(md: &mut String, first_column: &str, rows: &[(String, Stats)]) {
+    let _ = writeln!(
+        md,
+        "| {first_column} | n | median | p99 | max |\n|---|---:|---:|---:|---:|"
+    );
+    for (name, s) in rows {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} |",
+            s.n,
+            d(s.p50),
+            d(s.p99),
+            d(s.max)
+        );
+    }
+}
+
 /// Formats a duration with a unit that suits it.
 fn d(duration: Duration) -> String {
     let ns = duration.as_nanos() as f64;
@@ -149,20 +167,7 @@ impl Report {
         );
 
         let _ = writeln!(md, "## 1. Discovery cost per request\n");
-        let _ = writeln!(
-            md,
-            "| way | n | median | p99 | max |\n|---|---:|---:|---:|---:|"
-        );
-        for (name, s) in &self.discovery {
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {} | {} | {} |",
-                s.n,
-                d(s.p50),
-                d(s.p99),
-                d(s.max)
-            );
-        }
+        stats_table(&mut md, "way", &self.discovery);
         if let [(_, cached), (_, listing), (_, session)] = self.discovery.as_slice() {
             let post = ratio(session.p50.as_secs_f64(), cached.p50.as_secs_f64());
             let list = ratio(listing.p50.as_secs_f64(), cached.p50.as_secs_f64());
@@ -200,20 +205,7 @@ impl Report {
         }
 
         let _ = writeln!(md, "## 3. Visibility of a change to a running client\n");
-        let _ = writeln!(
-            md,
-            "| what | n | median | p99 | max |\n|---|---:|---:|---:|---:|"
-        );
-        for (name, s) in &self.visibility {
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {} | {} | {} |",
-                s.n,
-                d(s.p50),
-                d(s.p99),
-                d(s.max)
-            );
-        }
+        stats_table(&mut md, "what", &self.visibility);
         if let [(_, created), (_, deleted), (_, write), (_, read)] = self.visibility.as_slice() {
             let budget_p99 = write.p99 + read.p99 * 2;
             let budget_p50 = write.p50 + read.p50 * 2;

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -96,29 +95,30 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// A flag set by the first SIGINT/SIGTERM; a second one exits at once.
-fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first: exits when the flag is already set.
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, flag.clone())
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(signal, flag.clone()).context("installing signal handlers")?;
-    }
-    Ok(flag)
-}
-
 fn stamp() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// `zkutil watch`.
 pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
-    let stop = stop_flag()?;
+    let stop = zkutil::cli::on_signals()?;
     let session = connect(common)?;
     let discovery = Discovery::start(session, &common.zk.base_path)?;
+    // Changes and the stop signal arrive on one channel: one blocking wait.
+    let (events, woken) = std::sync::mpsc::channel::<Option<Change>>();
     let changes = discovery.subscribe();
+    let forward = events.clone();
+    std::thread::spawn(move || {
+        for change in changes {
+            if forward.send(Some(change)).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let _ = stop.recv();
+        let _ = events.send(None);
+    });
     let mut shown = std::collections::BTreeSet::new();
     let mut out = std::io::stdout().lock();
     let print =
@@ -147,12 +147,8 @@ pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
             print(&mut out, "added", Some(instance.endpoint()))?;
         }
     }
-    while !stop.load(Ordering::SeqCst) {
-        let change = match changes.recv_timeout(Duration::from_millis(100)) {
-            Ok(change) => change,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("discovery stopped"),
-        };
+    // `None`: a stop signal; the channel closing means discovery stopped.
+    while let Ok(Some(change)) = woken.recv() {
         match change {
             Change::Added(instance) if shown.insert(instance.endpoint()) => {
                 print(&mut out, "added", Some(instance.endpoint()))?;
@@ -205,7 +201,7 @@ pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
 
 /// `zkutil register`.
 pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> anyhow::Result<bool> {
-    let stop = stop_flag()?;
+    let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
         endpoint,
         SystemTime::now(),
@@ -225,9 +221,8 @@ pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> any
     let registration = Registration::register_data(&session, &common.zk.base_path, endpoint, data)
         .with_context(|| format!("registering {endpoint} under {}", common.zk.base_path))?;
     tracing::info!(path = %registration.path(), outcome = ?registration.outcome(), "registered; holding until SIGINT/SIGTERM");
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Held until the first signal (or the signal thread is gone).
+    let _ = stop.recv();
     let path = registration.path().to_owned();
     registration
         .deregister()
