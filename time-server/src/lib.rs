@@ -3,7 +3,7 @@
 //!
 //! * [`listener`]: bind, accept, a thread per connection, a connection cap.
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
-//! * [`shutdown`]: the stop switch and the signal thread.
+//! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
 //!
 //! [`run`] puts them together in the order that loses no request: bind
 //! every listener, serve, register; on a signal deregister first, keep
