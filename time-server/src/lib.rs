@@ -4,25 +4,30 @@
 //! * [`listener`]: bind, accept, a thread per connection, a connection cap.
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
+//! * [`fdlimit`]: enough file descriptors for the connection cap.
 //!
 //! [`run`] puts them together in the order that loses no request: bind
 //! every listener, serve, register; on a signal deregister first, keep
 //! serving for the drain period (clients that listed us just before still
 //! succeed), stop accepting, finish what is in flight, close the session.
 
+pub mod fdlimit;
 pub mod listener;
 pub mod reply;
 pub mod shutdown;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use zkutil::{Backoff, Endpoint, Metadata, Registration, Session, SessionConfig};
+use zkutil::{
+    Backoff, Endpoint, Metadata, Registration, Session, SessionConfig, SessionEvent, SessionState,
+};
 
-use crate::listener::{BoundListener, ServeOptions, bind_all, serve, wake};
+use crate::listener::{BoundListener, ServeOptions, bind_all, serve};
 use crate::shutdown::Shutdown;
 
 /// Everything the server needs to know; filled from flags by `main`.
@@ -51,122 +56,280 @@ pub struct Config {
     pub serve: ServeOptions,
 }
 
+/// How long the shutdown may spend on deregistering, and then on closing
+/// the session: with ZooKeeper unreachable neither waits longer, so a
+/// stop takes at most `--drain` + 2 s (plus in-flight connections finishing
+/// within their own limits).
+const DEREGISTER_BUDGET: Duration = Duration::from_secs(1);
+const CLOSE_BUDGET: Duration = Duration::from_secs(1);
+
+/// What the main thread of [`run`] waits for.
+enum Event {
+    /// A stop was requested (the signal, or `None` when the sender went).
+    Stop(Option<i32>),
+    /// The startup thread finished: registered, or failed for good.
+    Started(anyhow::Result<Registered>),
+    /// ZooKeeper rejected our credentials: no registration can be kept.
+    AuthFailed,
+}
+
+/// The session and the registrations it keeps.
+struct Registered {
+    session: Arc<Session>,
+    registrations: Vec<Registration>,
+}
+
 /// Runs the server until a message arrives on `stop_requested` (or its
 /// sender is dropped), then shuts down gracefully.
 ///
 /// The listeners serve from the start, even while ZooKeeper is unreachable:
-/// connecting and registering are retried with capped exponential backoff
-/// (one log line per failed attempt) until they succeed, a stop is
-/// requested, or `startup_timeout` (when set) passes.
+/// connecting and registering run on their own thread and are retried with
+/// capped exponential backoff (one log line per failed attempt) until they
+/// succeed, a stop is requested, or `startup_timeout` (when set) passes. A
+/// stop never waits for them.
 ///
 /// # Errors
 ///
 /// A listener that cannot be bound, no registration within the startup
-/// timeout, or a registration refused for good (a malformed base path, no
-/// permission): one-line causes naming the address or hosts.
-pub fn run(config: &Config, stop_requested: &Receiver<i32>) -> anyhow::Result<()> {
+/// timeout, a registration refused for good (a malformed base path, no
+/// permission), or credentials rejected by ZooKeeper: one-line causes
+/// naming the address or hosts.
+pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()> {
     let listeners = bind_all(&config.listen, config.advertise)?;
     for bound in &listeners {
         tracing::info!(listen = %bound.local_addr(), advertised = %bound.advertised(), "listening");
     }
+    let mut options = config.serve;
+    if let Some(soft) = fdlimit::raise() {
+        let fitted = fdlimit::fit(options.max_connections, soft, listeners.len());
+        if fitted < options.max_connections {
+            tracing::warn!(
+                open_file_limit = soft,
+                max_connections = fitted,
+                "lowering --max-connections to what the open-file limit allows"
+            );
+            options.max_connections = fitted;
+        }
+    }
+    let (events_tx, events) = mpsc::channel();
+    forward_stop(stop_requested, events_tx.clone())?;
+    let startup = Startup::spawn(config, &listeners, events_tx.clone())?;
     let stop = Shutdown::new();
-    let started = SystemTime::now();
-    let startup = Startup::new(config, stop_requested);
     let (result, session) = std::thread::scope(|scope| {
-        scope.spawn(|| serve(&listeners, &stop, &config.serve));
-        let registered = startup.connect().and_then(|session| match session {
-            Some(session) => Ok(startup
-                .register_all(&session, &listeners, started)?
-                .map(|regs| (session, regs))),
-            None => Ok(None),
-        });
-        let (session, registrations) = match registered {
-            Ok(Some(registered)) => registered,
-            Ok(None) => {
-                tracing::info!("stop requested during startup");
-                stop.trigger();
-                wake(&listeners);
-                return (Ok(()), None);
-            }
-            Err(err) => {
-                stop.trigger();
-                wake(&listeners);
-                return (Err(err), None);
-            }
+        scope.spawn(|| serve(&listeners, &stop, &options));
+        let (result, registered) = wait_until_stopped(config, &events, &events_tx, &startup);
+        let session = registered.map(
+            |Registered {
+                 session,
+                 registrations,
+             }| {
+                deregister_all(registrations);
+                (session, result.is_ok())
+            },
+        );
+        let drain = match &session {
+            Some((_, true)) => config.drain,
+            _ => Duration::ZERO,
         };
-        // ZooKeeper rejecting our credentials is fatal: no registration can
-        // be kept. The supervisor reports it; the wait below notices.
-        let auth_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = auth_failed.clone();
-        session.subscribe(move |event| {
-            if event == zkutil::SessionEvent::AuthFailed {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            true
-        });
-        let signal = loop {
-            match stop_requested.recv_timeout(Duration::from_millis(200)) {
-                Ok(signal) => break Some(signal),
-                Err(RecvTimeoutError::Disconnected) => break None,
-                Err(RecvTimeoutError::Timeout)
-                    if auth_failed.load(std::sync::atomic::Ordering::SeqCst) =>
-                {
-                    stop.trigger();
-                    wake(&listeners);
-                    drop(registrations);
-                    let err = anyhow::anyhow!(
-                        "ZooKeeper at {} rejected the credentials of --zk-auth",
-                        config.zk_hosts
-                    );
-                    return (Err(err), Some(session));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-        };
-        tracing::info!(?signal, "shutting down: deregistering first");
-        for registration in registrations {
-            let path = registration.path().to_owned();
-            match registration.deregister() {
-                Ok(()) => tracing::info!(%path, "deregistered"),
-                Err(err) => {
-                    tracing::warn!(%path, error = %err, "deregistration failed; the node goes with the session")
-                }
-            }
+        if !drain.is_zero() {
+            tracing::info!(drain = %zkutil::backoff::rounded(drain), "still serving clients that listed us before");
+            std::thread::sleep(drain);
         }
-        if !config.drain.is_zero() {
-            tracing::info!(drain = ?config.drain, "still serving clients that listed us before");
-            std::thread::sleep(config.drain);
-        }
-        stop.trigger();
-        wake(&listeners);
-        (Ok(()), Some(session))
+        stop.stop(&listeners);
+        (result, session.map(|(session, _)| session))
     });
-    // Last, after every connection finished: closing the session.
-    drop(session);
+    // Last, after every connection finished: closing the session (at once
+    // when ZooKeeper is unreachable: the nodes then go with its timeout).
+    if let Some(session) = session {
+        let budget = if session.state() == SessionState::Connected {
+            CLOSE_BUDGET
+        } else {
+            Duration::ZERO
+        };
+        session.close_within(budget);
+    }
     tracing::info!("stopped");
     result
 }
 
-/// Connecting and registering at start, retried until they work.
-struct Startup<'a> {
-    config: &'a Config,
-    stop_requested: &'a Receiver<i32>,
-    deadline: Option<Instant>,
-}
-
-impl<'a> Startup<'a> {
-    fn new(config: &'a Config, stop_requested: &'a Receiver<i32>) -> Startup<'a> {
-        let deadline = config
-            .startup_timeout
-            .map(|timeout| Instant::now() + timeout);
-        Startup {
-            config,
-            stop_requested,
-            deadline,
+/// Waits for a stop, a fatal startup error or an auth failure; returns the
+/// result of the run and the registrations to undo.
+fn wait_until_stopped(
+    config: &Config,
+    events: &Receiver<Event>,
+    events_tx: &Sender<Event>,
+    startup: &Startup,
+) -> (anyhow::Result<()>, Option<Registered>) {
+    let mut registered = None;
+    loop {
+        match events.recv() {
+            Ok(Event::Started(Ok(done))) => {
+                // ZooKeeper rejecting our credentials is fatal; the
+                // supervisor reports it, this thread hears of it at once.
+                let tx = events_tx.clone();
+                done.session.subscribe(move |event| {
+                    event != SessionEvent::AuthFailed || tx.send(Event::AuthFailed).is_err()
+                });
+                registered = Some(done);
+            }
+            Ok(Event::Started(Err(err))) => return (Err(err), None),
+            Ok(Event::AuthFailed) => {
+                let err = anyhow::anyhow!(
+                    "ZooKeeper at {} rejected the credentials of --zk-auth",
+                    config.zk_hosts
+                );
+                return (Err(err), registered);
+            }
+            Ok(Event::Stop(signal)) => {
+                if registered.is_none() {
+                    tracing::info!(?signal, "stop requested during startup");
+                    startup.cancel();
+                    return (Ok(()), None);
+                }
+                tracing::info!(?signal, "shutting down: deregistering first");
+                return (Ok(()), registered);
+            }
+            // Every sender gone cannot happen (we hold one); stop anyway.
+            Err(_) => return (Ok(()), registered),
         }
     }
+}
 
-    /// A session, or `None` when a stop was requested first.
+/// Deregisters everything within [`DEREGISTER_BUDGET`] in all.
+fn deregister_all(registrations: Vec<Registration>) {
+    let deadline = Instant::now() + DEREGISTER_BUDGET;
+    for registration in registrations {
+        let path = registration.path().to_owned();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match registration.deregister_within(left) {
+            Ok(()) => tracing::info!(%path, "deregistered"),
+            Err(err) => {
+                tracing::warn!(%path, error = %err.chain(), "deregistration failed; the node goes with the session")
+            }
+        }
+    }
+}
+
+/// Turns the first message on `stop_requested` (or its sender going away)
+/// into [`Event::Stop`].
+fn forward_stop(stop_requested: Receiver<i32>, events: Sender<Event>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("stop".into())
+        .spawn(move || {
+            let _ = events.send(Event::Stop(stop_requested.recv().ok()));
+        })
+        .context("starting the stop thread")?;
+    Ok(())
+}
+
+/// Connecting and registering at start, retried until they work, on a
+/// thread of its own so that a stop never waits for ZooKeeper.
+struct Startup {
+    cancelled: Arc<AtomicBool>,
+    /// Dropped on cancel, which ends every backoff wait of the thread.
+    wake: std::sync::Mutex<Option<Sender<()>>>,
+}
+
+impl Startup {
+    fn spawn(
+        config: &Config,
+        listeners: &[BoundListener],
+        events: Sender<Event>,
+    ) -> anyhow::Result<Startup> {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = mpsc::channel();
+        let work = StartupWork {
+            config: config.clone(),
+            endpoints: distinct_endpoints(listeners),
+            started: SystemTime::now(),
+            deadline: config
+                .startup_timeout
+                .and_then(|timeout| Instant::now().checked_add(timeout)),
+            cancelled: cancelled.clone(),
+            woken,
+        };
+        std::thread::Builder::new()
+            .name("startup".into())
+            .spawn(move || {
+                let result = work.run();
+                match result {
+                    Ok(Some(registered)) => {
+                        // Cancelled meanwhile: dropping deregisters it all.
+                        if let Err(mpsc::SendError(Event::Started(Ok(registered)))) =
+                            events.send(Event::Started(Ok(registered)))
+                        {
+                            drop(registered);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        let _ = events.send(Event::Started(Err(err)));
+                    }
+                }
+            })
+            .context("starting the startup thread")?;
+        Ok(Startup {
+            cancelled,
+            wake: std::sync::Mutex::new(Some(wake)),
+        })
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// Each advertised endpoint once, with the listener addresses behind it:
+/// two listeners advertising one endpoint are one registration, not two
+/// maintainers fighting over one node.
+fn distinct_endpoints(listeners: &[BoundListener]) -> Vec<(Endpoint, Vec<std::net::SocketAddr>)> {
+    let mut endpoints: Vec<(Endpoint, Vec<std::net::SocketAddr>)> = Vec::new();
+    for bound in listeners {
+        match endpoints.iter_mut().find(|(e, _)| *e == bound.advertised()) {
+            Some((endpoint, addrs)) => {
+                tracing::warn!(%endpoint, listen = %bound.local_addr(), first = %addrs[0],
+                    "two listeners advertise the same endpoint: registered once");
+                addrs.push(bound.local_addr());
+            }
+            None => endpoints.push((bound.advertised(), vec![bound.local_addr()])),
+        }
+    }
+    endpoints
+}
+
+/// What the startup thread owns.
+struct StartupWork {
+    config: Config,
+    endpoints: Vec<(Endpoint, Vec<std::net::SocketAddr>)>,
+    started: SystemTime,
+    deadline: Option<Instant>,
+    cancelled: Arc<AtomicBool>,
+    woken: Receiver<()>,
+}
+
+impl StartupWork {
+    /// Registered, `None` when cancelled first, or a fatal error.
+    fn run(&self) -> anyhow::Result<Option<Registered>> {
+        let Some(session) = self.connect()? else {
+            return Ok(None);
+        };
+        Ok(self
+            .register_all(&session)?
+            .map(|registrations| Registered {
+                session,
+                registrations,
+            }))
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// A session, or `None` when cancelled first.
     fn connect(&self) -> anyhow::Result<Option<Arc<Session>>> {
         let mut backoff = Backoff::default();
         loop {
@@ -182,10 +345,13 @@ impl<'a> Startup<'a> {
                 .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)))
                 .with_digest_auth(self.config.zk_auth.clone())
                 .connect();
+            if self.cancelled() {
+                return Ok(None);
+            }
             match attempt {
                 Ok(session) => {
                     tracing::info!(zk = %self.config.zk_hosts, session = %format_args!("{:#x}", session.id()),
-                        timeout = ?session.negotiated_timeout(), "connected to ZooKeeper");
+                        timeout = %zkutil::backoff::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
                     return Ok(Some(Arc::new(session)));
                 }
                 Err(err) if err.is_retryable() => {
@@ -202,22 +368,20 @@ impl<'a> Startup<'a> {
         }
     }
 
-    /// One registration per listener, or `None` when a stop was requested
+    /// One registration per distinct endpoint, or `None` when cancelled
     /// first (those made so far are dropped, which deregisters them).
-    fn register_all(
-        &self,
-        session: &Arc<Session>,
-        listeners: &[BoundListener],
-        started: SystemTime,
-    ) -> anyhow::Result<Option<Vec<Registration>>> {
+    fn register_all(&self, session: &Arc<Session>) -> anyhow::Result<Option<Vec<Registration>>> {
         let version = env!("CARGO_PKG_VERSION");
         let base_path = &self.config.base_path;
-        let mut registrations = Vec::with_capacity(listeners.len());
-        for bound in listeners {
-            let endpoint = bound.advertised();
-            let metadata = Metadata::for_this_process(endpoint, started, version);
+        let mut registrations = Vec::with_capacity(self.endpoints.len());
+        for (endpoint, addrs) in &self.endpoints {
+            let endpoint = *endpoint;
+            let metadata = Metadata::for_this_process(endpoint, self.started, version);
             let mut backoff = Backoff::default();
             let registration = loop {
+                if self.cancelled() {
+                    return Ok(None);
+                }
                 match Registration::register(session, base_path, endpoint, &metadata) {
                     Ok(registration) => break registration,
                     Err(err) if err.is_retryable() => {
@@ -231,7 +395,7 @@ impl<'a> Startup<'a> {
                     }
                 }
             };
-            tracing::info!(listen = %bound.local_addr(), path = %registration.path(),
+            tracing::info!(listen = %addrs[0], path = %registration.path(),
                 outcome = ?registration.outcome(), "registered");
             registrations.push(registration);
         }
@@ -239,8 +403,7 @@ impl<'a> Startup<'a> {
     }
 
     /// Logs a failed attempt and waits the backoff delay. Returns false when
-    /// a stop was requested meanwhile; an error when the startup timeout
-    /// would pass.
+    /// cancelled meanwhile; an error when the startup timeout would pass.
     fn pause(
         &self,
         backoff: &mut Backoff,
@@ -250,7 +413,7 @@ impl<'a> Startup<'a> {
         let delay = backoff.next_delay();
         if let (Some(deadline), Some(timeout)) = (self.deadline, self.config.startup_timeout) {
             if Instant::now() + delay >= deadline {
-                return Err(anyhow::anyhow!("{err}")).with_context(|| {
+                return Err(anyhow::anyhow!("{}", err.chain())).with_context(|| {
                     format!(
                         "not registered within --startup-timeout {}",
                         humantime::format_duration(timeout)
@@ -258,10 +421,10 @@ impl<'a> Startup<'a> {
                 });
             }
         }
-        tracing::warn!(attempt = backoff.attempts(), error = %err, retry_in = ?delay, "{what}");
-        Ok(match self.stop_requested.recv_timeout(delay) {
-            Err(RecvTimeoutError::Timeout) => true,
-            Ok(_) | Err(RecvTimeoutError::Disconnected) => false,
+        tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::backoff::rounded(delay), "{what}");
+        Ok(match self.woken.recv_timeout(delay) {
+            Err(RecvTimeoutError::Timeout) => !self.cancelled(),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
         })
     }
 }

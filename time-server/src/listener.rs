@@ -143,6 +143,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
 
 fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown) {
     let (options, active) = (workers.options, workers.active);
+    let mut failures = AcceptFailures::default();
     loop {
         let accepted = bound.listener.accept();
         if stop.is_triggered() {
@@ -151,8 +152,9 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
         let (mut stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(err) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = %bound.local, error = %err, "accept failed");
+                // EMFILE and friends: back off instead of spinning, and say
+                // so once in a while rather than per failure.
+                failures.note(bound.local, &err);
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -172,6 +174,34 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
         if let Err(err) = workers.dispatch(stream) {
             active.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(%peer, error = %err, "cannot start connection thread");
+        }
+    }
+}
+
+/// Failed `accept`s of one listener, logged at most once per
+/// [`AcceptFailures::EVERY`] with the count of those not logged: out of file
+/// descriptors, every accept fails until a connection closes, and a line
+/// per failure would flood the log.
+#[derive(Default)]
+struct AcceptFailures {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, listener: SocketAddr, err: &std::io::Error) {
+        let due = self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= AcceptFailures::EVERY);
+        if due {
+            tracing::warn!(%listener, error = %err, more_since_last = self.unlogged,
+                "accept failed (logged at most every 10s)");
+            self.last_logged = Some(Instant::now());
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
         }
     }
 }
@@ -376,8 +406,7 @@ impl Drop for Serving {
     /// Stops accepting and waits for the connections in flight (each bounded
     /// by its limits).
     fn drop(&mut self) {
-        self.stop.trigger();
-        wake(&self.listeners);
+        self.stop.stop(&self.listeners);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

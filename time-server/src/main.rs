@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             ..ServeOptions::default()
         },
     };
-    let result = zkutil::cli::on_signals().and_then(|signals| time_server::run(&config, &signals));
+    let result = zkutil::cli::on_signals().and_then(|signals| time_server::run(&config, signals));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

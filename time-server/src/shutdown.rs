@@ -1,8 +1,9 @@
 //! `Shutdown`: the one-way switch that tells acceptors to stop.
 //!
-//! Acceptors block in `accept()`, which no flag can interrupt: after
-//! [`Shutdown::trigger`], [`crate::listener::wake`] connects once to each
-//! listener so that its acceptor wakes, sees the flag and returns.
+//! Acceptors block in `accept()`, which no flag can interrupt:
+//! [`Shutdown::stop`] sets the flag, then connects once to each listener
+//! ([`crate::listener::wake`]) so that its acceptor wakes, sees the flag and
+//! returns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,6 +22,12 @@ impl Shutdown {
     /// Flips the switch.
     pub fn trigger(&self) {
         self.triggered.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the acceptors of `listeners`: flips the switch and wakes each.
+    pub fn stop(&self, listeners: &[crate::listener::BoundListener]) {
+        self.trigger();
+        crate::listener::wake(listeners);
     }
 
     /// Whether the switch was flipped.

@@ -59,6 +59,19 @@ impl Backoff {
     }
 }
 
+/// A duration for a log line or a message, rounded to what a reader can
+/// use: `80ms`, `1.25s`, `4m 10s` (not `79.779517ms`).
+pub fn rounded(duration: Duration) -> humantime::FormattedDuration {
+    let rounded = if duration < Duration::from_secs(1) {
+        Duration::from_millis(duration.as_millis() as u64)
+    } else if duration < Duration::from_secs(60) {
+        Duration::from_millis(duration.as_millis() as u64 / 10 * 10)
+    } else {
+        Duration::from_secs(duration.as_secs())
+    };
+    humantime::format_duration(rounded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +92,21 @@ mod tests {
         assert_eq!(backoff.attempts(), 12);
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people() {
+        assert_eq!(
+            rounded(Duration::from_nanos(79_779_517)).to_string(),
+            "79ms"
+        );
+        assert_eq!(
+            rounded(Duration::from_millis(1_256)).to_string(),
+            "1s 250ms"
+        );
+        assert_eq!(
+            rounded(Duration::from_millis(250_700)).to_string(),
+            "4m 10s"
+        );
     }
 }

@@ -309,7 +309,7 @@ fn refresh_loop(
             Some(Ok(())) => backoff.reset(),
             Some(Err(err)) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(path = %shared.base_path, attempt = backoff.attempts(), error = %err,
+                tracing::warn!(path = %shared.base_path, attempt = backoff.attempts(), error = %err.chain(),
                     retry_in = ?delay, "cannot list instances; keeping the last known list");
                 shared.mark_stale();
                 wait = Some(delay);

@@ -65,6 +65,16 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// A call that is not made while the session is not connected (a
+    /// deregistration during shutdown must not wait for ZooKeeper).
+    #[error("{op} {path}: ZooKeeper is unreachable")]
+    Unreachable {
+        /// The operation ("delete", …).
+        op: &'static str,
+        /// The znode it was about.
+        path: String,
+    },
+
     /// A ZooKeeper call failed.
     #[error("{op} {path}")]
     Zk {
@@ -106,7 +116,9 @@ impl Error {
     /// trouble, timeouts), as opposed to an answer that will not change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::ConnectTimeout { .. } => true,
+            Error::Timeout { .. } | Error::ConnectTimeout { .. } | Error::Unreachable { .. } => {
+                true
+            }
             Error::Zk { source, .. } | Error::Connect { source, .. } => source.is_retryable(),
             _ => false,
         }
@@ -133,12 +145,32 @@ impl Error {
             if source.kind() == ZkErrorKind::SessionExpired)
     }
 
+    /// The whole chain of causes on one line (`create /a: not authorized`),
+    /// for log fields: `error = %err.chain()`.
+    pub fn chain(&self) -> impl std::fmt::Display + '_ {
+        Chain(self)
+    }
+
     pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> Error {
         Error::InvalidArgument {
             what,
             value: value.to_owned(),
             reason: reason.into(),
         }
+    }
+}
+
+struct Chain<'a>(&'a Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -171,12 +203,16 @@ pub enum ZkErrorKind {
 
 /// A failure reported by the ZooKeeper client, with its kind. Built only by
 /// `session`, the one module that knows the client crate.
+///
+/// It prints the client's message and has no `source()` of its own: the
+/// message *is* the client's error, and an error chain printed with `{:#}`
+/// must name each cause once (not `not authorized: not authorized`).
 #[derive(Debug, thiserror::Error)]
-#[error("{source}")]
+#[error("{inner}")]
 pub struct ZkError {
     kind: ZkErrorKind,
     retryable: bool,
-    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 impl ZkError {
@@ -188,7 +224,7 @@ impl ZkError {
         ZkError {
             kind,
             retryable,
-            source: Box::new(source),
+            inner: Box::new(source),
         }
     }
 
@@ -225,5 +261,20 @@ mod tests {
             "create /go_servers/a: no answer from ZooKeeper within 1s"
         );
         assert!(err.is_retryable());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("not authorized")]
+    struct NoAuth;
+
+    #[test]
+    fn a_zookeeper_cause_is_printed_once() {
+        let err = Error::Zk {
+            op: "create",
+            path: "/go_servers/a".into(),
+            source: ZkError::new(ZkErrorKind::NoAuth, false, NoAuth),
+        };
+        let chain = format!("{:#}", anyhow::Error::new(err).context("registering a"));
+        assert_eq!(chain, "registering a: create /go_servers/a: not authorized");
     }
 }

@@ -26,20 +26,23 @@
 //! * a check fails (ZooKeeper down): retried with capped exponential
 //!   backoff and jitter, one log line per failed attempt.
 //!
-//! Deregistration first stops and joins that thread, then deletes: a
+//! Deregistration first stops that thread and waits for it, then deletes
+//! the node (ours, or one left by our own earlier session): a
 //! deregistration racing with a re-registration never resurrects the node.
+//! It has one deadline for all of this, and makes no ZooKeeper call while
+//! the session is not connected, so a shutdown never waits on an
+//! unreachable ZooKeeper (the node then goes with the session).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::session::{NodeStat, Session, SessionEvent, WatchEvent};
+use crate::session::{NodeStat, Session, SessionEvent, SessionState, WatchEvent};
 
 /// Largest node data we accept as metadata. ZooKeeper allows 1 MiB; a real
 /// record is about 150 bytes.
@@ -150,6 +153,7 @@ pub fn node_path(base_path: &str, endpoint: &Endpoint) -> String {
 
 /// How [`Registration::register`] came to own its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The node did not exist; we created it.
     Created,
@@ -173,6 +177,9 @@ pub struct Registration {
     endpoint: Endpoint,
     path: String,
     outcome: Outcome,
+    /// Our own earlier sessions (the ones this session replaced), whose
+    /// leftover nodes of this path are ours to replace or delete.
+    previous: Arc<Mutex<Vec<i64>>>,
     maintainer: Option<Maintainer>,
 }
 
@@ -181,16 +188,23 @@ pub struct Registration {
 struct Maintainer {
     stop: Arc<AtomicBool>,
     wake: mpsc::Sender<Wake>,
-    thread: JoinHandle<()>,
+    /// Disconnected when the thread has ended (it holds the sender).
+    ended: mpsc::Receiver<()>,
 }
 
 impl Maintainer {
-    /// Stops the thread and waits for it: afterwards nothing re-creates
-    /// the node. Its ZooKeeper calls are bounded, so this is too.
-    fn stop(self) {
+    /// Stops the thread and waits for it until `deadline`: afterwards
+    /// nothing re-creates the node. Returns false when the thread was still
+    /// in a ZooKeeper call at the deadline; it then ends after that call
+    /// (bounded by the request timeout) without another.
+    fn stop(self, deadline: Instant) -> bool {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.send(Wake::Stop);
-        let _ = self.thread.join();
+        let left = deadline.saturating_duration_since(Instant::now());
+        matches!(
+            self.ended.recv_timeout(left),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        )
     }
 }
 
@@ -206,16 +220,21 @@ enum Wake {
 /// we give up; each round trip is bounded, so this bounds the whole call.
 const CREATE_ATTEMPTS: usize = 5;
 
+/// How many of our own earlier sessions we remember; one per rebuild, and
+/// a node older than a few rebuilds has expired long ago.
+const PREVIOUS_SESSIONS: usize = 8;
+
 impl Registration {
     /// Creates `<base_path>/<endpoint>` as an EPHEMERAL node with `metadata`
     /// as its data, creating `base_path` when missing.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad base path or an endpoint that
-    /// cannot be connected to (port 0, `0.0.0.0`); otherwise ZooKeeper
-    /// errors naming the path ([`Error::is_retryable`] tells whether to try
-    /// again).
+    /// [`Error::InvalidArgument`] for a bad base path, an endpoint that
+    /// cannot be connected to (port 0, `0.0.0.0`), or one that this session
+    /// registers already (two maintainers would fight over one node);
+    /// otherwise ZooKeeper errors naming the path ([`Error::is_retryable`]
+    /// tells whether to try again).
     pub fn register(
         session: &Arc<Session>,
         base_path: &str,
@@ -259,6 +278,19 @@ impl Registration {
                 reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
             });
         }
+        let claim = Claim::take(session, &path).ok_or_else(|| {
+            Error::invalid(
+                "endpoint",
+                &endpoint.to_string(),
+                "registered already by this session",
+            )
+        })?;
+        // Subscribed before the first create: a session rebuilt meanwhile
+        // is seen by the maintainer, which then re-checks the node.
+        let (wake, woken) = mpsc::channel();
+        let events = wake.clone();
+        // Unsubscribes itself once the thread (the receiver) is gone.
+        session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
         // At registration any other owner is a stale node of an earlier run
         // of this server (its address is ours now): replace it.
         let outcome = match create_owned(session, base_path, &path, &data, |_| true)? {
@@ -271,13 +303,24 @@ impl Registration {
                 ));
             }
         };
-        let maintainer =
-            Maintainer::start(session.clone(), base_path.to_owned(), path.clone(), data)?;
+        let previous = Arc::new(Mutex::new(Vec::new()));
+        let keeper = Keeper {
+            session: session.clone(),
+            base_path: base_path.to_owned(),
+            path: path.clone(),
+            data,
+            previous: previous.clone(),
+            wake: wake.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            _claim: claim,
+        };
+        let maintainer = keeper.start(wake, woken)?;
         Ok(Registration {
             session: session.clone(),
             endpoint,
             path,
             outcome,
+            previous,
             maintainer: Some(maintainer),
         })
     }
@@ -302,194 +345,279 @@ impl Registration {
         &self.session
     }
 
-    /// Deletes the node, if it is still ours. A node already gone is fine.
+    /// Deletes the node if it is ours (or left by one of our own earlier
+    /// sessions). A node already gone is fine. Takes at most the session's
+    /// request timeout.
     ///
     /// # Errors
     ///
-    /// ZooKeeper errors naming the path; the node then goes when the
-    /// session closes or expires.
-    pub fn deregister(mut self) -> Result<()> {
-        if let Some(maintainer) = self.maintainer.take() {
-            maintainer.stop();
+    /// As [`Registration::deregister_within`].
+    pub fn deregister(self) -> Result<()> {
+        let timeout = self.session.config().request_timeout();
+        self.deregister_within(timeout)
+    }
+
+    /// Deletes the node like [`Registration::deregister`], all within
+    /// `timeout` (for shutdowns with one overall deadline). Makes no
+    /// ZooKeeper call while the session is not connected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unreachable`] when the session is not connected, a timeout
+    /// when the deadline passed, or another ZooKeeper error naming the path;
+    /// the node then goes when the session closes or expires.
+    pub fn deregister_within(mut self, timeout: Duration) -> Result<()> {
+        let deadline = crate::session::deadline_after(timeout);
+        self.stop_and_delete(deadline)
+    }
+
+    fn stop_and_delete(&mut self, deadline: Instant) -> Result<()> {
+        let Some(maintainer) = self.maintainer.take() else {
+            return Ok(());
+        };
+        if !maintainer.stop(deadline) {
+            tracing::debug!(path = %self.path, "registration thread still in a ZooKeeper call");
         }
-        delete_owned(&self.session, &self.path)
+        if self.session.state() != SessionState::Connected {
+            return Err(Error::Unreachable {
+                op: "delete",
+                path: self.path.clone(),
+            });
+        }
+        let previous = lock(&self.previous).clone();
+        delete_owned(&self.session, &self.path, &previous, deadline)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(maintainer) = self.maintainer.take() {
-            maintainer.stop();
-            if let Err(err) = delete_owned(&self.session, &self.path) {
-                tracing::warn!(path = %self.path, error = %err, "could not deregister on drop");
-            }
+        let deadline = crate::session::deadline_after(self.session.config().request_timeout());
+        if let Err(err) = self.stop_and_delete(deadline) {
+            tracing::warn!(path = %self.path, error = %err.chain(), "could not deregister on drop");
         }
     }
 }
 
-impl Maintainer {
-    fn start(
-        session: Arc<Session>,
-        base_path: String,
-        path: String,
-        data: Vec<u8>,
-    ) -> Result<Maintainer> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (wake, woken) = mpsc::channel();
-        let events = wake.clone();
-        // Unsubscribes itself once the thread (the receiver) is gone.
-        session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
-        let (flag, sender) = (stop.clone(), wake.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("register {path}"))
-            .spawn(move || maintain(&session, &base_path, &path, &data, &woken, &sender, &flag))
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A path that one [`Registration`] of a session maintains: two maintainers
+/// of one node would delete and re-create it in turn. Released on drop.
+#[derive(Debug)]
+struct Claim {
+    session: Arc<Session>,
+    path: String,
+}
+
+impl Claim {
+    fn take(session: &Arc<Session>, path: &str) -> Option<Claim> {
+        session.claim(path).then(|| Claim {
+            session: session.clone(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.session.release(&self.path);
+    }
+}
+
+/// What the maintenance thread keeps: one node, ours, until stopped.
+///
+/// It re-arms its watch after every event, re-creates the node after a
+/// deletion or a session rebuild, retries failed checks with backoff, and
+/// says in its logs what actually happened to the node.
+struct Keeper {
+    session: Arc<Session>,
+    base_path: String,
+    path: String,
+    data: Vec<u8>,
+    previous: Arc<Mutex<Vec<i64>>>,
+    wake: mpsc::Sender<Wake>,
+    stop: Arc<AtomicBool>,
+    _claim: Claim,
+}
+
+/// The node as the keeper last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Owned by the current session.
+    Ours,
+    /// Left by one of our earlier sessions; we replaced it.
+    Replaced(i64),
+    /// Owned by another live session (watched; taken over when it goes).
+    Foreign(i64),
+}
+
+impl Keeper {
+    fn start(self, wake: mpsc::Sender<Wake>, woken: mpsc::Receiver<Wake>) -> Result<Maintainer> {
+        let stop = self.stop.clone();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("register {}", self.path))
+            .spawn(move || {
+                let _ended = ended_tx;
+                self.run(&woken);
+            })
             .map_err(|source| Error::Io {
                 what: "starting a registration thread",
                 source,
             })?;
-        Ok(Maintainer { stop, wake, thread })
+        Ok(Maintainer { stop, wake, ended })
     }
-}
 
-/// Keeps `path` ours until stopped: re-arms its watch, re-creates it after
-/// a deletion or a session rebuild, retries with backoff.
-fn maintain(
-    session: &Session,
-    base_path: &str,
-    path: &str,
-    data: &[u8],
-    woken: &mpsc::Receiver<Wake>,
-    wake: &mpsc::Sender<Wake>,
-    stop: &AtomicBool,
-) {
-    let mut backoff = Backoff::default();
-    // Whether a one-shot watch is armed on the node; whether to check now.
-    let (mut armed, mut check) = (false, true);
-    // Our earlier sessions, whose leftover nodes we replace; a few suffice.
-    let mut previous: Vec<i64> = Vec::new();
-    let mut foreign_warned = None;
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut wait = None;
-        if check {
-            match ensure(
-                session,
-                base_path,
-                path,
-                data,
-                &previous,
-                (!armed).then_some(wake),
-            ) {
-                Ok(found) => {
-                    armed = true;
-                    check = false;
-                    backoff.reset();
-                    match found {
-                        Check::Ours => foreign_warned = None,
-                        Check::Recreated(outcome) => {
-                            foreign_warned = None;
-                            tracing::warn!(path, ?outcome, session = %format_args!("{:#x}", session.id()), "re-registered");
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(&self, woken: &mpsc::Receiver<Wake>) {
+        let path = self.path.as_str();
+        let mut backoff = Backoff::default();
+        // Whether a one-shot watch is armed on the node; whether to check now.
+        let (mut armed, mut check) = (false, true);
+        // The node's owner when the watch was armed, to say truly what a
+        // deletion was.
+        let mut seen: Option<Seen> = None;
+        let mut foreign_warned = None;
+        loop {
+            if self.stopped() {
+                return;
+            }
+            let mut wait = None;
+            if check {
+                match self.ensure(!armed) {
+                    Ok(found) => {
+                        armed = true;
+                        check = false;
+                        backoff.reset();
+                        match found {
+                            Seen::Ours | Seen::Replaced(_) => foreign_warned = None,
+                            Seen::Foreign(owner) if foreign_warned != Some(owner) => {
+                                foreign_warned = Some(owner);
+                                tracing::warn!(path, owner = %format_args!("{owner:#x}"),
+                                    "another live session registered this address; taking over when it goes");
+                            }
+                            Seen::Foreign(_) => {}
                         }
-                        Check::Foreign(owner) if foreign_warned != Some(owner) => {
-                            foreign_warned = Some(owner);
-                            tracing::warn!(path, owner = %format_args!("{owner:#x}"),
-                                "another live session registered this address; taking over when it goes");
-                        }
-                        Check::Foreign(_) => {}
+                        seen = Some(found);
+                    }
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(path, attempt = backoff.attempts(), error = %err.chain(),
+                            retry_in = %crate::backoff::rounded(delay), "cannot check registration; retrying");
+                        wait = Some(delay);
                     }
                 }
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(path, attempt = backoff.attempts(), error = %err, retry_in = ?delay,
-                        "cannot check registration; retrying");
-                    wait = Some(delay);
-                }
             }
-        }
-        let event = match wait {
-            Some(delay) => match woken.recv_timeout(delay) {
-                Ok(event) => event,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            },
-            None => match woken.recv() {
-                Ok(event) => event,
-                Err(_) => return,
-            },
-        };
-        match event {
-            Wake::Stop => return,
-            Wake::Watch(event) => {
-                armed = false;
-                check = true;
-                if event == WatchEvent::Deleted && !stop.load(Ordering::SeqCst) {
-                    tracing::warn!(path, "registration deleted by someone else; re-creating it");
+            let event = match wait {
+                Some(delay) => match woken.recv_timeout(delay) {
+                    Ok(event) => event,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+                None => match woken.recv() {
+                    Ok(event) => event,
+                    Err(_) => return,
+                },
+            };
+            match event {
+                Wake::Stop => return,
+                Wake::Watch(event) => {
+                    armed = false;
+                    check = true;
+                    if event == WatchEvent::Deleted && !self.stopped() {
+                        self.log_deletion(seen);
+                    }
                 }
-            }
-            Wake::Session(SessionEvent::Rebuilt { previous: old, .. }) => {
-                // Watches of the old session are gone with it; its node, if
-                // the server has not expired it yet, is ours to replace.
-                if previous.len() >= 8 {
-                    previous.remove(0);
+                Wake::Session(SessionEvent::Rebuilt { previous, current }) => {
+                    // Watches of the old session are gone with it; its node,
+                    // if the server has not expired it yet, is ours to
+                    // replace. A re-attached session is the same owner.
+                    if previous != current {
+                        let mut known = lock(&self.previous);
+                        if known.len() >= PREVIOUS_SESSIONS {
+                            known.remove(0);
+                        }
+                        known.push(previous);
+                    }
+                    armed = false;
+                    check = true;
                 }
-                previous.push(old);
-                armed = false;
-                check = true;
+                // Same session: the node and its watch are intact; a read
+                // confirms it and writes nothing.
+                Wake::Session(SessionEvent::Connected) => check = true,
+                Wake::Session(_) => {}
             }
-            // Same session: the node and its watch are intact; a read
-            // confirms it and writes nothing.
-            Wake::Session(SessionEvent::Connected) => check = true,
-            Wake::Session(_) => {}
         }
     }
-}
 
-/// What [`ensure`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// The node is ours.
-    Ours,
-    /// It was missing or left by one of our earlier sessions: re-created.
-    Recreated(Outcome),
-    /// Another live session owns a node of that name (a second server
-    /// advertising the same address): not ours to delete. Watched; taken
-    /// over when it goes.
-    Foreign(i64),
-}
+    /// Says what a deletion seen by the watch was, from who owned the node.
+    fn log_deletion(&self, seen: Option<Seen>) {
+        let path = self.path.as_str();
+        match seen {
+            Some(Seen::Ours) => {
+                tracing::warn!(path, "registration deleted by someone else; re-creating it")
+            }
+            // The deletion was our own replacement of that node.
+            Some(Seen::Replaced(_)) => {}
+            Some(Seen::Foreign(owner)) if lock(&self.previous).contains(&owner) => {
+                tracing::info!(path, owner = %format_args!("{owner:#x}"),
+                    "ZooKeeper removed the node of our expired session; re-creating it")
+            }
+            Some(Seen::Foreign(owner)) => {
+                tracing::info!(path, owner = %format_args!("{owner:#x}"),
+                    "the other session's node is gone; registering ours")
+            }
+            None => {}
+        }
+    }
 
-/// Makes sure the node exists and is ours, arming a watch on it when
-/// `watch` is given. `previous` are our own earlier session ids, whose
-/// nodes we may replace.
-fn ensure(
-    session: &Session,
-    base_path: &str,
-    path: &str,
-    data: &[u8],
-    previous: &[i64],
-    watch: Option<&mpsc::Sender<Wake>>,
-) -> Result<Check> {
-    let stat = match watch {
-        Some(wake) => {
-            let wake = wake.clone();
+    /// Makes sure the node exists and is ours, arming a watch on it when
+    /// `watch` is set.
+    fn ensure(&self, watch: bool) -> Result<Seen> {
+        let session = &self.session;
+        let path = self.path.as_str();
+        let stat = if watch {
+            let wake = self.wake.clone();
             session.stat_and_watch(path, move |event| {
                 let _ = wake.send(Wake::Watch(event));
             })?
-        }
-        None => session.stat(path)?,
-    };
-    match stat {
-        Some(stat) if stat.ephemeral_owner() == session.id() => Ok(Check::Ours),
-        Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
-            Ok(Check::Foreign(stat.ephemeral_owner()))
-        }
+        } else {
+            session.stat(path)?
+        };
+        let previous = lock(&self.previous).clone();
+        let missing = match stat {
+            Some(stat) if stat.ephemeral_owner() == session.id() => return Ok(Seen::Ours),
+            Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
+                return Ok(Seen::Foreign(stat.ephemeral_owner()));
+            }
+            Some(_) => false,
+            None => true,
+        };
         // Missing, or left by one of our earlier sessions. Should another
         // live session create it meanwhile, it is not ours to replace.
-        _ => create_owned(session, base_path, path, data, |owner| {
+        let created = create_owned(session, &self.base_path, path, &self.data, |owner| {
             previous.contains(&owner)
+        })?;
+        Ok(match created {
+            Err(owner) => Seen::Foreign(owner),
+            Ok(Outcome::ReplacedStale { previous_owner }) => {
+                tracing::info!(path, old = %format_args!("{previous_owner:#x}"), session = %format_args!("{:#x}", session.id()),
+                    "re-registered, replacing the node of our earlier session");
+                Seen::Replaced(previous_owner)
+            }
+            Ok(outcome) => {
+                if missing {
+                    tracing::info!(path, session = %format_args!("{:#x}", session.id()), "re-registered");
+                } else {
+                    tracing::debug!(path, ?outcome, "node is ours");
+                }
+                Seen::Ours
+            }
         })
-        .map(|created| created.map_or_else(Check::Foreign, Check::Recreated)),
     }
 }
 
@@ -551,13 +679,20 @@ fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
     }
 }
 
-fn delete_owned(session: &Session, path: &str) -> Result<()> {
-    let stat = match session.stat(path)? {
-        Some(stat) if stat.ephemeral_owner() == session.id() => stat,
+/// Deletes `path` if this session or one of our `previous` sessions owns
+/// it, all before `deadline`.
+fn delete_owned(session: &Session, path: &str, previous: &[i64], deadline: Instant) -> Result<()> {
+    let stat = match session.stat_by(path, deadline)? {
+        Some(stat)
+            if stat.ephemeral_owner() == session.id()
+                || previous.contains(&stat.ephemeral_owner()) =>
+        {
+            stat
+        }
         // Gone already, or someone else's now: not ours to delete.
         _ => return Ok(()),
     };
-    match session.delete(path, Some(stat.version())) {
+    match session.delete_by(path, Some(stat.version()), deadline) {
         Err(err) if err.is_no_node() => Ok(()),
         other => other,
     }

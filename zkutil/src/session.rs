@@ -23,9 +23,9 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_executor::Executor;
 use futures_lite::FutureExt;
@@ -167,6 +167,11 @@ impl SessionConfig {
     /// The session timeout asked for.
     pub fn session_timeout(&self) -> Duration {
         self.session_timeout
+    }
+
+    /// The deadline of every call on the session.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Connects, waiting at most the connect timeout.
@@ -320,10 +325,46 @@ struct Inner {
     config: SessionConfig,
     current: Mutex<Current>,
     state: Mutex<SessionState>,
+    /// Signalled on every state change: calls made while the session is
+    /// being rebuilt wait on it for the new one.
+    state_changed: Condvar,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// Paths kept by a `Registration` of this session (see `claim`).
+    claims: Mutex<std::collections::HashSet<String>>,
+    /// Set (under the `current` lock) when the session is being closed.
     closing: AtomicBool,
+    /// Closed when the session is: every wait on the runtime (a call in
+    /// flight, a rebuild's connect) ends at once instead of at its deadline.
+    cancel: Cancel,
     // Last: dropped after every client.
     runtime: Runtime,
+}
+
+/// A signal that ends waits on the runtime: closing the channel wakes every
+/// receiver at once.
+#[derive(Clone)]
+struct Cancel {
+    sender: async_channel::Sender<()>,
+    receiver: async_channel::Receiver<()>,
+}
+
+impl Cancel {
+    fn new() -> Cancel {
+        let (sender, receiver) = async_channel::bounded(1);
+        Cancel { sender, receiver }
+    }
+
+    fn trigger(&self) {
+        self.sender.close();
+    }
+
+    /// Completes when triggered.
+    fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
+        let receiver = self.receiver.clone();
+        async move {
+            let _ = receiver.recv().await;
+        }
+    }
 }
 
 impl Inner {
@@ -332,10 +373,35 @@ impl Inner {
     }
 
     fn set_state(&self, state: SessionState) -> SessionState {
-        std::mem::replace(
+        let previous = std::mem::replace(
             &mut *self.state.lock().unwrap_or_else(PoisonError::into_inner),
             state,
-        )
+        );
+        self.state_changed.notify_all();
+        previous
+    }
+
+    /// The client to call, once the session is not being rebuilt: waits
+    /// for a rebuild to finish until `deadline`. `None` when the deadline
+    /// passed first (the caller reports a timeout, which is retryable).
+    fn usable_client(&self, deadline: Instant) -> Result<Option<zk::Client>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while *state == SessionState::Rebuilding && !self.closing.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            state = self
+                .state_changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(state);
+        match self.current().client.clone() {
+            Some(client) if !self.closing.load(Ordering::SeqCst) => Ok(Some(client)),
+            _ => Err(Error::Closed),
+        }
     }
 
     fn notify(&self, event: SessionEvent) {
@@ -379,7 +445,8 @@ impl Session {
             return Err(Error::invalid("connect string", &config.hosts, "empty"));
         }
         let runtime = Runtime::start()?;
-        let client = connect_client(&runtime, &config, None)?;
+        let cancel = Cancel::new();
+        let client = connect_client(&runtime, &config, None, &cancel)?;
         let (messages, received) = mpsc::channel();
         spawn_forwarder(&runtime, &client, 0, messages.clone());
         let current = Current::of(client, 0);
@@ -389,8 +456,11 @@ impl Session {
             config,
             current: Mutex::new(current),
             state: Mutex::new(SessionState::Connected),
+            state_changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
+            claims: Mutex::new(std::collections::HashSet::new()),
             closing: AtomicBool::new(false),
+            cancel,
             runtime,
         });
         let (supervised, sender) = (inner.clone(), messages.clone());
@@ -442,6 +512,25 @@ impl Session {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Box::new(subscriber));
+    }
+
+    /// Marks `path` as kept by one registration of this session; false when
+    /// one keeps it already (two would delete and re-create it in turn).
+    pub(crate) fn claim(&self, path: &str) -> bool {
+        self.inner
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned())
+    }
+
+    /// Ends a [`Session::claim`].
+    pub(crate) fn release(&self, path: &str) {
+        self.inner
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(path);
     }
 
     /// Creates `path` and its missing ancestors as persistent nodes (with
@@ -527,8 +616,18 @@ impl Session {
     ///
     /// [`Error::Zk`] with [`Error::is_no_node`] when it does not exist.
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
+        self.delete_by(path, version, self.default_deadline())
+    }
+
+    /// [`Session::delete`] with its own deadline.
+    pub(crate) fn delete_by(
+        &self,
+        path: &str,
+        version: Option<i32>,
+        deadline: Instant,
+    ) -> Result<()> {
         let owned = path.to_owned();
-        self.call("delete", path, move |client| async move {
+        self.call_by("delete", path, deadline, move |client| async move {
             client.delete(&owned, version).await
         })
     }
@@ -554,8 +653,13 @@ impl Session {
     ///
     /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
     pub fn stat(&self, path: &str) -> Result<Option<NodeStat>> {
+        self.stat_by(path, self.default_deadline())
+    }
+
+    /// [`Session::stat`] with its own deadline.
+    pub(crate) fn stat_by(&self, path: &str, deadline: Instant) -> Result<Option<NodeStat>> {
         let owned = path.to_owned();
-        self.call("stat", path, move |client| async move {
+        self.call_by("stat", path, deadline, move |client| async move {
             client
                 .check_stat(&owned)
                 .await
@@ -625,23 +729,86 @@ impl Session {
         drop(self);
     }
 
-    /// Runs one client call on the runtime, bounded by the request timeout.
+    /// Closes the session, waiting at most `timeout` for the server to
+    /// confirm; returns whether it did (or there was nothing to close).
+    ///
+    /// Calls in flight and a rebuild in progress end at once with
+    /// [`Error::Closed`]. A session that already expired or failed
+    /// authentication is gone on the server: that returns at once. While
+    /// disconnected, the close waits for a reconnect until `timeout`; if it
+    /// does not come, the server deletes the ephemeral nodes after the
+    /// session timeout. Later calls (and `Drop`) do nothing.
+    pub fn close_within(&self, timeout: Duration) -> bool {
+        let client = {
+            let mut current = self.inner.current();
+            if self.inner.closing.swap(true, Ordering::SeqCst) {
+                return true;
+            }
+            current.client.take()
+        };
+        self.inner.cancel.trigger();
+        let previous = self.inner.set_state(SessionState::Closed);
+        let Some(client) = client else { return true };
+        let id = client.session_id().0;
+        let live = matches!(
+            previous,
+            SessionState::Connected | SessionState::Disconnected
+        ) && !client.state().is_terminated();
+        if !live {
+            // Expired or rejected: the server holds nothing of it.
+            drop(client);
+            return true;
+        }
+        let confirmed = close_client(&self.inner.runtime, client, timeout);
+        if !confirmed {
+            tracing::warn!(session = %format_args!("{id:#x}"), waited = %crate::backoff::rounded(timeout),
+                "ZooKeeper did not confirm the session close; its nodes go after the session timeout");
+        }
+        confirmed
+    }
+
+    /// Runs one client call on the runtime, bounded by the request timeout
+    /// (time spent waiting for a session rebuild included).
+    ///
+    /// While the session is being rebuilt the call waits for the new
+    /// session; a session lost under the call is reported as a retryable
+    /// error, never as a terminal expiry: the caller simply tries again.
     fn call<T, F, Fut>(&self, op: &'static str, path: &str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(zk::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
     {
-        let client = self.inner.current().client.clone().ok_or(Error::Closed)?;
-        let timeout = self.inner.config.request_timeout;
-        match self.inner.runtime.run(f(client), timeout) {
-            None => Err(Error::Timeout {
-                op,
-                path: path.to_owned(),
-                waited: timeout,
-            }),
-            Some(Ok(value)) => Ok(value),
-            Some(Err(err)) => Err(Error::Zk {
+        self.call_by(op, path, self.default_deadline(), f)
+    }
+
+    fn default_deadline(&self) -> Instant {
+        deadline_after(self.inner.config.request_timeout)
+    }
+
+    /// [`Session::call`] with its own deadline.
+    fn call_by<T, F, Fut>(&self, op: &'static str, path: &str, deadline: Instant, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(zk::Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
+    {
+        let allowed = deadline.saturating_duration_since(Instant::now());
+        let timed_out = || Error::Timeout {
+            op,
+            path: path.to_owned(),
+            waited: Duration::from_millis((allowed.as_millis() as u64).div_ceil(10) * 10),
+        };
+        let Some(client) = self.inner.usable_client(deadline)? else {
+            return Err(timed_out());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.inner.runtime.run(f(client), left, &self.inner.cancel) {
+            Run::TimedOut => Err(timed_out()),
+            Run::Cancelled => Err(Error::Closed),
+            Run::Done(Ok(value)) => Ok(value),
+            Run::Done(Err(_)) if self.inner.closing.load(Ordering::SeqCst) => Err(Error::Closed),
+            Run::Done(Err(err)) => Err(Error::Zk {
                 op,
                 path: path.to_owned(),
                 source: zk_error(err),
@@ -657,12 +824,12 @@ impl Session {
         let info = self.inner.current().info.clone().ok_or(Error::Closed)?;
         let runtime = Runtime::start()?;
         let config = self.inner.config.clone();
-        // zookeeper-client 0.11 gives a re-attaching connect a zero deadline
-        // (its `session_expired_timeout` is not yet set), so an attempt
-        // fails with `Timeout` unless the handshake is instant: retry.
+        // An attempt that fails with a retryable error (a connect that did
+        // not finish within the connect timeout) is tried again.
         let mut attempts = 0;
+        let cancel = Cancel::new();
         let client = loop {
-            match connect_client(&runtime, &config, Some(info.clone())) {
+            match connect_client(&runtime, &config, Some(info.clone()), &cancel) {
                 Ok(client) => break client,
                 Err(err) if attempts < 100 && err.is_retryable() => attempts += 1,
                 Err(err) => return Err(err),
@@ -680,20 +847,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.inner.closing.store(true, Ordering::SeqCst);
-        let client = self.inner.current().client.take();
-        if let Some(client) = client {
-            let id = client.session_id().0;
-            if !close_client(
-                &self.inner.runtime,
-                client,
-                self.inner.config.request_timeout,
-            ) {
-                tracing::warn!(session = %format_args!("{id:#x}"),
-                    "ZooKeeper session did not confirm close; its nodes go after the session timeout");
-            }
-        }
-        self.inner.set_state(SessionState::Closed);
+        self.close_within(self.inner.config.request_timeout);
         let _ = self.messages.send(Msg::Shutdown);
         if let Some(supervisor) = self.supervisor.take() {
             let _ = supervisor.join();
@@ -720,7 +874,15 @@ fn close_client(runtime: &Runtime, client: zk::Client, timeout: Duration) -> boo
     let mut watcher = client.state_watcher();
     drop(client);
     let closed = async move { while !watcher.changed().await.is_terminated() {} };
-    runtime.run(closed, timeout).is_some()
+    matches!(runtime.run(closed, timeout, &Cancel::new()), Run::Done(()))
+}
+
+/// `timeout` from now; far in the future when that cannot be represented
+/// (durations are checked at parse time, this is the last guard).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 /// Connects a client, re-attaching `session` when given; bounded by the
@@ -729,6 +891,7 @@ fn connect_client(
     runtime: &Runtime,
     config: &SessionConfig,
     session: Option<zk::SessionInfo>,
+    cancel: &Cancel,
 ) -> Result<zk::Client> {
     let hosts = config.hosts.clone();
     let connector = zk::Client::connector().with_session_timeout(config.session_timeout);
@@ -741,19 +904,20 @@ fn connect_client(
         None => connector,
     };
     let connecting = async move { connector.connect(&hosts).await };
-    match runtime.run(connecting, config.connect_timeout) {
-        None => Err(Error::ConnectTimeout {
+    match runtime.run(connecting, config.connect_timeout, cancel) {
+        Run::TimedOut => Err(Error::ConnectTimeout {
             hosts: config.hosts.clone(),
             waited: config.connect_timeout,
         }),
-        Some(Err(zk::Error::BadArguments(reason))) => {
+        Run::Cancelled => Err(Error::Closed),
+        Run::Done(Err(zk::Error::BadArguments(reason))) => {
             Err(Error::invalid("connect string", &config.hosts, *reason))
         }
-        Some(Err(err)) => Err(Error::Connect {
+        Run::Done(Err(err)) => Err(Error::Connect {
             hosts: config.hosts.clone(),
             source: zk_error(err),
         }),
-        Some(Ok(client)) => Ok(client),
+        Run::Done(Ok(client)) => Ok(client),
     }
 }
 
@@ -831,21 +995,42 @@ fn supervise(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sen
 
 /// Replaces an expired session: re-attach it if the server still knows it,
 /// else open a new one; with backoff, until it works. Returns false when the
-/// session was closed meanwhile (a `Shutdown` arrived during a backoff).
+/// session was closed meanwhile (a `Shutdown` arrived during a backoff, or
+/// the close cancelled the connect).
+///
+/// The client declares `Expired` on its own after 1.4× the session timeout
+/// without contact, while the server may still hold the session (a
+/// restarted ZooKeeper restores sessions from its log, with a fresh
+/// timeout). So re-attaching is tried for as long as ZooKeeper cannot be
+/// reached: when it returns, either the old session resumes (same owner,
+/// nothing deleted or re-created, no flap seen by watchers) or the server
+/// answers that it expired, and only then is a new session opened.
 fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sender<Msg>) -> bool {
     inner.set_state(SessionState::Rebuilding);
     let (previous, mut reattach) = {
         let current = inner.current();
         (current.id, current.info.clone())
     };
-    tracing::warn!(session = %format_args!("{previous:#x}"), "ZooKeeper session expired; rebuilding it");
+    tracing::warn!(session = %format_args!("{previous:#x}"), "ZooKeeper session expired (as far as the client can tell); re-attaching or rebuilding it");
     let mut backoff = Backoff::default();
     while !inner.closing.load(Ordering::SeqCst) {
-        match connect_client(&inner.runtime, &inner.config, reattach.clone()) {
+        match connect_client(
+            &inner.runtime,
+            &inner.config,
+            reattach.clone(),
+            &inner.cancel,
+        ) {
             Ok(client) => {
                 let current = client.session_id().0;
                 {
                     let mut slot = inner.current();
+                    if inner.closing.load(Ordering::SeqCst) {
+                        // Closed while connecting: this session must not
+                        // outlive the close (its nodes would linger).
+                        drop(slot);
+                        close_client(&inner.runtime, client, inner.config.request_timeout);
+                        return false;
+                    }
                     let generation = slot.generation + 1;
                     spawn_forwarder(&inner.runtime, &client, generation, messages.clone());
                     *slot = Current::of(client, generation);
@@ -860,18 +1045,23 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
                 inner.notify(SessionEvent::Rebuilt { previous, current });
                 return true;
             }
-            Err(err) if reattach.is_some() => {
-                // The server forgot the old session, or (zookeeper-client 0.11
-                // gives a re-attaching connect a zero deadline) the attempt
-                // could not finish: a new session, at once. Owner-aware
-                // registration replaces whatever the old one left.
-                tracing::debug!(error = %err, "cannot re-attach the expired session");
+            Err(Error::Closed) => return false,
+            Err(err) if reattach.is_some() && (err.is_session_expired() || !err.is_retryable()) => {
+                // The server says the old session is gone (or refuses it):
+                // a new one, at once. Owner-aware registration replaces
+                // whatever the old one left.
+                tracing::info!(session = %format_args!("{previous:#x}"), error = %err.chain(),
+                    "cannot re-attach the expired session; opening a new one");
                 reattach = None;
             }
             Err(err) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(attempt = backoff.attempts(), error = %err, retry_in = ?delay,
-                    "cannot rebuild the ZooKeeper session");
+                let what = if reattach.is_some() {
+                    "ZooKeeper unreachable; will re-attach the session when it answers"
+                } else {
+                    "cannot rebuild the ZooKeeper session"
+                };
+                tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %crate::backoff::rounded(delay), "{what}");
                 if !wait_unless_shutdown(received, delay) {
                     return false;
                 }
@@ -885,9 +1075,9 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
 /// as `Shutdown` arrives. State changes of the expired client that arrive
 /// meanwhile are stale and dropped.
 fn wait_unless_shutdown(received: &mpsc::Receiver<Msg>, delay: Duration) -> bool {
-    let until = std::time::Instant::now() + delay;
+    let until = deadline_after(delay);
     loop {
-        let left = until.saturating_duration_since(std::time::Instant::now());
+        let left = until.saturating_duration_since(Instant::now());
         match received.recv_timeout(left) {
             Ok(Msg::State(..)) => {}
             Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
@@ -911,10 +1101,17 @@ fn zk_error(err: zk::Error) -> ZkError {
         _ => ZkErrorKind::Other,
     };
     // The client's hang detection surfaces as `Custom`: as retryable as a
-    // lost connection (DESIGN.md).
+    // lost connection (DESIGN.md). An expired session is retryable too: the
+    // supervisor rebuilds it, and the same call then runs on the new one.
     let retryable = matches!(
         err,
-        E::ConnectionLoss | E::Timeout | E::Custom(_) | E::NoHosts | E::Throttled
+        E::ConnectionLoss
+            | E::Timeout
+            | E::Custom(_)
+            | E::NoHosts
+            | E::Throttled
+            | E::SessionExpired
+            | E::ClientClosed
     );
     ZkError::new(kind, retryable, err)
 }
@@ -928,6 +1125,13 @@ struct Runtime {
     executor: Arc<Executor<'static>>,
     stop: async_channel::Sender<()>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// How a [`Runtime::run`] ended.
+enum Run<T> {
+    Done(T),
+    TimedOut,
+    Cancelled,
 }
 
 struct Spawner(Arc<Executor<'static>>);
@@ -963,17 +1167,25 @@ impl Runtime {
         })
     }
 
-    /// Runs `fut` on the runtime thread; `None` when `timeout` passed first.
-    /// Must not be called from the runtime thread itself.
+    /// Runs `fut` on the runtime thread until it completes, `timeout`
+    /// passes or `cancel` is triggered. Must not be called from the runtime
+    /// thread itself.
     fn run<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + Send + 'static,
         timeout: Duration,
-    ) -> Option<T> {
-        let bounded = async move { Some(fut.await) }.or(async move {
-            async_io::Timer::after(timeout).await;
-            None
-        });
+        cancel: &Cancel,
+    ) -> Run<T> {
+        let cancelled = cancel.triggered();
+        let bounded = async move { Run::Done(fut.await) }
+            .or(async move {
+                cancelled.await;
+                Run::Cancelled
+            })
+            .or(async move {
+                async_io::Timer::after(timeout).await;
+                Run::TimedOut
+            });
         futures_lite::future::block_on(self.executor.spawn(bounded))
     }
 }

@@ -361,7 +361,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
         serve: time_server::listener::ServeOptions::default(),
     };
     let (stop_server, stop_requested) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || time_server::run(&config, &stop_requested));
+    let server = std::thread::spawn(move || time_server::run(&config, stop_requested));
     // The chroot did not exist: the server created it.
     let names = wait_until(
         Duration::from_secs(30),
@@ -456,7 +456,11 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("not authorized"), "{stderr}");
+    assert_eq!(
+        stderr.matches("not authorized").count(),
+        1,
+        "one cause, once: {stderr}"
+    );
     let stat = owner
         .stat(&format!("/go_servers/{}", responder.addr))
         .ok()
