@@ -801,6 +801,11 @@ impl TestProcess {
         send_signal(self.pid(), signal).unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
     }
 
+    /// Its exit status if it has exited, without waiting.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits for it to exit, and for its output to be read.
     ///
     /// Exiting closes its pipes: the wait is for both recorders to see EOF,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use zkutil::testing::{LineRecorder, ZkEnsemble, four_letter_word, wait_until};
+use zkutil::testing::{LineRecorder, ZkEnsemble, ZkServer, four_letter_word, wait_until};
 use zkutil::{SessionConfig, WatchEvent};
 
 use crate::support::{ServerProcess, ask, children, free_ports, observer, snapshot, zookeeper};
@@ -254,6 +254,12 @@ fn fast_restart_replaces_stale_node() {
         "{}",
         second.stderr()
     );
+    // Its own replacement is not "someone else" deleting its node.
+    assert!(
+        !second.stderr().contains("deleted by someone else"),
+        "{}",
+        second.stderr()
+    );
 }
 
 #[test]
@@ -418,4 +424,152 @@ fn a_frozen_server_is_timed_out_marked_down_and_loses_no_request() {
     assert_eq!((summary.ok, summary.failed), (100, 0), "{}", summary.line());
     // Marked down after its first timeout: the cooldown (10 s) outlasts the run.
     assert_eq!(summary.retries, 1, "{}", summary.line());
+}
+
+/// `n` listeners on free ports, as one `--listen` value.
+fn port_zero_listeners(n: usize) -> String {
+    vec!["127.0.0.1:0"; n].join(",")
+}
+
+#[test]
+fn zookeeper_dying_during_registration_delays_it_but_every_listener_registers() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let listen = port_zero_listeners(300);
+    let mut server = ServerProcess::start(&server_args(&hosts, "2s", &listen));
+    server.wait_for_log("connected to ZooKeeper", 1, Duration::from_secs(30));
+    zk.kill();
+    // Down for longer than the client's own expiry guess (1.4 × 2 s).
+    server.wait_for_log(
+        "ZooKeeper session expired (as far as the client can tell)",
+        1,
+        Duration::from_secs(60),
+    );
+    zk.restart().expect("restart");
+    let obs = observer(&zk);
+    wait_until(Duration::from_secs(120), "all 300 listeners registered", || {
+        (children(&obs, BASE).len() == 300).then_some(())
+    });
+    assert!(server.try_status().is_none(), "{}", server.stderr());
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(60));
+    assert!(status.success(), "exit {status}; log:\n{}", server.stderr());
+}
+
+/// Starts a server with three listeners and a 1 s drain, waits until it is
+/// registered, and stops ZooKeeper.
+fn registered_server_then_zookeeper_down(session_timeout: &str) -> (ServerProcess, ZkServer) {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let mut args = server_args(&hosts, session_timeout, "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0");
+    args.extend(["--drain", "1s"]);
+    let server = ServerProcess::start(&args);
+    server.registered(3);
+    zk.kill();
+    server.wait_for_log("disconnected from ZooKeeper", 1, Duration::from_secs(30));
+    (server, zk)
+}
+
+/// SIGTERMs `server` and returns how long it took to exit (successfully).
+fn time_to_exit(server: &mut ServerProcess) -> Duration {
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(60));
+    let took = started.elapsed();
+    assert!(status.success(), "exit {status}; log:\n{}", server.stderr());
+    took
+}
+
+#[test]
+fn sigterm_with_zookeeper_down_exits_within_drain_plus_two_seconds() {
+    let (mut server, _zk) = registered_server_then_zookeeper_down("30s");
+    let took = time_to_exit(&mut server);
+    eprintln!("stopped {took:?} after SIGTERM with ZooKeeper down (drain 1 s)");
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?}; log:\n{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn sigterm_after_the_client_declared_expiry_exits_without_a_close_warning() {
+    let (mut server, _zk) = registered_server_then_zookeeper_down("2s");
+    server.wait_for_log(
+        "ZooKeeper session expired (as far as the client can tell)",
+        1,
+        Duration::from_secs(30),
+    );
+    let took = time_to_exit(&mut server);
+    eprintln!("stopped {took:?} after SIGTERM with the session expired (drain 1 s)");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(
+        !server.stderr().contains("did not confirm"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn two_listeners_advertising_one_endpoint_are_one_registration() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port},127.0.0.2:{port}");
+    let mut args = server_args(&hosts, "10s", &listen);
+    args.extend(["--advertise", "127.0.0.1", "--drain", "0s"]);
+    let mut server = ServerProcess::start(&args);
+    server.wait_for_log("registered once", 1, Duration::from_secs(30));
+    server.registered(1);
+    assert_eq!(children(&obs, BASE), vec![format!("127.0.0.1:{port}")]);
+    let _ = time_to_exit(&mut server);
+    // One maintainer: nothing re-creates the node after deregistration.
+    assert!(children(&obs, BASE).is_empty(), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("re-registered"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn with_256_open_files_idle_connections_do_not_starve_other_clients() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "-c",
+        "ulimit -n 256 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_time-server"),
+    ];
+    args.extend(server_args(&hosts, "10s", &listen));
+    let server = zkutil::testing::TestProcess::start("bash", &args, &[("RUST_LOG", "info")]);
+    server.wait_for_log("lowering --max-connections", 1, Duration::from_secs(30));
+    server.wait_for_log("registered", 1, Duration::from_secs(30));
+    let addr: SocketAddr = listen.parse().expect("addr");
+    // 400 idle clients, each holding its connection open after the reply.
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut stream), &mut line)
+            .expect("the reply line");
+        assert!(line.starts_with(&listen), "{line:?}");
+        idle.push(stream);
+    }
+    let started = Instant::now();
+    let reply = ask(addr).expect("another client is answered");
+    eprintln!("answered in {:?} with 400 idle connections", started.elapsed());
+    assert!(reply.starts_with(&listen), "{reply:?}");
+    assert!(
+        server.log_count("accept failed") <= 1,
+        "{}",
+        server.stderr_text()
+    );
 }
