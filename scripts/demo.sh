@@ -39,8 +39,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 zk_install
-eval "$(zk_start 1 "$work/zk" 0)"
-export ZK_HOSTS
+zk_use 1 "$work/zk" 0
 if [[ -n "${DEMO_PIDFILE:-}" ]]; then cat "$work"/zk/node*/pid >"$DEMO_PIDFILE"; fi
 
 echo "demo: building release binaries" >&2

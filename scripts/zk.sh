@@ -10,7 +10,7 @@
 #
 # Each node is a plain `java ... QuorumPeerMain DIR/nodeN/zoo.cfg` process (no daemon wrapper), so its PID is
 # the JVM's. DIR defaults to $ZK_DIR or ${TMPDIR:-/tmp}/zkutil-zk; P (first client port) to 2181, or a free
-# port when 0. Other scripts source this file for zk_install, zk_start, zk_stop.
+# port when 0. Other scripts source this file for zk_install, zk_use (start + export ZK_HOSTS), zk_stop.
 set -euo pipefail
 
 ZK_CLASSPATH="${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar}"
@@ -59,6 +59,18 @@ zk_default_dir() { echo "${ZK_DIR:-${TMPDIR:-/tmp}/zkutil-zk}"; }
 zk_pid_alive() {
     local pid="$1" cfg="$2"
     [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "QuorumPeerMain $cfg"
+}
+
+# zk_use NODES DIR PORT: starts ZooKeeper and exports ZK_HOSTS in the calling shell; exits the caller with a
+# clear error when it does not start. (`eval "$(zk_start ...)"` would carry on when zk_start fails, because a
+# failing command substitution inside eval's argument is not an error, and everything would then talk to the
+# default 127.0.0.1:2181.)
+zk_use() {
+    local out
+    out="$(zk_start "$@")" || zk_die "ZooKeeper did not start (see above); nothing was run"
+    ZK_HOSTS="$(sed -n 's/^ZK_HOSTS=//p' <<<"$out")"
+    [[ -n "$ZK_HOSTS" ]] || zk_die "ZooKeeper started but reported no address"
+    export ZK_HOSTS
 }
 
 # zk_start NODES DIR PORT: prints ZK_HOSTS=... on stdout when every node serves.
@@ -132,7 +144,11 @@ zk_stop() {
         if zk_pid_alive "$pid" "$cfg"; then
             kill -TERM "$pid" 2>/dev/null || true
             for _ in $(seq 1 50); do zk_pid_alive "$pid" "$cfg" || break; sleep 0.1; done
-            if zk_pid_alive "$pid" "$cfg"; then kill -KILL "$pid" 2>/dev/null || true; fi
+            if zk_pid_alive "$pid" "$cfg"; then
+                kill -KILL "$pid" 2>/dev/null || true
+                for _ in $(seq 1 50); do zk_pid_alive "$pid" "$cfg" || break; sleep 0.1; done
+                if zk_pid_alive "$pid" "$cfg"; then zk_die "ZooKeeper pid $pid is still running after SIGKILL"; fi
+            fi
             zk_log "stopped ZooKeeper pid $pid"
         fi
         rm -f "$pidfile"

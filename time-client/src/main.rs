@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, env = "TIME_CLIENT_COUNT", default_value_t = 100)]
     count: u64,
     /// Pause between requests (e.g. 1s, 200ms, 0s).
-    #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = zkutil::cli::duration)]
     interval: Duration,
     /// How to pick a server: random or round-robin.
     #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
@@ -37,19 +37,19 @@ struct Args {
     #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
     retries: u32,
     /// How long a server that failed is skipped.
-    #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = zkutil::cli::duration)]
     cooldown: Duration,
     /// TCP connect timeout per attempt.
-    #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
     connect_timeout: Duration,
     /// Deadline for the whole reply, after connecting.
-    #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
     timeout: Duration,
     /// Print one JSON object per request and a summary object on stdout.
     #[arg(long, env = "TIME_CLIENT_JSON")]
     json: bool,
     /// How long to wait for ZooKeeper at start.
-    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = zkutil::cli::timeout)]
     zk_connect_timeout: Duration,
 }
 

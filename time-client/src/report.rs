@@ -37,6 +37,66 @@ pub struct RequestReport {
     pub latency: Duration,
 }
 
+/// Latencies of a run in a fixed-size histogram: microseconds from 1 µs to
+/// one hour, 3 significant digits (0.1 %). Its memory is fixed when it is
+/// made (no auto-resize), so a client that runs for 100 million requests
+/// uses no more than one that runs for 100; a list of every latency grew by
+/// 16 bytes per request.
+#[derive(Debug, Clone)]
+pub struct Latencies(hdrhistogram::Histogram<u64>);
+
+/// The largest latency recorded exactly; longer ones count as this.
+const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        Latencies(
+            hdrhistogram::Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3)
+                .expect("constant bounds and 3 significant digits are valid"),
+        )
+    }
+}
+
+impl PartialEq for Latencies {
+    fn eq(&self, other: &Latencies) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Latencies {}
+
+impl Latencies {
+    /// Adds one latency (clamped to the histogram's range).
+    pub fn record(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.0
+            .saturating_record(micros.clamp(1, MAX_LATENCY_MICROS));
+    }
+
+    /// How many latencies were recorded.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Whether none was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The latency at quantile `q` (0.0–1.0); `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let micros = if q >= 1.0 {
+            self.0.max()
+        } else {
+            self.0.value_at_quantile(q)
+        };
+        Some(Duration::from_micros(micros))
+    }
+}
+
 /// Counts and latencies of a run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -48,8 +108,8 @@ pub struct Summary {
     pub retries: usize,
     /// Answered requests per server.
     pub per_server: BTreeMap<Endpoint, usize>,
-    /// Latency of every request, in order.
-    pub latencies: Vec<Duration>,
+    /// Latency of every request, as a histogram.
+    pub latencies: Latencies,
     /// The discovery snapshot version at the end.
     pub discovery_version: u64,
 }
@@ -65,7 +125,7 @@ impl Summary {
             Err(_) => self.failed += 1,
         }
         self.retries += report.attempts.saturating_sub(1) as usize;
-        self.latencies.push(report.latency);
+        self.latencies.record(report.latency);
     }
 
     /// All requests made.
@@ -73,16 +133,10 @@ impl Summary {
         self.ok + self.failed
     }
 
-    /// The latency at quantile `q` (0.0–1.0), nearest rank.
+    /// The latency at quantile `q` (0.0–1.0), nearest rank (to the
+    /// histogram's precision, 0.1 %).
     pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let n = sorted.len();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        sorted.get(rank - 1).copied()
+        self.latencies.quantile(q)
     }
 
     /// The summary as one line of text.
@@ -225,24 +279,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_use_the_nearest_rank() {
+    fn quantiles_use_the_nearest_rank_within_a_tenth_of_a_percent() {
         let mut summary = Summary::default();
         for ms in 1..=100 {
-            summary.latencies.push(Duration::from_millis(ms));
+            summary.latencies.record(Duration::from_millis(ms));
         }
-        assert_eq!(
-            summary.latency_quantile(0.5),
-            Some(Duration::from_millis(50))
-        );
-        assert_eq!(
-            summary.latency_quantile(0.99),
-            Some(Duration::from_millis(99))
-        );
-        assert_eq!(
-            summary.latency_quantile(1.0),
-            Some(Duration::from_millis(100))
-        );
+        let near = |q: f64, ms: u64| {
+            let got = summary.latency_quantile(q).expect("a quantile");
+            let want = Duration::from_millis(ms);
+            assert!(
+                got.abs_diff(want) <= want / 1000,
+                "q{q}: {got:?}, expected {want:?}"
+            );
+        };
+        near(0.5, 50);
+        near(0.99, 99);
+        near(1.0, 100);
         assert_eq!(Summary::default().latency_quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_million_latencies_fit_in_the_same_histogram() {
+        let mut latencies = Latencies::default();
+        for i in 0..1_000_000u64 {
+            latencies.record(Duration::from_micros(1 + (i * 7919) % 5_000_000));
+        }
+        latencies.record(Duration::from_secs(1_000_000));
+        assert_eq!(latencies.len(), 1_000_001);
+        assert!(!latencies.0.is_auto_resize(), "its memory is fixed");
+        let max = latencies.quantile(1.0).expect("a maximum");
+        assert!(
+            max.abs_diff(Duration::from_secs(3600)) <= Duration::from_secs(4),
+            "clamped to an hour, not lost: {max:?}"
+        );
     }
 
     #[test]

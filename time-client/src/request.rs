@@ -74,7 +74,11 @@ pub struct Reply {
 pub fn request(endpoint: Endpoint, limits: &RequestLimits) -> Result<Reply, RequestError> {
     let mut stream = TcpStream::connect_timeout(&endpoint.addr(), limits.connect_timeout)
         .map_err(|e| RequestError::Connect(endpoint, e))?;
-    let deadline = Instant::now() + limits.timeout;
+    // Saturating: a limit too large to add is no limit at all.
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(limits.timeout)
+        .unwrap_or(now + std::time::Duration::from_secs(86_400));
     let _ = stream.set_nodelay(true);
     stream
         .set_write_timeout(Some(limits.timeout))

@@ -31,14 +31,14 @@ struct Args {
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
     /// How long one attempt to connect to ZooKeeper may take.
-    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = zkutil::cli::timeout)]
     connect_timeout: Duration,
     /// Exit with an error when not registered within this (e.g. 30s); by default the listeners serve and
     /// registration is retried, with backoff, until ZooKeeper is reachable.
-    #[arg(long, env = "TIME_SERVER_STARTUP_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_SERVER_STARTUP_TIMEOUT", value_parser = zkutil::cli::timeout)]
     startup_timeout: Option<Duration>,
     /// How long to keep serving after deregistering on shutdown.
-    #[arg(long, env = "TIME_SERVER_DRAIN", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIME_SERVER_DRAIN", default_value = "1s", value_parser = zkutil::cli::duration)]
     drain: Duration,
     /// Most connections served at once; beyond it a connection gets its reply and is closed at once.
     #[arg(long, env = "TIME_SERVER_MAX_CONNECTIONS", default_value_t = 1024,

@@ -80,7 +80,11 @@ pub fn reply(
 ///
 /// A client that sends too much or too long, or resets.
 pub fn drain(stream: &mut TcpStream, limits: &ReplyLimits) -> std::io::Result<()> {
-    let deadline = Instant::now() + limits.drain_timeout;
+    // Saturating: a limit too large to add is no limit at all.
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(limits.drain_timeout)
+        .unwrap_or(now + Duration::from_secs(86_400));
     let mut buf = [0u8; 4096];
     let mut total = 0usize;
     while total < limits.drain_max_bytes {

@@ -31,7 +31,7 @@ pub struct ZkArgs {
     )]
     pub base_path: String,
     /// ZooKeeper session timeout: how long after a crash a registration lingers.
-    #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub session_timeout: Duration,
 }
 
@@ -43,6 +43,42 @@ impl ZkArgs {
             .with_session_timeout(self.session_timeout)
             .with_digest_auth(self.zk_auth.clone())
     }
+}
+
+/// The longest duration any flag accepts. Longer is a typo (a missing
+/// unit, `99999999999years`), and would overflow a deadline.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A flag's duration (`500ms`, `2s`, `1h 30m`), zero allowed: for pauses
+/// such as `--drain` or `--interval`. clap turns an error into a one-line
+/// message and exit 2.
+///
+/// # Errors
+///
+/// Unparseable text, or more than [`MAX_DURATION`].
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if value > MAX_DURATION {
+        return Err(format!(
+            "{text} is too long: at most {}",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(value)
+}
+
+/// Like [`duration`], for timeouts: zero is refused (nothing could ever
+/// finish within it).
+///
+/// # Errors
+///
+/// As [`duration`], and a zero duration.
+pub fn timeout(text: &str) -> Result<Duration, String> {
+    let value = duration(text)?;
+    if value.is_zero() {
+        return Err("a timeout must be more than 0".to_owned());
+    }
+    Ok(value)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`, the ZooKeeper

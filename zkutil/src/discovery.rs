@@ -20,6 +20,7 @@
 //! such events).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -126,6 +127,7 @@ pub enum Change {
 
 /// Why the refresh thread woke up.
 enum Wake {
+    /// A one-shot watch fired (it is spent: the next listing re-arms one).
     Watch,
     Session(SessionEvent),
     Stop,
@@ -138,7 +140,44 @@ struct Shared {
     current: Mutex<Arc<Snapshot>>,
     changed: Condvar,
     subscribers: Mutex<Vec<mpsc::Sender<Change>>>,
-    warned: Mutex<HashSet<String>>,
+    warned: Mutex<WarnOnce>,
+    /// Whether a one-shot watch is armed on the base path (or on its
+    /// absence). A listing while one is armed arms no other: re-listing
+    /// after every reconnect must not pile up watchers in the client.
+    armed: std::sync::atomic::AtomicBool,
+}
+
+/// Paths already warned about, so that a bad child is logged once, not on
+/// every refresh. Bounded: only children still present are remembered, and
+/// never more than [`WarnOnce::MAX`] (a hostile stream of bad names cannot
+/// grow it without limit; past it, a few warnings may repeat).
+#[derive(Debug, Default)]
+struct WarnOnce {
+    paths: HashSet<String>,
+}
+
+impl WarnOnce {
+    const MAX: usize = 4096;
+
+    /// True the first time `path` is seen.
+    fn first(&mut self, path: &str) -> bool {
+        if self.paths.contains(path) {
+            return false;
+        }
+        if self.paths.len() >= WarnOnce::MAX {
+            self.paths.clear();
+        }
+        self.paths.insert(truncate(path).to_owned())
+    }
+
+    /// Forgets paths that are no longer children of `base_path`.
+    fn retain_children(&mut self, base_path: &str, names: &HashSet<&str>) {
+        let prefix = format!("{}/", base_path.trim_end_matches('/'));
+        self.paths.retain(|path| {
+            path.strip_prefix(&prefix)
+                .is_some_and(|name| names.contains(name))
+        });
+    }
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -201,7 +240,8 @@ impl Discovery {
             current: Mutex::new(Arc::new(empty)),
             changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
-            warned: Mutex::new(HashSet::new()),
+            warned: Mutex::new(WarnOnce::default()),
+            armed: std::sync::atomic::AtomicBool::new(false),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();
@@ -259,7 +299,7 @@ impl Discovery {
         timeout: Duration,
         mut accept: impl FnMut(&Snapshot) -> bool,
     ) -> Option<Arc<Snapshot>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::session::deadline_after(timeout);
         let mut current = self.shared.current();
         loop {
             if accept(&current) {
@@ -333,9 +373,17 @@ fn refresh_loop(
         for event in std::iter::once(first).chain(woken.try_iter()) {
             match event {
                 Wake::Stop => return,
-                Wake::Watch => need = true,
-                // Never assume a watch survived: re-list after every reconnect.
-                Wake::Session(SessionEvent::Connected | SessionEvent::Rebuilt { .. }) => {
+                Wake::Watch => {
+                    shared.armed.store(false, Ordering::SeqCst);
+                    need = true
+                }
+                // Re-list after every reconnect: a change made while
+                // disconnected must not be missed. The one-shot watch of
+                // the same session survives a reconnect (the client sends
+                // it again); a rebuilt session's watches are gone.
+                Wake::Session(SessionEvent::Connected) => need = true,
+                Wake::Session(SessionEvent::Rebuilt { .. }) => {
+                    shared.armed.store(false, Ordering::SeqCst);
                     need = true
                 }
                 Wake::Session(_) => shared.mark_stale(),
@@ -354,52 +402,85 @@ impl Shared {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Lists the children (arming a watch), parses them, reads metadata of
-    /// new ones, and publishes the result.
+    /// Lists the children (arming a watch unless one is armed), parses
+    /// them, reads the metadata of new ones, and publishes the result.
     fn refresh(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
-        let tx = wake.clone();
-        let names = match self.session.children_and_watch(&self.base_path, move |_| {
-            let _ = tx.send(Wake::Watch);
-        }) {
+        let names = match self.list_children(wake) {
             Ok(names) => names,
             Err(err) if err.is_no_node() => {
                 // No base path yet: nobody registered. Watch for it.
-                let tx = wake.clone();
-                let exists = self.session.stat_and_watch(&self.base_path, move |event| {
-                    if event != WatchEvent::SessionEnded {
-                        let _ = tx.send(Wake::Watch);
+                if !self.armed.swap(true, Ordering::SeqCst) {
+                    let tx = wake.clone();
+                    let exists = self
+                        .session
+                        .stat_and_watch(&self.base_path, move |event| {
+                            if event != WatchEvent::SessionEnded {
+                                let _ = tx.send(Wake::Watch);
+                            }
+                        })
+                        .inspect_err(|_| self.armed.store(false, Ordering::SeqCst))?;
+                    if exists.is_some() {
+                        // Created between the two calls: list again.
+                        let _ = wake.send(Wake::Watch);
                     }
-                })?;
-                if exists.is_some() {
-                    // Created between the two calls: list again.
-                    let _ = wake.send(Wake::Watch);
                 }
                 Vec::new()
             }
             Err(err) => return Err(err),
         };
+        {
+            let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+            lock(&self.warned).retain_children(&self.base_path, &present);
+        }
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
         let endpoints = parse_children(&self.base_path, &names, warn);
         let instances = if self.with_metadata {
-            // Metadata is read once per new instance, not on every refresh.
+            // Metadata is read once per new instance, not on every refresh
+            // (one without it, unreadable last time, is read again).
             let previous = self.current().clone();
-            let known: BTreeMap<Endpoint, &Instance> =
-                previous.instances.iter().map(|i| (i.endpoint, i)).collect();
-            let mut instances = Vec::with_capacity(endpoints.len());
-            for endpoint in endpoints {
-                instances.push(match known.get(&endpoint) {
-                    Some(instance) => (*instance).clone(),
-                    // Gone since the listing: the next watch event removes it.
-                    None => read_instance(&self.session, &self.base_path, endpoint, warn)?
-                        .unwrap_or_else(|| Instance::new(endpoint)),
-                });
-            }
-            instances
+            let known: BTreeMap<Endpoint, &Instance> = previous
+                .instances
+                .iter()
+                .filter(|i| i.metadata.is_some())
+                .map(|i| (i.endpoint, i))
+                .collect();
+            let new: Vec<Endpoint> = endpoints
+                .iter()
+                .filter(|e| !known.contains_key(e))
+                .copied()
+                .collect();
+            let mut read: BTreeMap<Endpoint, Instance> =
+                read_instances(&self.session, &self.base_path, &new, warn)?
+                    .into_iter()
+                    .map(|i| (i.endpoint, i))
+                    .collect();
+            endpoints
+                .iter()
+                .filter_map(|endpoint| match known.get(endpoint) {
+                    Some(instance) => Some((*instance).clone()),
+                    // Gone since the listing: the next watch event says so.
+                    None => read.remove(endpoint),
+                })
+                .collect()
         } else {
             endpoints.into_iter().map(Instance::new).collect()
         };
         self.publish(instances);
         Ok(())
+    }
+
+    /// The children of the base path, with a one-shot watch unless one is
+    /// armed already.
+    fn list_children(&self, wake: &mpsc::Sender<Wake>) -> Result<Vec<String>> {
+        if self.armed.swap(true, Ordering::SeqCst) {
+            return self.session.children(&self.base_path);
+        }
+        let tx = wake.clone();
+        self.session
+            .children_and_watch(&self.base_path, move |_| {
+                let _ = tx.send(Wake::Watch);
+            })
+            .inspect_err(|_| self.armed.store(false, Ordering::SeqCst))
     }
 
     /// Replaces the snapshot, tells subscribers what changed.
@@ -485,12 +566,7 @@ impl Shared {
     }
 
     fn warn_once(&self, path: &str, error: &str, message: &str) {
-        let first = self
-            .warned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_owned());
-        if first {
+        if lock(&self.warned).first(path) {
             tracing::warn!(path = %truncate(path), error, "{message}");
         }
     }
@@ -523,12 +599,11 @@ pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<V
     if !with_metadata {
         return Ok(endpoints.into_iter().map(Instance::new).collect());
     }
-    let mut instances = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        // An instance gone since the listing is left out.
-        instances.extend(read_instance(session, base_path, endpoint, warn)?);
-    }
-    Ok(instances)
+    read_instances(session, base_path, &endpoints, warn)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The valid endpoints among child `names`, sorted and distinct; `warn`
@@ -554,24 +629,65 @@ fn parse_children(
     endpoints
 }
 
-/// An instance with its metadata (`None` inside when the metadata is
-/// malformed, reported to `warn`); `Ok(None)` when the node is gone.
-fn read_instance(
+/// The instances of `endpoints` with their metadata, read in one pipelined
+/// batch. A node gone since the listing is left out; one whose data cannot
+/// be read (no READ permission, malformed JSON, a failed read) is listed by
+/// its name alone, reported to `warn`: one bad child never hides the others.
+///
+/// # Errors
+///
+/// Only when the batch as a whole gets no answer in time.
+fn read_instances(
     session: &Session,
     base_path: &str,
-    endpoint: Endpoint,
+    endpoints: &[Endpoint],
     warn: impl Fn(&str, &str, &str),
-) -> Result<Option<Instance>> {
-    let path = node_path(base_path, &endpoint);
-    match session.get_data(&path) {
-        Ok((data, _)) => Ok(Some(match Metadata::from_json(&path, &data) {
-            Ok(metadata) => Instance::with_metadata(endpoint, metadata),
+) -> Result<Vec<Instance>> {
+    let paths: Vec<String> = endpoints.iter().map(|e| node_path(base_path, e)).collect();
+    let results = session.get_data_many(&paths)?;
+    let mut instances = Vec::with_capacity(endpoints.len());
+    for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
+        match result {
+            Ok((data, _)) => instances.push(match Metadata::from_json(path, &data) {
+                Ok(metadata) => Instance::with_metadata(*endpoint, metadata),
+                Err(err) => {
+                    warn(path, &err.to_string(), "skipping malformed metadata");
+                    Instance::new(*endpoint)
+                }
+            }),
+            Err(err) if err.is_no_node() => {}
             Err(err) => {
-                warn(&path, &err.to_string(), "skipping malformed metadata");
-                Instance::new(endpoint)
+                warn(
+                    path,
+                    &err.chain().to_string(),
+                    "cannot read metadata; listed by its name alone",
+                );
+                instances.push(Instance::new(*endpoint));
             }
-        })),
-        Err(err) if err.is_no_node() => Ok(None),
-        Err(err) => Err(err),
+        }
+    }
+    Ok(instances)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warn_once_remembers_a_bounded_number_of_present_paths() {
+        let mut warned = WarnOnce::default();
+        assert!(warned.first("/b/x"));
+        assert!(!warned.first("/b/x"), "warned twice");
+        for i in 0..WarnOnce::MAX * 3 {
+            warned.first(&format!("/b/bad-{i}"));
+            assert!(warned.paths.len() <= WarnOnce::MAX);
+        }
+        warned.first("/b/x");
+        warned.retain_children("/b", &HashSet::from(["x"]));
+        assert_eq!(
+            warned.paths.len(),
+            1,
+            "only present children are remembered"
+        );
     }
 }

@@ -295,6 +295,9 @@ pub enum WatchEvent {
     SessionEnded,
 }
 
+/// One node's data and stat, or why it could not be read.
+type NodeRead = Result<(Vec<u8>, NodeStat)>;
+
 /// A subscriber callback; returns false to unsubscribe.
 type Subscriber = Box<dyn FnMut(SessionEvent) -> bool + Send>;
 
@@ -645,6 +648,44 @@ impl Session {
                 .await
                 .map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
         })
+    }
+
+    /// Reads the data of many nodes at once, each with its own result (in
+    /// the order of `paths`). The requests are pipelined on the connection,
+    /// so N reads cost about one round trip, not N; the whole batch is
+    /// bounded by one request timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (naming the first path) when the batch does not
+    /// complete in time; per-path errors are in the inner results.
+    pub fn get_data_many(&self, paths: &[String]) -> Result<Vec<NodeRead>> {
+        let Some(first) = paths.first() else {
+            return Ok(Vec::new());
+        };
+        let owned = paths.to_vec();
+        let results = self.call("read", first, move |client| async move {
+            // Each request is sent when its future is made: all go out now.
+            let pending: Vec<_> = owned.iter().map(|path| client.get_data(path)).collect();
+            let mut results = Vec::with_capacity(pending.len());
+            for read in pending {
+                results.push(read.await);
+            }
+            Ok(results)
+        })?;
+        Ok(results
+            .into_iter()
+            .zip(paths)
+            .map(|(result, path)| {
+                result
+                    .map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
+                    .map_err(|err| Error::Zk {
+                        op: "read",
+                        path: path.clone(),
+                        source: zk_error(err),
+                    })
+            })
+            .collect())
     }
 
     /// A node's stat, or `None` when it does not exist.

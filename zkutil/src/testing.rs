@@ -493,6 +493,34 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
+/// Runs ZooKeeper's own `zkCli.sh` (command mode) against `connect`: an
+/// independent client for what zkutil cannot do, such as an ACL without
+/// READ. `ZK_CLI` overrides the script's path.
+///
+/// # Panics
+///
+/// When the script cannot be run or reports an error, with its output.
+pub fn zk_cli(connect: &str, args: &[&str]) -> String {
+    let script =
+        std::env::var("ZK_CLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".to_owned());
+    let output = Command::new(&script)
+        .arg("-server")
+        .arg(connect)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() || text.contains("Exception") {
+        panic!("{script} {args:?} failed ({}):\n{text}", output.status);
+    }
+    text
+}
+
 /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`, …) to a process we
 /// started, by PID, with `kill(1)`.
 ///

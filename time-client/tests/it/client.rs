@@ -262,3 +262,22 @@ fn bad_flags_are_a_usage_error() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn absurd_or_zero_durations_are_usage_errors_not_panics() {
+    for args in [
+        ["--timeout", "99999999999years"],
+        ["--interval", "99999999999years"],
+        ["--timeout", "0s"],
+        ["--connect-timeout", "0s"],
+        ["--zk-connect-timeout", "0s"],
+    ] {
+        let output = run_client(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error:") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use zkutil::SessionConfig;
 use zkutil::testing::{LineRecorder, ZkEnsemble, ZkServer, four_letter_word, wait_until};
-use zkutil::{SessionConfig, WatchEvent};
 
 use crate::support::{ServerProcess, ask, children, free_ports, observer, snapshot, zookeeper};
 
@@ -66,6 +66,12 @@ fn session_expiry_recreates_registrations() {
     );
     assert_eq!(children(&obs, BASE).len(), 3, "duplicates: {back:?}");
     assert!(server.stderr().contains("expired"), "{}", server.stderr());
+    // ZooKeeper expired the session: nobody else deleted anything.
+    assert!(
+        !server.stderr().contains("deleted by someone else"),
+        "{}",
+        server.stderr()
+    );
 }
 
 /// The index of the ensemble node holding the connection of `session`.
@@ -130,7 +136,6 @@ fn leader_failover_keeps_registrations_without_flap() {
         "{}",
         server.stderr()
     );
-    let _ = WatchEvent::ChildrenChanged;
 }
 
 #[test]
@@ -447,9 +452,11 @@ fn zookeeper_dying_during_registration_delays_it_but_every_listener_registers() 
     );
     zk.restart().expect("restart");
     let obs = observer(&zk);
-    wait_until(Duration::from_secs(120), "all 300 listeners registered", || {
-        (children(&obs, BASE).len() == 300).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "all 300 listeners registered",
+        || (children(&obs, BASE).len() == 300).then_some(()),
+    );
     assert!(server.try_status().is_none(), "{}", server.stderr());
     server.signal("TERM");
     let status = server.wait(Duration::from_secs(60));
@@ -461,7 +468,11 @@ fn zookeeper_dying_during_registration_delays_it_but_every_listener_registers() 
 fn registered_server_then_zookeeper_down(session_timeout: &str) -> (ServerProcess, ZkServer) {
     let mut zk = zookeeper();
     let hosts = zk.connect_string();
-    let mut args = server_args(&hosts, session_timeout, "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0");
+    let mut args = server_args(
+        &hosts,
+        session_timeout,
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    );
     args.extend(["--drain", "1s"]);
     let server = ServerProcess::start(&args);
     server.registered(3);
@@ -552,8 +563,8 @@ fn with_256_open_files_idle_connections_do_not_starve_other_clients() {
     // 400 idle clients, each holding its connection open after the reply.
     let mut idle = Vec::new();
     for _ in 0..400 {
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .expect("connect");
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -565,7 +576,10 @@ fn with_256_open_files_idle_connections_do_not_starve_other_clients() {
     }
     let started = Instant::now();
     let reply = ask(addr).expect("another client is answered");
-    eprintln!("answered in {:?} with 400 idle connections", started.elapsed());
+    eprintln!(
+        "answered in {:?} with 400 idle connections",
+        started.elapsed()
+    );
     assert!(reply.starts_with(&listen), "{reply:?}");
     assert!(
         server.log_count("accept failed") <= 1,

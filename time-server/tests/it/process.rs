@@ -268,6 +268,23 @@ fn bad_flags_exit_with_a_usage_error() {
 }
 
 #[test]
+fn absurd_or_zero_durations_exit_with_a_usage_error_not_a_panic() {
+    for args in [
+        ["--startup-timeout", "99999999999years"],
+        ["--drain", "99999999999years"],
+        ["--startup-timeout", "0s"],
+        ["--connect-timeout", "0s"],
+        ["--session-timeout", "0s"],
+    ] {
+        let mut server = ServerProcess::start(&args);
+        let status = server.wait(Duration::from_secs(10));
+        let stderr = server.stderr();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn a_second_signal_exits_at_once() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
@@ -284,5 +301,28 @@ fn a_second_signal_exits_at_once() {
         server.stderr().contains("second signal"),
         "{}",
         server.stderr()
+    );
+}
+
+#[test]
+fn demo_script_stops_with_a_clear_error_when_zookeeper_fails_to_start() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/demo.sh");
+    // A "java" that exits at once: ZooKeeper never starts.
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .env("ZK_JAVA", "false")
+        .env_remove("ZK_HOSTS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running demo.sh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ZooKeeper did not start"),
+        "no clear cause: {stderr}"
+    );
+    assert!(
+        !stderr.contains("building release") && !stderr.contains("running time-client"),
+        "carried on without ZooKeeper: {stderr}"
     );
 }

@@ -184,19 +184,36 @@ fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
 fn watch_json_reports_added_and_removed() {
     let zk = zookeeper();
     let s = session(&zk);
-    let _already = register(&s, "127.0.0.1:7".parse().unwrap_or_else(|e| panic!("{e}")));
+    let already = register(&s, "127.0.0.1:7".parse().unwrap_or_else(|e| panic!("{e}")));
     let mut watch = running(&["--zk", &zk.connect_string(), "watch", "--json"]);
     wait_until(
         Duration::from_secs(20),
         "the existing instance is listed",
         || (!lines(&watch).is_empty()).then_some(()),
     );
+    already.deregister().expect("deregister");
+    wait_until(Duration::from_secs(20), "the removal is reported", || {
+        (lines(&watch).len() >= 2).then_some(())
+    });
     let status = stop_with(&mut watch, "TERM");
     assert!(status.success());
-    let event: Value = serde_json::from_str(&lines(&watch)[0]).unwrap_or_else(|e| panic!("{e}"));
+    let events: Vec<(Option<String>, Option<String>)> = lines(&watch)
+        .iter()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).expect("a JSON line");
+            (
+                event["event"].as_str().map(str::to_owned),
+                event["endpoint"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let some = |s: &str| Some(s.to_owned());
     assert_eq!(
-        (event["event"].as_str(), event["endpoint"].as_str()),
-        (Some("added"), Some("127.0.0.1:7"))
+        events,
+        vec![
+            (some("added"), some("127.0.0.1:7")),
+            (some("removed"), some("127.0.0.1:7"))
+        ]
     );
 }
 
@@ -271,6 +288,35 @@ fn check_fails_when_a_registered_instance_is_down() {
     assert!(output.status.success(), "{}", text(&output.stdout));
     let line: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(line["reachable"], true);
+    assert!(
+        line["reply"]
+            .as_str()
+            .is_some_and(|reply| reply.starts_with(&responder.addr.to_string())),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_reports_a_frozen_server_that_still_accepts_connections() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let hosts = zk.connect_string();
+    // Like a SIGSTOPped server: the kernel completes connections into the
+    // backlog, nobody ever answers.
+    let frozen = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = frozen.local_addr().expect("addr");
+    let _reg = register(&s, Endpoint::new(addr));
+    let output = zkutil(&["--zk", &hosts, "check", "--timeout", "500ms"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains(&format!("{addr} unreachable: no reply within 500ms")),
+        "{}",
+        text(&output.stdout)
+    );
+    // Connect-only, for services that are not time servers.
+    let output = zkutil(&["--zk", &hosts, "check", "--probe", "tcp"]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+    assert!(text(&output.stdout).contains(&format!("{addr} reachable")));
 }
 
 #[test]
@@ -466,4 +512,71 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         .ok()
         .flatten();
     assert_eq!(stat.map(|s| s.ephemeral_owner()), Some(owner.id()));
+}
+
+#[test]
+fn one_unreadable_child_hides_no_other_instance() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let hosts = zk.connect_string();
+    let responders: Vec<Responder> = (0..3).map(|_| Responder::start()).collect();
+    let _regs: Vec<Registration> = responders[..2]
+        .iter()
+        .map(|r| register(&s, Endpoint::new(r.addr)))
+        .collect();
+    // The third: readable by nobody (an ACL without READ), set by
+    // ZooKeeper's own CLI.
+    let hidden = format!("/go_servers/{}", responders[2].addr);
+    s.create_ephemeral(&hidden, b"{}").expect("create");
+    zkutil::testing::zk_cli(&hosts, &["setAcl", &hidden, "world:anyone:cdwa"]);
+    assert!(s.get_data(&hidden).is_err_and(|e| e.is_no_auth()));
+
+    let discovery =
+        zkutil::Discovery::start_with_metadata(s.clone(), "/go_servers").expect("discovery");
+    let snapshot = discovery.snapshot();
+    assert!(!snapshot.is_stale());
+    let with_metadata: Vec<(String, bool)> = snapshot
+        .instances()
+        .iter()
+        .map(|i| (i.endpoint().to_string(), i.metadata().is_some()))
+        .collect();
+    let mut expected: Vec<(String, bool)> = responders
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.addr.to_string(), i < 2))
+        .collect();
+    expected.sort();
+    let mut found = with_metadata.clone();
+    found.sort();
+    assert_eq!(
+        found, expected,
+        "listed by its name alone, the others intact"
+    );
+
+    let ls = zkutil(&["--zk", &hosts, "ls", "--json"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    for r in &responders {
+        assert!(
+            text(&ls.stdout).contains(&r.addr.to_string()),
+            "{}",
+            text(&ls.stdout)
+        );
+    }
+    let check = zkutil(&["--zk", &hosts, "check", "--probe", "tcp"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    let mut watch = running(&["--zk", &hosts, "watch"]);
+    watch
+        .stdout()
+        .wait_until(Duration::from_secs(20), "all three listed", |lines| {
+            responders
+                .iter()
+                .all(|r| lines.iter().any(|(_, l)| l.contains(&r.addr.to_string())))
+                .then_some(())
+        });
+    assert!(stop_with(&mut watch, "TERM").success());
 }

@@ -47,15 +47,26 @@ fn field(metadata: &Value, key: &str) -> String {
 pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
     let instances = discovery::list(&session, &common.zk.base_path, false)?;
+    let paths: Vec<String> = instances
+        .iter()
+        .map(|instance| node_path(&common.zk.base_path, &instance.endpoint()))
+        .collect();
+    // One pipelined batch; a node whose data cannot be read (no READ
+    // permission) is still listed, from its stat, which needs none.
+    let reads = session.get_data_many(&paths)?;
     let mut rows = Vec::new();
-    for instance in instances {
-        let path = node_path(&common.zk.base_path, &instance.endpoint());
-        let (data, stat) = match session.get_data(&path) {
-            Ok(found) => found,
+    for ((instance, path), read) in instances.iter().zip(&paths).zip(reads) {
+        let (stat, metadata) = match read {
+            Ok((data, stat)) => (stat, serde_json::from_slice(&data).unwrap_or(Value::Null)),
             Err(err) if err.is_no_node() => continue,
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                tracing::warn!(path = %path, error = %err.chain(), "cannot read its data; listed from its stat");
+                match session.stat(path)? {
+                    Some(stat) => (stat, Value::Null),
+                    None => continue,
+                }
+            }
         };
-        let metadata: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
         rows.push((instance.endpoint(), stat, metadata));
     }
     let mut out = std::io::stdout().lock();
@@ -231,22 +242,90 @@ pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> any
     Ok(true)
 }
 
+/// What `zkutil check` asks of each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Probe {
+    /// The time exchange: the reply line must arrive within the timeout (a
+    /// frozen server, whose kernel still accepts connections, fails it).
+    Time,
+    /// A TCP connect only, for services that are not time servers.
+    Tcp,
+}
+
+/// Longest reply line a probe reads.
+const PROBE_MAX_REPLY: usize = 1024;
+
+/// Probes one instance within `timeout`: the latency, and the reply line
+/// for [`Probe::Time`].
+fn probe(
+    endpoint: Endpoint,
+    probe: Probe,
+    timeout: Duration,
+) -> Result<(Duration, Option<String>), String> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect_timeout(&endpoint.addr(), timeout)
+        .map_err(|err| err.to_string())?;
+    if probe == Probe::Tcp {
+        return Ok((started.elapsed(), None));
+    }
+    let no_reply = || format!("no reply within {}", zkutil::backoff::rounded(timeout));
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(no_reply());
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|err| err.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                if reply.contains(&b'\n') || reply.len() >= PROBE_MAX_REPLY {
+                    break;
+                }
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(no_reply());
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    let latency = started.elapsed();
+    let line = String::from_utf8_lossy(&reply);
+    let line = line.lines().next().unwrap_or("").trim();
+    if !line.contains(": ") {
+        return Err(if line.is_empty() {
+            "closed without a reply".to_owned()
+        } else {
+            format!(
+                "not a time reply: {:?}",
+                line.chars().take(64).collect::<String>()
+            )
+        });
+    }
+    Ok((latency, Some(line.to_owned())))
+}
+
 /// `zkutil check`.
-pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<bool> {
+pub fn check(common: &Common, kind: Probe, timeout: Duration, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
     let instances = discovery::list(&session, &common.zk.base_path, false)?;
-    let results: Vec<(Endpoint, Result<Duration, String>)> = std::thread::scope(|scope| {
+    type Probed = (Endpoint, Result<(Duration, Option<String>), String>);
+    let results: Vec<Probed> = std::thread::scope(|scope| {
         let probes: Vec<_> = instances
             .iter()
             .map(|instance| {
                 let endpoint = instance.endpoint();
-                scope.spawn(move || {
-                    let started = Instant::now();
-                    let result = std::net::TcpStream::connect_timeout(&endpoint.addr(), timeout)
-                        .map(|_| started.elapsed())
-                        .map_err(|err| err.to_string());
-                    (endpoint, result)
-                })
+                scope.spawn(move || (endpoint, probe(endpoint, kind, timeout)))
             })
             .collect();
         probes
@@ -265,8 +344,8 @@ pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<b
         all_up &= result.is_ok();
         if json {
             let object = match result {
-                Ok(latency) => {
-                    json!({ "endpoint": endpoint.to_string(), "reachable": true, "latency_ms": latency.as_secs_f64() * 1e3 })
+                Ok((latency, reply)) => {
+                    json!({ "endpoint": endpoint.to_string(), "reachable": true, "latency_ms": latency.as_secs_f64() * 1e3, "reply": reply })
                 }
                 Err(err) => {
                     json!({ "endpoint": endpoint.to_string(), "reachable": false, "error": err })
@@ -275,7 +354,7 @@ pub fn check(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<b
             writeln!(out, "{object}")?;
         } else {
             match result {
-                Ok(latency) => writeln!(
+                Ok((latency, _)) => writeln!(
                     out,
                     "{endpoint} reachable {:.2}ms",
                     latency.as_secs_f64() * 1e3

@@ -17,7 +17,7 @@ Examples:
   zkutil get 127.0.0.1:8897                   one instance's data and stat
   zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
                                               hold a registration for a service until SIGTERM
-  zkutil check --timeout 500ms                connect to every instance; exit 1 if one is down
+  zkutil check --timeout 500ms                ask every instance for the time; exit 1 if one is down
   zkutil status                               each ZooKeeper host's mode; exit 1 if one is down";
 
 /// Inspect and use the service registry in ZooKeeper: the EPHEMERAL
@@ -38,7 +38,7 @@ pub struct Common {
     #[command(flatten)]
     pub zk: zkutil::cli::ZkArgs,
     /// How long to wait for ZooKeeper.
-    #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = zkutil::cli::timeout)]
     pub connect_timeout: Duration,
 }
 
@@ -72,12 +72,16 @@ enum Command {
         #[arg(long)]
         metadata: Option<String>,
     },
-    /// Connect to every registered instance and report reachable or not,
-    /// with latency; exit 1 if any is unreachable.
+    /// Ask every registered instance for the time and report reachable or
+    /// not, with latency; exit 1 if any is unreachable.
     Check {
-        /// TCP connect timeout per instance.
-        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        /// How long each instance has to answer (connect and reply).
+        #[arg(long, env = "ZKUTIL_CHECK_TIMEOUT", default_value = "1s", value_parser = zkutil::cli::timeout)]
         timeout: Duration,
+        /// What counts as reachable: `time` reads the reply line (a frozen
+        /// server fails), `tcp` only connects (for other services).
+        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = commands::Probe::Time)]
+        probe: commands::Probe,
         /// One JSON object per instance.
         #[arg(long)]
         json: bool,
@@ -86,7 +90,7 @@ enum Command {
     /// 1 if a host is down.
     Status {
         /// Timeout per host.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "ZKUTIL_STATUS_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
         timeout: Duration,
         /// One JSON object per host.
         #[arg(long)]
@@ -105,7 +109,11 @@ fn main() -> ExitCode {
         Command::Register { endpoint, metadata } => {
             commands::register(common, endpoint, metadata.as_deref())
         }
-        Command::Check { timeout, json } => commands::check(common, timeout, json),
+        Command::Check {
+            timeout,
+            probe,
+            json,
+        } => commands::check(common, probe, timeout, json),
         Command::Status { timeout, json } => commands::status(common, timeout, json),
     };
     match result {
