@@ -350,6 +350,21 @@ impl ZkEnsemble {
         self.wait_ready(&[i])
     }
 
+    /// Starts the nodes `indices` again together (each killed first if it
+    /// still runs) and waits until they serve: after a total outage no node
+    /// can become ready alone, for want of a quorum.
+    ///
+    /// # Errors
+    ///
+    /// As [`ZkEnsemble::start`].
+    pub fn restart_nodes(&mut self, indices: &[usize]) -> Result<(), StartError> {
+        for &i in indices {
+            self.nodes[i].kill();
+            self.nodes[i].spawn()?;
+        }
+        self.wait_ready(indices)
+    }
+
     /// Freezes node `i` (SIGSTOP): it holds its connections but answers nothing.
     pub fn pause(&mut self, i: usize) {
         self.nodes[i].signal("STOP");

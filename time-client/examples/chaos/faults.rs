@@ -1,0 +1,225 @@
+//! The faults: how each is injected and recovered from, and whether the
+//! registry may change because of it.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use crate::world::{BASE, Violation, World, sessions_on};
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The ZooKeeper leader is killed, then restarted.
+    LeaderKill,
+    /// A ZooKeeper follower is killed, then restarted.
+    FollowerKill,
+    /// All ZooKeeper nodes down for less than the session timeout.
+    ZooKeeperDownShort,
+    /// All ZooKeeper nodes down for longer than the session timeout.
+    ZooKeeperDownLong,
+    /// A follower frozen (SIGSTOP) past the session timeout, preferably
+    /// the one a time-server is attached to.
+    ZooKeeperNodeFrozen,
+    /// A time-server SIGKILLed and started again on the same ports.
+    ServerKilled,
+    /// A time-server SIGSTOPped past its session timeout, then resumed.
+    ServerFrozen,
+    /// A time-server SIGTERMed and started again.
+    ServerRestarted,
+    /// An operator deletes one registration.
+    OperatorDelete,
+}
+
+const ALL: [Fault; 9] = [
+    Fault::LeaderKill,
+    Fault::FollowerKill,
+    Fault::ZooKeeperDownShort,
+    Fault::ZooKeeperDownLong,
+    Fault::ZooKeeperNodeFrozen,
+    Fault::ServerKilled,
+    Fault::ServerFrozen,
+    Fault::ServerRestarted,
+    Fault::OperatorDelete,
+];
+
+/// What one fault did.
+pub struct Outcome {
+    pub description: String,
+    /// From the recovery to a registry equal to the live listeners.
+    pub convergence: Duration,
+    /// Whether the registry differs from before the fault (owners or
+    /// creation times).
+    pub changed: bool,
+}
+
+impl Fault {
+    pub fn draw(rng: &mut StdRng) -> Fault {
+        ALL[rng.random_range(0..ALL.len())]
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::LeaderKill => "ZooKeeper leader killed, restarted",
+            Fault::FollowerKill => "ZooKeeper follower killed, restarted",
+            Fault::ZooKeeperDownShort => "all ZooKeeper down < session timeout",
+            Fault::ZooKeeperDownLong => "all ZooKeeper down > session timeout",
+            Fault::ZooKeeperNodeFrozen => "ZooKeeper follower frozen",
+            Fault::ServerKilled => "time-server SIGKILL, restarted",
+            Fault::ServerFrozen => "time-server frozen past its timeout",
+            Fault::ServerRestarted => "time-server SIGTERM, restarted",
+            Fault::OperatorDelete => "registration deleted by an operator",
+        }
+    }
+
+    /// Faults that must leave the registry exactly as it was: ZooKeeper
+    /// losing a node while a quorum lives, or an outage within the session
+    /// timeout. The sessions survive, so no node may be deleted or
+    /// re-created.
+    fn changes_nothing(&self) -> bool {
+        matches!(
+            self,
+            Fault::LeaderKill
+                | Fault::FollowerKill
+                | Fault::ZooKeeperDownShort
+                | Fault::ZooKeeperNodeFrozen
+        )
+    }
+
+    pub fn run(&self, world: &mut World, rng: &mut StdRng) -> Result<Outcome, Violation> {
+        world.begin(self.name());
+        let before = world
+            .registry()
+            .map_err(|e| world.violation(format!("reading the registry: {}", e.chain())))?;
+        world.drain_changes();
+        let timeout = world.session_timeout;
+        let restart_failed = |world: &World, e: &dyn std::fmt::Display| {
+            world.violation(format!("restarting ZooKeeper: {e}"))
+        };
+        let description = match self {
+            Fault::LeaderKill => {
+                let leader = world.zk.leader().unwrap_or(0);
+                world.zk.kill(leader);
+                world.during(Duration::from_millis(rng.random_range(500..2000)))?;
+                world
+                    .zk
+                    .restart(leader)
+                    .map_err(|e| restart_failed(world, &e))?;
+                format!("leader (node {leader}) killed")
+            }
+            Fault::FollowerKill => {
+                let follower = followers(world)[rng.random_range(0..2)];
+                world.zk.kill(follower);
+                world.during(Duration::from_millis(rng.random_range(1000..3000)))?;
+                world
+                    .zk
+                    .restart(follower)
+                    .map_err(|e| restart_failed(world, &e))?;
+                format!("follower (node {follower}) killed")
+            }
+            Fault::ZooKeeperDownShort | Fault::ZooKeeperDownLong => {
+                let down = if *self == Fault::ZooKeeperDownShort {
+                    Duration::from_millis(rng.random_range(300..1000))
+                } else {
+                    timeout + Duration::from_millis(rng.random_range(1000..4000))
+                };
+                let all: Vec<usize> = (0..world.zk.len()).collect();
+                for &i in &all {
+                    world.zk.kill(i);
+                }
+                world.during(down)?;
+                world
+                    .zk
+                    .restart_nodes(&all)
+                    .map_err(|e| restart_failed(world, &e))?;
+                format!("all ZooKeeper down {:.1}s", down.as_secs_f64())
+            }
+            Fault::ZooKeeperNodeFrozen => {
+                let owners: Vec<i64> = before.values().map(|(owner, _)| *owner).collect();
+                let candidates = followers(world);
+                let attached = candidates.iter().copied().find(|&i| {
+                    sessions_on(world.zk.port(i))
+                        .iter()
+                        .any(|s| owners.contains(s))
+                });
+                let node = attached.unwrap_or(candidates[rng.random_range(0..2)]);
+                world.zk.pause(node);
+                world.during(timeout + Duration::from_secs(1))?;
+                world.zk.resume(node);
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while world.zk.mode(node).as_deref() != Some("follower") {
+                    if Instant::now() > deadline {
+                        return Err(world.violation(format!("node {node} did not rejoin")));
+                    }
+                    world.during(Duration::from_millis(100))?;
+                }
+                format!(
+                    "follower (node {node}{}) frozen",
+                    if attached.is_some() {
+                        ", a server's"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Fault::ServerKilled => {
+                let k = rng.random_range(0..world.servers.len());
+                world.signal_server(k, "KILL");
+                world.reap_server(k, true)?;
+                world.start_server(k);
+                format!("server{} killed", k + 1)
+            }
+            Fault::ServerFrozen => {
+                let k = rng.random_range(0..world.servers.len());
+                world.signal_server(k, "STOP");
+                // Its nodes go once ZooKeeper expires its session.
+                let deadline = world.settle_deadline();
+                world.converge("its session expiring", deadline)?;
+                world.during(Duration::from_millis(rng.random_range(500..2000)))?;
+                world.signal_server(k, "CONT");
+                format!("server{} frozen", k + 1)
+            }
+            Fault::ServerRestarted => {
+                let k = rng.random_range(0..world.servers.len());
+                world.signal_server(k, "TERM");
+                world.reap_server(k, false)?;
+                world.start_server(k);
+                format!("server{} restarted", k + 1)
+            }
+            Fault::OperatorDelete => {
+                let names: Vec<&String> = before.keys().collect();
+                let name = names[rng.random_range(0..names.len())].clone();
+                let _ = world.observer.delete(&format!("{BASE}/{name}"), None);
+                format!("{name} deleted")
+            }
+        };
+        let deadline = world.settle_deadline();
+        let convergence = world.converge(self.name(), deadline)?;
+        let after = world
+            .registry()
+            .map_err(|e| world.violation(format!("reading the registry: {}", e.chain())))?;
+        let changed = after != before;
+        if self.changes_nothing() {
+            let changes = world.drain_changes();
+            if changed || !changes.is_empty() {
+                return Err(world.violation(format!(
+                    "the registry changed: before {before:?}, after {after:?}, watcher saw {changes:?}"
+                )));
+            }
+        } else {
+            world.drain_changes();
+        }
+        Ok(Outcome {
+            description,
+            convergence,
+            changed,
+        })
+    }
+}
+
+/// The ensemble's followers (by index).
+fn followers(world: &World) -> Vec<usize> {
+    let leader = world.zk.leader();
+    (0..world.zk.len()).filter(|&i| Some(i) != leader).collect()
+}
