@@ -2,8 +2,9 @@
 # test.sh: every check and test of the project, as CI runs them (.ci/run calls this and nothing else).
 #
 # Installs ZooKeeper when missing (the tests start their own servers from its jars), then: rustfmt check,
-# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), and the demo end to
-# end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind.
+# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), the demo end to
+# end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
+# and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=zk.sh
@@ -33,6 +34,10 @@ while read -r pid; do
     if running "$pid"; then echo "test.sh: demo left process $pid behind: $(tr '\0' ' ' <"/proc/$pid/cmdline")" >&2; exit 1; fi
 done <"$pidfile"
 echo "demo ok: 5 requests answered, no process left behind" >&2
+
+# The randomized fault soak, 60 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
+echo "== chaos soak (60 s, seed 20261127)" >&2
+scripts/chaos.sh --duration 60s --seed 20261127
 
 # One closing line for the whole run: the sum of cargo's "test result" lines.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

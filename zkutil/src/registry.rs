@@ -444,8 +444,8 @@ struct Keeper {
 /// The node as the keeper last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
-    /// Owned by the current session.
-    Ours,
+    /// Owned by the current session (this one).
+    Ours(i64),
     /// Left by one of our earlier sessions; we replaced it.
     Replaced(i64),
     /// Owned by another live session (watched; taken over when it goes).
@@ -481,6 +481,10 @@ impl Keeper {
         // The node's owner when the watch was armed, to say truly what a
         // deletion was.
         let mut seen: Option<Seen> = None;
+        // Our own node was deleted, by its owner session: whether someone
+        // else did it or ZooKeeper did, expiring that session (it sends the
+        // deletion before the expiry), is known once the node is back.
+        let mut deleted_ours: Option<i64> = None;
         let mut foreign_warned = None;
         loop {
             if self.stopped() {
@@ -494,13 +498,16 @@ impl Keeper {
                         check = false;
                         backoff.reset();
                         match found {
-                            Seen::Ours | Seen::Replaced(_) => foreign_warned = None,
+                            Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
                             Seen::Foreign(owner) if foreign_warned != Some(owner) => {
                                 foreign_warned = Some(owner);
                                 tracing::warn!(path, owner = %format_args!("{owner:#x}"),
                                     "another live session registered this address; taking over when it goes");
                             }
                             Seen::Foreign(_) => {}
+                        }
+                        if let Some(owner) = deleted_ours.take() {
+                            self.log_own_deletion(owner);
                         }
                         seen = Some(found);
                     }
@@ -529,7 +536,10 @@ impl Keeper {
                     armed = false;
                     check = true;
                     if event == WatchEvent::Deleted && !self.stopped() {
-                        self.log_deletion(seen);
+                        match seen {
+                            Some(Seen::Ours(owner)) => deleted_ours = Some(owner),
+                            other => self.log_deletion(other),
+                        }
                     }
                 }
                 Wake::Session(SessionEvent::Rebuilt { previous, current }) => {
@@ -554,13 +564,25 @@ impl Keeper {
         }
     }
 
-    /// Says what a deletion seen by the watch was, from who owned the node.
+    /// Says what the deletion of our own node (owned by `owner`) was, now
+    /// that it is back: if our session is still `owner`, someone deleted it;
+    /// otherwise it went with that session, which ZooKeeper expired.
+    fn log_own_deletion(&self, owner: i64) {
+        let path = self.path.as_str();
+        if self.session.id() == owner {
+            tracing::warn!(path, "registration deleted by someone else; re-created it");
+        } else {
+            tracing::info!(path, old = %format_args!("{owner:#x}"),
+                "the node went with our expired session; re-created under the new one");
+        }
+    }
+
+    /// Says what a deletion seen by the watch was, from who owned the node
+    /// (our own: see `log_own_deletion`).
     fn log_deletion(&self, seen: Option<Seen>) {
         let path = self.path.as_str();
         match seen {
-            Some(Seen::Ours) => {
-                tracing::warn!(path, "registration deleted by someone else; re-creating it")
-            }
+            Some(Seen::Ours(_)) | None => {}
             // The deletion was our own replacement of that node.
             Some(Seen::Replaced(_)) => {}
             Some(Seen::Foreign(owner)) if lock(&self.previous).contains(&owner) => {
@@ -571,7 +593,6 @@ impl Keeper {
                 tracing::info!(path, owner = %format_args!("{owner:#x}"),
                     "the other session's node is gone; registering ours")
             }
-            None => {}
         }
     }
 
@@ -590,7 +611,9 @@ impl Keeper {
         };
         let previous = lock(&self.previous).clone();
         let missing = match stat {
-            Some(stat) if stat.ephemeral_owner() == session.id() => return Ok(Seen::Ours),
+            Some(stat) if stat.ephemeral_owner() == session.id() => {
+                return Ok(Seen::Ours(stat.ephemeral_owner()));
+            }
             Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
                 return Ok(Seen::Foreign(stat.ephemeral_owner()));
             }
@@ -615,7 +638,7 @@ impl Keeper {
                 } else {
                     tracing::debug!(path, ?outcome, "node is ours");
                 }
-                Seen::Ours
+                Seen::Ours(session.id())
             }
         })
     }

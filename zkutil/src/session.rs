@@ -375,11 +375,15 @@ impl Inner {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records a state change; `Closed` is final (a supervisor still
+    /// finishing a rebuild cannot reopen a closed session's state).
     fn set_state(&self, state: SessionState) -> SessionState {
-        let previous = std::mem::replace(
-            &mut *self.state.lock().unwrap_or_else(PoisonError::into_inner),
-            state,
-        );
+        let mut current = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = *current;
+        if previous != SessionState::Closed {
+            *current = state;
+        }
+        drop(current);
         self.state_changed.notify_all();
         previous
     }
@@ -858,32 +862,53 @@ impl Session {
     }
 
     /// Makes the server expire this session now, as if the process had
-    /// been frozen past the session timeout: a second client attaches to
-    /// the same session and closes it. For fault tests.
+    /// been frozen past the session timeout: this session's runtime is
+    /// frozen (so that its client cannot reconnect and take the session
+    /// back, which made the two clients kick each other off under load),
+    /// a second client attaches to the same session and closes it, then the
+    /// runtime thaws and the client finds its session gone. For fault tests.
     #[cfg(feature = "testing")]
     pub fn expire_for_testing(&self) -> Result<()> {
         let info = self.inner.current().info.clone().ok_or(Error::Closed)?;
-        let runtime = Runtime::start()?;
-        let config = self.inner.config.clone();
-        // An attempt that fails with a retryable error (a connect that did
-        // not finish within the connect timeout) is tried again.
-        let mut attempts = 0;
-        let cancel = Cancel::new();
-        let client = loop {
-            match connect_client(&runtime, &config, Some(info.clone()), &cancel) {
-                Ok(client) => break client,
-                Err(err) if attempts < 100 && err.is_retryable() => attempts += 1,
-                Err(err) => return Err(err),
-            }
-        };
-        close_client(&runtime, client, config.request_timeout)
-            .then_some(())
-            .ok_or(Error::Timeout {
-                op: "expire",
-                path: "(session)".into(),
-                waited: config.request_timeout,
+        let (frozen_tx, frozen) = mpsc::channel::<()>();
+        let (thaw, thawed) = mpsc::channel::<()>();
+        // Deliberately blocks the runtime thread until `thaw` is dropped.
+        self.inner
+            .runtime
+            .executor
+            .spawn(async move {
+                let _ = frozen_tx.send(());
+                let _ = thawed.recv();
             })
+            .detach();
+        let _ = frozen.recv_timeout(self.inner.config.request_timeout);
+        let result = close_session_elsewhere(&self.inner.config, info);
+        drop(thaw);
+        result
     }
+}
+
+/// Attaches a second client to the session `info` and closes it: the
+/// server then expires the session.
+#[cfg(feature = "testing")]
+fn close_session_elsewhere(config: &SessionConfig, info: zk::SessionInfo) -> Result<()> {
+    let runtime = Runtime::start()?;
+    let mut attempts = 0;
+    let cancel = Cancel::new();
+    let client = loop {
+        match connect_client(&runtime, config, Some(info.clone()), &cancel) {
+            Ok(client) => break client,
+            Err(err) if attempts < 10 && err.is_retryable() => attempts += 1,
+            Err(err) => return Err(err),
+        }
+    };
+    close_client(&runtime, client, config.request_timeout)
+        .then_some(())
+        .ok_or(Error::Timeout {
+            op: "expire",
+            path: "(session)".into(),
+            waited: config.request_timeout,
+        })
 }
 
 impl Drop for Session {
@@ -1053,14 +1078,22 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
         (current.id, current.info.clone())
     };
     tracing::warn!(session = %format_args!("{previous:#x}"), "ZooKeeper session expired (as far as the client can tell); re-attaching or rebuilding it");
-    let mut backoff = Backoff::default();
+    // Short attempts, short pauses: the client backs off on its own inside
+    // one connect attempt (doubling past seconds while every host refuses),
+    // so a long attempt would still be asleep when ZooKeeper returns. A
+    // fresh attempt starts its own backoff from zero; ours is capped at 1 s.
+    // Together they bound the time from ZooKeeper's return to the session
+    // being back (measured in the chaos soak).
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let attempt = SessionConfig {
+        connect_timeout: inner
+            .config
+            .connect_timeout
+            .min((inner.config.session_timeout / 2).max(Duration::from_secs(2))),
+        ..inner.config.clone()
+    };
     while !inner.closing.load(Ordering::SeqCst) {
-        match connect_client(
-            &inner.runtime,
-            &inner.config,
-            reattach.clone(),
-            &inner.cancel,
-        ) {
+        match connect_client(&inner.runtime, &attempt, reattach.clone(), &inner.cancel) {
             Ok(client) => {
                 let current = client.session_id().0;
                 {

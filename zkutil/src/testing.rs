@@ -350,6 +350,41 @@ impl ZkEnsemble {
         self.wait_ready(&[i])
     }
 
+    /// Waits (at most `deadline`) until node `i` is back in the ensemble
+    /// and serves a session of its own. A node thawed after a freeze longer
+    /// than the sync limit still says `follower` in `srvr` until it notices
+    /// that the leader dropped it, then re-syncs, refusing sessions
+    /// meanwhile: so this waits for the leader to count every follower as
+    /// synced (`mntr`), then for a session on `i`. Returns whether all of
+    /// it happened in time.
+    pub fn wait_serving(&self, i: usize, deadline: Duration) -> bool {
+        let start = Instant::now();
+        let followers = self.nodes.len().saturating_sub(1).to_string();
+        let synced = poll_until(deadline, Duration::from_millis(100), || {
+            let leader = self.leader()?;
+            let mntr = four_letter_word(self.nodes[leader].client_port, "mntr")?;
+            mntr.lines()
+                .find_map(|line| line.strip_prefix("zk_synced_followers"))
+                .filter(|count| count.trim() == followers)
+                .map(drop)
+        });
+        let host = format!("127.0.0.1:{}", self.nodes[i].client_port);
+        synced.is_some()
+            && poll_until(
+                deadline.saturating_sub(start.elapsed()),
+                Duration::from_millis(100),
+                || {
+                    crate::SessionConfig::new(&host)
+                        .with_connect_timeout(Duration::from_secs(1))
+                        .with_request_timeout(Duration::from_secs(1))
+                        .connect()
+                        .ok()
+                        .and_then(|session| session.children("/").ok())
+                },
+            )
+            .is_some()
+    }
+
     /// Starts the nodes `indices` again together (each killed first if it
     /// still runs) and waits until they serve: after a total outage no node
     /// can become ready alone, for want of a quorum.
@@ -368,6 +403,14 @@ impl ZkEnsemble {
     /// Freezes node `i` (SIGSTOP): it holds its connections but answers nothing.
     pub fn pause(&mut self, i: usize) {
         self.nodes[i].signal("STOP");
+        // A signal is delivered after `kill` returns: wait until the
+        // process is seen stopped, so that the caller's next step meets a
+        // frozen server.
+        if let Some(pid) = self.pid(i) {
+            poll_until(Duration::from_secs(5), Duration::from_millis(2), || {
+                all_threads_stopped(pid).then_some(())
+            });
+        }
     }
 
     /// Thaws node `i` (SIGCONT).
@@ -926,6 +969,22 @@ pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// Whether every thread of `pid` is stopped (`T`), or it is gone.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next())
+            })
+            .is_none_or(|state| state == 'T' || state == 't')
+    })
 }
 
 /// A session on `zk`, or a panic naming the connect string and the log.

@@ -1,7 +1,7 @@
 //! The faults: how each is injected and recovered from, and whether the
 //! registry may change because of it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -145,14 +145,14 @@ impl Fault {
                 });
                 let node = attached.unwrap_or(candidates[rng.random_range(0..2)]);
                 world.zk.pause(node);
-                world.during(timeout + Duration::from_secs(1))?;
+                // Past the session timeout, and past the ensemble's sync
+                // limit (5 s), so that the leader drops the node.
+                world.during(timeout.max(Duration::from_secs(5)) + Duration::from_secs(1))?;
                 world.zk.resume(node);
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while world.zk.mode(node).as_deref() != Some("follower") {
-                    if Instant::now() > deadline {
-                        return Err(world.violation(format!("node {node} did not rejoin")));
-                    }
-                    world.during(Duration::from_millis(100))?;
+                // It re-syncs with the leader before it serves again; the
+                // next fault must find a quorum that serves.
+                if !world.zk.wait_serving(node, Duration::from_secs(60)) {
+                    return Err(world.violation(format!("node {node} did not serve again")));
                 }
                 format!(
                     "follower (node {node}{}) frozen",
@@ -194,6 +194,13 @@ impl Fault {
                 format!("{name} deleted")
             }
         };
+        // Every ZooKeeper node serves again (synced with the leader) before
+        // the next fault, which must find a quorum.
+        for i in 0..world.zk.len() {
+            if !world.zk.wait_serving(i, Duration::from_secs(60)) {
+                return Err(world.violation(format!("ZooKeeper node {i} does not serve again")));
+            }
+        }
         let deadline = world.settle_deadline();
         let convergence = world.converge(self.name(), deadline)?;
         let after = world

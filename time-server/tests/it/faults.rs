@@ -587,3 +587,34 @@ fn with_256_open_files_idle_connections_do_not_starve_other_clients() {
         server.stderr_text()
     );
 }
+
+#[test]
+fn a_node_deleted_by_an_operator_is_recreated_and_the_log_says_who() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&server_args(&hosts, "10s", "127.0.0.1:0"));
+    let name = server.registered(1).remove(0);
+    let path = format!("{BASE}/{name}");
+    let owner = obs
+        .stat(&path)
+        .expect("stat")
+        .expect("registered")
+        .ephemeral_owner();
+    obs.delete(&path, None).expect("the operator's delete");
+    wait_until(
+        Duration::from_secs(20),
+        "the node is back, same owner",
+        || {
+            obs.stat(&path)
+                .ok()
+                .flatten()
+                .filter(|stat| stat.ephemeral_owner() == owner)
+        },
+    );
+    server.wait_for_log(
+        "deleted by someone else; re-created it",
+        1,
+        Duration::from_secs(20),
+    );
+}
