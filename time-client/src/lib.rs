@@ -28,20 +28,16 @@ use crate::request::{RequestLimits, request};
 /// Everything the client needs to know; filled from flags by `main`.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// ZooKeeper connect string.
-    pub zk_hosts: String,
-    /// Digest credentials, when the registry is readable only with them.
-    pub zk_auth: Option<zkutil::Secret>,
+    /// How to reach ZooKeeper: hosts, credentials (when the registry is
+    /// readable only with them), session timeout, how long to wait for it
+    /// at start.
+    pub session: SessionConfig,
     /// Parent znode of the registrations.
     pub base_path: String,
     /// How many requests to make.
     pub count: u64,
     /// Pause between two requests.
     pub interval: Duration,
-    /// ZooKeeper session timeout.
-    pub session_timeout: Duration,
-    /// How long to wait for ZooKeeper at start.
-    pub zk_connect_timeout: Duration,
     /// Limits of each request.
     pub limits: RequestLimits,
     /// How to pick a server.
@@ -55,16 +51,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults of the command line, for `zk_hosts`.
+    /// The defaults of the command line, for the connect string `zk_hosts`.
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
-            zk_hosts: zk_hosts.into(),
-            zk_auth: None,
+            session: SessionConfig::new(zk_hosts),
             base_path: "/go_servers".into(),
             count: 100,
             interval: Duration::from_secs(1),
-            session_timeout: Duration::from_secs(10),
-            zk_connect_timeout: Duration::from_secs(5),
             limits: RequestLimits::default(),
             strategy: Strategy::Random,
             retries: 2,
@@ -87,12 +80,7 @@ pub fn run(
     out: &mut impl Write,
     stop_requested: &Receiver<i32>,
 ) -> anyhow::Result<Summary> {
-    let session = SessionConfig::new(&config.zk_hosts)
-        .with_session_timeout(config.session_timeout)
-        .with_connect_timeout(config.zk_connect_timeout)
-        .with_digest_auth(config.zk_auth.clone())
-        .connect()
-        .map(Arc::new)?;
+    let session = config.session.clone().connect().map(Arc::new)?;
     tracing::debug!(session = %format_args!("{:#x}", session.id()), "connected to ZooKeeper");
     let discovery = Discovery::start(session, &config.base_path)?;
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);

@@ -62,13 +62,13 @@ fn main() -> ExitCode {
         Format::Text
     };
     let config = time_client::Config {
-        zk_hosts: args.zk.zk,
-        zk_auth: args.zk.zk_auth,
+        session: args
+            .zk
+            .session_config()
+            .with_connect_timeout(args.zk_connect_timeout),
         base_path: args.zk.base_path,
         count: args.count,
         interval: args.interval,
-        session_timeout: args.zk.session_timeout,
-        zk_connect_timeout: args.zk_connect_timeout,
         limits: RequestLimits {
             connect_timeout: args.connect_timeout,
             timeout: args.timeout,

@@ -33,20 +33,16 @@ use crate::shutdown::Shutdown;
 /// Everything the server needs to know; filled from flags by `main`.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// ZooKeeper connect string.
-    pub zk_hosts: String,
-    /// Digest credentials; registrations are then writable only by them.
-    pub zk_auth: Option<zkutil::Secret>,
+    /// How to reach ZooKeeper: hosts, credentials (registrations are then
+    /// writable only by them), session timeout, and how long one attempt to
+    /// connect may take.
+    pub session: SessionConfig,
     /// Parent znode of the registrations.
     pub base_path: String,
     /// Addresses to listen on.
     pub listen: Vec<Endpoint>,
     /// Address to register when listening on an unspecified address.
     pub advertise: Option<IpAddr>,
-    /// ZooKeeper session timeout.
-    pub session_timeout: Duration,
-    /// How long one attempt to connect to ZooKeeper may take.
-    pub connect_timeout: Duration,
     /// Give up (an error) when not registered within this; `None` retries
     /// for as long as it takes.
     pub startup_timeout: Option<Duration>,
@@ -176,7 +172,7 @@ fn wait_until_stopped(
             Ok(Event::AuthFailed) => {
                 let err = anyhow::anyhow!(
                     "ZooKeeper at {} rejected the credentials of --zk-auth",
-                    config.zk_hosts
+                    config.session.hosts()
                 );
                 return (Err(err), registered);
             }
@@ -333,24 +329,23 @@ impl StartupWork {
     fn connect(&self) -> anyhow::Result<Option<Arc<Session>>> {
         let mut backoff = Backoff::default();
         loop {
+            let session = &self.config.session;
             let connect_timeout = match self.deadline {
-                Some(deadline) => self
-                    .config
-                    .connect_timeout
+                Some(deadline) => session
+                    .connect_timeout()
                     .min(deadline.saturating_duration_since(Instant::now())),
-                None => self.config.connect_timeout,
+                None => session.connect_timeout(),
             };
-            let attempt = SessionConfig::new(&self.config.zk_hosts)
-                .with_session_timeout(self.config.session_timeout)
+            let attempt = session
+                .clone()
                 .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)))
-                .with_digest_auth(self.config.zk_auth.clone())
                 .connect();
             if self.cancelled() {
                 return Ok(None);
             }
             match attempt {
                 Ok(session) => {
-                    tracing::info!(zk = %self.config.zk_hosts, session = %format_args!("{:#x}", session.id()),
+                    tracing::info!(zk = %self.config.session.hosts(), session = %format_args!("{:#x}", session.id()),
                         timeout = %zkutil::backoff::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
                     return Ok(Some(Arc::new(session)));
                 }

@@ -63,13 +63,13 @@ fn main() -> ExitCode {
     let args = Args::parse();
     zkutil::cli::init_logging();
     let config = time_server::Config {
-        zk_hosts: args.zk.zk,
-        zk_auth: args.zk.zk_auth,
+        session: args
+            .zk
+            .session_config()
+            .with_connect_timeout(args.connect_timeout),
         base_path: args.zk.base_path,
         listen: args.listen,
         advertise: args.advertise,
-        session_timeout: args.zk.session_timeout,
-        connect_timeout: args.connect_timeout,
         startup_timeout: args.startup_timeout,
         drain: args.drain,
         serve: ServeOptions {

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::registry::{Metadata, check_base_path, node_path};
+use crate::metadata::Metadata;
+use crate::registry::{check_base_path, node_path};
 use crate::session::{Session, SessionEvent, SessionState, WatchEvent};
 
 /// One registered server: where to connect, and what it said about itself

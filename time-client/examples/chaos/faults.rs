@@ -6,7 +6,9 @@ use std::time::Duration;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::world::{BASE, Violation, World, sessions_on};
+use zkutil::testing::sessions_on;
+
+use crate::world::{BASE, Violation, World};
 
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,9 +167,7 @@ impl Fault {
             }
             Fault::ServerKilled => {
                 let k = rng.random_range(0..world.servers.len());
-                world.signal_server(k, "KILL");
-                world.reap_server(k, true)?;
-                world.start_server(k);
+                world.restart_server(k, "KILL")?;
                 format!("server{} killed", k + 1)
             }
             Fault::ServerFrozen => {
@@ -182,9 +182,7 @@ impl Fault {
             }
             Fault::ServerRestarted => {
                 let k = rng.random_range(0..world.servers.len());
-                world.signal_server(k, "TERM");
-                world.reap_server(k, false)?;
-                world.start_server(k);
+                world.restart_server(k, "TERM")?;
                 format!("server{} restarted", k + 1)
             }
             Fault::OperatorDelete => {

@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zkutil::testing::{TestProcess, ZkEnsemble, four_letter_word, free_ports, proc_status};
+use zkutil::testing::{TestProcess, ZkEnsemble, free_ports, proc_status, sessions_on};
 use zkutil::{Change, Discovery, Session, SessionConfig};
 
 /// Where the servers register.
@@ -227,6 +227,15 @@ impl World {
             "CONT" => self.servers[k].frozen = false,
             _ => {}
         }
+    }
+
+    /// Stops server `k` with `signal` (a SIGTERM must end in exit 0) and
+    /// starts it again on the same ports.
+    pub fn restart_server(&mut self, k: usize, signal: &str) -> Result<(), Violation> {
+        self.signal_server(k, signal);
+        self.reap_server(k, signal == "KILL")?;
+        self.start_server(k);
+        Ok(())
     }
 
     /// Waits for server `k` to exit; a violation unless it exits with 0
@@ -496,17 +505,6 @@ impl World {
         }
         Ok(summary)
     }
-}
-
-/// The sessions `cons` lists on one ZooKeeper node.
-pub fn sessions_on(port: u16) -> Vec<i64> {
-    four_letter_word(port, "cons")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.split("sid=0x").nth(1))
-        .filter_map(|rest| rest.split([',', ')']).next())
-        .filter_map(|hex| i64::from_str_radix(hex, 16).ok())
-        .collect()
 }
 
 /// Threads, files and memory of the long-lived processes stayed bounded.

@@ -395,13 +395,10 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
     let root = session(&zk);
     let chrooted = format!("{}/app", zk.connect_string());
     let config = time_server::Config {
-        zk_hosts: chrooted.clone(),
-        zk_auth: None,
+        session: zkutil::SessionConfig::new(&chrooted),
         base_path: "/go_servers".into(),
         listen: vec!["127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")); 2],
         advertise: None,
-        session_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
         startup_timeout: Some(Duration::from_secs(30)),
         drain: Duration::ZERO,
         serve: time_server::listener::ServeOptions::default(),

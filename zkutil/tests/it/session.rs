@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zkutil::testing::{ZkEnsemble, four_letter_word, wait_until};
+use zkutil::testing::{ZkEnsemble, sessions_on, wait_until};
 use zkutil::{Error, SessionConfig, SessionEvent, SessionState};
 
 use crate::support::{session, zookeeper};
@@ -225,17 +225,6 @@ fn closing_a_session_the_client_declared_expired_returns_at_once() {
     eprintln!("closed an expired session in {took:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(s.state(), SessionState::Closed);
-}
-
-/// The sessions `cons` lists on one ZooKeeper node.
-fn sessions_on(port: u16) -> Vec<i64> {
-    four_letter_word(port, "cons")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.split("sid=0x").nth(1))
-        .filter_map(|rest| rest.split([',', ')']).next())
-        .filter_map(|hex| i64::from_str_radix(hex, 16).ok())
-        .collect()
 }
 
 #[test]

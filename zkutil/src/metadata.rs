@@ -1,0 +1,124 @@
+//! `Metadata`: what a registration says about the server behind it, the
+//! JSON data of its znode, with the size limit checked in one place.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+
+/// Largest node data we accept as metadata. ZooKeeper allows 1 MiB; a real
+/// record is about 150 bytes.
+pub const MAX_METADATA_LEN: usize = 16 * 1024;
+
+/// What a registration says about the server behind it: the data of its
+/// znode, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The IP address clients connect to.
+    pub address: String,
+    /// The port clients connect to.
+    pub port: u16,
+    /// Process id of the server.
+    pub pid: u32,
+    /// Host name of the machine the server runs on.
+    pub hostname: String,
+    /// When the server started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Version of the software that registered.
+    pub version: String,
+}
+
+impl Metadata {
+    /// Metadata for `endpoint` served by this process, started at `started_at`.
+    pub fn for_this_process(endpoint: Endpoint, started_at: SystemTime, version: &str) -> Metadata {
+        Metadata {
+            address: endpoint.ip().to_string(),
+            port: endpoint.port(),
+            pid: std::process::id(),
+            hostname: hostname(),
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            version: version.to_owned(),
+        }
+    }
+
+    /// The JSON encoding stored in the znode.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing a struct of strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses node data read from `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metadata`] when the data is too large or not our JSON.
+    pub fn from_json(path: &str, data: &[u8]) -> Result<Metadata> {
+        if data.len() > MAX_METADATA_LEN {
+            return Err(Error::Metadata {
+                path: path.to_owned(),
+                reason: format!(
+                    "{} bytes, more than the {MAX_METADATA_LEN} allowed",
+                    data.len()
+                ),
+            });
+        }
+        serde_json::from_slice(data).map_err(|err| Error::Metadata {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Endpoint;
+    use crate::error::Error;
+
+    #[test]
+    fn metadata_round_trips_through_json() {
+        let endpoint: Endpoint = "127.0.0.1:8897".parse().unwrap_or_else(|e| panic!("{e}"));
+        let metadata = Metadata::for_this_process(endpoint, SystemTime::UNIX_EPOCH, "1.2.3");
+        assert_eq!(metadata.started_at, "1970-01-01T00:00:00.000Z");
+        let json = metadata.to_json();
+        let text = String::from_utf8_lossy(&json);
+        for key in [
+            "address",
+            "port",
+            "pid",
+            "hostname",
+            "started_at",
+            "version",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "{key} missing from {text}"
+            );
+        }
+        assert_eq!(Metadata::from_json("/x", &json).ok(), Some(metadata));
+    }
+
+    #[test]
+    fn metadata_that_is_not_json_or_too_large_is_an_error() {
+        assert!(matches!(
+            Metadata::from_json("/x", b"not json"),
+            Err(Error::Metadata { .. })
+        ));
+        let huge = vec![b' '; MAX_METADATA_LEN + 1];
+        assert!(matches!(
+            Metadata::from_json("/x", &huge),
+            Err(Error::Metadata { .. })
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! The keeper of one registration: a thread that keeps the node ours until
+//! stopped. It re-arms its watch after every event, re-creates the node
+//! after a deletion or a session rebuild (replacing only nodes of our own
+//! earlier sessions), retries with backoff, and says in its logs what
+//! really happened to the node.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use super::{Claim, Outcome, lock};
+use crate::backoff::Backoff;
+use crate::error::{Error, Result};
+use crate::session::{NodeStat, Session, SessionEvent, WatchEvent};
+
+/// The maintenance thread of one registration and how to stop it.
+#[derive(Debug)]
+pub(super) struct Maintainer {
+    stop: Arc<AtomicBool>,
+    wake: mpsc::Sender<Wake>,
+    /// Disconnected when the thread has ended (it holds the sender).
+    ended: mpsc::Receiver<()>,
+}
+
+impl Maintainer {
+    /// Stops the thread and waits for it until `deadline`: afterwards
+    /// nothing re-creates the node. Returns false when the thread was still
+    /// in a ZooKeeper call at the deadline; it then ends after that call
+    /// (bounded by the request timeout) without another.
+    pub(super) fn stop(self, deadline: Instant) -> bool {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(Wake::Stop);
+        let left = deadline.saturating_duration_since(Instant::now());
+        matches!(
+            self.ended.recv_timeout(left),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        )
+    }
+}
+
+/// Why the maintenance thread woke up.
+#[derive(Debug)]
+pub(super) enum Wake {
+    Watch(WatchEvent),
+    Session(SessionEvent),
+    Stop,
+}
+
+/// How many times a create races with a concurrent delete or create before
+/// we give up; each round trip is bounded, so this bounds the whole call.
+pub(super) const CREATE_ATTEMPTS: usize = 5;
+
+/// How many of our own earlier sessions we remember; one per rebuild, and
+/// a node older than a few rebuilds has expired long ago.
+pub(super) const PREVIOUS_SESSIONS: usize = 8;
+
+/// What the maintenance thread keeps: one node, ours, until stopped.
+///
+/// It re-arms its watch after every event, re-creates the node after a
+/// deletion or a session rebuild, retries failed checks with backoff, and
+/// says in its logs what actually happened to the node.
+pub(super) struct Keeper {
+    pub(super) session: Arc<Session>,
+    pub(super) base_path: String,
+    pub(super) path: String,
+    pub(super) data: Vec<u8>,
+    pub(super) previous: Arc<Mutex<Vec<i64>>>,
+    pub(super) wake: mpsc::Sender<Wake>,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) _claim: Claim,
+}
+
+/// The node as the keeper last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Owned by the current session (this one).
+    Ours(i64),
+    /// Left by one of our earlier sessions; we replaced it.
+    Replaced(i64),
+    /// Owned by another live session (watched; taken over when it goes).
+    Foreign(i64),
+}
+
+impl Keeper {
+    pub(super) fn start(
+        self,
+        wake: mpsc::Sender<Wake>,
+        woken: mpsc::Receiver<Wake>,
+    ) -> Result<Maintainer> {
+        let stop = self.stop.clone();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("register {}", self.path))
+            .spawn(move || {
+                let _ended = ended_tx;
+                self.run(&woken);
+            })
+            .map_err(|source| Error::Io {
+                what: "starting a registration thread",
+                source,
+            })?;
+        Ok(Maintainer { stop, wake, ended })
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(&self, woken: &mpsc::Receiver<Wake>) {
+        let path = self.path.as_str();
+        let mut backoff = Backoff::default();
+        // Whether a one-shot watch is armed on the node; whether to check now.
+        let (mut armed, mut check) = (false, true);
+        // The node's owner when the watch was armed, to say truly what a
+        // deletion was.
+        let mut seen: Option<Seen> = None;
+        // Our own node was deleted, by its owner session: whether someone
+        // else did it or ZooKeeper did, expiring that session (it sends the
+        // deletion before the expiry), is known once the node is back.
+        let mut deleted_ours: Option<i64> = None;
+        let mut foreign_warned = None;
+        loop {
+            if self.stopped() {
+                return;
+            }
+            let mut wait = None;
+            if check {
+                match self.ensure(!armed) {
+                    Ok(found) => {
+                        armed = true;
+                        check = false;
+                        backoff.reset();
+                        match found {
+                            Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
+                            Seen::Foreign(owner) if foreign_warned != Some(owner) => {
+                                foreign_warned = Some(owner);
+                                tracing::warn!(path, owner = %format_args!("{owner:#x}"),
+                                    "another live session registered this address; taking over when it goes");
+                            }
+                            Seen::Foreign(_) => {}
+                        }
+                        if let Some(owner) = deleted_ours.take() {
+                            self.log_own_deletion(owner);
+                        }
+                        seen = Some(found);
+                    }
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(path, attempt = backoff.attempts(), error = %err.chain(),
+                            retry_in = %crate::backoff::rounded(delay), "cannot check registration; retrying");
+                        wait = Some(delay);
+                    }
+                }
+            }
+            let event = match wait {
+                Some(delay) => match woken.recv_timeout(delay) {
+                    Ok(event) => event,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+                None => match woken.recv() {
+                    Ok(event) => event,
+                    Err(_) => return,
+                },
+            };
+            match event {
+                Wake::Stop => return,
+                Wake::Watch(event) => {
+                    armed = false;
+                    check = true;
+                    if event == WatchEvent::Deleted && !self.stopped() {
+                        match seen {
+                            Some(Seen::Ours(owner)) => deleted_ours = Some(owner),
+                            other => self.log_deletion(other),
+                        }
+                    }
+                }
+                Wake::Session(SessionEvent::Rebuilt { previous, current }) => {
+                    // Watches of the old session are gone with it; its node,
+                    // if the server has not expired it yet, is ours to
+                    // replace. A re-attached session is the same owner.
+                    if previous != current {
+                        let mut known = lock(&self.previous);
+                        if known.len() >= PREVIOUS_SESSIONS {
+                            known.remove(0);
+                        }
+                        known.push(previous);
+                    }
+                    armed = false;
+                    check = true;
+                }
+                // Same session: the node and its watch are intact; a read
+                // confirms it and writes nothing.
+                Wake::Session(SessionEvent::Connected) => check = true,
+                Wake::Session(_) => {}
+            }
+        }
+    }
+
+    /// Says what the deletion of our own node (owned by `owner`) was, now
+    /// that it is back: if our session is still `owner`, someone deleted it;
+    /// otherwise it went with that session, which ZooKeeper expired.
+    fn log_own_deletion(&self, owner: i64) {
+        let path = self.path.as_str();
+        if self.session.id() == owner {
+            tracing::warn!(path, "registration deleted by someone else; re-created it");
+        } else {
+            tracing::info!(path, old = %format_args!("{owner:#x}"),
+                "the node went with our expired session; re-created under the new one");
+        }
+    }
+
+    /// Says what a deletion seen by the watch was, from who owned the node
+    /// (our own: see `log_own_deletion`).
+    fn log_deletion(&self, seen: Option<Seen>) {
+        let path = self.path.as_str();
+        match seen {
+            Some(Seen::Ours(_)) | None => {}
+            // The deletion was our own replacement of that node.
+            Some(Seen::Replaced(_)) => {}
+            Some(Seen::Foreign(owner)) if lock(&self.previous).contains(&owner) => {
+                tracing::info!(path, owner = %format_args!("{owner:#x}"),
+                    "ZooKeeper removed the node of our expired session; re-creating it")
+            }
+            Some(Seen::Foreign(owner)) => {
+                tracing::info!(path, owner = %format_args!("{owner:#x}"),
+                    "the other session's node is gone; registering ours")
+            }
+        }
+    }
+
+    /// Makes sure the node exists and is ours, arming a watch on it when
+    /// `watch` is set.
+    fn ensure(&self, watch: bool) -> Result<Seen> {
+        let session = &self.session;
+        let path = self.path.as_str();
+        let stat = if watch {
+            let wake = self.wake.clone();
+            session.stat_and_watch(path, move |event| {
+                let _ = wake.send(Wake::Watch(event));
+            })?
+        } else {
+            session.stat(path)?
+        };
+        let previous = lock(&self.previous).clone();
+        let missing = match stat {
+            Some(stat) if stat.ephemeral_owner() == session.id() => {
+                return Ok(Seen::Ours(stat.ephemeral_owner()));
+            }
+            Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
+                return Ok(Seen::Foreign(stat.ephemeral_owner()));
+            }
+            Some(_) => false,
+            None => true,
+        };
+        // Missing, or left by one of our earlier sessions. Should another
+        // live session create it meanwhile, it is not ours to replace.
+        let created = create_owned(session, &self.base_path, path, &self.data, |owner| {
+            previous.contains(&owner)
+        })?;
+        Ok(match created {
+            Err(owner) => Seen::Foreign(owner),
+            Ok(Outcome::ReplacedStale { previous_owner }) => {
+                tracing::info!(path, old = %format_args!("{previous_owner:#x}"), session = %format_args!("{:#x}", session.id()),
+                    "re-registered, replacing the node of our earlier session");
+                Seen::Replaced(previous_owner)
+            }
+            Ok(outcome) => {
+                if missing {
+                    tracing::info!(path, session = %format_args!("{:#x}", session.id()), "re-registered");
+                } else {
+                    tracing::debug!(path, ?outcome, "node is ours");
+                }
+                Seen::Ours(session.id())
+            }
+        })
+    }
+}
+
+/// Creates `path` as ours. A node of that name left by another session is
+/// replaced (at the version read) only when `may_replace(owner)` says so;
+/// otherwise that owner is returned as `Err` and its node left alone.
+pub(super) fn create_owned(
+    session: &Session,
+    base_path: &str,
+    path: &str,
+    data: &[u8],
+    may_replace: impl Fn(i64) -> bool,
+) -> Result<std::result::Result<Outcome, i64>> {
+    let mut replaced = None;
+    let mut last_err = None;
+    for _ in 0..CREATE_ATTEMPTS {
+        match session.create_ephemeral(path, data) {
+            Ok(_) => {
+                return Ok(Ok(match replaced {
+                    Some(previous_owner) => Outcome::ReplacedStale { previous_owner },
+                    None => Outcome::Created,
+                }));
+            }
+            Err(err) if err.is_no_node() => {
+                session.ensure_path(base_path)?;
+                last_err = Some(err);
+            }
+            Err(err) if err.is_node_exists() => {
+                let Some(stat) = session.stat(path)? else {
+                    continue;
+                };
+                let owner = stat.ephemeral_owner();
+                if owner == session.id() {
+                    return Ok(Ok(Outcome::Adopted));
+                }
+                if !may_replace(owner) {
+                    return Ok(Err(owner));
+                }
+                replace_stale(session, path, stat)?;
+                replaced = Some(owner);
+                last_err = Some(err);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last_err.unwrap_or(Error::Closed))
+}
+
+fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
+    tracing::warn!(path, owner = %format_args!("{:#x}", stat.ephemeral_owner()),
+        "replacing a node left by another session");
+    match session.delete(path, Some(stat.version())) {
+        // Gone or changed meanwhile: the next create attempt finds out.
+        Err(err) if err.is_no_node() => Ok(()),
+        Err(Error::Zk { source, .. }) if source.kind() == crate::error::ZkErrorKind::BadVersion => {
+            Ok(())
+        }
+        other => other,
+    }
+}

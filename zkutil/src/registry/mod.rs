@@ -1,0 +1,351 @@
+//! `Registration`: one endpoint advertised as an EPHEMERAL znode.
+//!
+//! A server registers each address it listens on as `<base>/<ip:port>`,
+//! with JSON [`Metadata`] as the node's data. The node is ephemeral, so a
+//! server that dies without a word still disappears once its session
+//! expires; a server that stops cleanly deletes its nodes first
+//! ([`Registration::deregister`]), so clients stop picking it at once.
+//!
+//! Creating is owner-aware. A node of the same name may already exist:
+//! created by this session before a lost connection hid the answer (adopt
+//! it), or left by an earlier run of the same server whose session has not
+//! expired yet (delete exactly the version we read, then create ours). Blind
+//! deletes are never made, and deregistration only deletes a node that this
+//! session owns.
+//!
+//! Once created, a registration is kept by its own maintenance thread:
+//!
+//! * the session expired and was rebuilt ([`SessionEvent::Rebuilt`]): the
+//!   node is re-created, owned by the new session;
+//! * the node was deleted by someone else (an operator with `zkCli`): a
+//!   one-shot watch sees it and the node is re-created at once, with a
+//!   warning;
+//! * the connection dropped and came back with the same session: nothing is
+//!   deleted or re-created (watchers of the base path see no flap; compare
+//!   Curator, which deletes and re-creates on every reconnect);
+//! * a check fails (ZooKeeper down): retried with capped exponential
+//!   backoff and jitter, one log line per failed attempt.
+//!
+//! Deregistration first stops that thread and waits for it, then deletes
+//! the node (ours, or one left by our own earlier session): a
+//! deregistration racing with a re-registration never resurrects the node.
+//! It has one deadline for all of this, and makes no ZooKeeper call while
+//! the session is not connected, so a shutdown never waits on an
+//! unreachable ZooKeeper (the node then goes with the session).
+
+mod keeper;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use self::keeper::{Keeper, Maintainer, Wake, create_owned};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
+use crate::session::{Session, SessionState};
+
+/// Checks that `path` is an absolute znode path usable as a base path.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] saying what is wrong.
+pub fn check_base_path(path: &str) -> Result<()> {
+    let reason = if !path.starts_with('/') {
+        "must start with '/'"
+    } else if path.len() > 1 && path.ends_with('/') {
+        "must not end with '/'"
+    } else if path
+        .split('/')
+        .skip(1)
+        .any(|part| part.is_empty() && path != "/")
+    {
+        "has an empty component"
+    } else if path.split('/').any(|part| part == "." || part == "..") {
+        "has a '.' or '..' component"
+    } else if path.chars().any(char::is_control) {
+        "has a control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid("base path", path, reason))
+}
+
+/// The znode path of `endpoint` under `base_path`.
+pub fn node_path(base_path: &str, endpoint: &Endpoint) -> String {
+    if base_path == "/" {
+        format!("/{endpoint}")
+    } else {
+        format!("{base_path}/{endpoint}")
+    }
+}
+
+/// How [`Registration::register`] came to own its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The node did not exist; we created it.
+    Created,
+    /// The node was already ours (a create whose answer was lost).
+    Adopted,
+    /// Another session's node was in the way (an earlier run of the same
+    /// server, not yet expired); we deleted it and created ours.
+    ReplacedStale {
+        /// The session that owned the node we deleted.
+        previous_owner: i64,
+    },
+}
+
+/// One endpoint's ephemeral node, owned by a session.
+///
+/// Deleted by [`Registration::deregister`]; dropping it does the same on a
+/// best-effort basis and logs a failure.
+#[derive(Debug)]
+pub struct Registration {
+    session: Arc<Session>,
+    endpoint: Endpoint,
+    path: String,
+    outcome: Outcome,
+    /// Our own earlier sessions (the ones this session replaced), whose
+    /// leftover nodes of this path are ours to replace or delete.
+    previous: Arc<Mutex<Vec<i64>>>,
+    maintainer: Option<Maintainer>,
+}
+
+impl Registration {
+    /// Creates `<base_path>/<endpoint>` as an EPHEMERAL node with `metadata`
+    /// as its data, creating `base_path` when missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a bad base path, an endpoint that
+    /// cannot be connected to (port 0, `0.0.0.0`), or one that this session
+    /// registers already (two maintainers would fight over one node);
+    /// otherwise ZooKeeper errors naming the path ([`Error::is_retryable`]
+    /// tells whether to try again).
+    pub fn register(
+        session: &Arc<Session>,
+        base_path: &str,
+        endpoint: Endpoint,
+        metadata: &Metadata,
+    ) -> Result<Registration> {
+        Registration::register_data(session, base_path, endpoint, metadata.to_json())
+    }
+
+    /// Like [`Registration::register`] with `data` stored as is (the
+    /// `zkutil register` sidecar stores the caller's JSON).
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::register`]; also [`Error::Metadata`] for data
+    /// over [`MAX_METADATA_LEN`].
+    pub fn register_data(
+        session: &Arc<Session>,
+        base_path: &str,
+        endpoint: Endpoint,
+        data: Vec<u8>,
+    ) -> Result<Registration> {
+        check_base_path(base_path)?;
+        if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
+            return Err(Error::invalid(
+                "endpoint",
+                &endpoint.to_string(),
+                "not an address clients can connect to",
+            ));
+        }
+        if !session.config().has_auth() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!("no ZooKeeper auth: registrations use an open ACL, anyone who can reach ZooKeeper can delete or overwrite them");
+            });
+        }
+        let path = node_path(base_path, &endpoint);
+        if data.len() > MAX_METADATA_LEN {
+            return Err(Error::Metadata {
+                path,
+                reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
+            });
+        }
+        let claim = Claim::take(session, &path).ok_or_else(|| {
+            Error::invalid(
+                "endpoint",
+                &endpoint.to_string(),
+                "registered already by this session",
+            )
+        })?;
+        // Subscribed before the first create: a session rebuilt meanwhile
+        // is seen by the maintainer, which then re-checks the node.
+        let (wake, woken) = mpsc::channel();
+        let events = wake.clone();
+        // Unsubscribes itself once the thread (the receiver) is gone.
+        session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
+        // At registration any other owner is a stale node of an earlier run
+        // of this server (its address is ours now): replace it.
+        let outcome = match create_owned(session, base_path, &path, &data, |_| true)? {
+            Ok(outcome) => outcome,
+            Err(owner) => {
+                return Err(Error::invalid(
+                    "endpoint",
+                    &endpoint.to_string(),
+                    format!("registered by session {owner:#x}"),
+                ));
+            }
+        };
+        let previous = Arc::new(Mutex::new(Vec::new()));
+        let keeper = Keeper {
+            session: session.clone(),
+            base_path: base_path.to_owned(),
+            path: path.clone(),
+            data,
+            previous: previous.clone(),
+            wake: wake.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            _claim: claim,
+        };
+        let maintainer = keeper.start(wake, woken)?;
+        Ok(Registration {
+            session: session.clone(),
+            endpoint,
+            path,
+            outcome,
+            previous,
+            maintainer: Some(maintainer),
+        })
+    }
+
+    /// The registered endpoint.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// The znode path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// How the node came to be ours.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The session that owns the node.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Deletes the node if it is ours (or left by one of our own earlier
+    /// sessions). A node already gone is fine. Takes at most the session's
+    /// request timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::deregister_within`].
+    pub fn deregister(self) -> Result<()> {
+        let timeout = self.session.config().request_timeout();
+        self.deregister_within(timeout)
+    }
+
+    /// Deletes the node like [`Registration::deregister`], all within
+    /// `timeout` (for shutdowns with one overall deadline). Makes no
+    /// ZooKeeper call while the session is not connected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unreachable`] when the session is not connected, a timeout
+    /// when the deadline passed, or another ZooKeeper error naming the path;
+    /// the node then goes when the session closes or expires.
+    pub fn deregister_within(mut self, timeout: Duration) -> Result<()> {
+        let deadline = crate::session::deadline_after(timeout);
+        self.stop_and_delete(deadline)
+    }
+
+    fn stop_and_delete(&mut self, deadline: Instant) -> Result<()> {
+        let Some(maintainer) = self.maintainer.take() else {
+            return Ok(());
+        };
+        if !maintainer.stop(deadline) {
+            tracing::debug!(path = %self.path, "registration thread still in a ZooKeeper call");
+        }
+        if self.session.state() != SessionState::Connected {
+            return Err(Error::Unreachable {
+                op: "delete",
+                path: self.path.clone(),
+            });
+        }
+        let previous = lock(&self.previous).clone();
+        delete_owned(&self.session, &self.path, &previous, deadline)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let deadline = crate::session::deadline_after(self.session.config().request_timeout());
+        if let Err(err) = self.stop_and_delete(deadline) {
+            tracing::warn!(path = %self.path, error = %err.chain(), "could not deregister on drop");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A path that one [`Registration`] of a session maintains: two maintainers
+/// of one node would delete and re-create it in turn. Released on drop.
+#[derive(Debug)]
+struct Claim {
+    session: Arc<Session>,
+    path: String,
+}
+
+impl Claim {
+    fn take(session: &Arc<Session>, path: &str) -> Option<Claim> {
+        session.claim(path).then(|| Claim {
+            session: session.clone(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.session.release(&self.path);
+    }
+}
+
+/// Deletes `path` if this session or one of our `previous` sessions owns
+/// it, all before `deadline`.
+fn delete_owned(session: &Session, path: &str, previous: &[i64], deadline: Instant) -> Result<()> {
+    let stat = match session.stat_by(path, deadline)? {
+        Some(stat)
+            if stat.ephemeral_owner() == session.id()
+                || previous.contains(&stat.ephemeral_owner()) =>
+        {
+            stat
+        }
+        // Gone already, or someone else's now: not ours to delete.
+        _ => return Ok(()),
+    };
+    match session.delete_by(path, Some(stat.version()), deadline) {
+        Err(err) if err.is_no_node() => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_must_be_absolute_and_clean() {
+        for good in ["/", "/go_servers", "/a/b"] {
+            assert!(check_base_path(good).is_ok(), "{good}");
+        }
+        for bad in ["", "go_servers", "/a/", "/a//b", "/a/../b", "/a\nb"] {
+            assert!(check_base_path(bad).is_err(), "{bad:?}");
+        }
+        let endpoint: Endpoint = "[::1]:80".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(node_path("/", &endpoint), "/[::1]:80");
+        assert_eq!(node_path("/go_servers", &endpoint), "/go_servers/[::1]:80");
+    }
+}

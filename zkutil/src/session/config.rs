@@ -1,0 +1,156 @@
+//! `SessionConfig`: how to reach ZooKeeper and how long to wait for it,
+//! and `Secret`, the credential that is never printed.
+
+use std::time::Duration;
+
+use super::Session;
+use crate::error::Result;
+
+/// A credential (`user:password`) that must never be printed: its `Debug`
+/// and `Display` are `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    /// Accepts `user:password` with a non-empty user.
+    fn from_str(s: &str) -> std::result::Result<Secret, String> {
+        match s.split_once(':') {
+            Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
+            _ => Err("expected user:password".to_owned()),
+        }
+    }
+}
+
+/// How to reach ZooKeeper, and how long to wait for it.
+///
+/// Built with `with_*` methods; the defaults suit a service on a LAN.
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(super) hosts: String,
+    pub(super) session_timeout: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    /// `user:password` for ZooKeeper's digest scheme. Never logged.
+    pub(super) digest_auth: Option<Secret>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("hosts", &self.hosts)
+            .field("session_timeout", &self.session_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("digest_auth", &self.digest_auth)
+            .finish()
+    }
+}
+
+impl SessionConfig {
+    /// A configuration for the connect string `host:port[,host:port...][/chroot]`.
+    ///
+    /// Defaults: session timeout 10 s, connect timeout 5 s, request timeout 5 s.
+    pub fn new(hosts: impl Into<String>) -> SessionConfig {
+        SessionConfig {
+            hosts: hosts.into(),
+            session_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            digest_auth: None,
+        }
+    }
+
+    /// Authenticates with ZooKeeper's digest scheme as `user:password`
+    /// (kept out of every log and `Debug` output).
+    ///
+    /// With auth, the nodes this session creates get creator-ALL +
+    /// world-READ: only this identity can delete or overwrite them, anyone
+    /// can discover them. Without, they are open to all.
+    /// Takes a `Secret`, or an `Option<Secret>` (`None`: no auth).
+    pub fn with_digest_auth(mut self, user_password: impl Into<Option<Secret>>) -> Self {
+        self.digest_auth = user_password.into();
+        self
+    }
+
+    /// Whether digest auth is configured.
+    pub fn has_auth(&self) -> bool {
+        self.digest_auth.is_some()
+    }
+
+    /// The session timeout asked of ZooKeeper: how long after the last
+    /// contact the server expires the session and deletes its ephemeral
+    /// nodes. The server clamps it to its own min/max.
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// How long [`SessionConfig::connect`] waits for a session.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The deadline of every call on the session.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The connect string.
+    pub fn hosts(&self) -> &str {
+        &self.hosts
+    }
+
+    /// How long [`SessionConfig::connect`] waits for a session.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The session timeout asked for.
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
+    }
+
+    /// The deadline of every call on the session.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Connects, waiting at most the connect timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a malformed connect string,
+    /// [`Error::ConnectTimeout`] when no server answered in time, and
+    /// [`Error::Connect`] when ZooKeeper refused the session.
+    pub fn connect(self) -> Result<Session> {
+        Session::connect(self)
+    }
+}

@@ -1,0 +1,248 @@
+//! The operations on znodes: create, read, write, delete, list and watch,
+//! each one call bounded by a deadline.
+
+use std::time::Instant;
+
+use zookeeper_client as zk;
+
+use super::runtime::{forward_watch, zk_error};
+use super::{NodeStat, Session, SessionConfig, WatchEvent, split_chroot};
+use crate::error::{Error, Result};
+
+/// The ACL of nodes created with digest auth: the creating identity may do
+/// anything, everyone else may only read (and so discover). Deleting a
+/// child needs DELETE on its parent, so the base path carries it too.
+static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+
+/// One node's data and stat, or why it could not be read.
+type NodeRead = Result<(Vec<u8>, NodeStat)>;
+
+impl Session {
+    /// Creates `path` and its missing ancestors as persistent nodes (with
+    /// this session's ACL). Nodes that exist already are fine, including
+    /// ones created concurrently by another client. A missing chroot (the
+    /// `/app` of `host:port/app`) is created too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
+    pub fn ensure_path(&self, path: &str) -> Result<()> {
+        match self.mkdir(path) {
+            Err(err) if err.is_no_node() => match split_chroot(&self.inner.config.hosts) {
+                (hosts, Some(chroot)) => {
+                    tracing::info!(chroot, "creating the missing chroot");
+                    let config = SessionConfig {
+                        hosts: hosts.to_owned(),
+                        ..self.inner.config.clone()
+                    };
+                    Session::connect(config)?.mkdir(chroot)?;
+                    self.mkdir(path)
+                }
+                (_, None) => Err(err),
+            },
+            other => other,
+        }
+    }
+
+    fn mkdir(&self, path: &str) -> Result<()> {
+        let (owned, acls) = (path.to_owned(), self.acls());
+        self.call("create", path, move |client| async move {
+            let options = zk::CreateMode::Persistent.with_acls(acls);
+            client.mkdir(&owned, &options).await
+        })
+    }
+
+    /// Creates an EPHEMERAL node owned by this session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_node_exists`] when the node exists
+    /// (perhaps created by this very call before a lost connection: callers
+    /// check the owner), [`Error::is_no_node`] when the parent is missing.
+    pub fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<NodeStat> {
+        let (owned, data, acls) = (path.to_owned(), data.to_vec(), self.acls());
+        self.call("create", path, move |client| async move {
+            let options = zk::CreateMode::Ephemeral.with_acls(acls);
+            client
+                .create(&owned, &data, &options)
+                .await
+                .map(|(stat, _)| NodeStat::from_stat(&stat))
+        })
+    }
+
+    /// Replaces a node's data, only if its version is still `version` when
+    /// given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`]: no node, a version mismatch, or no permission.
+    pub fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<NodeStat> {
+        let (owned, data) = (path.to_owned(), data.to_vec());
+        self.call("write", path, move |client| async move {
+            client
+                .set_data(&owned, &data, version)
+                .await
+                .map(|stat| NodeStat::from_stat(&stat))
+        })
+    }
+
+    /// The ACL of the nodes this session creates.
+    fn acls(&self) -> zk::Acls<'static> {
+        if self.inner.config.digest_auth.is_some() {
+            zk::Acls::new(&CREATOR_ALL_WORLD_READ)
+        } else {
+            zk::Acls::anyone_all()
+        }
+    }
+
+    /// Deletes a node, only if its version is still `version` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_no_node`] when it does not exist.
+    pub fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
+        self.delete_by(path, version, self.default_deadline())
+    }
+
+    /// [`Session::delete`] with its own deadline.
+    pub(crate) fn delete_by(
+        &self,
+        path: &str,
+        version: Option<i32>,
+        deadline: Instant,
+    ) -> Result<()> {
+        let owned = path.to_owned();
+        self.call_by("delete", path, deadline, move |client| async move {
+            client.delete(&owned, version).await
+        })
+    }
+
+    /// Reads a node's data and stat.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_no_node`] when it does not exist.
+    pub fn get_data(&self, path: &str) -> Result<(Vec<u8>, NodeStat)> {
+        let owned = path.to_owned();
+        self.call("read", path, move |client| async move {
+            client
+                .get_data(&owned)
+                .await
+                .map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
+        })
+    }
+
+    /// Reads the data of many nodes at once, each with its own result (in
+    /// the order of `paths`). The requests are pipelined on the connection,
+    /// so N reads cost about one round trip, not N; the whole batch is
+    /// bounded by one request timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (naming the first path) when the batch does not
+    /// complete in time; per-path errors are in the inner results.
+    pub fn get_data_many(&self, paths: &[String]) -> Result<Vec<NodeRead>> {
+        let Some(first) = paths.first() else {
+            return Ok(Vec::new());
+        };
+        let owned = paths.to_vec();
+        let results = self.call("read", first, move |client| async move {
+            // Each request is sent when its future is made: all go out now.
+            let pending: Vec<_> = owned.iter().map(|path| client.get_data(path)).collect();
+            let mut results = Vec::with_capacity(pending.len());
+            for read in pending {
+                results.push(read.await);
+            }
+            Ok(results)
+        })?;
+        Ok(results
+            .into_iter()
+            .zip(paths)
+            .map(|(result, path)| {
+                result
+                    .map(|(data, stat)| (data, NodeStat::from_stat(&stat)))
+                    .map_err(|err| Error::Zk {
+                        op: "read",
+                        path: path.clone(),
+                        source: zk_error(err),
+                    })
+            })
+            .collect())
+    }
+
+    /// A node's stat, or `None` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
+    pub fn stat(&self, path: &str) -> Result<Option<NodeStat>> {
+        self.stat_by(path, self.default_deadline())
+    }
+
+    /// [`Session::stat`] with its own deadline.
+    pub(crate) fn stat_by(&self, path: &str, deadline: Instant) -> Result<Option<NodeStat>> {
+        let owned = path.to_owned();
+        self.call_by("stat", path, deadline, move |client| async move {
+            client
+                .check_stat(&owned)
+                .await
+                .map(|stat| stat.as_ref().map(NodeStat::from_stat))
+        })
+    }
+
+    /// A node's stat (or `None`), and a one-shot watch on it: `notify` is
+    /// called once, on the runtime thread, when the node is created,
+    /// deleted or changed, or the session ends. It must not block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Zk`] naming the path; no watch is set.
+    pub fn stat_and_watch(
+        &self,
+        path: &str,
+        notify: impl FnOnce(WatchEvent) + Send + 'static,
+    ) -> Result<Option<NodeStat>> {
+        let owned = path.to_owned();
+        self.call("watch", path, move |client| async move {
+            let (stat, watcher) = client.check_and_watch_stat(&owned).await?;
+            forward_watch(watcher, notify);
+            Ok(stat.as_ref().map(NodeStat::from_stat))
+        })
+    }
+
+    /// The names of a node's children, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_no_node`] when the node does not exist.
+    pub fn children(&self, path: &str) -> Result<Vec<String>> {
+        let owned = path.to_owned();
+        self.call("list", path, move |client| async move {
+            client.list_children(&owned).await
+        })
+    }
+
+    /// A node's children and a one-shot watch on them: `notify` is called
+    /// once, on the runtime thread, when a child is added or removed, the
+    /// node is deleted, or the session ends. It must not block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`Error::is_no_node`] when the node does not
+    /// exist (no watch is set then).
+    pub fn children_and_watch(
+        &self,
+        path: &str,
+        notify: impl FnOnce(WatchEvent) + Send + 'static,
+    ) -> Result<Vec<String>> {
+        let owned = path.to_owned();
+        self.call("list", path, move |client| async move {
+            let (children, watcher) = client.list_and_watch_children(&owned).await?;
+            forward_watch(watcher, notify);
+            Ok(children)
+        })
+    }
+}
