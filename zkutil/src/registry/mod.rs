@@ -15,7 +15,7 @@
 //!
 //! Once created, a registration is kept by its own maintenance thread:
 //!
-//! * the session expired and was rebuilt ([`SessionEvent::Rebuilt`]): the
+//! * the session expired and was rebuilt ([`SessionEvent::Rebuilt`](crate::SessionEvent::Rebuilt)): the
 //!   node is re-created, owned by the new session;
 //! * the node was deleted by someone else (an operator with `zkCli`): a
 //!   one-shot watch sees it and the node is re-created at once, with a

@@ -147,9 +147,9 @@ impl SessionConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a malformed connect string,
-    /// [`Error::ConnectTimeout`] when no server answered in time, and
-    /// [`Error::Connect`] when ZooKeeper refused the session.
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a malformed connect string,
+    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout) when no server answered in time, and
+    /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
     pub fn connect(self) -> Result<Session> {
         Session::connect(self)
     }
