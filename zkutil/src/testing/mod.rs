@@ -17,15 +17,18 @@
 //!
 //! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], four-letter words, [`zk_cli`].
 //! * `process`: [`TestProcess`], [`LineRecorder`].
+//! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
 
 mod process;
+mod proxy;
 mod wait;
 mod zookeeper;
 
 use std::time::Duration;
 
 pub use self::process::{LineRecorder, TestProcess};
+pub use self::proxy::DelayProxy;
 pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
 pub use self::zookeeper::{
     DEFAULT_CLASSPATH, StartError, ZkEnsemble, ZkServer, four_letter_word, sessions_on, zk_cli,

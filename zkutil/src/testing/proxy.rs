@@ -1,0 +1,91 @@
+//! [`DelayProxy`]: a loopback TCP proxy that delays every answer of the
+//! server by a fixed time, so that a test can tell one round trip from
+//! many (sequential requests pay the delay each; pipelined ones once).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Forwards connections to a target; bytes from the target reach the
+/// client `delay` after they left the target, in order. Stops accepting
+/// when dropped (connections in flight end with their peers).
+#[derive(Debug)]
+pub struct DelayProxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl DelayProxy {
+    /// A proxy on a free loopback port to `target`.
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound.
+    pub fn start(target: SocketAddr, delay: Duration) -> std::io::Result<DelayProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                forward(client, server, delay);
+            }
+        });
+        Ok(DelayProxy { addr, stop })
+    }
+
+    /// The address to connect to instead of the target.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the acceptor, which then sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// Client to server at once; server to client `delay` late.
+fn forward(client: TcpStream, server: TcpStream, delay: Duration) {
+    let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let (chunks_tx, chunks) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let mut server_in = server;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = server_in.read(&mut buf) {
+            if n == 0 || chunks_tx.send((Instant::now(), buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut client_out = client;
+    std::thread::spawn(move || {
+        for (at, chunk) in chunks {
+            // The injected latency itself: each chunk waits out its delay.
+            std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+            if client_out.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = client_out.shutdown(Shutdown::Both);
+    });
+}
