@@ -40,21 +40,6 @@ pub fn reply_line(endpoint: Endpoint, now: SystemTime) -> String {
     format!("{endpoint}: {}\n", humantime::format_rfc3339_micros(now))
 }
 
-/// Serves one connection: reply, half-close, drain, close.
-///
-/// # Errors
-///
-/// I/O errors of the exchange (a peer that reset or stalled); the caller
-/// logs them at debug level, since they are the peer's doing.
-pub fn serve_connection(
-    mut stream: TcpStream,
-    endpoint: Endpoint,
-    limits: &ReplyLimits,
-) -> std::io::Result<()> {
-    reply(&mut stream, endpoint, limits)?;
-    drain(&mut stream, limits)
-}
-
 /// Writes the reply line and half-closes: the client has its answer. The
 /// line is far smaller than a new socket's send buffer, so this does not
 /// wait on the client (and the write timeout bounds it if it did).

@@ -16,21 +16,45 @@ pub const MAX_METADATA_LEN: usize = 16 * 1024;
 /// znode, as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// The IP address clients connect to.
-    pub address: String,
-    /// The port clients connect to.
-    pub port: u16,
-    /// Process id of the server.
-    pub pid: u32,
-    /// Host name of the machine the server runs on.
-    pub hostname: String,
-    /// When the server started, RFC 3339 in UTC.
-    pub started_at: String,
-    /// Version of the software that registered.
-    pub version: String,
+    address: String,
+    port: u16,
+    pid: u32,
+    hostname: String,
+    started_at: String,
+    version: String,
 }
 
 impl Metadata {
+    /// The IP address clients connect to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Host name of the machine the server runs on.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// When the server started, RFC 3339 in UTC.
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    /// Version of the software that registered.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// Metadata for `endpoint` served by this process, started at `started_at`.
     pub fn for_this_process(endpoint: Endpoint, started_at: SystemTime, version: &str) -> Metadata {
         Metadata {

@@ -34,13 +34,17 @@ pub enum Strategy {
 }
 
 impl std::str::FromStr for Strategy {
-    type Err = String;
+    type Err = crate::Error;
 
-    fn from_str(s: &str) -> Result<Strategy, String> {
+    fn from_str(s: &str) -> Result<Strategy, crate::Error> {
         match s {
             "random" => Ok(Strategy::Random),
             "round-robin" => Ok(Strategy::RoundRobin),
-            other => Err(format!("unknown strategy {other:?} (random, round-robin)")),
+            other => Err(crate::Error::invalid(
+                "--strategy",
+                other,
+                "unknown strategy; use random or round-robin",
+            )),
         }
     }
 }

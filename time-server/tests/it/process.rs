@@ -64,7 +64,7 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
         let (data, stat) = obs.get_data(&path).unwrap_or_else(|e| panic!("{e}"));
         let metadata = Metadata::from_json(&path, &data).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            (metadata.address.as_str(), metadata.port, metadata.pid),
+            (metadata.address(), metadata.port(), metadata.pid()),
             ("127.0.0.1", endpoint.port(), server.pid())
         );
         owners.push(stat.ephemeral_owner());

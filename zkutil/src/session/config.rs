@@ -36,13 +36,18 @@ impl std::fmt::Display for Secret {
 }
 
 impl std::str::FromStr for Secret {
-    type Err = String;
+    type Err = crate::Error;
 
-    /// Accepts `user:password` with a non-empty user.
-    fn from_str(s: &str) -> std::result::Result<Secret, String> {
+    /// Accepts `user:password` with a non-empty user. A rejected value is
+    /// not repeated in the error: it may be a mistyped password.
+    fn from_str(s: &str) -> std::result::Result<Secret, crate::Error> {
         match s.split_once(':') {
             Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
-            _ => Err("expected user:password".to_owned()),
+            _ => Err(crate::Error::invalid(
+                "credentials",
+                "<redacted>",
+                "expected user:password",
+            )),
         }
     }
 }

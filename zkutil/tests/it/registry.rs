@@ -28,8 +28,8 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
     let (data, stat) = s.get_data(reg.path()).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(stat.ephemeral_owner(), s.id());
     let parsed = Metadata::from_json(reg.path(), &data).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(parsed.port, 8897);
-    assert_eq!(parsed.pid, std::process::id());
+    assert_eq!(parsed.port(), 8897);
+    assert_eq!(parsed.pid(), std::process::id());
     // The base path is persistent.
     let base = s
         .stat("/deep/go_servers")
