@@ -19,112 +19,23 @@
 //! view going stale or fresh (unlike Curator's ServiceCache, which gives no
 //! such events).
 
+mod read;
+mod snapshot;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use self::read::list;
+use self::read::{WarnOnce, parse_children, read_instances, truncate};
+pub use self::snapshot::{Change, Instance, Snapshot};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
-use crate::registry::{check_base_path, node_path};
+use crate::registry::check_base_path;
 use crate::session::{Session, SessionEvent, SessionState, WatchEvent};
-
-/// One registered server: where to connect, and what it said about itself
-/// when that was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    endpoint: Endpoint,
-    metadata: Option<Metadata>,
-}
-
-impl Instance {
-    /// An instance known only by its endpoint.
-    pub fn new(endpoint: Endpoint) -> Instance {
-        Instance {
-            endpoint,
-            metadata: None,
-        }
-    }
-
-    /// An instance with its registration metadata.
-    pub fn with_metadata(endpoint: Endpoint, metadata: Metadata) -> Instance {
-        Instance {
-            endpoint,
-            metadata: Some(metadata),
-        }
-    }
-
-    /// Where to connect.
-    pub fn endpoint(&self) -> Endpoint {
-        self.endpoint
-    }
-
-    /// The registration's metadata, when it was read and valid.
-    pub fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_ref()
-    }
-}
-
-/// A consistent view of the registered instances at one moment.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    instances: Arc<[Instance]>,
-    version: u64,
-    refreshed_at: Option<Instant>,
-    stale_since: Option<Instant>,
-    session_state: SessionState,
-}
-
-impl Snapshot {
-    /// The instances, sorted by endpoint.
-    pub fn instances(&self) -> &Arc<[Instance]> {
-        &self.instances
-    }
-
-    /// Bumped every time the set of instances changes (0: never listed).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// Whether this may be out of date: ZooKeeper unreachable, the session
-    /// being rebuilt, or the last refresh failed. The instances are then the
-    /// last known good list.
-    pub fn is_stale(&self) -> bool {
-        self.stale_since.is_some()
-    }
-
-    /// How long the view has been stale, if it is.
-    pub fn stale_for(&self) -> Option<Duration> {
-        self.stale_since.map(|since| since.elapsed())
-    }
-
-    /// Time since the last successful listing (`None`: never listed).
-    pub fn age(&self) -> Option<Duration> {
-        self.refreshed_at.map(|at| at.elapsed())
-    }
-
-    /// The session state when this snapshot was taken.
-    pub fn session_state(&self) -> SessionState {
-        self.session_state
-    }
-}
-
-/// A change seen by [`Discovery`], for subscribers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Change {
-    /// A new instance was registered.
-    Added(Instance),
-    /// An instance went away.
-    Removed(Instance),
-    /// The view can no longer be refreshed; it keeps the last known list.
-    Stale,
-    /// The view was refreshed again.
-    Fresh,
-}
 
 /// Why the refresh thread woke up.
 enum Wake {
@@ -146,39 +57,6 @@ struct Shared {
     /// absence). A listing while one is armed arms no other: re-listing
     /// after every reconnect must not pile up watchers in the client.
     armed: std::sync::atomic::AtomicBool,
-}
-
-/// Paths already warned about, so that a bad child is logged once, not on
-/// every refresh. Bounded: only children still present are remembered, and
-/// never more than [`WarnOnce::MAX`] (a hostile stream of bad names cannot
-/// grow it without limit; past it, a few warnings may repeat).
-#[derive(Debug, Default)]
-struct WarnOnce {
-    paths: HashSet<String>,
-}
-
-impl WarnOnce {
-    const MAX: usize = 4096;
-
-    /// True the first time `path` is seen.
-    fn first(&mut self, path: &str) -> bool {
-        if self.paths.contains(path) {
-            return false;
-        }
-        if self.paths.len() >= WarnOnce::MAX {
-            self.paths.clear();
-        }
-        self.paths.insert(truncate(path).to_owned())
-    }
-
-    /// Forgets paths that are no longer children of `base_path`.
-    fn retain_children(&mut self, base_path: &str, names: &HashSet<&str>) {
-        let prefix = format!("{}/", base_path.trim_end_matches('/'));
-        self.paths.retain(|path| {
-            path.strip_prefix(&prefix)
-                .is_some_and(|name| names.contains(name))
-        });
-    }
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -573,122 +451,6 @@ impl Shared {
     }
 }
 
-fn truncate(text: &str) -> &str {
-    match text.char_indices().nth(128) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
-}
-
-/// The instances registered under `base_path` now, read directly (one
-/// listing, plus one read per instance with `with_metadata`); malformed
-/// names are skipped with a warning. For one-off inspection; clients use
-/// [`Discovery`].
-///
-/// # Errors
-///
-/// ZooKeeper errors naming the base path; a missing base path is an empty list.
-pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<Vec<Instance>> {
-    check_base_path(base_path)?;
-    let names = match session.children(base_path) {
-        Ok(names) => names,
-        Err(err) if err.is_no_node() => Vec::new(),
-        Err(err) => return Err(err),
-    };
-    let warn = |path: &str, error: &str, message: &str| tracing::warn!(path = %truncate(path), error, "{message}");
-    let endpoints = parse_children(base_path, &names, warn);
-    if !with_metadata {
-        return Ok(endpoints.into_iter().map(Instance::new).collect());
-    }
-    read_instances(session, base_path, &endpoints, warn)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The valid endpoints among child `names`, sorted and distinct; `warn`
-/// gets (path, error, message) for each malformed one.
-fn parse_children(
-    base_path: &str,
-    names: &[String],
-    warn: impl Fn(&str, &str, &str),
-) -> Vec<Endpoint> {
-    let mut endpoints: Vec<Endpoint> = names
-        .iter()
-        .filter_map(|name| {
-            Endpoint::from_node_name(name)
-                .map_err(|err| {
-                    let path = format!("{}/{name}", base_path.trim_end_matches('/'));
-                    warn(&path, &err.to_string(), "skipping malformed child");
-                })
-                .ok()
-        })
-        .collect();
-    endpoints.sort();
-    endpoints.dedup();
-    endpoints
-}
-
-/// The instances of `endpoints` with their metadata, read in one pipelined
-/// batch. A node gone since the listing is left out; one whose data cannot
-/// be read (no READ permission, malformed JSON, a failed read) is listed by
-/// its name alone, reported to `warn`: one bad child never hides the others.
-///
-/// # Errors
-///
-/// Only when the batch as a whole gets no answer in time.
-fn read_instances(
-    session: &Session,
-    base_path: &str,
-    endpoints: &[Endpoint],
-    warn: impl Fn(&str, &str, &str),
-) -> Result<Vec<Instance>> {
-    let paths: Vec<String> = endpoints.iter().map(|e| node_path(base_path, e)).collect();
-    let results = session.get_data_many(&paths)?;
-    let mut instances = Vec::with_capacity(endpoints.len());
-    for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
-        match result {
-            Ok((data, _)) => instances.push(match Metadata::from_json(path, &data) {
-                Ok(metadata) => Instance::with_metadata(*endpoint, metadata),
-                Err(err) => {
-                    warn(path, &err.to_string(), "skipping malformed metadata");
-                    Instance::new(*endpoint)
-                }
-            }),
-            Err(err) if err.is_no_node() => {}
-            Err(err) => {
-                warn(
-                    path,
-                    &err.chain().to_string(),
-                    "cannot read metadata; listed by its name alone",
-                );
-                instances.push(Instance::new(*endpoint));
-            }
-        }
-    }
-    Ok(instances)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warn_once_remembers_a_bounded_number_of_present_paths() {
-        let mut warned = WarnOnce::default();
-        assert!(warned.first("/b/x"));
-        assert!(!warned.first("/b/x"), "warned twice");
-        for i in 0..WarnOnce::MAX * 3 {
-            warned.first(&format!("/b/bad-{i}"));
-            assert!(warned.paths.len() <= WarnOnce::MAX);
-        }
-        warned.first("/b/x");
-        warned.retain_children("/b", &HashSet::from(["x"]));
-        assert_eq!(
-            warned.paths.len(),
-            1,
-            "only present children are remembered"
-        );
-    }
 }

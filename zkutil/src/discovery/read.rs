@@ -1,0 +1,161 @@
+//! Reading the registry: child names parsed strictly, metadata read in one
+//! pipelined batch, a bad child skipped on its own and warned about once
+//! (with a bounded memory of what was warned).
+
+use std::collections::HashSet;
+
+use super::Instance;
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+use crate::metadata::Metadata;
+use crate::registry::{check_base_path, node_path};
+use crate::session::Session;
+
+/// Paths already warned about, so that a bad child is logged once, not on
+/// every refresh. Bounded: only children still present are remembered, and
+/// never more than [`WarnOnce::MAX`] (a hostile stream of bad names cannot
+/// grow it without limit; past it, a few warnings may repeat).
+#[derive(Debug, Default)]
+pub(super) struct WarnOnce {
+    paths: HashSet<String>,
+}
+
+impl WarnOnce {
+    const MAX: usize = 4096;
+
+    /// True the first time `path` is seen.
+    pub(super) fn first(&mut self, path: &str) -> bool {
+        if self.paths.contains(path) {
+            return false;
+        }
+        if self.paths.len() >= WarnOnce::MAX {
+            self.paths.clear();
+        }
+        self.paths.insert(truncate(path).to_owned())
+    }
+
+    /// Forgets paths that are no longer children of `base_path`.
+    pub(super) fn retain_children(&mut self, base_path: &str, names: &HashSet<&str>) {
+        let prefix = format!("{}/", base_path.trim_end_matches('/'));
+        self.paths.retain(|path| {
+            path.strip_prefix(&prefix)
+                .is_some_and(|name| names.contains(name))
+        });
+    }
+}
+
+pub(super) fn truncate(text: &str) -> &str {
+    match text.char_indices().nth(128) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
+/// The instances registered under `base_path` now, read directly (one
+/// listing, plus one read per instance with `with_metadata`); malformed
+/// names are skipped with a warning. For one-off inspection; clients use
+/// [`Discovery`](super::Discovery).
+///
+/// # Errors
+///
+/// ZooKeeper errors naming the base path; a missing base path is an empty list.
+pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<Vec<Instance>> {
+    check_base_path(base_path)?;
+    let names = match session.children(base_path) {
+        Ok(names) => names,
+        Err(err) if err.is_no_node() => Vec::new(),
+        Err(err) => return Err(err),
+    };
+    let warn = |path: &str, error: &str, message: &str| tracing::warn!(path = %truncate(path), error, "{message}");
+    let endpoints = parse_children(base_path, &names, warn);
+    if !with_metadata {
+        return Ok(endpoints.into_iter().map(Instance::new).collect());
+    }
+    read_instances(session, base_path, &endpoints, warn)
+}
+
+/// The valid endpoints among child `names`, sorted and distinct; `warn`
+/// gets (path, error, message) for each malformed one.
+pub(super) fn parse_children(
+    base_path: &str,
+    names: &[String],
+    warn: impl Fn(&str, &str, &str),
+) -> Vec<Endpoint> {
+    let mut endpoints: Vec<Endpoint> = names
+        .iter()
+        .filter_map(|name| {
+            Endpoint::from_node_name(name)
+                .map_err(|err| {
+                    let path = format!("{}/{name}", base_path.trim_end_matches('/'));
+                    warn(&path, &err.to_string(), "skipping malformed child");
+                })
+                .ok()
+        })
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
+/// The instances of `endpoints` with their metadata, read in one pipelined
+/// batch. A node gone since the listing is left out; one whose data cannot
+/// be read (no READ permission, malformed JSON, a failed read) is listed by
+/// its name alone, reported to `warn`: one bad child never hides the others.
+///
+/// # Errors
+///
+/// Only when the batch as a whole gets no answer in time.
+pub(super) fn read_instances(
+    session: &Session,
+    base_path: &str,
+    endpoints: &[Endpoint],
+    warn: impl Fn(&str, &str, &str),
+) -> Result<Vec<Instance>> {
+    let paths: Vec<String> = endpoints.iter().map(|e| node_path(base_path, e)).collect();
+    let results = session.get_data_many(&paths)?;
+    let mut instances = Vec::with_capacity(endpoints.len());
+    for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
+        match result {
+            Ok((data, _)) => instances.push(match Metadata::from_json(path, &data) {
+                Ok(metadata) => Instance::with_metadata(*endpoint, metadata),
+                Err(err) => {
+                    warn(path, &err.to_string(), "skipping malformed metadata");
+                    Instance::new(*endpoint)
+                }
+            }),
+            Err(err) if err.is_no_node() => {}
+            Err(err) => {
+                warn(
+                    path,
+                    &err.chain().to_string(),
+                    "cannot read metadata; listed by its name alone",
+                );
+                instances.push(Instance::new(*endpoint));
+            }
+        }
+    }
+    Ok(instances)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warn_once_remembers_a_bounded_number_of_present_paths() {
+        let mut warned = WarnOnce::default();
+        assert!(warned.first("/b/x"));
+        assert!(!warned.first("/b/x"), "warned twice");
+        for i in 0..WarnOnce::MAX * 3 {
+            warned.first(&format!("/b/bad-{i}"));
+            assert!(warned.paths.len() <= WarnOnce::MAX);
+        }
+        warned.first("/b/x");
+        warned.retain_children("/b", &HashSet::from(["x"]));
+        assert_eq!(
+            warned.paths.len(),
+            1,
+            "only present children are remembered"
+        );
+    }
+}
