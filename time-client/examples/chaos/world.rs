@@ -71,8 +71,9 @@ pub struct Stats {
 /// Each node under [`BASE`]: its owner session and creation time.
 pub type Registry = BTreeMap<String, (i64, i64)>;
 
+/// Fields drop in order: the processes and the observer before the
+/// ensemble, so that nothing waits on a ZooKeeper that is already gone.
 pub struct World {
-    pub zk: ZkEnsemble,
     hosts: String,
     server_bin: PathBuf,
     pub session_timeout: Duration,
@@ -84,6 +85,7 @@ pub struct World {
     discovery: Discovery,
     changes: Receiver<Change>,
     fault: String,
+    pub zk: ZkEnsemble,
 }
 
 impl World {
