@@ -128,7 +128,7 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
             _ => Duration::ZERO,
         };
         if !drain.is_zero() {
-            tracing::info!(drain = %zkutil::backoff::rounded(drain), "still serving clients that listed us before");
+            tracing::info!(drain = %zkutil::rounded(drain), "still serving clients that listed us before");
             std::thread::sleep(drain);
         }
         stop.stop(&listeners);
@@ -346,7 +346,7 @@ impl StartupWork {
             match attempt {
                 Ok(session) => {
                     tracing::info!(zk = %self.config.session.hosts(), session = %format_args!("{:#x}", session.id()),
-                        timeout = %zkutil::backoff::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
+                        timeout = %zkutil::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
                     return Ok(Some(Arc::new(session)));
                 }
                 Err(err) if err.is_retryable() => {
@@ -416,7 +416,7 @@ impl StartupWork {
                 });
             }
         }
-        tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::backoff::rounded(delay), "{what}");
+        tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::rounded(delay), "{what}");
         Ok(match self.woken.recv_timeout(delay) {
             Err(RecvTimeoutError::Timeout) => !self.cancelled(),
             Ok(()) | Err(RecvTimeoutError::Disconnected) => false,

@@ -206,7 +206,7 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
         .connect()
         .expect("a session through the proxy");
     let started = std::time::Instant::now();
-    let listed = zkutil::discovery::list(&slow, "/go_servers", true).expect("list");
+    let listed = zkutil::list_instances(&slow, "/go_servers", true).expect("list");
     let took = started.elapsed();
     eprintln!("40 instances with metadata listed in {took:?} at 100 ms per answer");
     assert_eq!(listed.len(), regs.len());

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use zkutil::registry::Outcome;
+use zkutil::Outcome;
 use zkutil::testing::wait_until;
 use zkutil::{Endpoint, Metadata, Registration};
 

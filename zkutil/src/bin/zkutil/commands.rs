@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use zkutil::registry::node_path;
-use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, admin, discovery};
+use zkutil::node_path;
+use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, admin};
 
 use crate::Common;
 
@@ -46,7 +46,7 @@ fn field(metadata: &Value, key: &str) -> String {
 /// `zkutil ls`.
 pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let instances = discovery::list(&session, &common.zk.base_path, false)?;
+    let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
     let paths: Vec<String> = instances
         .iter()
         .map(|instance| node_path(&common.zk.base_path, &instance.endpoint()))
@@ -269,7 +269,7 @@ fn probe(
     if probe == Probe::Tcp {
         return Ok((started.elapsed(), None));
     }
-    let no_reply = || format!("no reply within {}", zkutil::backoff::rounded(timeout));
+    let no_reply = || format!("no reply within {}", zkutil::rounded(timeout));
     let mut reply = Vec::new();
     let mut buf = [0u8; 256];
     loop {
@@ -318,7 +318,7 @@ fn probe(
 /// `zkutil check`.
 pub fn check(common: &Common, kind: Probe, timeout: Duration, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let instances = discovery::list(&session, &common.zk.base_path, false)?;
+    let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
     type Probed = (Endpoint, Result<(Duration, Option<String>), String>);
     let results: Vec<Probed> = std::thread::scope(|scope| {
         let probes: Vec<_> = instances
