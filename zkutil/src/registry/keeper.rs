@@ -67,6 +67,8 @@ pub(super) struct Keeper {
     pub(super) previous: Arc<Mutex<Vec<i64>>>,
     pub(super) wake: mpsc::Sender<Wake>,
     pub(super) stop: Arc<AtomicBool>,
+    /// The session that owned the node when it was registered.
+    pub(super) registered_by: i64,
     pub(super) _claim: Claim,
 }
 
@@ -113,7 +115,8 @@ impl Keeper {
         let (mut armed, mut check) = (false, true);
         // The node's owner when the watch was armed, to say truly what a
         // deletion was.
-        let mut seen: Option<Seen> = None;
+        // The registration made the node ours just before this thread.
+        let mut seen: Option<Seen> = Some(Seen::Ours(self.registered_by));
         // Our own node was deleted, by its owner session: whether someone
         // else did it or ZooKeeper did, expiring that session (it sends the
         // deletion before the expiry), is known once the node is back.
@@ -126,7 +129,12 @@ impl Keeper {
             let mut wait = None;
             if check {
                 match self.ensure(!armed) {
-                    Ok(found) => {
+                    Ok((found, recreated)) => {
+                        // Found missing with no watch event yet (deleted
+                        // before the watch was armed): the same as one.
+                        if let (true, Some(Seen::Ours(owner))) = (recreated, seen) {
+                            deleted_ours.get_or_insert(owner);
+                        }
                         armed = true;
                         check = false;
                         backoff.reset();
@@ -231,7 +239,7 @@ impl Keeper {
 
     /// Makes sure the node exists and is ours, arming a watch on it when
     /// `watch` is set.
-    fn ensure(&self, watch: bool) -> Result<Seen> {
+    fn ensure(&self, watch: bool) -> Result<(Seen, bool)> {
         let session = &self.session;
         let path = self.path.as_str();
         let stat = if watch {
@@ -245,10 +253,10 @@ impl Keeper {
         let previous = lock(&self.previous).clone();
         let missing = match stat {
             Some(stat) if stat.ephemeral_owner() == session.id() => {
-                return Ok(Seen::Ours(stat.ephemeral_owner()));
+                return Ok((Seen::Ours(stat.ephemeral_owner()), false));
             }
             Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
-                return Ok(Seen::Foreign(stat.ephemeral_owner()));
+                return Ok((Seen::Foreign(stat.ephemeral_owner()), false));
             }
             Some(_) => false,
             None => true,
@@ -259,11 +267,11 @@ impl Keeper {
             previous.contains(&owner)
         })?;
         Ok(match created {
-            Err(owner) => Seen::Foreign(owner),
+            Err(owner) => (Seen::Foreign(owner), false),
             Ok(Outcome::ReplacedStale { previous_owner }) => {
                 tracing::info!(path, old = %format_args!("{previous_owner:#x}"), session = %format_args!("{:#x}", session.id()),
                     "re-registered, replacing the node of our earlier session");
-                Seen::Replaced(previous_owner)
+                (Seen::Replaced(previous_owner), false)
             }
             Ok(outcome) => {
                 if missing {
@@ -271,7 +279,7 @@ impl Keeper {
                 } else {
                     tracing::debug!(path, ?outcome, "node is ours");
                 }
-                Seen::Ours(session.id())
+                (Seen::Ours(session.id()), missing)
             }
         })
     }

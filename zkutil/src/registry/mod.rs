@@ -200,6 +200,7 @@ impl Registration {
             previous: previous.clone(),
             wake: wake.clone(),
             stop: Arc::new(AtomicBool::new(false)),
+            registered_by: session.id(),
             _claim: claim,
         };
         let maintainer = keeper.start(wake, woken)?;
