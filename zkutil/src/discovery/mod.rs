@@ -57,6 +57,10 @@ struct Shared {
     /// absence). A listing while one is armed arms no other: re-listing
     /// after every reconnect must not pile up watchers in the client.
     armed: std::sync::atomic::AtomicBool,
+    /// One-shot watches armed and not yet fired, and listings made: what
+    /// the tests check (no pile-up of watchers across reconnects).
+    pending_watches: Arc<std::sync::atomic::AtomicUsize>,
+    listings: std::sync::atomic::AtomicU64,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -121,6 +125,8 @@ impl Discovery {
             subscribers: Mutex::new(Vec::new()),
             warned: Mutex::new(WarnOnce::default()),
             armed: std::sync::atomic::AtomicBool::new(false),
+            pending_watches: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            listings: std::sync::atomic::AtomicU64::new(0),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();
@@ -143,6 +149,19 @@ impl Discovery {
             wake,
             thread: Some(thread),
         })
+    }
+
+    /// One-shot watches armed by this cache and not yet fired (tests check
+    /// that re-listing after reconnects piles none up).
+    #[cfg(feature = "testing")]
+    pub fn pending_watches_for_testing(&self) -> usize {
+        self.shared.pending_watches.load(Ordering::SeqCst)
+    }
+
+    /// Listings of the base path made so far.
+    #[cfg(feature = "testing")]
+    pub fn listings_for_testing(&self) -> u64 {
+        self.shared.listings.load(Ordering::SeqCst)
     }
 
     /// The base path.
@@ -290,14 +309,20 @@ impl Shared {
                 // No base path yet: nobody registered. Watch for it.
                 if !self.armed.swap(true, Ordering::SeqCst) {
                     let tx = wake.clone();
+                    let pending = self.pending_watches.clone();
+                    pending.fetch_add(1, Ordering::SeqCst);
                     let exists = self
                         .session
                         .stat_and_watch(&self.base_path, move |event| {
+                            pending.fetch_sub(1, Ordering::SeqCst);
                             if event != WatchEvent::SessionEnded {
                                 let _ = tx.send(Wake::Watch);
                             }
                         })
-                        .inspect_err(|_| self.armed.store(false, Ordering::SeqCst))?;
+                        .inspect_err(|_| {
+                            self.pending_watches.fetch_sub(1, Ordering::SeqCst);
+                            self.armed.store(false, Ordering::SeqCst);
+                        })?;
                     if exists.is_some() {
                         // Created between the two calls: list again.
                         let _ = wake.send(Wake::Watch);
@@ -351,15 +376,22 @@ impl Shared {
     /// The children of the base path, with a one-shot watch unless one is
     /// armed already.
     fn list_children(&self, wake: &mpsc::Sender<Wake>) -> Result<Vec<String>> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
         if self.armed.swap(true, Ordering::SeqCst) {
             return self.session.children(&self.base_path);
         }
         let tx = wake.clone();
+        let pending = self.pending_watches.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
         self.session
             .children_and_watch(&self.base_path, move |_| {
+                pending.fetch_sub(1, Ordering::SeqCst);
                 let _ = tx.send(Wake::Watch);
             })
-            .inspect_err(|_| self.armed.store(false, Ordering::SeqCst))
+            .inspect_err(|_| {
+                self.pending_watches.fetch_sub(1, Ordering::SeqCst);
+                self.armed.store(false, Ordering::SeqCst);
+            })
     }
 
     /// Replaces the snapshot, tells subscribers what changed.

@@ -337,6 +337,26 @@ fn delete_owned(session: &Session, path: &str, previous: &[i64], deadline: Insta
 mod tests {
     use super::*;
 
+    #[cfg(feature = "testing")]
+    #[test]
+    fn deregistration_deletes_a_node_of_our_own_earlier_session_and_no_other() {
+        let zk = crate::testing::zookeeper();
+        let current = crate::testing::connect(&zk, Duration::from_secs(10));
+        let earlier = crate::testing::connect(&zk, Duration::from_secs(10));
+        earlier.create_ephemeral("/n", b"").expect("create");
+        let deadline = crate::session::deadline_after(Duration::from_secs(10));
+        delete_owned(&current, "/n", &[], deadline).expect("delete");
+        assert!(
+            earlier.stat("/n").expect("stat").is_some(),
+            "another session's node is not ours to delete"
+        );
+        delete_owned(&current, "/n", &[earlier.id()], deadline).expect("delete");
+        assert!(
+            earlier.stat("/n").expect("stat").is_none(),
+            "the node of our earlier session is deleted"
+        );
+    }
+
     #[test]
     fn base_paths_must_be_absolute_and_clean() {
         for good in ["/", "/go_servers", "/a/b"] {

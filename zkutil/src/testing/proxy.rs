@@ -1,12 +1,14 @@
 //! [`DelayProxy`]: a loopback TCP proxy that delays every answer of the
 //! server by a fixed time, so that a test can tell one round trip from
-//! many (sequential requests pay the delay each; pipelined ones once).
+//! many (sequential requests pay the delay each; pipelined ones once), and
+//! that can cut every connection (a network blip: the client reconnects,
+//! its session intact).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Forwards connections to a target; bytes from the target reach the
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 pub struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    clients: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl DelayProxy {
@@ -28,7 +31,8 @@ impl DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        let (stopped, open) = (stop.clone(), clients.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -38,15 +42,36 @@ impl DelayProxy {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
+                if let Ok(copy) = client.try_clone() {
+                    open.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(copy);
+                }
                 forward(client, server, delay);
             }
         });
-        Ok(DelayProxy { addr, stop })
+        Ok(DelayProxy {
+            addr,
+            stop,
+            clients,
+        })
     }
 
     /// The address to connect to instead of the target.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Closes every connection made so far, as a network blip would.
+    pub fn cut(&self) {
+        for client in self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            let _ = client.shutdown(Shutdown::Both);
+        }
     }
 }
 

@@ -216,3 +216,44 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
         "took {took:?}: one round trip per instance?"
     );
 }
+
+#[test]
+fn re_listing_after_reconnects_piles_up_no_watchers() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _first = register(&s, "127.0.0.1:1");
+    // A proxy that can cut the connection: the client reconnects with its
+    // session intact, and the cache re-lists each time.
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", zk.port()).parse().expect("addr");
+    let proxy = zkutil::testing::DelayProxy::start(target, Duration::ZERO).expect("proxy");
+    let through = SessionConfig::new(proxy.addr().to_string())
+        .with_session_timeout(Duration::from_secs(10))
+        .connect()
+        .map(Arc::new)
+        .expect("a session through the proxy");
+    let discovery = Discovery::start(through.clone(), "/go_servers").expect("discovery");
+    assert_eq!(discovery.pending_watches_for_testing(), 1);
+    for _ in 0..5 {
+        let listed = discovery.listings_for_testing();
+        proxy.cut();
+        wait_until(
+            Duration::from_secs(20),
+            "a re-listing after the reconnect",
+            || {
+                (discovery.listings_for_testing() > listed
+                    && through.state() == zkutil::SessionState::Connected)
+                    .then_some(())
+            },
+        );
+    }
+    assert_eq!(
+        discovery.pending_watches_for_testing(),
+        1,
+        "one watch armed, however many re-listings"
+    );
+    // And that one watch still works.
+    let _second = register(&s, "127.0.0.1:2");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("the new instance is seen");
+}
