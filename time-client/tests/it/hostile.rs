@@ -3,98 +3,15 @@
 //! bad registry entries are skipped with one warning each.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use zkutil::{Endpoint, Metadata, Registration, SessionConfig};
 
+use zkutil::testing::{Behaviour, Responder};
+
 use crate::support::{Servers, run_client, zookeeper};
-
-/// How a fake server misbehaves.
-#[derive(Debug, Clone, Copy)]
-enum Misbehaviour {
-    HugeReply,
-    EndlessReply,
-    NoReply,
-    NoNewline,
-    NotUtf8,
-    ImmediateClose,
-}
-
-/// A fake server on 127.0.0.1:0 until dropped.
-struct FakeServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeServer {
-    fn start(how: Misbehaviour) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-                match how {
-                    Misbehaviour::HugeReply => {
-                        let chunk = vec![b'a'; 1 << 16];
-                        for _ in 0..160 {
-                            if stream.write_all(&chunk).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Misbehaviour::EndlessReply => {
-                        let chunk = vec![b'z'; 1 << 16];
-                        while !flag.load(Ordering::SeqCst) && stream.write_all(&chunk).is_ok() {}
-                    }
-                    Misbehaviour::NoReply => held.push(stream),
-                    Misbehaviour::NoNewline => {
-                        let _ = stream.write_all(format!("{addr}: now").as_bytes());
-                        close_politely(stream);
-                    }
-                    Misbehaviour::NotUtf8 => {
-                        let _ = stream.write_all(b"\xff\xfe\xfd\n");
-                        close_politely(stream);
-                    }
-                    Misbehaviour::ImmediateClose => {}
-                }
-            }
-        });
-        FakeServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-/// Half-closes, reads what the client sent, closes: the bad reply itself
-/// reaches the client instead of a reset.
-fn close_politely(mut stream: TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.read_to_end(&mut Vec::new());
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 #[test]
 fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere() {
@@ -106,21 +23,21 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         .unwrap_or_else(|e| panic!("{e}"));
     let hosts = zk.connect_string();
     let cases = [
-        (Misbehaviour::HugeReply, "is longer than 4096 bytes"),
-        (Misbehaviour::EndlessReply, "is longer than 4096 bytes"),
-        (Misbehaviour::NoReply, "timed out"),
-        (Misbehaviour::NoNewline, "no newline at the end"),
-        (Misbehaviour::NotUtf8, "not UTF-8 text"),
+        (Behaviour::HugeReply, "is longer than 4096 bytes"),
+        (Behaviour::EndlessReply, "is longer than 4096 bytes"),
+        (Behaviour::NoReply, "timed out"),
+        (Behaviour::NoNewline, "no newline at the end"),
+        (Behaviour::NotUtf8, "not UTF-8 text"),
         // Closing without reading: an empty reply, or a reset if our
         // request arrived first.
         (
-            Misbehaviour::ImmediateClose,
+            Behaviour::ImmediateClose,
             "empty reply|reset by peer|not connected|Broken pipe",
         ),
     ];
     for (how, causes) in cases {
-        let fake = FakeServer::start(how);
-        let endpoint = Endpoint::new(fake.addr);
+        let fake = Responder::start(how).expect("a misbehaving server");
+        let endpoint = Endpoint::new(fake.addr());
         let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "fake");
         let registration = Registration::register(&session, "/go_servers", endpoint, &metadata)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -152,7 +69,7 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         assert_eq!(failures.len(), 1, "{how:?}: {stderr}");
         let named = causes.split('|').any(|cause| failures[0].contains(cause));
         assert!(
-            named && failures[0].contains(&fake.addr.to_string()),
+            named && failures[0].contains(&fake.addr().to_string()),
             "{how:?}: {}",
             failures[0]
         );

@@ -6,7 +6,7 @@ use std::time::Duration;
 use zkutil::testing::wait_until;
 use zkutil::{Endpoint, Metadata};
 
-use crate::support::{ServerProcess, children, observer, zookeeper};
+use crate::support::{ServerProcess, ask, children, observer, zookeeper};
 
 const LISTEN3: [&str; 6] = [
     "--listen",
@@ -69,7 +69,7 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
         );
         owners.push(stat.ephemeral_owner());
         // The node's name is a port that answers as itself.
-        let reply = ask(endpoint);
+        let reply = ask(endpoint.addr()).unwrap_or_default();
         assert!(reply.starts_with(&format!("{name}: ")), "{reply:?}");
     }
     assert!(
@@ -87,16 +87,6 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
         0,
         "the base path must be persistent"
     );
-}
-
-fn ask(endpoint: Endpoint) -> String {
-    use std::io::Read;
-    let mut stream =
-        std::net::TcpStream::connect(endpoint.addr()).unwrap_or_else(|e| panic!("{e}"));
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
-    reply
 }
 
 #[test]

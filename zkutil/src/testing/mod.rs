@@ -18,10 +18,12 @@
 //! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], four-letter words, [`zk_cli`].
 //! * `process`: [`TestProcess`], [`LineRecorder`].
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
+//! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
 
 mod process;
 mod proxy;
+mod responder;
 mod wait;
 mod zookeeper;
 
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 pub use self::process::{LineRecorder, TestProcess};
 pub use self::proxy::DelayProxy;
+pub use self::responder::{Behaviour, Responder};
 pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
 pub use self::zookeeper::{
     DEFAULT_CLASSPATH, StartError, ZkEnsemble, ZkServer, four_letter_word, sessions_on, zk_cli,

@@ -1,15 +1,13 @@
 //! The `zkutil` binary, run as a process against real ZooKeeper: stdout
 //! (text and JSON), stderr and exit codes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use zkutil::testing::{TestProcess, ZkEnsemble, wait_until};
+use zkutil::testing::{Responder, TestProcess, ZkEnsemble, wait_until};
 use zkutil::{Endpoint, Metadata, Registration};
 
 use crate::support::{session, zookeeper};
@@ -51,50 +49,6 @@ fn stop_with(process: &mut TestProcess, signal: &str) -> std::process::ExitStatu
 fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
     let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
     Registration::register(s, "/go_servers", endpoint, &metadata).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A stand-in service speaking the time protocol, until dropped.
-struct Responder {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Responder {
-    fn start() -> Responder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let line = format!("{addr}: {}\n", humantime::format_rfc3339(SystemTime::now()));
-                let _ = stream.write_all(line.as_bytes());
-                let _ = stream.shutdown(std::net::Shutdown::Write);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let _ = stream.read_to_end(&mut Vec::new());
-            }
-        });
-        Responder {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 #[test]
@@ -222,8 +176,8 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     let zk = zookeeper();
     let observer = session(&zk);
     let hosts = zk.connect_string();
-    let responder = Responder::start();
-    let endpoint = responder.addr.to_string();
+    let responder = Responder::time().expect("a responder");
+    let endpoint = responder.addr().to_string();
     let mut sidecar = running(&[
         "--zk",
         &hosts,
@@ -239,7 +193,7 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     let metadata: Value = serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (metadata["role"].as_str(), metadata["port"].as_u64()),
-        (Some("stand-in"), Some(u64::from(responder.addr.port())))
+        (Some("stand-in"), Some(u64::from(responder.addr().port())))
     );
 
     let config = time_client::Config {
@@ -264,8 +218,8 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
 fn check_fails_when_a_registered_instance_is_down() {
     let zk = zookeeper();
     let s = session(&zk);
-    let responder = Responder::start();
-    let _up = register(&s, Endpoint::new(responder.addr));
+    let responder = Responder::time().expect("a responder");
+    let _up = register(&s, Endpoint::new(responder.addr()));
     let dead_port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -279,7 +233,7 @@ fn check_fails_when_a_registered_instance_is_down() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
     assert!(
-        stdout.contains(&format!("{} reachable", responder.addr)),
+        stdout.contains(&format!("{} reachable", responder.addr())),
         "{stdout}"
     );
     assert!(stdout.contains(&format!("{dead} unreachable")), "{stdout}");
@@ -291,7 +245,7 @@ fn check_fails_when_a_registered_instance_is_down() {
     assert!(
         line["reply"]
             .as_str()
-            .is_some_and(|reply| reply.starts_with(&responder.addr.to_string())),
+            .is_some_and(|reply| reply.starts_with(&responder.addr().to_string())),
         "{line}"
     );
 }
@@ -472,12 +426,12 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         .connect()
         .map(Arc::new)
         .unwrap_or_else(|e| panic!("{e}"));
-    let responder = Responder::start();
-    let _reg = register(&owner, Endpoint::new(responder.addr));
+    let responder = Responder::time().expect("a responder");
+    let _reg = register(&owner, Endpoint::new(responder.addr()));
     let hosts = zk.connect_string();
     let output = zkutil(&["--zk", &hosts, "ls", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).contains(&responder.addr.to_string()));
+    assert!(text(&output.stdout).contains(&responder.addr().to_string()));
     let config = time_client::Config {
         count: 3,
         interval: Duration::ZERO,
@@ -495,7 +449,7 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         "--zk-auth",
         "intruder:pw",
         "register",
-        &responder.addr.to_string(),
+        &responder.addr().to_string(),
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
@@ -505,7 +459,7 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         "one cause, once: {stderr}"
     );
     let stat = owner
-        .stat(&format!("/go_servers/{}", responder.addr))
+        .stat(&format!("/go_servers/{}", responder.addr()))
         .ok()
         .flatten();
     assert_eq!(stat.map(|s| s.ephemeral_owner()), Some(owner.id()));
@@ -516,14 +470,16 @@ fn one_unreadable_child_hides_no_other_instance() {
     let zk = zookeeper();
     let s = session(&zk);
     let hosts = zk.connect_string();
-    let responders: Vec<Responder> = (0..3).map(|_| Responder::start()).collect();
+    let responders: Vec<Responder> = (0..3)
+        .map(|_| Responder::time().expect("a responder"))
+        .collect();
     let _regs: Vec<Registration> = responders[..2]
         .iter()
-        .map(|r| register(&s, Endpoint::new(r.addr)))
+        .map(|r| register(&s, Endpoint::new(r.addr())))
         .collect();
     // The third: readable by nobody (an ACL without READ), set by
     // ZooKeeper's own CLI.
-    let hidden = format!("/go_servers/{}", responders[2].addr);
+    let hidden = format!("/go_servers/{}", responders[2].addr());
     s.create_ephemeral(&hidden, b"{}").expect("create");
     zkutil::testing::zk_cli(&hosts, &["setAcl", &hidden, "world:anyone:cdwa"]);
     assert!(s.get_data(&hidden).is_err_and(|e| e.is_no_auth()));
@@ -540,7 +496,7 @@ fn one_unreadable_child_hides_no_other_instance() {
     let mut expected: Vec<(String, bool)> = responders
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.addr.to_string(), i < 2))
+        .map(|(i, r)| (r.addr().to_string(), i < 2))
         .collect();
     expected.sort();
     let mut found = with_metadata.clone();
@@ -554,7 +510,7 @@ fn one_unreadable_child_hides_no_other_instance() {
     assert!(ls.status.success(), "{}", text(&ls.stderr));
     for r in &responders {
         assert!(
-            text(&ls.stdout).contains(&r.addr.to_string()),
+            text(&ls.stdout).contains(&r.addr().to_string()),
             "{}",
             text(&ls.stdout)
         );
@@ -572,7 +528,7 @@ fn one_unreadable_child_hides_no_other_instance() {
         .wait_until(Duration::from_secs(20), "all three listed", |lines| {
             responders
                 .iter()
-                .all(|r| lines.iter().any(|(_, l)| l.contains(&r.addr.to_string())))
+                .all(|r| lines.iter().any(|(_, l)| l.contains(&r.addr().to_string())))
                 .then_some(())
         });
     assert!(stop_with(&mut watch, "TERM").success());
