@@ -102,22 +102,12 @@ impl Fault {
         let description = match self {
             Fault::LeaderKill => {
                 let leader = world.zk.leader().unwrap_or(0);
-                world.zk.kill(leader);
-                world.during(Duration::from_millis(rng.random_range(500..2000)))?;
-                world
-                    .zk
-                    .restart(leader)
-                    .map_err(|e| restart_failed(world, &e))?;
+                kill_and_restart(world, leader, rng.random_range(500..2000))?;
                 format!("leader (node {leader}) killed")
             }
             Fault::FollowerKill => {
                 let follower = followers(world)[rng.random_range(0..2)];
-                world.zk.kill(follower);
-                world.during(Duration::from_millis(rng.random_range(1000..3000)))?;
-                world
-                    .zk
-                    .restart(follower)
-                    .map_err(|e| restart_failed(world, &e))?;
+                kill_and_restart(world, follower, rng.random_range(1000..3000))?;
                 format!("follower (node {follower}) killed")
             }
             Fault::ZooKeeperDownShort | Fault::ZooKeeperDownLong => {
@@ -221,6 +211,17 @@ impl Fault {
             changed,
         })
     }
+}
+
+/// Kills ZooKeeper node `i`, lets `down_ms` pass (the client checked all
+/// along), and starts it again.
+fn kill_and_restart(world: &mut World, i: usize, down_ms: u64) -> Result<(), Violation> {
+    world.zk.kill(i);
+    world.during(Duration::from_millis(down_ms))?;
+    world
+        .zk
+        .restart(i)
+        .map_err(|e| world.violation(format!("restarting ZooKeeper: {e}")))
 }
 
 /// The ensemble's followers (by index).
