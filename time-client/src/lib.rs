@@ -1,6 +1,7 @@
 //! The time client: one ZooKeeper session and one watched cache of the
 //! registered servers for the whole run, a server picked per request.
 //!
+//! * [`Args`]: the command line, and the [`Config`] it makes.
 //! * [`request`]: one request, every wait bounded, the reply checked.
 //! * [`report`]: per-request lines or JSON, and the summary.
 //!
@@ -12,6 +13,7 @@
 //! on another one. While ZooKeeper is unreachable the last known list is
 //! used, and the client says so once.
 
+mod args;
 pub mod report;
 pub mod request;
 
@@ -20,8 +22,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use zkutil::{Discovery, Endpoint, Selector, SessionConfig, Snapshot, Strategy};
+use zkutil::{BasePath, Discovery, Endpoint, Selector, SessionConfig, Snapshot, Strategy};
 
+pub use crate::args::Args;
 use crate::report::{Format, RequestReport, Summary};
 use crate::request::{RequestLimits, request};
 
@@ -33,7 +36,7 @@ pub struct Config {
     /// at start.
     pub session: SessionConfig,
     /// Parent znode of the registrations.
-    pub base_path: String,
+    pub base_path: BasePath,
     /// How many requests to make.
     pub count: u64,
     /// Pause between two requests.
@@ -55,7 +58,7 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             session: SessionConfig::new(zk_hosts),
-            base_path: "/go_servers".into(),
+            base_path: BasePath::default(),
             count: 100,
             interval: Duration::from_secs(1),
             limits: RequestLimits::default(),
@@ -127,7 +130,7 @@ fn one_request(
     snapshot: &Snapshot,
     selector: &Selector,
     config: &Config,
-    base_path: &str,
+    base_path: &BasePath,
 ) -> RequestReport {
     let started = Instant::now();
     let mut tried: Vec<Endpoint> = Vec::new();

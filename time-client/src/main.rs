@@ -1,89 +1,17 @@
 //! `time-client`: parses flags and hands them to [`time_client::run`].
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use time_client::report::{self, Format};
-use time_client::request::RequestLimits;
-use zkutil::Strategy;
-
-/// Asks registered time-servers for the time: keeps a watched list of the
-/// children of `<base-path>` in ZooKeeper (one session for the whole run),
-/// picks a server per request, sends `timestamp`, prints the reply. A server
-/// that fails is skipped for a cooldown and the request retried elsewhere.
-///
-/// Prints `connect host: <ip:port>` and the reply on stdout per request (or
-/// JSON lines with --json); logs and the summary go to stderr. Exits 1 when
-/// any request failed. Ctrl-C finishes the current request and prints the
-/// summary.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None,
-          after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
-                        time-client --count 1000 --interval 0s --json | tail -1")]
-struct Args {
-    #[command(flatten)]
-    zk: zkutil::cli::ZkArgs,
-    /// Number of requests.
-    #[arg(long, env = "TIME_CLIENT_COUNT", default_value_t = 100)]
-    count: u64,
-    /// Pause between requests (e.g. 1s, 200ms, 0s).
-    #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = zkutil::cli::duration)]
-    interval: Duration,
-    /// How to pick a server: random or round-robin.
-    #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
-    strategy: Strategy,
-    /// Attempts on other servers after a failed one.
-    #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
-    retries: u32,
-    /// How long a server that failed is skipped.
-    #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = zkutil::cli::duration)]
-    cooldown: Duration,
-    /// TCP connect timeout per attempt.
-    #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
-    connect_timeout: Duration,
-    /// Deadline for the whole reply, after connecting.
-    #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
-    timeout: Duration,
-    /// Print one JSON object per request and a summary object on stdout.
-    #[arg(long, env = "TIME_CLIENT_JSON")]
-    json: bool,
-    /// How long to wait for ZooKeeper at start.
-    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = zkutil::cli::timeout)]
-    zk_connect_timeout: Duration,
-}
+use time_client::report;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let config = time_client::Args::parse().config();
     zkutil::cli::init_logging();
-    let format = if args.json {
-        Format::Json
-    } else {
-        Format::Text
-    };
-    let config = time_client::Config {
-        session: args
-            .zk
-            .session_config()
-            .with_connect_timeout(args.zk_connect_timeout),
-        base_path: args.zk.base_path,
-        count: args.count,
-        interval: args.interval,
-        limits: RequestLimits {
-            connect_timeout: args.connect_timeout,
-            timeout: args.timeout,
-            ..Default::default()
-        },
-        strategy: args.strategy,
-        retries: args.retries,
-        cooldown: args.cooldown,
-        format,
-    };
-    let result = zkutil::cli::on_signals()
-        .and_then(|stop| time_client::run(&config, &mut std::io::stdout().lock(), &stop));
-    match result {
+    let out = &mut std::io::stdout().lock();
+    match zkutil::cli::on_signals().and_then(|stop| time_client::run(&config, out, &stop)) {
         Ok(summary) => {
-            report::summary(&mut std::io::stdout().lock(), format, &summary);
+            report::summary(out, config.format, &summary);
             if summary.failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn json_lines_parse_back() {
-        let endpoint: Endpoint = "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = "127.0.0.1:1".parse().expect("a valid literal");
         let report = RequestReport {
             seq: 1,
             result: Ok((endpoint, "127.0.0.1:1: now".into())),
@@ -325,8 +325,7 @@ mod tests {
         };
         let mut out = Vec::new();
         request(&mut out, Format::Json, &report);
-        let value: serde_json::Value =
-            serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(value["server"], "127.0.0.1:1");
         assert_eq!(value["attempts"], 2);
         assert_eq!(value["latency_ms"], 1.5);

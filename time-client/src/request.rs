@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn endpoint() -> Endpoint {
-        "127.0.0.1:8897".parse().unwrap_or_else(|e| panic!("{e}"))
+        "127.0.0.1:8897".parse().expect("a valid literal")
     }
 
     #[track_caller]

@@ -1,6 +1,7 @@
 //! The time server: listeners that answer with the time, each registered in
 //! ZooKeeper for as long as it serves.
 //!
+//! * [`Args`]: the command line, and the [`Config`] it makes.
 //! * [`listener`]: bind, accept, a thread per connection, a connection cap.
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
@@ -11,6 +12,7 @@
 //! serving for the drain period (clients that listed us just before still
 //! succeed), stop accepting, finish what is in flight, close the session.
 
+mod args;
 pub mod fdlimit;
 pub mod listener;
 pub mod reply;
@@ -24,9 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use zkutil::{
-    Backoff, Endpoint, Metadata, Registration, Session, SessionConfig, SessionEvent, SessionState,
+    Backoff, BasePath, Endpoint, Metadata, Registration, Session, SessionConfig, SessionEvent,
+    SessionState,
 };
 
+pub use crate::args::Args;
 use crate::listener::{BoundListener, ServeOptions, bind_all, serve};
 use crate::shutdown::Shutdown;
 
@@ -38,7 +42,7 @@ pub struct Config {
     /// connect may take.
     pub session: SessionConfig,
     /// Parent znode of the registrations.
-    pub base_path: String,
+    pub base_path: BasePath,
     /// Addresses to listen on.
     pub listen: Vec<Endpoint>,
     /// Address to register when listening on an unspecified address.

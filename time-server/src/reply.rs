@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn reply_line_is_endpoint_colon_rfc3339() {
-        let endpoint: Endpoint = "127.0.0.1:8897".parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = "127.0.0.1:8897".parse().expect("a valid literal");
         let line = reply_line(
             endpoint,
             SystemTime::UNIX_EPOCH + Duration::from_micros(1_500_000),

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::base_path::BasePath;
 use crate::session::{Secret, SessionConfig};
 
 /// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
@@ -27,20 +28,23 @@ pub struct ZkArgs {
         long,
         global = true,
         env = "ZK_BASE_PATH",
-        default_value = "/go_servers"
+        default_value = BasePath::DEFAULT
     )]
-    pub base_path: String,
+    pub base_path: BasePath,
     /// ZooKeeper session timeout: how long after a crash a registration lingers.
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub session_timeout: Duration,
+    /// How long to wait for ZooKeeper when connecting.
+    #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = timeout)]
+    pub zk_connect_timeout: Duration,
 }
 
 impl ZkArgs {
-    /// A session configuration from these flags (connect timeout: the
-    /// library's default until the caller sets it).
+    /// A session configuration from these flags.
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig::new(&self.zk)
             .with_session_timeout(self.session_timeout)
+            .with_connect_timeout(self.zk_connect_timeout)
             .with_digest_auth(self.zk_auth.clone())
     }
 }

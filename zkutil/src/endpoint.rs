@@ -199,9 +199,9 @@ mod tests {
 
     #[test]
     fn from_str_allows_port_zero_for_listening() {
-        let endpoint: Endpoint = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = "127.0.0.1:0".parse().expect("a valid literal");
         assert_eq!(endpoint.port(), 0);
-        let endpoint: Endpoint = "0.0.0.0:8897".parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = "0.0.0.0:8897".parse().expect("a valid literal");
         assert!(endpoint.ip().is_unspecified());
     }
 }

@@ -11,6 +11,7 @@
 //! private, one concept each:
 //!
 //! * `endpoint`: [`Endpoint`], an `ip:port` and the znode name for it.
+//! * `base_path`: [`BasePath`], the checked znode path registrations live under.
 //! * `session`: [`Session`], one ZooKeeper session; every call has a deadline.
 //! * `registry`: [`Registration`], one endpoint's ephemeral node, kept by its own thread.
 //! * `metadata`: [`Metadata`], the JSON a registration stores about its server.
@@ -30,6 +31,7 @@
 
 pub mod admin;
 mod backoff;
+mod base_path;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod discovery;
@@ -43,11 +45,12 @@ mod session;
 pub mod testing;
 
 pub use backoff::{Backoff, rounded};
+pub use base_path::BasePath;
 pub use discovery::{Change, Discovery, Instance, Snapshot, list as list_instances};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{Outcome, Registration, check_base_path, node_path};
+pub use registry::{Outcome, Registration};
 pub use select::{Selector, Strategy};
 pub use session::{
     NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionState, WatchEvent,

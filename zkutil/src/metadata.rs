@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn metadata_round_trips_through_json() {
-        let endpoint: Endpoint = "127.0.0.1:8897".parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = "127.0.0.1:8897".parse().expect("a valid literal");
         let metadata = Metadata::for_this_process(endpoint, SystemTime::UNIX_EPOCH, "1.2.3");
         assert_eq!(metadata.started_at, "1970-01-01T00:00:00.000Z");
         let json = metadata.to_json();

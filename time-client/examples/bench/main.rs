@@ -9,16 +9,17 @@ mod report;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use clap::Parser;
 use report::{Report, Stats};
 use time_client::request::{RequestLimits, request};
-use zkutil::testing::{LineRecorder, ZkServer, send_signal, wait_until};
-use zkutil::{Change, Discovery, Endpoint, Selector, Session, SessionConfig, Strategy};
+use zkutil::testing::{LineRecorder, TestProcess, ZkServer, free_ports, send_signal, wait_until};
+use zkutil::{BasePath, Change, Discovery, Endpoint, Selector, Session, SessionConfig, Strategy};
 
 /// Sizes of the run; `--quick` shrinks them to finish in under a minute.
 #[derive(Debug, Clone, Copy)]
@@ -55,41 +56,41 @@ const QUICK: Sizes = Sizes {
     scale: 1_000,
 };
 
+/// Measures the system against baselines in the same run; writes
+/// `<out>/RESULTS.md` (or `RESULTS-quick.md`) and an SVG of the latency
+/// distributions.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench")]
 struct Args {
+    /// Smaller samples (under a minute); writes RESULTS-quick.md and .svg.
+    #[arg(long)]
     quick: bool,
+    /// The time-server binary to measure (release build).
+    #[arg(long, default_value = "target/release/time-server")]
     server_bin: PathBuf,
+    /// Where to write the results.
+    #[arg(long, default_value = "bench")]
     out: PathBuf,
+    #[command(subcommand)]
+    mode: Option<Mode>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        quick: false,
-        server_bin: PathBuf::from("target/release/time-server"),
-        out: PathBuf::from("bench"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => args.quick = true,
-            "--server-bin" => {
-                args.server_bin = it.next().context("--server-bin needs a path")?.into()
-            }
-            "--out" => args.out = it.next().context("--out needs a path")?.into(),
-            "observe" => {
-                // Child mode for the visibility measurement.
-                let hosts = it.next().context("observe needs hosts")?;
-                let base = it.next().context("observe needs a base path")?;
-                observe(&hosts, &base)?;
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (--quick, --server-bin PATH, --out DIR)"),
-        }
-    }
-    Ok(args)
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Child mode of the visibility measurement: print a line per change seen.
+    Observe {
+        /// ZooKeeper connect string.
+        hosts: String,
+        /// The base path to watch.
+        base: BasePath,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
+    if let Some(Mode::Observe { hosts, base }) = &args.mode {
+        return observe(hosts, base);
+    }
     let sizes = if args.quick { QUICK } else { FULL };
     let started = Instant::now();
     let zk = ZkServer::start().context("starting ZooKeeper")?;
@@ -149,7 +150,7 @@ fn discovery_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::R
         owner.create_ephemeral(&format!("/cost/127.0.0.1:{port}"), b"{}")?;
     }
     let reader = session(zk)?;
-    let discovery = Discovery::start(reader.clone(), "/cost")?;
+    let discovery = Discovery::start(reader.clone(), &BasePath::from_static("/cost"))?;
     let selector = Selector::with_seed(Strategy::Random, 1);
     let mut cached = Vec::with_capacity(sizes.cached_picks);
     for _ in 0..sizes.cached_picks {
@@ -193,9 +194,10 @@ fn discovery_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::R
     Ok(())
 }
 
-/// A time-server process (release binary) on free ports, registered.
+/// A time-server process (release binary) on free ports, registered;
+/// killed on drop (SIGKILL ends a stopped one too).
 struct ServerProcess {
-    child: Child,
+    process: TestProcess,
     addrs: Vec<SocketAddr>,
 }
 
@@ -203,71 +205,56 @@ impl ServerProcess {
     fn start(
         args: &Args,
         zk: &ZkServer,
-        base: &str,
+        base: &BasePath,
         listeners: usize,
         session_timeout: &str,
     ) -> anyhow::Result<ServerProcess> {
-        let ports: Vec<u16> = {
-            let held: Vec<TcpListener> = (0..listeners)
-                .map(|_| TcpListener::bind("127.0.0.1:0"))
-                .collect::<Result<_, _>>()?;
-            held.iter()
-                .map(|l| l.local_addr().map(|a| a.port()))
-                .collect::<Result<_, _>>()?
-        };
-        let listen = ports
+        if !args.server_bin.exists() {
+            bail!(
+                "no {} (run scripts/bench.sh, which builds it)",
+                args.server_bin.display()
+            );
+        }
+        let addrs: Vec<SocketAddr> = free_ports(listeners)?
+            .into_iter()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .collect();
+        let listen = addrs
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let child = Command::new(&args.server_bin)
-            .args([
+        let process = TestProcess::start(
+            &args.server_bin,
+            &[
                 "--zk",
                 &zk.connect_string(),
                 "--base-path",
-                base,
+                base.as_str(),
                 "--listen",
                 &listen,
-            ])
-            .args(["--session-timeout", session_timeout, "--drain", "1s"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (run scripts/bench.sh, which builds it)",
-                    args.server_bin.display()
-                )
-            })?;
-        let addrs: Vec<SocketAddr> = ports
-            .iter()
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
-            .collect();
+                "--session-timeout",
+                session_timeout,
+                "--drain",
+                "1s",
+            ],
+            &[("RUST_LOG", "warn")],
+        );
         let observer = session(zk)?;
         let expected: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         wait_until(
             Duration::from_secs(30),
             "the bench server registers",
             || {
-                let names = observer.children(base).unwrap_or_default();
+                let names = observer.children(base.as_str()).unwrap_or_default();
                 expected.iter().all(|e| names.contains(e)).then_some(())
             },
         );
-        Ok(ServerProcess { child, addrs })
+        Ok(ServerProcess { process, addrs })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = send_signal(self.child.id(), "CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.pid()
     }
 }
 
@@ -293,9 +280,9 @@ fn client_latency(
     sizes: Sizes,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let server = ServerProcess::start(args, zk, "/latency", 1, "10s")?;
+    let server = ServerProcess::start(args, zk, &BasePath::from_static("/latency"), 1, "10s")?;
     report.server_rss_idle_kib = rss_kib(server.pid());
-    let discovery = Discovery::start(session(zk)?, "/latency")?;
+    let discovery = Discovery::start(session(zk)?, &BasePath::from_static("/latency"))?;
     let selector = Selector::new(Strategy::Random);
     let limits = RequestLimits::default();
     let addr = server.addrs[0];
@@ -333,7 +320,7 @@ fn client_latency(
 }
 
 /// Child mode: print `<added|removed> <endpoint> <unix nanos>` per change.
-fn observe(hosts: &str, base: &str) -> anyhow::Result<()> {
+fn observe(hosts: &str, base: &BasePath) -> anyhow::Result<()> {
     let session = Arc::new(SessionConfig::new(hosts).connect()?);
     let discovery = Discovery::start(session, base)?;
     let changes = discovery.subscribe();
@@ -513,7 +500,7 @@ fn hammer(
 
 /// 4. time-server connections per second against the bare responder.
 fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
-    let server = ServerProcess::start(args, zk, "/throughput", 1, "10s")?;
+    let server = ServerProcess::start(args, zk, &BasePath::from_static("/throughput"), 1, "10s")?;
     let stop = Arc::new(AtomicBool::new(false));
     let (bare_addr, bare_thread) = bare_responder(stop.clone())?;
     for threads in [1, 4] {
@@ -547,7 +534,7 @@ fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> 
 /// 5. Failover of one of three servers under a 10 ms client.
 fn failover(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
     for signal in ["TERM", "KILL", "STOP"] {
-        let base = format!("/failover_{}", signal.to_lowercase());
+        let base = BasePath::new(&format!("/failover_{}", signal.to_lowercase()))?;
         let servers: Vec<ServerProcess> = (0..3)
             .map(|_| ServerProcess::start(args, zk, &base, 1, "4s"))
             .collect::<anyhow::Result<_>>()?;
@@ -641,7 +628,7 @@ fn scale(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()>
     })?;
     let registering = started.elapsed();
     let rss_before = own_rss_kib();
-    let discovery = Discovery::start(session(zk)?, "/scale")?;
+    let discovery = Discovery::start(session(zk)?, &BasePath::from_static("/scale"))?;
     let first = discovery
         .wait_for(Duration::from_secs(60), |s| {
             s.instances().len() == sizes.scale

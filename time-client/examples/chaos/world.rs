@@ -112,7 +112,7 @@ impl World {
             .connect()
             .map(Arc::new)
             .map_err(|e| setup("observer session", &e))?;
-        let discovery = Discovery::start(observer.clone(), BASE)
+        let discovery = Discovery::start(observer.clone(), &zkutil::BasePath::from_static(BASE))
             .map_err(|e| setup("observer discovery", &e))?;
         let changes = discovery.subscribe();
         let mut world = World {

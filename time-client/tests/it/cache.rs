@@ -28,7 +28,7 @@ fn after_the_first_list_the_client_sends_no_zookeeper_request_per_request() {
         ..Config::new(zk.connect_string())
     };
     let (_keep, stop) = std::sync::mpsc::channel();
-    let summary = run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run(&config, &mut std::io::sink(), &stop).expect("runs");
     assert_eq!(summary.ok, 300);
     // Connect, first list with its watch, pings, close: a handful. A list
     // per request (the post's client: a session per request) would be ≥ 300.
@@ -78,7 +78,7 @@ fn a_server_registered_mid_run_is_used_within_a_second_and_a_deregistered_one_no
     let summary = client
         .join()
         .unwrap_or_else(|_| panic!("panicked"))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the client runs");
     assert_eq!(summary.failed, 0, "{}", summary.line());
     // A request already under way when the node vanished may still finish
     // there: allow 100 ms for the watch to fire and that request to end.

@@ -21,7 +21,7 @@ fn config(hosts: &str, count: u64) -> Config {
 /// Runs the client in this process to the end (no stop request).
 fn run_all(config: &Config, out: &mut impl std::io::Write) -> Summary {
     let (_keep, stop) = std::sync::mpsc::channel();
-    run(config, out, &stop).unwrap_or_else(|e| panic!("{e:#}"))
+    run(config, out, &stop).expect("runs")
 }
 
 #[test]
@@ -96,10 +96,10 @@ fn the_binary_prints_connect_host_and_a_parseable_reply_per_request() {
         let host = pair[0]
             .strip_prefix("connect host: ")
             .unwrap_or_else(|| panic!("{:?}", pair[0]));
-        let endpoint: Endpoint = host.parse().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint: Endpoint = host.parse().expect("a valid literal");
         assert!(servers.endpoints().contains(&endpoint));
-        let reply = parse_reply(endpoint, format!("{}\n", pair[1]).as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let reply =
+            parse_reply(endpoint, format!("{}\n", pair[1]).as_bytes()).expect("a valid reply");
         assert_eq!(reply.address, endpoint);
     }
     assert!(

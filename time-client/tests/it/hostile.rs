@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use zkutil::{Endpoint, Metadata, Registration, SessionConfig};
+use zkutil::{BasePath, Endpoint, Metadata, Registration, SessionConfig};
 
 use zkutil::testing::{Behaviour, Responder};
 
@@ -20,7 +20,7 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
     let session = SessionConfig::new(zk.connect_string())
         .connect()
         .map(Arc::new)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     let hosts = zk.connect_string();
     let cases = [
         (Behaviour::HugeReply, "is longer than 4096 bytes"),
@@ -39,8 +39,9 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         let fake = Responder::start(how).expect("a misbehaving server");
         let endpoint = Endpoint::new(fake.addr());
         let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "fake");
-        let registration = Registration::register(&session, "/go_servers", endpoint, &metadata)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let registration =
+            Registration::register(&session, &BasePath::default(), endpoint, &metadata)
+                .expect("registers");
         let started = Instant::now();
         // Round robin: the fake server gets one of the first two requests.
         let output = run_client(&[
@@ -78,7 +79,7 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
             "{how:?}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{how:?}: {stderr}");
-        registration.deregister().unwrap_or_else(|e| panic!("{e}"));
+        registration.deregister().expect("deregisters");
     }
 }
 
@@ -88,10 +89,10 @@ fn hostile_registry_entries_are_skipped_with_one_warning_each_and_valid_ones_use
     let session = SessionConfig::new(zk.connect_string())
         .connect()
         .map(Arc::new)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     // A valid IPv6 server next to an IPv4 one.
-    let v6 = TcpListener::bind("[::1]:0").unwrap_or_else(|e| panic!("{e}"));
-    let v6_addr = v6.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let v6 = TcpListener::bind("[::1]:0").expect("binds");
+    let v6_addr = v6.local_addr().expect("a bound address");
     let v6_server = std::thread::spawn(move || {
         for stream in v6.incoming().take(200) {
             let Ok(mut stream) = stream else { continue };
@@ -110,11 +111,11 @@ fn hostile_registry_entries_are_skipped_with_one_warning_each_and_valid_ones_use
     let v6_endpoint = Endpoint::new(v6_addr);
     let _v6_reg = Registration::register(
         &session,
-        "/go_servers",
+        &BasePath::default(),
         v6_endpoint,
         &Metadata::for_this_process(v6_endpoint, SystemTime::now(), "v6"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("registers");
     let long_name = "9".repeat(1024);
     let bad_names = [
         "foo",

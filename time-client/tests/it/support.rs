@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use time_server::listener::Serving;
 use zkutil::testing::ZkServer;
-use zkutil::{Endpoint, Metadata, Registration, Session};
+use zkutil::{BasePath, Endpoint, Metadata, Registration, Session};
 
 pub use zkutil::testing::zookeeper;
 
@@ -22,16 +22,17 @@ pub struct Servers {
 
 impl Servers {
     pub fn start(zk: &ZkServer, base_path: &str, n: usize) -> Servers {
+        let base_path = BasePath::new(base_path).expect("a valid base path");
         let session = zkutil::testing::connect(zk, Duration::from_secs(10));
-        let serving = Serving::on_free_ports(n).unwrap_or_else(|e| panic!("{e:#}"));
+        let serving = Serving::on_free_ports(n).expect("listeners start");
         let registrations = serving
             .listeners()
             .iter()
             .map(|bound| {
                 let endpoint = bound.advertised();
                 let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-                Registration::register(&session, base_path, endpoint, &metadata)
-                    .unwrap_or_else(|e| panic!("{e}"))
+                Registration::register(&session, &base_path, endpoint, &metadata)
+                    .expect("registers")
             })
             .collect();
         Servers {
@@ -68,7 +69,7 @@ impl Servers {
     /// does during its drain period.
     pub fn deregister(&mut self) {
         for registration in self.registrations.drain(..) {
-            registration.deregister().unwrap_or_else(|e| panic!("{e}"));
+            registration.deregister().expect("deregisters");
         }
     }
 }

@@ -89,7 +89,7 @@ fn leader_failover_keeps_registrations_without_flap() {
     let obs = SessionConfig::new(&hosts)
         .with_session_timeout(Duration::from_secs(20))
         .connect()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     let server = ServerProcess::start(&server_args(
         &hosts,
         "10s",
@@ -106,7 +106,7 @@ fn leader_failover_keeps_registrations_without_flap() {
     obs.children_and_watch(BASE, move |event| {
         let _ = tx.send(event);
     })
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("lists and watches");
 
     let leader = zk.leader().unwrap_or_else(|| panic!("no leader"));
     zk.kill(leader);
@@ -275,10 +275,10 @@ fn zookeeper_down_at_start_then_registers() {
     let port = free_ports(1)[0];
     let listen = format!("127.0.0.1:{port}");
     let mut args = server_args(&hosts, "10s", &listen);
-    args.extend(["--connect-timeout", "500ms"]);
+    args.extend(["--zk-connect-timeout", "500ms"]);
     let server = ServerProcess::start(&args);
     // The listener answers while ZooKeeper is down.
-    let addr: SocketAddr = listen.parse().unwrap_or_else(|e| panic!("{e}"));
+    let addr: SocketAddr = listen.parse().expect("a valid literal");
     let reply = wait_until(Duration::from_secs(20), "the listener answers", || {
         ask(addr).ok()
     });
@@ -350,7 +350,7 @@ fn sigterm_deregisters_before_closing() {
     );
     let vanished = Instant::now();
     // Deregistered, and still accepting (the drain period).
-    let addr: SocketAddr = stopping_listen.parse().unwrap_or_else(|e| panic!("{e}"));
+    let addr: SocketAddr = stopping_listen.parse().expect("a valid literal");
     let reply = ask(addr).unwrap_or_else(|e| panic!("the listener stopped before the drain: {e}"));
     assert!(
         reply.starts_with(&format!("{stopping_listen}: ")),

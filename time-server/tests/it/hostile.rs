@@ -24,7 +24,7 @@ fn start(zk: &ZkServer, extra: &[&str]) -> (ServerProcess, SocketAddr) {
     args.extend_from_slice(extra);
     let server = ServerProcess::start(&args);
     server.registered(1);
-    (server, listen.parse().unwrap_or_else(|e| panic!("{e}")))
+    (server, listen.parse().expect("a valid literal"))
 }
 
 /// Threads and memory stay bounded: at most `extra` threads more than the
@@ -64,7 +64,7 @@ fn garbage_and_a_one_mebibyte_request_do_not_hurt_the_server() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     for payload in [garbage, vec![b'x'; 1 << 20], b"\r\n\0\xff\xfe".to_vec()] {
-        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = TcpStream::connect(addr).expect("connects");
         let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
         // The server stops reading at its drain limit: the write may fail.
         let _ = stream.write_all(&payload);

@@ -58,11 +58,11 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
     );
     let mut owners = Vec::new();
     for name in &found {
-        let endpoint = Endpoint::from_node_name(name).unwrap_or_else(|e| panic!("{e}"));
+        let endpoint = Endpoint::from_node_name(name).expect("a valid node name");
         assert_ne!(endpoint.port(), 0);
         let path = format!("/svc/{name}");
-        let (data, stat) = obs.get_data(&path).unwrap_or_else(|e| panic!("{e}"));
-        let metadata = Metadata::from_json(&path, &data).unwrap_or_else(|e| panic!("{e}"));
+        let (data, stat) = obs.get_data(&path).expect("reads the node");
+        let metadata = Metadata::from_json(&path, &data).expect("valid metadata");
         assert_eq!(
             (metadata.address(), metadata.port(), metadata.pid()),
             ("127.0.0.1", endpoint.port(), server.pid())
@@ -173,7 +173,7 @@ fn unreachable_zookeeper_is_a_one_line_error_naming_the_hosts() {
     let mut server = ServerProcess::start(&[
         "--zk",
         hosts,
-        "--connect-timeout",
+        "--zk-connect-timeout",
         "1s",
         "--startup-timeout",
         "2s",
@@ -194,11 +194,8 @@ fn unreachable_zookeeper_is_a_one_line_error_naming_the_hosts() {
 fn a_listener_that_cannot_bind_is_a_one_line_error_and_nothing_is_registered() {
     let zk = zookeeper();
     let obs = observer(&zk);
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = taken
-        .local_addr()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_string();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = taken.local_addr().expect("a bound address").to_string();
     let hosts = zk.connect_string();
     let mut server = ServerProcess::start(&args(
         &hosts,
@@ -263,7 +260,7 @@ fn absurd_or_zero_durations_exit_with_a_usage_error_not_a_panic() {
         ["--startup-timeout", "99999999999years"],
         ["--drain", "99999999999years"],
         ["--startup-timeout", "0s"],
-        ["--connect-timeout", "0s"],
+        ["--zk-connect-timeout", "0s"],
         ["--session-timeout", "0s"],
     ] {
         let mut server = ServerProcess::start(&args);

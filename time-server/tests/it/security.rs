@@ -14,7 +14,7 @@ fn session_as(hosts: &str, auth: Option<&str>) -> Session {
     if let Some(auth) = auth {
         config = config.with_digest_auth(Secret::new(auth));
     }
-    config.connect().unwrap_or_else(|e| panic!("{e}"))
+    config.connect().expect("connects to ZooKeeper")
 }
 
 #[track_caller]
@@ -110,7 +110,7 @@ fn the_password_is_not_shown_by_help_or_errors() {
         &format!("svc:{PASSWORD}"),
         "--startup-timeout",
         "1s",
-        "--connect-timeout",
+        "--zk-connect-timeout",
         "500ms",
         "--listen",
         "127.0.0.1:0",
@@ -121,7 +121,7 @@ fn the_password_is_not_shown_by_help_or_errors() {
         .arg("--help")
         .env("ZK_AUTH", format!("svc:{PASSWORD}"))
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("runs");
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(
         help.contains("--zk-auth") && !help.contains(PASSWORD),

@@ -86,7 +86,7 @@ impl ServerProcess {
 
 /// A time-server serving `n` port-0 listeners in this process until dropped.
 pub fn in_process_server(n: usize) -> Serving {
-    Serving::on_free_ports(n).unwrap_or_else(|e| panic!("{e:#}"))
+    Serving::on_free_ports(n).expect("listeners start")
 }
 
 /// Each child of `base`: (name, owner session, creation time).
@@ -102,7 +102,7 @@ pub fn snapshot(session: &Session, base: &str) -> Vec<(String, i64, i64)> {
 
 /// `n` distinct free loopback ports (bound, then released).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    zkutil::testing::free_ports(n).unwrap_or_else(|e| panic!("{e}"))
+    zkutil::testing::free_ports(n).expect("free ports")
 }
 
 /// Asks `addr` for the time; the reply, or the error.

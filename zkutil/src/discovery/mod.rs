@@ -32,9 +32,9 @@ pub use self::read::list;
 use self::read::{WarnOnce, parse_children, read_instances, truncate};
 pub use self::snapshot::{Change, Instance, Snapshot};
 use crate::backoff::Backoff;
+use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::registry::check_base_path;
 use crate::session::{Session, SessionEvent, SessionState, WatchEvent};
 
 /// Why the refresh thread woke up.
@@ -47,7 +47,7 @@ enum Wake {
 
 struct Shared {
     session: Arc<Session>,
-    base_path: String,
+    base_path: BasePath,
     with_metadata: bool,
     current: Mutex<Arc<Snapshot>>,
     changed: Condvar,
@@ -89,7 +89,7 @@ impl Discovery {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a malformed base path.
-    pub fn start(session: Arc<Session>, base_path: &str) -> Result<Discovery> {
+    pub fn start(session: Arc<Session>, base_path: &BasePath) -> Result<Discovery> {
         Discovery::start_inner(session, base_path, false)
     }
 
@@ -99,16 +99,15 @@ impl Discovery {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a malformed base path.
-    pub fn start_with_metadata(session: Arc<Session>, base_path: &str) -> Result<Discovery> {
+    pub fn start_with_metadata(session: Arc<Session>, base_path: &BasePath) -> Result<Discovery> {
         Discovery::start_inner(session, base_path, true)
     }
 
     fn start_inner(
         session: Arc<Session>,
-        base_path: &str,
+        base_path: &BasePath,
         with_metadata: bool,
     ) -> Result<Discovery> {
-        check_base_path(base_path)?;
         let empty = Snapshot {
             instances: Arc::from(Vec::new()),
             version: 0,
@@ -118,7 +117,7 @@ impl Discovery {
         };
         let shared = Arc::new(Shared {
             session,
-            base_path: base_path.to_owned(),
+            base_path: base_path.clone(),
             with_metadata,
             current: Mutex::new(Arc::new(empty)),
             changed: Condvar::new(),
@@ -165,7 +164,7 @@ impl Discovery {
     }
 
     /// The base path.
-    pub fn base_path(&self) -> &str {
+    pub fn base_path(&self) -> &BasePath {
         &self.shared.base_path
     }
 
@@ -313,7 +312,7 @@ impl Shared {
                     pending.fetch_add(1, Ordering::SeqCst);
                     let exists = self
                         .session
-                        .stat_and_watch(&self.base_path, move |event| {
+                        .stat_and_watch(self.base_path.as_str(), move |event| {
                             pending.fetch_sub(1, Ordering::SeqCst);
                             if event != WatchEvent::SessionEnded {
                                 let _ = tx.send(Wake::Watch);
@@ -378,13 +377,13 @@ impl Shared {
     fn list_children(&self, wake: &mpsc::Sender<Wake>) -> Result<Vec<String>> {
         self.listings.fetch_add(1, Ordering::SeqCst);
         if self.armed.swap(true, Ordering::SeqCst) {
-            return self.session.children(&self.base_path);
+            return self.session.children(self.base_path.as_str());
         }
         let tx = wake.clone();
         let pending = self.pending_watches.clone();
         pending.fetch_add(1, Ordering::SeqCst);
         self.session
-            .children_and_watch(&self.base_path, move |_| {
+            .children_and_watch(self.base_path.as_str(), move |_| {
                 pending.fetch_sub(1, Ordering::SeqCst);
                 let _ = tx.send(Wake::Watch);
             })

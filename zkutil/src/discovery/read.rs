@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use super::Instance;
+use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::metadata::Metadata;
-use crate::registry::{check_base_path, node_path};
 use crate::session::Session;
 
 /// Paths already warned about, so that a bad child is logged once, not on
@@ -35,8 +35,8 @@ impl WarnOnce {
     }
 
     /// Forgets paths that are no longer children of `base_path`.
-    pub(super) fn retain_children(&mut self, base_path: &str, names: &HashSet<&str>) {
-        let prefix = format!("{}/", base_path.trim_end_matches('/'));
+    pub(super) fn retain_children(&mut self, base_path: &BasePath, names: &HashSet<&str>) {
+        let prefix = format!("{base_path}/");
         self.paths.retain(|path| {
             path.strip_prefix(&prefix)
                 .is_some_and(|name| names.contains(name))
@@ -59,9 +59,8 @@ pub(super) fn truncate(text: &str) -> &str {
 /// # Errors
 ///
 /// ZooKeeper errors naming the base path; a missing base path is an empty list.
-pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<Vec<Instance>> {
-    check_base_path(base_path)?;
-    let names = match session.children(base_path) {
+pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Result<Vec<Instance>> {
+    let names = match session.children(base_path.as_str()) {
         Ok(names) => names,
         Err(err) if err.is_no_node() => Vec::new(),
         Err(err) => return Err(err),
@@ -77,7 +76,7 @@ pub fn list(session: &Session, base_path: &str, with_metadata: bool) -> Result<V
 /// The valid endpoints among child `names`, sorted and distinct; `warn`
 /// gets (path, error, message) for each malformed one.
 pub(super) fn parse_children(
-    base_path: &str,
+    base_path: &BasePath,
     names: &[String],
     warn: impl Fn(&str, &str, &str),
 ) -> Vec<Endpoint> {
@@ -86,7 +85,7 @@ pub(super) fn parse_children(
         .filter_map(|name| {
             Endpoint::from_node_name(name)
                 .map_err(|err| {
-                    let path = format!("{}/{name}", base_path.trim_end_matches('/'));
+                    let path = format!("{base_path}/{name}");
                     warn(&path, &err.to_string(), "skipping malformed child");
                 })
                 .ok()
@@ -107,11 +106,11 @@ pub(super) fn parse_children(
 /// Only when the batch as a whole gets no answer in time.
 pub(super) fn read_instances(
     session: &Session,
-    base_path: &str,
+    base_path: &BasePath,
     endpoints: &[Endpoint],
     warn: impl Fn(&str, &str, &str),
 ) -> Result<Vec<Instance>> {
-    let paths: Vec<String> = endpoints.iter().map(|e| node_path(base_path, e)).collect();
+    let paths: Vec<String> = endpoints.iter().map(|e| base_path.node_path(e)).collect();
     let results = session.get_data_many(&paths)?;
     let mut instances = Vec::with_capacity(endpoints.len());
     for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
@@ -151,7 +150,7 @@ mod tests {
             assert!(warned.paths.len() <= WarnOnce::MAX);
         }
         warned.first("/b/x");
-        warned.retain_children("/b", &HashSet::from(["x"]));
+        warned.retain_children(&BasePath::from_static("/b"), &HashSet::from(["x"]));
         assert_eq!(
             warned.paths.len(),
             1,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use zkutil::testing::{Responder, TestProcess, ZkEnsemble, wait_until};
-use zkutil::{Endpoint, Metadata, Registration};
+use zkutil::{BasePath, Endpoint, Metadata, Registration};
 
 use crate::support::{session, zookeeper};
 
@@ -48,7 +48,7 @@ fn stop_with(process: &mut TestProcess, signal: &str) -> std::process::ExitStatu
 
 fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
     let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-    Registration::register(s, "/go_servers", endpoint, &metadata).unwrap_or_else(|e| panic!("{e}"))
+    Registration::register(s, &BasePath::default(), endpoint, &metadata).expect("registers")
 }
 
 #[test]
@@ -57,10 +57,10 @@ fn ls_lists_exactly_what_is_registered() {
     let s = session(&zk);
     let regs: Vec<Registration> = ["127.0.0.1:1", "127.0.0.1:2", "[::1]:3"]
         .iter()
-        .map(|t| register(&s, t.parse().unwrap_or_else(|e| panic!("{e}"))))
+        .map(|t| register(&s, t.parse().expect("a valid literal")))
         .collect();
     s.create_ephemeral("/go_servers/not-an-endpoint", b"")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("creates the node");
     let hosts = zk.connect_string();
     let output = zkutil(&["--zk", &hosts, "ls", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -97,7 +97,7 @@ fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
     let s = session(&zk);
     let hosts = zk.connect_string();
     let mut watch = running(&["--zk", &hosts, "watch"]);
-    let endpoint: Endpoint = "127.0.0.1:4242".parse().unwrap_or_else(|e| panic!("{e}"));
+    let endpoint: Endpoint = "127.0.0.1:4242".parse().expect("a valid literal");
     let registration = register(&s, endpoint);
     wait_until(Duration::from_secs(20), "watch prints +", || {
         lines(&watch)
@@ -105,7 +105,7 @@ fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
             .any(|l| l.ends_with(" + 127.0.0.1:4242"))
             .then_some(())
     });
-    registration.deregister().unwrap_or_else(|e| panic!("{e}"));
+    registration.deregister().expect("deregisters");
     wait_until(Duration::from_secs(20), "watch prints -", || {
         lines(&watch)
             .iter()
@@ -138,7 +138,7 @@ fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
 fn watch_json_reports_added_and_removed() {
     let zk = zookeeper();
     let s = session(&zk);
-    let already = register(&s, "127.0.0.1:7".parse().unwrap_or_else(|e| panic!("{e}")));
+    let already = register(&s, "127.0.0.1:7".parse().expect("a valid literal"));
     let mut watch = running(&["--zk", &zk.connect_string(), "watch", "--json"]);
     wait_until(
         Duration::from_secs(20),
@@ -190,7 +190,7 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     let (data, _) = wait_until(Duration::from_secs(20), "the sidecar registers", || {
         observer.get_data(&path).ok()
     });
-    let metadata: Value = serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{e}"));
+    let metadata: Value = serde_json::from_slice(&data).expect("valid JSON");
     assert_eq!(
         (metadata["role"].as_str(), metadata["port"].as_u64()),
         (Some("stand-in"), Some(u64::from(responder.addr().port())))
@@ -202,8 +202,7 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
         ..time_client::Config::new(&hosts)
     };
     let (_keep, stop) = std::sync::mpsc::channel();
-    let summary =
-        time_client::run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
     assert_eq!((summary.ok, summary.failed), (5, 0), "{}", summary.line());
 
     let status = stop_with(&mut sidecar, "TERM");
@@ -223,10 +222,10 @@ fn check_fails_when_a_registered_instance_is_down() {
     let dead_port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a free port");
     let dead: Endpoint = format!("127.0.0.1:{dead_port}")
         .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid literal");
     let _down = register(&s, dead);
     let hosts = zk.connect_string();
     let output = zkutil(&["--zk", &hosts, "check", "--timeout", "500ms"]);
@@ -240,7 +239,7 @@ fn check_fails_when_a_registered_instance_is_down() {
     drop(_down);
     let output = zkutil(&["--zk", &hosts, "check", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stdout));
-    let line: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let line: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     assert_eq!(line["reachable"], true);
     assert!(
         line["reply"]
@@ -276,7 +275,7 @@ fn check_reports_a_frozen_server_that_still_accepts_connections() {
 #[test]
 fn status_reports_an_ensembles_leader_and_followers() {
     zkutil::testing::init_test_logging();
-    let mut zk = ZkEnsemble::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let mut zk = ZkEnsemble::start(3).expect("the ensemble starts");
     let hosts = zk.connect_string();
     let output = zkutil(&["--zk", &hosts, "status"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -310,11 +309,11 @@ fn status_reports_an_ensembles_leader_and_followers() {
 fn get_shows_one_instance_and_an_unknown_one_is_a_one_line_error() {
     let zk = zookeeper();
     let s = session(&zk);
-    let _reg = register(&s, "127.0.0.1:9".parse().unwrap_or_else(|e| panic!("{e}")));
+    let _reg = register(&s, "127.0.0.1:9".parse().expect("a valid literal"));
     let hosts = zk.connect_string();
     let output = zkutil(&["--zk", &hosts, "get", "127.0.0.1:9"]);
     assert!(output.status.success());
-    let shown: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     assert_eq!(shown["stat"]["owner"], format!("{:#x}", s.id()));
     assert_eq!(shown["metadata"]["port"], 9);
     let missing = zkutil(&["--zk", &hosts, "get", "127.0.0.1:10"]);
@@ -327,7 +326,7 @@ fn get_shows_one_instance_and_an_unknown_one_is_a_one_line_error() {
 
 #[test]
 fn unreachable_zookeeper_and_bad_input_are_one_line_errors() {
-    let output = zkutil(&["--zk", "127.0.0.1:1", "--connect-timeout", "1s", "ls"]);
+    let output = zkutil(&["--zk", "127.0.0.1:1", "--zk-connect-timeout", "1s", "ls"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(
@@ -350,8 +349,8 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
     let chrooted = format!("{}/app", zk.connect_string());
     let config = time_server::Config {
         session: zkutil::SessionConfig::new(&chrooted),
-        base_path: "/go_servers".into(),
-        listen: vec!["127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")); 2],
+        base_path: BasePath::default(),
+        listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
         advertise: None,
         startup_timeout: Some(Duration::from_secs(30)),
         drain: Duration::ZERO,
@@ -372,7 +371,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
 
     let output = zkutil(&["--zk", &chrooted, "ls", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let listed: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     let mut cli_names: Vec<String> = listed
         .as_array()
         .into_iter()
@@ -390,8 +389,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
         ..time_client::Config::new(&chrooted)
     };
     let (_keep, stop) = std::sync::mpsc::channel();
-    let summary =
-        time_client::run(&client, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = time_client::run(&client, &mut std::io::sink(), &stop).expect("the client runs");
     assert_eq!(
         (summary.ok, summary.failed, summary.per_server.len()),
         (10, 0, 2),
@@ -399,7 +397,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
         summary.line()
     );
 
-    let mut top = root.children("/").unwrap_or_else(|e| panic!("{e}"));
+    let mut top = root.children("/").expect("lists the children");
     top.sort();
     assert_eq!(
         top,
@@ -410,7 +408,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
     server
         .join()
         .unwrap_or_else(|_| panic!("server panicked"))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the server runs");
     assert!(
         root.children("/app/go_servers")
             .unwrap_or_default()
@@ -425,7 +423,7 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         .with_digest_auth(zkutil::Secret::new("svc:pw"))
         .connect()
         .map(Arc::new)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     let responder = Responder::time().expect("a responder");
     let _reg = register(&owner, Endpoint::new(responder.addr()));
     let hosts = zk.connect_string();
@@ -438,8 +436,7 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
         ..time_client::Config::new(&hosts)
     };
     let (_keep, stop) = std::sync::mpsc::channel();
-    let summary =
-        time_client::run(&config, &mut std::io::sink(), &stop).unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
     assert_eq!(summary.ok, 3);
     // Another identity cannot hijack the registration, even with the
     // owner-aware takeover that replaces stale nodes.
@@ -485,7 +482,7 @@ fn one_unreadable_child_hides_no_other_instance() {
     assert!(s.get_data(&hidden).is_err_and(|e| e.is_no_auth()));
 
     let discovery =
-        zkutil::Discovery::start_with_metadata(s.clone(), "/go_servers").expect("discovery");
+        zkutil::Discovery::start_with_metadata(s.clone(), &BasePath::default()).expect("discovery");
     let snapshot = discovery.snapshot();
     assert!(!snapshot.is_stale());
     let with_metadata: Vec<(String, bool)> = snapshot

@@ -4,18 +4,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use zkutil::testing::wait_until;
-use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, SessionConfig};
+use zkutil::{BasePath, Change, Discovery, Endpoint, Metadata, Registration, SessionConfig};
 
 use crate::support::{session, zookeeper};
 
 fn endpoint(text: &str) -> Endpoint {
-    text.parse().unwrap_or_else(|e| panic!("{e}"))
+    text.parse().expect("a valid literal")
 }
 
 fn register(s: &Arc<zkutil::Session>, text: &str) -> Registration {
     let e = endpoint(text);
     let metadata = Metadata::for_this_process(e, SystemTime::now(), "test");
-    Registration::register(s, "/go_servers", e, &metadata).unwrap_or_else(|err| panic!("{err}"))
+    Registration::register(s, &BasePath::default(), e, &metadata).expect("registers")
 }
 
 fn endpoints(discovery: &Discovery) -> Vec<String> {
@@ -46,11 +46,11 @@ fn the_cache_lists_valid_children_and_skips_malformed_ones() {
             .unwrap_or_else(|err| panic!("{bad}: {err}"));
     }
     s.create_ephemeral("/go_servers/127.0.0.1:2", b"not json")
-        .unwrap_or_else(|err| panic!("{err}"));
+        .expect("creates the node");
     s.create_ephemeral("/go_servers/127.0.0.1:3", &vec![b'{'; 1_000_000])
-        .unwrap_or_else(|err| panic!("{err}"));
-    let discovery = Discovery::start_with_metadata(s.clone(), "/go_servers")
-        .unwrap_or_else(|err| panic!("{err}"));
+        .expect("creates the node");
+    let discovery =
+        Discovery::start_with_metadata(s.clone(), &BasePath::default()).expect("discovery starts");
     let snapshot = discovery.snapshot();
     assert!(!snapshot.is_stale());
     let found: Vec<String> = snapshot
@@ -91,8 +91,7 @@ fn adding_then_removing_one_instance_yields_one_added_then_one_removed() {
     let zk = zookeeper();
     let s = session(&zk);
     let _first = register(&s, "127.0.0.1:1");
-    let discovery =
-        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
     let changes = discovery.subscribe();
     let version = discovery.snapshot().version();
     let second = register(&s, "127.0.0.1:2");
@@ -103,7 +102,7 @@ fn adding_then_removing_one_instance_yields_one_added_then_one_removed() {
         added,
         Change::Added(zkutil::Instance::new(endpoint("127.0.0.1:2")))
     );
-    second.deregister().unwrap_or_else(|err| panic!("{err}"));
+    second.deregister().expect("deregisters");
     let removed = changes
         .recv_timeout(Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("no event: {e}"));
@@ -128,8 +127,7 @@ fn adding_then_removing_one_instance_yields_one_added_then_one_removed() {
 fn a_missing_base_path_is_an_empty_list_until_it_appears() {
     let zk = zookeeper();
     let s = session(&zk);
-    let discovery =
-        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
     assert!(discovery.snapshot().instances().is_empty());
     assert!(!discovery.snapshot().is_stale());
     let _reg = register(&s, "127.0.0.1:7");
@@ -149,8 +147,8 @@ fn the_cache_goes_stale_while_zookeeper_is_down_and_fresh_when_it_returns() {
         .with_session_timeout(Duration::from_secs(20))
         .connect()
         .map(Arc::new)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let discovery = Discovery::start(s, "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+        .expect("connects to ZooKeeper");
+    let discovery = Discovery::start(s, &BasePath::default()).expect("discovery starts");
     let changes = discovery.subscribe();
     zk.kill();
     let stale = discovery
@@ -161,7 +159,7 @@ fn the_cache_goes_stale_while_zookeeper_is_down_and_fresh_when_it_returns() {
         changes.recv_timeout(Duration::from_secs(5)).ok(),
         Some(Change::Stale)
     );
-    zk.restart().unwrap_or_else(|e| panic!("{e}"));
+    zk.restart().expect("restarts");
     discovery
         .wait_for(Duration::from_secs(30), |snap| !snap.is_stale())
         .unwrap_or_else(|| panic!("never fresh"));
@@ -176,8 +174,7 @@ fn the_cache_rearms_its_watch_after_a_session_rebuild() {
     let zk = zookeeper();
     let owner = session(&zk);
     let s = session(&zk);
-    let discovery =
-        Discovery::start(s.clone(), "/go_servers").unwrap_or_else(|err| panic!("{err}"));
+    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
     s.expire_for_testing().unwrap_or_else(|e| panic!("{e:?}"));
     let rebuilt = wait_until(Duration::from_secs(30), "the session is rebuilt", || {
         (s.state() == zkutil::SessionState::Connected).then(|| s.id())
@@ -206,7 +203,7 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
         .connect()
         .expect("a session through the proxy");
     let started = std::time::Instant::now();
-    let listed = zkutil::list_instances(&slow, "/go_servers", true).expect("list");
+    let listed = zkutil::list_instances(&slow, &BasePath::default(), true).expect("list");
     let took = started.elapsed();
     eprintln!("40 instances with metadata listed in {took:?} at 100 ms per answer");
     assert_eq!(listed.len(), regs.len());
@@ -231,7 +228,7 @@ fn re_listing_after_reconnects_piles_up_no_watchers() {
         .connect()
         .map(Arc::new)
         .expect("a session through the proxy");
-    let discovery = Discovery::start(through.clone(), "/go_servers").expect("discovery");
+    let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");
     assert_eq!(discovery.pending_watches_for_testing(), 1);
     for _ in 0..5 {
         let listed = discovery.listings_for_testing();

@@ -4,12 +4,12 @@ use std::time::{Duration, SystemTime};
 
 use zkutil::Outcome;
 use zkutil::testing::wait_until;
-use zkutil::{Endpoint, Metadata, Registration};
+use zkutil::{BasePath, Endpoint, Metadata, Registration};
 
 use crate::support::{session, zookeeper};
 
 fn endpoint(text: &str) -> Endpoint {
-    text.parse().unwrap_or_else(|e| panic!("{e}"))
+    text.parse().expect("a valid literal")
 }
 
 fn metadata(e: Endpoint) -> Metadata {
@@ -21,13 +21,18 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
     let zk = zookeeper();
     let s = session(&zk);
     let e = endpoint("127.0.0.1:8897");
-    let reg = Registration::register(&s, "/deep/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let reg = Registration::register(
+        &s,
+        &BasePath::from_static("/deep/go_servers"),
+        e,
+        &metadata(e),
+    )
+    .expect("registers");
     assert_eq!(reg.path(), "/deep/go_servers/127.0.0.1:8897");
     assert_eq!(reg.outcome(), Outcome::Created);
-    let (data, stat) = s.get_data(reg.path()).unwrap_or_else(|err| panic!("{err}"));
+    let (data, stat) = s.get_data(reg.path()).expect("reads the node");
     assert_eq!(stat.ephemeral_owner(), s.id());
-    let parsed = Metadata::from_json(reg.path(), &data).unwrap_or_else(|err| panic!("{err}"));
+    let parsed = Metadata::from_json(reg.path(), &data).expect("valid metadata");
     assert_eq!(parsed.port(), 8897);
     assert_eq!(parsed.pid(), std::process::id());
     // The base path is persistent.
@@ -50,7 +55,7 @@ fn concurrent_registrations_tolerate_each_other_creating_the_base_path() {
             .map(|(i, s)| {
                 scope.spawn(move || {
                     let e = endpoint(&format!("127.0.0.1:{}", 9000 + i));
-                    Registration::register(s, "/race/a/b", e, &metadata(e))
+                    Registration::register(s, &BasePath::from_static("/race/a/b"), e, &metadata(e))
                 })
             })
             .collect();
@@ -59,13 +64,13 @@ fn concurrent_registrations_tolerate_each_other_creating_the_base_path() {
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| panic!("panicked"))
-                    .unwrap_or_else(|e| panic!("{e}"))
+                    .expect("registers")
             })
             .collect()
     });
     let children = sessions[0]
         .children("/race/a/b")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("lists the children");
     assert_eq!(children.len(), 4, "{children:?}");
     drop(regs);
 }
@@ -77,12 +82,10 @@ fn a_stale_node_of_another_session_is_replaced_and_our_own_is_adopted() {
     let new = session(&zk);
     let e = endpoint("127.0.0.1:8898");
     let path = "/go_servers/127.0.0.1:8898";
-    new.ensure_path("/go_servers")
-        .unwrap_or_else(|err| panic!("{err}"));
-    old.create_ephemeral(path, b"{}")
-        .unwrap_or_else(|err| panic!("{err}"));
-    let reg = Registration::register(&new, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+    new.ensure_path("/go_servers").expect("creates the path");
+    old.create_ephemeral(path, b"{}").expect("creates the node");
+    let reg =
+        Registration::register(&new, &BasePath::default(), e, &metadata(e)).expect("registers");
     assert_eq!(
         reg.outcome(),
         Outcome::ReplacedStale {
@@ -95,7 +98,7 @@ fn a_stale_node_of_another_session_is_replaced_and_our_own_is_adopted() {
         .flatten()
         .unwrap_or_else(|| panic!("node missing"));
     assert_eq!(stat.ephemeral_owner(), new.id());
-    reg.deregister().unwrap_or_else(|err| panic!("{err}"));
+    reg.deregister().expect("deregisters");
     assert!(new.stat(path).ok().flatten().is_none());
 }
 
@@ -104,14 +107,12 @@ fn a_node_this_session_already_created_is_adopted() {
     let zk = zookeeper();
     let s = session(&zk);
     let e = endpoint("127.0.0.1:8898");
-    s.ensure_path("/go_servers")
-        .unwrap_or_else(|err| panic!("{err}"));
+    s.ensure_path("/go_servers").expect("creates the path");
     // As if an earlier create had succeeded but its answer was lost.
     let created = s
         .create_ephemeral("/go_servers/127.0.0.1:8898", b"{}")
-        .unwrap_or_else(|err| panic!("{err}"));
-    let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+        .expect("creates the node");
+    let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
     assert_eq!(reg.outcome(), Outcome::Adopted);
     let stat = s
         .stat(reg.path())
@@ -130,15 +131,15 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let a = session(&zk);
     let b = session(&zk);
     let e = endpoint("127.0.0.1:8899");
-    let reg_a = Registration::register(&a, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let reg_a =
+        Registration::register(&a, &BasePath::default(), e, &metadata(e)).expect("registers");
     // A second live registration of the same address replaces a's node at
     // start, as it would a stale one. a's maintainer may re-create the node
     // in the moment between b's delete and b's create, but b then replaces
     // it again, and a never deletes a node of a live session: once b's
     // register returns, the node is b's.
-    let reg_b = Registration::register(&b, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let reg_b =
+        Registration::register(&b, &BasePath::default(), e, &metadata(e)).expect("registers");
     let path = reg_b.path().to_owned();
     let owner = a
         .stat(&path)
@@ -146,7 +147,7 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
         .flatten()
         .map(|stat| stat.ephemeral_owner());
     assert_eq!(owner, Some(b.id()));
-    reg_a.deregister().unwrap_or_else(|err| panic!("{err}"));
+    reg_a.deregister().expect("deregisters");
     let stat = a
         .stat(&path)
         .ok()
@@ -162,16 +163,13 @@ fn node_deleted_by_operator_is_recreated() {
     let s = session(&zk);
     let operator = session(&zk);
     let e = endpoint("127.0.0.1:8897");
-    let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
     let before = operator
         .stat(reg.path())
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("not registered"));
-    operator
-        .delete(reg.path(), None)
-        .unwrap_or_else(|err| panic!("{err}"));
+    operator.delete(reg.path(), None).expect("deletes the node");
     let started = std::time::Instant::now();
     let after = wait_until(Duration::from_secs(10), "the node is re-created", || {
         operator
@@ -202,8 +200,7 @@ fn registrations_come_back_after_the_session_expires() {
         .iter()
         .map(|t| endpoint(t))
         .map(|e| {
-            Registration::register(&s, "/go_servers", e, &metadata(e))
-                .unwrap_or_else(|err| panic!("{err}"))
+            Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers")
         })
         .collect();
     let old = s.id();
@@ -240,15 +237,13 @@ fn deregister_during_reregistration_does_not_resurrect() {
     let operator = session(&zk);
     for round in 0..20 {
         let e = endpoint(&format!("127.0.0.1:{}", 10_000 + round));
-        let reg = Registration::register(&s, "/go_servers", e, &metadata(e))
-            .unwrap_or_else(|err| panic!("{err}"));
+        let reg =
+            Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
         let path = reg.path().to_owned();
         // The operator's delete wakes the maintainer, which re-creates the
         // node while we deregister.
-        operator
-            .delete(&path, None)
-            .unwrap_or_else(|err| panic!("{err}"));
-        reg.deregister().unwrap_or_else(|err| panic!("{err}"));
+        operator.delete(&path, None).expect("deletes the node");
+        reg.deregister().expect("deregisters");
         assert!(
             operator.stat(&path).ok().flatten().is_none(),
             "round {round}: node resurrected"

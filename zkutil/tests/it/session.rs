@@ -14,7 +14,7 @@ fn unreachable_zookeeper_fails_within_the_connect_deadline_naming_the_hosts() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a free port");
     let hosts = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let result = SessionConfig::new(&hosts)
@@ -46,7 +46,7 @@ fn calls_on_a_frozen_server_time_out_with_a_retryable_error() {
         .with_session_timeout(Duration::from_secs(20))
         .with_request_timeout(Duration::from_millis(500))
         .connect()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     zk.pause();
     let started = Instant::now();
     let result = s.children("/");
@@ -74,11 +74,11 @@ fn closing_a_session_removes_its_ephemeral_nodes_at_once() {
     let owner = SessionConfig::new(zk.connect_string())
         .with_session_timeout(Duration::from_secs(30))
         .connect()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("connects to ZooKeeper");
     let observer = session(&zk);
     owner
         .create_ephemeral("/e", b"x")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("creates the node");
     owner.close();
     let started = Instant::now();
     wait_until(Duration::from_secs(20), "/e is gone", || {

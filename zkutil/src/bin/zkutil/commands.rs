@@ -8,19 +8,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use zkutil::node_path;
 use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, admin};
 
 use crate::Common;
 
 fn connect(common: &Common) -> anyhow::Result<Arc<Session>> {
-    Ok(Arc::new(
-        common
-            .zk
-            .session_config()
-            .with_connect_timeout(common.connect_timeout)
-            .connect()?,
-    ))
+    Ok(Arc::new(common.zk.session_config().connect()?))
 }
 
 fn now_ms() -> i64 {
@@ -49,7 +42,7 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
     let paths: Vec<String> = instances
         .iter()
-        .map(|instance| node_path(&common.zk.base_path, &instance.endpoint()))
+        .map(|instance| common.zk.base_path.node_path(&instance.endpoint()))
         .collect();
     // One pipelined batch; a node whose data cannot be read (no READ
     // permission) is still listed, from its stat, which needs none.
@@ -178,7 +171,7 @@ pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
 /// `zkutil get`.
 pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let path = node_path(&common.zk.base_path, &endpoint);
+    let path = common.zk.base_path.node_path(&endpoint);
     let (data, stat) = match session.get_data(&path) {
         Ok(found) => found,
         Err(err) if err.is_no_node() => bail!(

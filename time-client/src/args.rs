@@ -1,0 +1,76 @@
+//! `args`: the command line, and the [`Config`] it makes.
+
+use std::time::Duration;
+
+use zkutil::Strategy;
+
+use crate::Config;
+use crate::report::Format;
+use crate::request::RequestLimits;
+
+/// Asks registered time-servers for the time: keeps a watched list of the
+/// children of `<base-path>` in ZooKeeper (one session for the whole run),
+/// picks a server per request, sends `timestamp`, prints the reply. A server
+/// that fails is skipped for a cooldown and the request retried elsewhere.
+///
+/// Prints `connect host: <ip:port>` and the reply on stdout per request (or
+/// JSON lines with --json); logs and the summary go to stderr. Exits 1 when
+/// any request failed. Ctrl-C finishes the current request and prints the
+/// summary.
+#[derive(Debug, clap::Parser)]
+#[command(name = "time-client", version, about, long_about = None,
+          after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
+                        time-client --count 1000 --interval 0s --json | tail -1")]
+pub struct Args {
+    #[command(flatten)]
+    zk: zkutil::cli::ZkArgs,
+    /// Number of requests.
+    #[arg(long, env = "TIME_CLIENT_COUNT", default_value_t = 100)]
+    count: u64,
+    /// Pause between requests (e.g. 1s, 200ms, 0s).
+    #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = zkutil::cli::duration)]
+    interval: Duration,
+    /// How to pick a server: random or round-robin.
+    #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
+    strategy: Strategy,
+    /// Attempts on other servers after a failed one.
+    #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
+    retries: u32,
+    /// How long a server that failed is skipped.
+    #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = zkutil::cli::duration)]
+    cooldown: Duration,
+    /// TCP connect timeout per attempt.
+    #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
+    connect_timeout: Duration,
+    /// Deadline for the whole reply, after connecting.
+    #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
+    timeout: Duration,
+    /// Print one JSON object per request and a summary object on stdout.
+    #[arg(long, env = "TIME_CLIENT_JSON")]
+    json: bool,
+}
+
+impl Args {
+    /// The client's configuration from these flags.
+    pub fn config(self) -> Config {
+        Config {
+            session: self.zk.session_config(),
+            base_path: self.zk.base_path,
+            count: self.count,
+            interval: self.interval,
+            limits: RequestLimits {
+                connect_timeout: self.connect_timeout,
+                timeout: self.timeout,
+                ..RequestLimits::default()
+            },
+            strategy: self.strategy,
+            retries: self.retries,
+            cooldown: self.cooldown,
+            format: if self.json {
+                Format::Json
+            } else {
+                Format::Text
+            },
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `args`: the command line, and the [`Config`] it makes.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use zkutil::Endpoint;
+
+use crate::Config;
+use crate::listener::ServeOptions;
+
+/// A time service that registers each listener as an EPHEMERAL znode
+/// `<base-path>/<ip:port>` in ZooKeeper and answers every connection with
+/// one line: `<ip:port>: <RFC 3339 time>`.
+///
+/// Stops gracefully on SIGINT/SIGTERM: deregisters, serves the drain period,
+/// stops. A second signal exits at once.
+#[derive(Debug, clap::Parser)]
+#[command(name = "time-server", version, about, long_about = None,
+          after_help = "Example:\n  time-server --zk 127.0.0.1:2181 --listen 127.0.0.1:0 --listen 127.0.0.1:0")]
+pub struct Args {
+    #[command(flatten)]
+    zk: zkutil::cli::ZkArgs,
+    /// Address to listen on (repeatable, or comma separated); port 0 picks a free port.
+    #[arg(
+        long,
+        env = "TIME_SERVER_LISTEN",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8897,127.0.0.1:8898,127.0.0.1:8899"
+    )]
+    listen: Vec<Endpoint>,
+    /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
+    #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
+    advertise: Option<IpAddr>,
+    /// Exit with an error when not registered within this (e.g. 30s); by default the listeners serve and
+    /// registration is retried, with backoff, until ZooKeeper is reachable.
+    #[arg(long, env = "TIME_SERVER_STARTUP_TIMEOUT", value_parser = zkutil::cli::timeout)]
+    startup_timeout: Option<Duration>,
+    /// How long to keep serving after deregistering on shutdown.
+    #[arg(long, env = "TIME_SERVER_DRAIN", default_value = "1s", value_parser = zkutil::cli::duration)]
+    drain: Duration,
+    /// Most connections served at once; beyond it a connection gets its reply and is closed at once.
+    #[arg(long, env = "TIME_SERVER_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+}
+
+impl Args {
+    /// The server's configuration from these flags.
+    pub fn config(self) -> Config {
+        Config {
+            session: self.zk.session_config(),
+            base_path: self.zk.base_path,
+            listen: self.listen,
+            advertise: self.advertise,
+            startup_timeout: self.startup_timeout,
+            drain: self.drain,
+            serve: ServeOptions {
+                max_connections: self.max_connections as usize,
+                ..ServeOptions::default()
+            },
+        }
+    }
+}
+
+/// An IP address, or a host name resolved to its first address.
+fn parse_host(text: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = text.parse() {
+        return Ok(ip);
+    }
+    let mut addrs = (text, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text:?}: {e}"))?;
+    addrs
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}

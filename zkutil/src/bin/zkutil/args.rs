@@ -1,0 +1,94 @@
+//! `args`: the command line of `zkutil`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zkutil::Endpoint;
+
+use crate::commands;
+
+const EXAMPLES: &str = "\
+Examples:
+  zkutil ls                                   registered instances, owner session, age, metadata
+  zkutil --zk 10.0.0.1:2181,10.0.0.2:2181/app ls --json
+  zkutil watch                                + / - lines as instances come and go (Ctrl-C to stop)
+  zkutil get 127.0.0.1:8897                   one instance's data and stat
+  zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
+                                              hold a registration for a service until SIGTERM
+  zkutil check --timeout 500ms                ask every instance for the time; exit 1 if one is down
+  zkutil status                               each ZooKeeper host's mode; exit 1 if one is down";
+
+/// Inspect and use the service registry in ZooKeeper: the EPHEMERAL
+/// `<base-path>/<ip:port>` nodes that time-servers (or `zkutil register`)
+/// create.
+#[derive(Debug, Parser)]
+#[command(name = "zkutil", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes (before or after its name).
+#[derive(Debug, Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub zk: zkutil::cli::ZkArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registered instances: name, owner session, age, metadata.
+    Ls {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `+ ip:port` / `- ip:port` as instances come and go, and a line
+    /// when the view goes stale or fresh, until Ctrl-C.
+    Watch {
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one instance's data and stat.
+    Get {
+        /// The instance, ip:port or [v6]:port.
+        endpoint: Endpoint,
+    },
+    /// Register ip:port and hold the EPHEMERAL node (re-created after
+    /// session expiry or deletion) until SIGINT/SIGTERM, then deregister: a
+    /// sidecar for services not written in Rust.
+    Register {
+        /// The address clients should connect to.
+        endpoint: Endpoint,
+        /// Extra JSON object merged into the default metadata.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Ask every registered instance for the time and report reachable or
+    /// not, with latency; exit 1 if any is unreachable.
+    Check {
+        /// How long each instance has to answer (connect and reply).
+        #[arg(long, env = "ZKUTIL_CHECK_TIMEOUT", default_value = "1s", value_parser = zkutil::cli::timeout)]
+        timeout: Duration,
+        /// What counts as reachable: `time` reads the reply line (a frozen
+        /// server fails), `tcp` only connects (for other services).
+        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = commands::Probe::Time)]
+        probe: commands::Probe,
+        /// One JSON object per instance.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each ZooKeeper host's `srvr`: mode, zxid, connections, latency; exit
+    /// 1 if a host is down.
+    Status {
+        /// Timeout per host.
+        #[arg(long, env = "ZKUTIL_STATUS_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
+        timeout: Duration,
+        /// One JSON object per host.
+        #[arg(long)]
+        json: bool,
+    },
+}
