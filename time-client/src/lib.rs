@@ -84,7 +84,7 @@ pub fn run(
     stop_requested: &Receiver<i32>,
 ) -> anyhow::Result<Summary> {
     let session = config.session.clone().connect().map(Arc::new)?;
-    tracing::debug!(session = %format_args!("{:#x}", session.id()), "connected to ZooKeeper");
+    tracing::debug!(session = %session.id(), "connected to ZooKeeper");
     let discovery = Discovery::start(session, &config.base_path)?;
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);
     let mut summary = Summary::default();

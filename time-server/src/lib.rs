@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use zkutil::{
     Backoff, BasePath, Endpoint, Metadata, Registration, Session, SessionConfig, SessionEvent,
-    SessionState,
+    SessionState, Takeover,
 };
 
 pub use crate::args::Args;
@@ -54,6 +54,23 @@ pub struct Config {
     pub drain: Duration,
     /// Serving options.
     pub serve: ServeOptions,
+}
+
+impl Config {
+    /// The defaults of the command line, for the connect string `zk_hosts`.
+    pub fn new(zk_hosts: impl Into<String>) -> Config {
+        Config {
+            session: SessionConfig::new(zk_hosts),
+            base_path: BasePath::default(),
+            listen: [8897, 8898, 8899]
+                .map(|port| Endpoint::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+                .to_vec(),
+            advertise: None,
+            startup_timeout: None,
+            drain: Duration::from_secs(1),
+            serve: ServeOptions::default(),
+        }
+    }
 }
 
 /// How long the shutdown may spend on deregistering, and then on closing
@@ -349,7 +366,7 @@ impl StartupWork {
             }
             match attempt {
                 Ok(session) => {
-                    tracing::info!(zk = %self.config.session.hosts(), session = %format_args!("{:#x}", session.id()),
+                    tracing::info!(zk = %self.config.session.hosts(), session = %session.id(),
                         timeout = %zkutil::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
                     return Ok(Some(Arc::new(session)));
                 }
@@ -381,8 +398,22 @@ impl StartupWork {
                 if self.cancelled() {
                     return Ok(None);
                 }
-                match Registration::register(session, base_path, endpoint, &metadata) {
+                // We have just bound this port here: a node of it that
+                // names this host is our own earlier run's.
+                let data = metadata.to_json();
+                match Registration::register_with(
+                    session,
+                    base_path,
+                    endpoint,
+                    data,
+                    Takeover::SameHost,
+                ) {
                     Ok(registration) => break registration,
+                    Err(err @ zkutil::Error::Taken { .. }) => {
+                        if !self.pause(&mut backoff, &err, "waiting for the other holder to go")? {
+                            return Ok(None);
+                        }
+                    }
                     Err(err) if err.is_retryable() => {
                         if !self.pause(&mut backoff, &err, "cannot register yet")? {
                             return Ok(None);
@@ -395,7 +426,7 @@ impl StartupWork {
                 }
             };
             tracing::info!(listen = %addrs[0], path = %registration.path(),
-                outcome = ?registration.outcome(), "registered");
+                outcome = %registration.outcome(), "registered");
             registrations.push(registration);
         }
         Ok(Some(registrations))

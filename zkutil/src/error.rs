@@ -96,6 +96,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another live session holds the registration of this endpoint, and
+    /// [`Takeover`](crate::Takeover) did not allow replacing it.
+    #[error("{endpoint} is registered by live session {owner}")]
+    Taken {
+        /// The endpoint.
+        endpoint: crate::Endpoint,
+        /// The session holding its node.
+        owner: crate::SessionId,
+    },
+
     /// The session was closed (or its runtime stopped) before the call.
     #[error("ZooKeeper session is closed")]
     Closed,

@@ -50,8 +50,8 @@ pub use discovery::{Change, Discovery, Instance, Snapshot, list as list_instance
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{Outcome, Registration};
+pub use registry::{Outcome, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
-    NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionState, WatchEvent,
+    NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionId, SessionState, WatchEvent,
 };

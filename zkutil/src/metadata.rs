@@ -95,6 +95,11 @@ impl Metadata {
     }
 }
 
+/// This host's name, as [`Metadata::hostname`] records it.
+pub(crate) fn this_host() -> String {
+    hostname()
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())

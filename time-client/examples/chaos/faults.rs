@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::rngs::StdRng;
 
+use zkutil::SessionId;
 use zkutil::testing::sessions_on;
 
 use crate::world::{BASE, Violation, World};
@@ -128,7 +129,7 @@ impl Fault {
                 format!("all ZooKeeper down {:.1}s", down.as_secs_f64())
             }
             Fault::ZooKeeperNodeFrozen => {
-                let owners: Vec<i64> = before.values().map(|(owner, _)| *owner).collect();
+                let owners: Vec<SessionId> = before.values().map(|(owner, _)| *owner).collect();
                 let candidates = followers(world);
                 let attached = candidates.iter().copied().find(|&i| {
                     sessions_on(world.zk.port(i))

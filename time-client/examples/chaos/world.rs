@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zkutil::testing::{TestProcess, ZkEnsemble, free_ports, proc_status, sessions_on};
-use zkutil::{Change, Discovery, Session, SessionConfig};
+use zkutil::{Change, Discovery, Session, SessionConfig, SessionId};
 
 /// Where the servers register.
 pub const BASE: &str = "/go_servers";
@@ -69,7 +69,7 @@ pub struct Stats {
 }
 
 /// Each node under [`BASE`]: its owner session and creation time.
-pub type Registry = BTreeMap<String, (i64, i64)>;
+pub type Registry = BTreeMap<String, (SessionId, i64)>;
 
 /// Fields drop in order: the processes and the observer before the
 /// ensemble, so that nothing waits on a ZooKeeper that is already gone.
@@ -287,7 +287,7 @@ impl World {
     }
 
     /// The sessions connected to the ensemble now.
-    fn live_sessions(&self) -> BTreeSet<i64> {
+    fn live_sessions(&self) -> BTreeSet<SessionId> {
         (0..self.zk.len())
             .flat_map(|i| sessions_on(self.zk.port(i)))
             .collect()
@@ -305,14 +305,14 @@ impl World {
         if found != wanted {
             return Some(format!("nodes {found:?}, expected {wanted:?}"));
         }
-        let mut owners: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
+        let mut owners: BTreeMap<usize, BTreeSet<SessionId>> = BTreeMap::new();
         for (name, (owner, _)) in &registry {
             owners.entry(expected[name]).or_default().insert(*owner);
         }
         if owners.values().any(|o| o.len() != 1) {
             return Some(format!("a server's nodes have several owners: {owners:?}"));
         }
-        let distinct: BTreeSet<i64> = owners.values().flatten().copied().collect();
+        let distinct: BTreeSet<SessionId> = owners.values().flatten().copied().collect();
         if distinct.len() != owners.len() {
             return Some(format!("two servers share an owner: {owners:?}"));
         }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use zkutil::SessionConfig;
 use zkutil::testing::{LineRecorder, ZkEnsemble, ZkServer, four_letter_word, wait_until};
+use zkutil::{SessionConfig, SessionId};
 
 use crate::support::{ServerProcess, ask, children, free_ports, observer, snapshot, zookeeper};
 
@@ -26,7 +26,7 @@ fn server_args<'a>(zk: &'a str, session_timeout: &'a str, listen: &'a str) -> Ve
     ]
 }
 
-fn owners(snapshot: &[(String, i64, i64)]) -> BTreeSet<i64> {
+fn owners(snapshot: &[(String, SessionId, i64)]) -> BTreeSet<SessionId> {
     snapshot.iter().map(|(_, owner, _)| *owner).collect()
 }
 
@@ -75,7 +75,7 @@ fn session_expiry_recreates_registrations() {
 }
 
 /// The index of the ensemble node holding the connection of `session`.
-fn node_of_session(zk: &ZkEnsemble, session: i64) -> Option<usize> {
+fn node_of_session(zk: &ZkEnsemble, session: SessionId) -> Option<usize> {
     let sid = format!("sid={session:#x}");
     (0..zk.len())
         .find(|&i| four_letter_word(zk.port(i), "cons").is_some_and(|cons| cons.contains(&sid)))
@@ -255,7 +255,7 @@ fn fast_restart_replaces_stale_node() {
     // The old session would have kept them for 30 s.
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(
-        second.stderr().contains("ReplacedStale"),
+        second.stderr().contains("replaced the node of session 0x"),
         "{}",
         second.stderr()
     );

@@ -6,7 +6,7 @@ use std::time::Duration;
 use zkutil::testing::wait_until;
 use zkutil::{Endpoint, Metadata};
 
-use crate::support::{ServerProcess, ask, children, observer, zookeeper};
+use crate::support::{ServerProcess, ask, children, observer, snapshot, zookeeper};
 
 const LISTEN3: [&str; 6] = [
     "--listen",
@@ -73,7 +73,7 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
         assert!(reply.starts_with(&format!("{name}: ")), "{reply:?}");
     }
     assert!(
-        owners[0] != 0 && owners.iter().all(|o| *o == owners[0]),
+        owners[0].get() != 0 && owners.iter().all(|o| *o == owners[0]),
         "owners {owners:?}"
     );
     assert_ne!(owners[0], obs.id());
@@ -83,7 +83,7 @@ fn three_port0_listeners_become_three_ephemeral_nodes_owned_by_one_session() {
         .flatten()
         .unwrap_or_else(|| panic!("no base path"));
     assert_eq!(
-        base.ephemeral_owner(),
+        base.ephemeral_owner().get(),
         0,
         "the base path must be persistent"
     );
@@ -96,7 +96,7 @@ fn a_second_server_adds_its_nodes_without_disturbing_the_first() {
     let hosts = zk.connect_string();
     let first = ServerProcess::start(&args(&hosts, "/go_servers", &LISTEN3));
     first.registered(3);
-    let before: Vec<(String, i64, i64)> = owned_nodes(&obs);
+    let before = snapshot(&obs, "/go_servers");
     let second = ServerProcess::start(&args(
         &hosts,
         "/go_servers",
@@ -106,27 +106,16 @@ fn a_second_server_adds_its_nodes_without_disturbing_the_first() {
     wait_until(Duration::from_secs(10), "five children", || {
         (children(&obs, "/go_servers").len() == 5).then_some(())
     });
-    let after = owned_nodes(&obs);
+    let after = snapshot(&obs, "/go_servers");
     for node in &before {
         assert!(
             after.contains(node),
             "{node:?} changed or vanished: {after:?}"
         );
     }
-    let owners: std::collections::BTreeSet<i64> =
+    let owners: std::collections::BTreeSet<zkutil::SessionId> =
         after.iter().map(|(_, owner, _)| *owner).collect();
     assert_eq!(owners.len(), 2, "{after:?}");
-}
-
-/// (name, owner, czxid-like creation time) of every child of /go_servers.
-fn owned_nodes(obs: &zkutil::Session) -> Vec<(String, i64, i64)> {
-    children(obs, "/go_servers")
-        .into_iter()
-        .filter_map(|name| {
-            let stat = obs.stat(&format!("/go_servers/{name}")).ok().flatten()?;
-            Some((name, stat.ephemeral_owner(), stat.ctime_ms()))
-        })
-        .collect()
 }
 
 #[test]

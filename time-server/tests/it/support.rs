@@ -90,7 +90,7 @@ pub fn in_process_server(n: usize) -> Serving {
 }
 
 /// Each child of `base`: (name, owner session, creation time).
-pub fn snapshot(session: &Session, base: &str) -> Vec<(String, i64, i64)> {
+pub fn snapshot(session: &Session, base: &str) -> Vec<(String, zkutil::SessionId, i64)> {
     children(session, base)
         .into_iter()
         .filter_map(|name| {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::{Claim, Outcome, lock};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
-use crate::session::{NodeStat, Session, SessionEvent, WatchEvent};
+use crate::session::{NodeStat, Session, SessionEvent, SessionId, WatchEvent};
 
 /// The maintenance thread of one registration and how to stop it.
 #[derive(Debug)]
@@ -64,11 +64,11 @@ pub(super) struct Keeper {
     pub(super) base_path: String,
     pub(super) path: String,
     pub(super) data: Vec<u8>,
-    pub(super) previous: Arc<Mutex<Vec<i64>>>,
+    pub(super) previous: Arc<Mutex<Vec<SessionId>>>,
     pub(super) wake: mpsc::Sender<Wake>,
     pub(super) stop: Arc<AtomicBool>,
     /// The session that owned the node when it was registered.
-    pub(super) registered_by: i64,
+    pub(super) registered_by: SessionId,
     pub(super) _claim: Claim,
 }
 
@@ -76,11 +76,11 @@ pub(super) struct Keeper {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     /// Owned by the current session (this one).
-    Ours(i64),
+    Ours(SessionId),
     /// Left by one of our earlier sessions; we replaced it.
-    Replaced(i64),
+    Replaced(SessionId),
     /// Owned by another live session (watched; taken over when it goes).
-    Foreign(i64),
+    Foreign(SessionId),
 }
 
 impl Keeper {
@@ -120,7 +120,7 @@ impl Keeper {
         // Our own node was deleted, by its owner session: whether someone
         // else did it or ZooKeeper did, expiring that session (it sends the
         // deletion before the expiry), is known once the node is back.
-        let mut deleted_ours: Option<i64> = None;
+        let mut deleted_ours: Option<SessionId> = None;
         let mut foreign_warned = None;
         loop {
             if self.stopped() {
@@ -208,7 +208,7 @@ impl Keeper {
     /// Says what the deletion of our own node (owned by `owner`) was, now
     /// that it is back: if our session is still `owner`, someone deleted it;
     /// otherwise it went with that session, which ZooKeeper expired.
-    fn log_own_deletion(&self, owner: i64) {
+    fn log_own_deletion(&self, owner: SessionId) {
         let path = self.path.as_str();
         if self.session.id() == owner {
             tracing::warn!(path, "registration deleted by someone else; re-created it");
@@ -263,19 +263,19 @@ impl Keeper {
         };
         // Missing, or left by one of our earlier sessions. Should another
         // live session create it meanwhile, it is not ours to replace.
-        let created = create_owned(session, &self.base_path, path, &self.data, |owner| {
+        let created = create_owned(session, &self.base_path, path, &self.data, |owner, _| {
             previous.contains(&owner)
         })?;
         Ok(match created {
             Err(owner) => (Seen::Foreign(owner), false),
             Ok(Outcome::ReplacedStale { previous_owner }) => {
-                tracing::info!(path, old = %format_args!("{previous_owner:#x}"), session = %format_args!("{:#x}", session.id()),
+                tracing::info!(path, old = %previous_owner, session = %session.id(),
                     "re-registered, replacing the node of our earlier session");
                 (Seen::Replaced(previous_owner), false)
             }
             Ok(outcome) => {
                 if missing {
-                    tracing::info!(path, session = %format_args!("{:#x}", session.id()), "re-registered");
+                    tracing::info!(path, session = %session.id(), "re-registered");
                 } else {
                     tracing::debug!(path, ?outcome, "node is ours");
                 }
@@ -286,15 +286,15 @@ impl Keeper {
 }
 
 /// Creates `path` as ours. A node of that name left by another session is
-/// replaced (at the version read) only when `may_replace(owner)` says so;
-/// otherwise that owner is returned as `Err` and its node left alone.
+/// replaced (at the version read) only when `may_replace(owner, data)` says
+/// so; otherwise that owner is returned as `Err` and its node left alone.
 pub(super) fn create_owned(
     session: &Session,
     base_path: &str,
     path: &str,
     data: &[u8],
-    may_replace: impl Fn(i64) -> bool,
-) -> Result<std::result::Result<Outcome, i64>> {
+    may_replace: impl Fn(SessionId, &[u8]) -> bool,
+) -> Result<std::result::Result<Outcome, SessionId>> {
     let mut replaced = None;
     let mut last_err = None;
     for _ in 0..CREATE_ATTEMPTS {
@@ -310,14 +310,16 @@ pub(super) fn create_owned(
                 last_err = Some(err);
             }
             Err(err) if err.is_node_exists() => {
-                let Some(stat) = session.stat(path)? else {
-                    continue;
+                let (data, stat) = match session.get_data(path) {
+                    Ok(read) => read,
+                    Err(err) if err.is_no_node() => continue,
+                    Err(err) => return Err(err),
                 };
                 let owner = stat.ephemeral_owner();
                 if owner == session.id() {
                     return Ok(Ok(Outcome::Adopted));
                 }
-                if !may_replace(owner) {
+                if !may_replace(owner, &data) {
                     return Ok(Err(owner));
                 }
                 replace_stale(session, path, stat)?;
@@ -331,8 +333,7 @@ pub(super) fn create_owned(
 }
 
 fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
-    tracing::warn!(path, owner = %format_args!("{:#x}", stat.ephemeral_owner()),
-        "replacing a node left by another session");
+    tracing::warn!(path, owner = %stat.ephemeral_owner(), "replacing the node of another session");
     match session.delete(path, Some(stat.version())) {
         // Gone or changed meanwhile: the next create attempt finds out.
         Err(err) if err.is_no_node() => Ok(()),

@@ -44,7 +44,41 @@ use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
-use crate::session::{Session, SessionState};
+use crate::session::{Session, SessionId, SessionState};
+
+/// Whether a registration may replace a node of its endpoint that another
+/// session holds.
+///
+/// ZooKeeper keeps a crashed process's ephemeral node until its session
+/// times out, so a node with a live owner session may be a leftover; but it
+/// may as well be a live server. Replacing it needs proof that its holder is
+/// gone, or an operator's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Takeover {
+    /// Never: registering fails with [`Error::Taken`], naming the owner.
+    #[default]
+    Refuse,
+    /// When the node's metadata names this host: for a server that has just
+    /// bound the endpoint's port on this host, which proves that the node's
+    /// holder (an earlier run here, the port now ours) is gone.
+    SameHost,
+    /// Whoever holds it (an operator's `--force`).
+    Force,
+}
+
+impl Takeover {
+    fn allows(self, data: &[u8]) -> bool {
+        match self {
+            Takeover::Refuse => false,
+            Takeover::Force => true,
+            Takeover::SameHost => serde_json::from_slice::<serde_json::Value>(data)
+                .ok()
+                .and_then(|value| value.get("hostname")?.as_str().map(str::to_owned))
+                .is_some_and(|host| host == crate::metadata::this_host()),
+        }
+    }
+}
 
 /// How [`Registration::register`] came to own its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +88,25 @@ pub enum Outcome {
     Created,
     /// The node was already ours (a create whose answer was lost).
     Adopted,
-    /// Another session's node was in the way (an earlier run of the same
-    /// server, not yet expired); we deleted it and created ours.
+    /// Another session's node was in the way and [`Takeover`] allowed
+    /// replacing it (an earlier run of the same server, not yet expired);
+    /// we deleted it and created ours.
     ReplacedStale {
         /// The session that owned the node we deleted.
-        previous_owner: i64,
+        previous_owner: SessionId,
     },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Created => f.write_str("created"),
+            Outcome::Adopted => f.write_str("adopted (already ours)"),
+            Outcome::ReplacedStale { previous_owner } => {
+                write!(f, "replaced the node of session {previous_owner}")
+            }
+        }
+    }
 }
 
 /// One endpoint's ephemeral node, owned by a session.
@@ -74,42 +121,52 @@ pub struct Registration {
     outcome: Outcome,
     /// Our own earlier sessions (the ones this session replaced), whose
     /// leftover nodes of this path are ours to replace or delete.
-    previous: Arc<Mutex<Vec<i64>>>,
+    previous: Arc<Mutex<Vec<SessionId>>>,
     maintainer: Option<Maintainer>,
 }
 
 impl Registration {
     /// Creates `<base_path>/<endpoint>` as an EPHEMERAL node with `metadata`
-    /// as its data, creating `base_path` when missing.
+    /// as its data, creating `base_path` when missing. A node of another
+    /// session in the way is left alone ([`Takeover::Refuse`]).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a bad base path, an endpoint that
-    /// cannot be connected to (port 0, `0.0.0.0`), or one that this session
-    /// registers already (two maintainers would fight over one node);
-    /// otherwise ZooKeeper errors naming the path ([`Error::is_retryable`]
-    /// tells whether to try again).
+    /// [`Error::Taken`] when another session holds the node;
+    /// [`Error::InvalidArgument`] for an endpoint that cannot be connected
+    /// to (port 0, `0.0.0.0`), or one that this session registers already
+    /// (two maintainers would fight over one node); otherwise ZooKeeper
+    /// errors naming the path ([`Error::is_retryable`] tells whether to try
+    /// again).
     pub fn register(
         session: &Arc<Session>,
         base_path: &BasePath,
         endpoint: Endpoint,
         metadata: &Metadata,
     ) -> Result<Registration> {
-        Registration::register_data(session, base_path, endpoint, metadata.to_json())
+        Registration::register_with(
+            session,
+            base_path,
+            endpoint,
+            metadata.to_json(),
+            Takeover::Refuse,
+        )
     }
 
     /// Like [`Registration::register`] with `data` stored as is (the
-    /// `zkutil register` sidecar stores the caller's JSON).
+    /// `zkutil register` sidecar stores the caller's JSON), and `takeover`
+    /// deciding about another session's node in the way.
     ///
     /// # Errors
     ///
     /// As [`Registration::register`]; also [`Error::Metadata`] for data
     /// over [`MAX_METADATA_LEN`].
-    pub fn register_data(
+    pub fn register_with(
         session: &Arc<Session>,
         base_path: &BasePath,
         endpoint: Endpoint,
         data: Vec<u8>,
+        takeover: Takeover,
     ) -> Result<Registration> {
         if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
             return Err(Error::invalid(
@@ -144,18 +201,10 @@ impl Registration {
         let events = wake.clone();
         // Unsubscribes itself once the thread (the receiver) is gone.
         session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
-        // At registration any other owner is a stale node of an earlier run
-        // of this server (its address is ours now): replace it.
-        let outcome = match create_owned(session, base_path.as_str(), &path, &data, |_| true)? {
-            Ok(outcome) => outcome,
-            Err(owner) => {
-                return Err(Error::invalid(
-                    "endpoint",
-                    &endpoint.to_string(),
-                    format!("registered by session {owner:#x}"),
-                ));
-            }
-        };
+        let created = create_owned(session, base_path.as_str(), &path, &data, |_, held| {
+            takeover.allows(held)
+        })?;
+        let outcome = created.map_err(|owner| Error::Taken { endpoint, owner })?;
         let previous = Arc::new(Mutex::new(Vec::new()));
         let keeper = Keeper {
             session: session.clone(),
@@ -281,7 +330,12 @@ impl Drop for Claim {
 
 /// Deletes `path` if this session or one of our `previous` sessions owns
 /// it, all before `deadline`.
-fn delete_owned(session: &Session, path: &str, previous: &[i64], deadline: Instant) -> Result<()> {
+fn delete_owned(
+    session: &Session,
+    path: &str,
+    previous: &[SessionId],
+    deadline: Instant,
+) -> Result<()> {
     let stat = match session.stat_by(path, deadline)? {
         Some(stat)
             if stat.ephemeral_owner() == session.id()

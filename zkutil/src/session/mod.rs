@@ -43,7 +43,7 @@ use zookeeper_client as zk;
 pub use self::config::{Secret, SessionConfig};
 use self::runtime::{Cancel, Run, Runtime, close_client, connect_client, zk_error};
 use self::supervisor::{Msg, spawn_forwarder, supervise};
-pub use self::types::{NodeStat, SessionEvent, SessionState, WatchEvent};
+pub use self::types::{NodeStat, SessionEvent, SessionId, SessionState, WatchEvent};
 use crate::error::{Error, Result};
 
 /// A subscriber callback; returns false to unsubscribe.
@@ -202,8 +202,8 @@ impl Session {
 
     /// The id of the session in use: the `ephemeralOwner` of our nodes. It
     /// changes when an expired session is rebuilt.
-    pub fn id(&self) -> i64 {
-        self.inner.current().id
+    pub fn id(&self) -> SessionId {
+        SessionId::new(self.inner.current().id)
     }
 
     /// The session timeout the server granted.

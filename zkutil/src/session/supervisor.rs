@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
 use super::runtime::{Runtime, close_client, connect_client};
-use super::{Current, Inner, SessionConfig, SessionEvent, SessionState, deadline_after};
+use super::{Current, Inner, SessionConfig, SessionEvent, SessionId, SessionState, deadline_after};
 use crate::backoff::Backoff;
 use crate::error::Error;
 
@@ -136,7 +136,10 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
                     tracing::warn!(old = %format_args!("{previous:#x}"), new = %format_args!("{current:#x}"),
                         "ZooKeeper session expired and was replaced");
                 }
-                inner.notify(SessionEvent::Rebuilt { previous, current });
+                inner.notify(SessionEvent::Rebuilt {
+                    previous: SessionId::new(previous),
+                    current: SessionId::new(current),
+                });
                 return true;
             }
             Err(Error::Closed) => return false,

@@ -1,7 +1,44 @@
 //! The values a session reports: node stats, session events and states,
 //! and what a one-shot watch saw.
 
+use std::fmt;
+
 use zookeeper_client as zk;
+
+/// A ZooKeeper session id. Shown in hex (`0x1000a2b3c4d0001`), as
+/// ZooKeeper's own logs and `cons` show it, so the two can be matched.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(i64);
+
+impl SessionId {
+    /// The id as ZooKeeper sends it (0 in a stat: no owner).
+    pub fn new(id: i64) -> SessionId {
+        SessionId(id)
+    }
+
+    /// The id as a number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::LowerHex for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
 
 /// The parts of a znode's `Stat` that the registry cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +68,9 @@ impl NodeStat {
         self.version
     }
 
-    /// The session that owns this node if it is ephemeral, else 0.
-    pub fn ephemeral_owner(&self) -> i64 {
-        self.ephemeral_owner
+    /// The session that owns this node if it is ephemeral, else id 0.
+    pub fn ephemeral_owner(&self) -> SessionId {
+        SessionId(self.ephemeral_owner)
     }
 
     /// Creation time, milliseconds since the Unix epoch (server clock).
@@ -72,9 +109,9 @@ pub enum SessionEvent {
     /// nodes of `previous` may be gone and watches lost. Re-create, re-arm.
     Rebuilt {
         /// The session that expired.
-        previous: i64,
+        previous: SessionId,
         /// The session now in use.
-        current: i64,
+        current: SessionId,
     },
     /// ZooKeeper rejected our credentials: fatal.
     AuthFailed,

@@ -554,12 +554,12 @@ pub fn zk_cli(connect: &str, args: &[&str]) -> String {
 
 /// The session ids that `cons` lists as connected to the ZooKeeper node
 /// serving on `port` (empty when it does not answer).
-pub fn sessions_on(port: u16) -> Vec<i64> {
+pub fn sessions_on(port: u16) -> Vec<crate::SessionId> {
     four_letter_word(port, "cons")
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.split("sid=0x").nth(1))
         .filter_map(|rest| rest.split([',', ')']).next())
-        .filter_map(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter_map(|hex| i64::from_str_radix(hex, 16).ok().map(crate::SessionId::new))
         .collect()
 }

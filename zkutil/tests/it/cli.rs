@@ -213,6 +213,88 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     );
 }
 
+/// A time-server, in this process, on one port-0 listener; its endpoint.
+fn time_server(
+    hosts: &str,
+) -> (
+    std::sync::mpsc::Sender<i32>,
+    std::thread::JoinHandle<anyhow::Result<()>>,
+) {
+    let config = time_server::Config {
+        startup_timeout: Some(Duration::from_secs(30)),
+        drain: Duration::ZERO,
+        listen: vec!["127.0.0.1:0".parse().expect("a valid literal")],
+        ..time_server::Config::new(hosts)
+    };
+    let (stop, stop_requested) = std::sync::mpsc::channel();
+    (
+        stop,
+        std::thread::spawn(move || time_server::run(&config, stop_requested)),
+    )
+}
+
+#[test]
+fn register_refuses_a_live_servers_address_unless_forced() {
+    let zk = zookeeper();
+    let observer = session(&zk);
+    let hosts = zk.connect_string();
+    let (stop_server, server) = time_server(&hosts);
+    let (name, server_session) =
+        wait_until(Duration::from_secs(30), "the server registers", || {
+            let name = observer.children("/go_servers").ok()?.pop()?;
+            let stat = observer.stat(&format!("/go_servers/{name}")).ok()??;
+            Some((name, stat.ephemeral_owner()))
+        });
+    let path = format!("/go_servers/{name}");
+    let owner = || {
+        observer
+            .stat(&path)
+            .ok()
+            .flatten()
+            .map(|s| s.ephemeral_owner())
+    };
+
+    let refused = zkutil(&["--zk", &hosts, "register", &name]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let last = text(&refused.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        last,
+        format!(
+            "zkutil: error: {name} is registered by live session {server_session}; --force to take over"
+        )
+    );
+    assert_eq!(
+        owner(),
+        Some(server_session),
+        "the live server's node is untouched"
+    );
+
+    let mut forced = running(&["--zk", &hosts, "register", &name, "--force"]);
+    let taken = wait_until(
+        Duration::from_secs(20),
+        "--force takes the node over",
+        || owner().filter(|o| *o != server_session),
+    );
+    assert_ne!(taken, server_session);
+    let status = stop_with(&mut forced, "TERM");
+    assert!(status.success(), "{status}");
+    // The server's keeper was waiting for the other holder to go.
+    wait_until(
+        Duration::from_secs(20),
+        "the server registers again",
+        || (owner() == Some(server_session)).then_some(()),
+    );
+    let _ = stop_server.send(15);
+    server
+        .join()
+        .unwrap_or_else(|_| panic!("server panicked"))
+        .expect("the server runs");
+}
+
 #[test]
 fn check_fails_when_a_registered_instance_is_down() {
     let zk = zookeeper();

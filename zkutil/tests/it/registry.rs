@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use zkutil::Outcome;
 use zkutil::testing::wait_until;
 use zkutil::{BasePath, Endpoint, Metadata, Registration};
+use zkutil::{Outcome, Takeover};
 
 use crate::support::{session, zookeeper};
 
@@ -41,7 +41,11 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no base path"));
-    assert_eq!(base.ephemeral_owner(), 0);
+    assert_eq!(
+        base.ephemeral_owner().get(),
+        0,
+        "the base path is persistent"
+    );
 }
 
 #[test]
@@ -76,28 +80,64 @@ fn concurrent_registrations_tolerate_each_other_creating_the_base_path() {
 }
 
 #[test]
-fn a_stale_node_of_another_session_is_replaced_and_our_own_is_adopted() {
+fn another_live_sessions_node_is_replaced_only_with_proof_or_force() {
     let zk = zookeeper();
     let old = session(&zk);
     let new = session(&zk);
+    let base = BasePath::default();
     let e = endpoint("127.0.0.1:8898");
     let path = "/go_servers/127.0.0.1:8898";
     new.ensure_path("/go_servers").expect("creates the path");
+    let register = |data: &[u8], takeover| {
+        Registration::register_with(&new, &base, e, data.to_vec(), takeover)
+    };
+
+    // Someone else's node (no metadata naming this host): refused, named.
     old.create_ephemeral(path, b"{}").expect("creates the node");
-    let reg =
-        Registration::register(&new, &BasePath::default(), e, &metadata(e)).expect("registers");
+    for takeover in [Takeover::Refuse, Takeover::SameHost] {
+        match register(b"{}", takeover) {
+            Err(zkutil::Error::Taken { endpoint, owner }) => {
+                assert_eq!((endpoint, owner), (e, old.id()));
+            }
+            other => panic!("{takeover:?}: expected Taken, got {other:?}"),
+        }
+    }
+    let err = Registration::register(&new, &base, e, &metadata(e)).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!("127.0.0.1:8898 is registered by live session {}", old.id()),
+        "the owner is named, in hex"
+    );
+    assert!(format!("{}", old.id()).starts_with("0x"));
+    let owner = new.stat(path).ok().flatten().map(|s| s.ephemeral_owner());
+    assert_eq!(
+        owner,
+        Some(old.id()),
+        "a refused registration leaves the node alone"
+    );
+
+    // An earlier run on this host (its metadata names this host): replaced.
+    old.delete(path, None).expect("deletes the node");
+    old.create_ephemeral(path, &metadata(e).to_json())
+        .expect("creates the node");
+    let reg = register(&metadata(e).to_json(), Takeover::SameHost).expect("replaces");
     assert_eq!(
         reg.outcome(),
         Outcome::ReplacedStale {
             previous_owner: old.id()
         }
     );
-    let stat = new
-        .stat(path)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("node missing"));
-    assert_eq!(stat.ephemeral_owner(), new.id());
+    reg.deregister().expect("deregisters");
+
+    // Forced: replaced whoever holds it.
+    old.create_ephemeral(path, b"{}").expect("creates the node");
+    let reg = register(b"{}", Takeover::Force).expect("replaces");
+    assert_eq!(
+        reg.outcome().to_string(),
+        format!("replaced the node of session {}", old.id())
+    );
+    let owner = new.stat(path).ok().flatten().map(|s| s.ephemeral_owner());
+    assert_eq!(owner, Some(new.id()));
     reg.deregister().expect("deregisters");
     assert!(new.stat(path).ok().flatten().is_none());
 }
@@ -133,13 +173,14 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let e = endpoint("127.0.0.1:8899");
     let reg_a =
         Registration::register(&a, &BasePath::default(), e, &metadata(e)).expect("registers");
-    // A second live registration of the same address replaces a's node at
-    // start, as it would a stale one. a's maintainer may re-create the node
+    // A second live registration of the same address, forced, replaces a's
+    // node. a's maintainer may re-create the node
     // in the moment between b's delete and b's create, but b then replaces
     // it again, and a never deletes a node of a live session: once b's
     // register returns, the node is b's.
-    let reg_b =
-        Registration::register(&b, &BasePath::default(), e, &metadata(e)).expect("registers");
+    let data = metadata(e).to_json();
+    let reg_b = Registration::register_with(&b, &BasePath::default(), e, data, Takeover::Force)
+        .expect("registers");
     let path = reg_b.path().to_owned();
     let owner = a
         .stat(&path)
@@ -210,7 +251,7 @@ fn registrations_come_back_after_the_session_expires() {
         Duration::from_secs(30),
         "all three nodes are back, owned by a new session",
         || {
-            let owners: Vec<i64> = regs
+            let owners: Vec<zkutil::SessionId> = regs
                 .iter()
                 .filter_map(|r| {
                     observer

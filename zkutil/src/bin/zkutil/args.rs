@@ -66,6 +66,10 @@ pub enum Command {
         /// Extra JSON object merged into the default metadata.
         #[arg(long)]
         metadata: Option<String>,
+        /// Replace the node even when another live session holds it (by
+        /// default that is refused: it may be a live server).
+        #[arg(long)]
+        force: bool,
     },
     /// Ask every registered instance for the time and report reachable or
     /// not, with latency; exit 1 if any is unreachable.

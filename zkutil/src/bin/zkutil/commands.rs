@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, admin};
+use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, Takeover, admin};
 
 use crate::Common;
 
@@ -69,7 +69,7 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
             .map(|(endpoint, stat, metadata)| {
                 json!({
                     "endpoint": endpoint.to_string(),
-                    "owner": format!("{:#x}", stat.ephemeral_owner()),
+                    "owner": stat.ephemeral_owner().to_string(),
                     "age_ms": (now_ms() - stat.ctime_ms()).max(0),
                     "metadata": metadata,
                 })
@@ -87,7 +87,7 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
                 out,
                 "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} {}",
                 endpoint.to_string(),
-                format!("{:#x}", stat.ephemeral_owner()),
+                stat.ephemeral_owner().to_string(),
                 age(stat.ctime_ms()),
                 field(metadata, "pid"),
                 field(metadata, "hostname"),
@@ -187,7 +187,7 @@ pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
         "path": path,
         "metadata": metadata,
         "stat": {
-            "owner": format!("{:#x}", stat.ephemeral_owner()),
+            "owner": stat.ephemeral_owner().to_string(),
             "version": stat.version(),
             "ctime_ms": stat.ctime_ms(),
             "mtime_ms": stat.mtime_ms(),
@@ -204,7 +204,12 @@ pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
 }
 
 /// `zkutil register`.
-pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> anyhow::Result<bool> {
+pub fn register(
+    common: &Common,
+    endpoint: Endpoint,
+    extra: Option<&str>,
+    force: bool,
+) -> anyhow::Result<bool> {
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
         endpoint,
@@ -222,9 +227,23 @@ pub fn register(common: &Common, endpoint: Endpoint, extra: Option<&str>) -> any
     }
     let session = connect(common)?;
     let data = serde_json::to_vec(&metadata)?;
-    let registration = Registration::register_data(&session, &common.zk.base_path, endpoint, data)
-        .with_context(|| format!("registering {endpoint} under {}", common.zk.base_path))?;
-    tracing::info!(path = %registration.path(), outcome = ?registration.outcome(), "registered; holding until SIGINT/SIGTERM");
+    let takeover = if force {
+        Takeover::Force
+    } else {
+        Takeover::Refuse
+    };
+    let registration =
+        match Registration::register_with(&session, &common.zk.base_path, endpoint, data, takeover)
+        {
+            Ok(registration) => registration,
+            Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("registering {endpoint} under {}", common.zk.base_path)
+                });
+            }
+        };
+    tracing::info!(path = %registration.path(), outcome = %registration.outcome(), "registered; holding until SIGINT/SIGTERM");
     // Held until the first signal (or the signal thread is gone).
     let _ = stop.recv();
     let path = registration.path().to_owned();

@@ -19,9 +19,11 @@ fn main() -> ExitCode {
         Command::Ls { json } => commands::ls(common, json),
         Command::Watch { json } => commands::watch(common, json),
         Command::Get { endpoint } => commands::get(common, endpoint),
-        Command::Register { endpoint, metadata } => {
-            commands::register(common, endpoint, metadata.as_deref())
-        }
+        Command::Register {
+            endpoint,
+            metadata,
+            force,
+        } => commands::register(common, endpoint, metadata.as_deref(), force),
         Command::Check {
             timeout,
             probe,
