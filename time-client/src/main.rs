@@ -9,18 +9,15 @@ fn main() -> ExitCode {
     let config = time_client::Args::parse().config();
     zkutil::cli::init_logging();
     let out = &mut std::io::stdout().lock();
-    match zkutil::cli::on_signals().and_then(|stop| time_client::run(&config, out, &stop)) {
-        Ok(summary) => {
+    let result = zkutil::cli::on_signals()
+        .and_then(|stop| time_client::run(&config, out, &stop))
+        .map(|summary| {
             report::summary(out, config.format, &summary);
             if summary.failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
-        }
-        Err(err) => {
-            eprintln!("time-client: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+        });
+    zkutil::cli::exit("time-client", result)
 }

@@ -7,11 +7,6 @@ use clap::Parser;
 fn main() -> ExitCode {
     let config = time_server::Args::parse().config();
     zkutil::cli::init_logging();
-    match zkutil::cli::on_signals().and_then(|signals| time_server::run(&config, signals)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("time-server: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = zkutil::cli::on_signals().and_then(|signals| time_server::run(&config, signals));
+    zkutil::cli::exit("time-server", result.map(|()| ExitCode::SUCCESS))
 }

@@ -64,15 +64,30 @@ pub fn parse_srvr(answer: &str) -> Option<ServerStatus> {
     })
 }
 
-/// The `host:port` parts of a connect string (`h1:p1,h2:p2/chroot`), as
-/// written.
+/// ZooKeeper's client port, for a host given without one (as every
+/// ZooKeeper client does).
+pub const DEFAULT_PORT: u16 = 2181;
+
+/// The `host:port` parts of a connect string (`h1:p1,h2/chroot`), the
+/// default port added where none is given.
 pub fn connect_string_hosts(hosts: &str) -> Vec<String> {
     crate::session::split_chroot(hosts)
         .0
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(str::to_owned)
+        .map(|host| {
+            let has_port = match host.rsplit_once(':') {
+                Some((name, _)) if host.starts_with('[') => name.ends_with(']'),
+                Some((name, _)) => !name.contains(':'),
+                None => false,
+            };
+            if has_port {
+                host.to_owned()
+            } else {
+                format!("{host}:{DEFAULT_PORT}")
+            }
+        })
         .collect()
 }
 
@@ -117,7 +132,11 @@ mod tests {
     #[test]
     fn connect_strings_split_into_hosts() {
         assert_eq!(connect_string_hosts("a:1,b:2/app"), ["a:1", "b:2"]);
-        assert_eq!(connect_string_hosts("[::1]:2181"), ["[::1]:2181"]);
+        assert_eq!(connect_string_hosts("[::1]:2182"), ["[::1]:2182"]);
+        assert_eq!(
+            connect_string_hosts("a,[::1]/app"),
+            ["a:2181", "[::1]:2181"]
+        );
         assert!(connect_string_hosts("").is_empty());
     }
 }

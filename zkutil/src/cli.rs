@@ -6,8 +6,12 @@
 
 use std::time::Duration;
 
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
 use crate::base_path::BasePath;
-use crate::session::{Secret, SessionConfig};
+use crate::error::Error;
+use crate::session::{Interrupt, Secret, SessionConfig};
 
 /// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,11 +44,13 @@ pub struct ZkArgs {
 }
 
 impl ZkArgs {
-    /// A session configuration from these flags.
+    /// A session configuration from these flags; its connect ends at once
+    /// on the first SIGINT/SIGTERM once [`on_signals`] is installed.
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig::new(&self.zk)
             .with_session_timeout(self.session_timeout)
             .with_connect_timeout(self.zk_connect_timeout)
+            .with_interrupt(interrupt())
             .with_digest_auth(self.zk_auth.clone())
     }
 }
@@ -98,6 +104,35 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// The process's interrupt: triggered by the first signal that
+/// [`on_signals`] catches, it ends a waiting ZooKeeper connect at once.
+pub fn interrupt() -> Interrupt {
+    static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
+    INTERRUPT.get_or_init(Interrupt::new).clone()
+}
+
+/// A binary's exit: the code of a result, or for an error one line
+/// `<binary>: error: <cause: cause…>` on stderr and exit 1. A wait ended by
+/// Ctrl-C exits 130 (as the shell reports a SIGINT) without an error line.
+pub fn exit(binary: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    let err = match result {
+        Ok(code) => return code,
+        Err(err) => err,
+    };
+    let zk_error = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
+    match zk_error {
+        Some(Error::Interrupted) => ExitCode::from(130),
+        Some(Error::Refused { .. }) => {
+            eprintln!("{binary}: error: {err:#} Start one with: scripts/zk.sh start");
+            ExitCode::FAILURE
+        }
+        _ => {
+            eprintln!("{binary}: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Turns the first SIGINT or SIGTERM into a message (the signal number) on
 /// the returned channel, for a graceful stop, and a second one into an
 /// immediate exit (128 + signal), for an operator who does not want to wait.
@@ -117,6 +152,7 @@ pub fn on_signals() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
             for (seen, signal) in signals.forever().enumerate() {
                 if seen == 0 {
                     tracing::info!(signal, "stopping (a second signal exits at once)");
+                    interrupt().trigger();
                     let _ = tx.send(signal);
                 } else {
                     tracing::warn!(signal, "second signal: exiting now");

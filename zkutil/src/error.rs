@@ -106,6 +106,20 @@ pub enum Error {
         owner: crate::SessionId,
     },
 
+    /// Every ZooKeeper host refused the connection or did not resolve:
+    /// nothing is listening there (yet).
+    #[error("cannot connect to ZooKeeper at {hosts}: {cause} — is it running?")]
+    Refused {
+        /// The connect string.
+        hosts: String,
+        /// What each host said (`connection refused`, `cannot resolve`).
+        cause: String,
+    },
+
+    /// The wait was ended by an [`Interrupt`](crate::Interrupt) (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+
     /// The session was closed (or its runtime stopped) before the call.
     #[error("ZooKeeper session is closed")]
     Closed,
@@ -126,9 +140,10 @@ impl Error {
     /// trouble, timeouts), as opposed to an answer that will not change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::ConnectTimeout { .. } | Error::Unreachable { .. } => {
-                true
-            }
+            Error::Timeout { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Unreachable { .. }
+            | Error::Refused { .. } => true,
             Error::Zk { source, .. } | Error::Connect { source, .. } => source.is_retryable(),
             _ => false,
         }

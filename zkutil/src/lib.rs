@@ -53,5 +53,6 @@ pub use metadata::{MAX_METADATA_LEN, Metadata};
 pub use registry::{Outcome, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
-    NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionId, SessionState, WatchEvent,
+    Interrupt, NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionId, SessionState,
+    WatchEvent,
 };

@@ -7,6 +7,7 @@ use time_client::report::Summary;
 use time_client::request::parse_reply;
 use time_client::{Config, run};
 use zkutil::Endpoint;
+use zkutil::testing::TestProcess;
 
 use crate::support::{RUN_DEADLINE, Servers, run_client, zookeeper};
 
@@ -147,28 +148,66 @@ fn zxid(zk: &zkutil::testing::ZkServer) -> i64 {
 }
 
 #[test]
-fn unreachable_zookeeper_exits_nonzero_within_the_connect_deadline_naming_the_hosts() {
+fn zookeeper_not_running_is_said_at_once_with_the_cause() {
+    let port = zkutil::testing::free_ports(1).expect("a free port")[0];
+    let hosts = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let output = run_client(&[
         "--zk",
-        "127.0.0.1:1",
+        &hosts,
         "--zk-connect-timeout",
-        "1s",
+        "30s",
         "--count",
         "1",
     ]);
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < Duration::from_secs(1),
         "took {:?}",
         started.elapsed()
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("time-client: error: ") && last.contains("127.0.0.1:1"),
-        "{stderr}"
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        format!(
+            "time-client: error: cannot connect to ZooKeeper at {hosts}: connection refused \
+             — is it running? Start one with: scripts/zk.sh start"
+        ),
     );
+}
+
+#[test]
+fn ctrl_c_ends_a_wait_for_a_silent_zookeeper_at_once() {
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let hosts = silent.local_addr().expect("bound").to_string();
+    let mut client = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &hosts,
+            "--zk-connect-timeout",
+            "60s",
+            "--count",
+            "1",
+        ],
+        &[],
+    );
+    // Said once the wait passes a second.
+    client.wait_for_log(
+        &format!("connecting to ZooKeeper at {hosts}"),
+        1,
+        RUN_DEADLINE,
+    );
+    let interrupted = Instant::now();
+    client.signal("INT");
+    let status = client.wait(RUN_DEADLINE);
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        interrupted.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", client.stderr_text());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Session;
+use super::runtime::Interrupt;
 use crate::error::Result;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
@@ -63,6 +64,8 @@ pub struct SessionConfig {
     pub(super) request_timeout: Duration,
     /// `user:password` for ZooKeeper's digest scheme. Never logged.
     pub(super) digest_auth: Option<Secret>,
+    /// Ends a waiting connect early (Ctrl-C).
+    pub(super) interrupt: Option<Interrupt>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -88,6 +91,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             digest_auth: None,
+            interrupt: None,
         }
     }
 
@@ -122,6 +126,14 @@ impl SessionConfig {
         self
     }
 
+    /// Lets `interrupt` end the wait of [`SessionConfig::connect`] at once,
+    /// for a Ctrl-C that should not wait out the connect timeout. (Once
+    /// connected, the session's own reconnects are not affected.)
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = Some(interrupt);
+        self
+    }
+
     /// The deadline of every call on the session.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -153,6 +165,9 @@ impl SessionConfig {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a malformed connect string,
+    /// [`Error::Refused`](crate::Error::Refused) as soon as every host has refused the connection
+    /// or failed to resolve, [`Error::Interrupted`](crate::Error::Interrupted) when the
+    /// [`Interrupt`] was triggered,
     /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout) when no server answered in time, and
     /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
     pub fn connect(self) -> Result<Session> {

@@ -28,6 +28,7 @@
 
 mod config;
 mod nodes;
+mod probe;
 mod runtime;
 mod supervisor;
 mod types;
@@ -41,6 +42,8 @@ use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
 pub use self::config::{Secret, SessionConfig};
+use self::probe::ConnectWatch;
+pub use self::runtime::Interrupt;
 use self::runtime::{Cancel, Run, Runtime, close_client, connect_client, zk_error};
 use self::supervisor::{Msg, spawn_forwarder, supervise};
 pub use self::types::{NodeStat, SessionEvent, SessionId, SessionState, WatchEvent};
@@ -168,7 +171,17 @@ impl Session {
         }
         let runtime = Runtime::start()?;
         let cancel = Cancel::new();
-        let client = connect_client(&runtime, &config, None, &cancel)?;
+        let hosts = crate::admin::connect_string_hosts(&config.hosts);
+        let watch = ConnectWatch::start(hosts, cancel.clone());
+        let client = connect_client(&runtime, &config, None, &cancel, config.interrupt.as_ref())
+            .map_err(|err| match watch.verdict() {
+                Some(cause) => Error::Refused {
+                    hosts: config.hosts.clone(),
+                    cause,
+                },
+                None => err,
+            })?;
+        drop(watch);
         let (messages, received) = mpsc::channel();
         spawn_forwarder(&runtime, &client, 0, messages.clone());
         let current = Current::of(client, 0);
@@ -386,7 +399,7 @@ fn close_session_elsewhere(config: &SessionConfig, info: zk::SessionInfo) -> Res
     let mut attempts = 0;
     let cancel = Cancel::new();
     let client = loop {
-        match connect_client(&runtime, config, Some(info.clone()), &cancel) {
+        match connect_client(&runtime, config, Some(info.clone()), &cancel, None) {
             Ok(client) => break client,
             Err(err) if attempts < 10 && err.is_retryable() => attempts += 1,
             Err(err) => return Err(err),

@@ -43,6 +43,45 @@ impl Cancel {
     }
 }
 
+/// Ends a waiting connect from another thread: what a program's Ctrl-C
+/// handler triggers, so that a wait for an unreachable ZooKeeper ends at
+/// once instead of after the connect timeout. Cloned handles are one
+/// interrupt; once triggered it stays triggered.
+#[derive(Clone)]
+pub struct Interrupt(Cancel);
+
+impl Interrupt {
+    /// A new, untriggered interrupt.
+    pub fn new() -> Interrupt {
+        Interrupt(Cancel::new())
+    }
+
+    /// Ends every connect waiting on it, now and later, with
+    /// [`Error::Interrupted`](crate::Error::Interrupted).
+    pub fn trigger(&self) {
+        self.0.trigger();
+    }
+
+    /// Whether it was triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.0.sender.is_closed()
+    }
+}
+
+impl Default for Interrupt {
+    fn default() -> Interrupt {
+        Interrupt::new()
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Interrupt")
+            .field(&self.is_triggered())
+            .finish()
+    }
+}
+
 /// Drops `client` and waits (at most `timeout`) until its session is
 /// closed: the session task sends CloseSession once the last clone is gone,
 /// and the server then deletes the session's ephemeral nodes at once.
@@ -60,6 +99,7 @@ pub(super) fn connect_client(
     config: &SessionConfig,
     session: Option<zk::SessionInfo>,
     cancel: &Cancel,
+    interrupt: Option<&Interrupt>,
 ) -> Result<zk::Client> {
     let hosts = config.hosts.clone();
     let connector = zk::Client::connector().with_session_timeout(config.session_timeout);
@@ -71,21 +111,36 @@ pub(super) fn connect_client(
         Some(auth) => connector.with_auth("digest", auth.expose().as_bytes()),
         None => connector,
     };
-    let connecting = async move { connector.connect(&hosts).await };
+    let interrupted = interrupt.map(|i| i.0.triggered());
+    let connecting = async move {
+        let connect = async move { Some(connector.connect(&hosts).await) };
+        match interrupted {
+            Some(interrupted) => {
+                connect
+                    .or(async move {
+                        interrupted.await;
+                        None
+                    })
+                    .await
+            }
+            None => connect.await,
+        }
+    };
     match runtime.run(connecting, config.connect_timeout, cancel) {
         Run::TimedOut => Err(Error::ConnectTimeout {
             hosts: config.hosts.clone(),
             waited: config.connect_timeout,
         }),
         Run::Cancelled => Err(Error::Closed),
-        Run::Done(Err(zk::Error::BadArguments(reason))) => {
+        Run::Done(None) => Err(Error::Interrupted),
+        Run::Done(Some(Err(zk::Error::BadArguments(reason)))) => {
             Err(Error::invalid("connect string", &config.hosts, *reason))
         }
-        Run::Done(Err(err)) => Err(Error::Connect {
+        Run::Done(Some(Err(err))) => Err(Error::Connect {
             hosts: config.hosts.clone(),
             source: zk_error(err),
         }),
-        Run::Done(Ok(client)) => Ok(client),
+        Run::Done(Some(Ok(client))) => Ok(client),
     }
 }
 

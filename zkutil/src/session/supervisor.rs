@@ -113,7 +113,13 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
         ..inner.config.clone()
     };
     while !inner.closing.load(Ordering::SeqCst) {
-        match connect_client(&inner.runtime, &attempt, reattach.clone(), &inner.cancel) {
+        match connect_client(
+            &inner.runtime,
+            &attempt,
+            reattach.clone(),
+            &inner.cancel,
+            None,
+        ) {
             Ok(client) => {
                 let current = client.session_id().0;
                 {

@@ -9,7 +9,7 @@ use zkutil::{Error, SessionConfig, SessionEvent, SessionState};
 use crate::support::{session, zookeeper};
 
 #[test]
-fn unreachable_zookeeper_fails_within_the_connect_deadline_naming_the_hosts() {
+fn a_refused_connection_is_reported_at_once_with_its_cause() {
     // A port nobody listens on: bind one, note it, release it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -18,17 +18,55 @@ fn unreachable_zookeeper_fails_within_the_connect_deadline_naming_the_hosts() {
     let hosts = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let result = SessionConfig::new(&hosts)
-        .with_connect_timeout(Duration::from_secs(1))
+        .with_connect_timeout(Duration::from_secs(30))
         .connect();
     let waited = started.elapsed();
     match result {
+        Err(err @ Error::Refused { .. }) => assert_eq!(
+            err.to_string(),
+            format!("cannot connect to ZooKeeper at {hosts}: connection refused — is it running?")
+        ),
+        Err(err) => panic!("expected a refusal naming {hosts}, got: {err}"),
+        Ok(s) => panic!("connected to nothing: {s:?}"),
+    }
+    assert!(
+        waited < Duration::from_secs(1),
+        "took {waited:?}, not at once"
+    );
+}
+
+#[test]
+fn a_silent_host_times_out_naming_the_hosts_unless_interrupted() {
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let hosts = silent.local_addr().expect("bound").to_string();
+    let started = Instant::now();
+    match SessionConfig::new(&hosts)
+        .with_connect_timeout(Duration::from_secs(1))
+        .connect()
+    {
         Err(err @ Error::ConnectTimeout { .. }) => {
             assert!(err.to_string().contains(&hosts), "{err}")
         }
         Err(err) => panic!("expected a connect timeout naming {hosts}, got: {err}"),
         Ok(s) => panic!("connected to nothing: {s:?}"),
     }
-    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let interrupt = zkutil::Interrupt::new();
+    let config = SessionConfig::new(&hosts)
+        .with_connect_timeout(Duration::from_secs(60))
+        .with_interrupt(interrupt.clone());
+    let connecting = std::thread::spawn(move || config.connect().map(drop));
+    let triggered = Instant::now();
+    interrupt.trigger();
+    let result = connecting.join().expect("the connect thread");
+    assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
+    assert!(
+        triggered.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        triggered.elapsed()
+    );
 }
 
 #[test]

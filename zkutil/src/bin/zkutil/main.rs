@@ -31,12 +31,12 @@ fn main() -> ExitCode {
         } => commands::check(common, probe, timeout, json),
         Command::Status { timeout, json } => commands::status(common, timeout, json),
     };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("zkutil: error: {err:#}");
+    let code = result.map(|ok| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
             ExitCode::FAILURE
         }
-    }
+    });
+    zkutil::cli::exit("zkutil", code)
 }
