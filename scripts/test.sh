@@ -24,7 +24,7 @@ cargo test --workspace 2>&1 | tee "$test_log"
 echo "== demo end to end" >&2
 DEMO_LISTEN=127.0.0.1:0,127.0.0.1:0,127.0.0.1:0 DEMO_PIDFILE="$pidfile" \
     scripts/demo.sh --count 5 --interval 100ms >"$pidfile.out"
-lines=$(grep -c '^connect host: ' "$pidfile.out" || true)
+lines=$(grep -cE '^\[ *[0-9]+/5\] 127\.0\.0\.1:[0-9]+ ' "$pidfile.out" || true)
 rm -f "$pidfile.out"
 [[ "$lines" == 5 ]] || { echo "test.sh: demo printed $lines requests, expected 5" >&2; exit 1; }
 # A process killed a moment ago may linger as a zombie until init reaps it: not "left behind".

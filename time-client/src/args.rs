@@ -13,14 +13,16 @@ use crate::request::RequestLimits;
 /// picks a server per request, sends `timestamp`, prints the reply. A server
 /// that fails is skipped for a cooldown and the request retried elsewhere.
 ///
-/// Prints `connect host: <ip:port>` and the reply on stdout per request (or
-/// JSON lines with --json); logs and the summary go to stderr. Exits 1 when
-/// any request failed. Ctrl-C finishes the current request and prints the
-/// summary.
+/// Prints one line per request on stdout (`[ 37/100] <server> <latency>
+/// <reply>`, or `[ 38/100] FAILED <why>`; the post's two lines with
+/// --plain; JSON with --json); logs and the summary go to stderr. Exits 1
+/// when any request failed. Ctrl-C finishes the current request, prints
+/// the summary and exits 130.
 #[derive(Debug, clap::Parser)]
 #[command(name = "time-client", version, about, long_about = None,
           after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
-                        time-client --count 1000 --interval 0s --json | tail -1")]
+                        time-client --count 1000 --interval 0s --json | tail -1\n  \
+                        time-client --count 1 --plain")]
 pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
@@ -46,8 +48,11 @@ pub struct Args {
     #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
     timeout: Duration,
     /// Print one JSON object per request and a summary object on stdout.
-    #[arg(long, env = "TIME_CLIENT_JSON")]
+    #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain")]
     json: bool,
+    /// Print the post's two lines per answered request: `connect host: <ip:port>` and the reply.
+    #[arg(long, env = "TIME_CLIENT_PLAIN")]
+    plain: bool,
 }
 
 impl Args {
@@ -66,10 +71,10 @@ impl Args {
             strategy: self.strategy,
             retries: self.retries,
             cooldown: self.cooldown,
-            format: if self.json {
-                Format::Json
-            } else {
-                Format::Text
+            format: match (self.json, self.plain) {
+                (true, _) => Format::Json,
+                (_, true) => Format::Plain,
+                _ => Format::Text,
             },
         }
     }

@@ -87,15 +87,22 @@ pub fn run(
     tracing::debug!(session = %session.id(), "connected to ZooKeeper");
     let discovery = Discovery::start(session, &config.base_path)?;
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        planned: config.count,
+        ..Summary::default()
+    };
     let mut was_stale = false;
     for seq in 1..=config.count {
         if seq > 1 && !config.interval.is_zero() {
             match stop_requested.recv_timeout(config.interval) {
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(_) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(_) | Err(RecvTimeoutError::Disconnected) => {
+                    summary.interrupted = true;
+                    break;
+                }
             }
         } else if !matches!(stop_requested.try_recv(), Err(TryRecvError::Empty)) {
+            summary.interrupted = true;
             break;
         }
         let snapshot = discovery.snapshot();
@@ -105,9 +112,17 @@ pub fn run(
         }
         let report = one_request(seq, &snapshot, &selector, config, discovery.base_path());
         summary.record(&report);
-        report::request(out, config.format, &report);
+        if let Err(err) = report::request(out, config.format, &report, config.count) {
+            // `| head -1`: nobody reads on; stop quietly.
+            tracing::debug!(error = %err, "stdout closed; stopping");
+            summary.output_closed = true;
+            break;
+        }
     }
-    summary.discovery_version = discovery.snapshot().version();
+    if summary.interrupted {
+        // A stop after the last request is not an interruption.
+        summary.interrupted = summary.total() < config.count as usize;
+    }
     Ok(summary)
 }
 

@@ -12,11 +12,16 @@ fn main() -> ExitCode {
     let result = zkutil::cli::on_signals()
         .and_then(|stop| time_client::run(&config, out, &stop))
         .map(|summary| {
+            if summary.output_closed {
+                return ExitCode::SUCCESS;
+            }
             report::summary(out, config.format, &summary);
-            if summary.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
+            if summary.interrupted {
+                ExitCode::from(130)
+            } else if summary.failed > 0 {
                 ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         });
     zkutil::cli::exit("time-client", result)

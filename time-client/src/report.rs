@@ -1,8 +1,12 @@
 //! What the client tells the user.
 //!
-//! Text (default): per request, on stdout, the post's two lines,
-//! `connect host: <ip:port>` and the server's reply, so the output can be
-//! piped; failures, retries and the summary go to stderr.
+//! Text (default): one line per request on stdout, numbered, with the
+//! server, the latency and the reply (`[ 37/100] 127.0.0.1:8898 0.21ms
+//! 127.0.0.1:8898: 2026-…`), a failure on the same stream (`[ 38/100]
+//! FAILED …`); the summary on stderr, a few short lines.
+//!
+//! Plain (`--plain`): the post's two lines per answered request,
+//! `connect host: <ip:port>` and the reply; failures are logged.
 //!
 //! JSON (`--json`): one object per request and a final summary object on
 //! stdout, one per line, for scripts.
@@ -17,9 +21,11 @@ use zkutil::Endpoint;
 /// How the results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// The post's lines on stdout, the summary on stderr.
+    /// A numbered line per request on stdout, the summary on stderr.
     #[default]
     Text,
+    /// The post's two lines per answered request on stdout.
+    Plain,
     /// JSON objects on stdout, one per line.
     Json,
 }
@@ -110,8 +116,12 @@ pub struct Summary {
     pub per_server: BTreeMap<Endpoint, usize>,
     /// Latency of every request, as a histogram.
     pub latencies: Latencies,
-    /// The discovery snapshot version at the end.
-    pub discovery_version: u64,
+    /// The requests the run was asked to make.
+    pub planned: u64,
+    /// Whether a stop (Ctrl-C) ended the run before `planned` requests.
+    pub interrupted: bool,
+    /// Whether stdout was closed (`| head -1`): the run stopped quietly.
+    pub output_closed: bool,
 }
 
 impl Summary {
@@ -139,36 +149,56 @@ impl Summary {
         self.latencies.quantile(q)
     }
 
-    /// The summary as one line of text.
+    /// The summary as a few short lines of text: counts, latency (when
+    /// something succeeded), requests per server.
     pub fn line(&self) -> String {
-        let servers: Vec<String> = self
-            .per_server
-            .iter()
-            .map(|(e, n)| format!("{e}={n}"))
-            .collect();
-        let ms = |d: Option<Duration>| {
-            d.map_or_else(
-                || "-".to_owned(),
-                |d| format!("{:.2}ms", d.as_secs_f64() * 1e3),
+        let ms = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), format_ms);
+        let mut text = if self.interrupted {
+            format!(
+                "interrupted after {} of {} requests: ",
+                self.total(),
+                self.planned
             )
+        } else {
+            format!("{} requests: ", self.total())
         };
-        format!(
-            "summary: {} requests, {} ok, {} failed, {} retries; latency p50 {} p99 {} max {}; \
-             discovery version {}; per server: {}",
-            self.total(),
-            self.ok,
-            self.failed,
-            self.retries,
-            ms(self.latency_quantile(0.5)),
-            ms(self.latency_quantile(0.99)),
-            ms(self.latency_quantile(1.0)),
-            self.discovery_version,
-            if servers.is_empty() {
-                "none".to_owned()
-            } else {
-                servers.join(" ")
-            }
-        )
+        text.push_str(&format!("{} ok, {} failed", self.ok, self.failed));
+        if self.retries > 0 {
+            text.push_str(&format!(" ({} retried)", self.retries));
+        }
+        if self.ok > 0 {
+            text.push_str(&format!(
+                "\nlatency: p50 {}, p99 {}, max {}",
+                ms(self.latency_quantile(0.5)),
+                ms(self.latency_quantile(0.99)),
+                ms(self.latency_quantile(1.0)),
+            ));
+            let servers: Vec<String> = self
+                .per_server
+                .iter()
+                .map(|(e, n)| format!("{e} {n}"))
+                .collect();
+            text.push_str(&format!("\nservers: {}", servers.join(", ")));
+        }
+        text
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line())
+    }
+}
+
+/// A latency as people read it: `0.21ms`, `12.3ms`, `1.20s`.
+fn format_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1}ms")
+    } else {
+        format!("{:.2}s", ms / 1e3)
     }
 }
 
@@ -203,25 +233,43 @@ struct JsonSummary {
     retries: usize,
     per_server: BTreeMap<String, usize>,
     latency_ms: JsonLatency,
-    discovery_version: u64,
+    planned: u64,
+    interrupted: bool,
 }
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Writes one request's result. Write errors (a closed pipe) are ignored:
-/// they must not stop the run.
-pub fn request(out: &mut impl Write, format: Format, report: &RequestReport) {
-    if let Err(err) = &report.result {
-        tracing::warn!("request {} failed: {err}", report.seq);
-    }
+/// Writes one request's result; `count` is the run's number of requests
+/// (for the width of the numbering).
+///
+/// # Errors
+///
+/// When `out` fails (a closed pipe): the caller stops the run.
+pub fn request(
+    out: &mut impl Write,
+    format: Format,
+    report: &RequestReport,
+    count: u64,
+) -> std::io::Result<()> {
     match format {
         Format::Text => {
-            if let Ok((endpoint, reply)) = &report.result {
-                let _ = writeln!(out, "connect host: {endpoint}\n{reply}");
+            let width = count.to_string().len();
+            let seq = report.seq;
+            match &report.result {
+                Ok((endpoint, reply)) => writeln!(
+                    out,
+                    "[{seq:>width$}/{count}] {endpoint} {} {reply}",
+                    format_ms(report.latency)
+                )?,
+                Err(err) => writeln!(out, "[{seq:>width$}/{count}] FAILED {err}")?,
             }
         }
+        Format::Plain => match &report.result {
+            Ok((endpoint, reply)) => writeln!(out, "connect host: {endpoint}\n{reply}")?,
+            Err(err) => tracing::warn!("request {} failed: {err}", report.seq),
+        },
         Format::Json => {
             let (server, reply, error) = match &report.result {
                 Ok((endpoint, reply)) => (Some(endpoint.to_string()), Some(reply.as_str()), None),
@@ -237,17 +285,17 @@ pub fn request(out: &mut impl Write, format: Format, report: &RequestReport) {
                 attempts: report.attempts,
                 latency_ms: ms(report.latency),
             };
-            let _ = serde_json::to_writer(&mut *out, &line);
-            let _ = writeln!(out);
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)?;
         }
     }
-    let _ = out.flush();
+    out.flush()
 }
 
 /// Writes the summary: on stderr as text, or on `out` as JSON.
 pub fn summary(out: &mut impl Write, format: Format, summary: &Summary) {
     match format {
-        Format::Text => eprintln!("{}", summary.line()),
+        Format::Text | Format::Plain => eprintln!("{}", summary.line()),
         Format::Json => {
             let line = JsonSummary {
                 r#type: "summary",
@@ -265,7 +313,8 @@ pub fn summary(out: &mut impl Write, format: Format, summary: &Summary) {
                     p99: summary.latency_quantile(0.99).map(ms),
                     max: summary.latency_quantile(1.0).map(ms),
                 },
-                discovery_version: summary.discovery_version,
+                planned: summary.planned,
+                interrupted: summary.interrupted,
             };
             let _ = serde_json::to_writer(&mut *out, &line);
             let _ = writeln!(out);
@@ -315,6 +364,50 @@ mod tests {
     }
 
     #[test]
+    fn text_lines_are_numbered_with_server_latency_and_reply() {
+        let endpoint: Endpoint = "127.0.0.1:8898".parse().expect("a valid literal");
+        let mut out = Vec::new();
+        let ok = RequestReport {
+            seq: 37,
+            result: Ok((endpoint, "127.0.0.1:8898: 2026-11-27T20:00:00Z".into())),
+            attempts: 1,
+            latency: Duration::from_micros(210),
+        };
+        let failed = RequestReport {
+            seq: 38,
+            result: Err("no servers registered under /go_servers".into()),
+            ..ok.clone()
+        };
+        request(&mut out, Format::Text, &ok, 100).expect("writes to a Vec");
+        request(&mut out, Format::Text, &failed, 100).expect("writes to a Vec");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "[ 37/100] 127.0.0.1:8898 0.21ms 127.0.0.1:8898: 2026-11-27T20:00:00Z\n\
+             [ 38/100] FAILED no servers registered under /go_servers\n"
+        );
+    }
+
+    #[test]
+    fn the_summary_leaves_out_latency_when_nothing_succeeded_and_says_interrupted() {
+        let failed = RequestReport {
+            seq: 1,
+            result: Err("down".into()),
+            attempts: 1,
+            latency: Duration::from_millis(1),
+        };
+        let mut summary = Summary {
+            planned: 100,
+            interrupted: true,
+            ..Summary::default()
+        };
+        summary.record(&failed);
+        assert_eq!(
+            summary.line(),
+            "interrupted after 1 of 100 requests: 0 ok, 1 failed"
+        );
+    }
+
+    #[test]
     fn json_lines_parse_back() {
         let endpoint: Endpoint = "127.0.0.1:1".parse().expect("a valid literal");
         let report = RequestReport {
@@ -324,7 +417,7 @@ mod tests {
             latency: Duration::from_micros(1500),
         };
         let mut out = Vec::new();
-        request(&mut out, Format::Json, &report);
+        request(&mut out, Format::Json, &report, 1).expect("writes to a Vec");
         let value: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(value["server"], "127.0.0.1:1");
         assert_eq!(value["attempts"], 2);

@@ -577,7 +577,7 @@ fn failover(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> an
         let first_success = out
             .lines()
             .iter()
-            .find(|(at, line)| *at > fault && !line.starts_with("connect host:"))
+            .find(|(at, line)| *at > fault && !line.contains("FAILED"))
             .map(|(at, _)| at.duration_since(fault));
         report.failover.push(report::Failover {
             signal: signal.into(),

@@ -40,7 +40,7 @@ fn after_the_first_list_the_client_sends_no_zookeeper_request_per_request() {
 fn first_line_after(lines: &[(Instant, String)], text: &str, after: Instant) -> Option<Instant> {
     lines
         .iter()
-        .find(|(at, line)| *at >= after && line == text)
+        .find(|(at, line)| *at >= after && line.contains(text))
         .map(|(at, _)| *at)
 }
 
@@ -63,7 +63,7 @@ fn a_server_registered_mid_run_is_used_within_a_second_and_a_deregistered_one_no
 
     let mut added = Servers::start(&zk, "/go_servers", 1);
     let registered = Instant::now();
-    let host = format!("connect host: {}", added.endpoints()[0]);
+    let host = format!("] {} ", added.endpoints()[0]);
     let used = out.wait_until(
         Duration::from_secs(10),
         "the new server gets a request",
@@ -111,7 +111,7 @@ fn zookeeper_stopped_mid_run_requests_continue_from_the_last_known_list() {
     client.wait_for_log("fresh again", 1, Duration::from_secs(30));
     let status = client.wait(Duration::from_secs(60));
     assert!(status.success(), "{}", client.stderr_text());
-    assert_eq!(client.stdout().len(), 600, "300 requests × 2 lines");
+    assert_eq!(client.stdout().len(), 300, "one line per request");
     let stderr = client.stderr_text();
     assert_eq!(
         stderr.matches("using the last known list").count(),

@@ -61,51 +61,98 @@ fn an_empty_registry_fails_each_request_and_the_run_goes_on() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
-        stderr
-            .matches("no servers registered under /go_servers")
-            .count(),
-        3,
-        "{stderr}"
+        stdout.lines().collect::<Vec<_>>(),
+        (1..=3)
+            .map(|n| format!("[{n}/3] FAILED no servers registered under /go_servers"))
+            .collect::<Vec<_>>(),
+        "failures are on stdout, one line each"
     );
-    assert!(
-        stderr.contains("summary: 3 requests, 0 ok, 3 failed"),
-        "{stderr}"
+    assert_eq!(
+        stderr.lines().last(),
+        Some("3 requests: 0 ok, 3 failed"),
+        "no latency when nothing succeeded: {stderr}"
     );
 }
 
 #[test]
-fn the_binary_prints_connect_host_and_a_parseable_reply_per_request() {
+fn the_binary_prints_a_numbered_line_per_request_and_the_posts_lines_with_plain() {
     let zk = zookeeper();
     let servers = Servers::start(&zk, "/go_servers", 3);
-    let started = Instant::now();
-    let output = run_client(&[
-        "--zk",
-        &zk.connect_string(),
-        "--count",
-        "20",
-        "--interval",
-        "5ms",
-    ]);
-    assert!(started.elapsed() < RUN_DEADLINE);
+    let hosts = zk.connect_string();
+    let output = run_client(&["--zk", &hosts, "--count", "20", "--interval", "5ms"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 40, "{stdout}");
+    assert_eq!(lines.len(), 20, "{stdout}");
+    for (n, line) in lines.iter().enumerate() {
+        let rest = line
+            .strip_prefix(&format!("[{:>2}/20] ", n + 1))
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let mut parts = rest.splitn(3, ' ');
+        let (server, latency, reply) = (parts.next(), parts.next(), parts.next());
+        let endpoint: Endpoint = server.unwrap_or_default().parse().expect("a server");
+        assert!(servers.endpoints().contains(&endpoint));
+        assert!(latency.is_some_and(|l| l.ends_with("ms")), "{line:?}");
+        let reply = format!("{}\n", reply.unwrap_or_default());
+        let reply = parse_reply(endpoint, reply.as_bytes()).expect("a valid reply");
+        assert_eq!(reply.address, endpoint);
+    }
+    assert!(
+        stderr.contains("20 requests: 20 ok, 0 failed\nlatency: p50 "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("discovery version"),
+        "no internal jargon: {stderr}"
+    );
+
+    let plain = run_client(&[
+        "--zk",
+        &hosts,
+        "--count",
+        "3",
+        "--interval",
+        "5ms",
+        "--plain",
+    ]);
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
     for pair in lines.chunks(2) {
         let host = pair[0]
             .strip_prefix("connect host: ")
             .unwrap_or_else(|| panic!("{:?}", pair[0]));
-        let endpoint: Endpoint = host.parse().expect("a valid literal");
-        assert!(servers.endpoints().contains(&endpoint));
-        let reply =
-            parse_reply(endpoint, format!("{}\n", pair[1]).as_bytes()).expect("a valid reply");
-        assert_eq!(reply.address, endpoint);
+        let endpoint: Endpoint = host.parse().expect("a server");
+        parse_reply(endpoint, format!("{}\n", pair[1]).as_bytes()).expect("a valid reply");
     }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let zk = zookeeper();
+    let _servers = Servers::start(&zk, "/go_servers", 1);
+    let script = format!(
+        "set -o pipefail; {} --zk {} --count 1000 --interval 10ms | head -1",
+        env!("CARGO_BIN_EXE_time-client"),
+        zk.connect_string()
+    );
+    let started = Instant::now();
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("ZK_HOSTS")
+        .output()
+        .expect("runs bash");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+    assert!(!stderr.contains("error"), "{stderr}");
     assert!(
-        stderr.contains("summary: 20 requests, 20 ok, 0 failed"),
-        "{stderr}"
+        started.elapsed() < Duration::from_secs(5),
+        "it ran on: {:?}",
+        started.elapsed()
     );
 }
 
@@ -258,10 +305,12 @@ fn json_output_is_one_object_per_request_and_a_summary() {
         (Some("summary"), Some(5), Some(0))
     );
     assert!(summary["latency_ms"]["p99"].as_f64().is_some(), "{summary}");
-    assert!(
-        summary["discovery_version"]
-            .as_u64()
-            .is_some_and(|v| v >= 1),
+    assert_eq!(
+        (
+            summary["planned"].as_u64(),
+            summary["interrupted"].as_bool()
+        ),
+        (Some(5), Some(false)),
         "{summary}"
     );
 }
@@ -278,17 +327,27 @@ fn ctrl_c_finishes_the_current_request_and_prints_the_summary() {
         "--interval",
         "200ms",
     ]);
-    client.stdout().wait_for_lines(4, Duration::from_secs(30));
+    client.stdout().wait_for_lines(2, Duration::from_secs(30));
     client.signal("INT");
     let status = client.wait(Duration::from_secs(10));
-    assert!(status.success(), "{}", client.stderr_text());
+    assert_eq!(status.code(), Some(130), "{}", client.stderr_text());
     let stderr = client.stderr_text();
+    let done = client.stdout().len();
+    assert!(done < 1000, "the run did not stop early");
     assert!(
-        stderr.contains("summary: ") && stderr.contains("0 failed"),
+        stderr.contains(&format!(
+            "interrupted after {done} of 1000 requests: {done} ok, 0 failed"
+        )),
         "{stderr}"
     );
-    assert!(client.stdout().len() < 2000, "the run did not stop early");
-    assert_eq!(client.stdout().len() % 2, 0, "a request was cut in half");
+    assert!(
+        client
+            .stdout()
+            .lines()
+            .iter()
+            .all(|(_, l)| l.starts_with('[') && l.contains("/1000] ")),
+        "every request is one whole line"
+    );
 }
 
 #[test]
