@@ -92,15 +92,20 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`, the ZooKeeper
-/// client's own chatter at `warn`), in colour only on a terminal.
+/// client's own chatter at `warn`), in colour only on a terminal and never
+/// with `NO_COLOR` set (no-color.org). Module paths only when `RUST_LOG`
+/// is set (someone is debugging).
 pub fn init_logging() {
     use std::io::IsTerminal;
+    let debugging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .with_target(debugging)
         .try_init();
 }
 
@@ -113,12 +118,22 @@ pub fn interrupt() -> Interrupt {
 
 /// A binary's exit: the code of a result, or for an error one line
 /// `<binary>: error: <cause: cause…>` on stderr and exit 1. A wait ended by
-/// Ctrl-C exits 130 (as the shell reports a SIGINT) without an error line.
+/// Ctrl-C exits 130 (as the shell reports a SIGINT) without an error line;
+/// a closed stdout (`| head -1`: the reader has what it wanted) exits 0
+/// quietly.
 pub fn exit(binary: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
     let err = match result {
         Ok(code) => return code,
         Err(err) => err,
     };
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
     let zk_error = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
     match zk_error {
         Some(Error::Interrupted) => ExitCode::from(130),

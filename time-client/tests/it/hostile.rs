@@ -142,7 +142,10 @@ fn hostile_registry_entries_are_skipped_with_one_warning_each_and_valid_ones_use
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("20 requests: 20 ok, 0 failed\n"), "{stderr}");
+    assert!(
+        stderr.contains("20 requests: 20 ok, 0 failed\n"),
+        "{stderr}"
+    );
     assert!(
         stdout_hosts(&output.stdout).contains(&v6_endpoint.to_string()),
         "the IPv6 server was never used"

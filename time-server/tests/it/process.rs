@@ -244,6 +244,21 @@ fn bad_flags_exit_with_a_usage_error() {
 }
 
 #[test]
+fn a_base_path_typo_is_refused_before_binding_or_connecting() {
+    for bad in ["go_servers", "/go_servers/", "/", "/zookeeper"] {
+        // Nothing listens on port 1: a connect would be exit 1 or retried.
+        let mut server = ServerProcess::start(&["--zk", "127.0.0.1:1", "--base-path", bad]);
+        let status = server.wait(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(2), "{bad:?}: {}", server.stderr());
+        assert!(
+            server.stderr().contains("invalid base path"),
+            "{}",
+            server.stderr()
+        );
+    }
+}
+
+#[test]
 fn absurd_or_zero_durations_exit_with_a_usage_error_not_a_panic() {
     for args in [
         ["--startup-timeout", "99999999999years"],

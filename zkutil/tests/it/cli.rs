@@ -52,6 +52,74 @@ fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
 }
 
 #[test]
+fn empty_is_not_an_error_but_says_why() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let ls = zkutil(&["--zk", &hosts, "ls"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    assert_eq!(text(&ls.stdout), "(no instances)\n");
+    assert_eq!(
+        text(&ls.stderr).trim(),
+        "zkutil: no server has registered under /go_servers (it does not exist)"
+    );
+    let check = zkutil(&["--zk", &hosts, "check"]);
+    assert!(check.status.success(), "nothing registered is nothing down");
+    let at_least_one = zkutil(&["--zk", &hosts, "check", "--min", "1"]);
+    assert_eq!(at_least_one.status.code(), Some(1));
+    assert!(text(&at_least_one.stderr).contains("0 reachable, fewer than --min 1"));
+}
+
+#[test]
+fn a_closed_stdout_ends_zkutil_quietly() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _regs: Vec<Registration> = (1..=3)
+        .map(|port| {
+            register(
+                &s,
+                format!("127.0.0.1:{port}")
+                    .parse()
+                    .expect("a valid literal"),
+            )
+        })
+        .collect();
+    let script = format!(
+        "set -o pipefail; {} --zk {} ls | head -1",
+        env!("CARGO_BIN_EXE_zkutil"),
+        zk.connect_string()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("ZK_HOSTS")
+        .output()
+        .expect("runs bash");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("ENDPOINT "));
+    assert!(
+        !text(&output.stderr).contains("error"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn base_path_typos_are_refused_before_anything_is_contacted() {
+    // Port 1: a connect would fail with exit 1, not the usage error's 2.
+    for bad in [
+        "go_servers",
+        "/go_servers/",
+        "/go//servers",
+        "/",
+        "/zookeeper/x",
+    ] {
+        let output = zkutil(&["--zk", "127.0.0.1:1", "--base-path", bad, "ls"]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("invalid base path"), "{stderr}");
+    }
+}
+
+#[test]
 fn ls_lists_exactly_what_is_registered() {
     let zk = zookeeper();
     let s = session(&zk);

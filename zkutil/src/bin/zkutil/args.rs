@@ -81,6 +81,9 @@ pub enum Command {
         /// server fails), `tcp` only connects (for other services).
         #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = commands::Probe::Time)]
         probe: commands::Probe,
+        /// Fail (exit 1) when fewer instances than this are reachable, e.g. none registered.
+        #[arg(long, env = "ZKUTIL_CHECK_MIN", default_value_t = 0)]
+        min: usize,
         /// One JSON object per instance.
         #[arg(long)]
         json: bool,

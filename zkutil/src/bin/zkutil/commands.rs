@@ -62,6 +62,9 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
         };
         rows.push((instance.endpoint(), stat, metadata));
     }
+    if rows.is_empty() {
+        eprintln!("zkutil: {}", why_empty(&session, common));
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let array: Vec<Value> = rows
@@ -77,6 +80,10 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
             .collect();
         writeln!(out, "{}", Value::Array(array))?;
     } else {
+        if rows.is_empty() {
+            writeln!(out, "(no instances)")?;
+            return Ok(true);
+        }
         writeln!(
             out,
             "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
@@ -97,6 +104,16 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Why nothing is registered, for an empty listing: the base path may not
+/// exist at all (a typo, or a chroot nobody uses).
+fn why_empty(session: &Session, common: &Common) -> String {
+    let base = &common.zk.base_path;
+    match session.stat(base.as_str()) {
+        Ok(None) => format!("no server has registered under {base} (it does not exist)"),
+        _ => format!("no server is registered under {base}"),
+    }
 }
 
 fn stamp() -> String {
@@ -328,7 +345,13 @@ fn probe(
 }
 
 /// `zkutil check`.
-pub fn check(common: &Common, kind: Probe, timeout: Duration, json: bool) -> anyhow::Result<bool> {
+pub fn check(
+    common: &Common,
+    kind: Probe,
+    timeout: Duration,
+    min: usize,
+    json: bool,
+) -> anyhow::Result<bool> {
     let session = connect(common)?;
     let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
     type Probed = (Endpoint, Result<(Duration, Option<String>), String>);
@@ -376,10 +399,12 @@ pub fn check(common: &Common, kind: Probe, timeout: Duration, json: bool) -> any
         }
     }
     if results.is_empty() {
-        eprintln!(
-            "zkutil: no instances registered under {}",
-            common.zk.base_path
-        );
+        eprintln!("zkutil: {}", why_empty(&session, common));
+    }
+    let up = results.iter().filter(|(_, result)| result.is_ok()).count();
+    if up < min {
+        eprintln!("zkutil: {up} reachable, fewer than --min {min}");
+        return Ok(false);
     }
     Ok(all_up)
 }

@@ -27,8 +27,9 @@ fn main() -> ExitCode {
         Command::Check {
             timeout,
             probe,
+            min,
             json,
-        } => commands::check(common, probe, timeout, json),
+        } => commands::check(common, probe, timeout, min, json),
         Command::Status { timeout, json } => commands::status(common, timeout, json),
     };
     let code = result.map(|ok| {
