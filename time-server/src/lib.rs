@@ -6,6 +6,7 @@
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
 //! * [`fdlimit`]: enough file descriptors for the connection cap.
+//! * `startup`: connecting and registering, retried, on a thread of its own.
 //!
 //! [`run`] puts them together in the order that loses no request: bind
 //! every listener, serve, register; on a signal deregister first, keep
@@ -17,22 +18,19 @@ pub mod fdlimit;
 pub mod listener;
 pub mod reply;
 pub mod shutdown;
+mod startup;
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use zkutil::{
-    Backoff, BasePath, Endpoint, Metadata, Registration, Session, SessionConfig, SessionEvent,
-    SessionState, Takeover,
-};
+use zkutil::{BasePath, Endpoint, Registration, SessionConfig, SessionEvent, SessionState};
 
 pub use crate::args::Args;
-use crate::listener::{BoundListener, ServeOptions, bind_all, serve};
+use crate::listener::{ServeOptions, bind_all, serve};
 use crate::shutdown::Shutdown;
+use crate::startup::{Registered, Startup};
 
 /// Everything the server needs to know; filled from flags by `main`.
 #[derive(Debug, Clone)]
@@ -88,12 +86,6 @@ enum Event {
     Started(anyhow::Result<Registered>),
     /// ZooKeeper rejected our credentials: no registration can be kept.
     AuthFailed,
-}
-
-/// The session and the registrations it keeps.
-struct Registered {
-    session: Arc<Session>,
-    registrations: Vec<Registration>,
 }
 
 /// Runs the server until a message arrives on `stop_requested` (or its
@@ -237,224 +229,4 @@ fn forward_stop(stop_requested: Receiver<i32>, events: Sender<Event>) -> anyhow:
         })
         .context("starting the stop thread")?;
     Ok(())
-}
-
-/// Connecting and registering at start, retried until they work, on a
-/// thread of its own so that a stop never waits for ZooKeeper.
-struct Startup {
-    cancelled: Arc<AtomicBool>,
-    /// Dropped on cancel, which ends every backoff wait of the thread.
-    wake: std::sync::Mutex<Option<Sender<()>>>,
-}
-
-impl Startup {
-    fn spawn(
-        config: &Config,
-        listeners: &[BoundListener],
-        events: Sender<Event>,
-    ) -> anyhow::Result<Startup> {
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let (wake, woken) = mpsc::channel();
-        let work = StartupWork {
-            config: config.clone(),
-            endpoints: distinct_endpoints(listeners),
-            started: SystemTime::now(),
-            deadline: config
-                .startup_timeout
-                .and_then(|timeout| Instant::now().checked_add(timeout)),
-            cancelled: cancelled.clone(),
-            woken,
-        };
-        std::thread::Builder::new()
-            .name("startup".into())
-            .spawn(move || {
-                let result = work.run();
-                match result {
-                    Ok(Some(registered)) => {
-                        // Cancelled meanwhile: dropping deregisters it all.
-                        if let Err(mpsc::SendError(Event::Started(Ok(registered)))) =
-                            events.send(Event::Started(Ok(registered)))
-                        {
-                            drop(registered);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        let _ = events.send(Event::Started(Err(err)));
-                    }
-                }
-            })
-            .context("starting the startup thread")?;
-        Ok(Startup {
-            cancelled,
-            wake: std::sync::Mutex::new(Some(wake)),
-        })
-    }
-
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        self.wake
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-    }
-}
-
-/// Each advertised endpoint once, with the listener addresses behind it:
-/// two listeners advertising one endpoint are one registration, not two
-/// maintainers fighting over one node.
-fn distinct_endpoints(listeners: &[BoundListener]) -> Vec<(Endpoint, Vec<std::net::SocketAddr>)> {
-    let mut endpoints: Vec<(Endpoint, Vec<std::net::SocketAddr>)> = Vec::new();
-    for bound in listeners {
-        match endpoints.iter_mut().find(|(e, _)| *e == bound.advertised()) {
-            Some((endpoint, addrs)) => {
-                tracing::warn!(%endpoint, listen = %bound.local_addr(), first = %addrs[0],
-                    "two listeners advertise the same endpoint: registered once");
-                addrs.push(bound.local_addr());
-            }
-            None => endpoints.push((bound.advertised(), vec![bound.local_addr()])),
-        }
-    }
-    endpoints
-}
-
-/// What the startup thread owns.
-struct StartupWork {
-    config: Config,
-    endpoints: Vec<(Endpoint, Vec<std::net::SocketAddr>)>,
-    started: SystemTime,
-    deadline: Option<Instant>,
-    cancelled: Arc<AtomicBool>,
-    woken: Receiver<()>,
-}
-
-impl StartupWork {
-    /// Registered, `None` when cancelled first, or a fatal error.
-    fn run(&self) -> anyhow::Result<Option<Registered>> {
-        let Some(session) = self.connect()? else {
-            return Ok(None);
-        };
-        Ok(self
-            .register_all(&session)?
-            .map(|registrations| Registered {
-                session,
-                registrations,
-            }))
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
-    }
-
-    /// A session, or `None` when cancelled first.
-    fn connect(&self) -> anyhow::Result<Option<Arc<Session>>> {
-        let mut backoff = Backoff::default();
-        loop {
-            let session = &self.config.session;
-            let connect_timeout = match self.deadline {
-                Some(deadline) => session
-                    .connect_timeout()
-                    .min(deadline.saturating_duration_since(Instant::now())),
-                None => session.connect_timeout(),
-            };
-            let attempt = session
-                .clone()
-                .with_connect_timeout(connect_timeout.max(Duration::from_millis(100)))
-                .connect();
-            if self.cancelled() {
-                return Ok(None);
-            }
-            match attempt {
-                Ok(session) => {
-                    tracing::info!(zk = %self.config.session.hosts(), session = %session.id(),
-                        timeout = %zkutil::rounded(session.negotiated_timeout()), "connected to ZooKeeper");
-                    return Ok(Some(Arc::new(session)));
-                }
-                Err(err) if err.is_retryable() => {
-                    if !self.pause(
-                        &mut backoff,
-                        &err,
-                        "ZooKeeper unreachable; listeners keep serving",
-                    )? {
-                        return Ok(None);
-                    }
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-
-    /// One registration per distinct endpoint, or `None` when cancelled
-    /// first (those made so far are dropped, which deregisters them).
-    fn register_all(&self, session: &Arc<Session>) -> anyhow::Result<Option<Vec<Registration>>> {
-        let version = env!("CARGO_PKG_VERSION");
-        let base_path = &self.config.base_path;
-        let mut registrations = Vec::with_capacity(self.endpoints.len());
-        for (endpoint, addrs) in &self.endpoints {
-            let endpoint = *endpoint;
-            let metadata = Metadata::for_this_process(endpoint, self.started, version);
-            let mut backoff = Backoff::default();
-            let registration = loop {
-                if self.cancelled() {
-                    return Ok(None);
-                }
-                // We have just bound this port here: a node of it that
-                // names this host is our own earlier run's.
-                let data = metadata.to_json();
-                match Registration::register_with(
-                    session,
-                    base_path,
-                    endpoint,
-                    data,
-                    Takeover::SameHost,
-                ) {
-                    Ok(registration) => break registration,
-                    Err(err @ zkutil::Error::Taken { .. }) => {
-                        if !self.pause(&mut backoff, &err, "waiting for the other holder to go")? {
-                            return Ok(None);
-                        }
-                    }
-                    Err(err) if err.is_retryable() => {
-                        if !self.pause(&mut backoff, &err, "cannot register yet")? {
-                            return Ok(None);
-                        }
-                    }
-                    Err(err) => {
-                        return Err(anyhow::Error::new(err)
-                            .context(format!("registering {endpoint} under {base_path}")));
-                    }
-                }
-            };
-            tracing::info!(listen = %addrs[0], path = %registration.path(),
-                outcome = %registration.outcome(), "registered");
-            registrations.push(registration);
-        }
-        Ok(Some(registrations))
-    }
-
-    /// Logs a failed attempt and waits the backoff delay. Returns false when
-    /// cancelled meanwhile; an error when the startup timeout would pass.
-    fn pause(
-        &self,
-        backoff: &mut Backoff,
-        err: &zkutil::Error,
-        what: &str,
-    ) -> anyhow::Result<bool> {
-        let delay = backoff.next_delay();
-        if let (Some(deadline), Some(timeout)) = (self.deadline, self.config.startup_timeout) {
-            if Instant::now() + delay >= deadline {
-                return Err(anyhow::anyhow!("{}", err.chain())).with_context(|| {
-                    format!(
-                        "not registered within --startup-timeout {}",
-                        humantime::format_duration(timeout)
-                    )
-                });
-            }
-        }
-        tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::rounded(delay), "{what}");
-        Ok(match self.woken.recv_timeout(delay) {
-            Err(RecvTimeoutError::Timeout) => !self.cancelled(),
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
-        })
-    }
 }

@@ -15,12 +15,16 @@
 //! `ZK_CLASSPATH`; by default it uses the Debian package's jars in
 //! `/usr/share/java` (`scripts/zk.sh install` puts them there).
 //!
-//! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], four-letter words, [`zk_cli`].
+//! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], and breaking them.
+//! * `node`: one ZooKeeper process, its config and launch; [`StartError`].
+//! * `inspect`: four-letter words, [`zk_cli`], [`sessions_on`].
 //! * `process`: [`TestProcess`], [`LineRecorder`].
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
 //! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
 
+mod inspect;
+mod node;
 mod process;
 mod proxy;
 mod responder;
@@ -29,13 +33,13 @@ mod zookeeper;
 
 use std::time::Duration;
 
+pub use self::inspect::{four_letter_word, sessions_on, zk_cli};
+pub use self::node::{DEFAULT_CLASSPATH, StartError};
 pub use self::process::{LineRecorder, TestProcess};
 pub use self::proxy::DelayProxy;
 pub use self::responder::{Behaviour, Responder};
 pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
-pub use self::zookeeper::{
-    DEFAULT_CLASSPATH, StartError, ZkEnsemble, ZkServer, four_letter_word, sessions_on, zk_cli,
-};
+pub use self::zookeeper::{ZkEnsemble, ZkServer};
 
 /// Installs a `tracing` subscriber that writes through the test harness's
 /// capture; a second call in the same process does nothing.

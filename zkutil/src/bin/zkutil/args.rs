@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use zkutil::Endpoint;
 
-use crate::commands;
+use crate::health;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -79,8 +79,8 @@ pub enum Command {
         timeout: Duration,
         /// What counts as reachable: `time` reads the reply line (a frozen
         /// server fails), `tcp` only connects (for other services).
-        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = commands::Probe::Time)]
-        probe: commands::Probe,
+        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = health::Probe::Time)]
+        probe: health::Probe,
         /// Fail (exit 1) when fewer instances than this are reachable, e.g. none registered.
         #[arg(long, env = "ZKUTIL_CHECK_MIN", default_value_t = 0)]
         min: usize,

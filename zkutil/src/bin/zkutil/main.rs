@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod health;
 
 use std::process::ExitCode;
 
@@ -29,8 +30,8 @@ fn main() -> ExitCode {
             probe,
             min,
             json,
-        } => commands::check(common, probe, timeout, min, json),
-        Command::Status { timeout, json } => commands::status(common, timeout, json),
+        } => health::check(common, probe, timeout, min, json),
+        Command::Status { timeout, json } => health::status(common, timeout, json),
     };
     let code = result.map(|ok| {
         if ok {

@@ -1,0 +1,272 @@
+//! `refresh`: the thread that keeps a [`Discovery`](super::Discovery)'s
+//! snapshot current: a listing on every watch event and session change,
+//! failures retried with backoff, changes published to subscribers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
+use std::time::Instant;
+
+use super::read::{parse_children, read_instances, truncate};
+use super::{Change, Instance, Shared, Snapshot, Wake, lock};
+use crate::backoff::Backoff;
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+use crate::session::{SessionEvent, SessionState, WatchEvent};
+
+/// Re-lists on every watch event and session change; retries failures
+/// with backoff. Pending wake-ups are coalesced into one listing.
+pub(super) fn refresh_loop(
+    shared: &Shared,
+    woken: &mpsc::Receiver<Wake>,
+    wake: &mpsc::Sender<Wake>,
+    first: Result<()>,
+) {
+    let mut backoff = Backoff::default();
+    let mut result = Some(first);
+    let mut need = false;
+    loop {
+        if need {
+            result = Some(shared.refresh(wake));
+            need = false;
+        }
+        let mut wait = None;
+        match result.take() {
+            Some(Ok(())) => backoff.reset(),
+            Some(Err(err)) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(path = %shared.base_path, attempt = backoff.attempts(), error = %err.chain(),
+                    retry_in = ?delay, "cannot list instances; keeping the last known list");
+                shared.mark_stale();
+                wait = Some(delay);
+            }
+            None => {}
+        }
+        let first = match wait {
+            Some(delay) => match woken.recv_timeout(delay) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    need = true;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match woken.recv() {
+                Ok(event) => event,
+                Err(_) => return,
+            },
+        };
+        for event in std::iter::once(first).chain(woken.try_iter()) {
+            match event {
+                Wake::Stop => return,
+                Wake::Watch => {
+                    shared.armed.store(false, Ordering::SeqCst);
+                    need = true
+                }
+                // Re-list after every reconnect: a change made while
+                // disconnected must not be missed. The one-shot watch of
+                // the same session survives a reconnect (the client sends
+                // it again); a rebuilt session's watches are gone.
+                Wake::Session(SessionEvent::Connected) => need = true,
+                Wake::Session(SessionEvent::Rebuilt { .. }) => {
+                    shared.armed.store(false, Ordering::SeqCst);
+                    need = true
+                }
+                Wake::Session(_) => shared.mark_stale(),
+            }
+        }
+        if !need && wait.is_some() {
+            // Woken early from a backoff by something that needs no listing
+            // (a disconnect): the failed listing is still due.
+            need = true;
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn current(&self) -> MutexGuard<'_, Arc<Snapshot>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists the children (arming a watch unless one is armed), parses
+    /// them, reads the metadata of new ones, and publishes the result.
+    pub(super) fn refresh(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
+        let names = match self.list_children(wake) {
+            Ok(names) => names,
+            Err(err) if err.is_no_node() => {
+                // No base path yet: nobody registered. Watch for it.
+                if !self.armed.swap(true, Ordering::SeqCst) {
+                    let tx = wake.clone();
+                    let pending = self.pending_watches.clone();
+                    pending.fetch_add(1, Ordering::SeqCst);
+                    let exists = self
+                        .session
+                        .stat_and_watch(self.base_path.as_str(), move |event| {
+                            pending.fetch_sub(1, Ordering::SeqCst);
+                            if event != WatchEvent::SessionEnded {
+                                let _ = tx.send(Wake::Watch);
+                            }
+                        })
+                        .inspect_err(|_| {
+                            self.pending_watches.fetch_sub(1, Ordering::SeqCst);
+                            self.armed.store(false, Ordering::SeqCst);
+                        })?;
+                    if exists.is_some() {
+                        // Created between the two calls: list again.
+                        let _ = wake.send(Wake::Watch);
+                    }
+                }
+                Vec::new()
+            }
+            Err(err) => return Err(err),
+        };
+        {
+            let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+            lock(&self.warned).retain_children(&self.base_path, &present);
+        }
+        let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
+        let endpoints = parse_children(&self.base_path, &names, warn);
+        let instances = if self.with_metadata {
+            // Metadata is read once per new instance, not on every refresh
+            // (one without it, unreadable last time, is read again).
+            let previous = self.current().clone();
+            let known: BTreeMap<Endpoint, &Instance> = previous
+                .instances
+                .iter()
+                .filter(|i| i.metadata.is_some())
+                .map(|i| (i.endpoint, i))
+                .collect();
+            let new: Vec<Endpoint> = endpoints
+                .iter()
+                .filter(|e| !known.contains_key(e))
+                .copied()
+                .collect();
+            let mut read: BTreeMap<Endpoint, Instance> =
+                read_instances(&self.session, &self.base_path, &new, warn)?
+                    .into_iter()
+                    .map(|i| (i.endpoint, i))
+                    .collect();
+            endpoints
+                .iter()
+                .filter_map(|endpoint| match known.get(endpoint) {
+                    Some(instance) => Some((*instance).clone()),
+                    // Gone since the listing: the next watch event says so.
+                    None => read.remove(endpoint),
+                })
+                .collect()
+        } else {
+            endpoints.into_iter().map(Instance::new).collect()
+        };
+        self.publish(instances);
+        Ok(())
+    }
+
+    /// The children of the base path, with a one-shot watch unless one is
+    /// armed already.
+    pub(super) fn list_children(&self, wake: &mpsc::Sender<Wake>) -> Result<Vec<String>> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
+        if self.armed.swap(true, Ordering::SeqCst) {
+            return self.session.children(self.base_path.as_str());
+        }
+        let tx = wake.clone();
+        let pending = self.pending_watches.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
+        self.session
+            .children_and_watch(self.base_path.as_str(), move |_| {
+                pending.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(Wake::Watch);
+            })
+            .inspect_err(|_| {
+                self.pending_watches.fetch_sub(1, Ordering::SeqCst);
+                self.armed.store(false, Ordering::SeqCst);
+            })
+    }
+
+    /// Replaces the snapshot, tells subscribers what changed.
+    pub(super) fn publish(&self, instances: Vec<Instance>) {
+        let mut changes = Vec::new();
+        {
+            let mut current = self.current();
+            let old: BTreeMap<Endpoint, &Instance> =
+                current.instances.iter().map(|i| (i.endpoint, i)).collect();
+            let new: BTreeMap<Endpoint, &Instance> =
+                instances.iter().map(|i| (i.endpoint, i)).collect();
+            changes.extend(
+                old.iter()
+                    .filter(|(e, _)| !new.contains_key(e))
+                    .map(|(_, i)| Change::Removed((*i).clone())),
+            );
+            changes.extend(
+                new.iter()
+                    .filter(|(e, _)| !old.contains_key(e))
+                    .map(|(_, i)| Change::Added((*i).clone())),
+            );
+            let session_state = self.session.state();
+            let fresh = session_state == SessionState::Connected;
+            if fresh && current.stale_since.is_some() {
+                changes.push(Change::Fresh);
+            }
+            let changed =
+                !changes.iter().all(|c| *c == Change::Fresh) || current.refreshed_at.is_none();
+            *current = Arc::new(Snapshot {
+                instances: if changed {
+                    Arc::from(instances)
+                } else {
+                    current.instances.clone()
+                },
+                version: if changed {
+                    current.version + 1
+                } else {
+                    current.version
+                },
+                refreshed_at: Some(Instant::now()),
+                stale_since: if fresh {
+                    None
+                } else {
+                    current.stale_since.or(Some(Instant::now()))
+                },
+                session_state,
+            });
+        }
+        self.changed.notify_all();
+        self.send(changes);
+    }
+
+    /// Marks the view stale (keeping its instances), once.
+    pub(super) fn mark_stale(&self) {
+        let became_stale = {
+            let mut current = self.current();
+            let session_state = self.session.state();
+            if current.stale_since.is_some() && current.session_state == session_state {
+                false
+            } else {
+                let was_stale = current.stale_since.is_some();
+                let mut next = Snapshot::clone(&current);
+                next.stale_since = current.stale_since.or(Some(Instant::now()));
+                next.session_state = session_state;
+                *current = Arc::new(next);
+                !was_stale
+            }
+        };
+        self.changed.notify_all();
+        if became_stale {
+            self.send(vec![Change::Stale]);
+        }
+    }
+
+    pub(super) fn send(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|tx| changes.iter().all(|change| tx.send(change.clone()).is_ok()));
+    }
+
+    pub(super) fn warn_once(&self, path: &str, error: &str, message: &str) {
+        if lock(&self.warned).first(path) {
+            tracing::warn!(path = %truncate(path), error, "{message}");
+        }
+    }
+}

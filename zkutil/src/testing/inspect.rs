@@ -1,0 +1,57 @@
+//! What tests ask of a running ZooKeeper outside any session: four-letter
+//! words, ZooKeeper's own CLI, the sessions connected to a node.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Sends a four-letter command to a server on loopback; `None` when it
+/// does not answer within a second.
+pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
+    crate::admin::four_letter_word(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        word,
+        Duration::from_secs(1),
+    )
+    .ok()
+}
+
+/// Runs ZooKeeper's own `zkCli.sh` (command mode) against `connect`: an
+/// independent client for what zkutil cannot do, such as an ACL without
+/// READ. `ZK_CLI` overrides the script's path.
+///
+/// # Panics
+///
+/// When the script cannot be run or reports an error, with its output.
+pub fn zk_cli(connect: &str, args: &[&str]) -> String {
+    let script =
+        std::env::var("ZK_CLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".to_owned());
+    let output = Command::new(&script)
+        .arg("-server")
+        .arg(connect)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() || text.contains("Exception") {
+        panic!("{script} {args:?} failed ({}):\n{text}", output.status);
+    }
+    text
+}
+
+/// The session ids that `cons` lists as connected to the ZooKeeper node
+/// serving on `port` (empty when it does not answer).
+pub fn sessions_on(port: u16) -> Vec<crate::SessionId> {
+    four_letter_word(port, "cons")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split("sid=0x").nth(1))
+        .filter_map(|rest| rest.split([',', ')']).next())
+        .filter_map(|hex| i64::from_str_radix(hex, 16).ok().map(crate::SessionId::new))
+        .collect()
+}

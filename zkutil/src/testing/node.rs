@@ -1,0 +1,186 @@
+//! One ZooKeeper process of a fixture: its configuration, its launch as a
+//! plain JVM, its signals and log; and why a start can fail.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use super::wait::{log_tail, send_signal};
+
+/// The jars of Debian's `zookeeper` package.
+pub const DEFAULT_CLASSPATH: &str =
+    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+
+/// Why a ZooKeeper fixture could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// ZooKeeper's jars are not where the classpath says.
+    #[error(
+        "ZooKeeper is not installed: {path} is missing (run `scripts/zk.sh install`, or set ZK_CLASSPATH)"
+    )]
+    NotInstalled {
+        /// The missing jar.
+        path: String,
+    },
+    /// The JVM could not be started.
+    #[error("running {cmd:?} (is Java installed and on your PATH, or ZK_JAVA set?)")]
+    Launcher {
+        /// The command.
+        cmd: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A node exited before it was ready.
+    #[error("ZooKeeper node {node} exited with {status} before it was ready; log tail:\n{log}")]
+    Exited {
+        /// The node's index.
+        node: usize,
+        /// How it exited.
+        status: ExitStatus,
+        /// The end of its log.
+        log: String,
+    },
+    /// A node did not become ready in time.
+    #[error("ZooKeeper node {node} not ready after {waited:?}; log tail:\n{log}")]
+    TimedOut {
+        /// The node's index.
+        node: usize,
+        /// How long we waited.
+        waited: Duration,
+        /// The end of its log.
+        log: String,
+    },
+    /// The temp dir or a config file could not be written.
+    #[error("{what}")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    pub(super) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Io { what, source }
+    }
+
+    pub(super) fn port_clash(&self) -> bool {
+        match self {
+            StartError::Exited { log, .. } | StartError::TimedOut { log, .. } => {
+                log.contains("Address already in use") || log.contains("BindException")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One ZooKeeper process of a fixture.
+pub(super) struct Node {
+    pub(super) dir: PathBuf,
+    pub(super) client_port: u16,
+    pub(super) quorum_ports: Option<(u16, u16)>,
+    pub(super) child: Option<Child>,
+}
+
+impl Node {
+    pub(super) fn log_path(&self) -> PathBuf {
+        self.dir.join("zookeeper.log")
+    }
+
+    pub(super) fn spawn(&mut self) -> Result<(), StartError> {
+        let java = std::env::var("ZK_JAVA").unwrap_or_else(|_| "java".to_owned());
+        let classpath =
+            std::env::var("ZK_CLASSPATH").unwrap_or_else(|_| DEFAULT_CLASSPATH.to_owned());
+        if let Some(first) = classpath.split(':').next() {
+            if !Path::new(first).exists() {
+                return Err(StartError::NotInstalled {
+                    path: first.to_owned(),
+                });
+            }
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(StartError::io(format!(
+                "opening {}",
+                self.log_path().display()
+            )))?;
+        let log2 = log
+            .try_clone()
+            .map_err(StartError::io("duplicating the log file handle"))?;
+        let child = Command::new(&java)
+            .args([
+                "-Xms16m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+            ])
+            .arg("-Dzookeeper.jmx.log4j.disable=true")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(self.dir.join("zoo.cfg"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|source| StartError::Launcher {
+                cmd: format!("{java} … QuorumPeerMain"),
+                source,
+            })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub(super) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL also ends a stopped (paused) process.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(super) fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = send_signal(child.id(), signal);
+        }
+    }
+
+    pub(super) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    pub(super) fn log_tail(&self) -> String {
+        log_tail(&self.log_path(), 40)
+    }
+}
+
+pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(), StartError> {
+    let mut cfg = format!(
+        "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\nclientPort={port}\n\
+         clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+         4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n\
+         minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n",
+        data = node.dir.join("data").display(),
+        port = node.client_port,
+    );
+    if all.len() > 1 {
+        for (i, other) in all.iter().enumerate() {
+            if let Some((peer, election)) = other.quorum_ports {
+                cfg.push_str(&format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1));
+            }
+        }
+        std::fs::write(node.dir.join("data").join("myid"), format!("{myid}\n"))
+            .map_err(StartError::io("writing myid"))?;
+    }
+    std::fs::write(node.dir.join("zoo.cfg"), cfg).map_err(StartError::io("writing zoo.cfg"))
+}
