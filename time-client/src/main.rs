@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     zkutil::cli::init_logging();
     let out = &mut std::io::stdout().lock();
     let result = zkutil::cli::on_signals()
+        .map_err(anyhow::Error::from)
         .and_then(|stop| time_client::run(&config, out, &stop))
         .map(|summary| {
             if summary.output_closed {

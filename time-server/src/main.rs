@@ -7,6 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let config = time_server::Args::parse().config();
     zkutil::cli::init_logging();
-    let result = zkutil::cli::on_signals().and_then(|signals| time_server::run(&config, signals));
+    let result = zkutil::cli::on_signals()
+        .map_err(anyhow::Error::from)
+        .and_then(|signals| time_server::run(&config, signals));
     zkutil::cli::exit("time-server", result.map(|()| ExitCode::SUCCESS))
 }

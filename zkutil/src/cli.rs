@@ -116,7 +116,8 @@ pub fn interrupt() -> Interrupt {
     INTERRUPT.get_or_init(Interrupt::new).clone()
 }
 
-/// A binary's exit: the code of a result, or for an error one line
+/// A binary's exit (the binaries' glue, so it takes their `anyhow` result):
+/// the code of a result, or for an error one line
 /// `<binary>: error: <cause: cause…>` on stderr and exit 1. A wait ended by
 /// Ctrl-C exits 130 (as the shell reports a SIGINT) without an error line;
 /// a closed stdout (`| head -1`: the reader has what it wanted) exits 0
@@ -154,12 +155,14 @@ pub fn exit(binary: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
 ///
 /// # Errors
 ///
-/// When the handlers or their thread cannot be set up.
-pub fn on_signals() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
-    use anyhow::Context;
+/// [`Error::Io`] when the handlers or their thread cannot be set up.
+pub fn on_signals() -> crate::Result<std::sync::mpsc::Receiver<i32>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("installing signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Io {
+            what: "installing signal handlers",
+            source,
+        })?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
@@ -175,6 +178,9 @@ pub fn on_signals() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
                 }
             }
         })
-        .context("starting the signal thread")?;
+        .map_err(|source| Error::Io {
+            what: "starting the signal thread",
+            source,
+        })?;
     Ok(rx)
 }
