@@ -20,12 +20,13 @@ use crate::listener::ServeOptions;
 pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
-    /// Address to listen on (repeatable, or comma separated); port 0 picks a free port.
+    /// Address to listen on, ip:port or host:port (repeatable, or comma separated); port 0 picks a free port.
     #[arg(
         long,
         env = "TIME_SERVER_LISTEN",
         value_delimiter = ',',
-        default_value = "127.0.0.1:8897,127.0.0.1:8898,127.0.0.1:8899"
+        default_value = "127.0.0.1:8897,127.0.0.1:8898,127.0.0.1:8899",
+        value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
@@ -60,6 +61,20 @@ impl Args {
             },
         }
     }
+}
+
+/// `ip:port`, `[v6]:port`, or `host:port` resolved to its first address.
+fn parse_listen(text: &str) -> Result<Endpoint, String> {
+    if let Ok(endpoint) = text.parse() {
+        return Ok(endpoint);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?}: expected ip:port or host:port"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{text:?}: the port must be 0-65535"))?;
+    parse_host(host).map(|ip| Endpoint::new(std::net::SocketAddr::new(ip, port)))
 }
 
 /// An IP address, or a host name resolved to its first address.

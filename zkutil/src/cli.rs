@@ -21,11 +21,12 @@ pub struct ZkArgs {
         long,
         global = true,
         env = "ZK_HOSTS",
-        default_value = "127.0.0.1:2181"
+        default_value = "127.0.0.1:2181",
+        value_parser = zk_hosts
     )]
     pub zk: String,
-    /// Digest credentials user:password; registrations are then writable only by this identity (never logged).
-    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true)]
+    /// ZooKeeper digest credentials user:password (never logged or echoed).
+    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser)]
     pub zk_auth: Option<Secret>,
     /// Parent znode of the registrations.
     #[arg(
@@ -52,6 +53,79 @@ impl ZkArgs {
             .with_connect_timeout(self.zk_connect_timeout)
             .with_interrupt(interrupt())
             .with_digest_auth(self.zk_auth.clone())
+    }
+}
+
+/// A connect string `host[:port][,host[:port]...][/chroot]`, checked host
+/// by host so that a typo is named; a host without a port gets ZooKeeper's
+/// 2181, as every ZooKeeper client does.
+///
+/// # Errors
+///
+/// An empty list or host, a bad port, an unclosed `[`, or a chroot that is
+/// not a clean absolute path; the message names the host.
+pub fn zk_hosts(text: &str) -> Result<String, String> {
+    let (hosts, chroot) = match text.find('/') {
+        Some(slash) => (&text[..slash], Some(&text[slash..])),
+        None => (text, None),
+    };
+    if let Some(chroot) = chroot.filter(|c| *c != "/") {
+        BasePath::new(chroot).map_err(|err| format!("chroot: {err}"))?;
+    }
+    if hosts.trim().is_empty() {
+        return Err("no host given".to_owned());
+    }
+    for host in hosts.split(',').map(str::trim) {
+        let port = if let Some(rest) = host.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((ip, port)) if !ip.is_empty() => port.strip_prefix(':'),
+                _ => return Err(format!("host {host:?}: expected [ipv6] or [ipv6]:port")),
+            }
+        } else {
+            match host.split_once(':') {
+                Some((name, port)) if !name.is_empty() => Some(port),
+                Some(_) | None if host.is_empty() => {
+                    return Err(format!("an empty host in {hosts:?}"));
+                }
+                Some(_) => return Err(format!("host {host:?}: no host name before the port")),
+                None => None,
+            }
+        };
+        if let Some(port) = port {
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => {}
+                _ => return Err(format!("host {host:?}: the port must be 1-65535")),
+            }
+        }
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses `--zk-auth` without ever repeating the value in an error: it
+/// may be a mistyped password.
+#[derive(Debug, Clone, Copy)]
+struct SecretParser;
+
+impl clap::builder::TypedValueParser for SecretParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let name = arg.map_or_else(|| "--zk-auth".to_owned(), ToString::to_string);
+        value
+            .to_str()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for {name}: expected user:password (the value is not shown)\n"),
+                )
+                .with_cmd(cmd)
+            })
     }
 }
 

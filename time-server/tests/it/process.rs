@@ -244,6 +244,18 @@ fn bad_flags_exit_with_a_usage_error() {
 }
 
 #[test]
+fn listen_takes_a_host_name_as_advertise_does() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&args(&hosts, "/go_servers", &["--listen", "localhost:0"]));
+    let names = server.registered(1);
+    assert!(
+        names[0].starts_with("127.0.0.1:") || names[0].starts_with("[::1]:"),
+        "{names:?}"
+    );
+}
+
+#[test]
 fn a_base_path_typo_is_refused_before_binding_or_connecting() {
     for bad in ["go_servers", "/go_servers/", "/", "/zookeeper"] {
         // Nothing listens on port 1: a connect would be exit 1 or retried.

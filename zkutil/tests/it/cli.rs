@@ -120,6 +120,29 @@ fn base_path_typos_are_refused_before_anything_is_contacted() {
 }
 
 #[test]
+fn a_bad_connect_string_names_the_host_and_a_bad_secret_is_never_echoed() {
+    for (zk, named) in [
+        ("127.0.0.1:2181,,127.0.0.2", "an empty host"),
+        (
+            "127.0.0.1:2181,zk2:99999",
+            "host \"zk2:99999\": the port must be 1-65535",
+        ),
+        ("[::1:2181", "host \"[::1:2181\""),
+        ("zk1:2181/app/", "chroot: invalid base path \"/app/\""),
+    ] {
+        let output = zkutil(&["--zk", zk, "ls"]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{zk}: {stderr}");
+        assert!(stderr.contains(named), "{zk}: {stderr}");
+    }
+    let output = zkutil(&["--zk-auth", "s3cr3t-without-user", "ls"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("expected user:password"), "{stderr}");
+    assert!(!stderr.contains("s3cr3t"), "the value was echoed: {stderr}");
+}
+
+#[test]
 fn ls_lists_exactly_what_is_registered() {
     let zk = zookeeper();
     let s = session(&zk);
