@@ -56,6 +56,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// Whether `--quiet` was given.
+    pub fn quiet(&self) -> bool {
+        self.zk.quiet
+    }
+
     /// The client's configuration from these flags.
     pub fn config(self) -> Config {
         Config {

@@ -6,8 +6,9 @@ use clap::Parser;
 use time_client::report;
 
 fn main() -> ExitCode {
-    let config = time_client::Args::parse().config();
-    zkutil::cli::init_logging();
+    let args = time_client::Args::parse();
+    zkutil::cli::init_logging(args.quiet());
+    let config = args.config();
     let out = &mut std::io::stdout().lock();
     let result = zkutil::cli::on_signals()
         .map_err(anyhow::Error::from)

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let config = time_server::Args::parse().config();
-    zkutil::cli::init_logging();
+    let args = time_server::Args::parse();
+    zkutil::cli::init_logging(args.quiet());
+    let config = args.config();
     let result = zkutil::cli::on_signals()
         .map_err(anyhow::Error::from)
         .and_then(|signals| time_server::run(&config, signals));

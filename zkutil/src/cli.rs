@@ -39,6 +39,9 @@ pub struct ZkArgs {
     /// ZooKeeper session timeout: how long after a crash a registration lingers.
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub session_timeout: Duration,
+    /// Log only warnings and errors (RUST_LOG, when set, wins).
+    #[arg(long, short, global = true, env = "ZK_QUIET")]
+    pub quiet: bool,
     /// How long to wait for ZooKeeper when connecting.
     #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = timeout)]
     pub zk_connect_timeout: Duration,
@@ -165,15 +168,20 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`, the ZooKeeper
-/// client's own chatter at `warn`), in colour only on a terminal and never
-/// with `NO_COLOR` set (no-color.org). Module paths only when `RUST_LOG`
-/// is set (someone is debugging).
-pub fn init_logging() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`, or `warn` when
+/// `quiet`; the ZooKeeper client's own chatter at `warn`), in colour only
+/// on a terminal and never with `NO_COLOR` set (no-color.org). Module
+/// paths only when `RUST_LOG` is set (someone is debugging).
+pub fn init_logging(quiet: bool) {
     use std::io::IsTerminal;
     let debugging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,zookeeper_client=warn".into());
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,zookeeper_client=warn"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

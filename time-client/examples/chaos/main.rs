@@ -70,7 +70,7 @@ struct Tally {
 fn main() -> ExitCode {
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(rand::random);
-    zkutil::cli::init_logging();
+    zkutil::cli::init_logging(false);
     println!(
         "chaos: seed {seed}, duration {}",
         humantime::format_duration(args.duration)

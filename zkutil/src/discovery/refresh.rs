@@ -36,7 +36,7 @@ pub(super) fn refresh_loop(
             Some(Err(err)) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(path = %shared.base_path, attempt = backoff.attempts(), error = %err.chain(),
-                    retry_in = ?delay, "cannot list instances; keeping the last known list");
+                    retry_in = %crate::backoff::rounded(delay), "cannot list instances; keeping the last known list");
                 shared.mark_stale();
                 wait = Some(delay);
             }

@@ -186,7 +186,7 @@ impl Session {
         spawn_forwarder(&runtime, &client, 0, messages.clone());
         let current = Current::of(client, 0);
         tracing::debug!(hosts = %config.hosts, session = %format_args!("{:#x}", current.id),
-            timeout = ?current.timeout, "ZooKeeper session established");
+            timeout = %crate::backoff::rounded(current.timeout), "ZooKeeper session established");
         let inner = Arc::new(Inner {
             config,
             current: Mutex::new(current),

@@ -14,7 +14,7 @@ use crate::args::{Cli, Command, Common};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    zkutil::cli::init_logging();
+    zkutil::cli::init_logging(cli.common.zk.quiet);
     let common = &cli.common;
     let result = match cli.command {
         Command::Ls { json } => commands::ls(common, json),
