@@ -4,7 +4,7 @@
 # Installs ZooKeeper when missing (the tests start their own servers from its jars), then: rustfmt check,
 # clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
-# and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
+# man pages and completions (scripts/man.sh), and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=zk.sh
@@ -34,6 +34,18 @@ while read -r pid; do
     if running "$pid"; then echo "test.sh: demo left process $pid behind: $(tr '\0' ' ' <"/proc/$pid/cmdline")" >&2; exit 1; fi
 done <"$pidfile"
 echo "demo ok: 5 requests answered, no process left behind" >&2
+
+# Man pages and completions generate for every binary.
+echo "== man pages and completions" >&2
+docs="$(mktemp -d)"
+scripts/man.sh "$docs"
+for bin in time-server time-client zkutil; do
+    grep -q "^\.TH $bin 1" "$docs/man/$bin.1" || { echo "test.sh: no man page for $bin" >&2; exit 1; }
+    for shell in bash zsh fish; do
+        [[ -s "$docs/completions/$shell/$bin" ]] || { echo "test.sh: no $shell completions for $bin" >&2; exit 1; }
+    done
+done
+rm -rf "$docs"
 
 # The randomized fault soak, 60 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
 echo "== chaos soak (60 s, seed 20261127)" >&2

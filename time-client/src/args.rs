@@ -26,6 +26,8 @@ use crate::request::RequestLimits;
 pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
+    #[command(flatten)]
+    generate: zkutil::cli::GenerateArgs,
     /// Number of requests.
     #[arg(long, env = "TIME_CLIENT_COUNT", default_value_t = 100)]
     count: u64,
@@ -56,6 +58,12 @@ pub struct Args {
 }
 
 impl Args {
+    /// Prints completions or the man page when asked (hidden flags);
+    /// `None` when the binary should run.
+    pub fn generate(&self) -> Option<std::process::ExitCode> {
+        self.generate.generate::<Args>()
+    }
+
     /// Whether `--quiet` was given.
     pub fn quiet(&self) -> bool {
         self.zk.quiet

@@ -7,6 +7,9 @@ use time_client::report;
 
 fn main() -> ExitCode {
     let args = time_client::Args::parse();
+    if let Some(done) = args.generate() {
+        return done;
+    }
     zkutil::cli::init_logging(args.quiet());
     let config = args.config();
     let out = &mut std::io::stdout().lock();

@@ -20,6 +20,8 @@ use crate::listener::ServeOptions;
 pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
+    #[command(flatten)]
+    generate: zkutil::cli::GenerateArgs,
     /// Address to listen on, ip:port or host:port (repeatable, or comma separated); port 0 picks a free port.
     #[arg(
         long,
@@ -46,6 +48,12 @@ pub struct Args {
 }
 
 impl Args {
+    /// Prints completions or the man page when asked (hidden flags);
+    /// `None` when the binary should run.
+    pub fn generate(&self) -> Option<std::process::ExitCode> {
+        self.generate.generate::<Args>()
+    }
+
     /// Whether `--quiet` was given.
     pub fn quiet(&self) -> bool {
         self.zk.quiet

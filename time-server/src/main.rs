@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = time_server::Args::parse();
+    if let Some(done) = args.generate() {
+        return done;
+    }
     zkutil::cli::init_logging(args.quiet());
     let config = args.config();
     let result = zkutil::cli::on_signals()

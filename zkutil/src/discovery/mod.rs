@@ -23,7 +23,6 @@ mod read;
 mod refresh;
 mod snapshot;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -153,13 +152,17 @@ impl Discovery {
     /// that re-listing after reconnects piles none up).
     #[cfg(feature = "testing")]
     pub fn pending_watches_for_testing(&self) -> usize {
-        self.shared.pending_watches.load(Ordering::SeqCst)
+        self.shared
+            .pending_watches
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Listings of the base path made so far.
     #[cfg(feature = "testing")]
     pub fn listings_for_testing(&self) -> u64 {
-        self.shared.listings.load(Ordering::SeqCst)
+        self.shared
+            .listings
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The base path.

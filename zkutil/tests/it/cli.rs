@@ -143,6 +143,52 @@ fn a_bad_connect_string_names_the_host_and_a_bad_secret_is_never_echoed() {
 }
 
 #[test]
+fn completions_and_man_pages_are_generated_from_the_flags() {
+    let bash = zkutil(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = text(&bash.stdout);
+    assert!(
+        script.contains("complete -F _zkutil") && script.contains("--base-path"),
+        "{script}"
+    );
+    let page = zkutil(&["man-page"]);
+    let page = text(&page.stdout);
+    assert!(
+        page.contains(".TH zkutil 1") && page.contains("register"),
+        "{page}"
+    );
+}
+
+#[test]
+fn no_color_means_no_escape_codes_and_logs_name_no_module_paths() {
+    // A terminal is what turns colour on; NO_COLOR must win even then, so
+    // run under `script` (a pseudo-terminal) when it is installed.
+    let has_script = Command::new("script").arg("--version").output().is_ok();
+    let command = format!(
+        "{} --zk 127.0.0.1:1 --base-path /x watch",
+        env!("CARGO_BIN_EXE_zkutil")
+    );
+    let output = if has_script {
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs script")
+    } else {
+        Command::new("bash")
+            .args(["-c", &command])
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs bash")
+    };
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(!all.contains('\u{1b}'), "escape codes: {all:?}");
+    assert!(!all.contains("zkutil::"), "module paths: {all}");
+}
+
+#[test]
 fn ls_lists_exactly_what_is_registered() {
     let zk = zookeeper();
     let s = session(&zk);

@@ -16,13 +16,14 @@ Examples:
   zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
                                               hold a registration for a service until SIGTERM
   zkutil check --timeout 500ms                ask every instance for the time; exit 1 if one is down
-  zkutil status                               each ZooKeeper host's mode; exit 1 if one is down";
+  zkutil status                               each ZooKeeper host's mode; exit 1 if one is down
+  zkutil completions bash > ~/.local/share/bash-completion/completions/zkutil";
 
 /// Inspect and use the service registry in ZooKeeper: the EPHEMERAL
 /// `<base-path>/<ip:port>` nodes that time-servers (or `zkutil register`)
 /// create.
 #[derive(Debug, Parser)]
-#[command(name = "zkutil", version, about, long_about = None, after_help = EXAMPLES)]
+#[command(name = "zkutil", version, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
@@ -40,6 +41,9 @@ pub struct Common {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the registered instances: name, owner session, age, metadata.
+    #[command(
+        after_help = "Example:\n  zkutil ls\n  zkutil --zk 10.0.0.1:2181/app ls --json | jq -r '.[].endpoint'"
+    )]
     Ls {
         /// A JSON array instead of a table.
         #[arg(long)]
@@ -47,12 +51,14 @@ pub enum Command {
     },
     /// Print `+ ip:port` / `- ip:port` as instances come and go, and a line
     /// when the view goes stale or fresh, until Ctrl-C.
+    #[command(after_help = "Example:\n  zkutil watch\n  zkutil watch --json")]
     Watch {
         /// One JSON object per event.
         #[arg(long)]
         json: bool,
     },
     /// Show one instance's data and stat.
+    #[command(after_help = "Example:\n  zkutil get 127.0.0.1:8897")]
     Get {
         /// The instance, ip:port or [v6]:port.
         endpoint: Endpoint,
@@ -60,6 +66,9 @@ pub enum Command {
     /// Register ip:port and hold the EPHEMERAL node (re-created after
     /// session expiry or deletion) until SIGINT/SIGTERM, then deregister: a
     /// sidecar for services not written in Rust.
+    #[command(
+        after_help = "Example:\n  zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'\n  zkutil register 10.0.0.5:6379 --force    # replace a live session's node"
+    )]
     Register {
         /// The address clients should connect to.
         endpoint: Endpoint,
@@ -73,6 +82,9 @@ pub enum Command {
     },
     /// Ask every registered instance for the time and report reachable or
     /// not, with latency; exit 1 if any is unreachable.
+    #[command(
+        after_help = "Example:\n  zkutil check --timeout 500ms\n  zkutil check --probe tcp --min 2"
+    )]
     Check {
         /// How long each instance has to answer (connect and reply).
         #[arg(long, env = "ZKUTIL_CHECK_TIMEOUT", default_value = "1s", value_parser = zkutil::cli::timeout)]
@@ -90,6 +102,7 @@ pub enum Command {
     },
     /// Each ZooKeeper host's `srvr`: mode, zxid, connections, latency; exit
     /// 1 if a host is down.
+    #[command(after_help = "Example:\n  zkutil --zk zk1:2181,zk2:2181,zk3:2181 status")]
     Status {
         /// Timeout per host.
         #[arg(long, env = "ZKUTIL_STATUS_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
@@ -98,4 +111,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  zkutil completions bash > ~/.local/share/bash-completion/completions/zkutil"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); scripts/man.sh writes it to a file.
+    #[command(hide = true)]
+    ManPage,
 }

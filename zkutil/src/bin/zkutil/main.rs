@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             json,
         } => health::check(common, probe, timeout, min, json),
         Command::Status { timeout, json } => health::status(common, timeout, json),
+        Command::Completions { shell } => return zkutil::cli::print_completions::<Cli>(shell),
+        Command::ManPage => return zkutil::cli::print_man_page::<Cli>(),
     };
     let code = result.map(|ok| {
         if ok {
