@@ -110,7 +110,7 @@ pub fn run(
             was_stale = snapshot.is_stale();
             log_staleness(&snapshot);
         }
-        let report = one_request(seq, &snapshot, &selector, config, discovery.base_path());
+        let report = one_request(seq, &snapshot, &selector, config, &discovery);
         summary.record(&report);
         if let Err(err) = report::request(out, config.format, &report, config.count) {
             // `| head -1`: nobody reads on; stop quietly.
@@ -145,8 +145,9 @@ fn one_request(
     snapshot: &Snapshot,
     selector: &Selector,
     config: &Config,
-    base_path: &BasePath,
+    discovery: &Discovery,
 ) -> RequestReport {
+    let base_path = discovery.base_path();
     let started = Instant::now();
     let mut tried: Vec<Endpoint> = Vec::new();
     let mut last_error = None;
@@ -180,6 +181,9 @@ fn one_request(
         Some(err) => err,
         None if snapshot.is_stale() => {
             format!("no servers known under {base_path} (ZooKeeper unreachable)")
+        }
+        None if discovery.base_path_missing() => {
+            format!("no server has registered under {base_path} (it does not exist)")
         }
         None => format!("no servers registered under {base_path}"),
     };

@@ -51,6 +51,15 @@ fn the_client_works_with_exactly_one_server() {
 #[test]
 fn an_empty_registry_fails_each_request_and_the_run_goes_on() {
     let zk = zookeeper();
+    let missing = run_client(&["--zk", &zk.connect_string(), "--count", "1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stdout),
+        "[1/1] FAILED no server has registered under /go_servers (it does not exist)\n",
+        "a base path nobody created says so"
+    );
+    zkutil::testing::connect(&zk, Duration::from_secs(10))
+        .ensure_path("/go_servers")
+        .expect("creates the base path");
     let output = run_client(&[
         "--zk",
         &zk.connect_string(),

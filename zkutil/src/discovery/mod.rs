@@ -59,6 +59,8 @@ struct Shared {
     /// the tests check (no pile-up of watchers across reconnects).
     pending_watches: Arc<std::sync::atomic::AtomicUsize>,
     listings: std::sync::atomic::AtomicU64,
+    /// Whether the last listing found no base path at all.
+    base_missing: std::sync::atomic::AtomicBool,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -124,6 +126,7 @@ impl Discovery {
             armed: std::sync::atomic::AtomicBool::new(false),
             pending_watches: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             listings: std::sync::atomic::AtomicU64::new(0),
+            base_missing: std::sync::atomic::AtomicBool::new(false),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();
@@ -168,6 +171,15 @@ impl Discovery {
     /// The base path.
     pub fn base_path(&self) -> &BasePath {
         &self.shared.base_path
+    }
+
+    /// Whether the last listing found no base path at all: nobody ever
+    /// registered there (or a typo, or an unused chroot). An empty
+    /// snapshot then says more than "no instances".
+    pub fn base_path_missing(&self) -> bool {
+        self.shared
+            .base_missing
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The session used.

@@ -92,9 +92,13 @@ impl Shared {
     /// them, reads the metadata of new ones, and publishes the result.
     pub(super) fn refresh(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
         let names = match self.list_children(wake) {
-            Ok(names) => names,
+            Ok(names) => {
+                self.base_missing.store(false, Ordering::SeqCst);
+                names
+            }
             Err(err) if err.is_no_node() => {
                 // No base path yet: nobody registered. Watch for it.
+                self.base_missing.store(true, Ordering::SeqCst);
                 if !self.armed.swap(true, Ordering::SeqCst) {
                     let tx = wake.clone();
                     let pending = self.pending_watches.clone();
