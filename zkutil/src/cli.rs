@@ -36,7 +36,7 @@ pub struct ZkArgs {
         default_value = BasePath::DEFAULT
     )]
     pub base_path: BasePath,
-    /// ZooKeeper session timeout: how long after a crash a registration lingers.
+    /// ZooKeeper session timeout (a crashed server's registrations linger this long).
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub session_timeout: Duration,
     /// Log only warnings and errors (RUST_LOG, when set, wins).

@@ -46,7 +46,7 @@ pub enum Command {
     )]
     Ls {
         /// A JSON array instead of a table.
-        #[arg(long)]
+        #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
     },
     /// Print `+ ip:port` / `- ip:port` as instances come and go, and a line
@@ -54,7 +54,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  zkutil watch\n  zkutil watch --json")]
     Watch {
         /// One JSON object per event.
-        #[arg(long)]
+        #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
     },
     /// Show one instance's data and stat.
@@ -73,10 +73,11 @@ pub enum Command {
         /// The address clients should connect to.
         endpoint: Endpoint,
         /// Extra JSON object merged into the default metadata.
-        #[arg(long)]
+        #[arg(long, env = "ZKUTIL_METADATA")]
         metadata: Option<String>,
         /// Replace the node even when another live session holds it (by
         /// default that is refused: it may be a live server).
+        // No env fallback: a takeover is typed, never inherited.
         #[arg(long)]
         force: bool,
     },
@@ -97,7 +98,7 @@ pub enum Command {
         #[arg(long, env = "ZKUTIL_CHECK_MIN", default_value_t = 0)]
         min: usize,
         /// One JSON object per instance.
-        #[arg(long)]
+        #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
     },
     /// Each ZooKeeper host's `srvr`: mode, zxid, connections, latency; exit
@@ -108,7 +109,7 @@ pub enum Command {
         #[arg(long, env = "ZKUTIL_STATUS_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
         timeout: Duration,
         /// One JSON object per host.
-        #[arg(long)]
+        #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
