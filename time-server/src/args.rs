@@ -78,15 +78,16 @@ impl Args {
 
 /// `ip:port`, `[v6]:port`, or `host:port` resolved to its first address.
 fn parse_listen(text: &str) -> Result<Endpoint, String> {
-    if let Ok(endpoint) = text.parse() {
-        return Ok(endpoint);
-    }
+    let not_an_endpoint = match text.parse::<Endpoint>() {
+        Ok(endpoint) => return Ok(endpoint),
+        Err(err) => err,
+    };
     let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!("{text:?}: expected ip:port or host:port"));
+        return Err(not_an_endpoint.to_string());
     };
     let port: u16 = port
         .parse()
-        .map_err(|_| format!("{text:?}: the port must be 0-65535"))?;
+        .map_err(|_| format!("{not_an_endpoint}; nor is it host:port"))?;
     parse_host(host).map(|ip| Endpoint::new(std::net::SocketAddr::new(ip, port)))
 }
 
