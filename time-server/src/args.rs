@@ -3,7 +3,7 @@
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use zkutil::Endpoint;
+use zkutil::{Endpoint, Format};
 
 use crate::Config;
 use crate::listener::ServeOptions;
@@ -31,6 +31,15 @@ pub struct Args {
         value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
+    /// Registry format: plain (the post's ip:port nodes), curator (Apache Curator's service
+    /// discovery, also read by Dubbo), spring (Spring Cloud Zookeeper); repeatable, to register in
+    /// several at once during a migration.
+    #[arg(long, env = "TIME_SERVER_FORMAT", value_delimiter = ',', default_value = "plain",
+          value_parser = zkutil::cli::writable_format)]
+    format: Vec<Format>,
+    /// Service name of curator and spring registrations (<base-path>/<service-name>/<id>).
+    #[arg(long, env = "TIME_SERVER_SERVICE_NAME", default_value = "time")]
+    service_name: String,
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
@@ -64,6 +73,8 @@ impl Args {
         Config {
             session: self.zk.session_config(),
             base_path: self.zk.base_path,
+            formats: self.format,
+            service: self.service_name,
             listen: self.listen,
             advertise: self.advertise,
             startup_timeout: self.startup_timeout,

@@ -25,7 +25,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use zkutil::{BasePath, Endpoint, Registration, SessionConfig, SessionEvent, SessionState};
+use zkutil::{BasePath, Endpoint, Format, Registration, SessionConfig, SessionEvent, SessionState};
 
 pub use crate::args::Args;
 use crate::listener::{ServeOptions, bind_all, serve};
@@ -41,6 +41,11 @@ pub struct Config {
     pub session: SessionConfig,
     /// Parent znode of the registrations.
     pub base_path: BasePath,
+    /// The formats each listener is registered in (several during a
+    /// migration), all under `base_path`.
+    pub formats: Vec<Format>,
+    /// The service name of Curator and Spring registrations.
+    pub service: String,
     /// Addresses to listen on.
     pub listen: Vec<Endpoint>,
     /// Address to register when listening on an unspecified address.
@@ -60,6 +65,8 @@ impl Config {
         Config {
             session: SessionConfig::new(zk_hosts),
             base_path: BasePath::default(),
+            formats: vec![Format::Plain],
+            service: "time".to_owned(),
             listen: [8897, 8898, 8899]
                 .map(|port| Endpoint::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
                 .to_vec(),

@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use zkutil::{Backoff, Endpoint, Metadata, Registration, Session, Takeover};
+use zkutil::{Backoff, Endpoint, Metadata, Registrar, Registration, Session, Takeover};
 
 use crate::listener::BoundListener;
 use crate::{Config, Event};
@@ -170,44 +170,47 @@ impl StartupWork {
         let version = env!("CARGO_PKG_VERSION");
         let base_path = &self.config.base_path;
         let mut registrations = Vec::with_capacity(self.endpoints.len());
-        for (endpoint, addrs) in &self.endpoints {
-            let endpoint = *endpoint;
-            let metadata = Metadata::for_this_process(endpoint, self.started, version);
-            let mut backoff = Backoff::default();
-            let registration = loop {
-                if self.cancelled() {
-                    return Ok(None);
-                }
-                // We have just bound this port here: a node of it that
-                // names this host is our own earlier run's.
-                let data = metadata.to_json();
-                match Registration::register_with(
-                    session,
-                    base_path,
-                    endpoint,
-                    data,
-                    Takeover::SameHost,
-                ) {
-                    Ok(registration) => break registration,
-                    Err(err @ zkutil::Error::Taken { .. }) => {
-                        if !self.pause(&mut backoff, &err, "waiting for the other holder to go")? {
-                            return Ok(None);
+        for format in &self.config.formats {
+            // We have just bound these ports here: a node of one that names
+            // this host is our own earlier run's.
+            let registrar = Registrar::new(base_path.clone())
+                .format(*format)
+                .and_then(|registrar| registrar.service(&self.config.service))?
+                .takeover(Takeover::SameHost);
+            for (endpoint, addrs) in &self.endpoints {
+                let endpoint = *endpoint;
+                let metadata = Metadata::for_this_process(endpoint, self.started, version);
+                let mut backoff = Backoff::default();
+                let registration = loop {
+                    if self.cancelled() {
+                        return Ok(None);
+                    }
+                    match registrar.register(session, endpoint, &metadata) {
+                        Ok(registration) => break registration,
+                        Err(err @ zkutil::Error::Taken { .. }) => {
+                            if !self.pause(
+                                &mut backoff,
+                                &err,
+                                "waiting for the other holder to go",
+                            )? {
+                                return Ok(None);
+                            }
+                        }
+                        Err(err) if err.is_retryable() => {
+                            if !self.pause(&mut backoff, &err, "cannot register yet")? {
+                                return Ok(None);
+                            }
+                        }
+                        Err(err) => {
+                            return Err(anyhow::Error::new(err)
+                                .context(format!("registering {endpoint} under {base_path}")));
                         }
                     }
-                    Err(err) if err.is_retryable() => {
-                        if !self.pause(&mut backoff, &err, "cannot register yet")? {
-                            return Ok(None);
-                        }
-                    }
-                    Err(err) => {
-                        return Err(anyhow::Error::new(err)
-                            .context(format!("registering {endpoint} under {base_path}")));
-                    }
-                }
-            };
-            tracing::info!(listen = %addrs[0], path = %registration.path(),
-                outcome = %registration.outcome(), "registered");
-            registrations.push(registration);
+                };
+                tracing::info!(listen = %addrs[0], path = %registration.path(),
+                    format = %registrar.registry_format(), outcome = %registration.outcome(), "registered");
+                registrations.push(registration);
+            }
         }
         Ok(Some(registrations))
     }

@@ -132,6 +132,22 @@ impl clap::builder::TypedValueParser for SecretParser {
     }
 }
 
+/// A registry format that can be written (`plain`, `curator`, `spring`).
+///
+/// # Errors
+///
+/// An unknown name, or a format that is read only.
+pub fn writable_format(text: &str) -> Result<crate::Format, String> {
+    let format: crate::Format = text.parse().map_err(|err: Error| err.to_string())?;
+    if crate::Format::WRITABLE.contains(&format) {
+        Ok(format)
+    } else {
+        Err(format!(
+            "{format} is read, not written yet: use plain, curator or spring"
+        ))
+    }
+}
+
 /// Hidden flags of the binaries without subcommands: print shell
 /// completions or the man page instead of running (`scripts/man.sh` uses
 /// them). `zkutil` has a `completions` subcommand instead.

@@ -15,6 +15,7 @@
 //! * `session`: [`Session`], one ZooKeeper session; every call has a deadline.
 //! * `registry`: [`Registration`], one endpoint's ephemeral node, kept by its own thread.
 //! * `metadata`: [`Metadata`], the JSON a registration stores about its server.
+//! * `format`: [`Format`], the registries read and written: plain, Curator, Spring, serverset.
 //! * `discovery`: [`Discovery`], a live watch-driven cache of the registered instances.
 //! * `select`: [`Selector`], which instance gets the next request.
 //! * `backoff`: [`Backoff`], capped exponential retry delays with jitter.
@@ -37,6 +38,7 @@ pub mod cli;
 mod discovery;
 mod endpoint;
 mod error;
+mod format;
 mod metadata;
 mod registry;
 mod select;
@@ -49,8 +51,9 @@ pub use base_path::BasePath;
 pub use discovery::{Change, Discovery, Instance, Snapshot, list as list_instances};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
+pub use format::{Format, instance_id};
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{Outcome, Registration, Takeover};
+pub use registry::{Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
     Interrupt, NodeStat, Secret, Session, SessionConfig, SessionEvent, SessionId, SessionState,

@@ -61,6 +61,9 @@ struct Shared {
     listings: std::sync::atomic::AtomicU64,
     /// Whether the last listing found no base path at all.
     base_missing: std::sync::atomic::AtomicBool,
+    /// Children that are not plain names, by name: their instance, or
+    /// `None` when they are none of the formats.
+    decoded: Mutex<std::collections::HashMap<String, Option<Instance>>>,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -109,6 +112,7 @@ impl Discovery {
         with_metadata: bool,
     ) -> Result<Discovery> {
         let empty = Snapshot {
+            out_of_service: Arc::from(Vec::new()),
             instances: Arc::from(Vec::new()),
             version: 0,
             refreshed_at: None,
@@ -127,6 +131,7 @@ impl Discovery {
             pending_watches: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             listings: std::sync::atomic::AtomicU64::new(0),
             base_missing: std::sync::atomic::AtomicBool::new(false),
+            decoded: Mutex::new(std::collections::HashMap::new()),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();

@@ -66,34 +66,92 @@ pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Res
         Err(err) => return Err(err),
     };
     let warn = |path: &str, error: &str, message: &str| tracing::warn!(path = %truncate(path), error, "{message}");
-    let endpoints = parse_children(base_path, &names, warn);
-    if !with_metadata {
-        return Ok(endpoints.into_iter().map(Instance::new).collect());
-    }
-    read_instances(session, base_path, &endpoints, warn)
+    let (endpoints, others) = parse_children(&names);
+    let mut instances = if with_metadata {
+        read_instances(session, base_path, &endpoints, warn)?
+    } else {
+        endpoints.into_iter().map(Instance::new).collect()
+    };
+    instances.extend(
+        read_decoded(session, base_path, &others, warn)?
+            .into_iter()
+            .flat_map(|(_, i)| i),
+    );
+    Ok(sorted_distinct(instances))
 }
 
-/// The valid endpoints among child `names`, sorted and distinct; `warn`
-/// gets (path, error, message) for each malformed one.
-pub(super) fn parse_children(
+/// Instances sorted by endpoint, one per endpoint (the first one in
+/// service, when one endpoint is registered twice).
+pub(super) fn sorted_distinct(mut instances: Vec<Instance>) -> Vec<Instance> {
+    instances.sort_by(|a, b| (a.endpoint, !a.enabled).cmp(&(b.endpoint, !b.enabled)));
+    instances.dedup_by_key(|i| i.endpoint);
+    instances
+}
+
+/// Reads and decodes the children `names` that are not plain `ip:port`
+/// names (Curator, Spring, serverset), in one pipelined batch: each name
+/// with its instance, `None` for a child that is none of them (reported to
+/// `warn`). A child gone since the listing is left out.
+///
+/// # Errors
+///
+/// Only when the batch as a whole gets no answer in time.
+pub(super) fn read_decoded(
+    session: &Session,
     base_path: &BasePath,
     names: &[String],
     warn: impl Fn(&str, &str, &str),
-) -> Vec<Endpoint> {
-    let mut endpoints: Vec<Endpoint> = names
+) -> Result<Vec<(String, Option<Instance>)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths: Vec<String> = names
         .iter()
-        .filter_map(|name| {
-            Endpoint::from_node_name(name)
-                .map_err(|err| {
-                    let path = format!("{base_path}/{name}");
-                    warn(&path, &err.to_string(), "skipping malformed child");
-                })
-                .ok()
-        })
+        .map(|name| format!("{base_path}/{name}"))
         .collect();
+    let results = session.get_data_many(&paths)?;
+    let mut decoded = Vec::with_capacity(names.len());
+    for ((name, path), result) in names.iter().zip(&paths).zip(results) {
+        match result {
+            Ok((data, _)) => match crate::format::decode(name, &data) {
+                Ok(d) => decoded.push((
+                    name.clone(),
+                    Some(Instance::decoded(name, d.endpoint, d.format, d.enabled)),
+                )),
+                Err(err) => {
+                    warn(path, &err, "skipping malformed child");
+                    decoded.push((name.clone(), None));
+                }
+            },
+            Err(err) if err.is_no_node() => {}
+            Err(err) => {
+                warn(
+                    path,
+                    &err.chain().to_string(),
+                    "skipping a child whose data cannot be read",
+                );
+                decoded.push((name.clone(), None));
+            }
+        }
+    }
+    Ok(decoded)
+}
+
+/// Child `names` split into plain `ip:port` endpoints (sorted, distinct)
+/// and the others, whose data says what they are (Curator ids, serverset
+/// members, or malformed names).
+pub(super) fn parse_children(names: &[String]) -> (Vec<Endpoint>, Vec<String>) {
+    let mut endpoints = Vec::new();
+    let mut others = Vec::new();
+    for name in names {
+        match Endpoint::from_node_name(name) {
+            Ok(endpoint) => endpoints.push(endpoint),
+            Err(_) => others.push(name.clone()),
+        }
+    }
     endpoints.sort();
     endpoints.dedup();
-    endpoints
+    (endpoints, others)
 }
 
 /// The instances of `endpoints` with their metadata, read in one pipelined

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
 use std::time::Instant;
 
-use super::read::{parse_children, read_instances, truncate};
+use super::read::{parse_children, read_decoded, read_instances, sorted_distinct, truncate};
 use super::{Change, Instance, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
@@ -129,7 +129,8 @@ impl Shared {
             lock(&self.warned).retain_children(&self.base_path, &present);
         }
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
-        let endpoints = parse_children(&self.base_path, &names, warn);
+        let (endpoints, others) = parse_children(&names);
+        let decoded = self.decode_others(&others, warn)?;
         let instances = if self.with_metadata {
             // Metadata is read once per new instance, not on every refresh
             // (one without it, unreadable last time, is read again).
@@ -161,8 +162,37 @@ impl Shared {
         } else {
             endpoints.into_iter().map(Instance::new).collect()
         };
-        self.publish(instances);
+        let mut instances: Vec<Instance> = instances;
+        instances.extend(decoded);
+        self.publish(sorted_distinct(instances));
         Ok(())
+    }
+
+    /// The instances of the children that are not plain names, each read
+    /// and decoded once (a child's data is not followed after that: it is
+    /// re-read when it is re-created); a child that is none of the formats
+    /// is remembered as such, and warned about once.
+    fn decode_others(
+        &self,
+        others: &[String],
+        warn: impl Fn(&str, &str, &str),
+    ) -> Result<Vec<Instance>> {
+        let mut cache = lock(&self.decoded);
+        let present: HashSet<&str> = others.iter().map(String::as_str).collect();
+        cache.retain(|name, _| present.contains(name.as_str()));
+        let new: Vec<String> = others
+            .iter()
+            .filter(|name| !cache.contains_key(*name))
+            .cloned()
+            .collect();
+        drop(cache);
+        let read = read_decoded(&self.session, &self.base_path, &new, warn)?;
+        let mut cache = lock(&self.decoded);
+        cache.extend(read);
+        Ok(others
+            .iter()
+            .filter_map(|name| cache.get(name).cloned().flatten())
+            .collect())
     }
 
     /// The children of the base path, with a one-shot watch unless one is
@@ -187,7 +217,9 @@ impl Shared {
     }
 
     /// Replaces the snapshot, tells subscribers what changed.
-    pub(super) fn publish(&self, instances: Vec<Instance>) {
+    pub(super) fn publish(&self, all: Vec<Instance>) {
+        let (instances, out_of_service): (Vec<Instance>, Vec<Instance>) =
+            all.into_iter().partition(Instance::is_enabled);
         let mut changes = Vec::new();
         {
             let mut current = self.current();
@@ -210,9 +242,11 @@ impl Shared {
             if fresh && current.stale_since.is_some() {
                 changes.push(Change::Fresh);
             }
-            let changed =
-                !changes.iter().all(|c| *c == Change::Fresh) || current.refreshed_at.is_none();
+            let changed = !changes.iter().all(|c| *c == Change::Fresh)
+                || current.refreshed_at.is_none()
+                || *current.out_of_service != *out_of_service;
             *current = Arc::new(Snapshot {
+                out_of_service: Arc::from(out_of_service),
                 instances: if changed {
                     Arc::from(instances)
                 } else {

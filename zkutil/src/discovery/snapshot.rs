@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::Endpoint;
+use crate::format::Format;
 use crate::metadata::Metadata;
 use crate::session::SessionState;
 
@@ -14,6 +15,10 @@ use crate::session::SessionState;
 pub struct Instance {
     pub(super) endpoint: Endpoint,
     pub(super) metadata: Option<Metadata>,
+    pub(super) format: Format,
+    pub(super) enabled: bool,
+    /// The child's name under the base path.
+    pub(super) node: String,
 }
 
 impl Instance {
@@ -22,7 +27,44 @@ impl Instance {
         Instance {
             endpoint,
             metadata: None,
+            format: Format::Plain,
+            enabled: true,
+            node: endpoint.node_name(),
         }
+    }
+
+    /// An instance read from a child in `format`; `enabled` false when
+    /// that child marks it out of service.
+    pub(crate) fn decoded(
+        node: &str,
+        endpoint: Endpoint,
+        format: Format,
+        enabled: bool,
+    ) -> Instance {
+        Instance {
+            endpoint,
+            metadata: None,
+            format,
+            enabled,
+            node: node.to_owned(),
+        }
+    }
+
+    /// The name of its node under the base path (`ip:port` for a plain
+    /// registration, the instance id or `member_…` for the others).
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    /// The registry format of the child it was read from.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// False when its registration marks it out of service (it is then in
+    /// [`Snapshot::out_of_service`], never picked).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// An instance with its registration metadata.
@@ -30,6 +72,9 @@ impl Instance {
         Instance {
             endpoint,
             metadata: Some(metadata),
+            format: Format::Plain,
+            enabled: true,
+            node: endpoint.node_name(),
         }
     }
 
@@ -48,6 +93,7 @@ impl Instance {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(super) instances: Arc<[Instance]>,
+    pub(super) out_of_service: Arc<[Instance]>,
     pub(super) version: u64,
     pub(super) refreshed_at: Option<Instant>,
     pub(super) stale_since: Option<Instant>,
@@ -55,9 +101,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The instances, sorted by endpoint.
+    /// The instances in service, sorted by endpoint: what clients pick from.
     pub fn instances(&self) -> &Arc<[Instance]> {
         &self.instances
+    }
+
+    /// The instances registered but marked out of service (Curator
+    /// `enabled: false`, Spring `instance_status` not `UP`, serverset
+    /// `status` not `ALIVE`), sorted by endpoint.
+    pub fn out_of_service(&self) -> &Arc<[Instance]> {
+        &self.out_of_service
     }
 
     /// Bumped every time the set of instances changes (0: never listed).

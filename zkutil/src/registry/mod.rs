@@ -43,6 +43,7 @@ use self::keeper::{Keeper, Maintainer, Wake, create_owned};
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::format::{Format, instance_id};
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
 use crate::session::{Session, SessionId, SessionState};
 
@@ -72,12 +73,166 @@ impl Takeover {
         match self {
             Takeover::Refuse => false,
             Takeover::Force => true,
+            // The metadata's `hostname`: at the top (plain), in the
+            // payload (Curator) or in the payload's metadata (Spring).
             Takeover::SameHost => serde_json::from_slice::<serde_json::Value>(data)
                 .ok()
-                .and_then(|value| value.get("hostname")?.as_str().map(str::to_owned))
+                .and_then(|value| {
+                    [
+                        value.get("hostname"),
+                        value.pointer("/payload/hostname"),
+                        value.pointer("/payload/metadata/hostname"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|host| host.as_str().map(str::to_owned))
+                })
                 .is_some_and(|host| host == crate::metadata::this_host()),
         }
     }
+}
+
+/// How and where endpoints are registered: the base path, the [`Format`]
+/// (and, for Curator and Spring, the service name), and whether another
+/// session's node may be replaced.
+///
+/// ```text
+/// plain     <base>/<ip:port>
+/// curator   <base>/<service>/<service>-<ip>-<port>   (Curator's base is /services)
+/// spring    the same, with Spring Cloud Zookeeper's payload
+/// ```
+#[derive(Debug, Clone)]
+pub struct Registrar {
+    base: BasePath,
+    format: Format,
+    service: String,
+    takeover: Takeover,
+}
+
+impl Registrar {
+    /// Plain registrations under `base`, service name `time`, refusing to
+    /// replace another session's node.
+    pub fn new(base: BasePath) -> Registrar {
+        Registrar {
+            base,
+            format: Format::Plain,
+            service: "time".to_owned(),
+            takeover: Takeover::Refuse,
+        }
+    }
+
+    /// Registers in `format`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a format that cannot be written yet
+    /// (serverset: read only).
+    pub fn format(mut self, format: Format) -> Result<Registrar> {
+        if !Format::WRITABLE.contains(&format) {
+            return Err(Error::invalid(
+                "format",
+                format.name(),
+                "not writable yet (it is read)",
+            ));
+        }
+        self.format = format;
+        Ok(self)
+    }
+
+    /// The service name of Curator and Spring registrations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a name that is not one znode name.
+    pub fn service(mut self, name: &str) -> Result<Registrar> {
+        let reason = if name.is_empty() {
+            "empty"
+        } else if name.contains('/') {
+            "contains '/'"
+        } else if name == "." || name == ".." {
+            "is '.' or '..'"
+        } else if name.chars().any(char::is_control) {
+            "has a control character"
+        } else {
+            self.service = name.to_owned();
+            return Ok(self);
+        };
+        Err(Error::invalid("service name", name, reason))
+    }
+
+    /// Whether another session's node in the way may be replaced.
+    pub fn takeover(mut self, takeover: Takeover) -> Registrar {
+        self.takeover = takeover;
+        self
+    }
+
+    /// The format written.
+    pub fn registry_format(&self) -> Format {
+        self.format
+    }
+
+    /// The parent of the nodes: the base path, or `<base>/<service>`.
+    pub fn parent(&self) -> String {
+        match self.format {
+            Format::Plain => self.base.as_str().to_owned(),
+            _ => format!("{}/{}", self.base, self.service),
+        }
+    }
+
+    /// The znode path of `endpoint`'s registration.
+    pub fn node_path(&self, endpoint: Endpoint) -> String {
+        match self.format {
+            Format::Plain => self.base.node_path(&endpoint),
+            _ => format!("{}/{}", self.parent(), instance_id(&self.service, endpoint)),
+        }
+    }
+
+    /// Registers `endpoint` with `metadata`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::register`].
+    pub fn register(
+        &self,
+        session: &Arc<Session>,
+        endpoint: Endpoint,
+        metadata: &Metadata,
+    ) -> Result<Registration> {
+        let fields = match serde_json::to_value(metadata) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        self.register_fields(session, endpoint, fields)
+    }
+
+    /// Registers `endpoint` with `fields` as its metadata (plain) or
+    /// payload (Curator, Spring): `zkutil register` stores the caller's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::register`]; also [`Error::Metadata`] when the
+    /// data would exceed [`MAX_METADATA_LEN`].
+    pub fn register_fields(
+        &self,
+        session: &Arc<Session>,
+        endpoint: Endpoint,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Registration> {
+        let data = match self.format {
+            Format::Plain => serde_json::to_vec(&fields).unwrap_or_default(),
+            format => {
+                crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
+            }
+        };
+        let path = self.node_path(endpoint);
+        Registration::register_at(session, &self.parent(), path, endpoint, data, self.takeover)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// How [`Registration::register`] came to own its node.
@@ -168,6 +323,20 @@ impl Registration {
         data: Vec<u8>,
         takeover: Takeover,
     ) -> Result<Registration> {
+        let path = base_path.node_path(&endpoint);
+        Registration::register_at(session, base_path.as_str(), path, endpoint, data, takeover)
+    }
+
+    /// Creates `path` (a child of `parent`, created when missing) for
+    /// `endpoint`, holding `data`, and keeps it.
+    fn register_at(
+        session: &Arc<Session>,
+        parent: &str,
+        path: String,
+        endpoint: Endpoint,
+        data: Vec<u8>,
+        takeover: Takeover,
+    ) -> Result<Registration> {
         if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
             return Err(Error::invalid(
                 "endpoint",
@@ -181,7 +350,6 @@ impl Registration {
                 tracing::warn!("no ZooKeeper auth: registrations use an open ACL, anyone who can reach ZooKeeper can delete or overwrite them");
             });
         }
-        let path = base_path.node_path(&endpoint);
         if data.len() > MAX_METADATA_LEN {
             return Err(Error::Metadata {
                 path,
@@ -201,14 +369,14 @@ impl Registration {
         let events = wake.clone();
         // Unsubscribes itself once the thread (the receiver) is gone.
         session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
-        let created = create_owned(session, base_path.as_str(), &path, &data, |_, held| {
+        let created = create_owned(session, parent, &path, &data, |_, held| {
             takeover.allows(held)
         })?;
         let outcome = created.map_err(|owner| Error::Taken { endpoint, owner })?;
         let previous = Arc::new(Mutex::new(Vec::new()));
         let keeper = Keeper {
             session: session.clone(),
-            base_path: base_path.as_str().to_owned(),
+            base_path: parent.to_owned(),
             path: path.clone(),
             data,
             previous: previous.clone(),

@@ -567,13 +567,10 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
     let root = session(&zk);
     let chrooted = format!("{}/app", zk.connect_string());
     let config = time_server::Config {
-        session: zkutil::SessionConfig::new(&chrooted),
-        base_path: BasePath::default(),
         listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
-        advertise: None,
         startup_timeout: Some(Duration::from_secs(30)),
         drain: Duration::ZERO,
-        serve: time_server::listener::ServeOptions::default(),
+        ..time_server::Config::new(&chrooted)
     };
     let (stop_server, stop_requested) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || time_server::run(&config, stop_requested));

@@ -75,6 +75,12 @@ pub enum Command {
         /// Extra JSON object merged into the default metadata.
         #[arg(long, env = "ZKUTIL_METADATA")]
         metadata: Option<String>,
+        /// Registry format: plain, curator or spring.
+        #[arg(long, env = "ZKUTIL_FORMAT", default_value = "plain", value_parser = zkutil::cli::writable_format)]
+        format: zkutil::Format,
+        /// Service name of curator and spring registrations.
+        #[arg(long, env = "ZKUTIL_SERVICE_NAME", default_value = "time")]
+        service_name: String,
         /// Replace the node even when another live session holds it (by
         /// default that is refused: it may be a live server).
         // No env fallback: a takeover is typed, never inherited.

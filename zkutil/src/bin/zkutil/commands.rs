@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use zkutil::{Change, Discovery, Endpoint, Metadata, Registration, Session, Takeover};
+use zkutil::{Change, Discovery, Endpoint, Format, Metadata, Registrar, Session, Takeover};
 
 use crate::Common;
 
@@ -43,7 +43,7 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
     let paths: Vec<String> = instances
         .iter()
-        .map(|instance| common.zk.base_path.node_path(&instance.endpoint()))
+        .map(|instance| format!("{}/{}", common.zk.base_path, instance.node_name()))
         .collect();
     // One pipelined batch; a node whose data cannot be read (no READ
     // permission) is still listed, from its stat, which needs none.
@@ -61,7 +61,17 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
                 }
             }
         };
-        rows.push((instance.endpoint(), stat, metadata));
+        // A Curator instance's metadata is its payload; a Spring one's,
+        // the payload's `metadata`.
+        let metadata = match instance.format() {
+            Format::Curator => metadata.get("payload").cloned().unwrap_or(Value::Null),
+            Format::Spring => metadata
+                .pointer("/payload/metadata")
+                .cloned()
+                .unwrap_or(Value::Null),
+            _ => metadata,
+        };
+        rows.push((instance, stat, metadata));
     }
     if rows.is_empty() {
         eprintln!("zkutil: {}", why_empty(&session, common));
@@ -70,9 +80,12 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     if json {
         let array: Vec<Value> = rows
             .iter()
-            .map(|(endpoint, stat, metadata)| {
+            .map(|(instance, stat, metadata)| {
                 json!({
-                    "endpoint": endpoint.to_string(),
+                    "endpoint": instance.endpoint().to_string(),
+                    "format": instance.format().name(),
+                    "in_service": instance.is_enabled(),
+                    "node": instance.node_name(),
                     "owner": stat.ephemeral_owner().to_string(),
                     "age_ms": (now_ms() - stat.ctime_ms()).max(0),
                     "metadata": metadata,
@@ -87,14 +100,16 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
         }
         writeln!(
             out,
-            "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
-            "ENDPOINT", "OWNER", "AGE", "PID", "HOST", "STARTED"
+            "{:<24} {:<10} {:<5} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
+            "ENDPOINT", "FORMAT", "STATE", "OWNER", "AGE", "PID", "HOST", "STARTED"
         )?;
-        for (endpoint, stat, metadata) in &rows {
+        for (instance, stat, metadata) in &rows {
             writeln!(
                 out,
-                "{:<24} {:<20} {:>8} {:>8} {:<16} {:<26} {}",
-                endpoint.to_string(),
+                "{:<24} {:<10} {:<5} {:<20} {:>8} {:>8} {:<16} {:<26} {}",
+                instance.endpoint().to_string(),
+                instance.format().name(),
+                if instance.is_enabled() { "up" } else { "out" },
                 stat.ephemeral_owner().to_string(),
                 age(stat.ctime_ms()),
                 field(metadata, "pid"),
@@ -189,7 +204,16 @@ pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
 /// `zkutil get`.
 pub fn get(common: &Common, endpoint: Endpoint) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let path = common.zk.base_path.node_path(&endpoint);
+    // Its node: `<base>/<ip:port>`, or a Curator id or serverset member
+    // whose data names the endpoint.
+    let node = zkutil::list_instances(&session, &common.zk.base_path, false)?
+        .into_iter()
+        .find(|instance| instance.endpoint() == endpoint)
+        .map_or_else(
+            || endpoint.node_name(),
+            |instance| instance.node_name().to_owned(),
+        );
+    let path = format!("{}/{node}", common.zk.base_path);
     let (data, stat) = match session.get_data(&path) {
         Ok(found) => found,
         Err(err) if err.is_no_node() => bail!(
@@ -227,6 +251,8 @@ pub fn register(
     endpoint: Endpoint,
     extra: Option<&str>,
     force: bool,
+    format: Format,
+    service: &str,
 ) -> anyhow::Result<bool> {
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
@@ -243,25 +269,28 @@ pub fn register(
             base.extend(fields);
         }
     }
-    let session = connect(common)?;
-    let data = serde_json::to_vec(&metadata)?;
+    let Value::Object(fields) = metadata else {
+        bail!("the metadata is not a JSON object")
+    };
     let takeover = if force {
         Takeover::Force
     } else {
         Takeover::Refuse
     };
-    let registration =
-        match Registration::register_with(&session, &common.zk.base_path, endpoint, data, takeover)
-        {
-            Ok(registration) => registration,
-            Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),
-            Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("registering {endpoint} under {}", common.zk.base_path)
-                });
-            }
-        };
-    tracing::info!(path = %registration.path(), outcome = %registration.outcome(), "registered; holding until SIGINT/SIGTERM");
+    let registrar = Registrar::new(common.zk.base_path.clone())
+        .format(format)?
+        .service(service)?
+        .takeover(takeover);
+    let session = connect(common)?;
+    let registration = match registrar.register_fields(&session, endpoint, fields) {
+        Ok(registration) => registration,
+        Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("registering {endpoint} under {}", common.zk.base_path));
+        }
+    };
+    tracing::info!(path = %registration.path(), %format, outcome = %registration.outcome(), "registered; holding until SIGINT/SIGTERM");
     // Held until the first signal (or the signal thread is gone).
     let _ = stop.recv();
     let path = registration.path().to_owned();

@@ -24,7 +24,16 @@ fn main() -> ExitCode {
             endpoint,
             metadata,
             force,
-        } => commands::register(common, endpoint, metadata.as_deref(), force),
+            format,
+            service_name,
+        } => commands::register(
+            common,
+            endpoint,
+            metadata.as_deref(),
+            force,
+            format,
+            &service_name,
+        ),
         Command::Check {
             timeout,
             probe,
