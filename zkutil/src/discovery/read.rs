@@ -83,7 +83,7 @@ pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Res
 /// Instances sorted by endpoint, one per endpoint (the first one in
 /// service, when one endpoint is registered twice).
 pub(super) fn sorted_distinct(mut instances: Vec<Instance>) -> Vec<Instance> {
-    instances.sort_by(|a, b| (a.endpoint, !a.enabled).cmp(&(b.endpoint, !b.enabled)));
+    instances.sort_by_key(|i| (i.endpoint, !i.enabled));
     instances.dedup_by_key(|i| i.endpoint);
     instances
 }
