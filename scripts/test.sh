@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: every check and test of the project, as CI runs them (.ci/run calls this and nothing else).
 #
-# Installs ZooKeeper when missing (the tests start their own servers from its jars), then: rustfmt check,
+# Installs ZooKeeper and the interop peers (Apache Curator, a JDK) when missing (the tests start their own
+# servers from their jars), then: rustfmt check,
 # clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
 # man pages and completions (scripts/man.sh), and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
@@ -14,6 +15,7 @@ test_log="$(mktemp)" pidfile="$(mktemp)"
 trap 'rm -f "$test_log" "$pidfile" "$pidfile.out"' EXIT
 
 zk_install
+zk_install_peers
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # zk.sh: install, start, stop and inspect Apache ZooKeeper for this project.
 #
-#   scripts/zk.sh install                               apt-get install zookeeper if its jars are missing (root)
+#   scripts/zk.sh install                               apt-get install zookeeper, and the interop peers the tests
+#                                                       speak to (Apache Curator, a JDK), if missing (root)
 #   scripts/zk.sh start [--nodes 1|3] [--dir DIR] [--port P]
 #                                                       start a standalone node or a 3-node ensemble on 127.0.0.1,
 #                                                       wait until every node serves, print ZK_HOSTS=...
@@ -32,6 +33,26 @@ zk_install() {
     apt-get update -qq >&2 || zk_die "apt-get update failed"
     apt-get install -y -qq zookeeper >&2 || zk_die "apt-get install zookeeper failed"
     [[ -f "$jar" ]] || zk_die "zookeeper installed but $jar is still missing"
+}
+
+# The interop peers of the tests: Apache Curator's discovery and recipes (Debian's 5.4) and a JDK to compile
+# the Java peer against them (zkutil/tests/peers).
+ZK_PEER_JARS="/usr/share/java/curator-x-discovery.jar /usr/share/java/curator-recipes.jar"
+
+zk_install_peers() {
+    local missing=()
+    for jar in $ZK_PEER_JARS; do [[ -f "$jar" ]] || missing+=("$jar"); done
+    local packages=()
+    [[ ${#missing[@]} -eq 0 ]] || packages+=(libcurator-discovery-java libcurator-recipes-java)
+    command -v javac >/dev/null || packages+=(default-jdk-headless)
+    [[ ${#packages[@]} -eq 0 ]] && return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        zk_die "the tests' interop peers are not installed and installing needs root: sudo apt-get install -y ${packages[*]}"
+    fi
+    zk_log "installing ${packages[*]} (the tests' interop peers)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || zk_die "apt-get update failed"
+    apt-get install -y -qq "${packages[@]}" >&2 || zk_die "apt-get install ${packages[*]} failed"
 }
 
 # srvr answer of 127.0.0.1:$1, empty when the node does not answer within 2 s.
@@ -183,7 +204,7 @@ zk_main() {
         esac
     done
     case "$cmd" in
-        install) zk_install ;;
+        install) zk_install; zk_install_peers ;;
         start) zk_start "$nodes" "$dir" "$port" ;;
         stop) zk_stop "$dir" ;;
         status) zk_status "$dir" ;;

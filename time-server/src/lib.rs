@@ -111,6 +111,12 @@ enum Event {
 /// permission), or credentials rejected by ZooKeeper: one-line causes
 /// naming the address or hosts.
 pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()> {
+    if config.formats.contains(&Format::Curator) && config.formats.contains(&Format::Spring) {
+        // One instance id, one node: the two would fight over it.
+        anyhow::bail!(
+            "--format curator and spring write the same node (<base>/<service>/<id>): use one of them"
+        );
+    }
     let listeners = bind_all(&config.listen, config.advertise)?;
     for bound in &listeners {
         tracing::info!(listen = %bound.local_addr(), advertised = %bound.advertised(), "listening");

@@ -19,12 +19,14 @@
 //! * `node`: one ZooKeeper process, its config and launch; [`StartError`].
 //! * `inspect`: four-letter words, [`zk_cli`], [`sessions_on`].
 //! * `process`: [`TestProcess`], [`LineRecorder`].
+//! * `peer`: [`CuratorPeer`], Apache Curator's service discovery as a JVM.
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
 //! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
 
 mod inspect;
 mod node;
+mod peer;
 mod process;
 mod proxy;
 mod responder;
@@ -35,6 +37,7 @@ use std::time::Duration;
 
 pub use self::inspect::{four_letter_word, sessions_on, zk_cli};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
+pub use self::peer::CuratorPeer;
 pub use self::process::{LineRecorder, TestProcess};
 pub use self::proxy::DelayProxy;
 pub use self::responder::{Behaviour, Responder};

@@ -160,13 +160,42 @@ impl TestProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> TestProcess {
-        let program = program.as_ref();
+        TestProcess::spawn(program.as_ref(), args, envs, Stdio::null())
+    }
+
+    /// Like [`TestProcess::start`], with its stdin a pipe kept open until
+    /// [`TestProcess::close_stdin`]: for a program that runs until its
+    /// input ends.
+    ///
+    /// # Panics
+    ///
+    /// When the program cannot be started.
+    pub fn start_with_stdin(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> TestProcess {
+        TestProcess::spawn(program.as_ref(), args, envs, Stdio::piped())
+    }
+
+    /// Closes its stdin (a program started with
+    /// [`TestProcess::start_with_stdin`] then sees the end of its input).
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    fn spawn(
+        program: &std::ffi::OsStr,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stdin: Stdio,
+    ) -> TestProcess {
         let mut child = Command::new(program)
             .args(args)
             .envs(envs.iter().copied())
             .env_remove("ZK_HOSTS")
             .env_remove("ZK_AUTH")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -4,6 +4,7 @@
 mod cli;
 mod discovery;
 mod fixture;
+mod interop;
 mod properties;
 mod registry;
 mod session;

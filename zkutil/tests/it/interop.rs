@@ -1,0 +1,329 @@
+//! zkutil and Apache Curator's service discovery (the real one, 5.4 from
+//! Debian, run as a JVM by `testing::CuratorPeer`) on one ZooKeeper: each
+//! reads what the other writes.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use zkutil::testing::{CuratorPeer, Responder, TestProcess, wait_until};
+use zkutil::{BasePath, Discovery, Endpoint, Format, Metadata, Registrar};
+
+use crate::support::{session, zookeeper};
+
+fn peer() -> CuratorPeer {
+    CuratorPeer::get().unwrap_or_else(|err| panic!("the Curator peer: {err}"))
+}
+
+/// The JSON lines of a `list` run.
+fn curator_list(peer: &CuratorPeer, hosts: &str, service: &str, spring: bool) -> Vec<Value> {
+    let mut args = vec!["list", hosts, "/services", service];
+    if spring {
+        args.push("spring");
+    }
+    let out = peer
+        .run(&args)
+        .unwrap_or_else(|err| panic!("curator list: {err}"));
+    out.lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// A time-server in this process registered in `format` as `service`
+/// under /services; its stop channel and thread.
+fn server(
+    hosts: &str,
+    format: Format,
+    service: &str,
+) -> (
+    std::sync::mpsc::Sender<i32>,
+    std::thread::JoinHandle<anyhow::Result<()>>,
+) {
+    let config = time_server::Config {
+        base_path: BasePath::from_static("/services"),
+        formats: vec![format],
+        service: service.to_owned(),
+        listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
+        startup_timeout: Some(Duration::from_secs(30)),
+        drain: Duration::ZERO,
+        ..time_server::Config::new(hosts)
+    };
+    let (stop, stop_requested) = std::sync::mpsc::channel();
+    (
+        stop,
+        std::thread::spawn(move || time_server::run(&config, stop_requested)),
+    )
+}
+
+#[test]
+fn curator_lists_and_picks_our_time_servers_with_their_payload() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let (stop, thread) = server(&hosts, Format::Curator, "time");
+    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
+        let listed = curator_list(&peer, &hosts, "time", false);
+        (listed.len() == 2).then_some(listed)
+    });
+    for instance in &listed {
+        let port = instance["port"].as_u64().expect("a port");
+        assert_eq!(instance["address"], "127.0.0.1", "{instance}");
+        assert_eq!(instance["enabled"], true, "{instance}");
+        assert_eq!(instance["payloadClass"], "java.util.LinkedHashMap");
+        assert_eq!(
+            instance["payload"]["port"].as_u64(),
+            Some(port),
+            "{instance}"
+        );
+        assert_eq!(
+            instance["payload"]["pid"].as_u64(),
+            Some(u64::from(std::process::id()))
+        );
+        assert_eq!(instance["id"], format!("time-127.0.0.1-{port}"));
+    }
+    let picked = peer
+        .run(&["provider", &hosts, "/services", "time"])
+        .expect("curator provider");
+    let ports: Vec<String> = listed
+        .iter()
+        .map(|i| format!("127.0.0.1:{}", i["port"]))
+        .collect();
+    assert!(
+        ports.contains(&picked.trim().to_owned()),
+        "{picked} not in {ports:?}"
+    );
+
+    // Our own reader sees the same, as curator instances.
+    let s = session(&zk);
+    let ours =
+        zkutil::list_instances(&s, &BasePath::from_static("/services/time"), false).expect("lists");
+    assert_eq!(ours.len(), 2);
+    assert!(
+        ours.iter()
+            .all(|i| i.format() == Format::Curator && i.is_enabled())
+    );
+
+    let _ = stop.send(15);
+    thread
+        .join()
+        .expect("the server thread")
+        .expect("the server runs");
+    assert!(
+        curator_list(&peer, &hosts, "time", false).is_empty(),
+        "deregistered on stop"
+    );
+}
+
+#[test]
+fn a_spring_discovery_client_reads_our_spring_instances() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let (stop, thread) = server(&hosts, Format::Spring, "greeter");
+    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
+        let listed = curator_list(&peer, &hosts, "greeter", true);
+        (listed.len() == 2).then_some(listed)
+    });
+    for instance in &listed {
+        assert_eq!(
+            instance["payloadClass"],
+            "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
+            "read with Spring's payload class: {instance}"
+        );
+        assert_eq!(instance["payload"]["name"], "greeter");
+        assert_eq!(instance["payload"]["id"], instance["id"]);
+        assert_eq!(instance["payload"]["metadata"]["instance_status"], "UP");
+        assert_eq!(
+            instance["payload"]["metadata"]["port"].as_str(),
+            Some(instance["port"].to_string().as_str()),
+            "metadata values are strings, as Spring's map is"
+        );
+    }
+    let _ = stop.send(15);
+    thread
+        .join()
+        .expect("the server thread")
+        .expect("the server runs");
+}
+
+/// Waits for the peer's cache to print `instances <expected>` as line
+/// `after` or later; that line's index and time.
+fn cache_shows(cache: &TestProcess, expected: &str, after: usize) -> (usize, Instant) {
+    let line = format!("instances {expected}");
+    cache
+        .stdout()
+        .wait_until(Duration::from_secs(30), &line, |lines| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find(|(_, (_, l))| *l == line)
+                .map(|(i, (at, _))| (i, *at))
+        })
+}
+
+#[test]
+fn curators_cache_sees_our_deregistration_at_once_and_our_re_registration_after_expiry() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let mut cache = peer.start(&["cache", &hosts, "/services", "time"]);
+    cache_shows(&cache, "", 0);
+    let s = session(&zk);
+    let responder = Responder::time().expect("a responder");
+    let endpoint = Endpoint::new(responder.addr());
+    let registrar = Registrar::new(BasePath::from_static("/services"))
+        .format(Format::Curator)
+        .expect("writable");
+    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+    let registration = registrar
+        .register(&s, endpoint, &metadata)
+        .expect("registers");
+    cache_shows(&cache, &endpoint.to_string(), 0);
+
+    // A real expiry: ZooKeeper deletes the node; ours is re-created and
+    // Curator's cache sees the instance again.
+    let seen = cache.stdout().len();
+    let old = s.id();
+    s.expire_for_testing().expect("expires the session");
+    wait_until(Duration::from_secs(30), "a new session", || {
+        (s.id() != old).then_some(())
+    });
+    let owner = || {
+        s.stat(registration.path())
+            .ok()
+            .flatten()
+            .map(|stat| stat.ephemeral_owner())
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "re-registered under the new session",
+        || (owner() == Some(s.id())).then_some(()),
+    );
+    // The node went with the old session, and came back.
+    let (vanished, _) = cache_shows(&cache, "", seen);
+    cache_shows(&cache, &endpoint.to_string(), vanished + 1);
+
+    let seen = cache.stdout().len();
+    let deregistered = Instant::now();
+    registration.deregister().expect("deregisters");
+    let (_, gone) = cache_shows(&cache, "", seen);
+    let took = gone.saturating_duration_since(deregistered);
+    eprintln!("Curator's ServiceCache saw the deregistration after {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    cache.close_stdin();
+    cache.wait(Duration::from_secs(30));
+}
+
+#[test]
+fn our_client_calls_a_service_curator_registered_and_stops_when_curator_closes() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let responder = Responder::time().expect("a responder");
+    let port = responder.addr().port().to_string();
+    let mut curator = peer.start(&["register", &hosts, "/services", "time", "127.0.0.1", &port]);
+    curator
+        .stdout()
+        .wait_until(Duration::from_secs(30), "Curator registers", |lines| {
+            lines
+                .iter()
+                .find(|(_, l)| l.starts_with("registered "))
+                .map(|_| ())
+        });
+    let config = time_client::Config {
+        base_path: BasePath::from_static("/services/time"),
+        count: 5,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&hosts)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
+    assert_eq!((summary.ok, summary.failed), (5, 0), "{}", summary.line());
+    assert_eq!(
+        summary.per_server.keys().copied().collect::<Vec<_>>(),
+        [Endpoint::new(responder.addr())]
+    );
+
+    let s = session(&zk);
+    let discovery = Discovery::start(s, &BasePath::from_static("/services/time")).expect("starts");
+    discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().len() == 1
+        })
+        .expect("our discovery sees Curator's instance");
+    curator.close_stdin();
+    curator.wait(Duration::from_secs(30));
+    discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().is_empty()
+        })
+        .expect("Curator's unregistration is seen");
+    let summary = time_client::run(
+        &time_client::Config { count: 1, ..config },
+        &mut std::io::sink(),
+        &stop,
+    )
+    .expect("the client runs");
+    assert_eq!(
+        (summary.ok, summary.failed),
+        (0, 1),
+        "nothing is called any more"
+    );
+}
+
+#[test]
+fn one_bad_child_fails_curators_query_but_not_ours_and_disabled_is_not_picked() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let s = session(&zk);
+    s.ensure_path("/services/time").expect("creates the path");
+    let good = r#"{"name":"time","id":"good","address":"127.0.0.1","port":7001,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#;
+    let off = r#"{"name":"time","id":"off","address":"127.0.0.1","port":7002,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null,"enabled":false}"#;
+    s.create_ephemeral("/services/time/good", good.as_bytes())
+        .expect("creates");
+    s.create_ephemeral("/services/time/off", off.as_bytes())
+        .expect("creates");
+
+    // Curator 5 accepts `enabled` (2.x/3.x readers fail on it, so we never
+    // write it) and reports it.
+    let listed = curator_list(&peer, &hosts, "time", false);
+    let enabled: Vec<(u64, bool)> = listed
+        .iter()
+        .map(|i| {
+            (
+                i["port"].as_u64().unwrap_or(0),
+                i["enabled"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(enabled, [(7001, true), (7002, false)]);
+
+    let discovery =
+        Discovery::start(s.clone(), &BasePath::from_static("/services/time")).expect("starts");
+    let snapshot = discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().len() == 1
+        })
+        .expect("the enabled one");
+    assert_eq!(snapshot.instances()[0].endpoint().port(), 7001);
+    assert_eq!(
+        snapshot.out_of_service().len(),
+        1,
+        "the disabled one is kept apart"
+    );
+
+    // One child that is no instance: Curator's query fails as a whole;
+    // ours skips that child alone.
+    s.create_ephemeral("/services/time/garbage", b"not json")
+        .expect("creates");
+    let refused = peer.run(&["list", &hosts, "/services", "time"]);
+    assert!(
+        refused.is_err(),
+        "Curator listed despite the bad child: {refused:?}"
+    );
+    let ours =
+        zkutil::list_instances(&s, &BasePath::from_static("/services/time"), false).expect("lists");
+    let ports: Vec<u16> = ours.iter().map(|i| i.endpoint().port()).collect();
+    assert_eq!(ports, [7001, 7002]);
+}
