@@ -46,6 +46,10 @@ pub struct Args {
     /// TCP connect timeout per attempt.
     #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
     connect_timeout: Duration,
+    /// How long to wait for the reply before sending `timestamp` (a daytime server such as the post's
+    /// answers unasked, and resets a request it never reads); 0s sends it at once.
+    #[arg(long, env = "TIME_CLIENT_GRACE", default_value = "50ms", value_parser = zkutil::cli::duration)]
+    grace: Duration,
     /// Deadline for the whole reply, after connecting.
     #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
     timeout: Duration,
@@ -79,6 +83,7 @@ impl Args {
             limits: RequestLimits {
                 connect_timeout: self.connect_timeout,
                 timeout: self.timeout,
+                grace: self.grace,
                 ..RequestLimits::default()
             },
             strategy: self.strategy,

@@ -1,9 +1,16 @@
 //! One request to one time-server, every wait bounded.
 //!
-//! Connect (with a timeout), write `timestamp`, half-close, read to EOF
-//! (with a deadline and a size cap), then check the reply: one line of
-//! text `<address>: <time>`. The time's format is not checked: the original
-//! Go servers answer in Go's `time.String()`, ours in RFC 3339.
+//! Connect (with a timeout), read first: a daytime server (ours, and the
+//! post's Go servers) answers on accept. Only when nothing arrives within a
+//! short grace is `timestamp` written (and the write side half-closed), for
+//! servers that wait for a request. Then read to EOF (with a deadline and a
+//! size cap) and check the reply: one line of text `<address>: <time>`.
+//!
+//! Reading first matters with the post's Go servers, which write and close
+//! without reading: a `timestamp` they never read makes their kernel answer
+//! with a reset that destroys the reply in flight (the post's own client
+//! lost requests this way). The time's format is not checked: the Go
+//! servers answer in Go's `time.String()`, ours in RFC 3339.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -23,6 +30,9 @@ pub struct RequestLimits {
     pub timeout: Duration,
     /// Largest reply accepted, in bytes.
     pub max_reply: usize,
+    /// How long to wait for a reply before sending `timestamp`; zero sends
+    /// it at once.
+    pub grace: Duration,
 }
 
 impl Default for RequestLimits {
@@ -31,6 +41,7 @@ impl Default for RequestLimits {
             connect_timeout: Duration::from_millis(500),
             timeout: Duration::from_secs(2),
             max_reply: 4096,
+            grace: Duration::from_millis(50),
         }
     }
 }
@@ -83,6 +94,13 @@ pub fn request(endpoint: Endpoint, limits: &RequestLimits) -> Result<Reply, Requ
     stream
         .set_write_timeout(Some(limits.timeout))
         .map_err(|e| RequestError::Send(endpoint, e))?;
+    if !limits.grace.is_zero()
+        && answers_unasked(&stream, endpoint, limits.grace.min(limits.timeout))?
+    {
+        // The reply is coming without a request: read it, write nothing.
+        let body = read_reply(&mut stream, endpoint, deadline, limits.max_reply)?;
+        return parse_reply(endpoint, &body);
+    }
     // A server that already replied and closed may reset our write: the
     // reply may still be readable, so a send error is only final when the
     // read finds nothing either.
@@ -96,6 +114,27 @@ pub fn request(endpoint: Endpoint, limits: &RequestLimits) -> Result<Reply, Requ
         }
     }
     parse_reply(endpoint, &body)
+}
+
+/// Whether the server sends something (or closes) within `grace` without
+/// being asked.
+fn answers_unasked(
+    stream: &TcpStream,
+    endpoint: Endpoint,
+    grace: Duration,
+) -> Result<bool, RequestError> {
+    stream
+        .set_read_timeout(Some(grace))
+        .map_err(|e| RequestError::Receive(endpoint, e))?;
+    let mut byte = [0u8; 1];
+    loop {
+        return match stream.peek(&mut byte) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
+            Err(e) => Err(RequestError::Receive(endpoint, e)),
+        };
+    }
 }
 
 fn read_reply(

@@ -4,5 +4,6 @@
 mod cache;
 mod client;
 mod hostile;
+mod post;
 mod properties;
 mod support;

@@ -25,6 +25,11 @@ pub enum Behaviour {
     NotUtf8,
     /// Closes at once, reading nothing.
     ImmediateClose,
+    /// The post's Go server: writes the time (in Go's `time.String()`
+    /// format) and closes without reading what the client sent.
+    WriteAndClose,
+    /// Answers only after reading the client's request (`timestamp`).
+    AnswerWhenAsked,
 }
 
 /// A server on a free loopback port, until dropped.
@@ -91,6 +96,22 @@ impl Responder {
                         close_politely(stream);
                     }
                     Behaviour::ImmediateClose => {}
+                    Behaviour::WriteAndClose => {
+                        let line = format!(
+                            "{addr}: 2026-11-27 20:51:49.439776703 +0000 UTC m=+1.339321476\n"
+                        );
+                        let _ = stream.write_all(line.as_bytes());
+                        // Dropped unread, as the post's server does.
+                    }
+                    Behaviour::AnswerWhenAsked => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut request = [0u8; 9];
+                        if stream.read_exact(&mut request).is_ok() {
+                            let now = humantime::format_rfc3339(SystemTime::now());
+                            let _ = stream.write_all(format!("{addr}: {now}\n").as_bytes());
+                        }
+                        close_politely(stream);
+                    }
                 }
             }
         });
