@@ -142,9 +142,7 @@ pub fn writable_format(text: &str) -> Result<crate::Format, String> {
     if crate::Format::WRITABLE.contains(&format) {
         Ok(format)
     } else {
-        Err(format!(
-            "{format} is read, not written yet: use plain, curator or spring"
-        ))
+        Err(format!("{format} cannot be written"))
     }
 }
 

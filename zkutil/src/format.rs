@@ -12,7 +12,8 @@
 //! * **serverset** (Finagle, Aurora; what Prometheus's `serverset_sd_configs`
 //!   reads): `<base>/member_NNNNNNNNNN`, data
 //!   `{"serviceEndpoint":{"host","port"},"additionalEndpoints":{},"status":"ALIVE"}`.
-//!   Read here; not written yet.
+//!   Member names are sequential: a registration finds its member again by
+//!   owner and endpoint.
 //!
 //! Discovery detects the format per child, with no flag: a child that
 //! fails to parse is skipped on its own.
@@ -43,8 +44,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// The formats that can be written (serverset is read only, for now).
-    pub const WRITABLE: [Format; 3] = [Format::Plain, Format::Curator, Format::Spring];
+    /// The formats that can be written.
+    pub const WRITABLE: [Format; 4] = [
+        Format::Plain,
+        Format::Curator,
+        Format::Spring,
+        Format::Serverset,
+    ];
 
     /// The lower-case name, as flags and `zkutil ls` spell it.
     pub fn name(self) -> &'static str {
@@ -181,6 +187,29 @@ pub(crate) fn curator_data(
         uri_spec: None,
     };
     serde_json::to_vec(&instance).unwrap_or_default()
+}
+
+/// The prefix of a serverset member's name.
+pub(crate) const MEMBER_PREFIX: &str = "member_";
+
+/// The data of a serverset member for `endpoint`, as Finagle's
+/// `ServerSetImpl` writes it (and Prometheus reads it).
+pub(crate) fn serverset_data(endpoint: Endpoint) -> Vec<u8> {
+    serde_json::json!({
+        "serviceEndpoint": {"host": endpoint.ip().to_string(), "port": endpoint.port()},
+        "additionalEndpoints": {},
+        "status": "ALIVE",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The endpoint a serverset member's `data` names, if it is one.
+pub(crate) fn member_endpoint(data: &[u8]) -> Option<Endpoint> {
+    let value: Value = serde_json::from_slice(data).ok()?;
+    decode_serverset(value.as_object()?)
+        .ok()
+        .map(|d| d.endpoint)
 }
 
 /// What a child of a base path says about one instance.
@@ -373,6 +402,15 @@ mod tests {
             assert_eq!(id_now, id);
             assert!(Endpoint::from_node_name(&id_now).is_err());
         }
+    }
+
+    #[test]
+    fn serverset_members_round_trip() {
+        let e = endpoint("10.0.0.1:80");
+        let data = serverset_data(e);
+        assert_eq!(member_endpoint(&data), Some(e));
+        let decoded = decode("member_0000000001", &data).expect("decodes");
+        assert_eq!((decoded.format, decoded.enabled), (Format::Serverset, true));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use super::{Claim, Outcome, lock};
 use crate::backoff::Backoff;
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::format::{MEMBER_PREFIX, member_endpoint};
 use crate::session::{NodeStat, Session, SessionEvent, SessionId, WatchEvent};
 
 /// The maintenance thread of one registration and how to stop it.
@@ -62,7 +64,7 @@ pub(super) const PREVIOUS_SESSIONS: usize = 8;
 pub(super) struct Keeper {
     pub(super) session: Arc<Session>,
     pub(super) base_path: String,
-    pub(super) path: String,
+    pub(super) target: Target,
     pub(super) data: Vec<u8>,
     pub(super) previous: Arc<Mutex<Vec<SessionId>>>,
     pub(super) wake: mpsc::Sender<Wake>,
@@ -70,6 +72,37 @@ pub(super) struct Keeper {
     /// The session that owned the node when it was registered.
     pub(super) registered_by: SessionId,
     pub(super) _claim: Claim,
+}
+
+/// The node a keeper keeps.
+#[derive(Debug)]
+pub(super) enum Target {
+    /// A node of a fixed name (plain, Curator, Spring).
+    Fixed(String),
+    /// A serverset member: a sequential name that changes when it is
+    /// re-created; found again by its owner and the endpoint in its data.
+    Member {
+        endpoint: Endpoint,
+        current: Arc<Mutex<String>>,
+    },
+}
+
+impl Target {
+    /// The node's path now.
+    pub(super) fn path(&self) -> String {
+        match self {
+            Target::Fixed(path) => path.clone(),
+            Target::Member { current, .. } => lock(current).clone(),
+        }
+    }
+
+    /// The path as the registration shares it with its keeper.
+    pub(super) fn shared_path(&self) -> Arc<Mutex<String>> {
+        match self {
+            Target::Fixed(path) => Arc::new(Mutex::new(path.clone())),
+            Target::Member { current, .. } => current.clone(),
+        }
+    }
 }
 
 /// The node as the keeper last saw it.
@@ -92,7 +125,7 @@ impl Keeper {
         let stop = self.stop.clone();
         let (ended_tx, ended) = mpsc::channel::<()>();
         std::thread::Builder::new()
-            .name(format!("register {}", self.path))
+            .name(format!("register {}", self.target.path()))
             .spawn(move || {
                 let _ended = ended_tx;
                 self.run(&woken);
@@ -109,7 +142,6 @@ impl Keeper {
     }
 
     fn run(&self, woken: &mpsc::Receiver<Wake>) {
-        let path = self.path.as_str();
         let mut backoff = Backoff::default();
         // Whether a one-shot watch is armed on the node; whether to check now.
         let (mut armed, mut check) = (false, true);
@@ -142,7 +174,7 @@ impl Keeper {
                             Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
                             Seen::Foreign(owner) if foreign_warned != Some(owner) => {
                                 foreign_warned = Some(owner);
-                                tracing::warn!(path, owner = %format_args!("{owner:#x}"),
+                                tracing::warn!(path = %self.target.path(), owner = %owner,
                                     "another live session registered this address; taking over when it goes");
                             }
                             Seen::Foreign(_) => {}
@@ -154,7 +186,7 @@ impl Keeper {
                     }
                     Err(err) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(path, attempt = backoff.attempts(), error = %err.chain(),
+                        tracing::warn!(path = %self.target.path(), attempt = backoff.attempts(), error = %err.chain(),
                             retry_in = %crate::backoff::rounded(delay), "cannot check registration; retrying");
                         wait = Some(delay);
                     }
@@ -209,7 +241,8 @@ impl Keeper {
     /// that it is back: if our session is still `owner`, someone deleted it;
     /// otherwise it went with that session, which ZooKeeper expired.
     fn log_own_deletion(&self, owner: SessionId) {
-        let path = self.path.as_str();
+        let path = self.target.path();
+        let path = path.as_str();
         if self.session.id() == owner {
             tracing::warn!(path, "registration deleted by someone else; re-created it");
         } else {
@@ -221,7 +254,8 @@ impl Keeper {
     /// Says what a deletion seen by the watch was, from who owned the node
     /// (our own: see `log_own_deletion`).
     fn log_deletion(&self, seen: Option<Seen>) {
-        let path = self.path.as_str();
+        let path = self.target.path();
+        let path = path.as_str();
         match seen {
             Some(Seen::Ours(_)) | None => {}
             // The deletion was our own replacement of that node.
@@ -240,8 +274,13 @@ impl Keeper {
     /// Makes sure the node exists and is ours, arming a watch on it when
     /// `watch` is set.
     fn ensure(&self, watch: bool) -> Result<(Seen, bool)> {
+        let path = match &self.target {
+            Target::Fixed(path) => path.as_str(),
+            Target::Member { endpoint, current } => {
+                return self.ensure_member(*endpoint, current, watch);
+            }
+        };
         let session = &self.session;
-        let path = self.path.as_str();
         let stat = if watch {
             let wake = self.wake.clone();
             session.stat_and_watch(path, move |event| {
@@ -283,6 +322,144 @@ impl Keeper {
             }
         })
     }
+}
+
+impl Keeper {
+    /// [`Keeper::ensure`] for a serverset member: the member we know if it
+    /// is still ours; otherwise ours found again, our earlier sessions'
+    /// deleted, or a new one created. A watch is armed on the member kept
+    /// (or on the other live session's, to take over when it goes).
+    fn ensure_member(
+        &self,
+        endpoint: Endpoint,
+        current: &Mutex<String>,
+        watch: bool,
+    ) -> Result<(Seen, bool)> {
+        let session = &self.session;
+        let known = lock(current).clone();
+        let arm = |path: &str| {
+            let wake = self.wake.clone();
+            session.stat_and_watch(path, move |event| {
+                let _ = wake.send(Wake::Watch(event));
+            })
+        };
+        let stat = if watch {
+            arm(&known)?
+        } else {
+            session.stat(&known)?
+        };
+        if stat.is_some_and(|stat| stat.ephemeral_owner() == session.id()) {
+            return Ok((Seen::Ours(session.id()), false));
+        }
+        let previous = lock(&self.previous).clone();
+        let created = create_member(
+            session,
+            &self.base_path,
+            endpoint,
+            &self.data,
+            |owner, _| previous.contains(&owner),
+        )?;
+        Ok(match created {
+            Err((owner, path)) => {
+                arm(&path)?;
+                (Seen::Foreign(owner), false)
+            }
+            Ok((outcome, path)) => {
+                *lock(current) = path.clone();
+                arm(&path)?;
+                match outcome {
+                    Outcome::ReplacedStale { previous_owner } => {
+                        tracing::info!(path, old = %previous_owner, session = %session.id(),
+                            "re-registered, replacing the member of our earlier session");
+                        (Seen::Replaced(previous_owner), false)
+                    }
+                    Outcome::Adopted => (Seen::Ours(session.id()), false),
+                    Outcome::Created => {
+                        tracing::info!(path, session = %session.id(), "re-registered");
+                        (Seen::Ours(session.id()), true)
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Makes a serverset member for `endpoint` under `parent` ours: one of
+/// ours is adopted (any other of ours deleted: a create whose answer was
+/// lost leaves one), members of other sessions are replaced when
+/// `may_replace(owner, data)` says so; otherwise the first live one is
+/// returned as `Err` (owner, path), and ours, if any, deleted: never two
+/// live members for one endpoint. With none left, one is created, and the
+/// members looked at again: a registrant that created one at the same
+/// moment is then seen, and the one without the right to replace yields.
+pub(super) fn create_member(
+    session: &Session,
+    parent: &str,
+    endpoint: Endpoint,
+    data: &[u8],
+    may_replace: impl Fn(SessionId, &[u8]) -> bool,
+) -> Result<std::result::Result<(Outcome, String), (SessionId, String)>> {
+    let mut replaced = None;
+    let mut created = false;
+    let mut last_err = None;
+    // One round more than creates: the last one adopts what it created.
+    for _ in 0..=CREATE_ATTEMPTS {
+        let names = match session.children(parent) {
+            Ok(names) => names,
+            Err(err) if err.is_no_node() => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        let paths: Vec<String> = names
+            .iter()
+            .filter(|name| name.starts_with(MEMBER_PREFIX))
+            .map(|name| format!("{parent}/{name}"))
+            .collect();
+        let mut ours = Vec::new();
+        let mut foreign = None;
+        for (path, read) in paths.iter().zip(session.get_data_many(&paths)?) {
+            let Ok((held, stat)) = read else { continue };
+            if member_endpoint(&held) != Some(endpoint) {
+                continue;
+            }
+            let owner = stat.ephemeral_owner();
+            if owner == session.id() {
+                ours.push((path.clone(), stat));
+            } else if may_replace(owner, &held) {
+                replace_stale(session, path, stat)?;
+                replaced = Some(owner);
+            } else {
+                foreign.get_or_insert((owner, path.clone()));
+            }
+        }
+        if let Some(foreign) = foreign {
+            for (path, stat) in &ours {
+                replace_stale(session, path, *stat)?;
+            }
+            return Ok(Err(foreign));
+        }
+        let mut ours = ours.into_iter();
+        if let Some((path, _)) = ours.next() {
+            for (extra, stat) in ours {
+                replace_stale(session, &extra, stat)?;
+            }
+            let outcome = match (replaced, created) {
+                (Some(previous_owner), _) => Outcome::ReplacedStale { previous_owner },
+                (None, true) => Outcome::Created,
+                (None, false) => Outcome::Adopted,
+            };
+            return Ok(Ok((outcome, path)));
+        }
+        match session.create_ephemeral_sequential(&format!("{parent}/{MEMBER_PREFIX}"), data) {
+            // Looked at again by the next round, which adopts it.
+            Ok(_) => created = true,
+            Err(err) if err.is_no_node() => {
+                session.ensure_path(parent)?;
+                last_err = Some(err);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last_err.unwrap_or(Error::Closed))
 }
 
 /// Creates `path` as ours. A node of that name left by another session is

@@ -39,11 +39,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use self::keeper::{Keeper, Maintainer, Wake, create_owned};
+use self::keeper::{Keeper, Maintainer, Target, Wake, create_member, create_owned};
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::format::{Format, instance_id};
+use crate::format::{Format, MEMBER_PREFIX, instance_id};
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
 use crate::session::{Session, SessionId, SessionState};
 
@@ -174,16 +174,22 @@ impl Registrar {
     /// The parent of the nodes: the base path, or `<base>/<service>`.
     pub fn parent(&self) -> String {
         match self.format {
-            Format::Plain => self.base.as_str().to_owned(),
-            _ => format!("{}/{}", self.base, self.service),
+            Format::Curator | Format::Spring => format!("{}/{}", self.base, self.service),
+            _ => self.base.as_str().to_owned(),
         }
     }
 
-    /// The znode path of `endpoint`'s registration.
-    pub fn node_path(&self, endpoint: Endpoint) -> String {
+    /// The znode path of `endpoint`'s registration; `None` for a serverset
+    /// member, whose name ZooKeeper gives (`member_` and a sequence number).
+    pub fn node_path(&self, endpoint: Endpoint) -> Option<String> {
         match self.format {
-            Format::Plain => self.base.node_path(&endpoint),
-            _ => format!("{}/{}", self.parent(), instance_id(&self.service, endpoint)),
+            Format::Plain => Some(self.base.node_path(&endpoint)),
+            Format::Serverset => None,
+            _ => Some(format!(
+                "{}/{}",
+                self.parent(),
+                instance_id(&self.service, endpoint)
+            )),
         }
     }
 
@@ -220,6 +226,8 @@ impl Registrar {
     ) -> Result<Registration> {
         let data = match self.format {
             Format::Plain => serde_json::to_vec(&fields).unwrap_or_default(),
+            // Finagle's schema has no place for metadata.
+            Format::Serverset => crate::format::serverset_data(endpoint),
             format => {
                 crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
             }
@@ -272,7 +280,8 @@ impl std::fmt::Display for Outcome {
 pub struct Registration {
     session: Arc<Session>,
     endpoint: Endpoint,
-    path: String,
+    /// The node's path; a serverset member's changes when it is re-created.
+    path: Arc<Mutex<String>>,
     outcome: Outcome,
     /// Our own earlier sessions (the ones this session replaced), whose
     /// leftover nodes of this path are ours to replace or delete.
@@ -324,19 +333,30 @@ impl Registration {
         takeover: Takeover,
     ) -> Result<Registration> {
         let path = base_path.node_path(&endpoint);
-        Registration::register_at(session, base_path.as_str(), path, endpoint, data, takeover)
+        Registration::register_at(
+            session,
+            base_path.as_str(),
+            Some(path),
+            endpoint,
+            data,
+            takeover,
+        )
     }
 
     /// Creates `path` (a child of `parent`, created when missing) for
-    /// `endpoint`, holding `data`, and keeps it.
+    /// `endpoint`, holding `data`, and keeps it; with no `path`, a serverset
+    /// member `<parent>/member_…`, found again by owner and endpoint.
     fn register_at(
         session: &Arc<Session>,
         parent: &str,
-        path: String,
+        path: Option<String>,
         endpoint: Endpoint,
         data: Vec<u8>,
         takeover: Takeover,
     ) -> Result<Registration> {
+        let claimed = path
+            .clone()
+            .unwrap_or_else(|| format!("{parent}/{MEMBER_PREFIX}{endpoint}"));
         if Endpoint::from_node_name(&endpoint.node_name()).is_err() {
             return Err(Error::invalid(
                 "endpoint",
@@ -352,11 +372,11 @@ impl Registration {
         }
         if data.len() > MAX_METADATA_LEN {
             return Err(Error::Metadata {
-                path,
+                path: claimed,
                 reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
             });
         }
-        let claim = Claim::take(session, &path).ok_or_else(|| {
+        let claim = Claim::take(session, &claimed).ok_or_else(|| {
             Error::invalid(
                 "endpoint",
                 &endpoint.to_string(),
@@ -369,15 +389,31 @@ impl Registration {
         let events = wake.clone();
         // Unsubscribes itself once the thread (the receiver) is gone.
         session.subscribe(move |event| events.send(Wake::Session(event)).is_ok());
-        let created = create_owned(session, parent, &path, &data, |_, held| {
-            takeover.allows(held)
-        })?;
-        let outcome = created.map_err(|owner| Error::Taken { endpoint, owner })?;
+        let (outcome, target) = match path {
+            Some(path) => {
+                let created = create_owned(session, parent, &path, &data, |_, held| {
+                    takeover.allows(held)
+                })?;
+                let outcome = created.map_err(|owner| Error::Taken { endpoint, owner })?;
+                (outcome, Target::Fixed(path))
+            }
+            None => {
+                // A member naming the very endpoint a SameHost registrant
+                // has just bound is proof enough: that port is ours now.
+                let may_replace = |_, _: &[u8]| takeover != Takeover::Refuse;
+                let created = create_member(session, parent, endpoint, &data, may_replace)?;
+                let (outcome, path) =
+                    created.map_err(|(owner, _)| Error::Taken { endpoint, owner })?;
+                let current = Arc::new(Mutex::new(path));
+                (outcome, Target::Member { endpoint, current })
+            }
+        };
+        let path = target.shared_path();
         let previous = Arc::new(Mutex::new(Vec::new()));
         let keeper = Keeper {
             session: session.clone(),
             base_path: parent.to_owned(),
-            path: path.clone(),
+            target,
             data,
             previous: previous.clone(),
             wake: wake.clone(),
@@ -401,9 +437,9 @@ impl Registration {
         self.endpoint
     }
 
-    /// The znode path.
-    pub fn path(&self) -> &str {
-        &self.path
+    /// The znode path (a serverset member's is new after each re-creation).
+    pub fn path(&self) -> String {
+        lock(&self.path).clone()
     }
 
     /// How the node came to be ours.
@@ -447,16 +483,16 @@ impl Registration {
             return Ok(());
         };
         if !maintainer.stop(deadline) {
-            tracing::debug!(path = %self.path, "registration thread still in a ZooKeeper call");
+            tracing::debug!(path = %self.path(), "registration thread still in a ZooKeeper call");
         }
         if self.session.state() != SessionState::Connected {
             return Err(Error::Unreachable {
                 op: "delete",
-                path: self.path.clone(),
+                path: self.path(),
             });
         }
         let previous = lock(&self.previous).clone();
-        delete_owned(&self.session, &self.path, &previous, deadline)
+        delete_owned(&self.session, &self.path(), &previous, deadline)
     }
 }
 
@@ -464,7 +500,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let deadline = crate::session::deadline_after(self.session.config().request_timeout());
         if let Err(err) = self.stop_and_delete(deadline) {
-            tracing::warn!(path = %self.path, error = %err.chain(), "could not deregister on drop");
+            tracing::warn!(path = %self.path(), error = %err.chain(), "could not deregister on drop");
         }
     }
 }

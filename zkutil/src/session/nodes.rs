@@ -73,6 +73,29 @@ impl Session {
         })
     }
 
+    /// Creates an EPHEMERAL_SEQUENTIAL node `<prefix><sequence>` owned by
+    /// this session (a serverset member): its path and stat. A create whose
+    /// answer was lost leaves a member we do not know of: callers find their
+    /// members again by owner and data.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::create_ephemeral`], but never "node exists".
+    pub fn create_ephemeral_sequential(
+        &self,
+        prefix: &str,
+        data: &[u8],
+    ) -> Result<(String, NodeStat)> {
+        let (owned, data, acls) = (prefix.to_owned(), data.to_vec(), self.acls());
+        self.call("create", prefix, move |client| async move {
+            let options = zk::CreateMode::EphemeralSequential.with_acls(acls);
+            client
+                .create(&owned, &data, &options)
+                .await
+                .map(|(stat, sequence)| (format!("{owned}{sequence}"), NodeStat::from_stat(&stat)))
+        })
+    }
+
     /// Replaces a node's data, only if its version is still `version` when
     /// given.
     ///

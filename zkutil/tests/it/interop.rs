@@ -189,7 +189,7 @@ fn curators_cache_sees_our_deregistration_at_once_and_our_re_registration_after_
         (s.id() != old).then_some(())
     });
     let owner = || {
-        s.stat(registration.path())
+        s.stat(&registration.path())
             .ok()
             .flatten()
             .map(|stat| stat.ephemeral_owner())

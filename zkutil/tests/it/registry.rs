@@ -28,11 +28,11 @@ fn register_creates_base_path_and_an_ephemeral_node_owned_by_the_session() {
         &metadata(e),
     )
     .expect("registers");
-    assert_eq!(reg.path(), "/deep/go_servers/127.0.0.1:8897");
+    assert_eq!(&reg.path(), "/deep/go_servers/127.0.0.1:8897");
     assert_eq!(reg.outcome(), Outcome::Created);
-    let (data, stat) = s.get_data(reg.path()).expect("reads the node");
+    let (data, stat) = s.get_data(&reg.path()).expect("reads the node");
     assert_eq!(stat.ephemeral_owner(), s.id());
-    let parsed = Metadata::from_json(reg.path(), &data).expect("valid metadata");
+    let parsed = Metadata::from_json(&reg.path(), &data).expect("valid metadata");
     assert_eq!(parsed.port(), 8897);
     assert_eq!(parsed.pid(), std::process::id());
     // The base path is persistent.
@@ -155,7 +155,7 @@ fn a_node_this_session_already_created_is_adopted() {
     let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
     assert_eq!(reg.outcome(), Outcome::Adopted);
     let stat = s
-        .stat(reg.path())
+        .stat(&reg.path())
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("node missing"));
@@ -206,15 +206,17 @@ fn node_deleted_by_operator_is_recreated() {
     let e = endpoint("127.0.0.1:8897");
     let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
     let before = operator
-        .stat(reg.path())
+        .stat(&reg.path())
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("not registered"));
-    operator.delete(reg.path(), None).expect("deletes the node");
+    operator
+        .delete(&reg.path(), None)
+        .expect("deletes the node");
     let started = std::time::Instant::now();
     let after = wait_until(Duration::from_secs(10), "the node is re-created", || {
         operator
-            .stat(reg.path())
+            .stat(&reg.path())
             .ok()
             .flatten()
             .filter(|stat| stat.ctime_ms() >= before.ctime_ms())
@@ -255,7 +257,7 @@ fn registrations_come_back_after_the_session_expires() {
                 .iter()
                 .filter_map(|r| {
                     observer
-                        .stat(r.path())
+                        .stat(&r.path())
                         .ok()
                         .flatten()
                         .map(|stat| stat.ephemeral_owner())
@@ -293,4 +295,94 @@ fn deregister_during_reregistration_does_not_resurrect() {
     // And it stays gone: nothing is left running that could re-create it.
     let children = operator.children("/go_servers").unwrap_or_default();
     assert!(children.is_empty(), "{children:?}");
+}
+
+/// The serverset members under `base` naming `endpoint`: (name, owner).
+fn members_of(
+    s: &zkutil::Session,
+    base: &str,
+    endpoint: Endpoint,
+) -> Vec<(String, zkutil::SessionId)> {
+    let mut found = Vec::new();
+    for name in s.children(base).unwrap_or_default() {
+        let path = format!("{base}/{name}");
+        let Ok((data, stat)) = s.get_data(&path) else {
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_slice(&data).unwrap_or_default();
+        let named = format!(
+            "{}:{}",
+            value["serviceEndpoint"]["host"]
+                .as_str()
+                .unwrap_or_default(),
+            value["serviceEndpoint"]["port"]
+        );
+        if named == endpoint.to_string() {
+            found.push((name, stat.ephemeral_owner()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_serverset_member_is_kept_one_per_endpoint_across_expiry_and_restarts() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = zkutil::Registrar::new(BasePath::from_static("/aurora/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let reg = registrar.register(&s, e, &metadata(e)).expect("registers");
+    let first = reg.path();
+    assert!(first.starts_with("/aurora/time/member_"), "{first}");
+    let (data, _) = s.get_data(&first).expect("reads the member");
+    let value: serde_json::Value = serde_json::from_slice(&data).expect("JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({"serviceEndpoint":{"host":"127.0.0.1","port":8897},"additionalEndpoints":{},"status":"ALIVE"})
+    );
+
+    // Expiry: the member goes with the old session; a new one (a new
+    // sequence number) is made under the new session, and only one.
+    let old = s.id();
+    s.expire_for_testing().expect("expires the session");
+    let members = wait_until(
+        Duration::from_secs(30),
+        "one member under the new session",
+        || {
+            let members = members_of(&s, "/aurora/time", e);
+            (members.len() == 1 && members[0].1 == s.id() && s.id() != old).then_some(members)
+        },
+    );
+    assert_eq!(reg.path(), format!("/aurora/time/{}", members[0].0));
+    assert_ne!(reg.path(), first);
+
+    // An operator deletes it: re-created.
+    let operator = session(&zk);
+    operator
+        .delete(&reg.path(), None)
+        .expect("deletes the member");
+    wait_until(Duration::from_secs(30), "re-created", || {
+        let members = members_of(&s, "/aurora/time", e);
+        (members.len() == 1 && members[0].1 == s.id()).then_some(())
+    });
+
+    // Another live session's member of the same endpoint: refused unless
+    // the registrant has the proof (SameHost: it just bound the port).
+    let other = session(&zk);
+    match registrar.clone().register(&other, e, &metadata(e)) {
+        Err(zkutil::Error::Taken { owner, .. }) => assert_eq!(owner, s.id()),
+        other => panic!("expected Taken, got {other:?}"),
+    }
+    let restarted = registrar
+        .clone()
+        .takeover(Takeover::SameHost)
+        .register(&other, e, &metadata(e))
+        .expect("a fast restart replaces the member");
+    let members = members_of(&other, "/aurora/time", e);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].1, other.id());
+    restarted.deregister().expect("deregisters");
+    drop(reg);
+    assert!(members_of(&other, "/aurora/time", e).is_empty());
 }
