@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every check and test of the project, as CI runs them (.ci/run calls this and nothing else).
 #
-# Installs ZooKeeper and the interop peers (Apache Curator, a JDK) when missing (the tests start their own
+# Installs ZooKeeper and the interop peers (Apache Curator, a JDK, Prometheus) when missing (the tests start their own
 # servers from their jars), then: rustfmt check,
 # clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,

@@ -2,7 +2,7 @@
 # zk.sh: install, start, stop and inspect Apache ZooKeeper for this project.
 #
 #   scripts/zk.sh install                               apt-get install zookeeper, and the interop peers the tests
-#                                                       speak to (Apache Curator, a JDK), if missing (root)
+#                                                       speak to (Apache Curator, a JDK, Prometheus), if missing (root)
 #   scripts/zk.sh start [--nodes 1|3] [--dir DIR] [--port P]
 #                                                       start a standalone node or a 3-node ensemble on 127.0.0.1,
 #                                                       wait until every node serves, print ZK_HOSTS=...
@@ -38,6 +38,7 @@ zk_install() {
 # The interop peers of the tests: Apache Curator's discovery and recipes (Debian's 5.4) and a JDK to compile
 # the Java peer against them (zkutil/tests/peers).
 ZK_PEER_JARS="/usr/share/java/curator-x-discovery.jar /usr/share/java/curator-recipes.jar"
+# ... and Prometheus (2.42), which discovers serversets.
 
 zk_install_peers() {
     local missing=()
@@ -45,6 +46,7 @@ zk_install_peers() {
     local packages=()
     [[ ${#missing[@]} -eq 0 ]] || packages+=(libcurator-discovery-java libcurator-recipes-java)
     command -v javac >/dev/null || packages+=(default-jdk-headless)
+    [[ -x /usr/bin/prometheus ]] || packages+=(prometheus)
     [[ ${#packages[@]} -eq 0 ]] && return 0
     if [[ "$(id -u)" != 0 ]]; then
         zk_die "the tests' interop peers are not installed and installing needs root: sudo apt-get install -y ${packages[*]}"

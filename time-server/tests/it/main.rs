@@ -4,6 +4,7 @@
 mod faults;
 mod hostile;
 mod process;
+mod prometheus;
 mod protocol;
 mod security;
 mod support;

@@ -64,6 +64,18 @@ impl ServerProcess {
         self.0.stderr_text()
     }
 
+    /// The endpoints it said it listens on (advertised), from its log.
+    pub fn listening(&self) -> std::collections::BTreeSet<String> {
+        self.0
+            .stderr()
+            .lines()
+            .iter()
+            .filter_map(|(_, line)| line.split("advertised=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Waits until it has logged `count` registrations; returns their endpoints.
     pub fn registered(&self, count: usize) -> Vec<String> {
         self.0.stderr().wait_until(

@@ -20,6 +20,7 @@
 //! * `inspect`: four-letter words, [`zk_cli`], [`sessions_on`].
 //! * `process`: [`TestProcess`], [`LineRecorder`].
 //! * `peer`: [`CuratorPeer`], Apache Curator's service discovery as a JVM.
+//! * `prometheus`: [`Prometheus`], a real Prometheus with a test's configuration.
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
 //! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
@@ -28,6 +29,7 @@ mod inspect;
 mod node;
 mod peer;
 mod process;
+mod prometheus;
 mod proxy;
 mod responder;
 mod wait;
@@ -39,6 +41,7 @@ pub use self::inspect::{four_letter_word, sessions_on, zk_cli};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
 pub use self::peer::CuratorPeer;
 pub use self::process::{LineRecorder, TestProcess};
+pub use self::prometheus::Prometheus;
 pub use self::proxy::DelayProxy;
 pub use self::responder::{Behaviour, Responder};
 pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
