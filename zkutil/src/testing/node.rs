@@ -123,6 +123,9 @@ impl Node {
                 "-XX:TieredStopAtLevel=1",
             ])
             .arg("-Dzookeeper.jmx.log4j.disable=true")
+            // Empty CONTAINER parents (Curator makes them) are removed
+            // within a second, not a minute: tests can see it happen.
+            .arg("-Dznode.container.checkIntervalMs=500")
             .arg("-cp")
             .arg(&classpath)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")

@@ -327,3 +327,121 @@ fn one_bad_child_fails_curators_query_but_not_ours_and_disabled_is_not_picked() 
     let ports: Vec<u16> = ours.iter().map(|i| i.endpoint().port()).collect();
     assert_eq!(ports, [7001, 7002]);
 }
+
+#[test]
+fn every_node_we_write_reads_back_in_zookeepers_own_cli_and_our_client_calls_each_format() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let s = session(&zk);
+    let responder = Responder::time().expect("a responder");
+    let endpoint = Endpoint::new(responder.addr());
+    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+    let mut registrations = Vec::new();
+    for (format, base, expected) in [
+        (
+            Format::Plain,
+            "/go_servers",
+            format!("\"port\":{}", endpoint.port()),
+        ),
+        (
+            Format::Curator,
+            "/services",
+            "\"serviceType\":\"DYNAMIC\"".to_owned(),
+        ),
+        (
+            Format::Spring,
+            "/spring",
+            "\"instance_status\":\"UP\"".to_owned(),
+        ),
+        (
+            Format::Serverset,
+            "/aurora",
+            format!("\"port\":{}", endpoint.port()),
+        ),
+    ] {
+        let registrar = Registrar::new(BasePath::new(base).expect("a base path"))
+            .format(format)
+            .expect("writable");
+        let registration = registrar
+            .register(&s, endpoint, &metadata)
+            .expect("registers");
+        // An independent reader: ZooKeeper's own zkCli.sh.
+        let printed = zkutil::testing::zk_cli(&hosts, &["get", &registration.path()]);
+        assert!(printed.contains(&expected), "{format}: {printed}");
+
+        // Our client, pointed at the directory of the instances.
+        let dir = registrar.parent();
+        let config = time_client::Config {
+            base_path: BasePath::new(&dir).expect("a base path"),
+            count: 3,
+            interval: Duration::ZERO,
+            ..time_client::Config::new(&hosts)
+        };
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let summary =
+            time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
+        assert_eq!(
+            (summary.ok, summary.failed),
+            (3, 0),
+            "{format}: {}",
+            summary.line()
+        );
+        registrations.push(registration);
+    }
+}
+
+#[test]
+fn a_container_parent_curator_made_and_zookeeper_removed_is_no_instances_then_made_again() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let responder = Responder::time().expect("a responder");
+    let port = responder.addr().port().to_string();
+    let s = session(&zk);
+    let discovery =
+        Discovery::start(s.clone(), &BasePath::from_static("/services/time")).expect("starts");
+    let mut curator = peer.start(&["register", &hosts, "/services", "time", "127.0.0.1", &port]);
+    discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().len() == 1
+        })
+        .expect("Curator's instance is seen");
+    curator.close_stdin();
+    curator.wait(Duration::from_secs(30));
+    // Curator's parent is a CONTAINER: ZooKeeper removes it once empty.
+    wait_until(
+        Duration::from_secs(30),
+        "ZooKeeper removes the empty container",
+        || {
+            s.stat("/services/time")
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        },
+    );
+    let snapshot = discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().is_empty()
+        })
+        .expect("no instances yet");
+    assert!(
+        !snapshot.is_stale(),
+        "a vanished parent is no instances, not an error"
+    );
+    assert!(discovery.base_path_missing());
+    // Our registration makes the parents again; discovery sees it.
+    let endpoint = Endpoint::new(responder.addr());
+    let registrar = Registrar::new(BasePath::from_static("/services"))
+        .format(Format::Curator)
+        .expect("writable");
+    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+    let _registration = registrar
+        .register(&s, endpoint, &metadata)
+        .expect("registers");
+    discovery
+        .wait_for(Duration::from_secs(30), |snapshot| {
+            snapshot.instances().len() == 1
+        })
+        .expect("ours is seen under the re-made parent");
+}
