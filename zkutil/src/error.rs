@@ -208,6 +208,8 @@ pub enum ZkErrorKind {
     NoNode,
     /// The node already exists.
     NodeExists,
+    /// The server does not know the request (an older ZooKeeper).
+    Unimplemented,
     /// The node's version is not the one expected.
     BadVersion,
     /// The node has children.

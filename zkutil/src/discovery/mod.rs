@@ -1,9 +1,18 @@
 //! `Discovery`: a live, watch-driven cache of the instances registered
 //! under a base path.
 //!
-//! One initial listing, then a re-listing on every child-watch event and
-//! after every reconnect and session rebuild: a watch is never assumed to
-//! have survived. Readers take a consistent [`Snapshot`] (an
+//! One persistent recursive watch on the base path (ZooKeeper 3.6+) and
+//! one initial listing; then each change arrives as one event with the
+//! child's path and is applied alone — a change costs one notification
+//! (plus one read of that child when its format needs its data), not a
+//! re-listing of every child. The client does not restore the watch after
+//! a reconnect, so after every reconnect and session rebuild it is added
+//! again and the base path re-listed once: a change made while disconnected
+//! is never missed. Events are applied in the order ZooKeeper sent them,
+//! after the listing that follows the watch, so a stale event is always
+//! followed by the one that corrects it. A ZooKeeper that refuses the watch
+//! (older than 3.6) is followed the old way: a one-shot child watch and a
+//! re-listing per change. Readers take a consistent [`Snapshot`] (an
 //! `Arc<[Instance]>`) without touching ZooKeeper, so a client makes no
 //! ZooKeeper request per request it sends.
 //!
@@ -39,6 +48,8 @@ use crate::session::{Session, SessionEvent};
 enum Wake {
     /// A one-shot watch fired (it is spent: the next listing re-arms one).
     Watch,
+    /// The persistent recursive watch saw one node change.
+    Node(crate::session::NodeEvent),
     Session(SessionEvent),
     Stop,
 }
@@ -64,6 +75,13 @@ struct Shared {
     /// Children that are not plain names, by name: their instance, or
     /// `None` when they are none of the formats.
     decoded: Mutex<std::collections::HashMap<String, Option<Instance>>>,
+    /// Whether changes come as per-child events of a persistent recursive
+    /// watch (ZooKeeper 3.6+); false after ZooKeeper refused one, and the
+    /// base path is then followed with one-shot watches and re-listings.
+    events: std::sync::atomic::AtomicBool,
+    /// The persistent recursive watch, while one is added on this
+    /// connection (the client does not restore it after a reconnect).
+    recursive: Mutex<Option<crate::session::RecursiveWatch>>,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -93,7 +111,7 @@ impl Discovery {
     ///
     /// [`Error::InvalidArgument`] for a malformed base path.
     pub fn start(session: Arc<Session>, base_path: &BasePath) -> Result<Discovery> {
-        Discovery::start_inner(session, base_path, false)
+        Discovery::start_inner(session, base_path, false, true)
     }
 
     /// Like [`Discovery::start`], and also reads each instance's metadata
@@ -103,13 +121,25 @@ impl Discovery {
     ///
     /// [`Error::InvalidArgument`] for a malformed base path.
     pub fn start_with_metadata(session: Arc<Session>, base_path: &BasePath) -> Result<Discovery> {
-        Discovery::start_inner(session, base_path, true)
+        Discovery::start_inner(session, base_path, true, true)
+    }
+
+    /// Like [`Discovery::start`], following the base path the old way (a
+    /// one-shot child watch and a re-listing per change), as with a
+    /// ZooKeeper older than 3.6: for tests of that path, and benchmarks.
+    #[cfg(feature = "testing")]
+    pub fn start_relisting_for_testing(
+        session: Arc<Session>,
+        base_path: &BasePath,
+    ) -> Result<Discovery> {
+        Discovery::start_inner(session, base_path, false, false)
     }
 
     fn start_inner(
         session: Arc<Session>,
         base_path: &BasePath,
         with_metadata: bool,
+        events: bool,
     ) -> Result<Discovery> {
         let empty = Snapshot {
             out_of_service: Arc::from(Vec::new()),
@@ -132,6 +162,8 @@ impl Discovery {
             listings: std::sync::atomic::AtomicU64::new(0),
             base_missing: std::sync::atomic::AtomicBool::new(false),
             decoded: Mutex::new(std::collections::HashMap::new()),
+            events: std::sync::atomic::AtomicBool::new(events),
+            recursive: Mutex::new(None),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();
@@ -160,9 +192,18 @@ impl Discovery {
     /// that re-listing after reconnects piles none up).
     #[cfg(feature = "testing")]
     pub fn pending_watches_for_testing(&self) -> usize {
-        self.shared
-            .pending_watches
-            .load(std::sync::atomic::Ordering::SeqCst)
+        let persistent = usize::from(lock(&self.shared.recursive).is_some());
+        persistent
+            + self
+                .shared
+                .pending_watches
+                .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether changes arrive as per-child events (a persistent recursive
+    /// watch) rather than by re-listing.
+    pub fn follows_events(&self) -> bool {
+        self.shared.events.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Listings of the base path made so far.
@@ -241,6 +282,8 @@ impl Drop for Discovery {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Removed now, not when the last clone of the session goes.
+        lock(&self.shared.recursive).take();
     }
 }
 

@@ -11,8 +11,14 @@ use super::read::{parse_children, read_decoded, read_instances, sorted_distinct,
 use super::{Change, Instance, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
+use crate::error::Error;
 use crate::error::Result;
-use crate::session::{SessionEvent, SessionState, WatchEvent};
+use crate::session::{NodeEvent, SessionEvent, SessionState, WatchEvent};
+
+/// Whether `err` says ZooKeeper does not know persistent watches.
+pub(super) fn refuses_persistent_watches(err: &Error) -> bool {
+    matches!(err, Error::Zk { source, .. } if source.kind() == crate::error::ZkErrorKind::Unimplemented)
+}
 
 /// Re-lists on every watch event and session change; retries failures
 /// with backoff. Pending wake-ups are coalesced into one listing.
@@ -63,13 +69,28 @@ pub(super) fn refresh_loop(
                     shared.armed.store(false, Ordering::SeqCst);
                     need = true
                 }
+                // Applied in order; a failure re-lists (after a backoff).
+                Wake::Node(event) if !need => {
+                    if let Err(err) = shared.apply(&event) {
+                        result = Some(Err(err));
+                        need = true;
+                    }
+                }
+                // A re-listing is due anyway: it covers this change.
+                Wake::Node(_) => {}
                 // Re-list after every reconnect: a change made while
                 // disconnected must not be missed. The one-shot watch of
                 // the same session survives a reconnect (the client sends
                 // it again); a rebuilt session's watches are gone.
-                Wake::Session(SessionEvent::Connected) => need = true,
+                // The persistent watch is not restored by the client: add it
+                // again (the listing does).
+                Wake::Session(SessionEvent::Connected) => {
+                    lock(&shared.recursive).take();
+                    need = true
+                }
                 Wake::Session(SessionEvent::Rebuilt { .. }) => {
                     shared.armed.store(false, Ordering::SeqCst);
+                    lock(&shared.recursive).take();
                     need = true
                 }
                 Wake::Session(_) => shared.mark_stale(),
@@ -91,6 +112,24 @@ impl Shared {
     /// Lists the children (arming a watch unless one is armed), parses
     /// them, reads the metadata of new ones, and publishes the result.
     pub(super) fn refresh(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
+        if self.events.load(Ordering::SeqCst) && lock(&self.recursive).is_none() {
+            self.add_recursive_watch(wake)?;
+        }
+        if self.events.load(Ordering::SeqCst) {
+            // Added before the listing: a change after it is an event.
+            self.listings.fetch_add(1, Ordering::SeqCst);
+            let names = match self.session.children(self.base_path.as_str()) {
+                Ok(names) => names,
+                Err(err) if err.is_no_node() => {
+                    // Nobody registered yet; its creation is an event too.
+                    self.base_missing.store(true, Ordering::SeqCst);
+                    return self.publish_names(&[]);
+                }
+                Err(err) => return Err(err),
+            };
+            self.base_missing.store(false, Ordering::SeqCst);
+            return self.publish_names(&names);
+        }
         let names = match self.list_children(wake) {
             Ok(names) => {
                 self.base_missing.store(false, Ordering::SeqCst);
@@ -124,12 +163,101 @@ impl Shared {
             }
             Err(err) => return Err(err),
         };
+        self.publish_names(&names)
+    }
+
+    /// Adds the persistent recursive watch, or learns that ZooKeeper has
+    /// none (older than 3.6) and falls back to re-listing.
+    fn add_recursive_watch(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
+        let tx = wake.clone();
+        let added = self
+            .session
+            .watch_recursive(self.base_path.as_str(), move |event| {
+                let _ = tx.send(Wake::Node(event));
+            });
+        match added {
+            Ok(watch) => {
+                *lock(&self.recursive) = Some(watch);
+                Ok(())
+            }
+            Err(err) if refuses_persistent_watches(&err) => {
+                self.events.store(false, Ordering::SeqCst);
+                tracing::info!(path = %self.base_path, "ZooKeeper has no persistent watches (older than 3.6): re-listing on every change");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Applies one event of the persistent watch: a child of the base path
+    /// created, deleted or changed. Deeper nodes and the base path itself
+    /// are not instances.
+    pub(super) fn apply(&self, event: &NodeEvent) -> Result<()> {
+        if event.path == self.base_path.as_str() {
+            // Its children's deletions came first; what is left to say is
+            // whether it exists.
+            match event.kind {
+                WatchEvent::Deleted => self.base_missing.store(true, Ordering::SeqCst),
+                WatchEvent::Created => self.base_missing.store(false, Ordering::SeqCst),
+                _ => {}
+            }
+            return Ok(());
+        }
+        let prefix = format!("{}/", self.base_path);
+        let Some(name) = event
+            .path
+            .strip_prefix(&prefix)
+            .filter(|n| !n.contains('/'))
+        else {
+            return Ok(());
+        };
+        let current = self.current().clone();
+        let mut all: Vec<Instance> = current
+            .instances
+            .iter()
+            .chain(current.out_of_service.iter())
+            .filter(|instance| instance.node != name)
+            .cloned()
+            .collect();
+        match event.kind {
+            WatchEvent::Deleted => {
+                lock(&self.decoded).remove(name);
+            }
+            WatchEvent::Created | WatchEvent::DataChanged => {
+                self.base_missing.store(false, Ordering::SeqCst);
+                all.extend(self.read_child(name)?);
+            }
+            _ => return Ok(()),
+        }
+        self.publish(sorted_distinct(all));
+        Ok(())
+    }
+
+    /// One child's instance, read now: `None` when it is gone or none of
+    /// the formats (warned once).
+    fn read_child(&self, name: &str) -> Result<Option<Instance>> {
+        let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
+        if let Ok(endpoint) = Endpoint::from_node_name(name) {
+            if !self.with_metadata {
+                return Ok(Some(Instance::new(endpoint)));
+            }
+            return Ok(read_instances(&self.session, &self.base_path, &[endpoint], warn)?.pop());
+        }
+        let read = read_decoded(&self.session, &self.base_path, &[name.to_owned()], warn)?;
+        let instance = read.into_iter().next().and_then(|(_, instance)| instance);
+        lock(&self.decoded).insert(name.to_owned(), instance.clone());
+        Ok(instance)
+    }
+
+    /// Publishes the instances of the children `names`: parsed, new ones'
+    /// data read.
+    fn publish_names(&self, names: &[String]) -> Result<()> {
         {
             let present: HashSet<&str> = names.iter().map(String::as_str).collect();
             lock(&self.warned).retain_children(&self.base_path, &present);
         }
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
-        let (endpoints, others) = parse_children(&names);
+        let (endpoints, others) = parse_children(names);
         let decoded = self.decode_others(&others, warn)?;
         let instances = if self.with_metadata {
             // Metadata is read once per new instance, not on every refresh
@@ -306,5 +434,36 @@ impl Shared {
         if lock(&self.warned).first(path) {
             tracing::warn!(path = %truncate(path), error, "{message}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ZkError, ZkErrorKind};
+
+    fn zk(kind: ZkErrorKind) -> Error {
+        Error::Zk {
+            op: "watch",
+            path: "/go_servers".into(),
+            source: ZkError::new(kind, false, std::io::Error::other("from the server")),
+        }
+    }
+
+    #[test]
+    fn only_a_request_zookeeper_does_not_know_falls_back_to_re_listing() {
+        // A ZooKeeper older than 3.6 answers addWatch with UNIMPLEMENTED.
+        assert!(refuses_persistent_watches(&zk(ZkErrorKind::Unimplemented)));
+        for kind in [
+            ZkErrorKind::NoAuth,
+            ZkErrorKind::ConnectionLoss,
+            ZkErrorKind::Other,
+        ] {
+            assert!(
+                !refuses_persistent_watches(&zk(kind)),
+                "{kind:?} is retried, not a fallback"
+            );
+        }
+        assert!(!refuses_persistent_watches(&Error::Closed));
     }
 }

@@ -42,11 +42,12 @@ use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
 pub use self::config::{Secret, SessionConfig};
+pub use self::nodes::RecursiveWatch;
 use self::probe::ConnectWatch;
 pub use self::runtime::Interrupt;
 use self::runtime::{Cancel, Run, Runtime, close_client, connect_client, zk_error};
 use self::supervisor::{Msg, spawn_forwarder, supervise};
-pub use self::types::{NodeStat, SessionEvent, SessionId, SessionState, WatchEvent};
+pub use self::types::{NodeEvent, NodeStat, SessionEvent, SessionId, SessionState, WatchEvent};
 use crate::error::{Error, Result};
 
 /// A subscriber callback; returns false to unsubscribe.

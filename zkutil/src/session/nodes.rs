@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use zookeeper_client as zk;
 
+use super::runtime::{Cancel, forward_recursive};
 use super::runtime::{forward_watch, zk_error};
-use super::{NodeStat, Session, SessionConfig, WatchEvent, split_chroot};
+use super::{NodeEvent, NodeStat, Session, SessionConfig, WatchEvent, split_chroot};
 use crate::error::{Error, Result};
 
 /// The ACL of nodes created with digest auth: the creating identity may do
@@ -236,6 +237,40 @@ impl Session {
         })
     }
 
+    /// Adds a persistent recursive watch on `path` (ZooKeeper 3.6+): `notify`
+    /// is called, on the runtime thread, for every creation, deletion and
+    /// data change of `path` and of every node below it, with its path, and
+    /// the watch stays armed, until the returned handle is dropped (the
+    /// watch is then removed) or the session ends (`SessionEnded`, last).
+    /// `notify` must not block.
+    ///
+    /// The client does not restore such a watch after a reconnect: add it
+    /// again after every [`SessionEvent::Connected`] or `Rebuilt`, and
+    /// re-read what may have changed meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`] with [`ZkErrorKind::Unimplemented`](crate::ZkErrorKind)
+    /// from a ZooKeeper older than 3.6; [`Error::Timeout`] and the others
+    /// naming the path.
+    pub fn watch_recursive(
+        &self,
+        path: &str,
+        notify: impl FnMut(NodeEvent) + Send + 'static,
+    ) -> Result<RecursiveWatch> {
+        let owned = path.to_owned();
+        let stop = Cancel::new();
+        let handle = RecursiveWatch { stop: stop.clone() };
+        self.call("watch", path, move |client| async move {
+            let watcher = client
+                .watch(&owned, zk::AddWatchMode::PersistentRecursive)
+                .await?;
+            forward_recursive(watcher, &stop, notify);
+            Ok(())
+        })?;
+        Ok(handle)
+    }
+
     /// The names of a node's children, in no particular order.
     ///
     /// # Errors
@@ -267,5 +302,23 @@ impl Session {
             forward_watch(watcher, notify);
             Ok(children)
         })
+    }
+}
+
+/// A persistent recursive watch ([`Session::watch_recursive`]); dropping it
+/// removes the watch.
+pub struct RecursiveWatch {
+    stop: Cancel,
+}
+
+impl std::fmt::Debug for RecursiveWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecursiveWatch")
+    }
+}
+
+impl Drop for RecursiveWatch {
+    fn drop(&mut self) {
+        self.stop.trigger();
     }
 }

@@ -13,7 +13,7 @@ use async_executor::Executor;
 use futures_lite::FutureExt;
 use zookeeper_client as zk;
 
-use super::{SessionConfig, WatchEvent};
+use super::{NodeEvent, SessionConfig, WatchEvent};
 use crate::error::{Error, Result, ZkError, ZkErrorKind};
 
 /// A signal that ends waits on the runtime: closing the channel wakes every
@@ -164,11 +164,52 @@ pub(super) fn forward_watch(
     }));
 }
 
+/// Runs `notify` for each node event of a persistent recursive `watcher`,
+/// as a task on the runtime thread (we are on it: this is called from
+/// inside a client call), until `stop` is triggered or the session ends
+/// (then `SessionEnded` is the last event). Dropping the watcher at the end
+/// removes the watch.
+pub(super) fn forward_recursive(
+    mut watcher: zk::PersistentWatcher,
+    stop: &Cancel,
+    mut notify: impl FnMut(NodeEvent) + Send + 'static,
+) {
+    let stopped = stop.triggered();
+    drop(spawns_core::spawn(async move {
+        let forwarding = async move {
+            loop {
+                let event = watcher.changed().await;
+                let kind = match event.event_type {
+                    zk::EventType::NodeCreated => WatchEvent::Created,
+                    zk::EventType::NodeDeleted => WatchEvent::Deleted,
+                    zk::EventType::NodeDataChanged => WatchEvent::DataChanged,
+                    zk::EventType::NodeChildrenChanged => WatchEvent::ChildrenChanged,
+                    // After a terminal state the watcher must not be polled.
+                    zk::EventType::Session if event.session_state.is_terminated() => {
+                        notify(NodeEvent {
+                            kind: WatchEvent::SessionEnded,
+                            path: String::new(),
+                        });
+                        return;
+                    }
+                    zk::EventType::Session => continue,
+                };
+                notify(NodeEvent {
+                    kind,
+                    path: event.path,
+                });
+            }
+        };
+        forwarding.or(stopped).await;
+    }));
+}
+
 pub(super) fn zk_error(err: zk::Error) -> ZkError {
     use zk::Error as E;
     let kind = match err {
         E::NoNode => ZkErrorKind::NoNode,
         E::NodeExists => ZkErrorKind::NodeExists,
+        E::Unimplemented => ZkErrorKind::Unimplemented,
         E::BadVersion => ZkErrorKind::BadVersion,
         E::NotEmpty => ZkErrorKind::NotEmpty,
         E::NoAuth => ZkErrorKind::NoAuth,

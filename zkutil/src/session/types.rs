@@ -133,6 +133,15 @@ pub enum SessionState {
     Closed,
 }
 
+/// What a persistent recursive watch saw: one node's event, with its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// What happened (`SessionEnded`: the watch is gone with the session).
+    pub kind: WatchEvent,
+    /// The node's path (empty for `SessionEnded`).
+    pub path: String,
+}
+
 /// What a one-shot watch saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -254,3 +254,104 @@ fn re_listing_after_reconnects_piles_up_no_watchers() {
         .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
         .expect("the new instance is seen");
 }
+
+#[test]
+fn changes_arrive_as_events_and_none_is_lost_across_a_reconnect_or_a_rebuild() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], zk.port()).into();
+    let proxy = zkutil::testing::DelayProxy::start(target, Duration::ZERO).expect("proxy");
+    let through = SessionConfig::new(proxy.addr().to_string())
+        .with_session_timeout(Duration::from_secs(10))
+        .connect()
+        .map(Arc::new)
+        .expect("a session through the proxy");
+    let _a = register(&s, "127.0.0.1:1");
+    let b = register(&s, "127.0.0.1:2");
+    let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");
+    assert!(
+        discovery.follows_events(),
+        "ZooKeeper 3.8 has persistent watches"
+    );
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("the first listing");
+    let listings = discovery.listings_for_testing();
+
+    // A change is one event: applied without a re-listing.
+    let c = register(&s, "127.0.0.1:3");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 3)
+        .expect("the new instance is seen");
+    assert_eq!(
+        discovery.listings_for_testing(),
+        listings,
+        "no re-listing for one change"
+    );
+
+    // Disconnected: the client does not restore persistent watches, so the
+    // changes made meanwhile come from the re-listing after the reconnect.
+    proxy.cut();
+    b.deregister().expect("deregisters");
+    let _d = register(&s, "127.0.0.1:4");
+    let ports = |snap: &zkutil::Snapshot| -> Vec<u16> {
+        snap.instances()
+            .iter()
+            .map(|i| i.endpoint().port())
+            .collect()
+    };
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| ports(snap) == [1, 3, 4])
+        .expect("a deletion and a creation made while disconnected are both seen");
+    // ... and the watch is back: a later change is an event again.
+    let relisted = discovery.listings_for_testing();
+    c.deregister().expect("deregisters");
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| ports(snap) == [1, 4])
+        .expect("the watch was added again");
+    assert_eq!(discovery.listings_for_testing(), relisted);
+
+    // A rebuilt session: the same.
+    let old = through.id();
+    through.expire_for_testing().expect("expires the session");
+    let _e = register(&s, "127.0.0.1:5");
+    wait_until(Duration::from_secs(30), "a new session", || {
+        (through.id() != old).then_some(())
+    });
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| ports(snap) == [1, 4, 5])
+        .expect("the change around the rebuild is seen");
+    let _f = register(&s, "127.0.0.1:6");
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| ports(snap) == [1, 4, 5, 6])
+        .expect("and the watch works under the new session");
+    assert_eq!(
+        discovery.pending_watches_for_testing(),
+        1,
+        "one watch, however many reconnects"
+    );
+}
+
+#[test]
+fn the_re_listing_way_of_older_zookeepers_still_sees_every_change() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _a = register(&s, "127.0.0.1:1");
+    let discovery =
+        Discovery::start_relisting_for_testing(s.clone(), &BasePath::default()).expect("discovery");
+    assert!(!discovery.follows_events());
+    let b = register(&s, "127.0.0.1:2");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("a creation");
+    let listings = discovery.listings_for_testing();
+    b.deregister().expect("deregisters");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1)
+        .expect("a deletion");
+    assert!(
+        discovery.listings_for_testing() > listings,
+        "seen by re-listing"
+    );
+    assert_eq!(discovery.pending_watches_for_testing(), 1);
+}
