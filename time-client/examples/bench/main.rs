@@ -113,6 +113,8 @@ fn main() -> anyhow::Result<()> {
     eprintln!("bench: failover done ({:?})", started.elapsed());
     scale(&zk, sizes, &mut report)?;
     eprintln!("bench: scale done ({:?})", started.elapsed());
+    change_cost(&zk, sizes, &mut report)?;
+    eprintln!("bench: change cost done ({:?})", started.elapsed());
 
     report.duration = started.elapsed();
     std::fs::create_dir_all(&args.out)?;
@@ -598,22 +600,21 @@ fn own_rss_kib() -> u64 {
     rss_kib(std::process::id())
 }
 
-/// 6. Scale: many instances registered by one process.
-fn scale(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
-    let owner = session(zk)?;
-    owner.ensure_path("/scale")?;
-    let started = Instant::now();
+/// `n` plain children `10.x.y.z:8897` under `base`, created by 8 threads
+/// on one session.
+fn register_many(owner: &Arc<Session>, base: &str, n: usize) -> anyhow::Result<()> {
+    owner.ensure_path(base)?;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let workers: Vec<_> = (0..8)
             .map(|w| {
                 let owner = owner.clone();
                 scope.spawn(move || -> zkutil::Result<()> {
-                    for i in (w..sizes.scale).step_by(8) {
+                    for i in (w..n).step_by(8) {
                         let endpoint = Endpoint::new(SocketAddr::from((
                             [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
                             8897,
                         )));
-                        owner.create_ephemeral(&format!("/scale/{endpoint}"), b"{}")?;
+                        owner.create_ephemeral(&format!("{base}/{endpoint}"), b"{}")?;
                     }
                     Ok(())
                 })
@@ -625,7 +626,79 @@ fn scale(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()>
                 .map_err(|_| anyhow::anyhow!("worker panicked"))??;
         }
         Ok(())
-    })?;
+    })
+}
+
+/// ZooKeeper's packet counters (received + sent), from `mntr`.
+fn packets(zk: &ZkServer) -> anyhow::Result<u64> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let mntr = zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(2))?;
+    let counter = |name: &str| -> u64 {
+        mntr.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(counter("zk_packets_received") + counter("zk_packets_sent"))
+}
+
+/// 7. What one change costs a watcher: per-child events (a persistent
+/// recursive watch) against re-listing every child (ZooKeeper < 3.6, and
+/// the way before), at 1,000 and 10,000 instances, same ZooKeeper, same run.
+fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let counts: &[usize] = if sizes.scale >= 10_000 {
+        &[1_000, 10_000]
+    } else {
+        &[1_000]
+    };
+    for &n in counts {
+        let base = format!("/cost{n}");
+        let owner = session(zk)?;
+        register_many(&owner, &base, n)?;
+        let path = BasePath::new(&base)?;
+        for events in [false, true] {
+            let discovery = if events {
+                Discovery::start(session(zk)?, &path)?
+            } else {
+                Discovery::start_relisting_for_testing(session(zk)?, &path)?
+            };
+            discovery
+                .wait_for(Duration::from_secs(60), |s| s.instances().len() == n)
+                .context("first listing")?;
+            let mut seen = Vec::new();
+            let before = packets(zk)?;
+            let changes = 40;
+            for i in 0..changes {
+                let child = format!("{base}/10.254.0.{}:1", i / 2);
+                let t = Instant::now();
+                // Half creations, half deletions: n and n + 1 instances.
+                if i % 2 == 0 {
+                    owner.create_ephemeral(&child, b"{}")?;
+                } else {
+                    owner.delete(&child, None)?;
+                }
+                let expected = n + usize::from(i % 2 == 0);
+                discovery
+                    .wait_for(Duration::from_secs(30), |s| s.instances().len() == expected)
+                    .context("the change is seen")?;
+                seen.push(t.elapsed());
+            }
+            let per_change = (packets(zk)?.saturating_sub(before)) as f64 / changes as f64;
+            report.change_cost.push(report::ChangeCost {
+                instances: n,
+                way: if events { "per-child events" } else { "re-list every child" },
+                visibility: Stats::of(&seen),
+                packets_per_change: per_change,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// 6. Scale: many instances registered by one process.
+fn scale(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let owner = session(zk)?;
+    let started = Instant::now();
+    register_many(&owner, "/scale", sizes.scale)?;
     let registering = started.elapsed();
     let rss_before = own_rss_kib();
     let discovery = Discovery::start(session(zk)?, &BasePath::from_static("/scale"))?;

@@ -61,6 +61,17 @@ pub struct Scale {
     pub rss_delta_kib: u64,
 }
 
+/// One way of following a base path of `instances` children.
+pub struct ChangeCost {
+    pub instances: usize,
+    pub way: &'static str,
+    /// From the write's start until the watcher's snapshot shows it.
+    pub visibility: Stats,
+    /// ZooKeeper packets (received + sent, all clients) per change,
+    /// including the writer's own request and answer.
+    pub packets_per_change: f64,
+}
+
 #[derive(Default)]
 pub struct Report {
     pub quick: bool,
@@ -72,6 +83,7 @@ pub struct Report {
     pub throughput: Vec<Throughput>,
     pub failover: Vec<Failover>,
     pub scale: Option<Scale>,
+    pub change_cost: Vec<ChangeCost>,
     pub server_rss_idle_kib: u64,
     pub server_rss_load_kib: u64,
     pub client_rss_kib: u64,
@@ -304,10 +316,50 @@ impl Report {
              first-success time too when that request is the first one after the fault.\n"
         );
 
+        if !self.change_cost.is_empty() {
+            let _ = writeln!(
+                md,
+                "## 6. What one change costs a watcher: per-child events against re-listing\n\n\
+                 A persistent recursive watch delivers one event per child; the way before (and with a ZooKeeper \
+                 older than 3.6) re-lists every child after each change. 40 changes (half creations, half \
+                 deletions) under N plain children, the watcher's snapshot awaited after each; packets counted \
+                 by ZooKeeper (`mntr`, received + sent, the writer's own request and answer included).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| N | way | visibility median | p99 | max | packets per change | ratio (median, events : re-list) |\n|---:|---|---:|---:|---:|---:|---:|"
+            );
+            for row in &self.change_cost {
+                let relist = self
+                    .change_cost
+                    .iter()
+                    .find(|r| r.instances == row.instances && r.way != "per-child events");
+                let ratio = match (row.way, relist) {
+                    ("per-child events", Some(r)) => format!(
+                        "{:.2}",
+                        row.visibility.p50.as_secs_f64() / r.visibility.p50.as_secs_f64().max(1e-9)
+                    ),
+                    _ => "—".to_owned(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {:.1} | {} |",
+                    row.instances,
+                    row.way,
+                    d(row.visibility.p50),
+                    d(row.visibility.p99),
+                    d(row.visibility.max),
+                    row.packets_per_change,
+                    ratio
+                );
+            }
+            let _ = writeln!(md);
+        }
+
         if let Some(s) = &self.scale {
             let _ = writeln!(
                 md,
-                "## 6. Scale: {} instances registered by one process\n",
+                "## 7. Scale: {} instances registered by one process\n",
                 s.instances
             );
             let _ = writeln!(md, "| what | figure |\n|---|---:|");
@@ -344,7 +396,7 @@ impl Report {
             );
         }
 
-        let _ = writeln!(md, "## 7. Memory\n");
+        let _ = writeln!(md, "## 8. Memory\n");
         let _ = writeln!(md, "| process | RSS | target ≤ 10 MiB |\n|---|---:|---|");
         for (name, kib) in [
             ("time-server, idle (one listener)", self.server_rss_idle_kib),
