@@ -641,9 +641,10 @@ fn packets(zk: &ZkServer) -> anyhow::Result<u64> {
     Ok(counter("zk_packets_received") + counter("zk_packets_sent"))
 }
 
-/// 7. What one change costs a watcher: per-child events (a persistent
-/// recursive watch) against re-listing every child (ZooKeeper < 3.6, and
-/// the way before), at 1,000 and 10,000 instances, same ZooKeeper, same run.
+/// Section 6, what one change costs a watcher: per-child events (a
+/// persistent recursive watch) against re-listing every child (ZooKeeper
+/// older than 3.6, and the way before), at 1,000 and 10,000 instances, on
+/// the same ZooKeeper in the same run.
 fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
     let counts: &[usize] = if sizes.scale >= 10_000 {
         &[1_000, 10_000]
