@@ -686,7 +686,11 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
             let per_change = (packets(zk)?.saturating_sub(before)) as f64 / changes as f64;
             report.change_cost.push(report::ChangeCost {
                 instances: n,
-                way: if events { "per-child events" } else { "re-list every child" },
+                way: if events {
+                    "per-child events"
+                } else {
+                    "re-list every child"
+                },
                 visibility: Stats::of(&seen),
                 packets_per_change: per_change,
             });

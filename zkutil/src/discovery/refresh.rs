@@ -116,8 +116,11 @@ impl Shared {
             self.add_recursive_watch(wake)?;
         }
         if self.events.load(Ordering::SeqCst) {
-            // Added before the listing: a change after it is an event.
+            // Added before the listing: a change after it is an event. A
+            // listing here follows a reconnect, when the data of any child
+            // may have changed unseen: read them all again.
             self.listings.fetch_add(1, Ordering::SeqCst);
+            lock(&self.decoded).clear();
             let names = match self.session.children(self.base_path.as_str()) {
                 Ok(names) => names,
                 Err(err) if err.is_no_node() => {
@@ -244,9 +247,18 @@ impl Shared {
             return Ok(read_instances(&self.session, &self.base_path, &[endpoint], warn)?.pop());
         }
         let read = read_decoded(&self.session, &self.base_path, &[name.to_owned()], warn)?;
-        let instance = read.into_iter().next().and_then(|(_, instance)| instance);
-        lock(&self.decoded).insert(name.to_owned(), instance.clone());
-        Ok(instance)
+        let mut decoded = lock(&self.decoded);
+        match read.into_iter().next() {
+            Some((_, instance)) => {
+                decoded.insert(name.to_owned(), instance.clone());
+                Ok(instance)
+            }
+            // Gone already: its deletion event follows.
+            None => {
+                decoded.remove(name);
+                Ok(None)
+            }
+        }
     }
 
     /// Publishes the instances of the children `names`: parsed, new ones'

@@ -3,6 +3,7 @@
 
 mod cli;
 mod discovery;
+mod events;
 mod fixture;
 mod interop;
 mod properties;

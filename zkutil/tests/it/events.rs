@@ -1,0 +1,117 @@
+//! Discovery by per-child events, under random changes and faults: after
+//! any sequence, the snapshot equals what a fresh listing and fresh reads
+//! say, for every seed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use zkutil::testing::{DelayProxy, wait_until};
+use zkutil::{BasePath, Discovery, Session, SessionConfig};
+
+use crate::support::{session, zookeeper};
+
+/// endpoint → in service, for a set of instances.
+type View = BTreeMap<String, bool>;
+
+fn truth(writer: &Session, base: &BasePath) -> View {
+    zkutil::list_instances(writer, base, false)
+        .expect("a fresh listing")
+        .iter()
+        .map(|i| (i.endpoint().to_string(), i.is_enabled()))
+        .collect()
+}
+
+fn seen(discovery: &Discovery) -> View {
+    let snapshot = discovery.snapshot();
+    snapshot
+        .instances()
+        .iter()
+        .chain(snapshot.out_of_service().iter())
+        .map(|i| (i.endpoint().to_string(), i.is_enabled()))
+        .collect()
+}
+
+fn curator(port: u16, enabled: bool) -> Vec<u8> {
+    format!(
+        r#"{{"name":"time","id":"c{port}","address":"127.0.0.1","port":{port},"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null,"enabled":{enabled}}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
+    let zk = zookeeper();
+    let writer = session(&zk);
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], zk.port()).into();
+    let proxy = DelayProxy::start(target, Duration::ZERO).expect("proxy");
+    for seed in 0..16u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let base = BasePath::new(&format!("/events{seed}")).expect("a base path");
+        let watcher: Arc<Session> = SessionConfig::new(proxy.addr().to_string())
+            .with_session_timeout(Duration::from_secs(4))
+            .connect()
+            .map(Arc::new)
+            .expect("a session through the proxy");
+        let discovery = Discovery::start(watcher.clone(), &base).expect("starts");
+        let mut faults = 0;
+        for _ in 0..30 {
+            let port: u16 = rng.random_range(1..12);
+            let plain = format!("{base}/127.0.0.1:{port}");
+            let other = format!("{base}/c{port}");
+            match rng.random_range(0..10) {
+                0..=2 => {
+                    let _ = writer.ensure_path(base.as_str());
+                    let _ = writer.create_ephemeral(&plain, b"{}");
+                }
+                3 => {
+                    let _ = writer.ensure_path(base.as_str());
+                    let _ = writer.create_ephemeral(&other, &curator(port + 100, rng.random()));
+                }
+                4 => {
+                    let _ = writer.set_data(&other, &curator(port + 100, rng.random()), None);
+                }
+                5..=6 => {
+                    let _ = writer.delete(&plain, None);
+                    let _ = writer.delete(&other, None);
+                }
+                7 => {
+                    faults += 1;
+                    proxy.cut();
+                }
+                8 if faults < 3 => {
+                    faults += 1;
+                    let _ = watcher.expire_for_testing();
+                }
+                _ => {}
+            }
+        }
+        let expected = truth(&writer, &base);
+        let converged =
+            zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(20), || {
+                (seen(&discovery) == expected).then_some(())
+            });
+        assert!(
+            converged.is_some(),
+            "seed {seed}: the snapshot {:?} is not the listing {expected:?} (stale: {}, events: {})",
+            seen(&discovery),
+            discovery.snapshot().is_stale(),
+            discovery.follows_events()
+        );
+        // And it follows on: one more change is seen.
+        let _ = writer.ensure_path(base.as_str());
+        writer
+            .create_ephemeral(&format!("{base}/127.0.0.1:99"), b"{}")
+            .expect("creates");
+        let expected = truth(&writer, &base);
+        wait_until(Duration::from_secs(30), "a later change too", || {
+            (seen(&discovery) == expected).then_some(())
+        });
+        eprintln!(
+            "seed {seed}: {} instances, {faults} faults, snapshot == listing",
+            expected.len()
+        );
+    }
+}
