@@ -355,3 +355,32 @@ fn the_re_listing_way_of_older_zookeepers_still_sees_every_change() {
     );
     assert_eq!(discovery.pending_watches_for_testing(), 1);
 }
+
+#[test]
+fn dropping_a_discovery_removes_its_persistent_watch() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let watches = || {
+        zkutil::testing::four_letter_word(zk.port(), "mntr")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("zk_watch_count")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(u64::MAX)
+    };
+    let before = watches();
+    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    // ZooKeeper counts a persistent recursive watch in both its data and
+    // child watch tables.
+    wait_until(Duration::from_secs(10), "the watch is added", || {
+        (watches() > before && watches() != u64::MAX).then_some(())
+    });
+    drop(discovery);
+    wait_until(Duration::from_secs(10), "the watch is removed", || {
+        (watches() == before).then_some(())
+    });
+}

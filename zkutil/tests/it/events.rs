@@ -43,7 +43,7 @@ fn curator(port: u16, enabled: bool) -> Vec<u8> {
 
 #[test]
 fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
-    let zk = zookeeper();
+    let mut zk = zookeeper();
     let writer = session(&zk);
     let target: std::net::SocketAddr = ([127, 0, 0, 1], zk.port()).into();
     let proxy = DelayProxy::start(target, Duration::ZERO).expect("proxy");
@@ -84,6 +84,19 @@ fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
                 8 if faults < 3 => {
                     faults += 1;
                     let _ = watcher.expire_for_testing();
+                }
+                // ZooKeeper itself, once per seed in half the seeds:
+                // restarted, or frozen (SIGSTOP) for half a second.
+                9 if faults < 4 && seed % 4 == 3 => {
+                    faults += 10;
+                    zk.restart().expect("ZooKeeper restarts");
+                }
+                9 if faults < 4 && seed % 4 == 2 => {
+                    faults += 10;
+                    zk.pause();
+                    // The fault's duration, not a wait for an event.
+                    std::thread::sleep(Duration::from_millis(500));
+                    zk.resume();
                 }
                 _ => {}
             }
