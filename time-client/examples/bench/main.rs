@@ -629,16 +629,21 @@ fn register_many(owner: &Arc<Session>, base: &str, n: usize) -> anyhow::Result<(
     })
 }
 
-/// ZooKeeper's packet counters (received + sent), from `mntr`.
-fn packets(zk: &ZkServer) -> anyhow::Result<u64> {
+/// The packets (received + sent) of `session`'s connection, as ZooKeeper
+/// counts them (`cons`).
+fn packets(zk: &ZkServer, session: zkutil::SessionId) -> anyhow::Result<u64> {
     let addr = SocketAddr::from(([127, 0, 0, 1], zk.port()));
-    let mntr = zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(2))?;
+    let cons = zkutil::admin::four_letter_word(addr, "cons", Duration::from_secs(2))?;
+    let line = cons
+        .lines()
+        .find(|line| line.contains(&format!("sid={session}")))
+        .context("the watcher's connection in cons")?;
     let counter = |name: &str| -> u64 {
-        mntr.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        line.split([',', '('])
+            .find_map(|field| field.strip_prefix(name)?.parse().ok())
             .unwrap_or(0)
     };
-    Ok(counter("zk_packets_received") + counter("zk_packets_sent"))
+    Ok(counter("recved=") + counter("sent="))
 }
 
 /// Section 6, what one change costs a watcher: per-child events (a
@@ -666,7 +671,8 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
                 .wait_for(Duration::from_secs(60), |s| s.instances().len() == n)
                 .context("first listing")?;
             let mut seen = Vec::new();
-            let before = packets(zk)?;
+            let watcher = discovery.session().id();
+            let before = packets(zk, watcher)?;
             let changes = 40;
             for i in 0..changes {
                 let child = format!("{base}/10.254.0.{}:1", i / 2);
@@ -683,7 +689,8 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
                     .context("the change is seen")?;
                 seen.push(t.elapsed());
             }
-            let per_change = (packets(zk)?.saturating_sub(before)) as f64 / changes as f64;
+            let per_change =
+                (packets(zk, watcher)?.saturating_sub(before)) as f64 / changes as f64;
             report.change_cost.push(report::ChangeCost {
                 instances: n,
                 way: if events {

@@ -67,8 +67,8 @@ pub struct ChangeCost {
     pub way: &'static str,
     /// From the write's start until the watcher's snapshot shows it.
     pub visibility: Stats,
-    /// ZooKeeper packets (received + sent, all clients) per change,
-    /// including the writer's own request and answer.
+    /// The watcher's packets (received + sent on its connection, as
+    /// ZooKeeper's `cons` counts them) per change.
     pub packets_per_change: f64,
 }
 
@@ -322,8 +322,8 @@ impl Report {
                 "## 6. What one change costs a watcher: per-child events against re-listing\n\n\
                  A persistent recursive watch delivers one event per child; the way before (and with a ZooKeeper \
                  older than 3.6) re-lists every child after each change. 40 changes (half creations, half \
-                 deletions) under N plain children, the watcher's snapshot awaited after each; packets counted \
-                 by ZooKeeper (`mntr`, received + sent, the writer's own request and answer included).\n"
+                 deletions) under N plain children, the watcher's snapshot awaited after each; packets are the \
+                 watcher's own (received + sent on its connection, as ZooKeeper's `cons` counts them).\n"
             );
             let _ = writeln!(
                 md,

@@ -214,26 +214,63 @@ impl Shared {
         else {
             return Ok(());
         };
-        let current = self.current().clone();
-        let mut all: Vec<Instance> = current
-            .instances
-            .iter()
-            .chain(current.out_of_service.iter())
-            .filter(|instance| instance.node != name)
-            .cloned()
-            .collect();
-        match event.kind {
+        let new = match event.kind {
             WatchEvent::Deleted => {
                 lock(&self.decoded).remove(name);
+                None
             }
             WatchEvent::Created | WatchEvent::DataChanged => {
                 self.base_missing.store(false, Ordering::SeqCst);
-                all.extend(self.read_child(name)?);
+                self.read_child(name)?
             }
             _ => return Ok(()),
-        }
-        self.publish(sorted_distinct(all));
+        };
+        self.publish_child(name, new);
         Ok(())
+    }
+
+    /// Replaces the instance of child `name` by `new` (none: it is gone),
+    /// telling subscribers what that changed. One child's change costs a
+    /// copy of the list (its entries share their strings), not a diff of
+    /// the whole list.
+    fn publish_child(&self, name: &str, new: Option<Instance>) {
+        let (mut instances, mut out_of_service, old) = {
+            let current = self.current();
+            let old = current
+                .instances
+                .iter()
+                .chain(current.out_of_service.iter())
+                .find(|i| &*i.node == name)
+                .cloned();
+            let without = |list: &[Instance]| -> Vec<Instance> {
+                list.iter().filter(|i| &*i.node != name).cloned().collect()
+            };
+            (
+                without(&current.instances),
+                without(&current.out_of_service),
+                old,
+            )
+        };
+        if let Some(new) = &new {
+            let list = if new.enabled {
+                &mut instances
+            } else {
+                &mut out_of_service
+            };
+            // One instance per endpoint: another child naming the same
+            // endpoint keeps its place.
+            if let Err(at) = list.binary_search_by_key(&new.endpoint, |i| i.endpoint) {
+                list.insert(at, new.clone());
+            }
+        }
+        let in_service =
+            |i: &Option<Instance>| i.as_ref().filter(|i| i.enabled).map(|i| i.endpoint);
+        let mut changes = Vec::new();
+        if in_service(&old) != in_service(&new) {
+            changes.extend(old.filter(|i| i.enabled).map(Change::Removed));
+            changes.extend(new.filter(|i| i.enabled).map(Change::Added));
+        }
+        self.publish_with(instances, out_of_service, changes);
     }
 
     /// One child's instance, read now: `None` when it is gone or none of
@@ -362,7 +399,7 @@ impl Shared {
             all.into_iter().partition(Instance::is_enabled);
         let mut changes = Vec::new();
         {
-            let mut current = self.current();
+            let current = self.current();
             let old: BTreeMap<Endpoint, &Instance> =
                 current.instances.iter().map(|i| (i.endpoint, i)).collect();
             let new: BTreeMap<Endpoint, &Instance> =
@@ -377,6 +414,20 @@ impl Shared {
                     .filter(|(e, _)| !old.contains_key(e))
                     .map(|(_, i)| Change::Added((*i).clone())),
             );
+        }
+        self.publish_with(instances, out_of_service, changes);
+    }
+
+    /// Replaces the snapshot by `instances` and `out_of_service`, tells
+    /// subscribers `changes` (and whether the view is fresh again).
+    fn publish_with(
+        &self,
+        instances: Vec<Instance>,
+        out_of_service: Vec<Instance>,
+        mut changes: Vec<Change>,
+    ) {
+        {
+            let mut current = self.current();
             let session_state = self.session.state();
             let fresh = session_state == SessionState::Connected;
             if fresh && current.stale_since.is_some() {

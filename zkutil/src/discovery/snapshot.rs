@@ -18,7 +18,7 @@ pub struct Instance {
     pub(super) format: Format,
     pub(super) enabled: bool,
     /// The child's name under the base path.
-    pub(super) node: String,
+    pub(super) node: Arc<str>,
 }
 
 impl Instance {
@@ -29,7 +29,7 @@ impl Instance {
             metadata: None,
             format: Format::Plain,
             enabled: true,
-            node: endpoint.node_name(),
+            node: endpoint.node_name().into(),
         }
     }
 
@@ -46,7 +46,7 @@ impl Instance {
             metadata: None,
             format,
             enabled,
-            node: node.to_owned(),
+            node: node.into(),
         }
     }
 
@@ -74,7 +74,7 @@ impl Instance {
             metadata: Some(metadata),
             format: Format::Plain,
             enabled: true,
-            node: endpoint.node_name(),
+            node: endpoint.node_name().into(),
         }
     }
 
