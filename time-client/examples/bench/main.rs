@@ -689,8 +689,7 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
                     .context("the change is seen")?;
                 seen.push(t.elapsed());
             }
-            let per_change =
-                (packets(zk, watcher)?.saturating_sub(before)) as f64 / changes as f64;
+            let per_change = (packets(zk, watcher)?.saturating_sub(before)) as f64 / changes as f64;
             report.change_cost.push(report::ChangeCost {
                 instances: n,
                 way: if events {
