@@ -40,6 +40,10 @@ pub struct Args {
     /// Service name of curator and spring registrations (<base-path>/<service-name>/<id>).
     #[arg(long, env = "TIME_SERVER_SERVICE_NAME", default_value = "time")]
     service_name: String,
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address
+    /// (port 0: a free port; off by default); the address travels with each registration.
+    #[arg(long, env = "TIME_SERVER_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
@@ -83,6 +87,7 @@ impl Args {
                 max_connections: self.max_connections as usize,
                 ..ServeOptions::default()
             },
+            metrics_listen: self.metrics_listen,
         }
     }
 }

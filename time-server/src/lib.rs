@@ -16,6 +16,7 @@
 mod args;
 pub mod fdlimit;
 pub mod listener;
+pub mod metrics;
 pub mod reply;
 pub mod shutdown;
 mod startup;
@@ -29,8 +30,11 @@ use zkutil::{BasePath, Endpoint, Format, Registration, SessionConfig, SessionEve
 
 pub use crate::args::Args;
 use crate::listener::{ServeOptions, bind_all, serve};
+use crate::metrics::ServerMetrics;
 use crate::shutdown::Shutdown;
 use crate::startup::{Registered, Startup};
+use std::sync::Arc;
+use zkutil::cli::metrics::MetricsServer;
 
 /// Everything the server needs to know; filled from flags by `main`.
 #[derive(Debug, Clone)]
@@ -57,6 +61,8 @@ pub struct Config {
     pub drain: Duration,
     /// Serving options.
     pub serve: ServeOptions,
+    /// Where to serve `/metrics` and `/healthz` (none: no metrics).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -74,6 +80,7 @@ impl Config {
             startup_timeout: None,
             drain: Duration::from_secs(1),
             serve: ServeOptions::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -121,7 +128,7 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     for bound in &listeners {
         tracing::info!(listen = %bound.local_addr(), advertised = %bound.advertised(), "listening");
     }
-    let mut options = config.serve;
+    let mut options = config.serve.clone();
     if let Some(soft) = fdlimit::raise() {
         let fitted = fdlimit::fit(options.max_connections, soft, listeners.len());
         if fitted < options.max_connections {
@@ -133,13 +140,38 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
             options.max_connections = fitted;
         }
     }
+    // Metrics first: a probe sees "not registered yet" from the start.
+    let mut _metrics_server = None;
+    let mut metrics_endpoint = None;
+    if let Some(listen) = config.metrics_listen {
+        let (metrics, registry) = ServerMetrics::new();
+        let health = metrics.clone();
+        let server = MetricsServer::start(listen, registry, Box::new(move || health.health()))
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        let mut addr = server.addr();
+        if addr.ip().is_unspecified() {
+            if let Some(first) = listeners.first() {
+                addr.set_ip(first.advertised().ip());
+            }
+        }
+        tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
+        metrics_endpoint = Some(Endpoint::new(addr));
+        options.metrics = Some(metrics);
+        _metrics_server = Some(server);
+    }
     let (events_tx, events) = mpsc::channel();
     forward_stop(stop_requested, events_tx.clone())?;
-    let startup = Startup::spawn(config, &listeners, events_tx.clone())?;
+    let startup = Startup::spawn(config, &listeners, metrics_endpoint, events_tx.clone())?;
     let stop = Shutdown::new();
     let (result, session) = std::thread::scope(|scope| {
         scope.spawn(|| serve(&listeners, &stop, &options));
-        let (result, registered) = wait_until_stopped(config, &events, &events_tx, &startup);
+        let (result, registered) = wait_until_stopped(
+            config,
+            &events,
+            &events_tx,
+            &startup,
+            options.metrics.as_ref(),
+        );
         let session = registered.map(
             |Registered {
                  session,
@@ -181,6 +213,7 @@ fn wait_until_stopped(
     events: &Receiver<Event>,
     events_tx: &Sender<Event>,
     startup: &Startup,
+    metrics: Option<&Arc<ServerMetrics>>,
 ) -> (anyhow::Result<()>, Option<Registered>) {
     let mut registered = None;
     loop {
@@ -192,6 +225,14 @@ fn wait_until_stopped(
                 done.session.subscribe(move |event| {
                     event != SessionEvent::AuthFailed || tx.send(Event::AuthFailed).is_err()
                 });
+                if let Some(metrics) = metrics {
+                    metrics.registered(done.registrations.len());
+                    let metrics = metrics.clone();
+                    done.session.subscribe(move |event| {
+                        metrics.session_event(event);
+                        true
+                    });
+                }
                 registered = Some(done);
             }
             Ok(Event::Started(Err(err))) => return (Err(err), None),

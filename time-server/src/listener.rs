@@ -93,12 +93,14 @@ pub fn bind_all(
 }
 
 /// Options of [`serve`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Limits of each exchange.
     pub limits: ReplyLimits,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// Where connections are counted (`--metrics-listen`).
+    pub metrics: Option<std::sync::Arc<crate::metrics::ServerMetrics>>,
 }
 
 impl Default for ServeOptions {
@@ -106,6 +108,7 @@ impl Default for ServeOptions {
         ServeOptions {
             limits: ReplyLimits::default(),
             max_connections: 1024,
+            metrics: None,
         }
     }
 }
@@ -143,6 +146,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
 
 fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown) {
     let (options, active) = (workers.options, workers.active);
+    let metrics = options.metrics.as_deref();
     let mut failures = AcceptFailures::default();
     loop {
         let accepted = bound.listener.accept();
@@ -159,20 +163,39 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
                 continue;
             }
         };
+        let accepted_at = Instant::now();
+        if let Some(m) = metrics {
+            m.accepted.inc();
+        }
         // The reply goes out from here, at once; a connection thread only
         // waits for the client to finish.
         if let Err(err) = reply(&mut stream, bound.advertised, &options.limits) {
             tracing::debug!(%peer, error = %err, "connection ended early");
+            if let Some(m) = metrics {
+                m.failed.inc();
+            }
             continue;
+        }
+        if let Some(m) = metrics {
+            m.answered_in(accepted_at.elapsed());
         }
         if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
             active.fetch_sub(1, Ordering::SeqCst);
             tracing::debug!(%peer, "too many connections: closing without drain");
+            if let Some(m) = metrics {
+                m.over_cap.inc();
+            }
             close_without_drain(stream);
             continue;
         }
+        if let Some(m) = metrics {
+            m.in_flight.inc();
+        }
         if let Err(err) = workers.dispatch(stream) {
             active.fetch_sub(1, Ordering::SeqCst);
+            if let Some(m) = metrics {
+                m.in_flight.dec();
+            }
             tracing::warn!(%peer, error = %err, "cannot start connection thread");
         }
     }
@@ -246,6 +269,9 @@ impl Workers<'_, '_> {
                     }
                     drop(stream);
                     active.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(m) = &options.metrics {
+                        m.in_flight.dec();
+                    }
                     next = queue.next_job();
                 }
             })

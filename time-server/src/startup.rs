@@ -31,6 +31,7 @@ impl Startup {
     pub(crate) fn spawn(
         config: &Config,
         listeners: &[BoundListener],
+        metrics: Option<Endpoint>,
         events: Sender<Event>,
     ) -> anyhow::Result<Startup> {
         let cancelled = Arc::new(AtomicBool::new(false));
@@ -38,6 +39,7 @@ impl Startup {
         let work = StartupWork {
             config: config.clone(),
             endpoints: distinct_endpoints(listeners),
+            metrics,
             started: SystemTime::now(),
             deadline: config
                 .startup_timeout
@@ -102,6 +104,8 @@ fn distinct_endpoints(listeners: &[BoundListener]) -> Vec<(Endpoint, Vec<std::ne
 struct StartupWork {
     config: Config,
     endpoints: Vec<(Endpoint, Vec<std::net::SocketAddr>)>,
+    /// The metrics endpoint, told in every registration.
+    metrics: Option<Endpoint>,
     started: SystemTime,
     deadline: Option<Instant>,
     cancelled: Arc<AtomicBool>,
@@ -176,7 +180,8 @@ impl StartupWork {
             let registrar = Registrar::new(base_path.clone())
                 .format(*format)
                 .and_then(|registrar| registrar.service(&self.config.service))?
-                .takeover(Takeover::SameHost);
+                .takeover(Takeover::SameHost)
+                .metrics(self.metrics);
             for (endpoint, addrs) in &self.endpoints {
                 let endpoint = *endpoint;
                 let metadata = Metadata::for_this_process(endpoint, self.started, version);

@@ -4,6 +4,8 @@
 //! The library itself never installs a log subscriber; a binary calls
 //! [`init_logging`] once in `main`.
 
+pub mod metrics;
+
 use std::time::Duration;
 
 use std::process::ExitCode;

@@ -194,10 +194,17 @@ pub(crate) const MEMBER_PREFIX: &str = "member_";
 
 /// The data of a serverset member for `endpoint`, as Finagle's
 /// `ServerSetImpl` writes it (and Prometheus reads it).
-pub(crate) fn serverset_data(endpoint: Endpoint) -> Vec<u8> {
+pub(crate) fn serverset_data(endpoint: Endpoint, metrics: Option<Endpoint>) -> Vec<u8> {
+    let mut additional = Map::new();
+    if let Some(metrics) = metrics {
+        additional.insert(
+            "metrics".into(),
+            serde_json::json!({"host": metrics.ip().to_string(), "port": metrics.port()}),
+        );
+    }
     serde_json::json!({
         "serviceEndpoint": {"host": endpoint.ip().to_string(), "port": endpoint.port()},
-        "additionalEndpoints": {},
+        "additionalEndpoints": additional,
         "status": "ALIVE",
     })
     .to_string()
@@ -407,7 +414,7 @@ mod tests {
     #[test]
     fn serverset_members_round_trip() {
         let e = endpoint("10.0.0.1:80");
-        let data = serverset_data(e);
+        let data = serverset_data(e, None);
         assert_eq!(member_endpoint(&data), Some(e));
         let decoded = decode("member_0000000001", &data).expect("decodes");
         assert_eq!((decoded.format, decoded.enabled), (Format::Serverset, true));

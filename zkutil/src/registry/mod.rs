@@ -107,6 +107,7 @@ pub struct Registrar {
     format: Format,
     service: String,
     takeover: Takeover,
+    metrics: Option<Endpoint>,
 }
 
 impl Registrar {
@@ -118,6 +119,7 @@ impl Registrar {
             format: Format::Plain,
             service: "time".to_owned(),
             takeover: Takeover::Refuse,
+            metrics: None,
         }
     }
 
@@ -163,6 +165,16 @@ impl Registrar {
     /// Whether another session's node in the way may be replaced.
     pub fn takeover(mut self, takeover: Takeover) -> Registrar {
         self.takeover = takeover;
+        self
+    }
+
+    /// Tells where the registrant serves its metrics, so that Prometheus
+    /// finds them through the registry: a serverset's additional endpoint
+    /// `metrics` (what `serverset_sd_configs` turns into
+    /// `__meta_serverset_endpoint_host_metrics` / `_port_metrics`), a
+    /// `metrics` entry (`ip:port`) of the metadata or Curator payload.
+    pub fn metrics(mut self, endpoint: Option<Endpoint>) -> Registrar {
+        self.metrics = endpoint;
         self
     }
 
@@ -222,12 +234,18 @@ impl Registrar {
         &self,
         session: &Arc<Session>,
         endpoint: Endpoint,
-        fields: serde_json::Map<String, serde_json::Value>,
+        mut fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Registration> {
+        if let Some(metrics) = self.metrics {
+            fields.insert(
+                "metrics".into(),
+                serde_json::Value::String(metrics.to_string()),
+            );
+        }
         let data = match self.format {
             Format::Plain => serde_json::to_vec(&fields).unwrap_or_default(),
             // Finagle's schema has no place for metadata.
-            Format::Serverset => crate::format::serverset_data(endpoint),
+            Format::Serverset => crate::format::serverset_data(endpoint, self.metrics),
             format => {
                 crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
             }

@@ -1,0 +1,179 @@
+//! `metrics`: what an operator sees of a running time-server at
+//! `--metrics-listen` (`GET /metrics`, `GET /healthz`).
+//!
+//! Counters are plain atomics bumped on the accept path (a few
+//! nanoseconds; `scripts/bench.sh` measures the connection rate with and
+//! without them).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use zkutil::{SessionEvent, SessionState};
+
+/// The time-server's metrics.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    /// Connections accepted.
+    pub accepted: Counter,
+    /// Connections that got their reply.
+    pub answered: Counter,
+    /// Connections over `--max-connections` (replied, closed at once).
+    pub over_cap: Counter,
+    /// Connections that ended before the reply was written.
+    pub failed: Counter,
+    /// Connections being served now.
+    pub in_flight: Gauge,
+    /// From accept to the reply written, in seconds.
+    pub reply_seconds: Histogram,
+    /// Registrations kept now.
+    pub registrations: Gauge,
+    /// 1 while the ZooKeeper session is connected.
+    pub zookeeper_connected: Gauge,
+    /// ZooKeeper session events by kind (disconnected, reconnected,
+    /// rebuilt: the session expired and was replaced).
+    pub session_events: Family<EventLabel, Counter>,
+    registered: AtomicBool,
+    connected: AtomicBool,
+}
+
+/// The label of a session event.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    /// `disconnected`, `reconnected`, `rebuilt`, `auth_failed`.
+    pub event: &'static str,
+}
+
+impl ServerMetrics {
+    /// The metrics, registered in a new registry.
+    pub fn new() -> (Arc<ServerMetrics>, Arc<Mutex<Registry>>) {
+        let metrics = Arc::new(ServerMetrics {
+            accepted: Counter::default(),
+            answered: Counter::default(),
+            over_cap: Counter::default(),
+            failed: Counter::default(),
+            in_flight: Gauge::default(),
+            // 10 µs .. ~5 s.
+            reply_seconds: Histogram::new(exponential_buckets(1e-5, 4.0, 10)),
+            registrations: Gauge::default(),
+            zookeeper_connected: Gauge::default(),
+            session_events: Family::default(),
+            registered: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+        });
+        let mut registry = Registry::with_prefix("time_server");
+        let m = &metrics;
+        registry.register(
+            "connections_accepted",
+            "Connections accepted",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "connections_answered",
+            "Connections that got their reply",
+            m.answered.clone(),
+        );
+        registry.register(
+            "connections_over_cap",
+            "Connections over --max-connections: replied and closed at once",
+            m.over_cap.clone(),
+        );
+        registry.register(
+            "connections_failed",
+            "Connections that ended before the reply was written",
+            m.failed.clone(),
+        );
+        registry.register(
+            "connections_in_flight",
+            "Connections being served now",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "reply_seconds",
+            "From accept to the reply written",
+            m.reply_seconds.clone(),
+        );
+        registry.register(
+            "registrations",
+            "Registrations kept in ZooKeeper",
+            m.registrations.clone(),
+        );
+        registry.register(
+            "zookeeper_connected",
+            "1 while the ZooKeeper session is connected",
+            m.zookeeper_connected.clone(),
+        );
+        registry.register(
+            "zookeeper_session_events",
+            "ZooKeeper session events by kind",
+            m.session_events.clone(),
+        );
+        (metrics, Arc::new(Mutex::new(registry)))
+    }
+
+    /// One connection answered, `took` after it was accepted.
+    pub fn answered_in(&self, took: Duration) {
+        self.answered.inc();
+        self.reply_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The registrations are in place (`count` of them) on a connected
+    /// session.
+    pub fn registered(&self, count: usize) {
+        self.registrations
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        self.registered.store(true, Ordering::SeqCst);
+        self.set_connected(true);
+    }
+
+    /// What the session reported.
+    pub fn session_event(&self, event: SessionEvent) {
+        let kind = match event {
+            SessionEvent::Disconnected => {
+                self.set_connected(false);
+                "disconnected"
+            }
+            SessionEvent::Connected => {
+                self.set_connected(true);
+                "reconnected"
+            }
+            SessionEvent::Rebuilt { .. } => {
+                self.set_connected(true);
+                "rebuilt"
+            }
+            SessionEvent::AuthFailed => {
+                self.set_connected(false);
+                "auth_failed"
+            }
+            _ => return,
+        };
+        self.session_events
+            .get_or_create(&EventLabel { event: kind })
+            .inc();
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::SeqCst);
+        self.zookeeper_connected.set(i64::from(connected));
+    }
+
+    /// `/healthz`: serving and registered, on a connected session.
+    pub fn health(&self) -> Result<(), String> {
+        if !self.registered.load(Ordering::SeqCst) {
+            return Err("not registered yet".to_owned());
+        }
+        if !self.connected.load(Ordering::SeqCst) {
+            return Err(format!(
+                "ZooKeeper unreachable: the registration may be gone ({:?})",
+                SessionState::Disconnected
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! `--metrics-listen`: Prometheus metrics and a health check of a real
+//! time-server process, against real ZooKeeper.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use zkutil::testing::wait_until;
+
+use crate::support::{ServerProcess, ask, http_get, zookeeper};
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    server.registered(1);
+    let metrics = server.metrics_addr();
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (http_get(metrics, "/healthz").ok()? == (200, "ok\n".to_owned())).then_some(())
+    });
+    let config = time_client::Config {
+        count: 25,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&hosts)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
+    assert_eq!(summary.ok, 25, "{}", summary.line());
+
+    let (status, text) = http_get(metrics, "/metrics").expect("scrapes");
+    assert_eq!(status, 200);
+    for (name, value) in [
+        ("time_server_connections_accepted_total", 25.0),
+        ("time_server_connections_answered_total", 25.0),
+        ("time_server_connections_failed_total", 0.0),
+        ("time_server_reply_seconds_count", 25.0),
+        ("time_server_registrations", 1.0),
+        ("time_server_zookeeper_connected", 1.0),
+    ] {
+        assert_eq!(metric(&text, name), Some(value), "{name} in:\n{text}");
+    }
+
+    // Prometheus's own parser (promtool): it parses; its only remarks are
+    // lint, on OpenMetrics counters (HELP on the name, samples on _total).
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/zk.sh install installs prometheus)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("writes");
+    let output = promtool.wait_with_output().expect("promtool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_ne!(output.status.code(), Some(1), "a parse error: {said}");
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(line.ends_with("_total no help text"), "promtool: {line}");
+    }
+}
+
+#[test]
+fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--session-timeout",
+        "4s",
+    ]);
+    server.registered(1);
+    let metrics = server.metrics_addr();
+    let health = || {
+        http_get(metrics, "/healthz")
+            .map(|(status, _)| status)
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (health() == 200).then_some(())
+    });
+    zk.kill();
+    let (_, reason) = wait_until(
+        Duration::from_secs(30),
+        "503 while ZooKeeper is down",
+        || {
+            http_get(metrics, "/healthz")
+                .ok()
+                .filter(|(status, _)| *status == 503)
+        },
+    );
+    assert!(reason.contains("ZooKeeper unreachable"), "{reason}");
+    zk.restart().expect("ZooKeeper restarts");
+    wait_until(Duration::from_secs(60), "200 again", || {
+        (health() == 200).then_some(())
+    });
+}
+
+#[test]
+fn garbage_on_the_metrics_port_gets_an_error_and_never_slows_the_time_listener() {
+    let zk = zookeeper();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &zk.connect_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let names = server.registered(1);
+    let listener: std::net::SocketAddr = names[0].parse().expect("an endpoint");
+    let metrics = server.metrics_addr();
+    let huge = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(1 << 20));
+    // A client that never finishes its request, held open meanwhile.
+    let mut slow = std::net::TcpStream::connect(metrics).expect("connects");
+    slow.write_all(b"GET /metr").expect("writes");
+    for request in [
+        "GARBAGE\r\n\r\n",
+        "POST /metrics HTTP/1.0\r\n\r\n",
+        huge.as_str(),
+    ] {
+        let mut stream = std::net::TcpStream::connect(metrics).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        let _ = stream.write_all(request.as_bytes());
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer.split_whitespace().nth(1).unwrap_or("closed");
+        assert!(
+            ["400", "405", "404", "413", "414", "431", "closed"].contains(&status),
+            "{:.40}: {status}",
+            request
+        );
+        let reply = ask(listener).expect("the time listener answers meanwhile");
+        assert!(reply.starts_with(&names[0]), "{reply}");
+    }
+    assert_eq!(
+        http_get(metrics, "/metrics").map(|(s, _)| s).ok(),
+        Some(200),
+        "still serving"
+    );
+    drop(slow);
+}
