@@ -96,3 +96,92 @@ fn prometheus_discovers_exactly_our_live_servers_and_drops_a_stopped_one() {
         sigterm.elapsed()
     );
 }
+
+#[test]
+fn prometheus_scrapes_each_servers_metrics_found_through_the_registry() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let start = || {
+        ServerProcess::start(&[
+            "--zk",
+            &hosts,
+            "--base-path",
+            "/aurora/time",
+            "--format",
+            "serverset",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--drain",
+            "0s",
+        ])
+    };
+    let frozen = start();
+    let mut stopped = start();
+    frozen.registered(1);
+    stopped.registered(1);
+    let (frozen_metrics, stopped_metrics) = (
+        frozen.metrics_addr().to_string(),
+        stopped.metrics_addr().to_string(),
+    );
+    // The metrics endpoint of each member, and nothing per server.
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nscrape_configs:\n  - job_name: time\n    \
+         serverset_sd_configs:\n      - servers: ['{}']\n        paths: ['/aurora/time']\n    \
+         relabel_configs:\n      - source_labels: [__meta_serverset_endpoint_host_metrics, __meta_serverset_endpoint_port_metrics]\n        \
+         separator: ':'\n        target_label: __address__\n",
+        zk.connect_string()
+    );
+    let prometheus = Prometheus::start(&config).unwrap_or_else(|err| panic!("{err}"));
+    let up = || -> BTreeSet<(String, u64)> {
+        prometheus
+            .query("up{job=\"time\"}")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(labels, value)| {
+                Some((labels["instance"].as_str()?.to_owned(), *value as u64))
+            })
+            .collect()
+    };
+    let both_up = BTreeSet::from([(frozen_metrics.clone(), 1), (stopped_metrics.clone(), 1)]);
+    wait_until(
+        Duration::from_secs(60),
+        "up == 1 for both servers' metrics",
+        || (up() == both_up).then_some(()),
+    );
+    let answered = prometheus
+        .query("time_server_connections_accepted_total")
+        .unwrap_or_default();
+    assert_eq!(
+        answered.len(),
+        2,
+        "each server's counters are scraped: {answered:?}"
+    );
+
+    // Frozen: scrapes time out, up == 0.
+    frozen.signal("STOP");
+    wait_until(
+        Duration::from_secs(60),
+        "up == 0 for the frozen server",
+        || up().contains(&(frozen_metrics.clone(), 0)).then_some(()),
+    );
+    frozen.signal("CONT");
+
+    // Stopped: deregistered, so no longer a target.
+    stopped.signal("TERM");
+    stopped.wait(Duration::from_secs(30));
+    wait_until(
+        Duration::from_secs(60),
+        "the stopped server is no target",
+        || {
+            let targets: Vec<String> = prometheus
+                .active_targets()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t["labels"]["instance"].as_str().map(str::to_owned))
+                .collect();
+            (targets == [frozen_metrics.clone()]).then_some(())
+        },
+    );
+}

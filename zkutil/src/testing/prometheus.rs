@@ -97,6 +97,36 @@ impl Prometheus {
         Ok(body.to_owned())
     }
 
+    /// The instant vector of the PromQL `query`: each series' labels and
+    /// value.
+    ///
+    /// # Errors
+    ///
+    /// As [`Prometheus::get`], or an answer that is not the API's JSON.
+    pub fn query(&self, query: &str) -> std::io::Result<Vec<(serde_json::Value, f64)>> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let body = self.get(&format!("/api/v1/query?query={encoded}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&body).map_err(std::io::Error::other)?;
+        Ok(value["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|series| {
+                let sample = series["value"][1].as_str()?.parse().ok()?;
+                Some((series["metric"].clone(), sample))
+            })
+            .collect())
+    }
+
     /// The discovered labels of each active target of `/api/v1/targets`.
     ///
     /// # Errors
