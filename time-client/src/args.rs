@@ -53,6 +53,10 @@ pub struct Args {
     /// Deadline for the whole reply, after connecting.
     #[arg(long, env = "TIME_CLIENT_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
     timeout: Duration,
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz: 200 while the view of
+    /// the registry is fresh) on this address (port 0: a free port; off by default).
+    #[arg(long, env = "TIME_CLIENT_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Print one JSON object per request and a summary object on stdout.
     #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain")]
     json: bool,
@@ -89,6 +93,7 @@ impl Args {
             strategy: self.strategy,
             retries: self.retries,
             cooldown: self.cooldown,
+            metrics_listen: self.metrics_listen,
             format: match (self.json, self.plain) {
                 (true, _) => Format::Json,
                 (_, true) => Format::Plain,

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use zkutil::cli::metrics::ClientMetrics;
 use zkutil::{BasePath, Discovery, Endpoint, Selector, SessionConfig, Snapshot, Strategy};
 
 pub use crate::args::Args;
@@ -51,6 +53,8 @@ pub struct Config {
     pub cooldown: Duration,
     /// Text or JSON.
     pub format: Format,
+    /// Where to serve `/metrics` and `/healthz` (none: no metrics).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
             retries: 2,
             cooldown: Duration::from_secs(10),
             format: Format::Text,
+            metrics_listen: None,
         }
     }
 }
@@ -85,7 +90,17 @@ pub fn run(
 ) -> anyhow::Result<Summary> {
     let session = config.session.clone().connect().map(Arc::new)?;
     tracing::debug!(session = %session.id(), "connected to ZooKeeper");
-    let discovery = Discovery::start(session, &config.base_path)?;
+    let discovery = Arc::new(Discovery::start(session, &config.base_path)?);
+    let served = match config.metrics_listen {
+        Some(listen) => {
+            let (metrics, server) = ClientMetrics::serve(listen, "time_client", &discovery)
+                .with_context(|| format!("serving metrics on {listen}"))?;
+            tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
+            Some((metrics, server))
+        }
+        None => None,
+    };
+    let metrics = served.as_ref().map(|(metrics, _)| metrics.as_ref());
     let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);
     let mut summary = Summary {
         planned: config.count,
@@ -110,7 +125,7 @@ pub fn run(
             was_stale = snapshot.is_stale();
             log_staleness(&snapshot);
         }
-        let report = one_request(seq, &snapshot, &selector, config, &discovery);
+        let report = one_request(seq, &snapshot, &selector, config, &discovery, metrics);
         summary.record(&report);
         if let Err(err) = report::request(out, config.format, &report, config.count) {
             // `| head -1`: nobody reads on; stop quietly.
@@ -146,6 +161,7 @@ fn one_request(
     selector: &Selector,
     config: &Config,
     discovery: &Discovery,
+    metrics: Option<&ClientMetrics>,
 ) -> RequestReport {
     let base_path = discovery.base_path();
     let started = Instant::now();
@@ -157,6 +173,9 @@ fn one_request(
         };
         let endpoint = instance.endpoint();
         tried.push(endpoint);
+        if let Some(metrics) = metrics {
+            metrics.picked(endpoint, tried.len() > 1);
+        }
         match request(endpoint, &config.limits) {
             Ok(reply) => {
                 selector.mark_up(endpoint);
@@ -169,6 +188,9 @@ fn one_request(
             }
             Err(err) => {
                 selector.mark_down(endpoint);
+                if let Some(metrics) = metrics {
+                    metrics.failed(endpoint);
+                }
                 if tried.len() <= config.retries as usize {
                     tracing::warn!("request {seq}: {err}; retrying on another server");
                 }

@@ -4,6 +4,7 @@
 mod cache;
 mod client;
 mod hostile;
+mod metrics;
 mod post;
 mod properties;
 mod support;

@@ -10,10 +10,19 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::Endpoint;
 
 /// What `/healthz` asks: `Ok` while healthy, else why not (one line).
 pub type HealthCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Called before each scrape, to set the gauges that describe "now".
+pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 
 /// The metrics endpoint of a process, until dropped.
 pub struct MetricsServer {
@@ -41,6 +50,21 @@ impl MetricsServer {
         registry: Arc<Mutex<Registry>>,
         health: HealthCheck,
     ) -> std::io::Result<MetricsServer> {
+        MetricsServer::start_with(listen, registry, health, Box::new(|| {}))
+    }
+
+    /// Like [`MetricsServer::start`], calling `before_scrape` before each
+    /// `/metrics` answer.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricsServer::start`].
+    pub fn start_with(
+        listen: SocketAddr,
+        registry: Arc<Mutex<Registry>>,
+        health: HealthCheck,
+        before_scrape: BeforeScrape,
+    ) -> std::io::Result<MetricsServer> {
         let server = Arc::new(tiny_http::Server::http(listen).map_err(std::io::Error::other)?);
         let addr = server
             .server_addr()
@@ -51,7 +75,7 @@ impl MetricsServer {
             .name("metrics".into())
             .spawn(move || {
                 for request in serving.incoming_requests() {
-                    answer(request, &registry, &health);
+                    answer(request, &registry, &health, &before_scrape);
                 }
             })?;
         Ok(MetricsServer {
@@ -76,7 +100,12 @@ impl Drop for MetricsServer {
     }
 }
 
-fn answer(request: tiny_http::Request, registry: &Mutex<Registry>, health: &HealthCheck) {
+fn answer(
+    request: tiny_http::Request,
+    registry: &Mutex<Registry>,
+    health: &HealthCheck,
+    before_scrape: &BeforeScrape,
+) {
     let text =
         |code: u16, body: String| tiny_http::Response::from_string(body).with_status_code(code);
     let response = if *request.method() != tiny_http::Method::Get {
@@ -84,6 +113,7 @@ fn answer(request: tiny_http::Request, registry: &Mutex<Registry>, health: &Heal
     } else {
         match request.url() {
             "/metrics" => {
+                before_scrape();
                 let mut body = String::new();
                 let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
                 match prometheus_client::encoding::text::encode(&mut body, &registry) {
@@ -108,4 +138,202 @@ fn answer(request: tiny_http::Request, registry: &Mutex<Registry>, health: &Heal
         }
     };
     let _ = request.respond(response);
+}
+
+/// The metrics of a long-running discovery client (`time-client`,
+/// `zkutil watch`): its view of the registry and what it did with it.
+#[derive(Debug, Default)]
+pub struct ClientMetrics {
+    instances: Gauge,
+    out_of_service: Gauge,
+    stale: Gauge,
+    age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    changes: Family<KindLabel, Counter>,
+    picks: Family<EndpointLabel, Counter>,
+    failures: Family<EndpointLabel, Counter>,
+    retries: Counter,
+}
+
+/// The kind of a change a discovery saw.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// One instance.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    instance: String,
+}
+
+impl ClientMetrics {
+    /// Serves the metrics of a client that follows `discovery` on
+    /// `listen`: `/healthz` is 200 while the view is fresh.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricsServer::start`].
+    pub fn serve(
+        listen: SocketAddr,
+        prefix: &str,
+        discovery: &Arc<crate::Discovery>,
+    ) -> std::io::Result<(Arc<ClientMetrics>, MetricsServer)> {
+        let metrics = Arc::new(ClientMetrics::default());
+        let mut registry = Registry::with_prefix(prefix);
+        let m = &metrics;
+        registry.register(
+            "instances",
+            "Instances in the snapshot, in service",
+            m.instances.clone(),
+        );
+        registry.register(
+            "instances_out_of_service",
+            "Instances registered but out of service",
+            m.out_of_service.clone(),
+        );
+        registry.register(
+            "snapshot_stale",
+            "1 while ZooKeeper is unreachable and the last known list is used",
+            m.stale.clone(),
+        );
+        registry.register(
+            "snapshot_age_seconds",
+            "Since the snapshot was last confirmed by ZooKeeper",
+            m.age_seconds.clone(),
+        );
+        registry.register(
+            "changes",
+            "Changes seen, by kind (added, removed, stale, fresh)",
+            m.changes.clone(),
+        );
+        registry.register("picks", "Requests sent, by instance", m.picks.clone());
+        registry.register(
+            "failures",
+            "Failed attempts, by instance",
+            m.failures.clone(),
+        );
+        registry.register(
+            "retries",
+            "Attempts on another instance after a failed one",
+            m.retries.clone(),
+        );
+        let changes = discovery.subscribe();
+        let counting = metrics.clone();
+        std::thread::Builder::new()
+            .name("metrics changes".into())
+            .spawn(move || {
+                // Ends when the discovery (the sender) is gone.
+                for change in changes {
+                    let kind = match change {
+                        crate::Change::Added(_) => "added",
+                        crate::Change::Removed(_) => "removed",
+                        crate::Change::Stale => "stale",
+                        crate::Change::Fresh => "fresh",
+                    };
+                    counting.changes.get_or_create(&KindLabel { kind }).inc();
+                }
+            })?;
+        let (for_scrape, for_health) = (Arc::downgrade(discovery), Arc::downgrade(discovery));
+        let gauges = metrics.clone();
+        let server = MetricsServer::start_with(
+            listen,
+            Arc::new(Mutex::new(registry)),
+            Box::new(move || match for_health.upgrade() {
+                Some(discovery) => {
+                    let snapshot = discovery.snapshot();
+                    match (snapshot.age(), snapshot.stale_for()) {
+                        (None, _) => Err("no listing from ZooKeeper yet".to_owned()),
+                        (Some(_), Some(stale)) => Err(format!(
+                            "ZooKeeper unreachable for {}: using the last known list",
+                            crate::rounded(stale)
+                        )),
+                        (Some(_), None) => Ok(()),
+                    }
+                }
+                None => Err("stopping".to_owned()),
+            }),
+            Box::new(move || {
+                if let Some(discovery) = for_scrape.upgrade() {
+                    let snapshot = discovery.snapshot();
+                    gauges.instances.set(count(snapshot.instances().len()));
+                    gauges
+                        .out_of_service
+                        .set(count(snapshot.out_of_service().len()));
+                    gauges.stale.set(i64::from(snapshot.is_stale()));
+                    gauges
+                        .age_seconds
+                        .set(snapshot.age().map_or(f64::NAN, |age| age.as_secs_f64()));
+                }
+            }),
+        )?;
+        Ok((metrics, server))
+    }
+
+    /// An attempt was sent to `instance`; `retry` when an earlier attempt
+    /// of the same request failed.
+    pub fn picked(&self, instance: Endpoint, retry: bool) {
+        self.picks
+            .get_or_create(&EndpointLabel {
+                instance: instance.to_string(),
+            })
+            .inc();
+        if retry {
+            self.retries.inc();
+        }
+    }
+
+    /// An attempt on `instance` failed.
+    pub fn failed(&self, instance: Endpoint) {
+        self.failures
+            .get_or_create(&EndpointLabel {
+                instance: instance.to_string(),
+            })
+            .inc();
+    }
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Serves the metrics of a process that holds registrations on `session`
+/// (`zkutil register`): `zookeeper_connected`, and `/healthz` 200 while the
+/// session is connected (the registration is then in place).
+///
+/// # Errors
+///
+/// As [`MetricsServer::start`].
+pub fn serve_registrant(
+    listen: SocketAddr,
+    prefix: &str,
+    session: &Arc<crate::Session>,
+    registrations: usize,
+) -> std::io::Result<MetricsServer> {
+    let (connected, held) = (Gauge::<i64>::default(), Gauge::<i64>::default());
+    held.set(count(registrations));
+    let mut registry = Registry::with_prefix(prefix);
+    registry.register("registrations", "Registrations held", held);
+    registry.register(
+        "zookeeper_connected",
+        "1 while the ZooKeeper session is connected",
+        connected.clone(),
+    );
+    let (for_scrape, for_health) = (Arc::downgrade(session), Arc::downgrade(session));
+    MetricsServer::start_with(
+        listen,
+        Arc::new(Mutex::new(registry)),
+        Box::new(move || match for_health.upgrade().map(|s| s.state()) {
+            Some(crate::SessionState::Connected) => Ok(()),
+            Some(state) => Err(format!(
+                "ZooKeeper session {state:?}: the registration may be gone"
+            )),
+            None => Err("stopping".to_owned()),
+        }),
+        Box::new(move || {
+            let up = for_scrape
+                .upgrade()
+                .is_some_and(|s| s.state() == crate::SessionState::Connected);
+            connected.set(i64::from(up));
+        }),
+    )
 }

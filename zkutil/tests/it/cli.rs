@@ -746,3 +746,78 @@ fn one_unreadable_child_hides_no_other_instance() {
         });
     assert!(stop_with(&mut watch, "TERM").success());
 }
+
+/// The address a process logged as `metrics=…`.
+fn metrics_addr(process: &TestProcess) -> std::net::SocketAddr {
+    process
+        .stderr()
+        .wait_until(Duration::from_secs(30), "the metrics address", |lines| {
+            lines
+                .iter()
+                .filter_map(|(_, l)| l.split("metrics=").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .find_map(|a| a.parse().ok())
+        })
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn register_and_watch_serve_metrics_and_the_registration_says_where() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    let mut sidecar = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &[
+            "--zk",
+            &hosts,
+            "register",
+            "127.0.0.1:7001",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    let metrics = metrics_addr(&sidecar);
+    let (data, _) = wait_until(Duration::from_secs(20), "registered", || {
+        observer.get_data("/go_servers/127.0.0.1:7001").ok()
+    });
+    let value: Value = serde_json::from_slice(&data).expect("valid JSON");
+    assert_eq!(
+        value["metrics"],
+        metrics.to_string(),
+        "the registration says where"
+    );
+    assert!(http_get(metrics, "/healthz").starts_with("HTTP/1.0 200"));
+    assert!(http_get(metrics, "/metrics").contains("zkutil_register_zookeeper_connected 1"));
+
+    let mut watch = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &["--zk", &hosts, "watch", "--metrics-listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "info")],
+    );
+    let watching = metrics_addr(&watch);
+    wait_until(
+        Duration::from_secs(20),
+        "one instance in the watcher's view",
+        || {
+            http_get(watching, "/metrics")
+                .contains("zkutil_watch_instances 1")
+                .then_some(())
+        },
+    );
+    assert!(http_get(watching, "/healthz").starts_with("HTTP/1.0 200"));
+    assert!(stop_with(&mut watch, "TERM").success());
+    assert!(stop_with(&mut sidecar, "TERM").success());
+}

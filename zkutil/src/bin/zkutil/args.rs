@@ -56,6 +56,9 @@ pub enum Command {
         /// One JSON object per event.
         #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
+        /// Serve Prometheus metrics and /healthz (200 while the view is fresh) on this address.
+        #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Show one instance's data and stat.
     #[command(after_help = "Example:\n  zkutil get 127.0.0.1:8897")]
@@ -78,6 +81,10 @@ pub enum Command {
         /// Registry format: plain, curator or spring.
         #[arg(long, env = "ZKUTIL_FORMAT", default_value = "plain", value_parser = zkutil::cli::writable_format)]
         format: zkutil::Format,
+        /// Serve Prometheus metrics and /healthz (200 while the registration is held) on this
+        /// address; the address travels with the registration.
+        #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// Service name of curator and spring registrations.
         #[arg(long, env = "ZKUTIL_SERVICE_NAME", default_value = "time")]
         service_name: String,

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use zkutil::cli::metrics::ClientMetrics;
 use zkutil::{Change, Discovery, Endpoint, Format, Metadata, Registrar, Session, Takeover};
 
 use crate::Common;
@@ -137,10 +138,23 @@ fn stamp() -> String {
 }
 
 /// `zkutil watch`.
-pub fn watch(common: &Common, json: bool) -> anyhow::Result<bool> {
+pub fn watch(
+    common: &Common,
+    json: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<bool> {
     let stop = zkutil::cli::on_signals()?;
     let session = connect(common)?;
-    let discovery = Discovery::start(session, &common.zk.base_path)?;
+    let discovery = Arc::new(Discovery::start(session, &common.zk.base_path)?);
+    let _metrics_server = match metrics_listen {
+        Some(listen) => {
+            let (_, server) = ClientMetrics::serve(listen, "zkutil_watch", &discovery)
+                .with_context(|| format!("serving metrics on {listen}"))?;
+            tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
+            Some(server)
+        }
+        None => None,
+    };
     // Changes and the stop signal arrive on one channel: one blocking wait.
     let (events, woken) = std::sync::mpsc::channel::<Option<Change>>();
     let changes = discovery.subscribe();
@@ -253,6 +267,7 @@ pub fn register(
     force: bool,
     format: Format,
     service: &str,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<bool> {
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
@@ -282,6 +297,21 @@ pub fn register(
         .service(service)?
         .takeover(takeover);
     let session = connect(common)?;
+    let metrics_server = match metrics_listen {
+        Some(listen) => {
+            let server =
+                zkutil::cli::metrics::serve_registrant(listen, "zkutil_register", &session, 1)
+                    .with_context(|| format!("serving metrics on {listen}"))?;
+            tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
+            Some(server)
+        }
+        None => None,
+    };
+    let registrar = registrar.metrics(
+        metrics_server
+            .as_ref()
+            .map(|server| Endpoint::new(server.addr())),
+    );
     let registration = match registrar.register_fields(&session, endpoint, fields) {
         Ok(registration) => registration,
         Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
     let common = &cli.common;
     let result = match cli.command {
         Command::Ls { json } => commands::ls(common, json),
-        Command::Watch { json } => commands::watch(common, json),
+        Command::Watch {
+            json,
+            metrics_listen,
+        } => commands::watch(common, json, metrics_listen),
         Command::Get { endpoint } => commands::get(common, endpoint),
         Command::Register {
             endpoint,
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
             force,
             format,
             service_name,
+            metrics_listen,
         } => commands::register(
             common,
             endpoint,
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
             force,
             format,
             &service_name,
+            metrics_listen,
         ),
         Command::Check {
             timeout,
