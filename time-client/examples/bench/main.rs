@@ -211,6 +211,18 @@ impl ServerProcess {
         listeners: usize,
         session_timeout: &str,
     ) -> anyhow::Result<ServerProcess> {
+        ServerProcess::start_with(args, zk, base, listeners, session_timeout, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with `extra` flags.
+    fn start_with(
+        args: &Args,
+        zk: &ZkServer,
+        base: &BasePath,
+        listeners: usize,
+        session_timeout: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<ServerProcess> {
         if !args.server_bin.exists() {
             bail!(
                 "no {} (run scripts/bench.sh, which builds it)",
@@ -226,22 +238,21 @@ impl ServerProcess {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let process = TestProcess::start(
-            &args.server_bin,
-            &[
-                "--zk",
-                &zk.connect_string(),
-                "--base-path",
-                base.as_str(),
-                "--listen",
-                &listen,
-                "--session-timeout",
-                session_timeout,
-                "--drain",
-                "1s",
-            ],
-            &[("RUST_LOG", "warn")],
-        );
+        let hosts = zk.connect_string();
+        let mut flags = vec![
+            "--zk",
+            &hosts,
+            "--base-path",
+            base.as_str(),
+            "--listen",
+            &listen,
+            "--session-timeout",
+            session_timeout,
+            "--drain",
+            "1s",
+        ];
+        flags.extend_from_slice(extra);
+        let process = TestProcess::start(&args.server_bin, &flags, &[("RUST_LOG", "warn")]);
         let observer = session(zk)?;
         let expected: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         wait_until(
@@ -503,6 +514,15 @@ fn hammer(
 /// 4. time-server connections per second against the bare responder.
 fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
     let server = ServerProcess::start(args, zk, &BasePath::from_static("/throughput"), 1, "10s")?;
+    // The same server with its metrics on: what counting costs.
+    let counted = ServerProcess::start_with(
+        args,
+        zk,
+        &BasePath::from_static("/throughput_metrics"),
+        1,
+        "10s",
+        &["--metrics-listen", "127.0.0.1:0"],
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     let (bare_addr, bare_thread) = bare_responder(stop.clone())?;
     for threads in [1, 4] {
@@ -515,6 +535,8 @@ fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> 
             Some(server.pid()),
         );
         let tw = time_wait_count();
+        let (with_metrics_rate, with_metrics_errors, _) =
+            hammer(counted.addrs[0], threads, sizes.connections, None);
         report.server_rss_load_kib = report.server_rss_load_kib.max(rss);
         report.throughput.push(report::Throughput {
             threads,
@@ -525,6 +547,8 @@ fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> 
             server_rate: rate,
             server_errors: errors,
             server_time_wait: tw,
+            with_metrics_rate,
+            with_metrics_errors,
         });
     }
     stop.store(true, Ordering::Relaxed);

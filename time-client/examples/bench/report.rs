@@ -40,6 +40,9 @@ pub struct Throughput {
     pub server_rate: f64,
     pub server_errors: usize,
     pub server_time_wait: usize,
+    /// The same server with `--metrics-listen`.
+    pub with_metrics_rate: f64,
+    pub with_metrics_errors: usize,
 }
 
 pub struct Failover {
@@ -258,6 +261,23 @@ impl Report {
                 t.server_rate,
                 t.server_errors,
                 t.server_time_wait
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nWhat the metrics cost (`--metrics-listen`: a few atomic counters and a histogram on the accept \
+             path), the same server measured with them on:\n\n| client threads | time-server /s | with metrics /s | \
+             errors | with : without |\n|---:|---:|---:|---:|---:|"
+        );
+        for t in &self.throughput {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.0} | {} | **{:.2}** |",
+                t.threads,
+                t.server_rate,
+                t.with_metrics_rate,
+                t.with_metrics_errors,
+                ratio(t.with_metrics_rate, t.server_rate)
             );
         }
         if let Some(t) = self.throughput.iter().find(|t| t.threads == 4) {
