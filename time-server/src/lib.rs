@@ -159,6 +159,24 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
         options.metrics = Some(metrics);
         _metrics_server = Some(server);
     }
+    // Every ZooKeeper call of the session is timed and its errors counted.
+    let observed;
+    let config = match &options.metrics {
+        Some(metrics) => {
+            let metrics = metrics.clone();
+            observed = Config {
+                session: config
+                    .session
+                    .clone()
+                    .with_call_observer(move |op, took, error| {
+                        metrics.zookeeper_call(op, took, error);
+                    }),
+                ..config.clone()
+            };
+            &observed
+        }
+        None => config,
+    };
     let (events_tx, events) = mpsc::channel();
     forward_stop(stop_requested, events_tx.clone())?;
     let startup = Startup::spawn(config, &listeners, metrics_endpoint, events_tx.clone())?;

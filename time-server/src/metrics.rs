@@ -39,8 +39,27 @@ pub struct ServerMetrics {
     /// ZooKeeper session events by kind (disconnected, reconnected,
     /// rebuilt: the session expired and was replaced).
     pub session_events: Family<EventLabel, Counter>,
+    /// ZooKeeper calls by operation, in seconds.
+    pub zookeeper_request_seconds: Family<OpLabel, Histogram>,
+    /// ZooKeeper calls that failed, by kind of error.
+    pub zookeeper_errors: Family<ErrorLabel, Counter>,
     registered: AtomicBool,
     connected: AtomicBool,
+}
+
+/// The operation of a ZooKeeper call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    /// `create`, `list`, `stat`, `delete`, `watch`, …
+    pub op: &'static str,
+}
+
+/// The kind of a failed ZooKeeper call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    /// `timeout`, `unreachable`, `closed`, or ZooKeeper's code (`nonode`,
+    /// `nodeexists`, `connectionloss`, …).
+    pub kind: String,
 }
 
 /// The label of a session event.
@@ -64,6 +83,11 @@ impl ServerMetrics {
             registrations: Gauge::default(),
             zookeeper_connected: Gauge::default(),
             session_events: Family::default(),
+            zookeeper_request_seconds: Family::new_with_constructor(|| {
+                // 100 µs .. ~26 s.
+                Histogram::new(exponential_buckets(1e-4, 4.0, 10))
+            }),
+            zookeeper_errors: Family::default(),
             registered: AtomicBool::new(false),
             connected: AtomicBool::new(false),
         });
@@ -114,6 +138,16 @@ impl ServerMetrics {
             "ZooKeeper session events by kind",
             m.session_events.clone(),
         );
+        registry.register(
+            "zookeeper_request_seconds",
+            "ZooKeeper calls by operation",
+            m.zookeeper_request_seconds.clone(),
+        );
+        registry.register(
+            "zookeeper_errors",
+            "ZooKeeper calls that failed, by kind",
+            m.zookeeper_errors.clone(),
+        );
         (metrics, Arc::new(Mutex::new(registry)))
     }
 
@@ -121,6 +155,25 @@ impl ServerMetrics {
     pub fn answered_in(&self, took: Duration) {
         self.answered.inc();
         self.reply_seconds.observe(took.as_secs_f64());
+    }
+
+    /// One ZooKeeper call (a `SessionConfig::with_call_observer`).
+    pub fn zookeeper_call(&self, op: &'static str, took: Duration, error: Option<&zkutil::Error>) {
+        self.zookeeper_request_seconds
+            .get_or_create(&OpLabel { op })
+            .observe(took.as_secs_f64());
+        if let Some(error) = error {
+            let kind = match error {
+                zkutil::Error::Timeout { .. } => "timeout".to_owned(),
+                zkutil::Error::Unreachable { .. } => "unreachable".to_owned(),
+                zkutil::Error::Closed => "closed".to_owned(),
+                zkutil::Error::Zk { source, .. } => format!("{:?}", source.kind()).to_lowercase(),
+                _ => "other".to_owned(),
+            };
+            self.zookeeper_errors
+                .get_or_create(&ErrorLabel { kind })
+                .inc();
+        }
     }
 
     /// The registrations are in place (`count` of them) on a connected

@@ -56,6 +56,6 @@ pub use metadata::{MAX_METADATA_LEN, Metadata};
 pub use registry::{Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
-    Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig, SessionEvent,
-    SessionId, SessionState, WatchEvent,
+    CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,
+    SessionEvent, SessionId, SessionState, WatchEvent,
 };

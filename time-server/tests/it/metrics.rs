@@ -57,6 +57,17 @@ fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
         assert_eq!(metric(&text, name), Some(value), "{name} in:\n{text}");
     }
 
+    // Every ZooKeeper call is timed: the registration made at least a
+    // create.
+    assert!(
+        metric(
+            &text,
+            "time_server_zookeeper_request_seconds_count{op=\"create\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+
     // Prometheus's own parser (promtool): it parses; its only remarks are
     // lint, on OpenMetrics counters (HELP on the name, samples on _total).
     let mut promtool = std::process::Command::new("promtool")

@@ -66,7 +66,15 @@ pub struct SessionConfig {
     pub(super) digest_auth: Option<Secret>,
     /// Ends a waiting connect early (Ctrl-C).
     pub(super) interrupt: Option<Interrupt>,
+    /// Told of every call: its operation, how long it took, its error.
+    pub(super) observer: Option<CallObserver>,
 }
+
+/// What [`SessionConfig::with_call_observer`] calls after every ZooKeeper
+/// call: the operation (`create`, `list`, …), how long it took, and its
+/// error if it failed.
+pub type CallObserver =
+    std::sync::Arc<dyn Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync>;
 
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +100,7 @@ impl SessionConfig {
             request_timeout: Duration::from_secs(5),
             digest_auth: None,
             interrupt: None,
+            observer: None,
         }
     }
 
@@ -131,6 +140,17 @@ impl SessionConfig {
     /// connected, the session's own reconnects are not affected.)
     pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
         self.interrupt = Some(interrupt);
+        self
+    }
+
+    /// Calls `observer` after every ZooKeeper call of the session (for
+    /// metrics: latency and errors by kind). It runs on the calling thread
+    /// and must be quick.
+    pub fn with_call_observer(
+        mut self,
+        observer: impl Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(std::sync::Arc::new(observer));
         self
     }
 

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
-pub use self::config::{Secret, SessionConfig};
+pub use self::config::{CallObserver, Secret, SessionConfig};
 pub use self::nodes::RecursiveWatch;
 use self::probe::ConnectWatch;
 pub use self::runtime::Interrupt;
@@ -348,21 +348,30 @@ impl Session {
             path: path.to_owned(),
             waited: Duration::from_millis((allowed.as_millis() as u64).div_ceil(10) * 10),
         };
-        let Some(client) = self.inner.usable_client(deadline)? else {
-            return Err(timed_out());
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.inner.runtime.run(f(client), left, &self.inner.cancel) {
-            Run::TimedOut => Err(timed_out()),
-            Run::Cancelled => Err(Error::Closed),
-            Run::Done(Ok(value)) => Ok(value),
-            Run::Done(Err(_)) if self.inner.closing.load(Ordering::SeqCst) => Err(Error::Closed),
-            Run::Done(Err(err)) => Err(Error::Zk {
-                op,
-                path: path.to_owned(),
-                source: zk_error(err),
-            }),
+        let started = Instant::now();
+        let result = (|| {
+            let Some(client) = self.inner.usable_client(deadline)? else {
+                return Err(timed_out());
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inner.runtime.run(f(client), left, &self.inner.cancel) {
+                Run::TimedOut => Err(timed_out()),
+                Run::Cancelled => Err(Error::Closed),
+                Run::Done(Ok(value)) => Ok(value),
+                Run::Done(Err(_)) if self.inner.closing.load(Ordering::SeqCst) => {
+                    Err(Error::Closed)
+                }
+                Run::Done(Err(err)) => Err(Error::Zk {
+                    op,
+                    path: path.to_owned(),
+                    source: zk_error(err),
+                }),
+            }
+        })();
+        if let Some(observer) = &self.inner.config.observer {
+            observer(op, started.elapsed(), result.as_ref().err());
         }
+        result
     }
 
     /// Makes the server expire this session now, as if the process had
