@@ -28,6 +28,7 @@
 //! view going stale or fresh (unlike Curator's ServiceCache, which gives no
 //! such events).
 
+mod events;
 mod read;
 mod refresh;
 mod snapshot;

@@ -11,14 +11,8 @@ use super::read::{parse_children, read_decoded, read_instances, sorted_distinct,
 use super::{Change, Instance, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
-use crate::error::Error;
 use crate::error::Result;
-use crate::session::{NodeEvent, SessionEvent, SessionState, WatchEvent};
-
-/// Whether `err` says ZooKeeper does not know persistent watches.
-pub(super) fn refuses_persistent_watches(err: &Error) -> bool {
-    matches!(err, Error::Zk { source, .. } if source.kind() == crate::error::ZkErrorKind::Unimplemented)
-}
+use crate::session::{SessionEvent, SessionState, WatchEvent};
 
 /// Re-lists on every watch event and session change; retries failures
 /// with backoff. Pending wake-ups are coalesced into one listing.
@@ -169,135 +163,6 @@ impl Shared {
         self.publish_names(&names)
     }
 
-    /// Adds the persistent recursive watch, or learns that ZooKeeper has
-    /// none (older than 3.6) and falls back to re-listing.
-    fn add_recursive_watch(&self, wake: &mpsc::Sender<Wake>) -> Result<()> {
-        let tx = wake.clone();
-        let added = self
-            .session
-            .watch_recursive(self.base_path.as_str(), move |event| {
-                let _ = tx.send(Wake::Node(event));
-            });
-        match added {
-            Ok(watch) => {
-                *lock(&self.recursive) = Some(watch);
-                Ok(())
-            }
-            Err(err) if refuses_persistent_watches(&err) => {
-                self.events.store(false, Ordering::SeqCst);
-                tracing::info!(path = %self.base_path, "ZooKeeper has no persistent watches (older than 3.6): re-listing on every change");
-                Ok(())
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Applies one event of the persistent watch: a child of the base path
-    /// created, deleted or changed. Deeper nodes and the base path itself
-    /// are not instances.
-    pub(super) fn apply(&self, event: &NodeEvent) -> Result<()> {
-        if event.path == self.base_path.as_str() {
-            // Its children's deletions came first; what is left to say is
-            // whether it exists.
-            match event.kind {
-                WatchEvent::Deleted => self.base_missing.store(true, Ordering::SeqCst),
-                WatchEvent::Created => self.base_missing.store(false, Ordering::SeqCst),
-                _ => {}
-            }
-            return Ok(());
-        }
-        let prefix = format!("{}/", self.base_path);
-        let Some(name) = event
-            .path
-            .strip_prefix(&prefix)
-            .filter(|n| !n.contains('/'))
-        else {
-            return Ok(());
-        };
-        let new = match event.kind {
-            WatchEvent::Deleted => {
-                lock(&self.decoded).remove(name);
-                None
-            }
-            WatchEvent::Created | WatchEvent::DataChanged => {
-                self.base_missing.store(false, Ordering::SeqCst);
-                self.read_child(name)?
-            }
-            _ => return Ok(()),
-        };
-        self.publish_child(name, new);
-        Ok(())
-    }
-
-    /// Replaces the instance of child `name` by `new` (none: it is gone),
-    /// telling subscribers what that changed. One child's change costs a
-    /// copy of the list (its entries share their strings), not a diff of
-    /// the whole list.
-    fn publish_child(&self, name: &str, new: Option<Instance>) {
-        let (mut instances, mut out_of_service, old) = {
-            let current = self.current();
-            let old = current
-                .instances
-                .iter()
-                .chain(current.out_of_service.iter())
-                .find(|i| &*i.node == name)
-                .cloned();
-            let without = |list: &[Instance]| -> Vec<Instance> {
-                list.iter().filter(|i| &*i.node != name).cloned().collect()
-            };
-            (
-                without(&current.instances),
-                without(&current.out_of_service),
-                old,
-            )
-        };
-        if let Some(new) = &new {
-            let list = if new.enabled {
-                &mut instances
-            } else {
-                &mut out_of_service
-            };
-            // One instance per endpoint: another child naming the same
-            // endpoint keeps its place.
-            if let Err(at) = list.binary_search_by_key(&new.endpoint, |i| i.endpoint) {
-                list.insert(at, new.clone());
-            }
-        }
-        let in_service =
-            |i: &Option<Instance>| i.as_ref().filter(|i| i.enabled).map(|i| i.endpoint);
-        let mut changes = Vec::new();
-        if in_service(&old) != in_service(&new) {
-            changes.extend(old.filter(|i| i.enabled).map(Change::Removed));
-            changes.extend(new.filter(|i| i.enabled).map(Change::Added));
-        }
-        self.publish_with(instances, out_of_service, changes);
-    }
-
-    /// One child's instance, read now: `None` when it is gone or none of
-    /// the formats (warned once).
-    fn read_child(&self, name: &str) -> Result<Option<Instance>> {
-        let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
-        if let Ok(endpoint) = Endpoint::from_node_name(name) {
-            if !self.with_metadata {
-                return Ok(Some(Instance::new(endpoint)));
-            }
-            return Ok(read_instances(&self.session, &self.base_path, &[endpoint], warn)?.pop());
-        }
-        let read = read_decoded(&self.session, &self.base_path, &[name.to_owned()], warn)?;
-        let mut decoded = lock(&self.decoded);
-        match read.into_iter().next() {
-            Some((_, instance)) => {
-                decoded.insert(name.to_owned(), instance.clone());
-                Ok(instance)
-            }
-            // Gone already: its deletion event follows.
-            None => {
-                decoded.remove(name);
-                Ok(None)
-            }
-        }
-    }
-
     /// Publishes the instances of the children `names`: parsed, new ones'
     /// data read.
     fn publish_names(&self, names: &[String]) -> Result<()> {
@@ -420,7 +285,7 @@ impl Shared {
 
     /// Replaces the snapshot by `instances` and `out_of_service`, tells
     /// subscribers `changes` (and whether the view is fresh again).
-    fn publish_with(
+    pub(super) fn publish_with(
         &self,
         instances: Vec<Instance>,
         out_of_service: Vec<Instance>,
@@ -497,36 +362,5 @@ impl Shared {
         if lock(&self.warned).first(path) {
             tracing::warn!(path = %truncate(path), error, "{message}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::{ZkError, ZkErrorKind};
-
-    fn zk(kind: ZkErrorKind) -> Error {
-        Error::Zk {
-            op: "watch",
-            path: "/go_servers".into(),
-            source: ZkError::new(kind, false, std::io::Error::other("from the server")),
-        }
-    }
-
-    #[test]
-    fn only_a_request_zookeeper_does_not_know_falls_back_to_re_listing() {
-        // A ZooKeeper older than 3.6 answers addWatch with UNIMPLEMENTED.
-        assert!(refuses_persistent_watches(&zk(ZkErrorKind::Unimplemented)));
-        for kind in [
-            ZkErrorKind::NoAuth,
-            ZkErrorKind::ConnectionLoss,
-            ZkErrorKind::Other,
-        ] {
-            assert!(
-                !refuses_persistent_watches(&zk(kind)),
-                "{kind:?} is retried, not a fallback"
-            );
-        }
-        assert!(!refuses_persistent_watches(&Error::Closed));
     }
 }

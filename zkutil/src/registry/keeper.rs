@@ -12,7 +12,6 @@ use super::{Claim, Outcome, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::format::{MEMBER_PREFIX, member_endpoint};
 use crate::session::{NodeStat, Session, SessionEvent, SessionId, WatchEvent};
 
 /// The maintenance thread of one registration and how to stop it.
@@ -107,7 +106,7 @@ impl Target {
 
 /// The node as the keeper last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
+pub(super) enum Seen {
     /// Owned by the current session (this one).
     Ours(SessionId),
     /// Left by one of our earlier sessions; we replaced it.
@@ -324,144 +323,6 @@ impl Keeper {
     }
 }
 
-impl Keeper {
-    /// [`Keeper::ensure`] for a serverset member: the member we know if it
-    /// is still ours; otherwise ours found again, our earlier sessions'
-    /// deleted, or a new one created. A watch is armed on the member kept
-    /// (or on the other live session's, to take over when it goes).
-    fn ensure_member(
-        &self,
-        endpoint: Endpoint,
-        current: &Mutex<String>,
-        watch: bool,
-    ) -> Result<(Seen, bool)> {
-        let session = &self.session;
-        let known = lock(current).clone();
-        let arm = |path: &str| {
-            let wake = self.wake.clone();
-            session.stat_and_watch(path, move |event| {
-                let _ = wake.send(Wake::Watch(event));
-            })
-        };
-        let stat = if watch {
-            arm(&known)?
-        } else {
-            session.stat(&known)?
-        };
-        if stat.is_some_and(|stat| stat.ephemeral_owner() == session.id()) {
-            return Ok((Seen::Ours(session.id()), false));
-        }
-        let previous = lock(&self.previous).clone();
-        let created = create_member(
-            session,
-            &self.base_path,
-            endpoint,
-            &self.data,
-            |owner, _| previous.contains(&owner),
-        )?;
-        Ok(match created {
-            Err((owner, path)) => {
-                arm(&path)?;
-                (Seen::Foreign(owner), false)
-            }
-            Ok((outcome, path)) => {
-                *lock(current) = path.clone();
-                arm(&path)?;
-                match outcome {
-                    Outcome::ReplacedStale { previous_owner } => {
-                        tracing::info!(path, old = %previous_owner, session = %session.id(),
-                            "re-registered, replacing the member of our earlier session");
-                        (Seen::Replaced(previous_owner), false)
-                    }
-                    Outcome::Adopted => (Seen::Ours(session.id()), false),
-                    Outcome::Created => {
-                        tracing::info!(path, session = %session.id(), "re-registered");
-                        (Seen::Ours(session.id()), true)
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// Makes a serverset member for `endpoint` under `parent` ours: one of
-/// ours is adopted (any other of ours deleted: a create whose answer was
-/// lost leaves one), members of other sessions are replaced when
-/// `may_replace(owner, data)` says so; otherwise the first live one is
-/// returned as `Err` (owner, path), and ours, if any, deleted: never two
-/// live members for one endpoint. With none left, one is created, and the
-/// members looked at again: a registrant that created one at the same
-/// moment is then seen, and the one without the right to replace yields.
-pub(super) fn create_member(
-    session: &Session,
-    parent: &str,
-    endpoint: Endpoint,
-    data: &[u8],
-    may_replace: impl Fn(SessionId, &[u8]) -> bool,
-) -> Result<std::result::Result<(Outcome, String), (SessionId, String)>> {
-    let mut replaced = None;
-    let mut created = false;
-    let mut last_err = None;
-    // One round more than creates: the last one adopts what it created.
-    for _ in 0..=CREATE_ATTEMPTS {
-        let names = match session.children(parent) {
-            Ok(names) => names,
-            Err(err) if err.is_no_node() => Vec::new(),
-            Err(err) => return Err(err),
-        };
-        let paths: Vec<String> = names
-            .iter()
-            .filter(|name| name.starts_with(MEMBER_PREFIX))
-            .map(|name| format!("{parent}/{name}"))
-            .collect();
-        let mut ours = Vec::new();
-        let mut foreign = None;
-        for (path, read) in paths.iter().zip(session.get_data_many(&paths)?) {
-            let Ok((held, stat)) = read else { continue };
-            if member_endpoint(&held) != Some(endpoint) {
-                continue;
-            }
-            let owner = stat.ephemeral_owner();
-            if owner == session.id() {
-                ours.push((path.clone(), stat));
-            } else if may_replace(owner, &held) {
-                replace_stale(session, path, stat)?;
-                replaced = Some(owner);
-            } else {
-                foreign.get_or_insert((owner, path.clone()));
-            }
-        }
-        if let Some(foreign) = foreign {
-            for (path, stat) in &ours {
-                replace_stale(session, path, *stat)?;
-            }
-            return Ok(Err(foreign));
-        }
-        let mut ours = ours.into_iter();
-        if let Some((path, _)) = ours.next() {
-            for (extra, stat) in ours {
-                replace_stale(session, &extra, stat)?;
-            }
-            let outcome = match (replaced, created) {
-                (Some(previous_owner), _) => Outcome::ReplacedStale { previous_owner },
-                (None, true) => Outcome::Created,
-                (None, false) => Outcome::Adopted,
-            };
-            return Ok(Ok((outcome, path)));
-        }
-        match session.create_ephemeral_sequential(&format!("{parent}/{MEMBER_PREFIX}"), data) {
-            // Looked at again by the next round, which adopts it.
-            Ok(_) => created = true,
-            Err(err) if err.is_no_node() => {
-                session.ensure_path(parent)?;
-                last_err = Some(err);
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Err(last_err.unwrap_or(Error::Closed))
-}
-
 /// Creates `path` as ours. A node of that name left by another session is
 /// replaced (at the version read) only when `may_replace(owner, data)` says
 /// so; otherwise that owner is returned as `Err` and its node left alone.
@@ -509,7 +370,7 @@ pub(super) fn create_owned(
     Err(last_err.unwrap_or(Error::Closed))
 }
 
-fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
+pub(super) fn replace_stale(session: &Session, path: &str, stat: NodeStat) -> Result<()> {
     tracing::warn!(path, owner = %stat.ephemeral_owner(), "replacing the node of another session");
     match session.delete(path, Some(stat.version())) {
         // Gone or changed meanwhile: the next create attempt finds out.

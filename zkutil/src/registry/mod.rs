@@ -34,16 +34,20 @@
 //! unreachable ZooKeeper (the node then goes with the session).
 
 mod keeper;
+mod member;
+mod registrar;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use self::keeper::{Keeper, Maintainer, Target, Wake, create_member, create_owned};
+use self::keeper::{Keeper, Maintainer, Target, Wake, create_owned};
+use self::member::create_member;
+pub use self::registrar::Registrar;
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::format::{Format, MEMBER_PREFIX, instance_id};
+use crate::format::MEMBER_PREFIX;
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
 use crate::session::{Session, SessionId, SessionState};
 
@@ -90,175 +94,6 @@ impl Takeover {
                 .is_some_and(|host| host == crate::metadata::this_host()),
         }
     }
-}
-
-/// How and where endpoints are registered: the base path, the [`Format`]
-/// (and, for Curator and Spring, the service name), and whether another
-/// session's node may be replaced.
-///
-/// ```text
-/// plain     <base>/<ip:port>
-/// curator   <base>/<service>/<service>-<ip>-<port>   (Curator's base is /services)
-/// spring    the same, with Spring Cloud Zookeeper's payload
-/// ```
-#[derive(Debug, Clone)]
-pub struct Registrar {
-    base: BasePath,
-    format: Format,
-    service: String,
-    takeover: Takeover,
-    metrics: Option<Endpoint>,
-}
-
-impl Registrar {
-    /// Plain registrations under `base`, service name `time`, refusing to
-    /// replace another session's node.
-    pub fn new(base: BasePath) -> Registrar {
-        Registrar {
-            base,
-            format: Format::Plain,
-            service: "time".to_owned(),
-            takeover: Takeover::Refuse,
-            metrics: None,
-        }
-    }
-
-    /// Registers in `format`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a format that cannot be written yet
-    /// (serverset: read only).
-    pub fn format(mut self, format: Format) -> Result<Registrar> {
-        if !Format::WRITABLE.contains(&format) {
-            return Err(Error::invalid(
-                "format",
-                format.name(),
-                "not writable yet (it is read)",
-            ));
-        }
-        self.format = format;
-        Ok(self)
-    }
-
-    /// The service name of Curator and Spring registrations.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a name that is not one znode name.
-    pub fn service(mut self, name: &str) -> Result<Registrar> {
-        let reason = if name.is_empty() {
-            "empty"
-        } else if name.contains('/') {
-            "contains '/'"
-        } else if name == "." || name == ".." {
-            "is '.' or '..'"
-        } else if name.chars().any(char::is_control) {
-            "has a control character"
-        } else {
-            self.service = name.to_owned();
-            return Ok(self);
-        };
-        Err(Error::invalid("service name", name, reason))
-    }
-
-    /// Whether another session's node in the way may be replaced.
-    pub fn takeover(mut self, takeover: Takeover) -> Registrar {
-        self.takeover = takeover;
-        self
-    }
-
-    /// Tells where the registrant serves its metrics, so that Prometheus
-    /// finds them through the registry: a serverset's additional endpoint
-    /// `metrics` (what `serverset_sd_configs` turns into
-    /// `__meta_serverset_endpoint_host_metrics` / `_port_metrics`), a
-    /// `metrics` entry (`ip:port`) of the metadata or Curator payload.
-    pub fn metrics(mut self, endpoint: Option<Endpoint>) -> Registrar {
-        self.metrics = endpoint;
-        self
-    }
-
-    /// The format written.
-    pub fn registry_format(&self) -> Format {
-        self.format
-    }
-
-    /// The parent of the nodes: the base path, or `<base>/<service>`.
-    pub fn parent(&self) -> String {
-        match self.format {
-            Format::Curator | Format::Spring => format!("{}/{}", self.base, self.service),
-            _ => self.base.as_str().to_owned(),
-        }
-    }
-
-    /// The znode path of `endpoint`'s registration; `None` for a serverset
-    /// member, whose name ZooKeeper gives (`member_` and a sequence number).
-    pub fn node_path(&self, endpoint: Endpoint) -> Option<String> {
-        match self.format {
-            Format::Plain => Some(self.base.node_path(&endpoint)),
-            Format::Serverset => None,
-            _ => Some(format!(
-                "{}/{}",
-                self.parent(),
-                instance_id(&self.service, endpoint)
-            )),
-        }
-    }
-
-    /// Registers `endpoint` with `metadata`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Registration::register`].
-    pub fn register(
-        &self,
-        session: &Arc<Session>,
-        endpoint: Endpoint,
-        metadata: &Metadata,
-    ) -> Result<Registration> {
-        let fields = match serde_json::to_value(metadata) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            _ => serde_json::Map::new(),
-        };
-        self.register_fields(session, endpoint, fields)
-    }
-
-    /// Registers `endpoint` with `fields` as its metadata (plain) or
-    /// payload (Curator, Spring): `zkutil register` stores the caller's.
-    ///
-    /// # Errors
-    ///
-    /// As [`Registration::register`]; also [`Error::Metadata`] when the
-    /// data would exceed [`MAX_METADATA_LEN`].
-    pub fn register_fields(
-        &self,
-        session: &Arc<Session>,
-        endpoint: Endpoint,
-        mut fields: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Registration> {
-        if let Some(metrics) = self.metrics {
-            fields.insert(
-                "metrics".into(),
-                serde_json::Value::String(metrics.to_string()),
-            );
-        }
-        let data = match self.format {
-            Format::Plain => serde_json::to_vec(&fields).unwrap_or_default(),
-            // Finagle's schema has no place for metadata.
-            Format::Serverset => crate::format::serverset_data(endpoint, self.metrics),
-            format => {
-                crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
-            }
-        };
-        let path = self.node_path(endpoint);
-        Registration::register_at(session, &self.parent(), path, endpoint, data, self.takeover)
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// How [`Registration::register`] came to own its node.
