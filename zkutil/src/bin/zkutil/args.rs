@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use zkutil::Endpoint;
 
-use crate::health;
+use crate::{commands, health};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -136,4 +136,43 @@ pub enum Command {
     /// Print the man page (roff); scripts/man.sh writes it to a file.
     #[command(hide = true)]
     ManPage,
+}
+
+impl Command {
+    /// Runs the subcommand: `Ok(false)` for a problem found (exit 1).
+    pub fn run(self, common: &Common) -> anyhow::Result<bool> {
+        match self {
+            Command::Ls { json } => commands::ls(common, json),
+            Command::Watch {
+                json,
+                metrics_listen,
+            } => commands::watch(common, json, metrics_listen),
+            Command::Get { endpoint } => commands::get(common, endpoint),
+            Command::Register {
+                endpoint,
+                metadata,
+                force,
+                format,
+                service_name,
+                metrics_listen,
+            } => commands::register(
+                common,
+                endpoint,
+                metadata.as_deref(),
+                force,
+                format,
+                &service_name,
+                metrics_listen,
+            ),
+            Command::Check {
+                timeout,
+                probe,
+                min,
+                json,
+            } => health::check(common, probe, timeout, min, json),
+            Command::Status { timeout, json } => health::status(common, timeout, json),
+            // Printed by main, which knows the whole command line.
+            Command::Completions { .. } | Command::ManPage => Ok(true),
+        }
+    }
 }
