@@ -34,7 +34,9 @@ pub struct Args {
     /// Pause between requests (e.g. 1s, 200ms, 0s).
     #[arg(long, env = "TIME_CLIENT_INTERVAL", default_value = "1s", value_parser = zkutil::cli::duration)]
     interval: Duration,
-    /// How to pick a server: random or round-robin.
+    /// How to pick a server: random, round-robin, weighted (by each registration's weight),
+    /// smooth-weighted (the same, evenly interleaved) or p2c (the less loaded of two, by observed
+    /// latency).
     #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
     strategy: Strategy,
     /// Attempts on other servers after a failed one.

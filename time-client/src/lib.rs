@@ -90,7 +90,13 @@ pub fn run(
 ) -> anyhow::Result<Summary> {
     let session = config.session.clone().connect().map(Arc::new)?;
     tracing::debug!(session = %session.id(), "connected to ZooKeeper");
-    let discovery = Arc::new(Discovery::start(session, &config.base_path)?);
+    // The weighted strategies need each instance's weight: its metadata.
+    let discovery = Arc::new(match config.strategy {
+        Strategy::Weighted | Strategy::SmoothWeighted => {
+            Discovery::start_with_metadata(session, &config.base_path)?
+        }
+        _ => Discovery::start(session, &config.base_path)?,
+    });
     let served = match config.metrics_listen {
         Some(listen) => {
             let (metrics, server) = ClientMetrics::serve(listen, "time_client", &discovery)
@@ -176,7 +182,11 @@ fn one_request(
         if let Some(metrics) = metrics {
             metrics.picked(endpoint, tried.len() > 1);
         }
-        match request(endpoint, &config.limits) {
+        selector.started(endpoint);
+        let attempt = Instant::now();
+        let answer = request(endpoint, &config.limits);
+        selector.finished(endpoint, attempt.elapsed());
+        match answer {
             Ok(reply) => {
                 selector.mark_up(endpoint);
                 return RequestReport {

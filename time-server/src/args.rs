@@ -44,6 +44,10 @@ pub struct Args {
     /// (port 0: a free port; off by default); the address travels with each registration.
     #[arg(long, env = "TIME_SERVER_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Share of the requests under clients' weighted strategies (default 100; 0: picked only when
+    /// nothing else is up); stored in each registration's metadata.
+    #[arg(long, env = "TIME_SERVER_WEIGHT")]
+    weight: Option<u32>,
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
@@ -88,6 +92,7 @@ impl Args {
                 ..ServeOptions::default()
             },
             metrics_listen: self.metrics_listen,
+            weight: self.weight,
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub serve: ServeOptions,
     /// Where to serve `/metrics` and `/healthz` (none: no metrics).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The weight told in each registration (none: clients use 100).
+    pub weight: Option<u32>,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             drain: Duration::from_secs(1),
             serve: ServeOptions::default(),
             metrics_listen: None,
+            weight: None,
         }
     }
 }

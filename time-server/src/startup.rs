@@ -184,7 +184,8 @@ impl StartupWork {
                 .metrics(self.metrics);
             for (endpoint, addrs) in &self.endpoints {
                 let endpoint = *endpoint;
-                let metadata = Metadata::for_this_process(endpoint, self.started, version);
+                let metadata = Metadata::for_this_process(endpoint, self.started, version)
+                    .with_weight(self.config.weight);
                 let mut backoff = Backoff::default();
                 let registration = loop {
                     if self.cancelled() {

@@ -228,6 +228,8 @@ pub(crate) struct Decoded {
     /// `instance_status` other than `UP`, serverset `status` other than
     /// `ALIVE`).
     pub(crate) enabled: bool,
+    /// The `weight` of the metadata (Curator payload, Spring metadata).
+    pub(crate) weight: Option<u32>,
 }
 
 /// Decodes the data of child `name` in whichever format it is in. A plain
@@ -278,6 +280,20 @@ fn decode_curator(object: &Map<String, Value>) -> Result<Decoded, String> {
         .and_then(|m| m.get("instance_status"))
         .and_then(Value::as_str)
         .is_none_or(|status| status.eq_ignore_ascii_case("UP"));
+    // A number in Curator's payload, a string in Spring's metadata.
+    let weight = [
+        payload.and_then(|p| p.get("weight")),
+        payload
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("weight")),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|w| match w {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
     Ok(Decoded {
         endpoint,
         format: if spring {
@@ -286,6 +302,7 @@ fn decode_curator(object: &Map<String, Value>) -> Result<Decoded, String> {
             Format::Curator
         },
         enabled: enabled && (!spring || spring_up),
+        weight,
     })
 }
 
@@ -303,6 +320,7 @@ fn decode_serverset(object: &Map<String, Value>) -> Result<Decoded, String> {
         endpoint,
         format: Format::Serverset,
         enabled: status == "ALIVE",
+        weight: None,
     })
 }
 

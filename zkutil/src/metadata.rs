@@ -22,6 +22,9 @@ pub struct Metadata {
     hostname: String,
     started_at: String,
     version: String,
+    /// Its share of the requests under the weighted strategies (none: 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
 }
 
 impl Metadata {
@@ -64,7 +67,20 @@ impl Metadata {
             hostname: hostname(),
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),
             version: version.to_owned(),
+            weight: None,
         }
+    }
+
+    /// With a weight (`--weight`): its share of the requests under the
+    /// weighted strategies; 0 = picked only when nothing else is up.
+    pub fn with_weight(mut self, weight: Option<u32>) -> Metadata {
+        self.weight = weight;
+        self
+    }
+
+    /// The weight it asked for, if any.
+    pub fn weight(&self) -> Option<u32> {
+        self.weight
     }
 
     /// The JSON encoding stored in the znode.

@@ -31,6 +31,17 @@ pub enum Strategy {
     Random,
     /// Each instance in turn.
     RoundRobin,
+    /// At random, in proportion to each instance's weight
+    /// ([`Instance::weight`]).
+    Weighted,
+    /// In proportion to the weights, deterministically and evenly
+    /// interleaved (nginx's smooth weighted round-robin).
+    SmoothWeighted,
+    /// The less loaded of two random choices, by an exponentially weighted
+    /// moving average of each instance's observed latency times its
+    /// requests in flight (as Finagle's and Linkerd's balancers do); needs
+    /// [`Selector::started`] and [`Selector::finished`].
+    P2c,
 }
 
 impl std::str::FromStr for Strategy {
@@ -40,10 +51,13 @@ impl std::str::FromStr for Strategy {
         match s {
             "random" => Ok(Strategy::Random),
             "round-robin" => Ok(Strategy::RoundRobin),
+            "weighted" => Ok(Strategy::Weighted),
+            "smooth-weighted" => Ok(Strategy::SmoothWeighted),
+            "p2c" => Ok(Strategy::P2c),
             other => Err(crate::Error::invalid(
                 "--strategy",
                 other,
-                "unknown strategy; use random or round-robin",
+                "unknown strategy; use random, round-robin, weighted, smooth-weighted or p2c",
             )),
         }
     }
@@ -58,7 +72,22 @@ pub struct Selector {
     next: AtomicUsize,
     cooldown: Duration,
     down: Mutex<HashMap<Endpoint, Instant>>,
+    /// Smooth weighted round-robin: each instance's current weight.
+    current: Mutex<HashMap<Endpoint, i64>>,
+    /// P2c: each instance's observed latency and requests in flight.
+    load: Mutex<HashMap<Endpoint, Load>>,
 }
+
+/// What p2c knows of one instance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    /// Exponentially weighted moving average of the latency, in ms.
+    ewma_ms: f64,
+    in_flight: u32,
+}
+
+/// How much a new latency sample counts in the moving average.
+const EWMA_WEIGHT: f64 = 0.3;
 
 impl Selector {
     /// A selector seeded from the operating system, with a 10 s cooldown.
@@ -78,6 +107,8 @@ impl Selector {
             next: AtomicUsize::new(0),
             cooldown: Duration::from_secs(10),
             down: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+            load: Mutex::new(HashMap::new()),
         }
     }
 
@@ -119,7 +150,8 @@ impl Selector {
     ) -> Option<&'a Instance> {
         let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
         down.retain(|_, since| now.saturating_duration_since(*since) < self.cooldown);
-        if down.is_empty() && exclude.is_empty() {
+        let by_position = matches!(self.strategy, Strategy::Random | Strategy::RoundRobin);
+        if down.is_empty() && exclude.is_empty() && by_position {
             // The common case: nothing to skip, no list to build.
             drop(down);
             return instances.get(self.index(instances.len())?);
@@ -140,7 +172,89 @@ impl Selector {
                 .min_by_key(|i| down.get(&i.endpoint()).copied());
         }
         drop(down);
-        up.get(self.index(up.len())?).copied()
+        if by_position {
+            return up.get(self.index(up.len())?).copied();
+        }
+        up.get(self.choose(&up)?).copied()
+    }
+
+    /// The index of the candidate the weighted and load-aware strategies
+    /// choose; `None` when there is none.
+    fn choose(&self, candidates: &[&Instance]) -> Option<usize> {
+        if candidates.is_empty() {
+            return None;
+        }
+        // Weight 0: never picked while another instance has a weight.
+        let weights: Vec<i64> = candidates.iter().map(|i| i64::from(i.weight())).collect();
+        let total: i64 = weights.iter().sum();
+        match self.strategy {
+            Strategy::Weighted if total > 0 => {
+                let mut point = self.rng().random_range(0..total);
+                weights.iter().position(|w| {
+                    point -= w;
+                    point < 0
+                })
+            }
+            Strategy::SmoothWeighted if total > 0 => {
+                let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+                let present: std::collections::HashSet<Endpoint> =
+                    candidates.iter().map(|i| i.endpoint()).collect();
+                current.retain(|endpoint, _| present.contains(endpoint));
+                let mut best: Option<(usize, i64)> = None;
+                for (at, (instance, weight)) in candidates.iter().zip(&weights).enumerate() {
+                    let value = current.entry(instance.endpoint()).or_insert(0);
+                    *value += weight;
+                    if best.is_none_or(|(_, top)| *value > top) {
+                        best = Some((at, *value));
+                    }
+                }
+                let (at, _) = best?;
+                *current.entry(candidates[at].endpoint()).or_insert(0) -= total;
+                Some(at)
+            }
+            Strategy::P2c if candidates.len() > 1 => {
+                let (a, b) = {
+                    let mut rng = self.rng();
+                    let a = rng.random_range(0..candidates.len());
+                    let b = (a + rng.random_range(1..candidates.len())) % candidates.len();
+                    (a, b)
+                };
+                let load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+                let cost = |i: usize| {
+                    let l = load
+                        .get(&candidates[i].endpoint())
+                        .copied()
+                        .unwrap_or_default();
+                    l.ewma_ms * f64::from(l.in_flight + 1)
+                };
+                Some(if cost(b) < cost(a) { b } else { a })
+            }
+            _ => self.index(candidates.len()),
+        }
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A request to `endpoint` starts (p2c counts requests in flight).
+    pub fn started(&self, endpoint: Endpoint) {
+        let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+        load.entry(endpoint).or_default().in_flight += 1;
+    }
+
+    /// A request to `endpoint` ended after `latency` (a failure counts
+    /// with the time it took).
+    pub fn finished(&self, endpoint: Endpoint, latency: Duration) {
+        let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = load.entry(endpoint).or_default();
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        let ms = latency.as_secs_f64() * 1e3;
+        entry.ewma_ms = if entry.ewma_ms == 0.0 {
+            ms
+        } else {
+            entry.ewma_ms * (1.0 - EWMA_WEIGHT) + ms * EWMA_WEIGHT
+        };
     }
 
     /// An index in `0..len` by the strategy; `None` when `len` is 0.
@@ -149,13 +263,9 @@ impl Selector {
             return None;
         }
         Some(match self.strategy {
-            Strategy::Random => self
-                .rng
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .random_range(0..len),
             // An unsigned counter that wraps: no `abs(counter) % n` overflow.
             Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % len,
+            _ => self.rng().random_range(0..len),
         })
     }
 
@@ -299,6 +409,92 @@ mod tests {
         let later = marked + Duration::from_millis(50);
         assert!(!selector.is_down_at(list[0].endpoint(), later));
         assert!((0..100).any(|_| port(selector.pick_excluding_at(&list, &[], later)) == 1));
+    }
+
+    fn weighted(weights: &[u32]) -> Vec<Instance> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let mut instance =
+                    Instance::new(Endpoint::new(([127, 0, 0, 1], i as u16 + 1).into()));
+                instance.weight = *w;
+                instance
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weighted_strategies_share_within_two_percent_of_the_weights() {
+        let list = weighted(&[100, 200, 300, 400]);
+        for strategy in [Strategy::Weighted, Strategy::SmoothWeighted] {
+            let selector = Selector::with_seed(strategy, 11);
+            let mut counts = [0usize; 5];
+            for _ in 0..100_000 {
+                counts[usize::from(port(selector.pick(&list)))] += 1;
+            }
+            for (i, weight) in [100.0, 200.0, 300.0, 400.0].iter().enumerate() {
+                let share = counts[i + 1] as f64 / 100_000.0;
+                let want = weight / 1000.0;
+                assert!(
+                    (share - want).abs() <= 0.02 * want,
+                    "{strategy:?}: {counts:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn smooth_weighted_interleaves_equal_weights_and_skips_weight_zero() {
+        let selector = Selector::with_seed(Strategy::SmoothWeighted, 1);
+        let list = weighted(&[100, 100, 0]);
+        let picks: Vec<u16> = (0..1000).map(|_| port(selector.pick(&list))).collect();
+        assert!(picks.windows(2).all(|w| w[0] != w[1]), "twice in a row");
+        assert!(
+            !picks.contains(&3),
+            "weight 0 is never picked while others are up"
+        );
+        let only_zero = weighted(&[0]);
+        assert_eq!(
+            port(selector.pick(&only_zero)),
+            1,
+            "unless nothing else is up"
+        );
+    }
+
+    #[test]
+    fn p2c_sends_most_requests_away_from_a_slow_instance() {
+        let selector = Selector::with_seed(Strategy::P2c, 3);
+        let list = instances(3);
+        let latency = |port: u16| Duration::from_millis(if port == 1 { 10 } else { 1 });
+        let mut slow = 0;
+        for _ in 0..10_000 {
+            let picked = selector
+                .pick(&list)
+                .map(Instance::endpoint)
+                .expect("an instance");
+            selector.started(picked);
+            slow += usize::from(picked.port() == 1);
+            selector.finished(picked, latency(picked.port()));
+        }
+        assert!(
+            slow <= 2_000,
+            "{slow} of 10000 went to the instance 10x slower"
+        );
+    }
+
+    #[test]
+    fn strategies_parse_by_name() {
+        for (name, strategy) in [
+            ("random", Strategy::Random),
+            ("round-robin", Strategy::RoundRobin),
+            ("weighted", Strategy::Weighted),
+            ("smooth-weighted", Strategy::SmoothWeighted),
+            ("p2c", Strategy::P2c),
+        ] {
+            assert_eq!(name.parse::<Strategy>().ok(), Some(strategy));
+        }
+        assert!("fastest".parse::<Strategy>().is_err());
     }
 
     #[test]

@@ -388,3 +388,66 @@ fn absurd_or_zero_durations_are_usage_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn weighted_picking_follows_the_weights_the_servers_registered() {
+    let zk = zookeeper();
+    let servers = Servers::weighted(&zk, "/go_servers", &[Some(100), Some(300)]);
+    let (light, heavy) = (servers.endpoints()[0], servers.endpoints()[1]);
+    for strategy in [zkutil::Strategy::Weighted, zkutil::Strategy::SmoothWeighted] {
+        let config = Config {
+            count: 1000,
+            interval: Duration::ZERO,
+            strategy,
+            ..config(&zk.connect_string(), 1000)
+        };
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let summary = run(&config, &mut std::io::sink(), &stop).expect("the client runs");
+        assert_eq!(summary.ok, 1000, "{}", summary.line());
+        let share = summary.per_server.get(&heavy).copied().unwrap_or(0) as f64 / 1000.0;
+        // 0.75 expected; 5 standard deviations of 1000 draws is 0.07.
+        assert!(
+            (0.68..=0.82).contains(&share),
+            "{strategy:?}: {}",
+            summary.line()
+        );
+        assert!(summary.per_server.contains_key(&light));
+    }
+}
+
+#[test]
+fn p2c_sends_most_requests_away_from_a_slow_server() {
+    use zkutil::testing::{Behaviour, Responder};
+    let zk = zookeeper();
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(10));
+    let fast = Responder::time().expect("a server");
+    let slow = Responder::start(Behaviour::SlowTime).expect("a slow server");
+    let _registrations: Vec<_> = [fast.addr(), slow.addr()]
+        .into_iter()
+        .map(|addr| {
+            let endpoint = Endpoint::new(addr);
+            let metadata =
+                zkutil::Metadata::for_this_process(endpoint, std::time::SystemTime::now(), "test");
+            zkutil::Registration::register(
+                &session,
+                &zkutil::BasePath::default(),
+                endpoint,
+                &metadata,
+            )
+            .expect("registers")
+        })
+        .collect();
+    let config = Config {
+        strategy: zkutil::Strategy::P2c,
+        ..config(&zk.connect_string(), 300)
+    };
+    let summary = run_all(&config, &mut std::io::sink());
+    assert_eq!(summary.ok, 300, "{}", summary.line());
+    let to_slow = summary
+        .per_server
+        .get(&Endpoint::new(slow.addr()))
+        .copied()
+        .unwrap_or(0);
+    eprintln!("p2c: {to_slow} of 300 requests to the server 20 ms slower");
+    assert!(to_slow <= 60, "{}", summary.line());
+}

@@ -22,15 +22,23 @@ pub struct Servers {
 
 impl Servers {
     pub fn start(zk: &ZkServer, base_path: &str, n: usize) -> Servers {
+        Servers::weighted(zk, base_path, &vec![None; n])
+    }
+
+    /// One listener per entry of `weights`, each registered with that weight.
+    pub fn weighted(zk: &ZkServer, base_path: &str, weights: &[Option<u32>]) -> Servers {
+        let n = weights.len();
         let base_path = BasePath::new(base_path).expect("a valid base path");
         let session = zkutil::testing::connect(zk, Duration::from_secs(10));
         let serving = Serving::on_free_ports(n).expect("listeners start");
         let registrations = serving
             .listeners()
             .iter()
-            .map(|bound| {
+            .enumerate()
+            .map(|(i, bound)| {
                 let endpoint = bound.advertised();
-                let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+                let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test")
+                    .with_weight(weights[i]);
                 Registration::register(&session, &base_path, endpoint, &metadata)
                     .expect("registers")
             })

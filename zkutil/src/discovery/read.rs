@@ -116,7 +116,9 @@ pub(super) fn read_decoded(
             Ok((data, _)) => match crate::format::decode(name, &data) {
                 Ok(d) => decoded.push((
                     name.clone(),
-                    Some(Instance::decoded(name, d.endpoint, d.format, d.enabled)),
+                    Some(Instance::decoded(
+                        name, d.endpoint, d.format, d.enabled, d.weight,
+                    )),
                 )),
                 Err(err) => {
                     warn(path, &err, "skipping malformed child");

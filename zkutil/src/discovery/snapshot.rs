@@ -9,6 +9,9 @@ use crate::format::Format;
 use crate::metadata::Metadata;
 use crate::session::SessionState;
 
+/// The weight of an instance whose registration gives none.
+pub const DEFAULT_WEIGHT: u32 = 100;
+
 /// One registered server: where to connect, and what it said about itself
 /// when that was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub struct Instance {
     pub(super) enabled: bool,
     /// The child's name under the base path.
     pub(super) node: Arc<str>,
+    /// Its share of the requests under the weighted strategies.
+    pub(crate) weight: u32,
 }
 
 impl Instance {
@@ -30,6 +35,7 @@ impl Instance {
             format: Format::Plain,
             enabled: true,
             node: endpoint.node_name().into(),
+            weight: DEFAULT_WEIGHT,
         }
     }
 
@@ -40,6 +46,7 @@ impl Instance {
         endpoint: Endpoint,
         format: Format,
         enabled: bool,
+        weight: Option<u32>,
     ) -> Instance {
         Instance {
             endpoint,
@@ -47,6 +54,7 @@ impl Instance {
             format,
             enabled,
             node: node.into(),
+            weight: weight.unwrap_or(DEFAULT_WEIGHT),
         }
     }
 
@@ -54,6 +62,12 @@ impl Instance {
     /// registration, the instance id or `member_…` for the others).
     pub fn node_name(&self) -> &str {
         &self.node
+    }
+
+    /// Its weight: the registration's `weight` (0 = picked only when
+    /// nothing else is up), 100 when it says none.
+    pub fn weight(&self) -> u32 {
+        self.weight
     }
 
     /// The registry format of the child it was read from.
@@ -71,6 +85,7 @@ impl Instance {
     pub fn with_metadata(endpoint: Endpoint, metadata: Metadata) -> Instance {
         Instance {
             endpoint,
+            weight: metadata.weight().unwrap_or(DEFAULT_WEIGHT),
             metadata: Some(metadata),
             format: Format::Plain,
             enabled: true,
