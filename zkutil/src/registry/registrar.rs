@@ -149,7 +149,7 @@ impl Registrar {
     /// # Errors
     ///
     /// As [`Registration::register`]; also [`Error::Metadata`] when the
-    /// data would exceed [`MAX_METADATA_LEN`].
+    /// data would exceed [`MAX_METADATA_LEN`](crate::MAX_METADATA_LEN).
     pub fn register_fields(
         &self,
         session: &Arc<Session>,

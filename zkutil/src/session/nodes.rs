@@ -245,7 +245,7 @@ impl Session {
     /// `notify` must not block.
     ///
     /// The client does not restore such a watch after a reconnect: add it
-    /// again after every [`SessionEvent::Connected`] or `Rebuilt`, and
+    /// again after every [`SessionEvent::Connected`](crate::SessionEvent::Connected) or `Rebuilt`, and
     /// re-read what may have changed meanwhile.
     ///
     /// # Errors
