@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use zkutil::{SessionEvent, SessionState};
+use zkutil::SessionEvent;
 
 /// The time-server's metrics.
 #[derive(Debug)]
@@ -222,10 +222,7 @@ impl ServerMetrics {
             return Err("not registered yet".to_owned());
         }
         if !self.connected.load(Ordering::SeqCst) {
-            return Err(format!(
-                "ZooKeeper unreachable: the registration may be gone ({:?})",
-                SessionState::Disconnected
-            ));
+            return Err("ZooKeeper unreachable: the registration may be gone".to_owned());
         }
         Ok(())
     }

@@ -193,17 +193,17 @@ impl StartupWork {
                     }
                     match registrar.register(session, endpoint, &metadata) {
                         Ok(registration) => break registration,
-                        Err(err @ zkutil::Error::Taken { .. }) => {
-                            if !self.pause(
-                                &mut backoff,
-                                &err,
-                                "waiting for the other holder to go",
-                            )? {
-                                return Ok(None);
-                            }
-                        }
-                        Err(err) if err.is_retryable() => {
-                            if !self.pause(&mut backoff, &err, "cannot register yet")? {
+                        // Another live holder, or ZooKeeper unreachable:
+                        // both may pass, so wait and try again.
+                        Err(err)
+                            if err.is_retryable() || matches!(err, zkutil::Error::Taken { .. }) =>
+                        {
+                            let what = if err.is_retryable() {
+                                "cannot register yet"
+                            } else {
+                                "waiting for the other holder to go"
+                            };
+                            if !self.pause(&mut backoff, &err, what)? {
                                 return Ok(None);
                             }
                         }

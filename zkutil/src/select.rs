@@ -237,8 +237,12 @@ impl Selector {
         self.rng.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A request to `endpoint` starts (p2c counts requests in flight).
+    /// A request to `endpoint` starts (p2c counts requests in flight; the
+    /// other strategies ignore it).
     pub fn started(&self, endpoint: Endpoint) {
+        if self.strategy != Strategy::P2c {
+            return;
+        }
         let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
         load.entry(endpoint).or_default().in_flight += 1;
     }
@@ -246,6 +250,9 @@ impl Selector {
     /// A request to `endpoint` ended after `latency` (a failure counts
     /// with the time it took).
     pub fn finished(&self, endpoint: Endpoint, latency: Duration) {
+        if self.strategy != Strategy::P2c {
+            return;
+        }
         let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = load.entry(endpoint).or_default();
         entry.in_flight = entry.in_flight.saturating_sub(1);

@@ -1,42 +1,15 @@
 //! `time-client --metrics-listen`: its view of the registry and what it did
 //! with it, scraped while it runs; `/healthz` follows the view's freshness.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use zkutil::testing::wait_until;
+use zkutil::testing::{http_get, metric_value as value, wait_until};
 
 use crate::support::{Servers, client_process, zookeeper};
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    http_get(addr, path).unwrap_or_default()
 }
 
 #[test]

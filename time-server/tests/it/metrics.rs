@@ -4,19 +4,9 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use zkutil::testing::wait_until;
+use zkutil::testing::{http_get, metric_value as metric, wait_until};
 
-use crate::support::{ServerProcess, ask, http_get, zookeeper};
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
+use crate::support::{ServerProcess, ask, zookeeper};
 
 #[test]
 fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
@@ -31,7 +21,7 @@ fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
         "127.0.0.1:0",
     ]);
     server.registered(1);
-    let metrics = server.metrics_addr();
+    let metrics = server.logged_addr("metrics=");
     wait_until(Duration::from_secs(10), "healthy", || {
         (http_get(metrics, "/healthz").ok()? == (200, "ok\n".to_owned())).then_some(())
     });
@@ -110,7 +100,7 @@ fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
         "4s",
     ]);
     server.registered(1);
-    let metrics = server.metrics_addr();
+    let metrics = server.logged_addr("metrics=");
     let health = || {
         http_get(metrics, "/healthz")
             .map(|(status, _)| status)
@@ -137,7 +127,7 @@ fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
 }
 
 #[test]
-fn garbage_on_the_metrics_port_gets_an_error_and_never_slows_the_time_listener() {
+fn garbage_on_the_metrics_port_gets_an_error_and_the_time_listener_keeps_answering() {
     let zk = zookeeper();
     let server = ServerProcess::start(&[
         "--zk",
@@ -149,7 +139,7 @@ fn garbage_on_the_metrics_port_gets_an_error_and_never_slows_the_time_listener()
     ]);
     let names = server.registered(1);
     let listener: std::net::SocketAddr = names[0].parse().expect("an endpoint");
-    let metrics = server.metrics_addr();
+    let metrics = server.logged_addr("metrics=");
     let huge = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(1 << 20));
     // A client that never finishes its request, held open meanwhile.
     let mut slow = std::net::TcpStream::connect(metrics).expect("connects");

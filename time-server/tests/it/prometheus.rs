@@ -122,8 +122,8 @@ fn prometheus_scrapes_each_servers_metrics_found_through_the_registry() {
     frozen.registered(1);
     stopped.registered(1);
     let (frozen_metrics, stopped_metrics) = (
-        frozen.metrics_addr().to_string(),
-        stopped.metrics_addr().to_string(),
+        frozen.logged_addr("metrics=").to_string(),
+        stopped.logged_addr("metrics=").to_string(),
     );
     // The metrics endpoint of each member, and nothing per server.
     let config = format!(

@@ -125,36 +125,3 @@ pub fn ask(addr: SocketAddr) -> std::io::Result<String> {
     stream.read_to_string(&mut reply)?;
     Ok(reply)
 }
-
-/// `GET path` over HTTP/1.0 (the server closes after answering): the
-/// status code and the body.
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_owned()))
-}
-
-impl ServerProcess {
-    /// Where it serves `/metrics` (from its log), once it says so.
-    pub fn metrics_addr(&self) -> SocketAddr {
-        self.0
-            .stderr()
-            .wait_until(Duration::from_secs(30), "the metrics address", |lines| {
-                lines
-                    .iter()
-                    .filter_map(|(_, line)| line.split("metrics=").nth(1))
-                    .filter_map(|rest| rest.split_whitespace().next())
-                    .find_map(|addr| addr.parse().ok())
-            })
-    }
-}

@@ -23,8 +23,10 @@
 //! * `prometheus`: [`Prometheus`], a real Prometheus with a test's configuration.
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
 //! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
+//! * `http`: [`http_get`], [`metric_value`], for metrics and health endpoints.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
 
+mod http;
 mod inspect;
 mod node;
 mod peer;
@@ -37,6 +39,7 @@ mod zookeeper;
 
 use std::time::Duration;
 
+pub use self::http::{http_get, metric_value};
 pub use self::inspect::{four_letter_word, sessions_on, zk_cli};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
 pub use self::peer::CuratorPeer;

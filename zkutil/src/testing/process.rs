@@ -268,6 +268,24 @@ impl TestProcess {
         }
     }
 
+    /// The address it logged as `key=<ip:port>` (e.g. `metrics=`), once
+    /// it has.
+    ///
+    /// # Panics
+    ///
+    /// When none is logged within 30 s.
+    #[track_caller]
+    pub fn logged_addr(&self, key: &str) -> std::net::SocketAddr {
+        self.stderr
+            .wait_until(Duration::from_secs(30), key, |lines| {
+                lines
+                    .iter()
+                    .filter_map(|(_, line)| line.split(key).nth(1))
+                    .filter_map(|rest| rest.split_whitespace().next())
+                    .find_map(|addr| addr.parse().ok())
+            })
+    }
+
     /// Sends `signal` (`TERM`, `INT`, `KILL`, `STOP`, `CONT`) by PID.
     ///
     /// # Panics

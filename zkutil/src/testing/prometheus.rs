@@ -2,10 +2,10 @@
 //! install` installs it) on a free loopback port, with the configuration a
 //! test gives, its data in a temp dir; killed on drop.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::http::http_get;
 use super::process::TestProcess;
 use super::wait::{free_ports, poll_until};
 
@@ -82,19 +82,12 @@ impl Prometheus {
     ///
     /// Connection or read failures, a status other than 200.
     pub fn get(&self, path: &str) -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
-        let mut response = String::new();
-        stream.take(16 << 20).read_to_string(&mut response)?;
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            return Err(std::io::Error::other(format!(
-                "GET {path}: {}",
-                head.lines().next().unwrap_or_default()
-            )));
+        match http_get(self.addr, path)? {
+            (200, body) => Ok(body),
+            (status, _) => Err(std::io::Error::other(format!(
+                "GET {path}: status {status}"
+            ))),
         }
-        Ok(body.to_owned())
     }
 
     /// The instant vector of the PromQL `query`: each series' labels and

@@ -10,7 +10,7 @@ use serde_json::Value;
 use zkutil::testing::{Responder, TestProcess, ZkEnsemble, wait_until};
 use zkutil::{BasePath, Endpoint, Metadata, Registration};
 
-use crate::support::{session, zookeeper};
+use crate::support::{InProcessServer, server_config, session, zookeeper};
 
 fn zkutil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zkutil"))
@@ -161,31 +161,38 @@ fn completions_and_man_pages_are_generated_from_the_flags() {
 
 #[test]
 fn no_color_means_no_escape_codes_and_logs_name_no_module_paths() {
-    // A terminal is what turns colour on; NO_COLOR must win even then, so
-    // run under `script` (a pseudo-terminal) when it is installed.
-    let has_script = Command::new("script").arg("--version").output().is_ok();
+    // A host that accepts and never answers: the wait logs "connecting to
+    // ZooKeeper at …" after a second, then times out.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("binds");
     let command = format!(
-        "{} --zk 127.0.0.1:1 --base-path /x watch",
-        env!("CARGO_BIN_EXE_zkutil")
+        "{} --zk {} --zk-connect-timeout 2s ls",
+        env!("CARGO_BIN_EXE_zkutil"),
+        silent.local_addr().expect("bound")
     );
-    let output = if has_script {
-        Command::new("script")
+    // On a terminal (script's pseudo-terminal) logs are in colour ...
+    let run = |no_color: bool| {
+        let mut script = Command::new("script");
+        script
             .args(["-qec", &command, "/dev/null"])
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs script")
-    } else {
-        Command::new("bash")
-            .args(["-c", &command])
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs bash")
+            .env_remove("RUST_LOG");
+        if no_color {
+            script.env("NO_COLOR", "1");
+        } else {
+            script.env_remove("NO_COLOR");
+        }
+        let output = script.output().expect("runs script (util-linux)");
+        format!("{}{}", text(&output.stdout), text(&output.stderr))
     };
-    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert!(!all.contains('\u{1b}'), "escape codes: {all:?}");
-    assert!(!all.contains("zkutil::"), "module paths: {all}");
+    let coloured = run(false);
+    assert!(
+        coloured.contains("connecting to ZooKeeper") && coloured.contains('\u{1b}'),
+        "on a terminal logs are in colour: {coloured:?}"
+    );
+    // ... and NO_COLOR wins.
+    let plain = run(true);
+    assert!(plain.contains("connecting to ZooKeeper"), "{plain:?}");
+    assert!(!plain.contains('\u{1b}'), "escape codes: {plain:?}");
+    assert!(!plain.contains("zkutil::"), "module paths: {plain}");
 }
 
 #[test]
@@ -350,32 +357,12 @@ fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
     );
 }
 
-/// A time-server, in this process, on one port-0 listener; its endpoint.
-fn time_server(
-    hosts: &str,
-) -> (
-    std::sync::mpsc::Sender<i32>,
-    std::thread::JoinHandle<anyhow::Result<()>>,
-) {
-    let config = time_server::Config {
-        startup_timeout: Some(Duration::from_secs(30)),
-        drain: Duration::ZERO,
-        listen: vec!["127.0.0.1:0".parse().expect("a valid literal")],
-        ..time_server::Config::new(hosts)
-    };
-    let (stop, stop_requested) = std::sync::mpsc::channel();
-    (
-        stop,
-        std::thread::spawn(move || time_server::run(&config, stop_requested)),
-    )
-}
-
 #[test]
 fn register_refuses_a_live_servers_address_unless_forced() {
     let zk = zookeeper();
     let observer = session(&zk);
     let hosts = zk.connect_string();
-    let (stop_server, server) = time_server(&hosts);
+    let server = InProcessServer::start(server_config(&hosts));
     let (name, server_session) =
         wait_until(Duration::from_secs(30), "the server registers", || {
             let name = observer.children("/go_servers").ok()?.pop()?;
@@ -425,11 +412,7 @@ fn register_refuses_a_live_servers_address_unless_forced() {
         "the server registers again",
         || (owner() == Some(server_session)).then_some(()),
     );
-    let _ = stop_server.send(15);
-    server
-        .join()
-        .unwrap_or_else(|_| panic!("server panicked"))
-        .expect("the server runs");
+    server.stop();
 }
 
 #[test]
@@ -566,14 +549,10 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
     let zk = zookeeper();
     let root = session(&zk);
     let chrooted = format!("{}/app", zk.connect_string());
-    let config = time_server::Config {
+    let server = InProcessServer::start(time_server::Config {
         listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
-        startup_timeout: Some(Duration::from_secs(30)),
-        drain: Duration::ZERO,
-        ..time_server::Config::new(&chrooted)
-    };
-    let (stop_server, stop_requested) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || time_server::run(&config, stop_requested));
+        ..server_config(&chrooted)
+    });
     // The chroot did not exist: the server created it.
     let names = wait_until(
         Duration::from_secs(30),
@@ -620,11 +599,7 @@ fn server_client_and_cli_agree_on_a_chrooted_registry() {
         ["app", "zookeeper"],
         "something was written outside the chroot"
     );
-    let _ = stop_server.send(15);
-    server
-        .join()
-        .unwrap_or_else(|_| panic!("server panicked"))
-        .expect("the server runs");
+    server.stop();
     assert!(
         root.children("/app/go_servers")
             .unwrap_or_default()
@@ -747,29 +722,13 @@ fn one_unreadable_child_hides_no_other_instance() {
     assert!(stop_with(&mut watch, "TERM").success());
 }
 
-/// The address a process logged as `metrics=…`.
-fn metrics_addr(process: &TestProcess) -> std::net::SocketAddr {
-    process
-        .stderr()
-        .wait_until(Duration::from_secs(30), "the metrics address", |lines| {
-            lines
-                .iter()
-                .filter_map(|(_, l)| l.split("metrics=").nth(1))
-                .filter_map(|rest| rest.split_whitespace().next())
-                .find_map(|a| a.parse().ok())
-        })
-}
-
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
+/// The body of `GET path` when the status is 200, else the status.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String, u16> {
+    match zkutil::testing::http_get(addr, path) {
+        Ok((200, body)) => Ok(body),
+        Ok((status, _)) => Err(status),
+        Err(_) => Err(0),
+    }
 }
 
 #[test]
@@ -789,7 +748,7 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
         ],
         &[("RUST_LOG", "info")],
     );
-    let metrics = metrics_addr(&sidecar);
+    let metrics = sidecar.logged_addr("metrics=");
     let (data, _) = wait_until(Duration::from_secs(20), "registered", || {
         observer.get_data("/go_servers/127.0.0.1:7001").ok()
     });
@@ -799,25 +758,28 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
         metrics.to_string(),
         "the registration says where"
     );
-    assert!(http_get(metrics, "/healthz").starts_with("HTTP/1.0 200"));
-    assert!(http_get(metrics, "/metrics").contains("zkutil_register_zookeeper_connected 1"));
+    assert!(http_get(metrics, "/healthz").is_ok());
+    assert!(
+        http_get(metrics, "/metrics")
+            .is_ok_and(|text| text.contains("zkutil_register_zookeeper_connected 1"))
+    );
 
     let mut watch = TestProcess::start(
         env!("CARGO_BIN_EXE_zkutil"),
         &["--zk", &hosts, "watch", "--metrics-listen", "127.0.0.1:0"],
         &[("RUST_LOG", "info")],
     );
-    let watching = metrics_addr(&watch);
+    let watching = watch.logged_addr("metrics=");
     wait_until(
         Duration::from_secs(20),
         "one instance in the watcher's view",
         || {
             http_get(watching, "/metrics")
-                .contains("zkutil_watch_instances 1")
+                .is_ok_and(|text| text.contains("zkutil_watch_instances 1"))
                 .then_some(())
         },
     );
-    assert!(http_get(watching, "/healthz").starts_with("HTTP/1.0 200"));
+    assert!(http_get(watching, "/healthz").is_ok());
     assert!(stop_with(&mut watch, "TERM").success());
     assert!(stop_with(&mut sidecar, "TERM").success());
 }

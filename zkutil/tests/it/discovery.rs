@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use zkutil::testing::wait_until;
 use zkutil::{BasePath, Change, Discovery, Endpoint, Metadata, Registration, SessionConfig};
 
-use crate::support::{session, zookeeper};
+use crate::support::{proxy_to, session, session_through, zookeeper};
 
 fn endpoint(text: &str) -> Endpoint {
     text.parse().expect("a valid literal")
@@ -194,9 +194,7 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
         .collect();
     // Every answer of ZooKeeper arrives 100 ms late: 41 sequential reads
     // would take over 4 s; the list plus one pipelined batch, well under 1 s.
-    let target: std::net::SocketAddr = format!("127.0.0.1:{}", zk.port()).parse().expect("addr");
-    let proxy =
-        zkutil::testing::DelayProxy::start(target, Duration::from_millis(100)).expect("proxy");
+    let proxy = proxy_to(&zk, Duration::from_millis(100));
     let slow = SessionConfig::new(proxy.addr().to_string())
         .with_session_timeout(Duration::from_secs(10))
         .with_request_timeout(Duration::from_secs(20))
@@ -221,13 +219,8 @@ fn re_listing_after_reconnects_piles_up_no_watchers() {
     let _first = register(&s, "127.0.0.1:1");
     // A proxy that can cut the connection: the client reconnects with its
     // session intact, and the cache re-lists each time.
-    let target: std::net::SocketAddr = format!("127.0.0.1:{}", zk.port()).parse().expect("addr");
-    let proxy = zkutil::testing::DelayProxy::start(target, Duration::ZERO).expect("proxy");
-    let through = SessionConfig::new(proxy.addr().to_string())
-        .with_session_timeout(Duration::from_secs(10))
-        .connect()
-        .map(Arc::new)
-        .expect("a session through the proxy");
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let through = session_through(&proxy, Duration::from_secs(10));
     let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");
     assert_eq!(discovery.pending_watches_for_testing(), 1);
     for _ in 0..5 {
@@ -259,13 +252,8 @@ fn re_listing_after_reconnects_piles_up_no_watchers() {
 fn changes_arrive_as_events_and_none_is_lost_across_a_reconnect_or_a_rebuild() {
     let zk = zookeeper();
     let s = session(&zk);
-    let target: std::net::SocketAddr = ([127, 0, 0, 1], zk.port()).into();
-    let proxy = zkutil::testing::DelayProxy::start(target, Duration::ZERO).expect("proxy");
-    let through = SessionConfig::new(proxy.addr().to_string())
-        .with_session_timeout(Duration::from_secs(10))
-        .connect()
-        .map(Arc::new)
-        .expect("a session through the proxy");
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let through = session_through(&proxy, Duration::from_secs(10));
     let _a = register(&s, "127.0.0.1:1");
     let b = register(&s, "127.0.0.1:2");
     let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");

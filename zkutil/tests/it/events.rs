@@ -3,15 +3,14 @@
 //! say, for every seed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use zkutil::testing::{DelayProxy, wait_until};
-use zkutil::{BasePath, Discovery, Session, SessionConfig};
+use zkutil::testing::wait_until;
+use zkutil::{BasePath, Discovery, Session};
 
-use crate::support::{session, zookeeper};
+use crate::support::{proxy_to, session, session_through, zookeeper};
 
 /// endpoint → in service, for a set of instances.
 type View = BTreeMap<String, bool>;
@@ -45,16 +44,11 @@ fn curator(port: u16, enabled: bool) -> Vec<u8> {
 fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
     let mut zk = zookeeper();
     let writer = session(&zk);
-    let target: std::net::SocketAddr = ([127, 0, 0, 1], zk.port()).into();
-    let proxy = DelayProxy::start(target, Duration::ZERO).expect("proxy");
+    let proxy = proxy_to(&zk, Duration::ZERO);
     for seed in 0..16u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let base = BasePath::new(&format!("/events{seed}")).expect("a base path");
-        let watcher: Arc<Session> = SessionConfig::new(proxy.addr().to_string())
-            .with_session_timeout(Duration::from_secs(4))
-            .connect()
-            .map(Arc::new)
-            .expect("a session through the proxy");
+        let watcher = session_through(&proxy, Duration::from_secs(4));
         let discovery = Discovery::start(watcher.clone(), &base).expect("starts");
         let mut faults = 0;
         for _ in 0..30 {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use zkutil::testing::{CuratorPeer, Responder, TestProcess, wait_until};
 use zkutil::{BasePath, Discovery, Endpoint, Format, Metadata, Registrar};
 
-use crate::support::{session, zookeeper};
+use crate::support::{InProcessServer, server_config, session, zookeeper};
 
 fn peer() -> CuratorPeer {
     CuratorPeer::get().unwrap_or_else(|err| panic!("the Curator peer: {err}"))
@@ -29,29 +29,15 @@ fn curator_list(peer: &CuratorPeer, hosts: &str, service: &str, spring: bool) ->
 }
 
 /// A time-server in this process registered in `format` as `service`
-/// under /services; its stop channel and thread.
-fn server(
-    hosts: &str,
-    format: Format,
-    service: &str,
-) -> (
-    std::sync::mpsc::Sender<i32>,
-    std::thread::JoinHandle<anyhow::Result<()>>,
-) {
-    let config = time_server::Config {
+/// under /services, on two listeners.
+fn server(hosts: &str, format: Format, service: &str) -> InProcessServer {
+    InProcessServer::start(time_server::Config {
         base_path: BasePath::from_static("/services"),
         formats: vec![format],
         service: service.to_owned(),
         listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
-        startup_timeout: Some(Duration::from_secs(30)),
-        drain: Duration::ZERO,
-        ..time_server::Config::new(hosts)
-    };
-    let (stop, stop_requested) = std::sync::mpsc::channel();
-    (
-        stop,
-        std::thread::spawn(move || time_server::run(&config, stop_requested)),
-    )
+        ..server_config(hosts)
+    })
 }
 
 #[test]
@@ -59,7 +45,7 @@ fn curator_lists_and_picks_our_time_servers_with_their_payload() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
     let peer = peer();
-    let (stop, thread) = server(&hosts, Format::Curator, "time");
+    let server = server(&hosts, Format::Curator, "time");
     let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
         let listed = curator_list(&peer, &hosts, "time", false);
         (listed.len() == 2).then_some(listed)
@@ -102,11 +88,7 @@ fn curator_lists_and_picks_our_time_servers_with_their_payload() {
             .all(|i| i.format() == Format::Curator && i.is_enabled())
     );
 
-    let _ = stop.send(15);
-    thread
-        .join()
-        .expect("the server thread")
-        .expect("the server runs");
+    server.stop();
     assert!(
         curator_list(&peer, &hosts, "time", false).is_empty(),
         "deregistered on stop"
@@ -118,7 +100,7 @@ fn a_spring_discovery_client_reads_our_spring_instances() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
     let peer = peer();
-    let (stop, thread) = server(&hosts, Format::Spring, "greeter");
+    let server = server(&hosts, Format::Spring, "greeter");
     let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
         let listed = curator_list(&peer, &hosts, "greeter", true);
         (listed.len() == 2).then_some(listed)
@@ -138,11 +120,7 @@ fn a_spring_discovery_client_reads_our_spring_instances() {
             "metadata values are strings, as Spring's map is"
         );
     }
-    let _ = stop.send(15);
-    thread
-        .join()
-        .expect("the server thread")
-        .expect("the server runs");
+    server.stop();
 }
 
 /// Waits for the peer's cache to print `instances <expected>` as line
