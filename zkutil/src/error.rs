@@ -106,6 +106,25 @@ pub enum Error {
         owner: crate::SessionId,
     },
 
+    /// No registration of this endpoint under the base path.
+    #[error("{endpoint} is not registered under {base_path}")]
+    NotRegistered {
+        /// The endpoint.
+        endpoint: crate::Endpoint,
+        /// Where it was looked for.
+        base_path: String,
+    },
+
+    /// A conditional write lost to concurrent writers every time it tried
+    /// (each attempt re-read the node and re-applied the change).
+    #[error("{path}: changed by someone else on each of {attempts} attempts; nothing written")]
+    Conflict {
+        /// The znode.
+        path: String,
+        /// Attempts made.
+        attempts: usize,
+    },
+
     /// Every ZooKeeper host refused the connection or did not resolve:
     /// nothing is listening there (yet).
     #[error("cannot connect to ZooKeeper at {hosts}: {cause} — is it running?")]

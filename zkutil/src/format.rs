@@ -230,6 +230,39 @@ pub(crate) struct Decoded {
     pub(crate) enabled: bool,
     /// The `weight` of the metadata (Curator payload, Spring metadata).
     pub(crate) weight: Option<u32>,
+    /// Why an operator took it out of rotation, when said.
+    pub(crate) reason: Option<String>,
+}
+
+/// What the data of a plain child says about its rotation: `enabled` and
+/// `weight` at the top of the JSON object (our metadata, or an operator's
+/// change to a record without any). Empty or foreign data says nothing.
+pub(crate) fn decode_plain(data: &[u8]) -> (bool, Option<u32>, Option<String>) {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
+        return (true, None, None);
+    };
+    (
+        object.get("enabled").and_then(Value::as_bool) != Some(false),
+        object.get("weight").and_then(weight_of),
+        reason_of(object.get("disabled_reason")),
+    )
+}
+
+/// A weight: a number (our JSON, Curator's payload) or a string (Spring's
+/// metadata is a map of strings).
+fn weight_of(value: &Value) -> Option<u32> {
+    match value {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// An operator's reason, cut to a length fit for a log line.
+fn reason_of(value: Option<&Value>) -> Option<String> {
+    value
+        .and_then(Value::as_str)
+        .map(|reason| crate::discovery::truncate(reason).to_owned())
 }
 
 /// Decodes the data of child `name` in whichever format it is in. A plain
@@ -289,11 +322,12 @@ fn decode_curator(object: &Map<String, Value>) -> Result<Decoded, String> {
     ]
     .into_iter()
     .flatten()
-    .find_map(|w| match w {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
+    .find_map(weight_of);
+    let reason = reason_of(payload.and_then(|p| p.get("disabled_reason")).or_else(|| {
+        payload
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("disabled_reason"))
+    }));
     Ok(Decoded {
         endpoint,
         format: if spring {
@@ -303,6 +337,7 @@ fn decode_curator(object: &Map<String, Value>) -> Result<Decoded, String> {
         },
         enabled: enabled && (!spring || spring_up),
         weight,
+        reason,
     })
 }
 
@@ -321,6 +356,7 @@ fn decode_serverset(object: &Map<String, Value>) -> Result<Decoded, String> {
         format: Format::Serverset,
         enabled: status == "ALIVE",
         weight: None,
+        reason: None,
     })
 }
 

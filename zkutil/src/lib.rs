@@ -14,6 +14,7 @@
 //! * `base_path`: [`BasePath`], the checked znode path registrations live under.
 //! * `session`: [`Session`], one ZooKeeper session; every call has a deadline.
 //! * `registry`: [`Registration`], one endpoint's ephemeral node, kept by its own thread.
+//! * `control`: [`Control`], an operator's change to a live registration (out of rotation, weight).
 //! * `metadata`: [`Metadata`], the JSON a registration stores about its server.
 //! * `format`: [`Format`], the registries read and written: plain, Curator, Spring, serverset.
 //! * `discovery`: [`Discovery`], a live watch-driven cache of the registered instances.
@@ -35,6 +36,7 @@ mod backoff;
 mod base_path;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod control;
 mod discovery;
 mod endpoint;
 mod error;
@@ -48,6 +50,7 @@ pub mod testing;
 
 pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
+pub use control::{Applied, Control, WRITE_ATTEMPTS};
 pub use discovery::{Change, Discovery, Instance, Snapshot, list as list_instances};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};

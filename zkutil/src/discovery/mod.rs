@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 
 use self::read::WarnOnce;
 pub use self::read::list;
+pub(crate) use self::read::truncate;
 use self::refresh::refresh_loop;
-pub use self::snapshot::{Change, Instance, Snapshot};
+pub use self::snapshot::{Change, DEFAULT_WEIGHT, Instance, Snapshot};
 use crate::base_path::BasePath;
 use crate::error::{Error, Result};
 use crate::session::{Session, SessionEvent};

@@ -44,7 +44,7 @@ impl WarnOnce {
     }
 }
 
-pub(super) fn truncate(text: &str) -> &str {
+pub(crate) fn truncate(text: &str) -> &str {
     match text.char_indices().nth(128) {
         Some((cut, _)) => &text[..cut],
         None => text,
@@ -113,12 +113,10 @@ pub(super) fn read_decoded(
     let mut decoded = Vec::with_capacity(names.len());
     for ((name, path), result) in names.iter().zip(&paths).zip(results) {
         match result {
-            Ok((data, _)) => match crate::format::decode(name, &data) {
+            Ok((data, stat)) => match crate::format::decode(name, &data) {
                 Ok(d) => decoded.push((
                     name.clone(),
-                    Some(Instance::decoded(
-                        name, d.endpoint, d.format, d.enabled, d.weight,
-                    )),
+                    Some(Instance::decoded(name, d, stat.ctime_ms())),
                 )),
                 Err(err) => {
                     warn(path, &err, "skipping malformed child");
@@ -175,13 +173,35 @@ pub(super) fn read_instances(
     let mut instances = Vec::with_capacity(endpoints.len());
     for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
         match result {
-            Ok((data, _)) => instances.push(match Metadata::from_json(path, &data) {
-                Ok(metadata) => Instance::with_metadata(*endpoint, metadata),
-                Err(err) => {
-                    warn(path, &err.to_string(), "skipping malformed metadata");
-                    Instance::new(*endpoint)
-                }
-            }),
+            Ok((data, stat)) => {
+                // The rotation fields are read from any JSON object (an
+                // operator may have disabled a server that stores no
+                // metadata); the metadata only from ours.
+                let (enabled, weight, reason) = crate::format::decode_plain(&data);
+                let metadata = if data.is_empty() {
+                    None
+                } else {
+                    match Metadata::from_json(path, &data) {
+                        Ok(metadata) => Some(metadata),
+                        Err(_) if !enabled || weight.is_some() => None,
+                        Err(err) => {
+                            warn(path, &err.to_string(), "skipping malformed metadata");
+                            None
+                        }
+                    }
+                };
+                let decoded = crate::format::Decoded {
+                    endpoint: *endpoint,
+                    format: crate::Format::Plain,
+                    enabled,
+                    weight,
+                    reason,
+                };
+                let mut instance =
+                    Instance::decoded(&endpoint.node_name(), decoded, stat.ctime_ms());
+                instance.metadata = metadata;
+                instances.push(instance);
+            }
             Err(err) if err.is_no_node() => {}
             Err(err) => {
                 warn(

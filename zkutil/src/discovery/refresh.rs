@@ -298,9 +298,12 @@ impl Shared {
             if fresh && current.stale_since.is_some() {
                 changes.push(Change::Fresh);
             }
+            // An instance's weight or reason may change with no instance
+            // coming or going: the lists are compared too.
             let changed = !changes.iter().all(|c| *c == Change::Fresh)
                 || current.refreshed_at.is_none()
-                || *current.out_of_service != *out_of_service;
+                || *current.out_of_service != *out_of_service
+                || *current.instances != *instances;
             *current = Arc::new(Snapshot {
                 out_of_service: Arc::from(out_of_service),
                 instances: if changed {

@@ -24,6 +24,11 @@ pub struct Instance {
     pub(super) node: Arc<str>,
     /// Its share of the requests under the weighted strategies.
     pub(crate) weight: u32,
+    /// Why an operator took it out of rotation, when said.
+    pub(super) reason: Option<Arc<str>>,
+    /// When its node was created (ms since the epoch, ZooKeeper's clock),
+    /// when its data was read: where warm-up counts from.
+    pub(crate) registered_ms: Option<i64>,
 }
 
 impl Instance {
@@ -36,26 +41,37 @@ impl Instance {
             enabled: true,
             node: endpoint.node_name().into(),
             weight: DEFAULT_WEIGHT,
+            reason: None,
+            registered_ms: None,
         }
     }
 
-    /// An instance read from a child in `format`; `enabled` false when
-    /// that child marks it out of service.
-    pub(crate) fn decoded(
-        node: &str,
-        endpoint: Endpoint,
-        format: Format,
-        enabled: bool,
-        weight: Option<u32>,
-    ) -> Instance {
+    /// An instance read from child `node` (created at `ctime_ms`), as its
+    /// data says.
+    pub(crate) fn decoded(node: &str, decoded: crate::format::Decoded, ctime_ms: i64) -> Instance {
         Instance {
-            endpoint,
+            endpoint: decoded.endpoint,
             metadata: None,
-            format,
-            enabled,
+            format: decoded.format,
+            enabled: decoded.enabled,
             node: node.into(),
-            weight: weight.unwrap_or(DEFAULT_WEIGHT),
+            weight: decoded.weight.unwrap_or(DEFAULT_WEIGHT),
+            reason: decoded.reason.map(Arc::from),
+            registered_ms: Some(ctime_ms),
         }
+    }
+
+    /// Why an operator took it out of rotation (`zkutil disable --reason`),
+    /// when the format has room for it and one was given.
+    pub fn disabled_reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// When it was registered (its node's creation, by ZooKeeper's clock),
+    /// when its data was read; warm-up counts from there.
+    pub fn registered_at(&self) -> Option<std::time::SystemTime> {
+        let ms = u64::try_from(self.registered_ms?).ok()?;
+        std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     }
 
     /// The name of its node under the base path (`ip:port` for a plain
@@ -90,6 +106,8 @@ impl Instance {
             format: Format::Plain,
             enabled: true,
             node: endpoint.node_name().into(),
+            reason: None,
+            registered_ms: None,
         }
     }
 

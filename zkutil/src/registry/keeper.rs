@@ -64,13 +64,34 @@ pub(super) struct Keeper {
     pub(super) session: Arc<Session>,
     pub(super) base_path: String,
     pub(super) target: Target,
-    pub(super) data: Vec<u8>,
+    /// The node's data as last seen: what it is re-created with.
+    pub(super) data: Arc<Mutex<KeptData>>,
     pub(super) previous: Arc<Mutex<Vec<SessionId>>>,
     pub(super) wake: mpsc::Sender<Wake>,
     pub(super) stop: Arc<AtomicBool>,
     /// The session that owned the node when it was registered.
     pub(super) registered_by: SessionId,
     pub(super) _claim: Claim,
+}
+
+/// The data a keeper re-creates its node with: what the registrant wrote,
+/// then whatever an operator changed it to (out of rotation, a weight):
+/// a re-created node keeps the operator's last change, not the default.
+#[derive(Debug)]
+pub(super) struct KeptData {
+    pub(super) bytes: Vec<u8>,
+    /// The node's data version these bytes are (`None`: not known, read
+    /// at the next check).
+    pub(super) version: Option<i32>,
+}
+
+impl KeptData {
+    pub(super) fn new(bytes: Vec<u8>) -> KeptData {
+        KeptData {
+            bytes,
+            version: Some(0),
+        }
+    }
 }
 
 /// The node a keeper keeps.
@@ -291,6 +312,7 @@ impl Keeper {
         let previous = lock(&self.previous).clone();
         let missing = match stat {
             Some(stat) if stat.ephemeral_owner() == session.id() => {
+                self.follow_data(path, stat)?;
                 return Ok((Seen::Ours(stat.ephemeral_owner()), false));
             }
             Some(stat) if !previous.contains(&stat.ephemeral_owner()) => {
@@ -301,9 +323,11 @@ impl Keeper {
         };
         // Missing, or left by one of our earlier sessions. Should another
         // live session create it meanwhile, it is not ours to replace.
-        let created = create_owned(session, &self.base_path, path, &self.data, |owner, _| {
+        let data = self.kept_bytes();
+        let created = create_owned(session, &self.base_path, path, &data, |owner, _| {
             previous.contains(&owner)
         })?;
+        self.created(&created);
         Ok(match created {
             Err(owner) => (Seen::Foreign(owner), false),
             Ok(Outcome::ReplacedStale { previous_owner }) => {
@@ -320,6 +344,49 @@ impl Keeper {
                 (Seen::Ours(session.id()), missing)
             }
         })
+    }
+}
+
+impl Keeper {
+    /// The data to (re-)create the node with.
+    pub(super) fn kept_bytes(&self) -> Vec<u8> {
+        lock(&self.data).bytes.clone()
+    }
+
+    /// After a create: a node made now holds the kept bytes at version 0;
+    /// one adopted may have been changed since (read at the next check).
+    pub(super) fn created<E>(&self, created: &std::result::Result<Outcome, E>) {
+        lock(&self.data).version = match created {
+            Ok(Outcome::Created | Outcome::ReplacedStale { .. }) => Some(0),
+            _ => None,
+        };
+    }
+
+    /// Our node at `stat`: when its data is not the version kept, someone
+    /// changed it (an operator's `zkutil disable`, `weight`): read it and
+    /// keep it, so that a re-created node carries that change.
+    pub(super) fn follow_data(&self, path: &str, stat: NodeStat) -> Result<()> {
+        if lock(&self.data).version == Some(stat.version()) {
+            return Ok(());
+        }
+        let (bytes, read) = match self.session.get_data(path) {
+            Ok(read) => read,
+            // Gone meanwhile: its deletion event follows.
+            Err(err) if err.is_no_node() => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if read.ephemeral_owner() != self.session.id() {
+            return Ok(());
+        }
+        let mut kept = lock(&self.data);
+        if kept.bytes != bytes {
+            let state = crate::control::describe(&self.target.path(), &bytes);
+            tracing::info!(path, version = read.version(), state = %state,
+                "registration changed by someone else; kept for any re-creation");
+            kept.bytes = bytes;
+        }
+        kept.version = Some(read.version());
+        Ok(())
     }
 }
 

@@ -37,17 +37,16 @@ impl Keeper {
         } else {
             session.stat(&known)?
         };
-        if stat.is_some_and(|stat| stat.ephemeral_owner() == session.id()) {
+        if let Some(stat) = stat.filter(|stat| stat.ephemeral_owner() == session.id()) {
+            self.follow_data(&known, stat)?;
             return Ok((Seen::Ours(session.id()), false));
         }
         let previous = lock(&self.previous).clone();
-        let created = create_member(
-            session,
-            &self.base_path,
-            endpoint,
-            &self.data,
-            |owner, _| previous.contains(&owner),
-        )?;
+        let data = self.kept_bytes();
+        let created = create_member(session, &self.base_path, endpoint, &data, |owner, _| {
+            previous.contains(&owner)
+        })?;
+        self.created(&created.as_ref().map(|(outcome, _)| *outcome));
         Ok(match created {
             Err((owner, path)) => {
                 arm(&path)?;

@@ -41,7 +41,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use self::keeper::{Keeper, Maintainer, Target, Wake, create_owned};
+use self::keeper::{Keeper, KeptData, Maintainer, Target, Wake, create_owned};
 use self::member::create_member;
 pub use self::registrar::Registrar;
 use crate::base_path::BasePath;
@@ -140,6 +140,8 @@ pub struct Registration {
     /// leftover nodes of this path are ours to replace or delete.
     previous: Arc<Mutex<Vec<SessionId>>>,
     maintainer: Option<Maintainer>,
+    /// The data its keeper re-creates the node with.
+    kept: Arc<Mutex<KeptData>>,
 }
 
 impl Registration {
@@ -263,11 +265,12 @@ impl Registration {
         };
         let path = target.shared_path();
         let previous = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::new(Mutex::new(KeptData::new(data)));
         let keeper = Keeper {
             session: session.clone(),
             base_path: parent.to_owned(),
             target,
-            data,
+            data: kept.clone(),
             previous: previous.clone(),
             wake: wake.clone(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -282,6 +285,7 @@ impl Registration {
             outcome,
             previous,
             maintainer: Some(maintainer),
+            kept,
         })
     }
 
@@ -293,6 +297,15 @@ impl Registration {
     /// The znode path (a serverset member's is new after each re-creation).
     pub fn path(&self) -> String {
         lock(&self.path).clone()
+    }
+
+    /// The node's data as its keeper last saw it: what it registered, or
+    /// an operator's later change ([`Control`](crate::Control)) — what a
+    /// re-created node will hold. The keeper learns of a change one watch
+    /// round trip after it is written; a node deleted within that window is
+    /// re-created as it was before the change.
+    pub fn data(&self) -> Vec<u8> {
+        lock(&self.kept).bytes.clone()
     }
 
     /// How the node came to be ours.

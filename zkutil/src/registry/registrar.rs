@@ -28,6 +28,8 @@ pub struct Registrar {
     service: String,
     takeover: Takeover,
     metrics: Option<Endpoint>,
+    /// Registered out of rotation (a two-phase start), with this reason.
+    disabled: Option<Option<String>>,
 }
 
 impl Registrar {
@@ -40,6 +42,7 @@ impl Registrar {
             service: "time".to_owned(),
             takeover: Takeover::Refuse,
             metrics: None,
+            disabled: None,
         }
     }
 
@@ -95,6 +98,15 @@ impl Registrar {
     /// `metrics` entry (`ip:port`) of the metadata or Curator payload.
     pub fn metrics(mut self, endpoint: Option<Endpoint>) -> Registrar {
         self.metrics = endpoint;
+        self
+    }
+
+    /// Registers out of rotation (a two-phase start: registered, never
+    /// picked, until `zkutil enable` or the registrant's own
+    /// [`Control::Enable`](crate::Control::Enable)); `reason` is kept where
+    /// the format has room. A serverset member starts as `STARTING`.
+    pub fn disabled(mut self, reason: Option<String>) -> Registrar {
+        self.disabled = Some(reason);
         self
     }
 
@@ -169,6 +181,14 @@ impl Registrar {
             format => {
                 crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
             }
+        };
+        let data = match &self.disabled {
+            Some(reason) => crate::control::disabled_from_start(self.format, &data, reason.clone())
+                .map_err(|reason| Error::Metadata {
+                    path: self.parent(),
+                    reason,
+                })?,
+            None => data,
         };
         let path = self.node_path(endpoint);
         Registration::register_at(session, &self.parent(), path, endpoint, data, self.takeover)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use zkutil::Endpoint;
 
-use crate::{commands, health};
+use crate::{commands, health, operate};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -15,6 +15,9 @@ Examples:
   zkutil get 127.0.0.1:8897                   one instance's data and stat
   zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
                                               hold a registration for a service until SIGTERM
+  zkutil disable 127.0.0.1:8897 --reason deploy
+                                              out of rotation, still registered (enable: back)
+  zkutil weight 127.0.0.1:8897 300            its share of requests under weighted strategies
   zkutil check --timeout 500ms                ask every instance for the time; exit 1 if one is down
   zkutil status                               each ZooKeeper host's mode; exit 1 if one is down
   zkutil completions bash > ~/.local/share/bash-completion/completions/zkutil";
@@ -94,6 +97,35 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Take an instance out of rotation: it stays registered (and serving
+    /// what it has), clients stop picking it. Written in its format's own
+    /// field (Curator `enabled`, Spring `instance_status`, serverset
+    /// `status`), kept by its registrant across re-creation.
+    #[command(
+        after_help = "Example:\n  zkutil disable 127.0.0.1:8897 --reason 'kernel upgrade'\n  zkutil enable 127.0.0.1:8897"
+    )]
+    Disable {
+        /// The instance, ip:port or [v6]:port.
+        endpoint: Endpoint,
+        /// Why, for whoever looks next (shown by `zkutil ls`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Put an instance back in rotation.
+    #[command(after_help = "Example:\n  zkutil enable 127.0.0.1:8897")]
+    Enable {
+        /// The instance, ip:port or [v6]:port.
+        endpoint: Endpoint,
+    },
+    /// Set an instance's weight: its share of the requests under the
+    /// weighted strategies (default 100; 0 = only when nothing else is up).
+    #[command(after_help = "Example:\n  zkutil weight 127.0.0.1:8897 300")]
+    Weight {
+        /// The instance, ip:port or [v6]:port.
+        endpoint: Endpoint,
+        /// The new weight.
+        weight: u32,
+    },
     /// Ask every registered instance for the time and report reachable or
     /// not, with latency; exit 1 if any is unreachable.
     #[command(
@@ -164,6 +196,15 @@ impl Command {
                 &service_name,
                 metrics_listen,
             ),
+            Command::Disable { endpoint, reason } => {
+                operate::control(common, endpoint, &zkutil::Control::Disable { reason })
+            }
+            Command::Enable { endpoint } => {
+                operate::control(common, endpoint, &zkutil::Control::Enable)
+            }
+            Command::Weight { endpoint, weight } => {
+                operate::control(common, endpoint, &zkutil::Control::Weight(weight))
+            }
             Command::Check {
                 timeout,
                 probe,

@@ -41,7 +41,9 @@ fn field(metadata: &Value, key: &str) -> String {
 /// `zkutil ls`.
 pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
     let session = connect(common)?;
-    let instances = zkutil::list_instances(&session, &common.zk.base_path, false)?;
+    // With each plain instance's data: whether an operator took it out of
+    // rotation, and its weight.
+    let instances = zkutil::list_instances(&session, &common.zk.base_path, true)?;
     let paths: Vec<String> = instances
         .iter()
         .map(|instance| format!("{}/{}", common.zk.base_path, instance.node_name()))
@@ -86,6 +88,8 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
                     "endpoint": instance.endpoint().to_string(),
                     "format": instance.format().name(),
                     "in_service": instance.is_enabled(),
+                    "weight": instance.weight(),
+                    "disabled_reason": instance.disabled_reason(),
                     "node": instance.node_name(),
                     "owner": stat.ephemeral_owner().to_string(),
                     "age_ms": (now_ms() - stat.ctime_ms()).max(0),
@@ -101,16 +105,21 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
         }
         writeln!(
             out,
-            "{:<24} {:<10} {:<5} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
-            "ENDPOINT", "FORMAT", "STATE", "OWNER", "AGE", "PID", "HOST", "STARTED"
+            "{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
+            "ENDPOINT", "FORMAT", "STATE", "WEIGHT", "OWNER", "AGE", "PID", "HOST", "STARTED"
         )?;
         for (instance, stat, metadata) in &rows {
+            let note = instance
+                .disabled_reason()
+                .map(|reason| format!("  ({reason})"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "{:<24} {:<10} {:<5} {:<20} {:>8} {:>8} {:<16} {:<26} {}",
+                "{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} {}{note}",
                 instance.endpoint().to_string(),
                 instance.format().name(),
                 if instance.is_enabled() { "up" } else { "out" },
+                instance.weight(),
                 stat.ephemeral_owner().to_string(),
                 age(stat.ctime_ms()),
                 field(metadata, "pid"),

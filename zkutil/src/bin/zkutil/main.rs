@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod health;
+mod operate;
 
 use std::process::ExitCode;
 
