@@ -39,6 +39,11 @@ pub struct Args {
     /// latency).
     #[arg(long, env = "TIME_CLIENT_STRATEGY", default_value = "random")]
     strategy: Strategy,
+    /// Warm-up for the weighted strategies: a newly registered server's share ramps linearly from a
+    /// tenth of its weight to its weight over this long from its registration (e.g. 10m, as Dubbo;
+    /// 0s: off).
+    #[arg(long, env = "TIME_CLIENT_WARMUP", default_value = "0s", value_parser = zkutil::cli::duration)]
+    warmup: Duration,
     /// Attempts on other servers after a failed one.
     #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
     retries: u32,
@@ -95,6 +100,7 @@ impl Args {
             strategy: self.strategy,
             retries: self.retries,
             cooldown: self.cooldown,
+            warmup: self.warmup,
             metrics_listen: self.metrics_listen,
             format: match (self.json, self.plain) {
                 (true, _) => Format::Json,

@@ -51,6 +51,9 @@ pub struct Config {
     pub retries: u32,
     /// How long a failed server is skipped.
     pub cooldown: Duration,
+    /// Warm-up of the weighted strategies (zero: none): a new server's
+    /// share ramps up over this long from its registration.
+    pub warmup: Duration,
     /// Text or JSON.
     pub format: Format,
     /// Where to serve `/metrics` and `/healthz` (none: no metrics).
@@ -69,6 +72,7 @@ impl Config {
             strategy: Strategy::Random,
             retries: 2,
             cooldown: Duration::from_secs(10),
+            warmup: Duration::ZERO,
             format: Format::Text,
             metrics_listen: None,
         }
@@ -90,13 +94,10 @@ pub fn run(
 ) -> anyhow::Result<Summary> {
     let session = config.session.clone().connect().map(Arc::new)?;
     tracing::debug!(session = %session.id(), "connected to ZooKeeper");
-    // The weighted strategies need each instance's weight: its metadata.
-    let discovery = Arc::new(match config.strategy {
-        Strategy::Weighted | Strategy::SmoothWeighted => {
-            Discovery::start_with_metadata(session, &config.base_path)?
-        }
-        _ => Discovery::start(session, &config.base_path)?,
-    });
+    // Each server's data says whether an operator took it out of rotation
+    // (`zkutil disable`), its weight and its registration time: read once
+    // per server and per change, never per request.
+    let discovery = Arc::new(Discovery::start_with_metadata(session, &config.base_path)?);
     let served = match config.metrics_listen {
         Some(listen) => {
             let (metrics, server) = ClientMetrics::serve(listen, "time_client", &discovery)
@@ -107,12 +108,23 @@ pub fn run(
         None => None,
     };
     let metrics = served.as_ref().map(|(metrics, _)| metrics.as_ref());
-    let selector = Selector::new(config.strategy).with_cooldown(config.cooldown);
+    if !config.warmup.is_zero()
+        && !matches!(
+            config.strategy,
+            Strategy::Weighted | Strategy::SmoothWeighted
+        )
+    {
+        tracing::warn!(strategy = ?config.strategy, "--warmup applies to the weighted strategies only; ignored");
+    }
+    let selector = Selector::new(config.strategy)
+        .with_cooldown(config.cooldown)
+        .with_warmup(config.warmup);
     let mut summary = Summary {
         planned: config.count,
         ..Summary::default()
     };
     let mut was_stale = false;
+    let mut seen_version = discovery.snapshot().version();
     for seq in 1..=config.count {
         if seq > 1 && !config.interval.is_zero() {
             match stop_requested.recv_timeout(config.interval) {
@@ -130,6 +142,10 @@ pub fn run(
         if snapshot.is_stale() != was_stale {
             was_stale = snapshot.is_stale();
             log_staleness(&snapshot);
+        }
+        if snapshot.version() != seen_version {
+            seen_version = snapshot.version();
+            log_change(seq, &snapshot);
         }
         let report = one_request(seq, &snapshot, &selector, config, &discovery, metrics);
         summary.record(&report);
@@ -157,6 +173,22 @@ fn log_staleness(snapshot: &Snapshot) {
             "server list is fresh again"
         );
     }
+}
+
+/// Says what the list of servers is now, from request `seq` on.
+fn log_change(seq: u64, snapshot: &Snapshot) {
+    let names = |list: &[zkutil::Instance]| {
+        list.iter()
+            .map(|i| i.endpoint().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    tracing::info!(
+        from_request = seq,
+        in_service = %names(snapshot.instances()),
+        out_of_service = %names(snapshot.out_of_service()),
+        "server list changed"
+    );
 }
 
 /// One request: pick, ask, and on failure mark the server down and retry

@@ -48,6 +48,22 @@ pub struct Args {
     /// nothing else is up); stored in each registration's metadata.
     #[arg(long, env = "TIME_SERVER_WEIGHT")]
     weight: Option<u32>,
+    /// Register out of rotation (a two-phase start): clients see the server but pick it only after
+    /// `zkutil enable <ip:port>` (or once --ready-check passes).
+    #[arg(long, env = "TIME_SERVER_START_DISABLED")]
+    start_disabled: bool,
+    /// With --start-disabled: a shell command run every second (at most 10 s each) until it exits
+    /// 0; then the server puts itself in rotation.
+    #[arg(long, env = "TIME_SERVER_READY_CHECK", requires = "start_disabled")]
+    ready_check: Option<String>,
+    /// Digest identity (user:password) that gets WRITE on this server's registrations besides the
+    /// server's own --zk-auth identity, so that an operator can `zkutil disable` it; everyone else
+    /// can only read. Needs --zk-auth. Only the password's digest is stored.
+    #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
+    operator: Option<zkutil::Secret>,
+    /// Delay every reply by this much: an artificially slow server, for tests and benchmarks.
+    #[arg(long, hide = true, default_value = "0s", value_parser = zkutil::cli::duration)]
+    reply_delay: Duration,
     /// Address to register when listening on 0.0.0.0 or [::] (IP or host name).
     #[arg(long, env = "TIME_SERVER_ADVERTISE", value_parser = parse_host)]
     advertise: Option<IpAddr>,
@@ -79,7 +95,7 @@ impl Args {
     /// The server's configuration from these flags.
     pub fn config(self) -> Config {
         Config {
-            session: self.zk.session_config(),
+            session: self.zk.session_config().with_operator(self.operator),
             base_path: self.zk.base_path,
             formats: self.format,
             service: self.service_name,
@@ -89,10 +105,13 @@ impl Args {
             drain: self.drain,
             serve: ServeOptions {
                 max_connections: self.max_connections as usize,
+                reply_delay: self.reply_delay,
                 ..ServeOptions::default()
             },
             metrics_listen: self.metrics_listen,
             weight: self.weight,
+            start_disabled: self.start_disabled,
+            ready_check: self.ready_check,
         }
     }
 }

@@ -17,6 +17,7 @@ mod args;
 pub mod fdlimit;
 pub mod listener;
 pub mod metrics;
+mod ready;
 pub mod reply;
 pub mod shutdown;
 mod startup;
@@ -65,6 +66,11 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The weight told in each registration (none: clients use 100).
     pub weight: Option<u32>,
+    /// Register out of rotation, until `zkutil enable` or `ready_check`.
+    pub start_disabled: bool,
+    /// A shell command that says the server is ready (exit 0); then it
+    /// puts its registrations in rotation itself.
+    pub ready_check: Option<String>,
 }
 
 impl Config {
@@ -84,6 +90,8 @@ impl Config {
             serve: ServeOptions::default(),
             metrics_listen: None,
             weight: None,
+            start_disabled: false,
+            ready_check: None,
         }
     }
 }
@@ -265,9 +273,10 @@ fn wait_until_stopped(
                 return (Err(err), registered);
             }
             Ok(Event::Stop(signal)) => {
+                // Also ends a ready check still waiting (--ready-check).
+                startup.cancel();
                 if registered.is_none() {
                     tracing::info!(?signal, "stop requested during startup");
-                    startup.cancel();
                     return (Ok(()), None);
                 }
                 tracing::info!(?signal, "shutting down: deregistering first");

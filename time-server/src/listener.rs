@@ -101,6 +101,10 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Where connections are counted (`--metrics-listen`).
     pub metrics: Option<std::sync::Arc<crate::metrics::ServerMetrics>>,
+    /// An artificial delay before each reply (the hidden `--reply-delay`):
+    /// a slow server for tests and benchmarks of the load-aware strategy.
+    /// It holds the acceptor, so it also caps the listener's rate.
+    pub reply_delay: Duration,
 }
 
 impl Default for ServeOptions {
@@ -109,6 +113,7 @@ impl Default for ServeOptions {
             limits: ReplyLimits::default(),
             max_connections: 1024,
             metrics: None,
+            reply_delay: Duration::ZERO,
         }
     }
 }
@@ -166,6 +171,10 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
         let accepted_at = Instant::now();
         if let Some(m) = metrics {
             m.accepted.inc();
+        }
+        if !options.reply_delay.is_zero() {
+            // The slowness asked for (tests, benchmarks), not a wait.
+            std::thread::sleep(options.reply_delay);
         }
         // The reply goes out from here, at once; a connection thread only
         // waits for the client to finish.

@@ -53,11 +53,34 @@ impl Startup {
                 let result = work.run();
                 match result {
                     Ok(Some(registered)) => {
+                        // The second phase of a two-phase start, after the
+                        // server counts as registered.
+                        let ready = work.config.ready_check.clone().map(|check| {
+                            let targets: crate::ready::Targets = registered
+                                .registrations
+                                .iter()
+                                .filter_map(|r| {
+                                    let path = r.path();
+                                    let parent = path.rsplit_once('/')?.0;
+                                    Some((zkutil::BasePath::new(parent).ok()?, r.endpoint()))
+                                })
+                                .collect();
+                            (check, registered.session.clone(), targets)
+                        });
                         // Cancelled meanwhile: dropping deregisters it all.
                         if let Err(mpsc::SendError(Event::Started(Ok(registered)))) =
                             events.send(Event::Started(Ok(registered)))
                         {
                             drop(registered);
+                            return;
+                        }
+                        if let Some((check, session, targets)) = ready {
+                            crate::ready::enable_when_ready(
+                                &check,
+                                &session,
+                                &targets,
+                                &work.woken,
+                            );
                         }
                     }
                     Ok(None) => {}
@@ -182,6 +205,13 @@ impl StartupWork {
                 .and_then(|registrar| registrar.service(&self.config.service))?
                 .takeover(Takeover::SameHost)
                 .metrics(self.metrics);
+            let registrar = match self.config.start_disabled {
+                true => registrar.disabled(Some(match &self.config.ready_check {
+                    Some(_) => "starting: waiting for its ready check".to_owned(),
+                    None => "starting: waiting for zkutil enable".to_owned(),
+                })),
+                false => registrar,
+            };
             for (endpoint, addrs) in &self.endpoints {
                 let endpoint = *endpoint;
                 let metadata = Metadata::for_this_process(endpoint, self.started, version)

@@ -109,7 +109,7 @@ pub fn zk_hosts(text: &str) -> Result<String, String> {
 /// Parses `--zk-auth` without ever repeating the value in an error: it
 /// may be a mistyped password.
 #[derive(Debug, Clone, Copy)]
-struct SecretParser;
+pub struct SecretParser;
 
 impl clap::builder::TypedValueParser for SecretParser {
     type Value = Secret;

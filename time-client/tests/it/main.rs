@@ -3,6 +3,7 @@
 
 mod cache;
 mod client;
+mod drain;
 mod hostile;
 mod metrics;
 mod post;

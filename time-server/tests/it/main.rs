@@ -7,5 +7,6 @@ mod metrics;
 mod process;
 mod prometheus;
 mod protocol;
+mod rotation;
 mod security;
 mod support;

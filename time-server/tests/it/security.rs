@@ -128,3 +128,60 @@ fn the_password_is_not_shown_by_help_or_errors() {
         "{help}"
     );
 }
+
+#[test]
+fn an_operator_identity_may_take_a_server_out_of_rotation_but_not_delete_it() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start_with_log_filter(
+        &[
+            "--zk",
+            &hosts,
+            "--zk-auth",
+            &format!("svc:{PASSWORD}"),
+            "--operator",
+            "ops:0p-Pa55",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "trace",
+    );
+    let name = server.registered(1).remove(0);
+    let endpoint: zkutil::Endpoint = name.parse().expect("an endpoint");
+    let path = format!("/go_servers/{name}");
+    let base = zkutil::BasePath::default();
+    let off = zkutil::Control::Disable {
+        reason: Some("ops".into()),
+    };
+    for (label, credentials) in [
+        ("no credentials", None),
+        ("another identity", Some("dev:0p-Pa55")),
+        (
+            "the operator's name with a wrong password",
+            Some("ops:wrong"),
+        ),
+    ] {
+        let session = session_as(&hosts, credentials);
+        match off.apply_to(&session, &base, endpoint) {
+            Err(err) if err.is_no_auth() => {}
+            other => panic!("{label}: expected NoAuth, got {other:?}"),
+        }
+    }
+    let operator = session_as(&hosts, Some("ops:0p-Pa55"));
+    off.apply_to(&operator, &base, endpoint)
+        .expect("the operator may disable it");
+    assert_no_auth(operator.delete(&path, None), "the operator deleting it");
+    let instance = zkutil::list_instances(&operator, &base, true)
+        .expect("lists")
+        .pop()
+        .expect("still registered");
+    assert!(!instance.is_enabled());
+    zkutil::Control::Enable
+        .apply_to(&operator, &base, endpoint)
+        .expect("and enable it again");
+    let log = server.stderr();
+    assert!(
+        !log.contains("0p-Pa55"),
+        "the operator's password is logged"
+    );
+}

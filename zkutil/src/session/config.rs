@@ -53,6 +53,22 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// ZooKeeper's digest ACL id of `user:password`: `user:` and the base64 of
+/// the SHA-1 of the whole `user:password` (what `DigestAuthenticationProvider`
+/// computes).
+pub(crate) fn digest_id(user_password: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let user = user_password
+        .split_once(':')
+        .map_or(user_password, |(user, _)| user);
+    let hash = sha1::Sha1::digest(user_password.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
 /// How to reach ZooKeeper, and how long to wait for it.
 ///
 /// Built with `with_*` methods; the defaults suit a service on a LAN.
@@ -64,6 +80,9 @@ pub struct SessionConfig {
     pub(super) request_timeout: Duration,
     /// `user:password` for ZooKeeper's digest scheme. Never logged.
     pub(super) digest_auth: Option<Secret>,
+    /// The digest ACL id (`user:base64(sha1(user:password))`) that gets
+    /// WRITE on the registrations this session creates.
+    pub(super) operator: Option<String>,
     /// Ends a waiting connect early (Ctrl-C).
     pub(super) interrupt: Option<Interrupt>,
     /// Told of every call: its operation, how long it took, its error.
@@ -84,6 +103,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("digest_auth", &self.digest_auth)
+            .field("operator", &self.operator)
             .finish()
     }
 }
@@ -99,6 +119,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             digest_auth: None,
+            operator: None,
             interrupt: None,
             observer: None,
         }
@@ -113,6 +134,21 @@ impl SessionConfig {
     /// Takes a `Secret`, or an `Option<Secret>` (`None`: no auth).
     pub fn with_digest_auth(mut self, user_password: impl Into<Option<Secret>>) -> Self {
         self.digest_auth = user_password.into();
+        self
+    }
+
+    /// Grants the digest identity `user:password` READ and WRITE on the
+    /// EPHEMERAL nodes (registrations) this session creates, besides the
+    /// session's own identity: an operator can then take a server out of
+    /// rotation (`zkutil disable --zk-auth user:password`) but not delete
+    /// its node or change its ACL. Only the password's digest is kept (the
+    /// ACL id ZooKeeper stores, `user:base64(SHA-1(user:password))`).
+    /// Matters with [`SessionConfig::with_digest_auth`] only: without auth
+    /// every node is open to all anyway. `None`: no operator.
+    pub fn with_operator(mut self, user_password: impl Into<Option<Secret>>) -> Self {
+        self.operator = user_password
+            .into()
+            .map(|secret| digest_id(secret.expose()));
         self
     }
 
@@ -192,5 +228,18 @@ impl SessionConfig {
     /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
     pub fn connect(self) -> Result<Session> {
         Session::connect(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_digest_id_is_zookeepers() {
+        // Printed by ZooKeeper 3.8's own tool (Debian's zookeeper.jar):
+        // java org.apache.zookeeper.server.auth.DigestAuthenticationProvider super:secret
+        assert_eq!(
+            super::digest_id("super:secret"),
+            "super:lK75jTNcA+U9vtVEw5vB51mj/w4="
+        );
     }
 }

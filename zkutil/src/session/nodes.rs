@@ -64,9 +64,9 @@ impl Session {
     /// (perhaps created by this very call before a lost connection: callers
     /// check the owner), [`Error::is_no_node`] when the parent is missing.
     pub fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<NodeStat> {
-        let (owned, data, acls) = (path.to_owned(), data.to_vec(), self.acls());
+        let (owned, data, acls) = (path.to_owned(), data.to_vec(), self.registration_acls());
         self.call("create", path, move |client| async move {
-            let options = zk::CreateMode::Ephemeral.with_acls(acls);
+            let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::new(&acls));
             client
                 .create(&owned, &data, &options)
                 .await
@@ -87,9 +87,9 @@ impl Session {
         prefix: &str,
         data: &[u8],
     ) -> Result<(String, NodeStat)> {
-        let (owned, data, acls) = (prefix.to_owned(), data.to_vec(), self.acls());
+        let (owned, data, acls) = (prefix.to_owned(), data.to_vec(), self.registration_acls());
         self.call("create", prefix, move |client| async move {
-            let options = zk::CreateMode::EphemeralSequential.with_acls(acls);
+            let options = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::new(&acls));
             client
                 .create(&owned, &data, &options)
                 .await
@@ -120,6 +120,23 @@ impl Session {
         } else {
             zk::Acls::anyone_all()
         }
+    }
+
+    /// The ACL of the ephemeral nodes (registrations) this session creates:
+    /// [`Session::acls`], and READ and WRITE for the operator identity when
+    /// one is configured.
+    fn registration_acls(&self) -> Vec<zk::Acl> {
+        let mut acls = self.acls().to_vec();
+        if let (Some(operator), true) = (
+            &self.inner.config.operator,
+            self.inner.config.digest_auth.is_some(),
+        ) {
+            acls.push(zk::Acl::new(
+                zk::Permission::READ | zk::Permission::WRITE,
+                zk::AuthId::new("digest", operator),
+            ));
+        }
+        acls
     }
 
     /// Deletes a node, only if its version is still `version` when given.

@@ -423,3 +423,55 @@ fn a_container_parent_curator_made_and_zookeeper_removed_is_no_instances_then_ma
         })
         .expect("ours is seen under the re-made parent");
 }
+
+#[test]
+fn curators_service_provider_skips_an_instance_we_took_out_of_rotation() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let peer = peer();
+    let server = server(&hosts, Format::Curator, "time");
+    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
+        let listed = curator_list(&peer, &hosts, "time", false);
+        (listed.len() == 2).then_some(listed)
+    });
+    let mut endpoints: Vec<String> = listed
+        .iter()
+        .map(|i| format!("127.0.0.1:{}", i["port"]))
+        .collect();
+    endpoints.sort();
+    let picks = |peer: &CuratorPeer| {
+        let out = peer
+            .run(&["provider", &hosts, "/services", "time", "20"])
+            .unwrap_or_else(|err| panic!("curator provider: {err}"));
+        let mut seen: Vec<String> = out.lines().map(str::to_owned).collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(picks(&peer), endpoints, "round-robin over both");
+
+    let observer = session(&zk);
+    let service = BasePath::from_static("/services/time");
+    let drained: Endpoint = endpoints[0].parse().expect("an endpoint");
+    zkutil::Control::Disable {
+        reason: Some("interop".into()),
+    }
+    .apply_to(&observer, &service, drained)
+    .expect("disables");
+    let enabled: Vec<bool> = curator_list(&peer, &hosts, "time", false)
+        .iter()
+        .map(|i| i["enabled"].as_bool().expect("Curator reads enabled"))
+        .collect();
+    assert_eq!(enabled.iter().filter(|on| !**on).count(), 1, "{enabled:?}");
+    assert_eq!(
+        picks(&peer),
+        vec![endpoints[1].clone()],
+        "20 picks, none disabled"
+    );
+
+    zkutil::Control::Enable
+        .apply_to(&observer, &service, drained)
+        .expect("enables");
+    assert_eq!(picks(&peer), endpoints, "back in rotation");
+    server.stop();
+}

@@ -4,7 +4,7 @@
 // Dubbo 3 run; the tests check that it and zkutil understand each other.
 //
 //   list     HOSTS BASE SERVICE [spring]   queryForInstances: one JSON line per instance
-//   provider HOSTS BASE SERVICE            ServiceProvider.getInstance: address:port
+//   provider HOSTS BASE SERVICE [N]        ServiceProvider.getInstance, N times (1): address:port per line
 //   cache    HOSTS BASE SERVICE            ServiceCache: "instances a:p,b:p" on start and each change, until stdin closes
 //   register HOSTS BASE SERVICE ADDR PORT  registers, prints "registered ID", unregisters when stdin closes
 //
@@ -50,7 +50,7 @@ public class CuratorPeer {
                     }
                     break;
                 case "provider":
-                    provider(client, base, service);
+                    provider(client, base, service, args.length > 4 ? Integer.parseInt(args[4]) : 1);
                     break;
                 case "cache":
                     cache(client, base, service);
@@ -93,12 +93,14 @@ public class CuratorPeer {
         }
     }
 
-    static void provider(CuratorFramework client, String base, String service) throws Exception {
+    static void provider(CuratorFramework client, String base, String service, int picks) throws Exception {
         try (ServiceDiscovery<Map> discovery = discovery(client, base, Map.class);
              ServiceProvider<Map> provider = discovery.serviceProviderBuilder().serviceName(service).build()) {
             provider.start();
-            ServiceInstance<Map> instance = provider.getInstance();
-            System.out.println(instance == null ? "none" : instance.getAddress() + ":" + instance.getPort());
+            for (int i = 0; i < picks; i++) {
+                ServiceInstance<Map> instance = provider.getInstance();
+                System.out.println(instance == null ? "none" : instance.getAddress() + ":" + instance.getPort());
+            }
         }
     }
 

@@ -1,0 +1,124 @@
+//! Drain from outside: an operator takes a live server out of rotation
+//! (`zkutil disable`, i.e. `zkutil::Control`) under a client sending a
+//! request every 10 ms; new requests stop going to it as soon as the
+//! client's watch delivers the change, none fails, and `enable` brings it
+//! back.
+
+use std::time::{Duration, Instant};
+
+use zkutil::testing::TestProcess;
+use zkutil::{BasePath, Control, Endpoint};
+
+use crate::support::{Servers, zookeeper};
+
+/// `[ 37/600] 127.0.0.1:41234 0.31ms 127.0.0.1:41234: 2026-…`: the request
+/// number and the server, or `None` for a FAILED line.
+fn answered(line: &str) -> Option<(u64, Endpoint)> {
+    let (seq, rest) = line.trim_start_matches('[').split_once('/')?;
+    let server = rest.split_once("] ")?.1.split_whitespace().next()?;
+    Some((seq.trim().parse().ok()?, server.parse().ok()?))
+}
+
+/// The `from_request` of the client's first "server list changed" line
+/// after `after` lines whose out-of-service list is `out` (empty: none),
+/// and when it was logged.
+fn change_logged(client: &TestProcess, after: usize, out: &str) -> (usize, u64, Instant) {
+    let want = format!("out_of_service={out}");
+    client
+        .stderr()
+        .wait_for(Duration::from_secs(30), |lines, _| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find_map(|(at, (when, line))| {
+                    let logged = line.contains("server list changed")
+                        && line.split_whitespace().any(|field| field == want);
+                    let seq = line
+                        .split("from_request=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?;
+                    logged.then(|| Some((at, seq.parse().ok()?, *when)))?
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no change to out_of_service={out:?}:\n{}",
+                client.stderr_text()
+            )
+        })
+}
+
+#[test]
+fn a_server_disabled_under_a_10ms_client_loop_gets_no_new_request_and_none_fails() {
+    let zk = zookeeper();
+    let servers = Servers::start(&zk, "/drain", 3);
+    let drained = servers.endpoints()[0];
+    let operator = zkutil::testing::connect(&zk, Duration::from_secs(10));
+    let base = BasePath::from_static("/drain");
+    let mut client = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &zk.connect_string(),
+            "--base-path",
+            "/drain",
+            "--count",
+            "700",
+            "--interval",
+            "10ms",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    client.stdout().wait_for_lines(50, Duration::from_secs(30));
+
+    let off = Control::Disable {
+        reason: Some("drain test".into()),
+    };
+    off.apply_to(&operator, &base, drained).expect("disables");
+    let written = Instant::now();
+    let (at, disabled_from, seen) = change_logged(&client, 0, &drained.to_string());
+    let visible_after = seen.saturating_duration_since(written);
+
+    client
+        .stdout()
+        .wait_for_lines(disabled_from as usize + 100, Duration::from_secs(30));
+    Control::Enable
+        .apply_to(&operator, &base, drained)
+        .expect("enables");
+    let (_, enabled_from, _) = change_logged(&client, at + 1, "");
+    assert!(
+        client.wait(Duration::from_secs(60)).success(),
+        "{}",
+        client.stderr_text()
+    );
+
+    let lines: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("FAILED")).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(lines.len(), 700);
+    let to_drained = |range: std::ops::Range<u64>| {
+        lines
+            .iter()
+            .filter_map(|l| answered(l))
+            .filter(|(seq, server)| range.contains(seq) && *server == drained)
+            .count()
+    };
+    assert_eq!(
+        to_drained(disabled_from..enabled_from),
+        0,
+        "a request went to the disabled server after the client saw the change"
+    );
+    assert!(to_drained(1..disabled_from) > 0, "it served before");
+    assert!(to_drained(enabled_from..701) > 0, "enable brought it back");
+    eprintln!(
+        "disable visible to the client {visible_after:?} after the write; \
+         out of rotation for requests {disabled_from}..{enabled_from}"
+    );
+}
