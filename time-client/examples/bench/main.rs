@@ -115,6 +115,8 @@ fn main() -> anyhow::Result<()> {
     eprintln!("bench: scale done ({:?})", started.elapsed());
     change_cost(&zk, sizes, &mut report)?;
     eprintln!("bench: change cost done ({:?})", started.elapsed());
+    slow_server(&zk, &args, sizes, &mut report)?;
+    eprintln!("bench: slow server done ({:?})", started.elapsed());
 
     report.duration = started.elapsed();
     std::fs::create_dir_all(&args.out)?;
@@ -726,6 +728,82 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
             });
         }
     }
+    Ok(())
+}
+
+/// 9. Picking around a slow server: one of three slowed 10x, random
+/// against p2c, same requests interleaved.
+fn slow_server(
+    zk: &ZkServer,
+    args: &Args,
+    sizes: Sizes,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let base = BasePath::from_static("/slow");
+    let normal = ServerProcess::start(args, zk, &base, 2, "10s")?;
+    let limits = RequestLimits::default();
+    let timed = |endpoint: Endpoint| {
+        let t = Instant::now();
+        request(endpoint, &limits).map(|_| t.elapsed())
+    };
+    let n = sizes.requests / 5;
+    let normal_p50 = Stats::of(
+        &(0..n)
+            .map(|_| timed(Endpoint::new(normal.addrs[0])))
+            .collect::<Result<Vec<_>, _>>()?,
+    )
+    .p50;
+    // Slowed so that its latency is about 10x the others'.
+    let delay = (normal_p50 * 9).max(Duration::from_micros(100));
+    let delay_flag = format!("{}us", delay.as_micros());
+    let slow =
+        ServerProcess::start_with(args, zk, &base, 1, "10s", &["--reply-delay", &delay_flag])?;
+    let slow_endpoint = Endpoint::new(slow.addrs[0]);
+    let slow_p50 = Stats::of(
+        &(0..n.min(500))
+            .map(|_| timed(slow_endpoint))
+            .collect::<Result<Vec<_>, _>>()?,
+    )
+    .p50;
+    let discovery = Discovery::start(session(zk)?, &base)?;
+    discovery
+        .wait_for(Duration::from_secs(30), |s| s.instances().len() == 3)
+        .context("the three servers are discovered")?;
+    let strategies = [("random", Strategy::Random), ("p2c", Strategy::P2c)];
+    let selectors: Vec<Selector> = strategies.iter().map(|(_, s)| Selector::new(*s)).collect();
+    let mut samples = vec![Vec::new(); strategies.len()];
+    let mut to_slow = vec![0usize; strategies.len()];
+    for _ in 0..sizes.requests {
+        for (i, selector) in selectors.iter().enumerate() {
+            let snapshot = discovery.snapshot();
+            let Some(endpoint) = selector.pick(snapshot.instances()).map(|i| i.endpoint()) else {
+                bail!("no server to pick");
+            };
+            let t = Instant::now();
+            selector.started(endpoint);
+            request(endpoint, &limits)?;
+            let took = t.elapsed();
+            selector.finished(endpoint, took);
+            samples[i].push(took);
+            to_slow[i] += usize::from(endpoint == slow_endpoint);
+        }
+    }
+    let rows = strategies
+        .iter()
+        .zip(samples.iter().zip(&to_slow))
+        .map(|((name, _), (sample, slow))| report::Picking {
+            strategy: name,
+            latency: Stats::of(sample),
+            to_slow: *slow as f64 / sample.len().max(1) as f64,
+        })
+        .collect();
+    report.slow_server = Some(report::SlowServer {
+        normal_p50,
+        slow_p50,
+        delay,
+        rows,
+    });
+    drop((normal, slow));
     Ok(())
 }
 

@@ -75,6 +75,25 @@ pub struct ChangeCost {
     pub packets_per_change: f64,
 }
 
+/// One strategy's requests with one of three servers slowed.
+pub struct Picking {
+    pub strategy: &'static str,
+    pub latency: Stats,
+    /// Share of the requests sent to the slow server.
+    pub to_slow: f64,
+}
+
+/// Picking around a slow server: the servers' own latencies and each
+/// strategy's.
+#[derive(Default)]
+pub struct SlowServer {
+    /// Median latency of a normal server alone, and of the slowed one.
+    pub normal_p50: Duration,
+    pub slow_p50: Duration,
+    pub delay: Duration,
+    pub rows: Vec<Picking>,
+}
+
 #[derive(Default)]
 pub struct Report {
     pub quick: bool,
@@ -87,6 +106,7 @@ pub struct Report {
     pub failover: Vec<Failover>,
     pub scale: Option<Scale>,
     pub change_cost: Vec<ChangeCost>,
+    pub slow_server: Option<SlowServer>,
     pub server_rss_idle_kib: u64,
     pub server_rss_load_kib: u64,
     pub client_rss_kib: u64,
@@ -435,6 +455,45 @@ impl Report {
                 kib as f64 / 1024.0,
                 verdict(kib <= 10 * 1024 && kib > 0)
             );
+        }
+
+        if let Some(slow) = &self.slow_server {
+            let _ = writeln!(
+                md,
+                "\n## 9. Picking around a slow server: p2c against random\n\n\
+                 Three time-servers, one slowed by an artificial reply delay of {} (its median {} against {} \
+                 for the others: {:.1}x). The same {} sequential requests per strategy, interleaved so that both \
+                 see the same machine; p2c picks the less loaded of two by each server's EWMA latency x requests in \
+                 flight.\n",
+                d(slow.delay),
+                d(slow.slow_p50),
+                d(slow.normal_p50),
+                slow.slow_p50.as_secs_f64() / slow.normal_p50.as_secs_f64().max(1e-9),
+                slow.rows.first().map_or(0, |r| r.latency.n),
+            );
+            let _ = writeln!(
+                md,
+                "| strategy | median | p99 | max | share to the slow server |\n|---|---:|---:|---:|---:|"
+            );
+            for row in &slow.rows {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.1} % |",
+                    row.strategy,
+                    d(row.latency.p50),
+                    d(row.latency.p99),
+                    d(row.latency.max),
+                    row.to_slow * 100.0
+                );
+            }
+            if let [random, p2c] = &slow.rows[..] {
+                let _ = writeln!(
+                    md,
+                    "\np99 p2c : random = {:.2}; median p2c : random = {:.2}.",
+                    p2c.latency.p99.as_secs_f64() / random.latency.p99.as_secs_f64().max(1e-9),
+                    p2c.latency.p50.as_secs_f64() / random.latency.p50.as_secs_f64().max(1e-9),
+                );
+            }
         }
         md
     }
