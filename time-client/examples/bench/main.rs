@@ -731,8 +731,8 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
     Ok(())
 }
 
-/// 9. Picking around a slow server: one of three slowed 10x, random
-/// against p2c, same requests interleaved.
+/// Section 9, picking around a slow server: one of three slowed 10x,
+/// random against p2c, the same requests interleaved.
 fn slow_server(
     zk: &ZkServer,
     args: &Args,
