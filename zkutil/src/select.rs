@@ -86,10 +86,39 @@ struct Load {
     /// Exponentially weighted moving average of the latency, in ms.
     ewma_ms: f64,
     in_flight: u32,
+    /// When the average was last updated.
+    updated: Option<Instant>,
+}
+
+impl Load {
+    /// The average as of `now`: it decays toward zero while the instance
+    /// gets no request, with time constant [`DECAY`], so that an instance
+    /// once slow is tried again after a while (it may have recovered) —
+    /// as Finagle's and Linkerd's peak-EWMA balancers do.
+    fn ewma_at(&self, now: Instant) -> f64 {
+        let idle = self
+            .updated
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.ewma_ms * (-idle.as_secs_f64() / DECAY.as_secs_f64()).exp()
+    }
+
+    /// The cost p2c compares: latency times the requests in flight.
+    fn cost_at(&self, now: Instant) -> f64 {
+        self.ewma_at(now) * f64::from(self.in_flight + 1)
+    }
 }
 
 /// How much a new latency sample counts in the moving average.
 const EWMA_WEIGHT: f64 = 0.3;
+/// How far one sample may lift the average, as a multiple of it: a single
+/// outlier (a scheduling hiccup of the client's own machine) must not make
+/// a fast instance look slower than a slow one, or it would be starved —
+/// never picked, so never measured again. A real slowdown still shows
+/// within a few samples (each may nearly double the average).
+const MAX_JUMP: f64 = 4.0;
+/// Time constant of the decay of an idle instance's average
+/// (Finagle's and Linkerd's default).
+const DECAY: Duration = Duration::from_secs(10);
 
 impl Selector {
     /// A selector seeded from the operating system, with a 10 s cooldown.
@@ -207,12 +236,12 @@ impl Selector {
         if by_position {
             return up.get(self.index(up.len())?).copied();
         }
-        up.get(self.choose(&up, wall)?).copied()
+        up.get(self.choose(&up, now, wall)?).copied()
     }
 
     /// The index of the candidate the weighted and load-aware strategies
     /// choose; `None` when there is none.
-    fn choose(&self, candidates: &[&Instance], wall: SystemTime) -> Option<usize> {
+    fn choose(&self, candidates: &[&Instance], now: Instant, wall: SystemTime) -> Option<usize> {
         if candidates.is_empty() {
             return None;
         }
@@ -256,11 +285,10 @@ impl Selector {
                 };
                 let load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
                 let cost = |i: usize| {
-                    let l = load
-                        .get(&candidates[i].endpoint())
+                    load.get(&candidates[i].endpoint())
                         .copied()
-                        .unwrap_or_default();
-                    l.ewma_ms * f64::from(l.in_flight + 1)
+                        .unwrap_or_default()
+                        .cost_at(now)
                 };
                 Some(if cost(b) < cost(a) { b } else { a })
             }
@@ -285,6 +313,10 @@ impl Selector {
     /// A request to `endpoint` ended after `latency` (a failure counts
     /// with the time it took).
     pub fn finished(&self, endpoint: Endpoint, latency: Duration) {
+        self.finished_at(endpoint, latency, Instant::now());
+    }
+
+    fn finished_at(&self, endpoint: Endpoint, latency: Duration, now: Instant) {
         if self.strategy != Strategy::P2c {
             return;
         }
@@ -292,11 +324,13 @@ impl Selector {
         let entry = load.entry(endpoint).or_default();
         entry.in_flight = entry.in_flight.saturating_sub(1);
         let ms = latency.as_secs_f64() * 1e3;
-        entry.ewma_ms = if entry.ewma_ms == 0.0 {
+        let average = entry.ewma_at(now);
+        entry.ewma_ms = if entry.updated.is_none() || average == 0.0 {
             ms
         } else {
-            entry.ewma_ms * (1.0 - EWMA_WEIGHT) + ms * EWMA_WEIGHT
+            average * (1.0 - EWMA_WEIGHT) + ms.min(average * MAX_JUMP) * EWMA_WEIGHT
         };
+        entry.updated = Some(now);
     }
 
     /// An index in `0..len` by the strategy; `None` when `len` is 0.
@@ -575,6 +609,74 @@ mod tests {
         assert!(
             slow <= 2_000,
             "{slow} of 10000 went to the instance 10x slower"
+        );
+    }
+
+    /// `picks` p2c requests over `list` at `now`, each taking what
+    /// `latency(port)` says; how many went to each port.
+    fn p2c_run(
+        selector: &Selector,
+        list: &[Instance],
+        now: Instant,
+        picks: usize,
+        latency: impl Fn(u16) -> Duration,
+    ) -> HashMap<u16, usize> {
+        let mut counts = HashMap::new();
+        for _ in 0..picks {
+            let picked = selector
+                .pick_excluding_at(list, &[], now, SystemTime::now())
+                .map(Instance::endpoint)
+                .expect("an instance");
+            selector.started(picked);
+            *counts.entry(picked.port()).or_default() += 1;
+            selector.finished_at(picked, latency(picked.port()), now);
+        }
+        counts
+    }
+
+    #[test]
+    fn one_latency_spike_does_not_starve_a_fast_instance() {
+        let selector = Selector::with_seed(Strategy::P2c, 7);
+        let list = instances(3);
+        let now = Instant::now();
+        let usual = |port: u16| Duration::from_micros(if port == 1 { 600 } else { 40 });
+        p2c_run(&selector, &list, now, 300, usual);
+        // A hiccup of the client's machine: one request to port 2 took 5 ms.
+        selector.started(list[1].endpoint());
+        selector.finished_at(list[1].endpoint(), Duration::from_millis(5), now);
+        let after = p2c_run(&selector, &list, now, 3_000, usual);
+        let share = |port| *after.get(&port).unwrap_or(&0) as f64 / 3_000.0;
+        assert!(
+            share(2) > 0.3,
+            "the fast instance that spiked is used again: {after:?}"
+        );
+        assert!(share(1) < 0.05, "the slow one stays avoided: {after:?}");
+    }
+
+    #[test]
+    fn a_slow_instance_is_tried_again_after_the_decay_and_used_once_fast() {
+        let selector = Selector::with_seed(Strategy::P2c, 9);
+        let list = instances(3);
+        let start = Instant::now();
+        let slow_then = |port: u16| Duration::from_micros(if port == 1 { 600 } else { 40 });
+        p2c_run(&selector, &list, start, 300, slow_then);
+        // Port 1 has recovered; the others are as before. Within a second
+        // it is still avoided; after a few decay times it is probed, found
+        // fast, and used like the others.
+        let recovered = |_: u16| Duration::from_micros(40);
+        let soon = p2c_run(
+            &selector,
+            &list,
+            start + Duration::from_secs(1),
+            300,
+            recovered,
+        );
+        assert!(soon.get(&1).copied().unwrap_or(0) < 15, "{soon:?}");
+        let later = p2c_run(&selector, &list, start + DECAY * 4, 3_000, recovered);
+        let share = *later.get(&1).unwrap_or(&0) as f64 / 3_000.0;
+        assert!(
+            share > 0.2,
+            "the recovered instance is used again: {later:?}"
         );
     }
 
