@@ -30,8 +30,6 @@ pub enum Behaviour {
     WriteAndClose,
     /// Answers only after reading the client's request (`timestamp`).
     AnswerWhenAsked,
-    /// The time protocol, 20 ms late (a slow server).
-    SlowTime,
 }
 
 /// A server on a free loopback port, until dropped.
@@ -71,13 +69,6 @@ impl Responder {
                 let Ok(mut stream) = stream else { continue };
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
                 match how {
-                    Behaviour::SlowTime => {
-                        // The slowness under test, not a wait for an event.
-                        std::thread::sleep(Duration::from_millis(20));
-                        let now = humantime::format_rfc3339(SystemTime::now());
-                        let _ = stream.write_all(format!("{addr}: {now}\n").as_bytes());
-                        close_politely(stream);
-                    }
                     Behaviour::Time => {
                         let now = humantime::format_rfc3339(SystemTime::now());
                         let _ = stream.write_all(format!("{addr}: {now}\n").as_bytes());
