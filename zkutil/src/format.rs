@@ -5,8 +5,9 @@
 //!   uses it): `<base>/<service>/<id>`, data a `ServiceInstance` exactly as
 //!   Curator's `JsonInstanceSerializer` writes it (checked against Curator
 //!   5.4 itself): nine fields in its order, no `enabled` (Curator 2.x/3.x
-//!   readers fail on unknown fields), the payload an object whose first
-//!   field is `"@class"`.
+//!   readers fail on unknown fields) unless an operator took the instance
+//!   out of rotation ([`Control`](crate::Control)), the payload an object
+//!   whose first field is `"@class"`.
 //! * **spring**: the same, with Spring Cloud Zookeeper's payload
 //!   (`ZookeeperInstance`: `id`, `name`, `metadata` with `instance_status`).
 //! * **serverset** (Finagle, Aurora; what Prometheus's `serverset_sd_configs`
