@@ -2,7 +2,8 @@
 //! ZooKeeper for as long as it serves.
 //!
 //! * [`Args`]: the command line, and the [`Config`] it makes.
-//! * [`listener`]: bind, accept, a thread per connection, a connection cap.
+//! * [`listener`]: bind, accept (two blocking acceptor threads per listener), reply at once, a connection cap.
+//! * `drainer`: one thread waits for every answered client's EOF (epoll, through `mio`).
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
 //! * [`fdlimit`]: enough file descriptors for the connection cap.
@@ -14,6 +15,7 @@
 //! succeed), stop accepting, finish what is in flight, close the session.
 
 mod args;
+mod drainer;
 pub mod fdlimit;
 pub mod listener;
 pub mod metrics;

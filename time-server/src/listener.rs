@@ -1,23 +1,24 @@
 //! Listeners: bind every address first, then accept on each in its own
-//! thread, one thread per connection.
+//! blocking thread, which replies at once; one drain thread then waits for
+//! every answered client's EOF (`drainer`).
 //!
-//! Each connection gets its own thread, so an idle or slow client holds
-//! only that thread and never delays another client. The number of
-//! connections served at once is capped (`--max-connections`): beyond it a
-//! new connection gets its reply at once and is closed without draining,
-//! so threads and memory stay bounded under a flood.
+//! An idle or slow client holds only its place in the drain thread's
+//! poller and never delays another client. The number of connections
+//! served at once is capped (`--max-connections`): beyond it a new
+//! connection gets its reply at once and is closed without draining, so
+//! memory stays bounded under a flood.
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use zkutil::Endpoint;
 
-use crate::reply::{ReplyLimits, drain, reply};
+use crate::drainer::Drainer;
+use crate::reply::{ReplyLimits, reply};
 use crate::shutdown::Shutdown;
 
 /// A bound listener and the endpoint it is advertised as.
@@ -118,39 +119,65 @@ impl Default for ServeOptions {
     }
 }
 
+/// Acceptor threads per listener, blocked in `accept` on the same socket
+/// (the kernel hands each connection to one): the accept and the reply of
+/// one connection overlap with the next one's on another core.
+const ACCEPTORS: usize = 2;
+
 /// Serves every listener until `stop` is triggered (and [`wake`] called),
 /// then waits for the connections in flight to finish (each is bounded by
 /// its limits). All threads are joined before it returns.
 pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOptions) {
-    let active = AtomicUsize::new(0);
-    // Per listener: the queue its idle connection threads wait on. They live
-    // here, outside the scope, so that the scoped threads can borrow them.
-    let queues: Vec<Queue> = listeners.iter().map(|_| Queue::default()).collect();
+    let active = Arc::new(AtomicUsize::new(0));
+    let drainer = Drainer::new(
+        listeners.len() * ACCEPTORS,
+        options.limits,
+        active.clone(),
+        options.metrics.clone(),
+    );
+    let (drainer, poll) = match drainer {
+        Ok((drainer, poll)) => (Some(drainer), Some(poll)),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the drain poller: connections are closed right after their reply");
+            (None, None)
+        }
+    };
     std::thread::scope(|scope| {
-        for (bound, queue) in listeners.iter().zip(&queues) {
-            let active = &active;
+        if let (Some(drainer), Some(poll)) = (&drainer, poll) {
+            let spawned = std::thread::Builder::new()
+                .name("drain".into())
+                .spawn_scoped(scope, move || drainer.run(poll));
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "cannot start the drain thread");
+            }
+        }
+        for bound in listeners.iter().flat_map(|bound| [bound; ACCEPTORS]) {
+            let (active, drainer) = (&*active, drainer.as_ref());
             let spawned = std::thread::Builder::new()
                 .name(format!("accept {}", bound.local))
                 .spawn_scoped(scope, move || {
-                    let workers = Workers {
-                        scope,
-                        queue,
-                        endpoint: bound.advertised,
-                        options,
-                        active,
-                    };
-                    accept_loop(&workers, bound, stop);
-                    queue.close();
+                    accept_loop(bound, stop, options, active, drainer);
+                    if let Some(drainer) = drainer {
+                        drainer.acceptor_done();
+                    }
                 });
             if let Err(err) = spawned {
                 tracing::error!(listener = %bound.local, error = %err, "cannot start acceptor thread");
+                if let Some(drainer) = &drainer {
+                    drainer.acceptor_done();
+                }
             }
         }
     });
 }
 
-fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown) {
-    let (options, active) = (workers.options, workers.active);
+fn accept_loop(
+    bound: &BoundListener,
+    stop: &Shutdown,
+    options: &ServeOptions,
+    active: &AtomicUsize,
+    drainer: Option<&Drainer>,
+) {
     let metrics = options.metrics.as_deref();
     let mut failures = AcceptFailures::default();
     loop {
@@ -176,9 +203,14 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
             // The slowness asked for (tests, benchmarks), not a wait.
             std::thread::sleep(options.reply_delay);
         }
-        // The reply goes out from here, at once; a connection thread only
-        // waits for the client to finish.
-        if let Err(err) = reply(&mut stream, bound.advertised, &options.limits) {
+        // The reply goes out from here, at once (the line is far smaller
+        // than a new socket's send buffer: the write never waits); the
+        // drain thread only waits for the client to finish, non-blocking.
+        // Nothing else comes before the reply: it is what the client waits
+        // for.
+        let replied =
+            reply(&mut stream, bound.advertised).and_then(|()| stream.set_nonblocking(true));
+        if let Err(err) = replied {
             tracing::debug!(%peer, error = %err, "connection ended early");
             if let Some(m) = metrics {
                 m.failed.inc();
@@ -188,6 +220,10 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
         if let Some(m) = metrics {
             m.answered_in(accepted_at.elapsed());
         }
+        let Some(drainer) = drainer else {
+            close_without_drain(stream);
+            continue;
+        };
         if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
             active.fetch_sub(1, Ordering::SeqCst);
             tracing::debug!(%peer, "too many connections: closing without drain");
@@ -200,12 +236,12 @@ fn accept_loop(workers: &Workers<'_, '_>, bound: &BoundListener, stop: &Shutdown
         if let Some(m) = metrics {
             m.in_flight.inc();
         }
-        if let Err(err) = workers.dispatch(stream) {
+        if let Err(err) = drainer.add(stream) {
             active.fetch_sub(1, Ordering::SeqCst);
             if let Some(m) = metrics {
                 m.in_flight.dec();
             }
-            tracing::warn!(%peer, error = %err, "cannot start connection thread");
+            tracing::warn!(%peer, error = %err, "cannot wait for the client to finish; closed");
         }
     }
 }
@@ -238,141 +274,23 @@ impl AcceptFailures {
     }
 }
 
-/// How long an idle connection thread waits for the next connection before
-/// it ends: long enough to be reused under load, short enough that a burst
-/// does not leave threads behind.
-const IDLE_WORKER: Duration = Duration::from_secs(5);
-
-/// Connection threads of one listener: one thread per connection in
-/// flight, so that no client ever waits behind another, but threads are
-/// reused instead of spawned per connection (a cached pool, as Java's).
-///
-/// A connection is queued only when an idle thread was reserved for it, so
-/// it is taken at once; with none idle, a new thread starts with it.
-struct Workers<'scope, 'env> {
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    queue: &'scope Queue,
-    endpoint: Endpoint,
-    options: &'scope ServeOptions,
-    active: &'scope AtomicUsize,
-}
-
-impl Workers<'_, '_> {
-    fn dispatch(&self, stream: TcpStream) -> std::io::Result<()> {
-        match self.queue.hand_over(stream) {
-            None => Ok(()),
-            Some(stream) => self.spawn(stream),
-        }
-    }
-
-    fn spawn(&self, first: TcpStream) -> std::io::Result<()> {
-        let (queue, options, active) = (self.queue, self.options, self.active);
-        std::thread::Builder::new()
-            .name(format!("conn {}", self.endpoint))
-            .stack_size(CONNECTION_STACK)
-            .spawn_scoped(self.scope, move || {
-                let mut next = Some(first);
-                while let Some(mut stream) = next.take() {
-                    if let Err(err) = drain(&mut stream, &options.limits) {
-                        tracing::debug!(peer = ?stream.peer_addr().ok(), error = %err, "connection ended early");
-                    }
-                    drop(stream);
-                    active.fetch_sub(1, Ordering::SeqCst);
-                    if let Some(m) = &options.metrics {
-                        m.in_flight.dec();
-                    }
-                    next = queue.next_job();
-                }
-            })
-            .map(drop)
-    }
-}
-
-/// Connections waiting for an idle thread, and how many threads are idle.
-#[derive(Default)]
-struct Queue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct QueueState {
-    jobs: VecDeque<TcpStream>,
-    /// Idle threads not yet reserved for a queued job.
-    idle: usize,
-    closed: bool,
-}
-
-impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues `stream` for an idle thread; gives it back when none is idle.
-    fn hand_over(&self, stream: TcpStream) -> Option<TcpStream> {
-        let mut state = self.lock();
-        if state.idle == 0 {
-            return Some(stream);
-        }
-        state.idle -= 1;
-        state.jobs.push_back(stream);
-        self.ready.notify_one();
-        None
-    }
-
-    /// An idle thread's wait: the next connection, or `None` when it should
-    /// end (idle too long, or the listener stopped).
-    fn next_job(&self) -> Option<TcpStream> {
-        let deadline = Instant::now() + IDLE_WORKER;
-        let mut state = self.lock();
-        state.idle += 1;
-        loop {
-            if let Some(job) = state.jobs.pop_front() {
-                return Some(job);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
-                // No job is queued, so none was reserved for this thread.
-                state.idle -= 1;
-                return None;
-            }
-            state = self
-                .ready
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    /// The acceptor stopped: idle threads end once the queue is empty.
-    fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
-    }
-}
-
 /// The overload path, after the reply: what the client already sent is
 /// read without waiting, so that closing does not reset the connection
 /// (which would destroy the reply in flight); no thread waits for more.
 fn close_without_drain(mut stream: TcpStream) {
-    if stream.set_nonblocking(true).is_ok() {
-        let mut buf = [0u8; 4096];
-        for _ in 0..16 {
-            if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
-                break;
-            }
+    // Non-blocking since the reply.
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+            break;
         }
     }
 }
 
-/// Stack of a connection thread: the exchange needs a few KiB, and a
-/// small stack keeps a thousand idle connections cheap.
-const CONNECTION_STACK: usize = 64 * 1024;
-
 /// Wakes every acceptor blocked in `accept()` by connecting to it once;
 /// call after [`Shutdown::trigger`].
 pub fn wake(listeners: &[BoundListener]) {
-    for bound in listeners {
+    for bound in listeners.iter().flat_map(|bound| [bound; ACCEPTORS]) {
         let mut addr = bound.local;
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {

@@ -71,6 +71,10 @@ struct Args {
     /// Where to write the results.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
+    /// Run only these sections (repeatable): discovery, latency, visibility, throughput, failover,
+    /// scale, change-cost, slow-server; for iterating on one figure.
+    #[arg(long)]
+    only: Vec<String>,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -83,13 +87,21 @@ enum Mode {
         hosts: String,
         /// The base path to watch.
         base: BasePath,
+        /// Say `ready` only once this many instances are listed.
+        #[arg(long, default_value_t = 0)]
+        expect: usize,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Mode::Observe { hosts, base }) = &args.mode {
-        return observe(hosts, base);
+    if let Some(Mode::Observe {
+        hosts,
+        base,
+        expect,
+    }) = &args.mode
+    {
+        return observe(hosts, base, *expect);
     }
     let sizes = if args.quick { QUICK } else { FULL };
     let started = Instant::now();
@@ -101,22 +113,33 @@ fn main() -> anyhow::Result<()> {
         report.storage
     );
 
-    discovery_cost(&zk, sizes, &mut report)?;
-    eprintln!("bench: discovery cost done ({:?})", started.elapsed());
-    client_latency(&zk, &args, sizes, &mut report)?;
-    eprintln!("bench: client latency done ({:?})", started.elapsed());
-    visibility(&zk, sizes, &mut report)?;
-    eprintln!("bench: visibility done ({:?})", started.elapsed());
-    throughput(&zk, &args, sizes, &mut report)?;
-    eprintln!("bench: throughput done ({:?})", started.elapsed());
-    failover(&zk, &args, sizes, &mut report)?;
-    eprintln!("bench: failover done ({:?})", started.elapsed());
-    scale(&zk, sizes, &mut report)?;
-    eprintln!("bench: scale done ({:?})", started.elapsed());
-    change_cost(&zk, sizes, &mut report)?;
-    eprintln!("bench: change cost done ({:?})", started.elapsed());
-    slow_server(&zk, &args, sizes, &mut report)?;
-    eprintln!("bench: slow server done ({:?})", started.elapsed());
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    type Section = fn(&ZkServer, &Args, Sizes, &mut Report) -> anyhow::Result<()>;
+    let sections: [(&str, Section); 9] = [
+        ("discovery", |zk, _, sizes, report| {
+            discovery_cost(zk, sizes, report)
+        }),
+        ("latency", client_latency),
+        ("visibility", |zk, _, sizes, report| {
+            visibility(zk, sizes, report)
+        }),
+        ("throughput", throughput),
+        ("failover", failover),
+        ("scale", |zk, _, sizes, report| scale(zk, sizes, report)),
+        ("change-cost", |zk, _, sizes, report| {
+            change_cost(zk, sizes, report)
+        }),
+        ("slow-server", slow_server),
+        ("curator", |zk, _, sizes, report| {
+            against_curator(zk, sizes, report)
+        }),
+    ];
+    for (name, section) in sections {
+        if wanted(name) {
+            section(&zk, &args, sizes, &mut report)?;
+            eprintln!("bench: {name} done ({:?})", started.elapsed());
+        }
+    }
 
     report.duration = started.elapsed();
     std::fs::create_dir_all(&args.out)?;
@@ -334,13 +357,18 @@ fn client_latency(
     Ok(())
 }
 
-/// Child mode: print `<added|removed> <endpoint> <unix nanos>` per change.
-fn observe(hosts: &str, base: &BasePath) -> anyhow::Result<()> {
+/// Child mode: `ready <session>` once `expect` instances are listed, then
+/// `<added|removed> <endpoint> <unix nanos>` per change.
+fn observe(hosts: &str, base: &BasePath, expect: usize) -> anyhow::Result<()> {
     let session = Arc::new(SessionConfig::new(hosts).connect()?);
+    let id = session.id();
     let discovery = Discovery::start(session, base)?;
     let changes = discovery.subscribe();
+    discovery
+        .wait_for(Duration::from_secs(120), |s| s.instances().len() >= expect)
+        .context("the first listing")?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "ready")?;
+    writeln!(out, "ready {id}")?;
     out.flush()?;
     while let Ok(change) = changes.recv() {
         let now = unix_nanos();
@@ -367,7 +395,11 @@ fn visibility(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resul
         .spawn()?;
     let stdout = child.stdout.take().context("observer stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    if lines.next().transpose()?.as_deref() != Some("ready") {
+    if !lines
+        .next()
+        .transpose()?
+        .is_some_and(|line| line.starts_with("ready"))
+    {
         bail!("the observer did not start");
     }
     let writer = session(zk)?;
@@ -528,29 +560,45 @@ fn throughput(zk: &ZkServer, args: &Args, sizes: Sizes, report: &mut Report) -> 
     let stop = Arc::new(AtomicBool::new(false));
     let (bare_addr, bare_thread) = bare_responder(stop.clone())?;
     for threads in [1, 4] {
-        let (bare_rate, bare_errors, _) = hammer(bare_addr, threads, sizes.connections, None);
-        let bare_tw = time_wait_count();
-        let (rate, errors, rss) = hammer(
-            server.addrs[0],
-            threads,
-            sizes.connections,
-            Some(server.pid()),
-        );
-        let tw = time_wait_count();
-        let (with_metrics_rate, with_metrics_errors, _) =
-            hammer(counted.addrs[0], threads, sizes.connections, None);
+        // Interleaved in rounds, so that the three see the same machine (a
+        // shared one drifts by tens of percent within a minute).
+        let rounds = 10;
+        let chunk = sizes.connections / rounds;
+        let mut totals = [(0.0f64, 0usize, Duration::ZERO); 3];
+        let (mut rss, mut bare_tw, mut tw) = (0, 0, 0);
+        for _ in 0..rounds {
+            for (at, addr) in [bare_addr, server.addrs[0], counted.addrs[0]]
+                .into_iter()
+                .enumerate()
+            {
+                let pid = (at == 1).then(|| server.pid());
+                let started = Instant::now();
+                let (rate, errors, peak) = hammer(addr, threads, chunk, pid);
+                let took = started.elapsed();
+                totals[at].0 += rate * took.as_secs_f64();
+                totals[at].1 += errors;
+                totals[at].2 += took;
+                rss = rss.max(peak);
+                match at {
+                    0 => bare_tw = time_wait_count(),
+                    1 => tw = time_wait_count(),
+                    _ => {}
+                }
+            }
+        }
+        let rate = |(done, _, took): (f64, usize, Duration)| done / took.as_secs_f64().max(1e-9);
         report.server_rss_load_kib = report.server_rss_load_kib.max(rss);
         report.throughput.push(report::Throughput {
             threads,
-            connections: sizes.connections,
-            bare_rate,
-            bare_errors,
+            connections: chunk * rounds,
+            bare_rate: rate(totals[0]),
+            bare_errors: totals[0].1,
             bare_time_wait: bare_tw,
-            server_rate: rate,
-            server_errors: errors,
+            server_rate: rate(totals[1]),
+            server_errors: totals[1].1,
             server_time_wait: tw,
-            with_metrics_rate,
-            with_metrics_errors,
+            with_metrics_rate: rate(totals[2]),
+            with_metrics_errors: totals[2].1,
         });
     }
     stop.store(true, Ordering::Relaxed);
@@ -727,6 +775,182 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
                 packets_per_change: per_change,
             });
         }
+    }
+    Ok(())
+}
+
+/// The data Curator's `JsonInstanceSerializer` writes for instance `id`
+/// of `service` at `endpoint` (no payload).
+fn curator_record(service: &str, id: &str, endpoint: Endpoint) -> Vec<u8> {
+    serde_json::json!({
+        "name": service, "id": id, "address": endpoint.ip().to_string(),
+        "port": endpoint.port(), "sslPort": null, "payload": null,
+        "registrationTimeUTC": 1_795_800_000_000_i64, "serviceType": "DYNAMIC", "uriSpec": null,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The endpoint of the `i`-th instance of a big registry.
+fn nth_endpoint(i: usize) -> Endpoint {
+    Endpoint::new(SocketAddr::from((
+        [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+        8897,
+    )))
+}
+
+/// Registers `n` Curator instances of `service` under `/services`, from
+/// 8 threads of one session.
+fn register_curator_many(owner: &Arc<Session>, service: &str, n: usize) -> anyhow::Result<()> {
+    let parent = format!("/services/{service}");
+    owner.ensure_path(&parent)?;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (owner, parent) = (owner.clone(), parent.clone());
+                scope.spawn(move || -> zkutil::Result<()> {
+                    for i in (w..n).step_by(8) {
+                        let id = format!("i{i}");
+                        let data = curator_record(service, &id, nth_endpoint(i));
+                        owner.create_ephemeral(&format!("{parent}/{id}"), &data)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+/// Section 10, against Apache Curator: the same registrations (Curator's
+/// own format) followed on the same ZooKeeper by Curator 5.4's
+/// `ServiceCache` (its own JVM, the interop tests' peer) and by our
+/// `Discovery` (the `observe` child process), with N instances already
+/// registered: how soon each sees a change, what each change costs each
+/// watcher in packets, and the memory of each process.
+fn against_curator(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let peer = match zkutil::testing::CuratorPeer::get() {
+        Ok(peer) => peer,
+        Err(err) => {
+            eprintln!("bench: no Curator here ({err}); section 10 skipped");
+            return Ok(());
+        }
+    };
+    let hosts = zk.connect_string();
+    let counts: &[usize] = if sizes.scale >= 10_000 {
+        &[0, 1_000, 10_000]
+    } else {
+        &[0, 1_000]
+    };
+    let changes = if sizes.scale >= 10_000 { 100 } else { 20 };
+    for &n in counts {
+        let service = format!("cmp{n}");
+        let parent = format!("/services/{service}");
+        let owner = session(zk)?;
+        register_curator_many(&owner, &service, n)?;
+        // Ours: the observer process, ready once it lists all n.
+        let exe = std::env::current_exe()?;
+        let mut ours = Command::new(exe)
+            .args(["observe", &hosts, &parent, "--expect", &n.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = ours.stdout.take().context("observer stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines.next().transpose()?.unwrap_or_default();
+        let our_session = ready
+            .strip_prefix("ready 0x")
+            .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+            .map(zkutil::SessionId::new)
+            .context("the observer's session")?;
+        // Curator's: the peer's ServiceCache, ready once it counts n.
+        let mut curator = peer.start(&["count", &hosts, "/services", &service]);
+        let session_line = curator
+            .stdout()
+            .wait_for(Duration::from_secs(60), |lines, _| {
+                lines
+                    .iter()
+                    .find_map(|(_, l)| l.strip_prefix("session 0x").map(str::to_owned))
+            })
+            .context("Curator's session")?;
+        let curator_session =
+            zkutil::SessionId::new(i64::from_str_radix(&session_line, 16).context("a session id")?);
+        let count_line = |curator: &TestProcess, count: usize, after: usize| {
+            curator
+                .stdout()
+                .wait_for(Duration::from_secs(120), |lines, _| {
+                    lines
+                        .iter()
+                        .enumerate()
+                        .skip(after)
+                        .find_map(|(at, (_, line))| {
+                            let mut parts = line.split(' ');
+                            let seen = (parts.next(), parts.next())
+                                == (Some("count"), Some(&*count.to_string()));
+                            let nanos: u128 = parts.next()?.parse().ok()?;
+                            seen.then_some((at, nanos))
+                        })
+                })
+        };
+        let (mut at, _) = count_line(&curator, n, 0).context("Curator's first load")?;
+        let rss_ours = rss_kib(ours.id());
+        let rss_curator = rss_kib(curator.pid());
+        let (ours_before, curator_before) =
+            (packets(zk, our_session)?, packets(zk, curator_session)?);
+        let (mut seen_ours, mut seen_curator) = (Vec::new(), Vec::new());
+        for i in 0..changes {
+            let id = format!("new{}", i / 2);
+            let endpoint = Endpoint::new(SocketAddr::from(([127, 0, 0, 3], 1000 + (i / 2) as u16)));
+            let path = format!("{parent}/{id}");
+            let (kind, count) = if i % 2 == 0 {
+                owner.create_ephemeral(&path, &curator_record(&service, &id, endpoint))?;
+                ("added", n + 1)
+            } else {
+                owner.delete(&path, None)?;
+                ("removed", n)
+            };
+            let acked = unix_nanos();
+            let mut ours_seen = None;
+            for line in lines.by_ref() {
+                let line = line?;
+                let mut parts = line.split(' ');
+                if (parts.next(), parts.next()) == (Some(kind), Some(&*endpoint.to_string())) {
+                    ours_seen = parts.next().and_then(|n| n.parse::<u128>().ok());
+                    break;
+                }
+            }
+            let ours_seen = ours_seen.context("our observer's line")?;
+            let (next, curator_seen) =
+                count_line(&curator, count, at + 1).context("Curator's line")?;
+            at = next;
+            seen_ours.push(Duration::from_nanos(ours_seen.saturating_sub(acked) as u64));
+            seen_curator.push(Duration::from_nanos(
+                curator_seen.saturating_sub(acked) as u64
+            ));
+        }
+        let per_change =
+            |after: u64, before: u64| after.saturating_sub(before) as f64 / changes as f64;
+        report.curator.push(report::AgainstCurator {
+            instances: n,
+            changes,
+            ours: Stats::of(&seen_ours),
+            curator: Stats::of(&seen_curator),
+            ours_packets: per_change(packets(zk, our_session)?, ours_before),
+            curator_packets: per_change(packets(zk, curator_session)?, curator_before),
+            ours_rss_kib: rss_ours,
+            curator_rss_kib: rss_curator,
+        });
+        curator.close_stdin();
+        let _ = curator.wait(Duration::from_secs(10));
+        let _ = ours.kill();
+        let _ = ours.wait();
+        eprintln!("bench: against Curator at {n} instances done");
     }
     Ok(())
 }

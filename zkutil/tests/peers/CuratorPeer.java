@@ -7,6 +7,8 @@
 //   provider HOSTS BASE SERVICE [N]        ServiceProvider.getInstance, N times (1): address:port per line
 //   cache    HOSTS BASE SERVICE            ServiceCache: "instances a:p,b:p" on start and each change, until stdin closes
 //   register HOSTS BASE SERVICE ADDR PORT  registers, prints "registered ID", unregisters when stdin closes
+//   count    HOSTS BASE SERVICE            ServiceCache for the benchmark: "session 0x…", then "count N <unix nanos>"
+//                                          on start and each change, until stdin closes
 //
 // Compiled by the test harness (zkutil::testing::CuratorPeer) with javac
 // against /usr/share/java.
@@ -54,6 +56,9 @@ public class CuratorPeer {
                     break;
                 case "cache":
                     cache(client, base, service);
+                    break;
+                case "count":
+                    count(client, base, service);
                     break;
                 case "register":
                     register(client, base, service, args[4], Integer.parseInt(args[5]));
@@ -121,6 +126,34 @@ public class CuratorPeer {
             print(cache);
             waitForEof(System.in);
         }
+    }
+
+    static void count(CuratorFramework client, String base, String service) throws Exception {
+        try (ServiceDiscovery<Map> discovery = discovery(client, base, Map.class);
+             ServiceCache<Map> cache = discovery.serviceCacheBuilder().name(service).build()) {
+            long session = client.getZookeeperClient().getZooKeeper().getSessionId();
+            System.out.println("session 0x" + Long.toHexString(session));
+            cache.addListener(new ServiceCacheListener() {
+                @Override
+                public void cacheChanged() {
+                    printCount(cache);
+                }
+
+                @Override
+                public void stateChanged(CuratorFramework c, ConnectionState state) {
+                }
+            });
+            cache.start();
+            printCount(cache);
+            waitForEof(System.in);
+        }
+    }
+
+    static synchronized void printCount(ServiceCache<Map> cache) {
+        java.time.Instant now = java.time.Instant.now();
+        long nanos = now.getEpochSecond() * 1_000_000_000L + now.getNano();
+        System.out.println("count " + cache.getInstances().size() + " " + nanos);
+        System.out.flush();
     }
 
     static synchronized void print(ServiceCache<Map> cache) {
