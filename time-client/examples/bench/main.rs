@@ -115,7 +115,7 @@ fn main() -> anyhow::Result<()> {
 
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     type Section = fn(&ZkServer, &Args, Sizes, &mut Report) -> anyhow::Result<()>;
-    let sections: [(&str, Section); 9] = [
+    let sections: [(&str, Section); 10] = [
         ("discovery", |zk, _, sizes, report| {
             discovery_cost(zk, sizes, report)
         }),
@@ -133,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         ("curator", |zk, _, sizes, report| {
             against_curator(zk, sizes, report)
         }),
+        ("fan-out", |zk, _, sizes, report| fan_out(zk, sizes, report)),
     ];
     for (name, section) in sections {
         if wanted(name) {
@@ -952,6 +953,127 @@ fn against_curator(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::
         let _ = ours.wait();
         eprintln!("bench: against Curator at {n} instances done");
     }
+    Ok(())
+}
+
+/// ZooKeeper's own packet counters (`mntr`), summed over `ports`.
+fn server_packets(ports: &[u16]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for port in ports {
+        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+        let mntr = zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(2))?;
+        for line in mntr.lines() {
+            let mut parts = line.split_whitespace();
+            if let (Some("zk_packets_received" | "zk_packets_sent"), Some(n)) =
+                (parts.next(), parts.next())
+            {
+                total += n.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Section 11, fan-out: `watchers` client sessions (threads of this
+/// process, each its own session and `Discovery`) follow one base path on
+/// one ZooKeeper or an ensemble; each registration is timed until the last
+/// watcher's snapshot has it.
+fn fan_out_on(
+    hosts: &str,
+    ports: &[u16],
+    setup: &'static str,
+    watchers: usize,
+    changes: usize,
+) -> anyhow::Result<report::FanOut> {
+    let base = BasePath::from_static("/fanout");
+    let discoveries: Vec<Discovery> = (0..watchers)
+        .map(|_| -> anyhow::Result<Discovery> {
+            let session = Arc::new(
+                SessionConfig::new(hosts)
+                    .with_session_timeout(Duration::from_secs(30))
+                    .connect()?,
+            );
+            Ok(Discovery::start(session, &base)?)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let writer = Arc::new(SessionConfig::new(hosts).connect()?);
+    writer.ensure_path(base.as_str())?;
+    let before = server_packets(ports)?;
+    let (mut each, mut last) = (Vec::new(), Vec::new());
+    for i in 0..changes {
+        let path = format!("/fanout/127.0.0.4:{}", 1000 + i);
+        let expected = i + 1;
+        let t = Instant::now();
+        writer.create_ephemeral(&path, b"")?;
+        // Polled every 200 µs: a change takes milliseconds to reach 500.
+        let mut seen: Vec<Option<Duration>> = vec![None; watchers];
+        let deadline = t + Duration::from_secs(60);
+        while seen.iter().any(Option::is_none) && Instant::now() < deadline {
+            for (slot, discovery) in seen.iter_mut().zip(&discoveries) {
+                if slot.is_none() && discovery.snapshot().instances().len() >= expected {
+                    *slot = Some(t.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let seen: Vec<Duration> = seen.into_iter().flatten().collect();
+        if seen.len() < watchers {
+            bail!(
+                "{} of {watchers} watchers saw change {i} within 60 s",
+                seen.len()
+            );
+        }
+        last.push(seen.iter().copied().max().unwrap_or_default());
+        each.extend(seen);
+    }
+    let per_change = server_packets(ports)?.saturating_sub(before) as f64 / changes as f64;
+    drop(discoveries);
+    Ok(report::FanOut {
+        setup,
+        watchers,
+        changes,
+        each: Stats::of(&each),
+        last: Stats::of(&last),
+        packets_per_change: per_change,
+    })
+}
+
+fn fan_out(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let counts: &[usize] = if sizes.scale >= 10_000 {
+        &[100, 500]
+    } else {
+        &[50]
+    };
+    let changes = if sizes.scale >= 10_000 { 20 } else { 5 };
+    for &watchers in counts {
+        // A fresh base path per run: each starts empty.
+        let owner = session(zk)?;
+        if owner.stat("/fanout")?.is_some() {
+            for child in owner.children("/fanout")? {
+                let _ = owner.delete(&format!("/fanout/{child}"), None);
+            }
+        }
+        report.fan_out.push(fan_out_on(
+            &zk.connect_string(),
+            &[zk.port()],
+            "standalone",
+            watchers,
+            changes,
+        )?);
+        eprintln!("bench: fan-out to {watchers} on standalone done");
+    }
+    let ensemble = zkutil::testing::ZkEnsemble::start(3)
+        .map_err(|err| anyhow::anyhow!("starting a 3-node ensemble: {err}"))?;
+    let ports: Vec<u16> = (0..3).map(|i| ensemble.port(i)).collect();
+    let watchers = *counts.last().unwrap_or(&50);
+    report.fan_out.push(fan_out_on(
+        &ensemble.connect_string(),
+        &ports,
+        "3-node ensemble",
+        watchers,
+        changes,
+    )?);
+    eprintln!("bench: fan-out to {watchers} on the ensemble done");
     Ok(())
 }
 

@@ -108,6 +108,19 @@ pub struct AgainstCurator {
     pub curator_rss_kib: u64,
 }
 
+/// Many watching sessions following one base path.
+pub struct FanOut {
+    pub setup: &'static str,
+    pub watchers: usize,
+    pub changes: usize,
+    /// Registration → each watcher's snapshot.
+    pub each: Stats,
+    /// Registration → the last watcher's snapshot, per change.
+    pub last: Stats,
+    /// ZooKeeper's packets (received + sent, all nodes) per change.
+    pub packets_per_change: f64,
+}
+
 #[derive(Default)]
 pub struct Report {
     pub quick: bool,
@@ -122,6 +135,7 @@ pub struct Report {
     pub change_cost: Vec<ChangeCost>,
     pub slow_server: Option<SlowServer>,
     pub curator: Vec<AgainstCurator>,
+    pub fan_out: Vec<FanOut>,
     pub server_rss_idle_kib: u64,
     pub server_rss_load_kib: u64,
     pub client_rss_kib: u64,
@@ -563,6 +577,36 @@ impl Report {
             }
         }
 
+        if !self.fan_out.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## 11. Fan-out: many watching sessions, one change\n\n\
+                 W client sessions (threads of one process, each its own session and `Discovery`) follow one base \
+                 path; each of the changes is one registration, timed from before the create until the last \
+                 watcher's snapshot has it (snapshots polled every 200 µs). Packets are ZooKeeper's own (`mntr`, \
+                 received + sent, all nodes) per change: with per-child events a change costs each watcher one \
+                 notification and nothing else (a plain child needs no read), so they grow as W, not W × N.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| setup | watchers | changes | each watcher: median | p99 | last watcher: median | p99 | max | packets per change |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for row in &self.fan_out {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                    row.setup,
+                    row.watchers,
+                    row.changes,
+                    d(row.each.p50),
+                    d(row.each.p99),
+                    d(row.last.p50),
+                    d(row.last.p99),
+                    d(row.last.max),
+                    row.packets_per_change
+                );
+            }
+        }
         md
     }
 

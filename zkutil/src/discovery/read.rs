@@ -199,7 +199,7 @@ pub(super) fn read_instances(
                 };
                 let mut instance =
                     Instance::decoded(&endpoint.node_name(), decoded, stat.ctime_ms());
-                instance.metadata = metadata;
+                instance.metadata = metadata.map(std::sync::Arc::new);
                 instances.push(instance);
             }
             Err(err) if err.is_no_node() => {}

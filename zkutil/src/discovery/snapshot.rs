@@ -17,7 +17,9 @@ pub const DEFAULT_WEIGHT: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub(super) endpoint: Endpoint,
-    pub(super) metadata: Option<Metadata>,
+    /// Shared, not copied: a snapshot of one change copies the list, and
+    /// a small entry keeps that copy cheap at 10,000 instances.
+    pub(super) metadata: Option<Arc<Metadata>>,
     pub(super) format: Format,
     pub(super) enabled: bool,
     /// The child's name under the base path.
@@ -102,7 +104,7 @@ impl Instance {
         Instance {
             endpoint,
             weight: metadata.weight().unwrap_or(DEFAULT_WEIGHT),
-            metadata: Some(metadata),
+            metadata: Some(Arc::new(metadata)),
             format: Format::Plain,
             enabled: true,
             node: endpoint.node_name().into(),
@@ -118,7 +120,7 @@ impl Instance {
 
     /// The registration's metadata, when it was read and valid.
     pub fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_ref()
+        self.metadata.as_deref()
     }
 }
 

@@ -172,7 +172,8 @@ pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(),
         "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\nclientPort={port}\n\
          clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
          4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n\
-         minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n",
+         minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n\
+         maxClientCnxns=0\n",
         data = node.dir.join("data").display(),
         port = node.client_port,
     );

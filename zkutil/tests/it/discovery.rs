@@ -372,3 +372,41 @@ fn dropping_a_discovery_removes_its_persistent_watch() {
         (watches() == before).then_some(())
     });
 }
+
+#[test]
+fn a_base_path_listing_larger_than_java_clients_accept_is_read_whole() {
+    // Java clients (Curator, zkCli, Spring, Dubbo) refuse any packet over
+    // jute.maxbuffer (1 MiB by default): a getChildren of ~55,000 `ip:port`
+    // names fails there (Curator 5.4 measured: ConnectionLoss after 10 s of
+    // retries at 60,000). ZooKeeper itself sends it, and our client reads it
+    // whole; a fleet that big is still better sharded (README).
+    let zk = zookeeper();
+    let owner = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    owner.ensure_path("/big").expect("creates the base path");
+    let n = 60_000;
+    std::thread::scope(|scope| {
+        for w in 0..8 {
+            let owner = owner.clone();
+            scope.spawn(move || {
+                for i in (w..n).step_by(8) {
+                    let name = format!(
+                        "/big/10.{}.{}.{}:8897",
+                        (i >> 16) as u8,
+                        (i >> 8) as u8,
+                        i as u8
+                    );
+                    owner.create_ephemeral(&name, b"").expect("registers");
+                }
+            });
+        }
+    });
+    let names = owner.children("/big").expect("one listing");
+    let packet: usize = names.iter().map(|name| 4 + name.len()).sum();
+    assert!(packet > 1 << 20, "{packet} bytes: not beyond 1 MiB");
+    let discovery =
+        Discovery::start(session(&zk), &BasePath::from_static("/big")).expect("discovery starts");
+    let snapshot = discovery
+        .wait_for(Duration::from_secs(60), |s| s.instances().len() == n)
+        .expect("every instance, from one listing");
+    assert!(!snapshot.is_stale());
+}
