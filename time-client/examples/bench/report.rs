@@ -43,6 +43,9 @@ pub struct Throughput {
     /// The same server with `--metrics-listen`.
     pub with_metrics_rate: f64,
     pub with_metrics_errors: usize,
+    /// The time-server with clients that write `timestamp` first.
+    pub write_first_rate: f64,
+    pub write_first_errors: usize,
 }
 
 pub struct Failover {
@@ -329,6 +332,19 @@ impl Report {
                 ratio(t.with_metrics_rate, t.server_rate)
             );
         }
+        let _ = writeln!(
+            md,
+            "\nClients that send `timestamp` first (and half-close, then read to EOF), against the time-server in \
+             the same rounds (the bare responder, which never reads, would reset them):\n\n\
+             | client threads | time-server /s | errors (resets, short replies) |\n|---:|---:|---:|"
+        );
+        for t in &self.throughput {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {} |",
+                t.threads, t.write_first_rate, t.write_first_errors
+            );
+        }
         let at = |threads: usize| {
             self.throughput
                 .iter()
@@ -350,16 +366,24 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "What was tried for the connection rate (issue 18; each step measured against the bare responder with \
-             `bench --only throughput`, several runs each, this machine):\n\n\
-             | step | 1 thread | 4 threads | kept |\n|---|---:|---:|---|\n\
-             | a pooled thread per connection waiting for EOF (before) | 0.83–0.99 | 0.61–0.71 | replaced |\n\
-             | one drain thread waiting for every EOF with epoll (`mio`) | 0.76–0.92 | 0.77–1.02 | yes |\n\
-             | + two blocking acceptors per listener (same socket) | 0.84–0.96 | 0.90–1.05 | yes |\n\
-             | + no `epoll_ctl(DEL)` before close (closing removes it) | 0.84–0.85 | 0.91–1.12 | yes |\n\
-             | + nothing but the write before the reply (non-blocking set after it) | 0.87–0.90 | 0.78–1.01 | yes |\n\
-             | + no system call under the drain map's lock (strace: futex calls per connection 2.5 → 0.02) | 0.78–0.93 | 0.81–1.05 | yes |\n\
-             | interleaved rounds in the bench itself (the figures above; before: one block each, ±20 % drift) | — | — | yes |\n\n\
+            "What was tried for the connection rate (issue 18; `bench --only throughput`, this machine). Before and \
+             after, measured with this bench as it is now (interleaved rounds, each target in every place of the \
+             order, the RSS sampler outside the timed part), two to four runs each:\n\n\
+             | time-server | 1 thread | 4 threads |\n|---|---:|---:|\n\
+             | before: a pooled thread per connection waiting for EOF | 0.85–0.90 | 0.69–0.75 |\n\
+             | after: the steps below | 0.85–0.90 | 0.86–0.98 |\n\n\
+             The steps, each kept (figures from runs before the bench's own fixes below, one block per target: \
+             indicative only):\n\n\
+             | step | 1 thread | 4 threads |\n|---|---:|---:|\n\
+             | one drain thread waiting for every EOF with epoll (`mio`) instead of a thread each | 0.76–0.92 | 0.77–1.02 |\n\
+             | + two blocking acceptors per listener (same socket) | 0.84–0.96 | 0.90–1.05 |\n\
+             | + no `epoll_ctl(DEL)` before close (closing removes it) | 0.84–0.85 | 0.91–1.12 |\n\
+             | + nothing but the write before the reply (non-blocking set after it) | 0.87–0.90 | 0.78–1.01 |\n\
+             | + no system call under the drain map's lock (strace: futex calls per connection 2.5 → 0.02) | 0.78–0.93 | 0.81–1.05 |\n\n\
+             The bench itself was wrong twice on the way: one block per target drifted ±20 % with the shared \
+             machine (now 10 interleaved rounds, rotating the order), and the time of a round included up to \
+             100 ms of the RSS sampler's sleep (up to 15 % of a 10,000-connection round; it showed the same \
+             server 1.2× faster with metrics on than off).\n\n\
              Not tried: `TCP_DEFER_ACCEPT` (it holds a connection until the client sends, and `nc`-like clients \
              never do: their reply would wait for the timeout); `SO_REUSEPORT` listeners per acceptor (two \
              acceptors on one socket already share the work). Why 1.0× at one client thread is not reached on two \
@@ -604,6 +628,33 @@ impl Report {
                     d(row.last.p99),
                     d(row.last.max),
                     row.packets_per_change
+                );
+            }
+            let standalone: Vec<&FanOut> = self
+                .fan_out
+                .iter()
+                .filter(|r| r.setup == "standalone")
+                .collect();
+            if let [small, big] = standalone[..] {
+                let _ = writeln!(
+                    md,
+                    "\nFrom {} to {} watchers the last watcher's median goes from {} to {} ({:.1}×; {:.0} µs per \
+                     watcher). ZooKeeper sends one notification per watcher per change ({:.0} packets per change at \
+                     {}), so its own cost grows as W and stays small; the time goes into the watchers' side — here \
+                     {} sessions in one process on two cores, each with its runtime and discovery threads waking per \
+                     change. Watchers that re-list (ZooKeeper < 3.6, section 6) would each also fetch the whole \
+                     list: W × N names per change, which is where a fleet of watchers stops scaling; per-child \
+                     events keep it at W. The ensemble adds the quorum write before the notifications and spreads \
+                     the sessions over three servers.",
+                    small.watchers,
+                    big.watchers,
+                    d(small.last.p50),
+                    d(big.last.p50),
+                    big.last.p50.as_secs_f64() / small.last.p50.as_secs_f64().max(1e-9),
+                    big.last.p50.as_secs_f64() * 1e6 / big.watchers as f64,
+                    big.packets_per_change,
+                    big.watchers,
+                    big.watchers,
                 );
             }
         }
