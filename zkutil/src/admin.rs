@@ -30,6 +30,20 @@ pub struct ServerStatus {
 /// # Errors
 ///
 /// Connection or read failures, timeouts.
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// use std::time::Duration;
+/// let addr = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+/// let srvr = zkutil::admin::four_letter_word(addr, "srvr", Duration::from_secs(2))?;
+/// let status = zkutil::admin::parse_srvr(&srvr).ok_or("not serving")?;
+/// assert_eq!(status.mode, "standalone");
+/// # Ok(())
+/// # }
+/// ```
 pub fn four_letter_word(
     addr: SocketAddr,
     word: &str,

@@ -12,6 +12,17 @@ use rand::Rng;
 
 /// The delays of one retry loop.
 #[derive(Debug, Clone)]
+///
+/// # Example
+//////
+/// ```
+/// use std::time::Duration;
+/// let mut backoff = zkutil::Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+/// let first = backoff.next_delay();
+/// assert!(first <= Duration::from_millis(100)); // jittered, never above the cap
+/// backoff.reset(); // after a success
+/// assert_eq!(backoff.attempts(), 0);
+/// ```
 pub struct Backoff {
     initial: Duration,
     max: Duration,

@@ -17,6 +17,18 @@ use crate::error::{Error, Result};
 /// control character, neither `/` itself (the root holds ZooKeeper's own
 /// nodes) nor anything under `/zookeeper` (reserved by ZooKeeper).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// # Example
+//////
+/// ```
+/// use zkutil::{BasePath, Endpoint};
+/// let base = BasePath::new("/services/time").expect("a base path");
+/// let endpoint: Endpoint = "10.0.0.1:80".parse().expect("an endpoint");
+/// assert_eq!(base.node_path(&endpoint), "/services/time/10.0.0.1:80");
+/// for typo in ["go_servers", "/go_servers/", "/", "/zookeeper/x", "/a//b"] {
+///     assert!(BasePath::new(typo).is_err(), "{typo}");
+/// }
+/// ```
 pub struct BasePath(String);
 
 impl BasePath {

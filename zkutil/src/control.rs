@@ -27,6 +27,33 @@ use crate::session::{NodeStat, Session};
 /// One operator change to a registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// # use std::sync::Arc;
+/// # use std::time::SystemTime;
+/// use zkutil::{BasePath, Control, Discovery, Endpoint, Metadata, Registration, SessionConfig};
+///
+/// # let session = Arc::new(SessionConfig::new(hosts.clone()).connect()?);
+/// # let endpoint: Endpoint = "10.0.0.5:8897".parse()?;
+/// # let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
+/// # let _registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)?;
+/// // An operator, from anywhere: take 10.0.0.5:8897 out of rotation.
+/// let operator = SessionConfig::new(hosts).connect()?;
+/// let applied = Control::Disable { reason: Some("kernel upgrade".into()) }
+///     .apply_to(&operator, &BasePath::default(), endpoint)?;
+/// assert_eq!(applied[0].path, "/go_servers/10.0.0.5:8897");
+/// // Still registered, no longer picked.
+/// let listed = zkutil::list_instances(&operator, &BasePath::default(), true)?;
+/// assert!(!listed[0].is_enabled());
+/// assert_eq!(listed[0].disabled_reason(), Some("kernel upgrade"));
+/// # Ok(())
+/// # }
+/// ```
 pub enum Control {
     /// Out of rotation: still registered, never picked; the reason is kept
     /// where the format has room for it.

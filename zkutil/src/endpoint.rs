@@ -19,6 +19,19 @@ const MAX_NAME_LEN: usize = 64;
 
 /// An IP address and port: a listener, and the znode that advertises it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// # Example
+//////
+/// ```
+/// use zkutil::Endpoint;
+/// let endpoint: Endpoint = "[::1]:8897".parse().expect("an endpoint");
+/// assert_eq!(endpoint.node_name(), "[::1]:8897");
+/// assert_eq!(Endpoint::from_node_name("10.0.0.1:80").map(|e| e.port()).ok(), Some(80));
+/// // Child names come from anyone who can write to ZooKeeper: bad ones are errors, never panics.
+/// for bad in ["foo", "1.2.3.4:99999", "0.0.0.0:80", ":80"] {
+///     assert!(Endpoint::from_node_name(bad).is_err(), "{bad}");
+/// }
+/// ```
 pub struct Endpoint(SocketAddr);
 
 impl Endpoint {

@@ -14,6 +14,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in zkutil.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+///
+/// # Example
+//////
+/// ```
+/// use std::time::Duration;
+/// use zkutil::{Error, SessionConfig};
+/// // Nothing listens on port 1: said at once, with the cause, and worth retrying later.
+/// let err = SessionConfig::new("127.0.0.1:1")
+///     .with_connect_timeout(Duration::from_secs(2))
+///     .connect()
+///     .expect_err("nothing listens there");
+/// assert!(matches!(err, Error::Refused { .. }), "{err}");
+/// assert!(err.is_retryable());
+/// ```
 pub enum Error {
     /// A string that should have been an `ip:port` was not.
     #[error("invalid endpoint {name:?}: {reason}")]

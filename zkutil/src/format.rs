@@ -32,6 +32,14 @@ use crate::error::Error;
 /// A registry format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[non_exhaustive]
+///
+/// # Example
+//////
+/// ```
+/// use zkutil::Format;
+/// assert_eq!("serverset".parse::<Format>().ok(), Some(Format::Serverset));
+/// assert_eq!(Format::Spring.to_string(), "spring");
+/// ```
 pub enum Format {
     /// `<base>/<ip:port>`, JSON metadata.
     #[default]

@@ -5,6 +5,46 @@
 //! `<base>/<ip:port>`; clients list the children of `<base>` and pick one.
 //! When a server dies its session ends and its nodes vanish.
 //!
+//! The whole story, register then discover (run as a test against a real
+//! ZooKeeper; outside tests, `hosts` is your connect string):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let zk = zkutil::testing::zookeeper();
+//! # let hosts = zk.connect_string();
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//! use zkutil::{BasePath, Discovery, Endpoint, Metadata, Registration, Selector, SessionConfig, Strategy};
+//!
+//! // One session per process: it rides out disconnections and rebuilds
+//! // itself (and everything registered through it) after an expiry.
+//! let session = Arc::new(SessionConfig::new(hosts).connect()?);
+//! let base = BasePath::new("/go_servers")?;
+//!
+//! // A server registers the address it listens on, with its metadata...
+//! let endpoint: Endpoint = "127.0.0.1:8897".parse()?;
+//! let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
+//! let registration = Registration::register(&session, &base, endpoint, &metadata)?;
+//!
+//! // ...a client keeps a live, watched list and picks from it: no
+//! // ZooKeeper call per request.
+//! let discovery = Discovery::start(session.clone(), &base)?;
+//! let snapshot = discovery
+//!     .wait_for(Duration::from_secs(5), |s| !s.instances().is_empty())
+//!     .ok_or("not discovered in time")?;
+//! let selector = Selector::new(Strategy::Random);
+//! let server = selector.pick(snapshot.instances()).ok_or("no server")?;
+//! assert_eq!(server.endpoint(), endpoint);
+//!
+//! // On shutdown the server deregisters first: clients stop picking it at once.
+//! registration.deregister()?;
+//! discovery
+//!     .wait_for(Duration::from_secs(5), |s| s.instances().is_empty())
+//!     .ok_or("still listed")?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! Each type has one path, at the crate root; the modules behind them are

@@ -15,6 +15,18 @@ pub const MAX_METADATA_LEN: usize = 16 * 1024;
 /// What a registration says about the server behind it: the data of its
 /// znode, as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// # Example
+//////
+/// ```
+/// use std::time::SystemTime;
+/// use zkutil::{Endpoint, Metadata};
+/// let endpoint: Endpoint = "10.0.0.1:8897".parse().expect("an endpoint");
+/// let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0").with_weight(Some(300));
+/// let json = metadata.to_json();
+/// let read = Metadata::from_json("/go_servers/10.0.0.1:8897", &json).expect("our JSON");
+/// assert_eq!((read.port(), read.weight()), (8897, Some(300)));
+/// ```
 pub struct Metadata {
     address: String,
     port: u16,

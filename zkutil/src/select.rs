@@ -25,6 +25,13 @@ use crate::endpoint::Endpoint;
 /// How to choose an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+///
+/// # Example
+//////
+/// ```
+/// let strategy: zkutil::Strategy = "p2c".parse().expect("a strategy");
+/// assert_eq!(strategy, zkutil::Strategy::P2c);
+/// ```
 pub enum Strategy {
     /// Uniformly at random, independently for every request.
     #[default]
@@ -66,6 +73,25 @@ impl std::str::FromStr for Strategy {
 /// Picks instances with a [`Strategy`], skipping those marked down; shared
 /// between threads.
 #[derive(Debug)]
+///
+/// # Example
+//////
+/// ```
+/// use std::time::Duration;
+/// use zkutil::{Endpoint, Instance, Selector, Strategy};
+///
+/// let instances: Vec<Instance> = ["10.0.0.1:80", "10.0.0.2:80"]
+///     .iter()
+///     .map(|e| Instance::new(e.parse::<Endpoint>().expect("an endpoint")))
+///     .collect();
+/// let selector = Selector::new(Strategy::RoundRobin).with_cooldown(Duration::from_secs(10));
+/// let first = selector.pick(&instances).expect("one").endpoint();
+/// // A failed request marks its server down for the cooldown; the retry
+/// // goes elsewhere.
+/// selector.mark_down(first);
+/// let retry = selector.pick_excluding(&instances, &[first]).expect("another").endpoint();
+/// assert_ne!(retry, first);
+/// ```
 pub struct Selector {
     strategy: Strategy,
     rng: Mutex<StdRng>,

@@ -88,6 +88,34 @@ struct Shared {
 
 /// The live list of instances under one base path, kept by a refresh
 /// thread; dropping it stops the thread.
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use zkutil::{BasePath, Change, Discovery, SessionConfig};
+///
+/// let session = Arc::new(SessionConfig::new(hosts).connect()?);
+/// let base = BasePath::default();
+/// let discovery = Discovery::start(session.clone(), &base)?;
+/// let changes = discovery.subscribe();
+///
+/// session.ensure_path(base.as_str())?;
+/// session.create_ephemeral("/go_servers/10.0.0.7:8897", b"")?; // a server appears
+/// match changes.recv_timeout(Duration::from_secs(5))? {
+///     Change::Added(instance) => assert_eq!(instance.endpoint().to_string(), "10.0.0.7:8897"),
+///     other => panic!("{other:?}"),
+/// }
+/// let snapshot = discovery.snapshot(); // no ZooKeeper call: the cached view
+/// assert_eq!(snapshot.instances().len(), 1);
+/// assert!(!snapshot.is_stale());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Discovery {
     shared: Arc<Shared>,
     wake: mpsc::Sender<Wake>,

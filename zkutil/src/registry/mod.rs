@@ -60,6 +60,16 @@ use crate::session::{Session, SessionId, SessionState};
 /// gone, or an operator's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+///
+/// # Example
+//////
+/// ```
+/// use zkutil::{BasePath, Registrar, Takeover};
+/// // A server that has just bound its port here may replace a node that an
+/// // earlier run on this host left behind; `Force` is an operator's decision.
+/// let registrar = Registrar::new(BasePath::default()).takeover(Takeover::SameHost);
+/// # let _ = registrar;
+/// ```
 pub enum Takeover {
     /// Never: registering fails with [`Error::Taken`], naming the owner.
     #[default]
@@ -130,6 +140,29 @@ impl std::fmt::Display for Outcome {
 /// Deleted by [`Registration::deregister`]; dropping it does the same on a
 /// best-effort basis and logs a failure.
 #[derive(Debug)]
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use std::sync::Arc;
+/// use std::time::SystemTime;
+/// use zkutil::{BasePath, Endpoint, Metadata, Outcome, Registration, SessionConfig};
+///
+/// let session = Arc::new(SessionConfig::new(hosts).connect()?);
+/// let endpoint: Endpoint = "10.0.0.5:8897".parse()?;
+/// let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
+/// let registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)?;
+/// assert_eq!(registration.path(), "/go_servers/10.0.0.5:8897");
+/// assert_eq!(registration.outcome(), Outcome::Created);
+/// // Kept by its own thread from now on: re-created after an expiry or a
+/// // deletion by someone else, until deregistered (or dropped).
+/// registration.deregister()?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Registration {
     session: Arc<Session>,
     endpoint: Endpoint,

@@ -22,6 +22,30 @@ use crate::session::Session;
 /// spring    the same, with Spring Cloud Zookeeper's payload
 /// ```
 #[derive(Debug, Clone)]
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use std::sync::Arc;
+/// use std::time::SystemTime;
+/// use zkutil::{BasePath, Endpoint, Format, Metadata, Registrar, SessionConfig, Takeover};
+///
+/// let session = Arc::new(SessionConfig::new(hosts).connect()?);
+/// // As Apache Curator's service discovery writes it (and Spring Cloud, Dubbo read it).
+/// let registrar = Registrar::new(BasePath::new("/services")?)
+///     .format(Format::Curator)?
+///     .service("time")?
+///     .takeover(Takeover::SameHost);
+/// let endpoint: Endpoint = "10.0.0.5:8897".parse()?;
+/// let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
+/// let registration = registrar.register(&session, endpoint, &metadata)?;
+/// assert_eq!(registration.path(), "/services/time/time-10.0.0.5-8897");
+/// # Ok(())
+/// # }
+/// ```
 pub struct Registrar {
     base: BasePath,
     format: Format,

@@ -10,6 +10,14 @@ use crate::error::Result;
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
+///
+/// # Example
+//////
+/// ```
+/// let secret: zkutil::Secret = "svc:s3cret".parse().expect("user:password");
+/// assert_eq!(format!("{secret} {secret:?}"), "<redacted> <redacted>");
+/// assert!("no-colon".parse::<zkutil::Secret>().is_err());
+/// ```
 pub struct Secret(String);
 
 impl Secret {
@@ -73,6 +81,25 @@ pub(crate) fn digest_id(user_password: &str) -> String {
 ///
 /// Built with `with_*` methods; the defaults suit a service on a LAN.
 #[derive(Clone)]
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> zkutil::Result<()> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use std::time::Duration;
+/// use zkutil::{Secret, SessionConfig};
+///
+/// let session = SessionConfig::new(format!("{hosts}/my-app")) // a chroot, created when missing
+///     .with_digest_auth(Secret::new("svc:s3cret")) // nodes writable by this identity only
+///     .with_session_timeout(Duration::from_secs(10))
+///     .with_connect_timeout(Duration::from_secs(2))
+///     .connect()?;
+/// session.ensure_path("/go_servers")?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct SessionConfig {
     pub(super) hosts: String,
     pub(super) session_timeout: Duration,

@@ -150,6 +150,28 @@ impl Inner {
 /// Dropping it (or calling [`Session::close`]) closes the session at once,
 /// so the server deletes its ephemeral nodes now rather than after the
 /// session timeout.
+///
+/// # Example
+//////
+/// ```
+/// # fn main() -> zkutil::Result<()> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use std::time::Duration;
+/// use zkutil::SessionConfig;
+///
+/// let session = SessionConfig::new(hosts)
+///     .with_session_timeout(Duration::from_secs(10))
+///     .connect()?;
+/// session.ensure_path("/app")?;
+/// session.create_ephemeral("/app/leader", b"me")?; // gone when the session ends
+/// let (data, stat) = session.get_data("/app/leader")?;
+/// assert_eq!((data.as_slice(), stat.ephemeral_owner()), (&b"me"[..], session.id()));
+/// assert_eq!(session.children("/app")?, ["leader"]);
+/// session.close(); // its ephemeral nodes go at once, not after the timeout
+/// # Ok(())
+/// # }
+/// ```
 pub struct Session {
     inner: Arc<Inner>,
     messages: mpsc::Sender<Msg>,

@@ -48,6 +48,23 @@ impl Cancel {
 /// once instead of after the connect timeout. Cloned handles are one
 /// interrupt; once triggered it stays triggered.
 #[derive(Clone)]
+///
+/// # Example
+//////
+/// ```
+/// use std::time::{Duration, Instant};
+/// use zkutil::{Error, Interrupt, SessionConfig};
+/// let interrupt = Interrupt::new();
+/// // A signal handler would call this: a connect waiting for a silent host ends at once.
+/// interrupt.trigger();
+/// let started = Instant::now();
+/// let result = SessionConfig::new("192.0.2.1:2181") // TEST-NET-1: never answers
+///     .with_connect_timeout(Duration::from_secs(30))
+///     .with_interrupt(interrupt)
+///     .connect();
+/// assert!(matches!(result, Err(Error::Interrupted)));
+/// assert!(started.elapsed() < Duration::from_secs(5));
+/// ```
 pub struct Interrupt(Cancel);
 
 impl Interrupt {
