@@ -3,7 +3,8 @@
 #
 # Installs ZooKeeper and the interop peers (Apache Curator, a JDK, Prometheus) when missing (the tests start their own
 # servers from their jars), then: rustfmt check,
-# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock), the demo end to
+# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock; the doctests too), zkutil's
+# register and discover examples against a real ZooKeeper, the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
 # man pages and completions (scripts/man.sh), and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
 set -euo pipefail
@@ -22,6 +23,33 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace 2>&1 | tee "$test_log"
+
+# The library's plain examples against a real ZooKeeper: `register` holds a registration, `discover` must list it,
+# and a SIGTERM must deregister it (built by `cargo test` above).
+echo "== zkutil examples" >&2
+(
+    work="$(mktemp -d)" reg=""
+    finish() {
+        set +e
+        [[ -n "$reg" ]] && kill -KILL "$reg" 2>/dev/null && wait "$reg" 2>/dev/null
+        zk_stop "$work/zk"
+        rm -rf "$work"
+    }
+    trap finish EXIT
+    zk_use 1 "$work/zk" 0
+    target/debug/examples/register 127.0.0.1:18897 >"$work/register.out" 2>&1 &
+    reg=$!
+    for _ in $(seq 1 100); do grep -q '^registered' "$work/register.out" && break; sleep 0.1; done
+    DISCOVER_FOR=3s target/debug/examples/discover >"$work/discover.out"
+    grep -qx '  127.0.0.1:18897' "$work/discover.out" ||
+        { echo "test.sh: discover did not list the registered endpoint:" >&2; cat "$work/discover.out" >&2; exit 1; }
+    kill -TERM "$reg"
+    wait "$reg"
+    reg=""
+    grep -qx 'deregistered' "$work/register.out" ||
+        { echo "test.sh: register did not deregister on SIGTERM:" >&2; cat "$work/register.out" >&2; exit 1; }
+    echo "examples ok: discover listed what register held; SIGTERM deregistered it" >&2
+)
 
 echo "== demo end to end" >&2
 DEMO_LISTEN=127.0.0.1:0,127.0.0.1:0,127.0.0.1:0 DEMO_PIDFILE="$pidfile" \
