@@ -83,6 +83,25 @@ rm -rf "$docs"
 echo "== chaos soak (60 s, seed 20261127)" >&2
 scripts/chaos.sh --duration 60s --seed 20261127
 
+# zkutil's minimum supported Rust version (rust-version in Cargo.toml), when that toolchain can be installed: the
+# library, every feature, built with it in a copy of the workspace whose lockfile picks dependency versions that
+# support it (the repository's own Cargo.lock is left alone).
+msrv="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
+echo "== zkutil on its minimum Rust, $msrv" >&2
+if command -v rustup >/dev/null && rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1; then
+    copy="$(mktemp -d)"
+    git ls-files -z | xargs -0 -I{} cp --parents {} "$copy/"
+    (
+        cd "$copy"
+        CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo "+$msrv" update --quiet
+        CARGO_TARGET_DIR="$OLDPWD/target/msrv" cargo "+$msrv" build --quiet -p zkutil --lib --all-features
+    ) || { rm -rf "$copy"; echo "test.sh: zkutil does not build with Rust $msrv" >&2; exit 1; }
+    rm -rf "$copy"
+    echo "msrv ok: zkutil builds with Rust $msrv" >&2
+else
+    echo "msrv skipped: Rust $msrv cannot be installed here (no rustup, or no network to its dist server)" >&2
+fi
+
 # One closing line for the whole run: the sum of cargo's "test result" lines.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$test_log"
