@@ -236,6 +236,25 @@ impl std::fmt::Display for Chain<'_> {
 /// [`ZkErrorKind::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// # Example
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use zkutil::{Error, SessionConfig, ZkErrorKind};
+///
+/// let session = SessionConfig::new(hosts).connect()?;
+/// let err = session.get_data("/no/such/node").expect_err("missing");
+/// assert!(err.is_no_node() && !err.is_retryable());
+/// match err {
+///     Error::Zk { source, .. } => assert_eq!(source.kind(), ZkErrorKind::NoNode),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub enum ZkErrorKind {
     /// The node does not exist.
     NoNode,

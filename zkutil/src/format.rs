@@ -133,6 +133,13 @@ struct Payload<'a> {
 /// The Curator instance id of `endpoint` in `service`: stable across
 /// restarts (so that a restarted server finds its earlier node), readable,
 /// a valid znode name, and never mistaken for a plain `ip:port` child.
+///
+/// # Example
+///
+/// ```
+/// let endpoint: zkutil::Endpoint = "10.0.0.1:8897".parse().expect("an endpoint");
+/// assert_eq!(zkutil::instance_id("time", endpoint), "time-10.0.0.1-8897");
+/// ```
 pub fn instance_id(service: &str, endpoint: Endpoint) -> String {
     format!(
         "{service}-{}-{}",

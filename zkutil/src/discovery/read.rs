@@ -59,6 +59,23 @@ pub(crate) fn truncate(text: &str) -> &str {
 /// # Errors
 ///
 /// ZooKeeper errors naming the base path; a missing base path is an empty list.
+///
+/// # Example
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// # let hosts = zk.connect_string();
+/// use zkutil::{BasePath, SessionConfig};
+///
+/// let session = SessionConfig::new(hosts).connect()?;
+/// session.ensure_path("/go_servers")?;
+/// session.create_ephemeral("/go_servers/10.0.0.1:8897", br#"{"weight":300}"#)?;
+/// let listed = zkutil::list_instances(&session, &BasePath::default(), true)?;
+/// assert_eq!((listed[0].endpoint().port(), listed[0].weight()), (8897, 300));
+/// # Ok(())
+/// # }
+/// ```
 pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Result<Vec<Instance>> {
     let names = match session.children(base_path.as_str()) {
         Ok(names) => names,

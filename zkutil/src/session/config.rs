@@ -209,6 +209,29 @@ impl SessionConfig {
     /// Calls `observer` after every ZooKeeper call of the session (for
     /// metrics: latency and errors by kind). It runs on the calling thread
     /// and must be quick.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let zk = zkutil::testing::zookeeper();
+    /// # let hosts = zk.connect_string();
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use zkutil::SessionConfig;
+    ///
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let counted = calls.clone();
+    /// let session = SessionConfig::new(hosts)
+    ///     .with_call_observer(move |_op, _took, _error| {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .connect()?;
+    /// session.children("/")?;
+    /// assert!(calls.load(Ordering::Relaxed) >= 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_call_observer(
         mut self,
         observer: impl Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync + 'static,

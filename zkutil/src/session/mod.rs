@@ -264,6 +264,32 @@ impl Session {
     /// Calls `subscriber` on every [`SessionEvent`], from the supervisor
     /// thread, until it returns false. It must not block (send on a channel
     /// and return) and must not call the session.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let zk = zkutil::testing::zookeeper();
+    /// # let hosts = zk.connect_string();
+    /// use std::time::Duration;
+    /// use zkutil::{SessionConfig, SessionEvent, SessionState};
+    ///
+    /// let session = SessionConfig::new(hosts).with_session_timeout(Duration::from_secs(2)).connect()?;
+    /// assert_eq!(session.state(), SessionState::Connected);
+    /// let (tx, events) = std::sync::mpsc::channel();
+    /// session.subscribe(move |event| tx.send(event).is_ok()); // false: unsubscribe
+    /// let old = session.id();
+    /// session.expire_for_testing()?; // as a frozen process would see it
+    /// loop {
+    ///     // Disconnected first, then the new session.
+    ///     if let SessionEvent::Rebuilt { previous, current } = events.recv_timeout(Duration::from_secs(30))? {
+    ///         assert!(previous == old && current != old);
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(&self, subscriber: impl FnMut(SessionEvent) -> bool + Send + 'static) {
         self.inner
             .subscribers

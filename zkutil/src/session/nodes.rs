@@ -270,6 +270,29 @@ impl Session {
     /// [`Error::Zk`] with [`ZkErrorKind::Unimplemented`](crate::ZkErrorKind)
     /// from a ZooKeeper older than 3.6; [`Error::Timeout`] and the others
     /// naming the path.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let zk = zkutil::testing::zookeeper();
+    /// # let hosts = zk.connect_string();
+    /// use std::time::Duration;
+    /// use zkutil::{NodeEvent, SessionConfig, WatchEvent};
+    ///
+    /// let session = SessionConfig::new(hosts).connect()?;
+    /// session.ensure_path("/app")?;
+    /// let (tx, events) = std::sync::mpsc::channel::<NodeEvent>();
+    /// let watch = session.watch_recursive("/app", move |event| {
+    ///     let _ = tx.send(event);
+    /// })?;
+    /// session.create_ephemeral("/app/a", b"")?;
+    /// let event = events.recv_timeout(Duration::from_secs(5))?;
+    /// assert_eq!((event.kind, event.path.as_str()), (WatchEvent::Created, "/app/a"));
+    /// drop(watch); // removes the watch
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn watch_recursive(
         &self,
         path: &str,
