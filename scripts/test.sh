@@ -21,6 +21,8 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo doc (zkutil, warnings as errors)" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc -p zkutil --no-deps --all-features --quiet
 echo "== cargo test" >&2
 cargo test --workspace 2>&1 | tee "$test_log"
 

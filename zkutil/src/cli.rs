@@ -18,9 +18,10 @@ use crate::session::{Interrupt, Secret, SessionConfig};
 /// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ZkArgs {
-    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
     #[arg(
         long,
+        help = "ZooKeeper connect string: host:port[,host:port...][/chroot]",
         global = true,
         env = "ZK_HOSTS",
         default_value = "127.0.0.1:2181",
