@@ -709,17 +709,27 @@ fn own_rss_kib() -> u64 {
 /// on one session.
 fn register_many(owner: &Arc<Session>, base: &str, n: usize) -> anyhow::Result<()> {
     owner.ensure_path(base)?;
+    create_many(owner, n, |i| {
+        (format!("{base}/{}", nth_endpoint(i)), b"{}".to_vec())
+    })
+}
+
+/// Creates the `n` ephemeral nodes `node(i)` names (path, data), from 8
+/// threads of one session.
+fn create_many(
+    owner: &Arc<Session>,
+    n: usize,
+    node: impl Fn(usize) -> (String, Vec<u8>) + Sync,
+) -> anyhow::Result<()> {
     std::thread::scope(|scope| -> anyhow::Result<()> {
+        let node = &node;
         let workers: Vec<_> = (0..8)
             .map(|w| {
                 let owner = owner.clone();
                 scope.spawn(move || -> zkutil::Result<()> {
                     for i in (w..n).step_by(8) {
-                        let endpoint = Endpoint::new(SocketAddr::from((
-                            [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
-                            8897,
-                        )));
-                        owner.create_ephemeral(&format!("{base}/{endpoint}"), b"{}")?;
+                        let (path, data) = node(i);
+                        owner.create_ephemeral(&path, &data)?;
                     }
                     Ok(())
                 })
@@ -835,26 +845,10 @@ fn nth_endpoint(i: usize) -> Endpoint {
 fn register_curator_many(owner: &Arc<Session>, service: &str, n: usize) -> anyhow::Result<()> {
     let parent = format!("/services/{service}");
     owner.ensure_path(&parent)?;
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..8)
-            .map(|w| {
-                let (owner, parent) = (owner.clone(), parent.clone());
-                scope.spawn(move || -> zkutil::Result<()> {
-                    for i in (w..n).step_by(8) {
-                        let id = format!("i{i}");
-                        let data = curator_record(service, &id, nth_endpoint(i));
-                        owner.create_ephemeral(&format!("{parent}/{id}"), &data)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("worker panicked"))??;
-        }
-        Ok(())
+    create_many(owner, n, |i| {
+        let id = format!("i{i}");
+        let data = curator_record(service, &id, nth_endpoint(i));
+        (format!("{parent}/{id}"), data)
     })
 }
 

@@ -40,16 +40,23 @@ fn server(hosts: &str, format: Format, service: &str) -> InProcessServer {
     })
 }
 
+/// Our time-server on two listeners, registered in Curator's format as
+/// `time`, once Curator lists both.
+fn curator_listed_server(hosts: &str, peer: &CuratorPeer) -> (InProcessServer, Vec<Value>) {
+    let server = server(hosts, Format::Curator, "time");
+    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
+        let listed = curator_list(peer, hosts, "time", false);
+        (listed.len() == 2).then_some(listed)
+    });
+    (server, listed)
+}
+
 #[test]
 fn curator_lists_and_picks_our_time_servers_with_their_payload() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
     let peer = peer();
-    let server = server(&hosts, Format::Curator, "time");
-    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
-        let listed = curator_list(&peer, &hosts, "time", false);
-        (listed.len() == 2).then_some(listed)
-    });
+    let (server, listed) = curator_listed_server(&hosts, &peer);
     for instance in &listed {
         let port = instance["port"].as_u64().expect("a port");
         assert_eq!(instance["address"], "127.0.0.1", "{instance}");
@@ -429,11 +436,7 @@ fn curators_service_provider_skips_an_instance_we_took_out_of_rotation() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
     let peer = peer();
-    let server = server(&hosts, Format::Curator, "time");
-    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
-        let listed = curator_list(&peer, &hosts, "time", false);
-        (listed.len() == 2).then_some(listed)
-    });
+    let (server, listed) = curator_listed_server(&hosts, &peer);
     let mut endpoints: Vec<String> = listed
         .iter()
         .map(|i| format!("127.0.0.1:{}", i["port"]))
