@@ -17,6 +17,26 @@ use crate::session::{Interrupt, Secret, SessionConfig};
 
 /// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
 #[derive(Debug, Clone, clap::Args)]
+///
+/// # Example
+///
+/// ```
+/// use clap::Parser;
+///
+/// /// A binary's flags: its own, and ZooKeeper's.
+/// #[derive(clap::Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     zk: zkutil::cli::ZkArgs,
+/// }
+///
+/// let args = Args::parse_from(["app", "--zk", "zk1:2181,zk2:2181/app", "--base-path", "/services/time"]);
+/// assert_eq!(args.zk.base_path.as_str(), "/services/time");
+/// let config = args.zk.session_config(); // what connect() needs
+/// assert_eq!(config.hosts(), "zk1:2181,zk2:2181/app");
+/// // A typo is a usage error before anything is contacted.
+/// assert!(Args::try_parse_from(["app", "--base-path", "go_servers"]).is_err());
+/// ```
 pub struct ZkArgs {
     /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
     #[arg(
@@ -110,6 +130,19 @@ pub fn zk_hosts(text: &str) -> Result<String, String> {
 /// Parses `--zk-auth` without ever repeating the value in an error: it
 /// may be a mistyped password.
 #[derive(Debug, Clone, Copy)]
+///
+/// # Example
+///
+/// ```
+/// #[derive(clap::Parser)]
+/// struct Args {
+///     #[arg(long, value_parser = zkutil::cli::SecretParser)]
+///     operator: zkutil::Secret,
+/// }
+/// use clap::Parser;
+/// let err = Args::try_parse_from(["app", "--operator", "no-colon-s3cret"]).err().expect("refused");
+/// assert!(!err.to_string().contains("s3cret"), "never echoed: {err}");
+/// ```
 pub struct SecretParser;
 
 impl clap::builder::TypedValueParser for SecretParser {
@@ -153,6 +186,22 @@ pub fn writable_format(text: &str) -> Result<crate::Format, String> {
 /// completions or the man page instead of running (`scripts/man.sh` uses
 /// them). `zkutil` has a `completions` subcommand instead.
 #[derive(Debug, Clone, clap::Args)]
+///
+/// # Example
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(clap::Parser)]
+/// #[command(name = "app")]
+/// struct Args {
+///     #[command(flatten)]
+///     generate: zkutil::cli::GenerateArgs,
+/// }
+///
+/// let args = Args::parse_from(["app"]);
+/// assert!(args.generate.generate::<Args>().is_none(), "nothing asked: run the binary");
+/// ```
 pub struct GenerateArgs {
     /// Print completions for this shell and exit.
     #[arg(long, value_name = "SHELL", hide = true)]

@@ -25,6 +25,28 @@ pub type HealthCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 
 /// The metrics endpoint of a process, until dropped.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use prometheus_client::{metrics::counter::Counter, registry::Registry};
+/// use zkutil::cli::metrics::MetricsServer;
+///
+/// let requests: Counter = Counter::default();
+/// let mut registry = Registry::with_prefix("app");
+/// registry.register("requests", "Requests served", requests.clone());
+/// let server = MetricsServer::start(
+///     "127.0.0.1:0".parse().expect("an address"),
+///     Arc::new(Mutex::new(registry)),
+///     Box::new(|| Ok(())), // /healthz: 200
+/// )
+/// .expect("serves");
+/// requests.inc();
+/// let (status, text) = zkutil::testing::http_get(server.addr(), "/metrics").expect("scrapes");
+/// assert_eq!(status, 200);
+/// assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
+/// ```
 pub struct MetricsServer {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
@@ -143,6 +165,25 @@ fn answer(
 /// The metrics of a long-running discovery client (`time-client`,
 /// `zkutil watch`): its view of the registry and what it did with it.
 #[derive(Debug, Default)]
+///
+/// # Example
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let zk = zkutil::testing::zookeeper();
+/// use std::sync::Arc;
+/// use zkutil::{BasePath, Discovery, SessionConfig};
+/// use zkutil::cli::metrics::ClientMetrics;
+///
+/// let session = Arc::new(SessionConfig::new(zk.connect_string()).connect()?);
+/// let discovery = Arc::new(Discovery::start(session, &BasePath::default())?);
+/// let (metrics, server) = ClientMetrics::serve("127.0.0.1:0".parse()?, "app", &discovery)?;
+/// metrics.picked("10.0.0.1:80".parse()?, false); // one per request the client makes
+/// let (status, _) = zkutil::testing::http_get(server.addr(), "/healthz")?;
+/// assert_eq!(status, 200, "the view of the registry is fresh");
+/// # Ok(())
+/// # }
+/// ```
 pub struct ClientMetrics {
     instances: Gauge,
     out_of_service: Gauge,

@@ -15,6 +15,16 @@ pub const DEFAULT_CLASSPATH: &str =
 /// Why a ZooKeeper fixture could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+///
+/// # Example
+///
+/// ```
+/// match zkutil::testing::ZkServer::start() {
+///     Ok(_zk) => {}
+///     Err(err @ zkutil::testing::StartError::NotInstalled { .. }) => panic!("{err}"), // says how to install
+///     Err(err) => panic!("{err}"),
+/// }
+/// ```
 pub enum StartError {
     /// ZooKeeper's jars are not where the classpath says.
     #[error(

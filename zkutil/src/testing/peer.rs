@@ -36,6 +36,16 @@ const SOURCES: &[&str] = &[
 
 /// A compiled Curator peer.
 #[derive(Debug, Clone)]
+///
+/// # Example
+///
+/// ```
+/// # let zk = zkutil::testing::zookeeper();
+/// // Compiled once per source version with javac against Debian's Curator jars.
+/// let peer = zkutil::testing::CuratorPeer::get().expect("Curator and a JDK are installed");
+/// let listed = peer.run(&["list", &zk.connect_string(), "/services", "time"]).expect("runs");
+/// assert_eq!(listed, "", "no instances yet");
+/// ```
 pub struct CuratorPeer {
     classpath: String,
 }

@@ -13,6 +13,18 @@ use super::wait::{poll_until, send_signal};
 /// reader can wait for a condition on the lines: every write wakes it, so
 /// no polling.
 #[derive(Debug, Clone, Default)]
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let child = zkutil::testing::TestProcess::start("sh", &["-c", "echo one; echo two"], &[]);
+/// // Woken by every line, not polled.
+/// let second = child
+///     .stdout()
+///     .wait_for(Duration::from_secs(10), |lines, _closed| lines.get(1).map(|(_, l)| l.clone()));
+/// assert_eq!(second.as_deref(), Some("two"));
+/// ```
 pub struct LineRecorder {
     inner: std::sync::Arc<(std::sync::Mutex<Recorded>, std::sync::Condvar)>,
 }
@@ -143,6 +155,18 @@ impl Write for LineRecorder {
 /// running. `ZK_HOSTS` and `ZK_AUTH` are removed from its environment, so
 /// only the test's flags count.
 #[derive(Debug)]
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use zkutil::testing::TestProcess;
+/// let mut child = TestProcess::start("sh", &["-c", "echo ready; echo oops >&2"], &[]);
+/// child.stdout().wait_for_lines(1, Duration::from_secs(10));
+/// assert_eq!(child.stdout().lines()[0].1, "ready");
+/// assert!(child.wait(Duration::from_secs(10)).success());
+/// assert_eq!(child.log_count("oops"), 1);
+/// ```
 pub struct TestProcess {
     child: Child,
     stdout: LineRecorder,

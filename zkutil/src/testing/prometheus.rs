@@ -16,6 +16,13 @@ fn binary() -> String {
 
 /// A Prometheus server for one test.
 #[derive(Debug)]
+///
+/// # Example
+///
+/// ```
+/// let prometheus = zkutil::testing::Prometheus::start("global:\n  scrape_interval: 1s\n").expect("installed");
+/// assert!(prometheus.active_targets().expect("its API answers").is_empty());
+/// ```
 pub struct Prometheus {
     process: TestProcess,
     addr: SocketAddr,

@@ -15,6 +15,20 @@ use std::time::{Duration, Instant};
 /// client `delay` after they left the target, in order. Stops accepting
 /// when dropped (connections in flight end with their peers).
 #[derive(Debug)]
+///
+/// # Example
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let zk = zkutil::testing::zookeeper();
+/// let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+/// let proxy = zkutil::testing::DelayProxy::start(target, Duration::from_millis(50)).expect("a proxy");
+/// let session = zkutil::SessionConfig::new(proxy.addr().to_string()).connect().expect("through it");
+/// let started = Instant::now();
+/// session.children("/").expect("answered");
+/// assert!(started.elapsed() >= Duration::from_millis(50), "every answer is late");
+/// proxy.cut(); // every connection through it drops; the session reconnects
+/// ```
 pub struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,

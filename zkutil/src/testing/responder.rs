@@ -10,6 +10,16 @@ use std::time::{Duration, SystemTime};
 /// What a [`Responder`] does with each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// # Example
+///
+/// ```
+/// use std::io::Read;
+/// let post = zkutil::testing::Responder::start(zkutil::testing::Behaviour::WriteAndClose).expect("a server");
+/// let mut reply = String::new();
+/// std::net::TcpStream::connect(post.addr()).expect("connects").read_to_string(&mut reply).expect("reads");
+/// assert!(reply.starts_with(&post.addr().to_string()), "{reply}");
+/// ```
 pub enum Behaviour {
     /// The time protocol: `<ip:port>: <RFC 3339 time>`, half-close, drain.
     Time,

@@ -16,6 +16,16 @@ use super::wait::{all_threads_stopped, free_ports, poll_until};
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A ZooKeeper ensemble of real nodes on loopback.
+///
+/// # Example
+///
+/// ```
+/// let mut ensemble = zkutil::testing::ZkEnsemble::start(3).expect("ZooKeeper is installed");
+/// let leader = ensemble.leader().expect("a leader");
+/// ensemble.kill(leader); // the two others elect a new one
+/// let session = zkutil::SessionConfig::new(ensemble.connect_string()).connect().expect("a quorum");
+/// session.ensure_path("/still-writable").expect("written");
+/// ```
 pub struct ZkEnsemble {
     nodes: Vec<Node>,
     // Declared last: removed after the nodes are dead.
@@ -268,6 +278,18 @@ impl Drop for ZkEnsemble {
 
 /// A standalone ZooKeeper server: an ensemble of one.
 #[derive(Debug)]
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let mut zk = zkutil::testing::ZkServer::start().expect("ZooKeeper is installed");
+/// let session = zkutil::testing::connect(&zk, Duration::from_secs(10));
+/// session.ensure_path("/x").expect("serves");
+/// zk.restart().expect("restarts"); // sessions survive a restart
+/// assert!(session.children("/x").expect("the same session").is_empty());
+/// // Killed and its directory removed on drop.
+/// ```
 pub struct ZkServer(ZkEnsemble);
 
 impl ZkServer {
