@@ -128,15 +128,12 @@ impl Drainer {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = Instant::now();
         loop {
-            let idle = self.acceptors.load(Ordering::SeqCst) == 0 && self.lock().is_empty();
-            if idle {
+            let empty = self.lock().is_empty();
+            if empty && self.acceptors.load(Ordering::SeqCst) == 0 {
                 return;
             }
-            let timeout = if self.lock().is_empty() {
-                None
-            } else {
-                Some(SWEEP)
-            };
+            // Deadlines only matter while connections wait.
+            let timeout = (!empty).then_some(SWEEP);
             if let Err(err) = poll.poll(&mut events, timeout) {
                 if err.kind() != ErrorKind::Interrupted {
                     tracing::error!(error = %err, "the drain poller failed; closing connections at their deadline");

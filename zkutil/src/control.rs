@@ -67,14 +67,16 @@ pub enum Control {
     Weight(u32),
 }
 
+/// What the change means for clients: `out of rotation (kernel upgrade)`,
+/// `in rotation`, `weight 300`.
 impl std::fmt::Display for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Control::Disable {
                 reason: Some(reason),
-            } => write!(f, "disable ({reason})"),
-            Control::Disable { reason: None } => f.write_str("disable"),
-            Control::Enable => f.write_str("enable"),
+            } => write!(f, "out of rotation ({reason})"),
+            Control::Disable { reason: None } => f.write_str("out of rotation"),
+            Control::Enable => f.write_str("in rotation"),
             Control::Weight(weight) => write!(f, "weight {weight}"),
         }
     }
@@ -167,21 +169,13 @@ impl Control {
         base_path: &crate::BasePath,
         endpoint: Endpoint,
     ) -> Result<Vec<Applied>> {
-        let nodes: Vec<String> = crate::discovery::list(session, base_path, false)?
-            .into_iter()
-            .chain(plain_child(session, base_path, endpoint)?)
-            .filter(|instance| instance.endpoint() == endpoint)
-            .map(|instance| instance.node_name().to_owned())
-            .collect();
+        let nodes = crate::discovery::nodes_of(session, base_path, endpoint)?;
         if nodes.is_empty() {
             return Err(Error::NotRegistered {
                 endpoint,
                 base_path: base_path.to_string(),
             });
         }
-        let mut nodes = nodes;
-        nodes.sort();
-        nodes.dedup();
         nodes
             .iter()
             .map(|name| {
@@ -193,20 +187,6 @@ impl Control {
             })
             .collect()
     }
-}
-
-/// The plain child of `endpoint`, when there is one: [`list`] names each
-/// endpoint once, and may name it by another format's child.
-///
-/// [`list`]: crate::discovery::list
-fn plain_child(
-    session: &Session,
-    base_path: &crate::BasePath,
-    endpoint: Endpoint,
-) -> Result<Option<crate::Instance>> {
-    Ok(session
-        .stat(&base_path.node_path(&endpoint))?
-        .map(|_| crate::Instance::new(endpoint)))
 }
 
 /// A conditional read-modify-write of `path`: `edit` maps the data read to

@@ -186,7 +186,10 @@ impl Selector {
     /// `instance`'s weight as of `now`, warm-up applied.
     fn effective_weight(&self, instance: &Instance, now: SystemTime) -> i64 {
         let weight = i64::from(instance.weight());
-        let Some(registered) = instance.registered_at().filter(|_| !self.warmup.is_zero()) else {
+        if self.warmup.is_zero() {
+            return weight;
+        }
+        let Some(registered) = instance.registered_at() else {
             return weight;
         };
         let age = now.duration_since(registered).unwrap_or(Duration::ZERO);

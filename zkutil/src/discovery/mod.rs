@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use self::read::WarnOnce;
 pub use self::read::list;
-pub(crate) use self::read::truncate;
+pub(crate) use self::read::{nodes_of, truncate};
 use self::refresh::refresh_loop;
 pub use self::snapshot::{Change, DEFAULT_WEIGHT, Instance, Snapshot};
 use crate::base_path::BasePath;

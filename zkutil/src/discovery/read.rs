@@ -97,6 +97,40 @@ pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Res
     Ok(sorted_distinct(instances))
 }
 
+/// The names of every child of `base_path` that registers `endpoint`, in
+/// any format (a server registered in several formats during a migration
+/// has one each; `list` keeps one instance per endpoint). One listing, and
+/// one read of each child that is not a plain `ip:port` name.
+///
+/// # Errors
+///
+/// As [`list`]; a missing base path has no children.
+pub(crate) fn nodes_of(
+    session: &Session,
+    base_path: &BasePath,
+    endpoint: Endpoint,
+) -> Result<Vec<String>> {
+    let names = match session.children(base_path.as_str()) {
+        Ok(names) => names,
+        Err(err) if err.is_no_node() => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let (endpoints, others) = parse_children(&names);
+    let quiet = |_: &str, _: &str, _: &str| {};
+    let mut nodes: Vec<String> = endpoints
+        .contains(&endpoint)
+        .then(|| endpoint.node_name())
+        .into_iter()
+        .collect();
+    nodes.extend(
+        read_decoded(session, base_path, &others, quiet)?
+            .into_iter()
+            .filter(|(_, instance)| instance.as_ref().is_some_and(|i| i.endpoint == endpoint))
+            .map(|(name, _)| name),
+    );
+    Ok(nodes)
+}
+
 /// Instances sorted by endpoint, one per endpoint (the first one in
 /// service, when one endpoint is registered twice).
 pub(super) fn sorted_distinct(mut instances: Vec<Instance>) -> Vec<Instance> {

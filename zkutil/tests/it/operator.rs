@@ -248,7 +248,7 @@ fn an_unregistered_endpoint_and_a_serverset_weight_are_clear_errors() {
 }
 
 #[test]
-fn a_registration_made_disabled_is_picked_only_after_enable() {
+fn a_registration_made_disabled_is_out_of_service_until_enabled() {
     let zk = zookeeper();
     let (s, observer) = (session(&zk), session(&zk));
     for (i, format) in Format::WRITABLE.into_iter().enumerate() {

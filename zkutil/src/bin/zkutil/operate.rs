@@ -31,25 +31,9 @@ pub fn control(common: &Common, endpoint: Endpoint, control: &Control) -> anyhow
         };
         writeln!(
             out,
-            "{endpoint}: {} — {} ({}, version {}{retried})",
-            said(control),
-            node.path,
-            node.format,
-            node.version
+            "{endpoint}: {control} — {} ({}, version {}{retried})",
+            node.path, node.format, node.version
         )?;
     }
     Ok(true)
-}
-
-/// What the change means for clients, in words.
-fn said(control: &Control) -> String {
-    match control {
-        Control::Disable {
-            reason: Some(reason),
-        } => format!("out of rotation ({reason})"),
-        Control::Disable { reason: None } => "out of rotation".into(),
-        Control::Enable => "in rotation".into(),
-        Control::Weight(weight) => format!("weight {weight}"),
-        other => other.to_string(),
-    }
 }
