@@ -177,7 +177,7 @@ fn log_staleness(snapshot: &Snapshot) {
 
 /// Says what the list of servers is now, from request `seq` on.
 fn log_change(seq: u64, snapshot: &Snapshot) {
-    let names = |list: &[zkutil::Instance]| {
+    let names = |list: &zkutil::Instances| {
         list.iter()
             .map(|i| i.endpoint().to_string())
             .collect::<Vec<_>>()

@@ -91,7 +91,7 @@ pub mod testing;
 pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
 pub use control::{Applied, Control, WRITE_ATTEMPTS};
-pub use discovery::{Change, Discovery, Instance, Snapshot, list as list_instances};
+pub use discovery::{Change, Discovery, Instance, Instances, Snapshot, list as list_instances};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use format::{Format, instance_id};

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::discovery::Instance;
+use crate::discovery::{Instance, Instances};
 use crate::endpoint::Endpoint;
 
 /// How to choose an instance.
@@ -213,7 +213,7 @@ impl Selector {
     }
 
     /// One of `instances`, or `None` when there is none.
-    pub fn pick<'a>(&self, instances: &'a [Instance]) -> Option<&'a Instance> {
+    pub fn pick<'a>(&self, instances: &'a Instances) -> Option<&'a Instance> {
         self.pick_excluding(instances, &[])
     }
 
@@ -222,7 +222,7 @@ impl Selector {
     /// instance is excluded.
     pub fn pick_excluding<'a>(
         &self,
-        instances: &'a [Instance],
+        instances: &'a Instances,
         exclude: &[Endpoint],
     ) -> Option<&'a Instance> {
         self.pick_excluding_at(instances, exclude, Instant::now(), SystemTime::now())
@@ -233,7 +233,7 @@ impl Selector {
     /// need not sleep through a cooldown.
     fn pick_excluding_at<'a>(
         &self,
-        instances: &'a [Instance],
+        instances: &'a Instances,
         exclude: &[Endpoint],
         now: Instant,
         wall: SystemTime,
@@ -410,7 +410,7 @@ impl Selector {
 mod tests {
     use super::*;
 
-    fn instances(n: u16) -> Vec<Instance> {
+    fn instances(n: u16) -> Instances {
         (1..=n)
             .map(|port| Instance::new(Endpoint::new(([127, 0, 0, 1], port).into())))
             .collect()
@@ -422,8 +422,14 @@ mod tests {
 
     #[test]
     fn empty_list_picks_nothing() {
-        assert_eq!(Selector::with_seed(Strategy::Random, 1).pick(&[]), None);
-        assert_eq!(Selector::new(Strategy::RoundRobin).pick(&[]), None);
+        assert_eq!(
+            Selector::with_seed(Strategy::Random, 1).pick(&Instances::default()),
+            None
+        );
+        assert_eq!(
+            Selector::new(Strategy::RoundRobin).pick(&Instances::default()),
+            None
+        );
     }
 
     #[test]
@@ -526,7 +532,7 @@ mod tests {
         )) == 1));
     }
 
-    fn weighted(weights: &[u32]) -> Vec<Instance> {
+    fn weighted(weights: &[u32]) -> Instances {
         weights
             .iter()
             .enumerate()
@@ -543,10 +549,11 @@ mod tests {
     fn a_new_instances_share_grows_monotonically_through_warm_up() {
         let warmup = Duration::from_secs(600);
         let registered = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let mut list = weighted(&[100, 100]);
+        let mut list = weighted(&[100, 100]).to_vec();
         // The first has run for a day; the second registered at `registered`.
         list[0].registered_ms = Some(1_000_000_000_000);
         list[1].registered_ms = Some(1_800_000_000_000);
+        let list = Instances::from(list);
         for strategy in [Strategy::Weighted, Strategy::SmoothWeighted] {
             let selector = Selector::with_seed(strategy, 5).with_warmup(warmup);
             let mut shares = Vec::new();
@@ -645,7 +652,7 @@ mod tests {
     /// `latency(port)` says; how many went to each port.
     fn p2c_run(
         selector: &Selector,
-        list: &[Instance],
+        list: &Instances,
         now: Instant,
         picks: usize,
         latency: impl Fn(u16) -> Duration,

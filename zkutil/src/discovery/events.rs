@@ -65,6 +65,14 @@ impl Shared {
         else {
             return Ok(());
         };
+        // Where the child's instance was, if it had one: its name says for
+        // a plain child, its data (remembered) for the others.
+        let was_at = match Endpoint::from_node_name(name) {
+            Ok(endpoint) => Some(endpoint),
+            Err(_) => lock(&self.decoded)
+                .get(name)
+                .and_then(|i| i.as_ref().map(|i| i.endpoint)),
+        };
         let new = match event.kind {
             WatchEvent::Deleted => {
                 lock(&self.decoded).remove(name);
@@ -76,42 +84,37 @@ impl Shared {
             }
             _ => return Ok(()),
         };
-        self.publish_child(name, new);
+        self.publish_child(name, was_at, new);
         Ok(())
     }
 
-    /// Replaces the instance of child `name` by `new` (none: it is gone),
-    /// telling subscribers what that changed. One child's change costs a
-    /// copy of the list (its entries share their strings), not a diff of
-    /// the whole list.
-    fn publish_child(&self, name: &str, new: Option<Instance>) {
-        let (mut instances, mut out_of_service, old) = {
+    /// Replaces the instance of child `name` (listed at `was_at`, if it
+    /// was) by `new` (none: it is gone), telling subscribers what that
+    /// changed. One child's change costs O(log N): the lists are
+    /// persistent, and the old entry is found by its endpoint.
+    fn publish_child(&self, name: &str, was_at: Option<Endpoint>, new: Option<Instance>) {
+        let before = {
             let current = self.current();
-            let old = current
-                .instances
-                .iter()
-                .chain(current.out_of_service.iter())
-                .find(|i| &*i.node == name)
-                .cloned();
-            let without = |list: &[Instance]| -> Vec<Instance> {
-                list.iter().filter(|i| &*i.node != name).cloned().collect()
-            };
-            (
-                without(&current.instances),
-                without(&current.out_of_service),
-                old,
-            )
+            (current.instances.clone(), current.out_of_service.clone())
         };
+        let (mut instances, mut out_of_service) = before.clone();
+        let old = was_at.and_then(|endpoint| {
+            instances
+                .remove_node(endpoint, name)
+                .or_else(|| out_of_service.remove_node(endpoint, name))
+        });
+        if old == new {
+            // Data rewritten as it was: the lists stay as they are.
+            self.publish_with(before.0, before.1, Vec::new(), false);
+            return;
+        }
         if let Some(new) = &new {
-            let list = if new.enabled {
-                &mut instances
-            } else {
-                &mut out_of_service
-            };
             // One instance per endpoint: another child naming the same
             // endpoint keeps its place.
-            if let Err(at) = list.binary_search_by_key(&new.endpoint, |i| i.endpoint) {
-                list.insert(at, new.clone());
+            if new.enabled {
+                instances.insert(new.clone());
+            } else {
+                out_of_service.insert(new.clone());
             }
         }
         let in_service =
@@ -121,7 +124,7 @@ impl Shared {
             changes.extend(old.filter(|i| i.enabled).map(Change::Removed));
             changes.extend(new.filter(|i| i.enabled).map(Change::Added));
         }
-        self.publish_with(instances, out_of_service, changes);
+        self.publish_with(instances, out_of_service, changes, true);
     }
 
     /// One child's instance, read now: `None` when it is gone or none of

@@ -12,8 +12,9 @@
 //! after the listing that follows the watch, so a stale event is always
 //! followed by the one that corrects it. A ZooKeeper that refuses the watch
 //! (older than 3.6) is followed the old way: a one-shot child watch and a
-//! re-listing per change. Readers take a consistent [`Snapshot`] (an
-//! `Arc<[Instance]>`) without touching ZooKeeper, so a client makes no
+//! re-listing per change. Readers take a consistent [`Snapshot`] (a
+//! persistent [`Instances`] list: one change costs O(log N), and readers
+//! share it) without touching ZooKeeper, so a client makes no
 //! ZooKeeper request per request it sends.
 //!
 //! While ZooKeeper is unreachable or the session is being rebuilt, the
@@ -29,6 +30,7 @@
 //! such events).
 
 mod events;
+mod instances;
 mod read;
 mod refresh;
 mod snapshot;
@@ -37,6 +39,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use self::instances::Instances;
 use self::read::WarnOnce;
 pub use self::read::list;
 pub(crate) use self::read::{nodes_of, truncate};
@@ -172,8 +175,8 @@ impl Discovery {
         events: bool,
     ) -> Result<Discovery> {
         let empty = Snapshot {
-            out_of_service: Arc::from(Vec::new()),
-            instances: Arc::from(Vec::new()),
+            out_of_service: Instances::default(),
+            instances: Instances::default(),
             version: 0,
             refreshed_at: None,
             stale_since: None,

@@ -8,7 +8,7 @@ use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
 use std::time::Instant;
 
 use super::read::{parse_children, read_decoded, read_instances, sorted_distinct, truncate};
-use super::{Change, Instance, Shared, Snapshot, Wake, lock};
+use super::{Change, Instance, Instances, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
@@ -258,12 +258,15 @@ impl Shared {
             })
     }
 
-    /// Replaces the snapshot, tells subscribers what changed.
+    /// Replaces the snapshot by the listing's instances `all`, tells
+    /// subscribers what changed.
     pub(super) fn publish(&self, all: Vec<Instance>) {
         let (instances, out_of_service): (Vec<Instance>, Vec<Instance>) =
             all.into_iter().partition(Instance::is_enabled);
+        let (instances, out_of_service) =
+            (Instances::from(instances), Instances::from(out_of_service));
         let mut changes = Vec::new();
-        {
+        let differs = {
             let current = self.current();
             let old: BTreeMap<Endpoint, &Instance> =
                 current.instances.iter().map(|i| (i.endpoint, i)).collect();
@@ -279,35 +282,37 @@ impl Shared {
                     .filter(|(e, _)| !old.contains_key(e))
                     .map(|(_, i)| Change::Added((*i).clone())),
             );
-        }
-        self.publish_with(instances, out_of_service, changes);
+            // An instance's weight or reason may change with no instance
+            // coming or going: the lists are compared too.
+            current.instances != instances || current.out_of_service != out_of_service
+        };
+        self.publish_with(instances, out_of_service, changes, differs);
     }
 
-    /// Replaces the snapshot by `instances` and `out_of_service`, tells
+    /// Replaces the snapshot by `instances` and `out_of_service` (a new
+    /// version when they `differ` from the current ones), tells
     /// subscribers `changes` (and whether the view is fresh again).
     pub(super) fn publish_with(
         &self,
-        instances: Vec<Instance>,
-        out_of_service: Vec<Instance>,
+        instances: Instances,
+        out_of_service: Instances,
         mut changes: Vec<Change>,
+        differ: bool,
     ) {
-        {
+        let replaced = {
             let mut current = self.current();
             let session_state = self.session.state();
             let fresh = session_state == SessionState::Connected;
             if fresh && current.stale_since.is_some() {
                 changes.push(Change::Fresh);
             }
-            // An instance's weight or reason may change with no instance
-            // coming or going: the lists are compared too.
-            let changed = !changes.iter().all(|c| *c == Change::Fresh)
-                || current.refreshed_at.is_none()
-                || *current.out_of_service != *out_of_service
-                || *current.instances != *instances;
-            *current = Arc::new(Snapshot {
-                out_of_service: Arc::from(out_of_service),
+            let changed = differ
+                || !changes.iter().all(|c| *c == Change::Fresh)
+                || current.refreshed_at.is_none();
+            let next = Arc::new(Snapshot {
+                out_of_service,
                 instances: if changed {
-                    Arc::from(instances)
+                    instances
                 } else {
                     current.instances.clone()
                 },
@@ -324,9 +329,12 @@ impl Shared {
                 },
                 session_state,
             });
-        }
+            std::mem::replace(&mut *current, next)
+        };
         self.changed.notify_all();
         self.send(changes);
+        // What only the old snapshot held is freed after the news is out.
+        drop(replaced);
     }
 
     /// Marks the view stale (keeping its instances), once.

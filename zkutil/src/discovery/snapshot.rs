@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Instances;
 use crate::endpoint::Endpoint;
 use crate::format::Format;
 use crate::metadata::Metadata;
@@ -17,8 +18,8 @@ pub const DEFAULT_WEIGHT: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub(super) endpoint: Endpoint,
-    /// Shared, not copied: a snapshot of one change copies the list, and
-    /// a small entry keeps that copy cheap at 10,000 instances.
+    /// Shared, not copied: several snapshots and changes hold the same
+    /// instance.
     pub(super) metadata: Option<Arc<Metadata>>,
     pub(super) format: Format,
     pub(super) enabled: bool,
@@ -127,8 +128,8 @@ impl Instance {
 /// A consistent view of the registered instances at one moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub(super) instances: Arc<[Instance]>,
-    pub(super) out_of_service: Arc<[Instance]>,
+    pub(super) instances: Instances,
+    pub(super) out_of_service: Instances,
     pub(super) version: u64,
     pub(super) refreshed_at: Option<Instant>,
     pub(super) stale_since: Option<Instant>,
@@ -137,14 +138,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The instances in service, sorted by endpoint: what clients pick from.
-    pub fn instances(&self) -> &Arc<[Instance]> {
+    pub fn instances(&self) -> &Instances {
         &self.instances
     }
 
     /// The instances registered but marked out of service (Curator
     /// `enabled: false`, Spring `instance_status` not `UP`, serverset
     /// `status` not `ALIVE`), sorted by endpoint.
-    pub fn out_of_service(&self) -> &Arc<[Instance]> {
+    pub fn out_of_service(&self) -> &Instances {
         &self.out_of_service
     }
 
