@@ -78,9 +78,10 @@ impl std::str::FromStr for Strategy {
 //////
 /// ```
 /// use std::time::Duration;
-/// use zkutil::{Endpoint, Instance, Selector, Strategy};
+/// use zkutil::{Endpoint, Instance, Instances, Selector, Strategy};
 ///
-/// let instances: Vec<Instance> = ["10.0.0.1:80", "10.0.0.2:80"]
+/// // Usually a snapshot's list; any list can be collected into one.
+/// let instances: Instances = ["10.0.0.1:80", "10.0.0.2:80"]
 ///     .iter()
 ///     .map(|e| Instance::new(e.parse::<Endpoint>().expect("an endpoint")))
 ///     .collect();
