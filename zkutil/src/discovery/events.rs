@@ -5,14 +5,88 @@
 //!
 //! [`Discovery`]: super::Discovery
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use super::read::{read_decoded, read_instances};
-use super::{Change, Instance, Shared, Wake, lock};
+use super::{Change, Instance, Instances, Shared, Wake, lock};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::{NodeEvent, WatchEvent};
+
+/// Puts `instance` in its list unless its endpoint is listed already, as
+/// a listing would: in service before out of service, else the first one.
+fn place(instances: &mut Instances, out_of_service: &mut Instances, instance: Instance) {
+    if instances.contains(instance.endpoint) {
+        return;
+    }
+    if instance.enabled {
+        if let Some(shadowed) = out_of_service.find(instance.endpoint) {
+            let node = shadowed.node.clone();
+            out_of_service.remove_node(instance.endpoint, &node);
+        }
+        instances.insert(instance);
+    } else {
+        out_of_service.insert(instance);
+    }
+}
+
+/// Which children name each endpoint, while changes come as per-child
+/// events: one server registered in two formats at once (a migration from
+/// Curator to Spring, say) is two children and one instance, and a change
+/// to one of them must leave the other's instance listed.
+#[derive(Debug, Default)]
+pub(super) struct Holders {
+    by_endpoint: HashMap<Endpoint, Vec<Box<str>>>,
+}
+
+impl Holders {
+    /// The index of a listing: each child's name and endpoint.
+    pub(super) fn listed<'a>(children: impl Iterator<Item = (Endpoint, &'a str)>) -> Holders {
+        let mut holders = Holders::default();
+        for (endpoint, name) in children {
+            holders.moved(name, None, Some(endpoint));
+        }
+        holders
+    }
+
+    /// Child `name` now names `to` (none: gone, or none of the formats)
+    /// instead of `from`.
+    pub(super) fn moved(&mut self, name: &str, from: Option<Endpoint>, to: Option<Endpoint>) {
+        if let Some(from) = from
+            && let Some(names) = self.by_endpoint.get_mut(&from)
+        {
+            names.retain(|n| &**n != name);
+            if names.is_empty() {
+                self.by_endpoint.remove(&from);
+            }
+        }
+        if let Some(to) = to {
+            let names = self.by_endpoint.entry(to).or_default();
+            if !names.iter().any(|n| &**n == name) {
+                names.push(name.into());
+                // Plain names (`ip:port`) first, then by name: the order a
+                // listing prefers them in.
+                names.sort_by_key(|n| (Endpoint::from_node_name(n).is_err(), n.clone()));
+            }
+        }
+    }
+
+    /// The children other than `name` naming `endpoint`.
+    pub(super) fn others<'a>(
+        &'a self,
+        endpoint: Endpoint,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        self.by_endpoint
+            .get(&endpoint)
+            .into_iter()
+            .flatten()
+            .map(|n| &**n)
+            .filter(move |n| *n != name)
+    }
+}
 
 /// Whether `err` says ZooKeeper does not know persistent watches.
 pub(super) fn refuses_persistent_watches(err: &Error) -> bool {
@@ -84,15 +158,24 @@ impl Shared {
             }
             _ => return Ok(()),
         };
-        self.publish_child(name, was_at, new);
-        Ok(())
+        let now_at = new.as_ref().map(|i| i.endpoint);
+        lock(&self.holders).moved(name, was_at, now_at);
+        self.publish_child(name, was_at, new)
     }
 
     /// Replaces the instance of child `name` (listed at `was_at`, if it
     /// was) by `new` (none: it is gone), telling subscribers what that
     /// changed. One child's change costs O(log N): the lists are
-    /// persistent, and the old entry is found by its endpoint.
-    fn publish_child(&self, name: &str, was_at: Option<Endpoint>, new: Option<Instance>) {
+    /// persistent, and the old entry is found by its endpoint. Where
+    /// another child names the same endpoint (one server registered in two
+    /// formats during a migration), that endpoint is decided again as a
+    /// listing would: an instance in service before one out of it.
+    fn publish_child(
+        &self,
+        name: &str,
+        was_at: Option<Endpoint>,
+        new: Option<Instance>,
+    ) -> Result<()> {
         let before = {
             let current = self.current();
             (current.instances.clone(), current.out_of_service.clone())
@@ -103,28 +186,58 @@ impl Shared {
                 .remove_node(endpoint, name)
                 .or_else(|| out_of_service.remove_node(endpoint, name))
         });
-        if old == new {
+        let now_at = new.as_ref().map(|i| i.endpoint);
+        let affected: Vec<Endpoint> = was_at.into_iter().chain(now_at).collect();
+        let others: Vec<(Endpoint, String)> = {
+            let holders = lock(&self.holders);
+            affected
+                .iter()
+                .flat_map(|e| holders.others(*e, name).map(move |n| (*e, n.to_owned())))
+                .collect()
+        };
+        if old == new && others.is_empty() {
             // Data rewritten as it was: the lists stay as they are.
             self.publish_with(before.0, before.1, Vec::new(), false);
-            return;
+            return Ok(());
         }
         if let Some(new) = &new {
-            // One instance per endpoint: another child naming the same
-            // endpoint keeps its place.
-            if new.enabled {
-                instances.insert(new.clone());
-            } else {
-                out_of_service.insert(new.clone());
+            place(&mut instances, &mut out_of_service, new.clone());
+        }
+        for (endpoint, other) in &others {
+            // The other child's instance, as listed or as read now.
+            let listed = before
+                .0
+                .find(*endpoint)
+                .into_iter()
+                .chain(before.1.find(*endpoint))
+                .find(|i| &*i.node == other)
+                .cloned();
+            let instance = match listed {
+                Some(instance) => Some(instance),
+                None => match Endpoint::from_node_name(other) {
+                    Ok(_) => self.read_child(other)?,
+                    Err(_) => lock(&self.decoded).get(other).cloned().flatten(),
+                },
+            };
+            if let Some(instance) = instance.filter(|i| i.endpoint == *endpoint) {
+                place(&mut instances, &mut out_of_service, instance);
             }
         }
-        let in_service =
-            |i: &Option<Instance>| i.as_ref().filter(|i| i.enabled).map(|i| i.endpoint);
+        // What changed in service, endpoint by endpoint.
         let mut changes = Vec::new();
-        if in_service(&old) != in_service(&new) {
-            changes.extend(old.filter(|i| i.enabled).map(Change::Removed));
-            changes.extend(new.filter(|i| i.enabled).map(Change::Added));
+        for (at, endpoint) in affected.iter().enumerate() {
+            if affected[..at].contains(endpoint) {
+                continue;
+            }
+            match (before.0.find(*endpoint), instances.find(*endpoint)) {
+                (Some(gone), None) => changes.push(Change::Removed(gone.clone())),
+                (None, Some(came)) => changes.push(Change::Added(came.clone())),
+                _ => {}
+            }
         }
+        changes.sort_by_key(|c| !matches!(c, Change::Removed(_)));
         self.publish_with(instances, out_of_service, changes, true);
+        Ok(())
     }
 
     /// One child's instance, read now: `None` when it is gone or none of

@@ -80,6 +80,9 @@ struct Shared {
     /// Children that are not plain names, by name: their instance, or
     /// `None` when they are none of the formats.
     decoded: Mutex<std::collections::HashMap<String, Option<Instance>>>,
+    /// Which children name each endpoint (kept while changes come as
+    /// per-child events).
+    holders: Mutex<events::Holders>,
     /// Whether changes come as per-child events of a persistent recursive
     /// watch (ZooKeeper 3.6+); false after ZooKeeper refused one, and the
     /// base path is then followed with one-shot watches and re-listings.
@@ -195,6 +198,7 @@ impl Discovery {
             listings: std::sync::atomic::AtomicU64::new(0),
             base_missing: std::sync::atomic::AtomicBool::new(false),
             decoded: Mutex::new(std::collections::HashMap::new()),
+            holders: Mutex::new(events::Holders::default()),
             events: std::sync::atomic::AtomicBool::new(events),
             recursive: Mutex::new(None),
         });

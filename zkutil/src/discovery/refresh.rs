@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
 use std::time::Instant;
 
+use super::events::Holders;
 use super::read::{parse_children, read_decoded, read_instances, sorted_distinct, truncate};
 use super::{Change, Instance, Instances, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
@@ -173,6 +174,13 @@ impl Shared {
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
         let (endpoints, others) = parse_children(names);
         let decoded = self.decode_others(&others, warn)?;
+        if self.events.load(Ordering::SeqCst) {
+            let plain = endpoints.iter().map(|e| (*e, e.node_name()));
+            let named: Vec<(Endpoint, String)> = plain
+                .chain(decoded.iter().map(|i| (i.endpoint, i.node.to_string())))
+                .collect();
+            *lock(&self.holders) = Holders::listed(named.iter().map(|(e, n)| (*e, n.as_str())));
+        }
         let instances = if self.with_metadata {
             // Metadata is read once per new instance, not on every refresh
             // (one without it, unreadable last time, is read again).
@@ -180,7 +188,9 @@ impl Shared {
             let known: BTreeMap<Endpoint, &Instance> = previous
                 .instances
                 .iter()
-                .filter(|i| i.metadata.is_some())
+                // A plain child's own (another format's child may hold its
+                // endpoint's place).
+                .filter(|i| i.metadata.is_some() && i.format == crate::Format::Plain)
                 .map(|i| (i.endpoint, i))
                 .collect();
             let new: Vec<Endpoint> = endpoints

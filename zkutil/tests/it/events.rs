@@ -41,6 +41,71 @@ fn curator(port: u16, enabled: bool) -> Vec<u8> {
 }
 
 #[test]
+fn a_server_registered_twice_stays_listed_while_either_registration_is_there() {
+    // One endpoint, two children: a plain `ip:port` node and a Curator
+    // instance, as during a migration from one format to the other.
+    let zk = zookeeper();
+    let writer = session(&zk);
+    let base = BasePath::new("/twice").expect("a base path");
+    writer.ensure_path(base.as_str()).expect("creates");
+    let discovery = Discovery::start(session(&zk), &base).expect("starts");
+    let plain = format!("{base}/127.0.0.1:7");
+    let other = format!("{base}/c7");
+    // Events are applied in order: once a later marker is seen, every
+    // change before it was applied.
+    let mut markers = 0u16;
+    let mut settle = |step: &str| {
+        markers += 1;
+        writer
+            .create_ephemeral(&format!("{base}/127.0.0.2:{markers}"), b"{}")
+            .expect("creates a marker");
+        let expected = truth(&writer, &base);
+        let converged =
+            zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(10), || {
+                (seen(&discovery) == expected).then_some(())
+            });
+        assert!(
+            converged.is_some(),
+            "{step}: {:?} is not the listing {expected:?}",
+            seen(&discovery)
+        );
+        seen(&discovery).get("127.0.0.1:7").copied()
+    };
+    writer.create_ephemeral(&plain, b"{}").expect("creates");
+    writer
+        .create_ephemeral(&other, &curator(7, true))
+        .expect("creates");
+    assert_eq!(settle("both registered"), Some(true));
+    writer.delete(&plain, None).expect("deletes");
+    assert_eq!(
+        settle("the plain one removed"),
+        Some(true),
+        "the Curator one is still there"
+    );
+    writer
+        .set_data(&other, &curator(7, false), None)
+        .expect("writes");
+    assert_eq!(settle("the Curator one disabled"), Some(false));
+    writer.create_ephemeral(&plain, b"{}").expect("creates");
+    assert_eq!(
+        settle("the plain one back"),
+        Some(true),
+        "in service before out of it"
+    );
+    assert!(
+        !discovery
+            .snapshot()
+            .out_of_service()
+            .contains("127.0.0.1:7".parse().expect("an endpoint")),
+        "listed once"
+    );
+    writer.delete(&plain, None).expect("deletes");
+    assert_eq!(settle("the plain one removed again"), Some(false));
+    writer.delete(&other, None).expect("deletes");
+    assert_eq!(settle("both removed"), None);
+}
+
+#[test]
 fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
     let mut zk = zookeeper();
     let writer = session(&zk);
@@ -60,12 +125,16 @@ fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
                     let _ = writer.ensure_path(base.as_str());
                     let _ = writer.create_ephemeral(&plain, b"{}");
                 }
+                // Half the time at the plain child's endpoint: one server
+                // registered twice.
                 3 => {
                     let _ = writer.ensure_path(base.as_str());
-                    let _ = writer.create_ephemeral(&other, &curator(port + 100, rng.random()));
+                    let at = port + 100 * rng.random_range(0..2);
+                    let _ = writer.create_ephemeral(&other, &curator(at, rng.random()));
                 }
                 4 => {
-                    let _ = writer.set_data(&other, &curator(port + 100, rng.random()), None);
+                    let at = port + 100 * rng.random_range(0..2);
+                    let _ = writer.set_data(&other, &curator(at, rng.random()), None);
                 }
                 5..=6 => {
                     let _ = writer.delete(&plain, None);
