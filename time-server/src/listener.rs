@@ -24,7 +24,12 @@ use crate::shutdown::Shutdown;
 /// A bound listener and the endpoint it is advertised as.
 #[derive(Debug)]
 pub struct BoundListener {
-    listener: TcpListener,
+    /// Still a blocking socket: `mio`'s type is used only for its
+    /// `accept`, which asks `accept4` for a non-blocking connection (one
+    /// `ioctl` less per connection than `set_nonblocking` after a blocking
+    /// accept); on a blocking listener that `accept4` blocks, as the
+    /// acceptor threads expect.
+    listener: mio::net::TcpListener,
     local: SocketAddr,
     advertised: Endpoint,
 }
@@ -53,7 +58,7 @@ impl BoundListener {
             bail!("--advertise {ip} is not an address clients can connect to");
         }
         Ok(BoundListener {
-            listener,
+            listener: mio::net::TcpListener::from_std(listener),
             local,
             advertised: Endpoint::new(SocketAddr::new(ip, local.port())),
         })
@@ -186,7 +191,7 @@ fn accept_loop(
             return;
         }
         let (mut stream, peer) = match accepted {
-            Ok(conn) => conn,
+            Ok((stream, peer)) => (TcpStream::from(std::os::fd::OwnedFd::from(stream)), peer),
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning, and say
                 // so once in a while rather than per failure.
@@ -203,13 +208,13 @@ fn accept_loop(
             // The slowness asked for (tests, benchmarks), not a wait.
             std::thread::sleep(options.reply_delay);
         }
-        // The reply goes out from here, at once (the line is far smaller
-        // than a new socket's send buffer: the write never waits); the
-        // drain thread only waits for the client to finish, non-blocking.
-        // Nothing else comes before the reply: it is what the client waits
-        // for.
-        let replied =
-            reply(&mut stream, bound.advertised).and_then(|()| stream.set_nonblocking(true));
+        // The reply goes out from here, at once: the socket is
+        // non-blocking from `accept4` on, and the line is far smaller than
+        // a new socket's send buffer, so the write completes at once (were
+        // it ever refused, the connection would end here as failed). The
+        // drain thread only waits for the client to finish. Nothing else
+        // comes before the reply: it is what the client waits for.
+        let replied = reply(&mut stream, bound.advertised);
         if let Err(err) = replied {
             tracing::debug!(%peer, error = %err, "connection ended early");
             if let Some(m) = metrics {
