@@ -126,8 +126,14 @@ impl Default for ServeOptions {
 
 /// Acceptor threads per listener, blocked in `accept` on the same socket
 /// (the kernel hands each connection to one): the accept and the reply of
-/// one connection overlap with the next one's on another core.
-const ACCEPTORS: usize = 2;
+/// one connection overlap with the next one's on another core. Four, by
+/// measurement (bench section 4, several runs each, ratio to the bare
+/// responder at 1 / 4 client threads): one 0.86–0.91 / 0.81–0.87, two
+/// 0.72–0.96 / 0.94–1.06, three 0.96–1.09 / 0.96–1.06, four 1.01–1.18 /
+/// 0.97–1.10, eight 1.17–1.20 / 0.94–1.02. Why more idle acceptors help
+/// even one sequential client is not established; an idle one costs a
+/// thread blocked in `accept` (its stack barely touched).
+const ACCEPTORS: usize = 4;
 
 /// Serves every listener until `stop` is triggered (and [`wake`] called),
 /// then waits for the connections in flight to finish (each is bounded by

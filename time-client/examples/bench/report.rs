@@ -372,7 +372,8 @@ impl Report {
              | time-server | 1 thread | 4 threads |\n|---|---:|---:|\n\
              | before: a pooled thread per connection waiting for EOF | 0.85–0.90 | 0.69–0.75 |\n\
              | after the first five steps below | 0.85–0.90 | 0.86–0.98 |\n\
-             | after all seven (three runs) | 0.93–1.04 | 0.97–1.06 |\n\n\
+             | after seven (three runs) | 0.93–1.04 | 0.97–1.06 |\n\
+             | after all eight (six runs) | 1.01–1.18 | 0.97–1.10 |\n\n\
              The steps, each kept (the first five measured before the bench's own fixes below, one block per \
              target: indicative only):\n\n\
              | step | 1 thread | 4 threads |\n|---|---:|---:|\n\
@@ -382,7 +383,10 @@ impl Report {
              | + nothing but the write before the reply (non-blocking set after it) | 0.87–0.90 | 0.78–1.01 |\n\
              | + no system call under the drain map's lock (strace: futex calls per connection 2.5 → 0.02) | 0.78–0.93 | 0.81–1.05 |\n\
              | + the drain thread lets EOFs gather for 0.5–2 ms after serving some (4 runs without, 6 with) | 0.82–0.91 → 0.91–0.98 | no clear change |\n\
-             | + `accept4` hands the connection over non-blocking (no `ioctl` per connection) | 0.93–1.04 | 0.97–1.06 |\n\n\
+             | + `accept4` hands the connection over non-blocking (no `ioctl` per connection) | 0.93–1.04 | 0.97–1.06 |\n\
+             | + four acceptors per listener instead of two (1 / 2 / 3 / 4 / 8 tried, 3–9 runs each: 0.86–0.91, \
+             0.72–0.96, 0.96–1.09, 1.01–1.18, 1.17–1.20 at 1 thread; 0.81–0.87, 0.94–1.06, 0.96–1.06, 0.97–1.10, \
+             0.94–1.02 at 4) | 1.01–1.18 | 0.97–1.10 |\n\n\
              The bench itself was wrong twice on the way: one block per target drifted ±20 % with the shared \
              machine (now 10 interleaved rounds, rotating the order), and the time of a round included up to \
              100 ms of the RSS sampler's sleep (up to 15 % of a 10,000-connection round; it showed the same \
