@@ -54,8 +54,8 @@ impl Holders {
     /// Child `name` now names `to` (none: gone, or none of the formats)
     /// instead of `from`.
     pub(super) fn moved(&mut self, name: &str, from: Option<Endpoint>, to: Option<Endpoint>) {
-        if let Some(from) = from
-            && let Some(names) = self.by_endpoint.get_mut(&from)
+        // (No let chains: the MSRV is 1.85.)
+        if let Some((from, names)) = from.and_then(|f| self.by_endpoint.get_mut(&f).map(|n| (f, n)))
         {
             names.retain(|n| &**n != name);
             if names.is_empty() {

@@ -33,6 +33,16 @@ fn seen(discovery: &Discovery) -> View {
         .collect()
 }
 
+/// Whether the snapshot comes to equal a fresh listing (within 30 s);
+/// the listing when it does not.
+fn converges(discovery: &Discovery, writer: &Session, base: &BasePath) -> Result<(), View> {
+    let expected = truth(writer, base);
+    zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(10), || {
+        (seen(discovery) == expected).then_some(())
+    })
+    .ok_or(expected)
+}
+
 fn curator(port: u16, enabled: bool) -> Vec<u8> {
     format!(
         r#"{{"name":"time","id":"c{port}","address":"127.0.0.1","port":{port},"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null,"enabled":{enabled}}}"#
@@ -59,16 +69,12 @@ fn a_server_registered_twice_stays_listed_while_either_registration_is_there() {
         writer
             .create_ephemeral(&format!("{base}/127.0.0.2:{markers}"), b"{}")
             .expect("creates a marker");
-        let expected = truth(&writer, &base);
-        let converged =
-            zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(10), || {
-                (seen(&discovery) == expected).then_some(())
-            });
-        assert!(
-            converged.is_some(),
-            "{step}: {:?} is not the listing {expected:?}",
-            seen(&discovery)
-        );
+        if let Err(expected) = converges(&discovery, &writer, &base) {
+            panic!(
+                "{step}: {:?} is not the listing {expected:?}",
+                seen(&discovery)
+            );
+        }
         seen(&discovery).get("127.0.0.1:7").copied()
     };
     writer.create_ephemeral(&plain, b"{}").expect("creates");
@@ -164,18 +170,14 @@ fn the_snapshot_equals_a_fresh_listing_after_random_changes_and_faults() {
                 _ => {}
             }
         }
-        let expected = truth(&writer, &base);
-        let converged =
-            zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(20), || {
-                (seen(&discovery) == expected).then_some(())
-            });
-        assert!(
-            converged.is_some(),
-            "seed {seed}: the snapshot {:?} is not the listing {expected:?} (stale: {}, events: {})",
-            seen(&discovery),
-            discovery.snapshot().is_stale(),
-            discovery.follows_events()
-        );
+        if let Err(expected) = converges(&discovery, &writer, &base) {
+            panic!(
+                "seed {seed}: the snapshot {:?} is not the listing {expected:?} (stale: {}, events: {})",
+                seen(&discovery),
+                discovery.snapshot().is_stale(),
+                discovery.follows_events()
+            );
+        }
         // And it follows on: one more change is seen.
         let _ = writer.ensure_path(base.as_str());
         writer
