@@ -22,10 +22,7 @@ fn place(instances: &mut Instances, out_of_service: &mut Instances, instance: In
         return;
     }
     if instance.enabled {
-        if let Some(shadowed) = out_of_service.find(instance.endpoint) {
-            let node = shadowed.node.clone();
-            out_of_service.remove_node(instance.endpoint, &node);
-        }
+        out_of_service.remove(instance.endpoint);
         instances.insert(instance);
     } else {
         out_of_service.insert(instance);
@@ -41,16 +38,18 @@ pub(super) struct Holders {
     by_endpoint: HashMap<Endpoint, Vec<Box<str>>>,
 }
 
-impl Holders {
-    /// The index of a listing: each child's name and endpoint.
-    pub(super) fn listed<'a>(children: impl Iterator<Item = (Endpoint, &'a str)>) -> Holders {
+/// The index of a listing, from each child's endpoint and name.
+impl FromIterator<(Endpoint, String)> for Holders {
+    fn from_iter<I: IntoIterator<Item = (Endpoint, String)>>(children: I) -> Holders {
         let mut holders = Holders::default();
         for (endpoint, name) in children {
-            holders.moved(name, None, Some(endpoint));
+            holders.moved(&name, None, Some(endpoint));
         }
         holders
     }
+}
 
+impl Holders {
     /// Child `name` now names `to` (none: gone, or none of the formats)
     /// instead of `from`.
     pub(super) fn moved(&mut self, name: &str, from: Option<Endpoint>, to: Option<Endpoint>) {
@@ -66,9 +65,6 @@ impl Holders {
             let names = self.by_endpoint.entry(to).or_default();
             if !names.iter().any(|n| &**n == name) {
                 names.push(name.into());
-                // Plain names (`ip:port`) first, then by name: the order a
-                // listing prefers them in.
-                names.sort_by_key(|n| (Endpoint::from_node_name(n).is_err(), n.clone()));
             }
         }
     }
@@ -187,7 +183,10 @@ impl Shared {
                 .or_else(|| out_of_service.remove_node(endpoint, name))
         });
         let now_at = new.as_ref().map(|i| i.endpoint);
-        let affected: Vec<Endpoint> = was_at.into_iter().chain(now_at).collect();
+        // Once each: a child rewritten at the same endpoint must not read
+        // another child of that endpoint twice.
+        let mut affected: Vec<Endpoint> = was_at.into_iter().chain(now_at).collect();
+        affected.dedup();
         let others: Vec<(Endpoint, String)> = {
             let holders = lock(&self.holders);
             affected
@@ -225,10 +224,7 @@ impl Shared {
         }
         // What changed in service, endpoint by endpoint.
         let mut changes = Vec::new();
-        for (at, endpoint) in affected.iter().enumerate() {
-            if affected[..at].contains(endpoint) {
-                continue;
-            }
+        for endpoint in &affected {
             match (before.0.find(*endpoint), instances.find(*endpoint)) {
                 (Some(gone), None) => changes.push(Change::Removed(gone.clone())),
                 (None, Some(came)) => changes.push(Change::Added(came.clone())),

@@ -88,11 +88,20 @@ impl Instances {
         }
     }
 
+    /// Removes the instance at `endpoint`, whichever child it was read
+    /// from; the removed one.
+    pub(super) fn remove(&mut self, endpoint: Endpoint) -> Option<Instance> {
+        let at = self.position(endpoint).ok()?;
+        Some(self.0.remove(at))
+    }
+
     /// Removes the instance at `endpoint` if it was read from child `node`
     /// (the one at that endpoint may be another child's); the removed one.
     pub(super) fn remove_node(&mut self, endpoint: Endpoint, node: &str) -> Option<Instance> {
-        let at = self.position(endpoint).ok()?;
-        (*self.0[at].node == *node).then(|| self.0.remove(at))
+        match self.find(endpoint) {
+            Some(listed) if *listed.node == *node => self.remove(endpoint),
+            _ => None,
+        }
     }
 
     /// Whether the two are the same list, without comparing entries.

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
 use std::time::Instant;
 
-use super::events::Holders;
 use super::read::{parse_children, read_decoded, read_instances, sorted_distinct, truncate};
 use super::{Change, Instance, Instances, Shared, Snapshot, Wake, lock};
 use crate::backoff::Backoff;
@@ -176,10 +175,8 @@ impl Shared {
         let decoded = self.decode_others(&others, warn)?;
         if self.events.load(Ordering::SeqCst) {
             let plain = endpoints.iter().map(|e| (*e, e.node_name()));
-            let named: Vec<(Endpoint, String)> = plain
-                .chain(decoded.iter().map(|i| (i.endpoint, i.node.to_string())))
-                .collect();
-            *lock(&self.holders) = Holders::listed(named.iter().map(|(e, n)| (*e, n.as_str())));
+            let others = decoded.iter().map(|i| (i.endpoint, i.node.to_string()));
+            *lock(&self.holders) = plain.chain(others).collect();
         }
         let instances = if self.with_metadata {
             // Metadata is read once per new instance, not on every refresh
