@@ -17,6 +17,10 @@ trap 'rm -f "$test_log" "$pidfile" "$pidfile.out"' EXIT
 
 zk_install
 zk_install_peers
+# The post's own Go programs (a peer of the interop tests), built from ../shared/peers/seed-go (installs Debian's Go
+# and go-zookeeper when missing); the tests find them in $SEED_GO_OUT.
+export SEED_GO_OUT="${SEED_GO_OUT:-/tmp/seed-go}"
+bash ../shared/peers/seed-go/build.sh >/dev/null
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2

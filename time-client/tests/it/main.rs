@@ -8,4 +8,5 @@ mod hostile;
 mod metrics;
 mod post;
 mod properties;
+mod seed;
 mod support;

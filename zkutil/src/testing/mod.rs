@@ -22,6 +22,7 @@
 //! * `peer`: [`CuratorPeer`], Apache Curator's service discovery as a JVM.
 //! * `prometheus`: [`Prometheus`], a real Prometheus with a test's configuration.
 //! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
+//! * `seed`: [`SeedGo`], the post's own Go server and client.
 //! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
 //! * `http`: [`http_get`], [`metric_value`], for metrics and health endpoints.
 //! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
@@ -34,6 +35,7 @@ mod process;
 mod prometheus;
 mod proxy;
 mod responder;
+mod seed;
 mod wait;
 mod zookeeper;
 
@@ -47,6 +49,7 @@ pub use self::process::{LineRecorder, TestProcess};
 pub use self::prometheus::Prometheus;
 pub use self::proxy::DelayProxy;
 pub use self::responder::{Behaviour, Responder};
+pub use self::seed::SeedGo;
 pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
 pub use self::zookeeper::{ZkEnsemble, ZkServer};
 

@@ -216,9 +216,10 @@ impl TestProcess {
     ) -> TestProcess {
         let mut child = Command::new(program)
             .args(args)
-            .envs(envs.iter().copied())
+            // The caller's own environment may not leak in; `envs` may set them.
             .env_remove("ZK_HOSTS")
             .env_remove("ZK_AUTH")
+            .envs(envs.iter().copied())
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -783,3 +783,49 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
     assert!(stop_with(&mut watch, "TERM").success());
     assert!(stop_with(&mut sidecar, "TERM").success());
 }
+
+#[test]
+fn ls_and_watch_list_the_posts_go_servers_whose_nodes_hold_no_data() {
+    let seed =
+        zkutil::testing::SeedGo::get().unwrap_or_else(|e| panic!("building the Go peer: {e}"));
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let mut watch = running(&["--zk", &hosts, "watch"]);
+    let ports = zkutil::testing::free_ports(2).expect("free ports");
+    let listen: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut go = seed.server(&hosts, &[&listen[0], &listen[1]]);
+    for address in &listen {
+        wait_until(
+            Duration::from_secs(30),
+            "watch prints each Go server",
+            || {
+                lines(&watch)
+                    .iter()
+                    .any(|l| l.ends_with(&format!(" + {address}")))
+                    .then_some(())
+            },
+        );
+    }
+    let ls = zkutil(&["--zk", &hosts, "ls", "--json"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let listed: Value =
+        serde_json::from_slice(&ls.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&ls.stdout)));
+    let mut endpoints: Vec<&str> = listed
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["endpoint"].as_str()).collect())
+        .unwrap_or_default();
+    endpoints.sort_unstable();
+    let mut expected = [listen[0].as_str(), listen[1].as_str()];
+    expected.sort_unstable();
+    assert_eq!(endpoints, expected);
+    assert!(!text(&ls.stderr).contains("WARN"), "{}", text(&ls.stderr));
+    go.signal("KILL");
+    go.wait(Duration::from_secs(10));
+    let status = stop_with(&mut watch, "INT");
+    assert!(status.success(), "{status}");
+    assert!(
+        !watch.stderr_text().contains("WARN"),
+        "{}",
+        watch.stderr_text()
+    );
+}
