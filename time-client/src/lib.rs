@@ -141,7 +141,7 @@ pub fn run(
         let snapshot = discovery.snapshot();
         if snapshot.is_stale() != was_stale {
             was_stale = snapshot.is_stale();
-            log_staleness(&snapshot);
+            log_staleness(seq, &snapshot);
         }
         if snapshot.version() != seen_version {
             seen_version = snapshot.version();
@@ -163,12 +163,13 @@ pub fn run(
     Ok(summary)
 }
 
-fn log_staleness(snapshot: &Snapshot) {
+fn log_staleness(seq: u64, snapshot: &Snapshot) {
     if snapshot.is_stale() {
-        tracing::warn!(servers = snapshot.instances().len(), session = ?snapshot.session_state(),
+        tracing::warn!(from_request = seq, servers = snapshot.instances().len(), session = ?snapshot.session_state(),
             "ZooKeeper unreachable: using the last known list of servers");
     } else {
         tracing::info!(
+            from_request = seq,
             servers = snapshot.instances().len(),
             "server list is fresh again"
         );

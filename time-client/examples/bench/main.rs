@@ -780,7 +780,7 @@ fn change_cost(zk: &ZkServer, sizes: Sizes, report: &mut Report) -> anyhow::Resu
             let discovery = if events {
                 Discovery::start(session(zk)?, &path)?
             } else {
-                Discovery::start_relisting_for_testing(session(zk)?, &path)?
+                Discovery::start_relisting_for_testing(session(zk)?, &path, false)?
             };
             discovery
                 .wait_for(Duration::from_secs(60), |s| s.instances().len() == n)

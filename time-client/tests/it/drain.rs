@@ -122,3 +122,93 @@ fn a_server_disabled_under_a_10ms_client_loop_gets_no_new_request_and_none_fails
          out of rotation for requests {disabled_from}..{enabled_from}"
     );
 }
+
+/// The `from_request` of the first stderr line after `after` that contains
+/// `text`, and that line's index.
+fn logged_from(client: &TestProcess, after: usize, text: &str) -> (usize, u64) {
+    client
+        .stderr()
+        .wait_for(Duration::from_secs(30), |lines, _| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find_map(|(at, (_, line))| {
+                    if !line.contains(text) {
+                        return None;
+                    }
+                    let seq = line
+                        .split("from_request=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?;
+                    Some((at, seq.parse().ok()?))
+                })
+        })
+        .unwrap_or_else(|| panic!("no {text:?} line:\n{}", client.stderr_text()))
+}
+
+#[test]
+fn a_server_disabled_while_the_client_is_cut_off_gets_no_request_once_it_is_back() {
+    let zk = zookeeper();
+    let servers = Servers::start(&zk, "/cut", 3);
+    let drained = servers.endpoints()[0];
+    let operator = zkutil::testing::connect(&zk, Duration::from_secs(10));
+    let base = BasePath::from_static("/cut");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let proxy = zkutil::testing::DelayProxy::start(target, Duration::ZERO).expect("a proxy");
+    let mut client = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &proxy.addr().to_string(),
+            "--base-path",
+            "/cut",
+            "--count",
+            "400",
+            "--interval",
+            "10ms",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+
+    // The link goes down; only when the client knows it is cut off does the
+    // operator act, so that the change can reach it only after the link is
+    // back.
+    proxy.hold();
+    let (stale_at, _) = logged_from(&client, 0, "ZooKeeper unreachable");
+    Control::Disable {
+        reason: Some("while cut off".into()),
+    }
+    .apply_to(&operator, &base, drained)
+    .expect("disables");
+    proxy.release();
+    let (_, fresh_from) = logged_from(&client, stale_at + 1, "server list is fresh again");
+    assert!(
+        client.wait(Duration::from_secs(60)).success(),
+        "{}",
+        client.stderr_text()
+    );
+
+    let lines: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("FAILED")).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let after_fresh: Vec<&String> = lines
+        .iter()
+        .filter(|l| answered(l).is_some_and(|(seq, server)| seq >= fresh_from && server == drained))
+        .collect();
+    assert!(
+        after_fresh.is_empty(),
+        "requests reached the server disabled while the client was cut off, after it was fresh again \
+         (from request {fresh_from}): {} of them, e.g. {:?}",
+        after_fresh.len(),
+        after_fresh.first()
+    );
+    drop(servers);
+}

@@ -90,6 +90,10 @@ struct Shared {
     /// The persistent recursive watch, while one is added on this
     /// connection (the client does not restore it after a reconnect).
     recursive: Mutex<Option<crate::session::RecursiveWatch>>,
+    /// Whether the next listing must read every child's data again: set by
+    /// a reconnect or a session rebuild, when any child may have changed
+    /// unseen (a disable, a weight, a re-registration with new metadata).
+    reread: std::sync::atomic::AtomicBool,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -167,8 +171,9 @@ impl Discovery {
     pub fn start_relisting_for_testing(
         session: Arc<Session>,
         base_path: &BasePath,
+        with_metadata: bool,
     ) -> Result<Discovery> {
-        Discovery::start_inner(session, base_path, false, false)
+        Discovery::start_inner(session, base_path, with_metadata, false)
     }
 
     fn start_inner(
@@ -201,6 +206,7 @@ impl Discovery {
             holders: Mutex::new(events::Holders::default()),
             events: std::sync::atomic::AtomicBool::new(events),
             recursive: Mutex::new(None),
+            reread: std::sync::atomic::AtomicBool::new(true),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();

@@ -2,7 +2,8 @@
 //! server by a fixed time, so that a test can tell one round trip from
 //! many (sequential requests pay the delay each; pipelined ones once), and
 //! that can cut every connection (a network blip: the client reconnects,
-//! its session intact).
+//! its session intact), or hold the link down for a while (every
+//! connection cut and every new one refused until released).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 pub struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
     clients: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -45,14 +47,20 @@ impl DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(false));
         let clients = Arc::new(Mutex::new(Vec::new()));
-        let (stopped, open) = (stop.clone(), clients.clone());
+        let (stopped, holding, open) = (stop.clone(), held.clone(), clients.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(client) = client else { continue };
+                if holding.load(Ordering::SeqCst) {
+                    // The link is down: closed at once, as a refused connect.
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
@@ -67,6 +75,7 @@ impl DelayProxy {
         Ok(DelayProxy {
             addr,
             stop,
+            held,
             clients,
         })
     }
@@ -74,6 +83,18 @@ impl DelayProxy {
     /// The address to connect to instead of the target.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Takes the link down until [`DelayProxy::release`]: every connection
+    /// is cut and every new one closed at once.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// Brings the link back up after [`DelayProxy::hold`].
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
     }
 
     /// Closes every connection made so far, as a network blip would.

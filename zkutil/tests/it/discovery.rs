@@ -325,8 +325,8 @@ fn the_re_listing_way_of_older_zookeepers_still_sees_every_change() {
     let zk = zookeeper();
     let s = session(&zk);
     let _a = register(&s, "127.0.0.1:1");
-    let discovery =
-        Discovery::start_relisting_for_testing(s.clone(), &BasePath::default()).expect("discovery");
+    let discovery = Discovery::start_relisting_for_testing(s.clone(), &BasePath::default(), false)
+        .expect("discovery");
     assert!(!discovery.follows_events());
     let b = register(&s, "127.0.0.1:2");
     discovery
@@ -409,4 +409,86 @@ fn a_base_path_listing_larger_than_java_clients_accept_is_read_whole() {
         .wait_for(Duration::from_secs(60), |s| s.instances().len() == n)
         .expect("every instance, from one listing");
     assert!(!snapshot.is_stale());
+}
+
+/// The snapshot's instances, in and out of service, as one sorted list.
+fn everything(snap: &zkutil::Snapshot) -> Vec<zkutil::Instance> {
+    let mut all: Vec<zkutil::Instance> = snap
+        .instances()
+        .iter()
+        .chain(snap.out_of_service().iter())
+        .cloned()
+        .collect();
+    all.sort_by_key(zkutil::Instance::endpoint);
+    all
+}
+
+/// A cache cut off from ZooKeeper (the link down, not a blip) while an
+/// operator disables one server, re-weights another and a third registers
+/// again with new metadata: once it is back, its snapshot is what a fresh
+/// listing with reads says, in either mode.
+fn every_change_made_while_cut_off_is_seen_after_the_reconnect(relisting: bool) {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let base = BasePath::default();
+    let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
+    let c = register(&s, "127.0.0.1:3");
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let through = session_through(&proxy, Duration::from_secs(10));
+    let discovery = if relisting {
+        Discovery::start_relisting_for_testing(through.clone(), &base, true)
+    } else {
+        Discovery::start_with_metadata(through.clone(), &base)
+    }
+    .expect("discovery");
+    assert_eq!(discovery.follows_events(), !relisting);
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 3)
+        .expect("the first listing");
+
+    proxy.hold();
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| snap.is_stale())
+        .expect("the cache knows it is cut off");
+    let disable = zkutil::Control::Disable {
+        reason: Some("cut-off test".into()),
+    };
+    disable.apply_to(&s, &base, a.endpoint()).expect("disables");
+    zkutil::Control::Weight(7)
+        .apply_to(&s, &base, b.endpoint())
+        .expect("re-weights");
+    let c_endpoint = c.endpoint();
+    c.deregister().expect("deregisters");
+    let metadata =
+        Metadata::for_this_process(c_endpoint, SystemTime::now(), "v2").with_weight(Some(9));
+    let _c = Registration::register(&s, &base, c_endpoint, &metadata).expect("registers again");
+    proxy.release();
+
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| !snap.is_stale())
+        .expect("fresh again");
+    let truth = zkutil::list_instances(&s, &base, true).expect("a fresh listing");
+    let seen = discovery
+        .wait_for(Duration::from_secs(5), |snap| everything(snap) == truth)
+        .map(|snap| everything(&snap))
+        .unwrap_or_else(|| everything(&discovery.snapshot()));
+    assert_eq!(
+        seen, truth,
+        "the snapshot after the reconnect is a fresh listing"
+    );
+    assert!(
+        !discovery.snapshot().instances().contains(a.endpoint()),
+        "the disabled one is out"
+    );
+    drop(b);
+}
+
+#[test]
+fn every_change_made_while_cut_off_is_seen_after_the_reconnect_with_events() {
+    every_change_made_while_cut_off_is_seen_after_the_reconnect(false);
+}
+
+#[test]
+fn every_change_made_while_cut_off_is_seen_after_the_reconnect_when_re_listing() {
+    every_change_made_while_cut_off_is_seen_after_the_reconnect(true);
 }
