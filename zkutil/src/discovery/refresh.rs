@@ -1,6 +1,8 @@
 //! `refresh`: the thread that keeps a [`Discovery`](super::Discovery)'s
-//! snapshot current: a listing on every watch event and session change,
-//! failures retried with backoff, changes published to subscribers.
+//! snapshot current: per-child events applied one by one (or, without
+//! them, a listing on every watch event), a listing that reads every
+//! child's data again after each reconnect and session rebuild, failures
+//! retried with backoff, changes published to subscribers.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -80,11 +82,13 @@ pub(super) fn refresh_loop(
                 // again (the listing does).
                 Wake::Session(SessionEvent::Connected) => {
                     lock(&shared.recursive).take();
+                    shared.reread.store(true, Ordering::SeqCst);
                     need = true
                 }
                 Wake::Session(SessionEvent::Rebuilt { .. }) => {
                     shared.armed.store(false, Ordering::SeqCst);
                     lock(&shared.recursive).take();
+                    shared.reread.store(true, Ordering::SeqCst);
                     need = true
                 }
                 Wake::Session(_) => shared.mark_stale(),
@@ -114,7 +118,7 @@ impl Shared {
             // listing here follows a reconnect, when the data of any child
             // may have changed unseen: read them all again.
             self.listings.fetch_add(1, Ordering::SeqCst);
-            lock(&self.decoded).clear();
+            self.reread.store(true, Ordering::SeqCst);
             let names = match self.session.children(self.base_path.as_str()) {
                 Ok(names) => names,
                 Err(err) if err.is_no_node() => {
@@ -164,8 +168,14 @@ impl Shared {
     }
 
     /// Publishes the instances of the children `names`: parsed, new ones'
-    /// data read.
+    /// data read, and every one's after a reconnect or a rebuild.
     fn publish_names(&self, names: &[String]) -> Result<()> {
+        // Cleared only once the listing is published: a failed one is
+        // retried with the same need.
+        let reread = self.reread.load(Ordering::SeqCst);
+        if reread {
+            lock(&self.decoded).clear();
+        }
         {
             let present: HashSet<&str> = names.iter().map(String::as_str).collect();
             lock(&self.warned).retain_children(&self.base_path, &present);
@@ -187,7 +197,7 @@ impl Shared {
                 .iter()
                 // A plain child's own (another format's child may hold its
                 // endpoint's place).
-                .filter(|i| i.metadata.is_some() && i.format == crate::Format::Plain)
+                .filter(|i| !reread && i.metadata.is_some() && i.format == crate::Format::Plain)
                 .map(|i| (i.endpoint, i))
                 .collect();
             let new: Vec<Endpoint> = endpoints
@@ -214,6 +224,7 @@ impl Shared {
         let mut instances: Vec<Instance> = instances;
         instances.extend(decoded);
         self.publish(sorted_distinct(instances));
+        self.reread.store(false, Ordering::SeqCst);
         Ok(())
     }
 
