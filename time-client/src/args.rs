@@ -44,9 +44,14 @@ pub struct Args {
     /// 0s: off).
     #[arg(long, env = "TIME_CLIENT_WARMUP", default_value = "0s", value_parser = zkutil::cli::duration)]
     warmup: Duration,
-    /// Attempts on other servers after a failed one.
-    #[arg(long, env = "TIME_CLIENT_RETRIES", default_value_t = 2)]
-    retries: u32,
+    /// At most this many attempts on other servers after a failed one (default: every distinct
+    /// server known in service is tried before the request fails, within --request-deadline).
+    #[arg(long, env = "TIME_CLIENT_RETRIES")]
+    retries: Option<u32>,
+    /// How long one request may take, all its attempts together; each attempt's connect timeout
+    /// and reply deadline are cut to what is left.
+    #[arg(long, env = "TIME_CLIENT_REQUEST_DEADLINE", default_value = "10s", value_parser = zkutil::cli::timeout)]
+    request_deadline: Duration,
     /// How long a server that failed is skipped.
     #[arg(long, env = "TIME_CLIENT_COOLDOWN", default_value = "10s", value_parser = zkutil::cli::duration)]
     cooldown: Duration,
@@ -99,6 +104,7 @@ impl Args {
             },
             strategy: self.strategy,
             retries: self.retries,
+            request_deadline: self.request_deadline,
             cooldown: self.cooldown,
             warmup: self.warmup,
             metrics_listen: self.metrics_listen,

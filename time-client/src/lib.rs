@@ -47,8 +47,11 @@ pub struct Config {
     pub limits: RequestLimits,
     /// How to pick a server.
     pub strategy: Strategy,
-    /// Attempts on other servers after a failed one.
-    pub retries: u32,
+    /// At most this many attempts on other servers after a failed one
+    /// (`None`: every distinct server known in service is tried).
+    pub retries: Option<u32>,
+    /// How long one request may take, all its attempts together.
+    pub request_deadline: Duration,
     /// How long a failed server is skipped.
     pub cooldown: Duration,
     /// Warm-up of the weighted strategies (zero: none): a new server's
@@ -70,7 +73,8 @@ impl Config {
             interval: Duration::from_secs(1),
             limits: RequestLimits::default(),
             strategy: Strategy::Random,
-            retries: 2,
+            retries: None,
+            request_deadline: Duration::from_secs(10),
             cooldown: Duration::from_secs(10),
             warmup: Duration::ZERO,
             format: Format::Text,
@@ -193,7 +197,9 @@ fn log_change(seq: u64, snapshot: &Snapshot) {
 }
 
 /// One request: pick, ask, and on failure mark the server down and retry
-/// on another, up to `config.retries` times.
+/// on another, until every distinct server known in service was tried (or
+/// `config.retries` more attempts were made), all within the request's
+/// deadline: a request fails only when no server it knows answers.
 fn one_request(
     seq: u64,
     snapshot: &Snapshot,
@@ -204,9 +210,25 @@ fn one_request(
 ) -> RequestReport {
     let base_path = discovery.base_path();
     let started = Instant::now();
+    let deadline = started.checked_add(config.request_deadline);
+    let attempts_cap = config
+        .retries
+        .map_or(usize::MAX, |retries| retries as usize + 1);
     let mut tried: Vec<Endpoint> = Vec::new();
     let mut last_error = None;
-    while tried.len() <= config.retries as usize {
+    while tried.len() < attempts_cap {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            if last_error.is_some() {
+                last_error = last_error.map(|err| {
+                    format!(
+                        "{err}; request deadline {:?} reached",
+                        config.request_deadline
+                    )
+                });
+            }
+            break;
+        }
         let Some(instance) = selector.pick_excluding(snapshot.instances(), &tried) else {
             break;
         };
@@ -217,7 +239,16 @@ fn one_request(
         }
         selector.started(endpoint);
         let attempt = Instant::now();
-        let answer = request(endpoint, &config.limits);
+        // No attempt outlives the request's deadline.
+        let limits = match left {
+            Some(left) => RequestLimits {
+                connect_timeout: config.limits.connect_timeout.min(left),
+                timeout: config.limits.timeout.min(left),
+                ..config.limits
+            },
+            None => config.limits,
+        };
+        let answer = request(endpoint, &limits);
         selector.finished(endpoint, attempt.elapsed());
         match answer {
             Ok(reply) => {
@@ -234,7 +265,7 @@ fn one_request(
                 if let Some(metrics) = metrics {
                     metrics.failed(endpoint);
                 }
-                if tried.len() <= config.retries as usize {
+                if tried.len() < attempts_cap && tried.len() < snapshot.instances().len() {
                     tracing::warn!("request {seq}: {err}; retrying on another server");
                 }
                 last_error = Some(err.to_string());

@@ -26,7 +26,6 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         (Behaviour::HugeReply, "is longer than 4096 bytes"),
         (Behaviour::EndlessReply, "is longer than 4096 bytes"),
         (Behaviour::NoReply, "timed out"),
-        (Behaviour::NoNewline, "no newline at the end"),
         (Behaviour::NotUtf8, "not UTF-8 text"),
         // Closing without reading: an empty reply, or a reset if our
         // request arrived first.

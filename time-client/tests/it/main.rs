@@ -4,6 +4,7 @@
 mod cache;
 mod client;
 mod drain;
+mod failover;
 mod hostile;
 mod metrics;
 mod post;

@@ -29,7 +29,8 @@ pub enum Behaviour {
     EndlessReply,
     /// Accepts and never answers (holds the connection).
     NoReply,
-    /// A reply without the final newline.
+    /// A reply without the final newline, ended by the close (whole, as
+    /// the post's Go servers send theirs).
     NoNewline,
     /// A line that is not UTF-8.
     NotUtf8,

@@ -1,0 +1,148 @@
+//! A request fails only when no server it knows answers: servers killed
+//! while their nodes are still registered (their sessions not yet expired)
+//! cost retries, never a failed request, even to a client that has just
+//! started and knows nothing of them.
+
+use std::time::{Duration, SystemTime};
+
+use zkutil::testing::free_ports;
+use zkutil::{BasePath, Endpoint, Metadata, Registration};
+
+use crate::support::{Servers, run_client, zookeeper};
+
+/// Requests answered and failed in a client's stdout.
+fn tally(stdout: &[u8]) -> (usize, usize) {
+    let text = String::from_utf8_lossy(stdout);
+    let failed = text.lines().filter(|l| l.contains("FAILED")).count();
+    let answered = text
+        .lines()
+        .filter(|l| l.starts_with('[') && !l.contains("FAILED"))
+        .count();
+    (answered, failed)
+}
+
+#[test]
+fn three_of_five_servers_dead_but_registered_fail_no_request() {
+    let zk = zookeeper();
+    let _live = Servers::start(&zk, "/failover", 2);
+    // Three registrations whose servers are gone, as after a SIGKILL: the
+    // port refuses, the node stays until the session expires.
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    let base = BasePath::new("/failover").expect("a base path");
+    let _dead: Vec<Registration> = free_ports(3)
+        .expect("free ports")
+        .into_iter()
+        .map(|port| {
+            let endpoint = Endpoint::new(([127, 0, 0, 1], port).into());
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "dead");
+            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    let hosts = zk.connect_string();
+
+    // One client, default flags but the pace.
+    let output = run_client(&[
+        "--zk",
+        &hosts,
+        "--base-path",
+        "/failover",
+        "--interval",
+        "0s",
+    ]);
+    let (answered, failed) = tally(&output.stdout);
+    assert_eq!(
+        (answered, failed),
+        (100, 0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Fresh clients: each knows nothing of the dead yet.
+    let mut totals = (0, 0);
+    for _ in 0..20 {
+        let output = run_client(&[
+            "--zk",
+            &hosts,
+            "--base-path",
+            "/failover",
+            "--count",
+            "3",
+            "--interval",
+            "0s",
+        ]);
+        let (answered, failed) = tally(&output.stdout);
+        totals = (totals.0 + answered, totals.1 + failed);
+    }
+    assert_eq!(totals, (60, 0), "20 fresh clients of 3 requests each");
+}
+
+#[test]
+fn an_explicit_retry_cap_is_honoured() {
+    let zk = zookeeper();
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    let base = BasePath::new("/capped").expect("a base path");
+    let _dead: Vec<Registration> = free_ports(4)
+        .expect("free ports")
+        .into_iter()
+        .map(|port| {
+            let endpoint = Endpoint::new(([127, 0, 0, 1], port).into());
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "dead");
+            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--base-path",
+        "/capped",
+        "--count",
+        "1",
+        "--retries",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(after 2 attempts)"), "{stdout}");
+}
+
+#[test]
+fn a_request_to_servers_that_never_answer_ends_at_its_deadline() {
+    let zk = zookeeper();
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    let base = BasePath::new("/silent").expect("a base path");
+    let silent: Vec<zkutil::testing::Responder> = (0..4)
+        .map(|_| {
+            zkutil::testing::Responder::start(zkutil::testing::Behaviour::NoReply)
+                .expect("a server")
+        })
+        .collect();
+    let _registered: Vec<Registration> = silent
+        .iter()
+        .map(|server| {
+            let endpoint = Endpoint::new(server.addr());
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "silent");
+            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    // Four servers that each hold a request 3 s: 12 s without a deadline.
+    let output = run_client(&[
+        "--zk",
+        &zk.connect_string(),
+        "--base-path",
+        "/silent",
+        "--count",
+        "1",
+        "--timeout",
+        "3s",
+        "--request-deadline",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the request took {took:?}: {stdout}"
+    );
+    eprintln!("a request to four silent servers failed after {took:?} (deadline 1 s)");
+}
