@@ -128,6 +128,7 @@ pub fn run(
         ..Summary::default()
     };
     let mut was_stale = false;
+    let mut on_fallback = false;
     let mut seen_version = discovery.snapshot().version();
     for seq in 1..=config.count {
         if seq > 1 && !config.interval.is_zero() {
@@ -150,6 +151,10 @@ pub fn run(
         if snapshot.version() != seen_version {
             seen_version = snapshot.version();
             log_change(seq, &snapshot);
+        }
+        if snapshot.fallback().is_some() != on_fallback {
+            on_fallback = !on_fallback;
+            log_fallback(seq, &snapshot);
         }
         let report = one_request(seq, &snapshot, &selector, config, &discovery, metrics);
         summary.record(&report);
@@ -177,6 +182,18 @@ fn log_staleness(seq: u64, snapshot: &Snapshot) {
             servers = snapshot.instances().len(),
             "server list is fresh again"
         );
+    }
+}
+
+fn log_fallback(seq: u64, snapshot: &Snapshot) {
+    match snapshot.fallback() {
+        Some(last) => tracing::warn!(
+            from_request = seq,
+            servers = last.len(),
+            "the registry lists no server right after a reconnect (ZooKeeper may have expired every session); \
+             trying the last known servers until they register again"
+        ),
+        None => tracing::info!(from_request = seq, "no longer using the last known servers"),
     }
 }
 
@@ -229,7 +246,13 @@ fn one_request(
             }
             break;
         }
-        let Some(instance) = selector.pick_excluding(snapshot.instances(), &tried) else {
+        // The registry's list; right after ZooKeeper expired every session,
+        // the servers it knew until they register again.
+        let candidates = match snapshot.fallback() {
+            Some(last) if snapshot.instances().is_empty() => last,
+            _ => snapshot.instances(),
+        };
+        let Some(instance) = selector.pick_excluding(candidates, &tried) else {
             break;
         };
         let endpoint = instance.endpoint();
@@ -265,7 +288,7 @@ fn one_request(
                 if let Some(metrics) = metrics {
                     metrics.failed(endpoint);
                 }
-                if tried.len() < attempts_cap && tried.len() < snapshot.instances().len() {
+                if tried.len() < attempts_cap && tried.len() < candidates.len() {
                     tracing::warn!("request {seq}: {err}; retrying on another server");
                 }
                 last_error = Some(err.to_string());

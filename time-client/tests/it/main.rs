@@ -7,6 +7,7 @@ mod drain;
 mod failover;
 mod hostile;
 mod metrics;
+mod partition;
 mod post;
 mod properties;
 mod seed;

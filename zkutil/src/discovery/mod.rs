@@ -189,6 +189,7 @@ impl Discovery {
             refreshed_at: None,
             stale_since: None,
             session_state: session.state(),
+            fallback: None,
         };
         let shared = Arc::new(Shared {
             session,

@@ -223,7 +223,7 @@ impl Shared {
         };
         let mut instances: Vec<Instance> = instances;
         instances.extend(decoded);
-        self.publish(sorted_distinct(instances));
+        self.publish(sorted_distinct(instances), reread);
         self.reread.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -276,9 +276,9 @@ impl Shared {
             })
     }
 
-    /// Replaces the snapshot by the listing's instances `all`, tells
-    /// subscribers what changed.
-    pub(super) fn publish(&self, all: Vec<Instance>) {
+    /// Replaces the snapshot by the listing's instances `all` (a listing
+    /// right `after_reconnect` or not), tells subscribers what changed.
+    pub(super) fn publish(&self, all: Vec<Instance>, after_reconnect: bool) {
         let (instances, out_of_service): (Vec<Instance>, Vec<Instance>) =
             all.into_iter().partition(Instance::is_enabled);
         let (instances, out_of_service) =
@@ -304,7 +304,7 @@ impl Shared {
             // coming or going: the lists are compared too.
             current.instances != instances || current.out_of_service != out_of_service
         };
-        self.publish_with(instances, out_of_service, changes, differs);
+        self.publish_with(instances, out_of_service, changes, differs, after_reconnect);
     }
 
     /// Replaces the snapshot by `instances` and `out_of_service` (a new
@@ -316,9 +316,11 @@ impl Shared {
         out_of_service: Instances,
         mut changes: Vec<Change>,
         differ: bool,
+        after_reconnect: bool,
     ) {
         let replaced = {
             let mut current = self.current();
+            let fallback = self.fallback(&current, &instances, &out_of_service, after_reconnect);
             let session_state = self.session.state();
             let fresh = session_state == SessionState::Connected;
             if fresh && current.stale_since.is_some() {
@@ -346,6 +348,7 @@ impl Shared {
                     current.stale_since.or(Some(Instant::now()))
                 },
                 session_state,
+                fallback,
             });
             std::mem::replace(&mut *current, next)
         };
@@ -353,6 +356,44 @@ impl Shared {
         self.send(changes);
         // What only the old snapshot held is freed after the news is out.
         drop(replaced);
+    }
+
+    /// The fallback the next snapshot offers (see [`Snapshot::fallback`]):
+    /// set when a listing right after a reconnect finds every in-service
+    /// instance gone (not merely out of rotation), kept while the registry
+    /// stays empty and the window lasts, dropped as soon as it lists any.
+    fn fallback(
+        &self,
+        current: &Snapshot,
+        instances: &Instances,
+        out_of_service: &Instances,
+        after_reconnect: bool,
+    ) -> Option<(Instances, Instant)> {
+        if !instances.is_empty() {
+            return None;
+        }
+        if after_reconnect && !current.instances.is_empty() {
+            let vanished: Instances = current
+                .instances
+                .iter()
+                .filter(|i| !out_of_service.contains(i.endpoint))
+                .cloned()
+                .collect();
+            if vanished.is_empty() {
+                return None;
+            }
+            let window = self
+                .session
+                .negotiated_timeout()
+                .max(self.session.config().session_timeout());
+            tracing::warn!(path = %self.base_path, vanished = vanished.len(), window = %crate::backoff::rounded(window),
+                "every instance vanished right after a reconnect; offering the last known list as a fallback");
+            return Some((vanished, Instant::now() + window));
+        }
+        current
+            .fallback
+            .clone()
+            .filter(|(_, until)| Instant::now() < *until)
     }
 
     /// Marks the view stale (keeping its instances), once.

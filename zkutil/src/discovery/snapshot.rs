@@ -134,6 +134,9 @@ pub struct Snapshot {
     pub(super) refreshed_at: Option<Instant>,
     pub(super) stale_since: Option<Instant>,
     pub(super) session_state: SessionState,
+    /// The last known instances, and until when they are offered, after a
+    /// listing right after a reconnect found every one of them gone.
+    pub(super) fallback: Option<(Instances, Instant)>,
 }
 
 impl Snapshot {
@@ -174,6 +177,25 @@ impl Snapshot {
     /// The session state when this snapshot was taken.
     pub fn session_state(&self) -> SessionState {
         self.session_state
+    }
+
+    /// The last known instances, offered while [`Snapshot::instances`] is
+    /// empty because the listing right after a reconnect or a session
+    /// rebuild found every one of them gone.
+    ///
+    /// That is what a partition of ZooKeeper itself looks like: cut off
+    /// from everyone, ZooKeeper expires every session, and after the heal a
+    /// client may list before the servers have registered again, although
+    /// they kept running (Synapse's `use_previous_backends`). The offer
+    /// lasts about a session timeout, or until the registry shows instances
+    /// again. `instances()` stays the true listing; whether to use this is
+    /// the caller's choice, and a server that fails is skipped as usual.
+    /// Instances an operator took out of rotation are never in it.
+    pub fn fallback(&self) -> Option<&Instances> {
+        self.fallback
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(instances, _)| instances)
     }
 }
 

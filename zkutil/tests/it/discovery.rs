@@ -492,3 +492,73 @@ fn every_change_made_while_cut_off_is_seen_after_the_reconnect_with_events() {
 fn every_change_made_while_cut_off_is_seen_after_the_reconnect_when_re_listing() {
     every_change_made_while_cut_off_is_seen_after_the_reconnect(true);
 }
+
+#[test]
+fn instances_gone_while_cut_off_are_offered_as_a_fallback_until_any_registers_again() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let base = BasePath::default();
+    let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let through = session_through(&proxy, Duration::from_secs(10));
+    let discovery = Discovery::start_with_metadata(through, &base).expect("discovery");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("the first listing");
+    assert!(discovery.snapshot().fallback().is_none());
+
+    proxy.hold();
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| snap.is_stale())
+        .expect("cut off");
+    a.deregister().expect("deregisters");
+    b.deregister().expect("deregisters");
+    proxy.release();
+    let snap = discovery
+        .wait_for(Duration::from_secs(20), |snap| !snap.is_stale())
+        .expect("fresh again");
+    assert!(snap.instances().is_empty(), "the true listing is empty");
+    let offered: Vec<String> = snap
+        .fallback()
+        .map(|f| f.iter().map(|i| i.endpoint().to_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(offered, ["127.0.0.1:1", "127.0.0.1:2"]);
+
+    let _c = register(&s, "127.0.0.1:3");
+    let snap = discovery
+        .wait_for(Duration::from_secs(20), |snap| snap.instances().len() == 1)
+        .expect("a new registration");
+    assert!(
+        snap.fallback().is_none(),
+        "the registry lists instances again"
+    );
+}
+
+#[test]
+fn instances_taken_out_of_rotation_while_cut_off_are_never_a_fallback() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let base = BasePath::default();
+    let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let through = session_through(&proxy, Duration::from_secs(10));
+    let discovery = Discovery::start_with_metadata(through, &base).expect("discovery");
+    discovery
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("the first listing");
+    proxy.hold();
+    discovery
+        .wait_for(Duration::from_secs(20), |snap| snap.is_stale())
+        .expect("cut off");
+    let disable = zkutil::Control::Disable { reason: None };
+    disable.apply_to(&s, &base, a.endpoint()).expect("disables");
+    disable.apply_to(&s, &base, b.endpoint()).expect("disables");
+    proxy.release();
+    let snap = discovery
+        .wait_for(Duration::from_secs(20), |snap| {
+            !snap.is_stale() && snap.out_of_service().len() == 2
+        })
+        .expect("fresh again, both out of rotation");
+    assert!(snap.instances().is_empty());
+    assert!(snap.fallback().is_none(), "an operator's drain is honoured");
+}
