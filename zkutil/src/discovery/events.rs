@@ -240,7 +240,10 @@ impl Shared {
     /// the formats (warned once).
     fn read_child(&self, name: &str) -> Result<Option<Instance>> {
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
-        if let Ok(endpoint) = Endpoint::from_node_name(name) {
+        let canonical = Endpoint::from_node_name(name)
+            .ok()
+            .filter(|e| e.node_name() == name);
+        if let Some(endpoint) = canonical {
             if !self.with_metadata {
                 return Ok(Some(Instance::new(endpoint)));
             }

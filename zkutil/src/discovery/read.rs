@@ -140,7 +140,8 @@ pub(super) fn sorted_distinct(mut instances: Vec<Instance>) -> Vec<Instance> {
 }
 
 /// Reads and decodes the children `names` that are not plain `ip:port`
-/// names (Curator, Spring, serverset), in one pipelined batch: each name
+/// names in canonical spelling (Curator, Spring, serverset, a plain name
+/// spelt another way), in one pipelined batch: each name
 /// with its instance, `None` for a child that is none of them (reported to
 /// `warn`). A child gone since the listing is left out.
 ///
@@ -164,15 +165,22 @@ pub(super) fn read_decoded(
     let mut decoded = Vec::with_capacity(names.len());
     for ((name, path), result) in names.iter().zip(&paths).zip(results) {
         match result {
-            Ok((data, stat)) => match crate::format::decode(name, &data) {
-                Ok(d) => decoded.push((
+            Ok((data, stat)) => match Endpoint::from_node_name(name) {
+                // A plain name in another spelling.
+                Ok(endpoint) => decoded.push((
                     name.clone(),
-                    Some(Instance::decoded(name, d, stat.ctime_ms())),
+                    Some(plain_instance(endpoint, name, path, &data, &stat, &warn)),
                 )),
-                Err(err) => {
-                    warn(path, &err, "skipping malformed child");
-                    decoded.push((name.clone(), None));
-                }
+                Err(_) => match crate::format::decode(name, &data) {
+                    Ok(d) => decoded.push((
+                        name.clone(),
+                        Some(Instance::decoded(name, d, stat.ctime_ms())),
+                    )),
+                    Err(err) => {
+                        warn(path, &err, "skipping malformed child");
+                        decoded.push((name.clone(), None));
+                    }
+                },
             },
             Err(err) if err.is_no_node() => {}
             Err(err) => {
@@ -188,16 +196,19 @@ pub(super) fn read_decoded(
     Ok(decoded)
 }
 
-/// Child `names` split into plain `ip:port` endpoints (sorted, distinct)
-/// and the others, whose data says what they are (Curator ids, serverset
-/// members, or malformed names).
+/// Child `names` split into plain `ip:port` endpoints in canonical spelling
+/// (sorted, distinct) and the others, read by name: Curator ids, serverset
+/// members, plain names spelt another way, or malformed names.
 pub(super) fn parse_children(names: &[String]) -> (Vec<Endpoint>, Vec<String>) {
     let mut endpoints = Vec::new();
     let mut others = Vec::new();
     for name in names {
         match Endpoint::from_node_name(name) {
-            Ok(endpoint) => endpoints.push(endpoint),
-            Err(_) => others.push(name.clone()),
+            // Only the canonical spelling is found again from its endpoint;
+            // another (`[2001:db8:0:0:0:0:0:1]:80`, as Java prints it) is
+            // read by its own name, so that its deletion finds it.
+            Ok(endpoint) if endpoint.node_name() == *name => endpoints.push(endpoint),
+            Ok(_) | Err(_) => others.push(name.clone()),
         }
     }
     endpoints.sort();
@@ -225,33 +236,8 @@ pub(super) fn read_instances(
     for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
         match result {
             Ok((data, stat)) => {
-                // The rotation fields are read from any JSON object (an
-                // operator may have disabled a server that stores no
-                // metadata); the metadata only from ours.
-                let (enabled, weight, reason) = crate::format::decode_plain(&data);
-                let metadata = if data.is_empty() {
-                    None
-                } else {
-                    match Metadata::from_json(path, &data) {
-                        Ok(metadata) => Some(metadata),
-                        Err(_) if !enabled || weight.is_some() => None,
-                        Err(err) => {
-                            warn(path, &err.to_string(), "skipping malformed metadata");
-                            None
-                        }
-                    }
-                };
-                let decoded = crate::format::Decoded {
-                    endpoint: *endpoint,
-                    format: crate::Format::Plain,
-                    enabled,
-                    weight,
-                    reason,
-                };
-                let mut instance =
-                    Instance::decoded(&endpoint.node_name(), decoded, stat.ctime_ms());
-                instance.metadata = metadata.map(std::sync::Arc::new);
-                instances.push(instance);
+                let name = endpoint.node_name();
+                instances.push(plain_instance(*endpoint, &name, path, &data, &stat, &warn));
             }
             Err(err) if err.is_no_node() => {}
             Err(err) => {
@@ -265,6 +251,43 @@ pub(super) fn read_instances(
         }
     }
     Ok(instances)
+}
+
+/// The instance of the plain child `name` (at `path`) of `endpoint`, from
+/// its data. The rotation fields are read from any JSON object (an operator
+/// may have disabled a server that stores no metadata); the metadata only
+/// from ours.
+fn plain_instance(
+    endpoint: Endpoint,
+    name: &str,
+    path: &str,
+    data: &[u8],
+    stat: &crate::session::NodeStat,
+    warn: &impl Fn(&str, &str, &str),
+) -> Instance {
+    let (enabled, weight, reason) = crate::format::decode_plain(data);
+    let metadata = if data.is_empty() {
+        None
+    } else {
+        match Metadata::from_json(path, data) {
+            Ok(metadata) => Some(metadata),
+            Err(_) if !enabled || weight.is_some() => None,
+            Err(err) => {
+                warn(path, &err.to_string(), "skipping malformed metadata");
+                None
+            }
+        }
+    };
+    let decoded = crate::format::Decoded {
+        endpoint,
+        format: crate::Format::Plain,
+        enabled,
+        weight,
+        reason,
+    };
+    let mut instance = Instance::decoded(name, decoded, stat.ctime_ms());
+    instance.metadata = metadata.map(std::sync::Arc::new);
+    instance
 }
 
 #[cfg(test)]

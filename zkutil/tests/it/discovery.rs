@@ -562,3 +562,39 @@ fn instances_taken_out_of_rotation_while_cut_off_are_never_a_fallback() {
     assert!(snap.instances().is_empty());
     assert!(snap.fallback().is_none(), "an operator's drain is honoured");
 }
+
+#[test]
+fn a_node_named_in_another_spelling_of_its_address_leaves_no_ghost_when_deleted() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    s.ensure_path("/go_servers").expect("the base path");
+    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    let relisting = Discovery::start_relisting_for_testing(s.clone(), &BasePath::default(), true)
+        .expect("discovery");
+    // As Java prints an IPv6 address, and an IPv4 one with a leading zero
+    // free spelling: both name endpoints whose canonical spelling differs.
+    for name in ["[2001:db8:0:0:0:0:0:1]:80", "[::FFFF:127.0.0.1]:81"] {
+        let path = format!("/go_servers/{name}");
+        s.create_ephemeral(&path, b"").expect("creates the node");
+        for cache in [&discovery, &relisting] {
+            cache
+                .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name} not listed (events: {}): {:?}",
+                        cache.follows_events(),
+                        endpoints(cache)
+                    )
+                });
+        }
+        s.delete(&path, None).expect("deletes");
+        for cache in [&discovery, &relisting] {
+            let gone = cache.wait_for(Duration::from_secs(10), |snap| snap.instances().is_empty());
+            assert!(
+                gone.is_some(),
+                "{name}: a ghost stays: {:?}",
+                endpoints(cache)
+            );
+        }
+    }
+}
