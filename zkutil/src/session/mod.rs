@@ -193,10 +193,13 @@ impl Session {
             return Err(Error::invalid("connect string", &config.hosts, "empty"));
         }
         let runtime = Runtime::start()?;
-        let cancel = Cancel::new();
+        // The probe may end only this connect's wait: its verdict can come
+        // a moment after the connect succeeded, and must never cancel the
+        // calls of the session it made.
+        let connecting = Cancel::new();
         let hosts = crate::admin::connect_string_hosts(&config.hosts);
-        let watch = ConnectWatch::start(hosts, cancel.clone());
-        let client = connect_client(&runtime, &config, None, &cancel, config.interrupt.as_ref())
+        let watch = ConnectWatch::start(hosts, connecting.clone());
+        let client = connect_client(&runtime, &config, None, &connecting, config.interrupt.as_ref())
             .map_err(|err| match watch.verdict() {
                 Some(cause) => Error::Refused {
                     hosts: config.hosts.clone(),
@@ -218,7 +221,7 @@ impl Session {
             subscribers: Mutex::new(Vec::new()),
             claims: Mutex::new(std::collections::HashSet::new()),
             closing: AtomicBool::new(false),
-            cancel,
+            cancel: Cancel::new(),
             runtime,
         });
         let (supervised, sender) = (inner.clone(), messages.clone());

@@ -42,8 +42,11 @@ impl ConnectWatch {
                 return;
             }
             if let Some(cause) = refused_everywhere(&hosts) {
-                *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(cause);
-                cancel.trigger();
+                // A connect that succeeded meanwhile keeps its session.
+                if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+                    *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(cause);
+                    cancel.trigger();
+                }
                 return;
             }
             if still_waiting(&finished, SAY_AFTER.saturating_sub(started.elapsed())) {

@@ -598,3 +598,29 @@ fn a_node_named_in_another_spelling_of_its_address_leaves_no_ghost_when_deleted(
         }
     }
 }
+
+#[test]
+fn dropping_one_of_two_discoveries_on_a_session_keeps_the_others_events_coming() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let owner = session(&zk);
+    let _a = register(&owner, "127.0.0.1:1");
+    let first = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    let second = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    for cache in [&first, &second] {
+        cache
+            .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1)
+            .expect("the first listing");
+    }
+    drop(first);
+    let listings = second.listings_for_testing();
+    let _b = register(&owner, "127.0.0.1:2");
+    second
+        .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
+        .expect("the other's watch still delivers");
+    assert_eq!(
+        second.listings_for_testing(),
+        listings,
+        "seen as an event, not by a re-listing"
+    );
+}
