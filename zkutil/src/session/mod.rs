@@ -199,14 +199,20 @@ impl Session {
         let connecting = Cancel::new();
         let hosts = crate::admin::connect_string_hosts(&config.hosts);
         let watch = ConnectWatch::start(hosts, connecting.clone());
-        let client = connect_client(&runtime, &config, None, &connecting, config.interrupt.as_ref())
-            .map_err(|err| match watch.verdict() {
-                Some(cause) => Error::Refused {
-                    hosts: config.hosts.clone(),
-                    cause,
-                },
-                None => err,
-            })?;
+        let client = connect_client(
+            &runtime,
+            &config,
+            None,
+            &connecting,
+            config.interrupt.as_ref(),
+        )
+        .map_err(|err| match watch.verdict() {
+            Some(cause) => Error::Refused {
+                hosts: config.hosts.clone(),
+                cause,
+            },
+            None => err,
+        })?;
         drop(watch);
         let (messages, received) = mpsc::channel();
         spawn_forwarder(&runtime, &client, 0, messages.clone());

@@ -212,17 +212,41 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
     );
 }
 
-#[test]
-fn re_listing_after_reconnects_piles_up_no_watchers() {
+/// ZooKeeper's own count of watches (`mntr`), `None` when it does not
+/// answer. A persistent recursive watch counts in both its data and child
+/// watch tables.
+fn watch_count(zk: &zkutil::testing::ZkServer) -> Option<u64> {
+    zkutil::testing::four_letter_word(zk.port(), "mntr")?
+        .lines()
+        .find_map(|line| line.strip_prefix("zk_watch_count"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Re-listing after each of five reconnects adds no watch on ZooKeeper, in
+/// either mode: one listing's watch, however many listings.
+fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     let zk = zookeeper();
     let s = session(&zk);
     let _first = register(&s, "127.0.0.1:1");
+    let before = watch_count(&zk).expect("mntr answers");
     // A proxy that can cut the connection: the client reconnects with its
     // session intact, and the cache re-lists each time.
     let proxy = proxy_to(&zk, Duration::ZERO);
     let through = session_through(&proxy, Duration::from_secs(10));
-    let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");
-    assert_eq!(discovery.pending_watches_for_testing(), 1);
+    let discovery = if relisting {
+        Discovery::start_relisting_for_testing(through.clone(), &BasePath::default(), false)
+    } else {
+        Discovery::start(through.clone(), &BasePath::default())
+    }
+    .expect("discovery");
+    assert_eq!(discovery.follows_events(), !relisting);
+    let armed = wait_until(
+        Duration::from_secs(10),
+        "the cache's watch is on ZooKeeper",
+        || watch_count(&zk).filter(|n| *n > before),
+    );
     for _ in 0..5 {
         let listed = discovery.listings_for_testing();
         proxy.cut();
@@ -236,16 +260,37 @@ fn re_listing_after_reconnects_piles_up_no_watchers() {
             },
         );
     }
+    // ZooKeeper re-registers a reconnecting client's watches: let them land.
+    wait_until(Duration::from_secs(10), "the watch count settles", || {
+        (watch_count(&zk) == Some(armed)).then_some(())
+    });
+    assert_eq!(
+        watch_count(&zk),
+        Some(armed),
+        "as many watches on ZooKeeper as after the first listing"
+    );
+    // ZooKeeper keeps one watch per path and connection, however many the
+    // client armed: the client's own count says whether they piled up.
     assert_eq!(
         discovery.pending_watches_for_testing(),
         1,
-        "one watch armed, however many re-listings"
+        "one watch armed in the client, however many re-listings"
     );
     // And that one watch still works.
     let _second = register(&s, "127.0.0.1:2");
     discovery
         .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 2)
         .expect("the new instance is seen");
+}
+
+#[test]
+fn re_listing_after_reconnects_piles_up_no_watchers_on_zookeeper() {
+    re_listing_after_reconnects_piles_up_no_watchers(true);
+}
+
+#[test]
+fn after_five_reconnects_the_persistent_watch_is_single_on_zookeeper_and_delivers() {
+    re_listing_after_reconnects_piles_up_no_watchers(false);
 }
 
 #[test]

@@ -162,18 +162,46 @@ fn an_expired_session_is_rebuilt_and_subscribers_are_told() {
         .unwrap_or_else(|e| panic!("the rebuilt session does not answer: {e}"));
 }
 
+/// Sessions alive on ZooKeeper (`mntr`'s `zk_global_sessions`).
+fn live_sessions(zk: &zkutil::testing::ZkServer) -> Option<u64> {
+    zkutil::testing::four_letter_word(zk.port(), "mntr")?
+        .lines()
+        .find_map(|line| line.strip_prefix("zk_global_sessions"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[test]
 fn a_session_lost_under_a_call_is_a_retryable_error() {
     let zk = zookeeper();
-    let s = session(&zk);
+    let proxy = crate::support::proxy_to(&zk, Duration::ZERO);
+    let s = Arc::new(
+        SessionConfig::new(proxy.addr().to_string())
+            .with_session_timeout(Duration::from_secs(4))
+            .with_request_timeout(Duration::from_secs(30))
+            .connect()
+            .expect("a session through the proxy"),
+    );
     let old = s.id();
-    s.expire_for_testing()
-        .unwrap_or_else(|e| panic!("expiring: {e:?}"));
-    // The server has expired the session; the client may learn it from
-    // this very call. Whatever the timing, the caller never sees a terminal
-    // "session expired": at worst an error worth retrying.
-    if let Err(err) = s.children("/") {
-        assert!(err.is_retryable(), "{err:?}");
+    // Cut off until ZooKeeper has expired the session, and the client
+    // does not know it yet (it guesses expiry only after 1.4x the timeout).
+    proxy.hold();
+    wait_until(
+        Duration::from_secs(30),
+        "ZooKeeper expired the session",
+        || (live_sessions(&zk) == Some(0)).then_some(()),
+    );
+    assert_eq!(s.id(), old, "the client has not given the session up yet");
+    let caller = s.clone();
+    let call = std::thread::spawn(move || caller.create_ephemeral("/under-a-call", b""));
+    proxy.release();
+    let result = call.join().expect("the call panicked");
+    eprintln!("the call made as the session was lost ended with {result:?}");
+    // At worst an error worth retrying, never a terminal "session expired".
+    match &result {
+        Err(err) => assert!(err.is_retryable(), "{err:?}"),
+        Ok(_) => assert_ne!(s.id(), old, "it succeeded on the new session"),
     }
     wait_until(Duration::from_secs(30), "a new session", || {
         (s.id() != old).then_some(())
