@@ -9,4 +9,5 @@ mod prometheus;
 mod protocol;
 mod rotation;
 mod security;
+mod shutdown;
 mod support;
