@@ -75,11 +75,27 @@ impl Keeper {
 /// Makes a serverset member for `endpoint` under `parent` ours: one of
 /// ours is adopted (any other of ours deleted: a create whose answer was
 /// lost leaves one), members of other sessions are replaced when
-/// `may_replace(owner, data)` says so; otherwise the first live one is
-/// returned as `Err` (owner, path), and ours, if any, deleted: never two
+/// `may_replace(owner, data)` says so. Of the live members left, the oldest
+/// (lowest sequence number) wins: when it is another session's, it is
+/// returned as `Err` (owner, path) and ours, if any, deleted: never two
 /// live members for one endpoint. With none left, one is created, and the
 /// members looked at again: a registrant that created one at the same
-/// moment is then seen, and the one without the right to replace yields.
+/// moment is then seen, and exactly one of the two yields.
+/// The sequence number ZooKeeper gave member `path` (`…/member_0000000042`);
+/// a name without one sorts last.
+fn sequence(path: &str) -> u64 {
+    path.rsplit('/')
+        .next()
+        .and_then(|name| name.strip_prefix(MEMBER_PREFIX))
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Whether member `a` was created before member `b`.
+fn older(a: &str, b: &str) -> bool {
+    (sequence(a), a) < (sequence(b), b)
+}
+
 pub(super) fn create_member(
     session: &Session,
     parent: &str,
@@ -103,7 +119,7 @@ pub(super) fn create_member(
             .map(|name| format!("{parent}/{name}"))
             .collect();
         let mut ours = Vec::new();
-        let mut foreign = None;
+        let mut foreign: Option<(SessionId, String)> = None;
         for (path, read) in paths.iter().zip(session.get_data_many(&paths)?) {
             let Ok((held, stat)) = read else { continue };
             if member_endpoint(&held) != Some(endpoint) {
@@ -115,11 +131,18 @@ pub(super) fn create_member(
             } else if may_replace(owner, &held) {
                 replace_stale(session, path, stat)?;
                 replaced = Some(owner);
-            } else {
-                foreign.get_or_insert((owner, path.clone()));
+            } else if foreign.as_ref().is_none_or(|(_, f)| older(path, f)) {
+                foreign = Some((owner, path.clone()));
             }
         }
-        if let Some(foreign) = foreign {
+        // Two registrants that created at the same moment each see the
+        // other's member: the oldest member (the lowest sequence number)
+        // wins, the same for both, so exactly one yields.
+        ours.sort_by_key(|(path, _)| sequence(path));
+        let ours_first = ours.first().map(|(path, _)| path.clone());
+        if let Some(foreign) =
+            foreign.filter(|(_, f)| ours_first.as_ref().is_none_or(|o| older(f, o)))
+        {
             for (path, stat) in &ours {
                 replace_stale(session, path, *stat)?;
             }

@@ -1,5 +1,6 @@
 //! Registrations: ephemeral nodes with metadata, owner-aware.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use zkutil::testing::wait_until;
@@ -390,4 +391,60 @@ fn a_serverset_member_is_kept_one_per_endpoint_across_expiry_and_restarts() {
     restarted.deregister().expect("deregisters");
     drop(reg);
     assert!(members_of(&other, "/aurora/time", e).is_empty());
+}
+
+#[test]
+fn two_serverset_registrants_racing_for_one_endpoint_never_both_give_up() {
+    let zk = zookeeper();
+    let sessions = [session(&zk), session(&zk)];
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = zkutil::Registrar::new(BasePath::from_static("/race/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let observer = session(&zk);
+    let mut both_lost = 0;
+    for round in 0..30 {
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = sessions
+            .iter()
+            .map(|s| {
+                let (s, start, registrar) = (s.clone(), start.clone(), registrar.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    registrar.register(&s, e, &metadata(e))
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|racer| racer.join().expect("the racer panicked"))
+            .collect();
+        let won: Vec<&Registration> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        for result in &results {
+            if let Err(err) = result {
+                assert!(
+                    matches!(err, zkutil::Error::Taken { .. }),
+                    "round {round}: {err:?}"
+                );
+            }
+        }
+        if won.is_empty() {
+            both_lost += 1;
+            continue;
+        }
+        assert_eq!(won.len(), 1, "round {round}: both won");
+        let members = members_of(&observer, "/race/time", e);
+        assert_eq!(members.len(), 1, "round {round}: {members:?}");
+        assert_eq!(format!("/race/time/{}", members[0].0), won[0].path());
+        drop(results);
+        wait_until(Duration::from_secs(10), "the winner deregistered", || {
+            members_of(&observer, "/race/time", e)
+                .is_empty()
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        both_lost, 0,
+        "rounds in which both registrants gave up, of 30"
+    );
 }
