@@ -33,9 +33,16 @@ pub enum Fault {
     ServerRestarted,
     /// An operator deletes one registration.
     OperatorDelete,
+    /// The client cut off from ZooKeeper (its links down, ZooKeeper and
+    /// the servers fine) while an operator disables one listener and
+    /// re-weights another; once back, no request reaches the disabled one.
+    ClientCutOff,
+    /// Two of the three time-servers SIGKILLed at once, their nodes still
+    /// registered until their sessions expire; then started again.
+    MajorityKilled,
 }
 
-const ALL: [Fault; 9] = [
+const ALL: [Fault; 11] = [
     Fault::LeaderKill,
     Fault::FollowerKill,
     Fault::ZooKeeperDownShort,
@@ -45,6 +52,8 @@ const ALL: [Fault; 9] = [
     Fault::ServerFrozen,
     Fault::ServerRestarted,
     Fault::OperatorDelete,
+    Fault::ClientCutOff,
+    Fault::MajorityKilled,
 ];
 
 /// What one fault did.
@@ -73,6 +82,8 @@ impl Fault {
             Fault::ServerFrozen => "time-server frozen past its timeout",
             Fault::ServerRestarted => "time-server SIGTERM, restarted",
             Fault::OperatorDelete => "registration deleted by an operator",
+            Fault::ClientCutOff => "client cut off while operators act",
+            Fault::MajorityKilled => "two of three time-servers SIGKILL",
         }
     }
 
@@ -182,6 +193,23 @@ impl Fault {
                 let _ = world.observer.delete(&format!("{BASE}/{name}"), None);
                 format!("{name} deleted")
             }
+            Fault::ClientCutOff => client_cut_off(world, rng)?,
+            Fault::MajorityKilled => {
+                let spared = rng.random_range(0..world.servers.len());
+                let killed: Vec<usize> =
+                    (0..world.servers.len()).filter(|&k| k != spared).collect();
+                for &k in &killed {
+                    world.signal_server(k, "KILL");
+                }
+                for &k in &killed {
+                    world.reap_server(k, true)?;
+                }
+                world.during(Duration::from_millis(rng.random_range(200..2000)))?;
+                for &k in &killed {
+                    world.start_server(k);
+                }
+                format!("all servers but server{} killed", spared + 1)
+            }
         };
         // Every ZooKeeper node serves again (synced with the leader) before
         // the next fault, which must find a quorum.
@@ -212,6 +240,79 @@ impl Fault {
             changed,
         })
     }
+}
+
+/// Cuts the client off (shorter or longer than its session timeout); while
+/// it is away an operator disables one listener and re-weights another.
+/// Once the client says its view is fresh again, no request of it may go to
+/// the disabled listener; then the listener is enabled again.
+fn client_cut_off(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
+    let names = world.listener_names();
+    let disabled: zkutil::Endpoint = names[rng.random_range(0..names.len())]
+        .parse()
+        .map_err(|e| world.violation(format!("a listener name: {e}")))?;
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| **n != disabled.to_string())
+        .collect();
+    let reweighted: zkutil::Endpoint = others[rng.random_range(0..others.len())]
+        .parse()
+        .map_err(|e| world.violation(format!("a listener name: {e}")))?;
+    let long = rng.random_bool(0.5);
+    let away = if long {
+        world.session_timeout + Duration::from_millis(rng.random_range(500..2000))
+    } else {
+        Duration::from_millis(rng.random_range(300..1500))
+    };
+    let base = zkutil::BasePath::from_static(BASE);
+    let (stderr_mark, _) = world.client_marks();
+    world.cut_client(true);
+    world.client_logs(
+        "ZooKeeper unreachable",
+        stderr_mark,
+        std::time::Instant::now() + Duration::from_secs(30),
+    )?;
+    let operate = |world: &World, control: zkutil::Control, endpoint| {
+        control
+            .apply_to(&world.observer, &base, endpoint)
+            .map_err(|e| world.violation(format!("{control} on {endpoint}: {}", e.chain())))
+    };
+    operate(
+        world,
+        zkutil::Control::Disable {
+            reason: Some("chaos".into()),
+        },
+        disabled,
+    )?;
+    operate(
+        world,
+        zkutil::Control::Weight(rng.random_range(1..500)),
+        reweighted,
+    )?;
+    world.during(away)?;
+    world.cut_client(false);
+    let fresh_at = world.client_logs(
+        "server list is fresh again",
+        stderr_mark,
+        world.settle_deadline() + Duration::from_secs(1),
+    )?;
+    // One request may have been under way as the view turned fresh.
+    world.during(Duration::from_millis(500))?;
+    let reached = world
+        .client_servers_since(fresh_at + 1)
+        .iter()
+        .filter(|s| **s == disabled.to_string())
+        .count();
+    if reached > 0 {
+        return Err(world.violation(format!(
+            "{reached} requests reached {disabled}, disabled while the client was cut off, after its view was fresh again"
+        )));
+    }
+    operate(world, zkutil::Control::Enable, disabled)?;
+    Ok(format!(
+        "client away {:.1}s, {disabled} disabled",
+        away.as_secs_f64()
+    ))
 }
 
 /// Kills ZooKeeper node `i`, lets `down_ms` pass (the client checked all

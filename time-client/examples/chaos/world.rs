@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zkutil::testing::{TestProcess, ZkEnsemble, free_ports, proc_status, sessions_on};
+use zkutil::testing::{DelayProxy, TestProcess, ZkEnsemble, free_ports, proc_status, sessions_on};
 use zkutil::{Change, Discovery, Session, SessionConfig, SessionId};
 
 /// Where the servers register.
@@ -80,6 +80,9 @@ pub struct World {
     pub servers: Vec<Server>,
     client: Option<TestProcess>,
     client_lines: usize,
+    /// The client's links to ZooKeeper, one per node: held to cut the
+    /// client off while the servers and operators still reach ZooKeeper.
+    client_links: Vec<DelayProxy>,
     progress: Progress,
     pub observer: Arc<Session>,
     discovery: Discovery,
@@ -115,6 +118,11 @@ impl World {
         let discovery = Discovery::start(observer.clone(), &zkutil::BasePath::from_static(BASE))
             .map_err(|e| setup("observer discovery", &e))?;
         let changes = discovery.subscribe();
+        let client_links = (0..zk.len())
+            .map(|i| DelayProxy::start(([127, 0, 0, 1], zk.port(i)).into(), Duration::ZERO))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| setup("client links", &e))?;
+        let client_hosts: Vec<String> = client_links.iter().map(|l| l.addr().to_string()).collect();
         let mut world = World {
             zk,
             hosts,
@@ -130,6 +138,7 @@ impl World {
                 .collect(),
             client: None,
             client_lines: 0,
+            client_links,
             progress: Progress::default(),
             observer,
             discovery,
@@ -148,22 +157,23 @@ impl World {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let timeout = humantime::format_duration(session_timeout).to_string();
         world.client = Some(TestProcess::start(
             client_bin,
             &[
                 "--zk",
-                &world.hosts,
+                &client_hosts.join(","),
+                "--session-timeout",
+                &timeout,
                 "--count",
                 "1000000000",
                 "--interval",
                 "10ms",
                 "--json",
-                "--retries",
-                "8",
                 "--timeout",
                 "1s",
             ],
-            &[("RUST_LOG", "info")],
+            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
         ));
         Ok(world)
     }
@@ -432,6 +442,67 @@ impl World {
             return Err(self.violation(format!("the client exited with {status}")));
         }
         Ok(())
+    }
+
+    /// Cuts the client off from every ZooKeeper node (`true`) or lets it
+    /// back (`false`).
+    pub fn cut_client(&self, cut: bool) {
+        for link in &self.client_links {
+            if cut {
+                link.hold();
+            } else {
+                link.release();
+            }
+        }
+    }
+
+    /// How many lines the client has logged to stderr, and printed to stdout.
+    pub fn client_marks(&self) -> (usize, usize) {
+        self.client
+            .as_ref()
+            .map_or((0, 0), |c| (c.stderr().len(), c.stdout().len()))
+    }
+
+    /// Waits (checking the client all along) until the client logs a line
+    /// containing `text` after its first `after` stderr lines; the number of
+    /// stdout lines it had printed by then.
+    pub fn client_logs(
+        &mut self,
+        text: &str,
+        after: usize,
+        deadline: Instant,
+    ) -> Result<usize, Violation> {
+        loop {
+            self.check_client()?;
+            if let Some(client) = &self.client {
+                let lines = client.stderr().lines();
+                if lines.iter().skip(after).any(|(_, l)| l.contains(text)) {
+                    return Ok(client.stdout().len());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(self.violation(format!("the client did not log {text:?} in time")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The servers the client's requests went to, from stdout line `from` on.
+    pub fn client_servers_since(&self, from: usize) -> Vec<String> {
+        self.client.as_ref().map_or_else(Vec::new, |c| {
+            c.stdout()
+                .lines()
+                .iter()
+                .skip(from)
+                .filter_map(|(_, l)| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["server"].as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// The names of the listeners registered now.
+    pub fn listener_names(&self) -> Vec<String> {
+        self.expected().into_keys().collect()
     }
 
     pub fn client_progress(&mut self) -> Result<Progress, Violation> {
