@@ -61,6 +61,11 @@ pub struct Args {
     /// can only read. Needs --zk-auth. Only the password's digest is stored.
     #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
     operator: Option<zkutil::Secret>,
+    /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
+    /// post's Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
+    /// the world READ, instead of refusing to start. Needs ADMIN on that node.
+    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = "zk_auth")]
+    tighten_acl: bool,
     /// Delay every reply by this much: an artificially slow server, for tests and benchmarks.
     #[arg(long, hide = true, default_value = "0s", value_parser = zkutil::cli::duration)]
     reply_delay: Duration,
@@ -112,6 +117,11 @@ impl Args {
             weight: self.weight,
             start_disabled: self.start_disabled,
             ready_check: self.ready_check,
+            open_parent: if self.tighten_acl {
+                zkutil::OpenParent::Tighten
+            } else {
+                zkutil::OpenParent::Refuse
+            },
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct Config {
     /// A shell command that says the server is ready (exit 0); then it
     /// puts its registrations in rotation itself.
     pub ready_check: Option<String>,
+    /// With auth, what to do when the parent of the registrations exists
+    /// open to anyone: refuse to start (the default) or tighten its ACL.
+    pub open_parent: zkutil::OpenParent,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
             weight: None,
             start_disabled: false,
             ready_check: None,
+            open_parent: zkutil::OpenParent::Refuse,
         }
     }
 }

@@ -204,6 +204,7 @@ impl StartupWork {
                 .format(*format)
                 .and_then(|registrar| registrar.service(&self.config.service))?
                 .takeover(Takeover::SameHost)
+                .open_parent(self.config.open_parent)
                 .metrics(self.metrics);
             let registrar = match self.config.start_disabled {
                 true => registrar.disabled(Some(match &self.config.ready_check {

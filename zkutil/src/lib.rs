@@ -96,7 +96,7 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use format::{Format, instance_id};
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{Outcome, Registrar, Registration, Takeover};
+pub use registry::{OpenParent, Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
     CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,

@@ -96,6 +96,13 @@ pub enum Command {
         // No env fallback: a takeover is typed, never inherited.
         #[arg(long)]
         force: bool,
+        /// With --zk-auth, when the parent of the registration already exists open to anyone:
+        /// set its ACL to this identity ALL, the world READ, instead of refusing. Needs ADMIN on it
+        /// and --zk-auth.
+        // `requires` cannot see the global --zk-auth given before the
+        // subcommand: checked by `commands::register`.
+        #[arg(long, env = "ZKUTIL_TIGHTEN_ACL")]
+        tighten_acl: bool,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
@@ -184,6 +191,7 @@ impl Command {
                 endpoint,
                 metadata,
                 force,
+                tighten_acl,
                 format,
                 service_name,
                 metrics_listen,
@@ -191,7 +199,7 @@ impl Command {
                 common,
                 endpoint,
                 metadata.as_deref(),
-                force,
+                (force, tighten_acl),
                 format,
                 &service_name,
                 metrics_listen,

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use zkutil::cli::metrics::ClientMetrics;
-use zkutil::{Change, Discovery, Endpoint, Format, Metadata, Registrar, Session, Takeover};
+use zkutil::{
+    Change, Discovery, Endpoint, Format, Metadata, OpenParent, Registrar, Session, Takeover,
+};
 
 use crate::Common;
 
@@ -273,11 +275,14 @@ pub fn register(
     common: &Common,
     endpoint: Endpoint,
     extra: Option<&str>,
-    force: bool,
+    (force, tighten_acl): (bool, bool),
     format: Format,
     service: &str,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<bool> {
+    if tighten_acl && common.zk.zk_auth.is_none() {
+        bail!("--tighten-acl needs --zk-auth: without auth every node is open anyway");
+    }
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
         endpoint,
@@ -304,7 +309,12 @@ pub fn register(
     let registrar = Registrar::new(common.zk.base_path.clone())
         .format(format)?
         .service(service)?
-        .takeover(takeover);
+        .takeover(takeover)
+        .open_parent(if tighten_acl {
+            OpenParent::Tighten
+        } else {
+            OpenParent::Refuse
+        });
     let session = connect(common)?;
     let metrics_server = match metrics_listen {
         Some(listen) => {
