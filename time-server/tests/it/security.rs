@@ -300,3 +300,34 @@ fn with_auth_a_curator_service_path_left_open_is_refused_or_tightened() {
     let name = server.registered(1).remove(0);
     assert_stranger_can_only_list(&hosts, "/services/time", &format!("/services/time/{name}"));
 }
+
+#[test]
+fn with_auth_zookeeper_down_at_start_is_retried_and_then_an_open_base_path_refused() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    base_path_left_open(&hosts, "/go_servers");
+    zk.kill();
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--zk-auth",
+        &format!("svc:{PASSWORD}"),
+        "--zk-connect-timeout",
+        "500ms",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    // Down is not a reason to give up: retried, as without auth.
+    server.wait_for_log("ZooKeeper unreachable", 2, Duration::from_secs(30));
+    assert!(server.try_status().is_none(), "{}", server.stderr());
+    zk.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    let status = server.wait(Duration::from_secs(30));
+    let log = server.stderr();
+    assert!(!status.success(), "{log}");
+    assert_eq!(
+        log.matches("/go_servers has the open ACL world:anyone:cdrwa")
+            .count(),
+        1,
+        "{log}"
+    );
+}

@@ -682,9 +682,12 @@ fn register_with_auth_refuses_an_open_parent_in_every_format_and_tightens_it_whe
             "--format",
             format,
         ];
-        let refused = zkutil(&args);
-        let stderr = text(&refused.stderr);
-        assert_eq!(refused.status.code(), Some(1), "{format}: {stderr}");
+        // A process with a deadline: a registrant that does not refuse
+        // holds its node until stopped.
+        let mut refused = running(&args);
+        let status = refused.wait(Duration::from_secs(20));
+        let stderr = refused.stderr_text();
+        assert_eq!(status.code(), Some(1), "{format}: {stderr}");
         let errors: Vec<&str> = stderr
             .lines()
             .filter(|line| line.starts_with("zkutil: error:"))
