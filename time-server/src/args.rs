@@ -21,6 +21,8 @@ pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
     #[command(flatten)]
+    layout: zkutil::cli::LayoutArgs,
+    #[command(flatten)]
     generate: zkutil::cli::GenerateArgs,
     /// Address to listen on, ip:port or host:port (repeatable, or comma separated); port 0 picks a free port.
     #[arg(
@@ -31,13 +33,14 @@ pub struct Args {
         value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
-    /// Registry format: plain (the post's ip:port nodes), curator (Apache Curator's service
-    /// discovery, also read by Dubbo), spring (Spring Cloud Zookeeper); repeatable, to register in
-    /// several at once during a migration.
+    /// Registry format: plain (the post's ip:port nodes, under --base-path), curator (Apache
+    /// Curator's service discovery, also read by Dubbo) or spring (Spring Cloud Zookeeper), both
+    /// under --curator-base-path, serverset (Finagle, Prometheus) under --serverset-path;
+    /// repeatable, to register in several at once during a migration.
     #[arg(long, env = "TIME_SERVER_FORMAT", value_delimiter = ',', default_value = "plain",
           value_parser = zkutil::cli::writable_format)]
     format: Vec<Format>,
-    /// Service name of curator and spring registrations (<base-path>/<service-name>/<id>).
+    /// Service name of curator and spring registrations (<curator-base-path>/<service-name>/<id>).
     #[arg(long, env = "TIME_SERVER_SERVICE_NAME", default_value = "time")]
     service_name: String,
     /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address
@@ -101,7 +104,7 @@ impl Args {
     pub fn config(self) -> Config {
         Config {
             session: self.zk.session_config().with_operator(self.operator),
-            base_path: self.zk.base_path,
+            layout: self.layout.layout(&self.zk.base_path),
             formats: self.format,
             service: self.service_name,
             listen: self.listen,

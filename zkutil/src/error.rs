@@ -168,6 +168,23 @@ pub enum Error {
         tighten_denied: bool,
     },
 
+    /// A layout that puts one format's parent among another format's
+    /// instances (the same node, or below it): every reader of `base`
+    /// would list the parent, or its nodes, as a malformed instance.
+    #[error(
+        "{format} parent {parent} would sit among the {among} instances under {base}: readers of {base} would take it for an instance; give each format its own root"
+    )]
+    Nested {
+        /// The format whose parent is misplaced.
+        format: crate::Format,
+        /// Its parent.
+        parent: String,
+        /// The format whose instances it would sit among.
+        among: crate::Format,
+        /// That format's parent.
+        base: String,
+    },
+
     /// The wait was ended by an [`Interrupt`](crate::Interrupt) (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

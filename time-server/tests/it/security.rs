@@ -282,8 +282,6 @@ fn with_auth_a_curator_service_path_left_open_is_refused_or_tightened() {
         &auth,
         "--format",
         "curator",
-        "--base-path",
-        "/services",
         "--listen",
         "127.0.0.1:0",
     ];

@@ -664,10 +664,10 @@ fn register_with_auth_refuses_an_open_parent_in_every_format_and_tightens_it_whe
         .expect("connects to ZooKeeper");
     let responder = Responder::time().expect("a responder");
     let endpoint = responder.addr().to_string();
-    for (format, base, parent) in [
-        ("plain", "/go_servers", "/go_servers"),
-        ("curator", "/services", "/services/time"),
-        ("serverset", "/aurora/time", "/aurora/time"),
+    for (format, parent) in [
+        ("plain", "/go_servers"),
+        ("curator", "/services/time"),
+        ("serverset", "/aurora/time"),
     ] {
         stranger.ensure_path(parent).expect("an open parent");
         let args = [
@@ -675,12 +675,12 @@ fn register_with_auth_refuses_an_open_parent_in_every_format_and_tightens_it_whe
             &hosts,
             "--zk-auth",
             "svc:pw",
-            "--base-path",
-            base,
             "register",
             &endpoint,
             "--format",
             format,
+            "--serverset-path",
+            "/aurora/time",
         ];
         // A process with a deadline: a registrant that does not refuse
         // holds its node until stopped.
