@@ -51,7 +51,8 @@ pub struct ZkArgs {
     /// ZooKeeper digest credentials user:password (never logged or echoed).
     #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser)]
     pub zk_auth: Option<Secret>,
-    /// Parent znode of the registrations.
+    /// Parent znode of plain (ip:port) registrations, and the node readers list (point them at
+    /// /services/<service> for Curator's instances).
     #[arg(
         long,
         global = true,
