@@ -261,12 +261,57 @@ fn with_tighten_acl_an_open_base_path_is_closed_to_strangers_and_still_listed() 
         &hosts,
         "--zk-auth",
         &format!("svc:{PASSWORD}"),
+        "--operator",
+        "ops:0p-Pa55",
         "--tighten-acl",
         "--listen",
         "127.0.0.1:0",
     ]);
     let name = server.registered(1).remove(0);
     assert_stranger_can_only_list(&hosts, "/go_servers", &format!("/go_servers/{name}"));
+    // The operator still has what it needs: it lists the parent and takes
+    // the server out of rotation.
+    let operator = session_as(&hosts, Some("ops:0p-Pa55"));
+    let endpoint: zkutil::Endpoint = name.parse().expect("an endpoint");
+    zkutil::Control::Disable { reason: None }
+        .apply_to(&operator, &zkutil::BasePath::default(), endpoint)
+        .expect("the operator may disable it");
+}
+
+#[test]
+fn with_tighten_acl_but_no_admin_on_the_open_path_the_server_refuses_saying_so() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    base_path_left_open(&hosts, "/go_servers");
+    // Open to create and delete children, but nobody may change its ACL.
+    zkutil::testing::zk_cli(&hosts, &["setAcl", "/go_servers", "world:anyone:cdrw"]);
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--zk-auth",
+        &format!("svc:{PASSWORD}"),
+        "--tighten-acl",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let status = server.wait(Duration::from_secs(20));
+    let log = server.stderr();
+    assert!(!status.success(), "it started on an open path: {log}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|line| line.starts_with("time-server: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {log}");
+    for part in [
+        "/go_servers has the open ACL world:anyone:cdrw",
+        "cannot tighten it (no ADMIN permission on it)",
+    ] {
+        assert!(
+            errors[0].contains(part),
+            "{part:?} not named: {}",
+            errors[0]
+        );
+    }
 }
 
 #[test]
