@@ -205,5 +205,26 @@ fn ls_under_a_root_lists_every_format_with_its_parent() {
         ],
         "{stdout}"
     );
+    // The table says where each one lives.
+    let table = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(["--zk", &hosts, "ls", "--under", "/"])
+        .env_remove("ZK_HOSTS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"));
+    let table = String::from_utf8_lossy(&table.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert_eq!(rows[0], ["PARENT", "ENDPOINT", "FORMAT"], "{table}");
+    for (row, (parent, format)) in rows[1..].iter().zip([
+        ("/aurora/time", "serverset"),
+        ("/go_servers", "plain"),
+        ("/services/time", "spring"),
+    ]) {
+        assert_eq!((row[0], row[2]), (parent, format), "{table}");
+    }
     server.stop();
 }
