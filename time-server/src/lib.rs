@@ -138,12 +138,22 @@ enum Event {
 pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()> {
     // Before binding anything: a layout that puts one format's nodes among
     // another's instances, or a serverset without its path, never starts.
-    config
+    let registrars = config
         .layout
         .registrars(&config.formats, &config.service)
         .context(
             "checking the registry layout (--base-path, --curator-base-path, --serverset-path)",
         )?;
+    // `--base-path /services --format curator` meant Curator's root before
+    // each format had its own: say where the nodes go now.
+    if !config.formats.contains(&Format::Plain)
+        && config.layout.plain().as_str() != zkutil::BasePath::DEFAULT
+    {
+        for registrar in &registrars {
+            tracing::warn!(base_path = %config.layout.plain(), format = %registrar.registry_format(), parent = %registrar.parent(),
+                "--base-path is the parent of plain registrations only; this format registers under its own root (--curator-base-path, --serverset-path)");
+        }
+    }
     let listeners = bind_all(&config.listen, config.advertise)?;
     for bound in &listeners {
         tracing::info!(listen = %bound.local_addr(), advertised = %bound.advertised(), "listening");

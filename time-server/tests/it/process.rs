@@ -380,3 +380,28 @@ fn a_layout_nesting_one_format_among_anothers_instances_is_refused_naming_both_p
         "something registered"
     );
 }
+
+#[test]
+fn a_base_path_given_for_curator_alone_is_said_to_be_the_plain_formats() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    // As the README once showed it, before each format had its own root.
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--base-path",
+        "/services",
+        "--format",
+        "curator",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    server.registered(1);
+    assert_eq!(children(&observer(&zk), "/services/time").len(), 1);
+    assert_eq!(
+        server.log_count("--base-path is the parent of plain registrations only"),
+        1,
+        "{}",
+        server.stderr()
+    );
+}
