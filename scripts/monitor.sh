@@ -5,7 +5,7 @@
 #   scripts/monitor.sh stop [--dir DIR]
 #
 # start: installs Debian's prometheus when missing (root), writes DIR/prometheus.yml with serverset_sd_configs on
-# PATH (where `time-server --format serverset --metrics-listen ADDR` registers) relabelled to each member's
+# PATH (where `time-server --format serverset --serverset-path PATH --metrics-listen ADDR` registers) relabelled to each member's
 # `metrics` endpoint, starts Prometheus on 127.0.0.1:P (default 9090; 0 picks a free port) with its data in DIR,
 # waits until it is ready, and prints the URL of its targets page. HOSTS defaults to $ZK_HOSTS or 127.0.0.1:2181,
 # DIR to ${TMPDIR:-/tmp}/zkutil-monitor. stop: kills exactly the PID that start recorded.

@@ -21,6 +21,8 @@ pub struct Args {
     #[command(flatten)]
     zk: zkutil::cli::ZkArgs,
     #[command(flatten)]
+    layout: zkutil::cli::LayoutArgs,
+    #[command(flatten)]
     generate: zkutil::cli::GenerateArgs,
     /// Address to listen on, ip:port or host:port (repeatable, or comma separated); port 0 picks a free port.
     #[arg(
@@ -31,13 +33,14 @@ pub struct Args {
         value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
-    /// Registry format: plain (the post's ip:port nodes), curator (Apache Curator's service
-    /// discovery, also read by Dubbo), spring (Spring Cloud Zookeeper); repeatable, to register in
-    /// several at once during a migration.
+    /// Registry format: plain (the post's ip:port nodes, under --base-path), curator (Apache
+    /// Curator's service discovery, also read by Dubbo) or spring (Spring Cloud Zookeeper), both
+    /// under --curator-base-path, serverset (Finagle, Prometheus) under --serverset-path;
+    /// repeatable, to register in several at once during a migration.
     #[arg(long, env = "TIME_SERVER_FORMAT", value_delimiter = ',', default_value = "plain",
           value_parser = zkutil::cli::writable_format)]
     format: Vec<Format>,
-    /// Service name of curator and spring registrations (<base-path>/<service-name>/<id>).
+    /// Service name of curator and spring registrations (<curator-base-path>/<service-name>/<id>).
     #[arg(long, env = "TIME_SERVER_SERVICE_NAME", default_value = "time")]
     service_name: String,
     /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address
@@ -61,6 +64,11 @@ pub struct Args {
     /// can only read. Needs --zk-auth. Only the password's digest is stored.
     #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
     operator: Option<zkutil::Secret>,
+    /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
+    /// post's Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
+    /// the world READ, instead of refusing to start. Needs ADMIN on that node.
+    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = "zk_auth")]
+    tighten_acl: bool,
     /// Delay every reply by this much: an artificially slow server, for tests and benchmarks.
     #[arg(long, hide = true, default_value = "0s", value_parser = zkutil::cli::duration)]
     reply_delay: Duration,
@@ -96,7 +104,7 @@ impl Args {
     pub fn config(self) -> Config {
         Config {
             session: self.zk.session_config().with_operator(self.operator),
-            base_path: self.zk.base_path,
+            layout: self.layout.layout(&self.zk.base_path),
             formats: self.format,
             service: self.service_name,
             listen: self.listen,
@@ -112,6 +120,11 @@ impl Args {
             weight: self.weight,
             start_disabled: self.start_disabled,
             ready_check: self.ready_check,
+            open_parent: if self.tighten_acl {
+                zkutil::OpenParent::Tighten
+            } else {
+                zkutil::OpenParent::Refuse
+            },
         }
     }
 }

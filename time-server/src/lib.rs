@@ -29,7 +29,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use zkutil::{BasePath, Endpoint, Format, Registration, SessionConfig, SessionEvent, SessionState};
+use zkutil::{Endpoint, Format, Layout, Registration, SessionConfig, SessionEvent, SessionState};
 
 pub use crate::args::Args;
 use crate::listener::{ServeOptions, bind_all, serve};
@@ -46,10 +46,11 @@ pub struct Config {
     /// writable only by them), session timeout, and how long one attempt to
     /// connect may take.
     pub session: SessionConfig,
-    /// Parent znode of the registrations.
-    pub base_path: BasePath,
+    /// Where each format registers: plain under its base path, Curator
+    /// and Spring under their own root, serversets under their own path.
+    pub layout: Layout,
     /// The formats each listener is registered in (several during a
-    /// migration), all under `base_path`.
+    /// migration), each under its own root in `layout`.
     pub formats: Vec<Format>,
     /// The service name of Curator and Spring registrations.
     pub service: String,
@@ -73,6 +74,9 @@ pub struct Config {
     /// A shell command that says the server is ready (exit 0); then it
     /// puts its registrations in rotation itself.
     pub ready_check: Option<String>,
+    /// With auth, what to do when the parent of the registrations exists
+    /// open to anyone: refuse to start (the default) or tighten its ACL.
+    pub open_parent: zkutil::OpenParent,
 }
 
 impl Config {
@@ -80,7 +84,7 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             session: SessionConfig::new(zk_hosts),
-            base_path: BasePath::default(),
+            layout: Layout::default(),
             formats: vec![Format::Plain],
             service: "time".to_owned(),
             listen: [8897, 8898, 8899]
@@ -94,6 +98,7 @@ impl Config {
             weight: None,
             start_disabled: false,
             ready_check: None,
+            open_parent: zkutil::OpenParent::Refuse,
         }
     }
 }
@@ -131,11 +136,23 @@ enum Event {
 /// permission), or credentials rejected by ZooKeeper: one-line causes
 /// naming the address or hosts.
 pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()> {
-    if config.formats.contains(&Format::Curator) && config.formats.contains(&Format::Spring) {
-        // One instance id, one node: the two would fight over it.
-        anyhow::bail!(
-            "--format curator and spring write the same node (<base>/<service>/<id>): use one of them"
-        );
+    // Before binding anything: a layout that puts one format's nodes among
+    // another's instances, or a serverset without its path, never starts.
+    let registrars = config
+        .layout
+        .registrars(&config.formats, &config.service)
+        .context(
+            "checking the registry layout (--base-path, --curator-base-path, --serverset-path)",
+        )?;
+    // `--base-path /services --format curator` meant Curator's root before
+    // each format had its own: say where the nodes go now.
+    if !config.formats.contains(&Format::Plain)
+        && config.layout.plain().as_str() != zkutil::BasePath::DEFAULT
+    {
+        for registrar in &registrars {
+            tracing::warn!(base_path = %config.layout.plain(), format = %registrar.registry_format(), parent = %registrar.parent(),
+                "--base-path is the parent of plain registrations only; this format registers under its own root (--curator-base-path, --serverset-path)");
+        }
     }
     let listeners = bind_all(&config.listen, config.advertise)?;
     for bound in &listeners {

@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use zkutil::{Backoff, Endpoint, Metadata, Registrar, Registration, Session, Takeover};
+use zkutil::{Backoff, Endpoint, Metadata, Registration, Session, Takeover};
 
 use crate::listener::BoundListener;
 use crate::{Config, Event};
@@ -195,15 +195,18 @@ impl StartupWork {
     /// first (those made so far are dropped, which deregisters them).
     fn register_all(&self, session: &Arc<Session>) -> anyhow::Result<Option<Vec<Registration>>> {
         let version = env!("CARGO_PKG_VERSION");
-        let base_path = &self.config.base_path;
         let mut registrations = Vec::with_capacity(self.endpoints.len());
-        for format in &self.config.formats {
+        let registrars = self
+            .config
+            .layout
+            .registrars(&self.config.formats, &self.config.service)?;
+        for registrar in registrars {
+            let base_path = registrar.parent();
             // We have just bound these ports here: a node of one that names
             // this host is our own earlier run's.
-            let registrar = Registrar::new(base_path.clone())
-                .format(*format)
-                .and_then(|registrar| registrar.service(&self.config.service))?
+            let registrar = registrar
                 .takeover(Takeover::SameHost)
+                .open_parent(self.config.open_parent)
                 .metrics(self.metrics);
             let registrar = match self.config.start_disabled {
                 true => registrar.disabled(Some(match &self.config.ready_check {

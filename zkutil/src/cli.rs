@@ -51,7 +51,8 @@ pub struct ZkArgs {
     /// ZooKeeper digest credentials user:password (never logged or echoed).
     #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser)]
     pub zk_auth: Option<Secret>,
-    /// Parent znode of the registrations.
+    /// Parent znode of plain (ip:port) registrations, and the node readers list (point them at
+    /// /services/<service> for Curator's instances).
     #[arg(
         long,
         global = true,
@@ -79,6 +80,58 @@ impl ZkArgs {
             .with_connect_timeout(self.zk_connect_timeout)
             .with_interrupt(interrupt())
             .with_digest_auth(self.zk_auth.clone())
+    }
+}
+
+/// Where the formats other than plain register: each format has its own
+/// root, so that one format's nodes never land among another's instances
+/// (see [`Layout`](crate::Layout)). `#[command(flatten)]` it, next to
+/// [`ZkArgs`], in the binaries that register.
+#[derive(Debug, Clone, clap::Args)]
+///
+/// # Example
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(clap::Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     zk: zkutil::cli::ZkArgs,
+///     #[command(flatten)]
+///     layout: zkutil::cli::LayoutArgs,
+/// }
+///
+/// let args = Args::parse_from(["app", "--serverset-path", "/aurora/time"]);
+/// let layout = args.layout.layout(&args.zk.base_path);
+/// assert_eq!(layout.plain().as_str(), "/go_servers");
+/// assert_eq!(layout.root(zkutil::Format::Curator)?.as_str(), "/services");
+/// assert_eq!(layout.root(zkutil::Format::Serverset)?.as_str(), "/aurora/time");
+/// # Ok::<(), zkutil::Error>(())
+/// ```
+pub struct LayoutArgs {
+    /// Root of curator and spring registrations: <curator-base-path>/<service-name>/<id> (Spring
+    /// Cloud Zookeeper's default root). Kept apart from --base-path, whose readers (the post's
+    /// client among them) take every child for an ip:port.
+    #[arg(
+        long,
+        env = "ZK_CURATOR_BASE_PATH",
+        default_value = crate::Layout::CURATOR_DEFAULT
+    )]
+    pub curator_base_path: BasePath,
+    /// Parent of serverset members (e.g. /aurora/time: what Prometheus's serverset_sd_configs
+    /// `paths` names); needed by --format serverset, and never --base-path itself.
+    #[arg(long, env = "ZK_SERVERSET_PATH")]
+    pub serverset_path: Option<BasePath>,
+}
+
+impl LayoutArgs {
+    /// The layout: plain instances under `plain` (`--base-path`), the
+    /// others under these flags' roots.
+    pub fn layout(&self, plain: &BasePath) -> crate::Layout {
+        crate::Layout::new(plain.clone())
+            .with_curator(self.curator_base_path.clone())
+            .with_serverset(self.serverset_path.clone())
     }
 }
 

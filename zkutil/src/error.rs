@@ -149,6 +149,42 @@ pub enum Error {
         cause: String,
     },
 
+    /// The parent of a registration with digest auth is open to anyone
+    /// (left by the post's Go servers, a run without auth, another tool):
+    /// an unauthenticated client could register a fake instance there, or
+    /// delete ours (deleting a child needs DELETE on its parent). Refused
+    /// rather than run "protected" on an open path; the message says how to
+    /// fix it. Not retryable: the ACL stays as it is until someone acts.
+    #[error(
+        "{path} has the open ACL {acl}: anyone could register a fake instance there or delete ours; {}",
+        open_acl_fix(path, *tighten_denied)
+    )]
+    OpenAcl {
+        /// The parent node.
+        path: String,
+        /// Its ACL, as zkCli's `setAcl` takes it (`world:anyone:cdrwa`).
+        acl: String,
+        /// Whether tightening was asked and refused (no ADMIN on the node).
+        tighten_denied: bool,
+    },
+
+    /// A layout that puts one format's parent among another format's
+    /// instances (the same node, or below it): every reader of `base`
+    /// would list the parent, or its nodes, as a malformed instance.
+    #[error(
+        "{format} parent {parent} would sit among the {among} instances under {base}: readers of {base} would take it for an instance; give each format its own root"
+    )]
+    Nested {
+        /// The format whose parent is misplaced.
+        format: crate::Format,
+        /// Its parent.
+        parent: String,
+        /// The format whose instances it would sit among.
+        among: crate::Format,
+        /// That format's parent.
+        base: String,
+    },
+
     /// The wait was ended by an [`Interrupt`](crate::Interrupt) (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
@@ -215,6 +251,19 @@ impl Error {
             value: value.to_owned(),
             reason: reason.into(),
         }
+    }
+}
+
+/// The fix of [`Error::OpenAcl`]: the flag, or what its admin can do.
+fn open_acl_fix(path: &str, tighten_denied: bool) -> String {
+    if tighten_denied {
+        format!(
+            "this identity cannot tighten it (no ADMIN permission on it); ask its admin to give this identity ALL and the world READ only (zkCli: setAcl {path} digest:<user>:<digest>:cdrwa,world:anyone:r)"
+        )
+    } else {
+        format!(
+            "fix: restart with --tighten-acl (needs ADMIN on it), or in zkCli as this identity: addauth digest <user:password>; setAcl {path} auth::cdrwa,world:anyone:r"
+        )
     }
 }
 

@@ -57,6 +57,7 @@
 //! * `control`: [`Control`], an operator's change to a live registration (out of rotation, weight).
 //! * `metadata`: [`Metadata`], the JSON a registration stores about its server.
 //! * `format`: [`Format`], the registries read and written: plain, Curator, Spring, serverset.
+//! * `layout`: [`Layout`], each format's own root, so that no format's nodes land among another's instances.
 //! * `discovery`: [`Discovery`], a live watch-driven cache of the registered instances.
 //! * `select`: [`Selector`], which instance gets the next request.
 //! * `backoff`: [`Backoff`], capped exponential retry delays with jitter.
@@ -81,6 +82,7 @@ mod discovery;
 mod endpoint;
 mod error;
 mod format;
+mod layout;
 mod metadata;
 mod registry;
 mod select;
@@ -91,12 +93,16 @@ pub mod testing;
 pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
 pub use control::{Applied, Control, WRITE_ATTEMPTS};
-pub use discovery::{Change, Discovery, Instance, Instances, Snapshot, list as list_instances};
+pub use discovery::{
+    Change, Discovery, Instance, Instances, LIST_UNDER_MAX_NODES, Snapshot, list as list_instances,
+    list_under as list_instances_under,
+};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use format::{Format, instance_id};
+pub use layout::Layout;
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{Outcome, Registrar, Registration, Takeover};
+pub use registry::{OpenParent, Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
 pub use session::{
     CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,

@@ -329,3 +329,79 @@ fn demo_script_stops_with_a_clear_error_when_zookeeper_fails_to_start() {
         "carried on without ZooKeeper: {stderr}"
     );
 }
+
+#[test]
+fn a_layout_nesting_one_format_among_anothers_instances_is_refused_naming_both_paths() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    for (extra, named) in [
+        (
+            &[
+                "--format",
+                "plain,curator",
+                "--curator-base-path",
+                "/go_servers",
+            ][..],
+            "curator parent /go_servers/time would sit among the plain instances under /go_servers",
+        ),
+        (
+            &[
+                "--format",
+                "plain,serverset",
+                "--serverset-path",
+                "/go_servers",
+            ][..],
+            "serverset parent /go_servers would sit among the plain instances under /go_servers",
+        ),
+        (
+            &["--format", "serverset"][..],
+            "a serverset needs its own path",
+        ),
+    ] {
+        let mut all = vec!["--zk", hosts.as_str(), "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(extra);
+        let mut server = ServerProcess::start(&all);
+        let status = server.wait(Duration::from_secs(20));
+        let log = server.stderr();
+        assert!(!status.success(), "{extra:?} started: {log}");
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|line| line.starts_with("time-server: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{extra:?}: one error line: {log}");
+        assert!(errors[0].contains(named), "{extra:?}: {log}");
+        assert!(
+            !log.contains("listening"),
+            "{extra:?}: bound before refusing: {log}"
+        );
+    }
+    assert!(
+        children(&observer(&zk), "/go_servers").is_empty(),
+        "something registered"
+    );
+}
+
+#[test]
+fn a_base_path_given_for_curator_alone_is_said_to_be_the_plain_formats() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    // As the README once showed it, before each format had its own root.
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--base-path",
+        "/services",
+        "--format",
+        "curator",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    server.registered(1);
+    assert_eq!(children(&observer(&zk), "/services/time").len(), 1);
+    assert_eq!(
+        server.log_count("--base-path is the parent of plain registrations only"),
+        1,
+        "{}",
+        server.stderr()
+    );
+}

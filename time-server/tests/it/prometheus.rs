@@ -34,7 +34,7 @@ fn prometheus_discovers_exactly_our_live_servers_and_drops_a_stopped_one() {
         vec![
             "--zk".to_owned(),
             hosts.clone(),
-            "--base-path".to_owned(),
+            "--serverset-path".to_owned(),
             "/aurora/time".to_owned(),
             "--format".to_owned(),
             "serverset".to_owned(),
@@ -105,7 +105,7 @@ fn prometheus_scrapes_each_servers_metrics_found_through_the_registry() {
         ServerProcess::start(&[
             "--zk",
             &hosts,
-            "--base-path",
+            "--serverset-path",
             "/aurora/time",
             "--format",
             "serverset",

@@ -97,6 +97,89 @@ pub fn list(session: &Session, base_path: &BasePath, with_metadata: bool) -> Res
     Ok(sorted_distinct(instances))
 }
 
+/// How many nodes [`list_under`] looks at, at most: an overview of a
+/// registry, not a dump of a ZooKeeper holding other data.
+pub const LIST_UNDER_MAX_NODES: usize = 10_000;
+
+/// Every parent below `root` (`/` for the whole tree, ZooKeeper's own
+/// `/zookeeper` left out) that holds instances, in any format, with its
+/// instances: one view of a registry whose formats each live under their
+/// own root (`/go_servers`, `/services/<service>`, a serverset path).
+/// Parents come sorted, each one's instances as [`list`] gives them. A
+/// node that is no instance is looked into when it has children, and
+/// otherwise passed over without a warning (here a service's parent is no
+/// malformed instance); at most [`LIST_UNDER_MAX_NODES`] nodes are looked at.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a root
+/// that is neither `/` nor a valid base path; ZooKeeper errors naming the
+/// path. A missing root is an empty list.
+pub fn list_under(
+    session: &Session,
+    root: &str,
+    with_metadata: bool,
+) -> Result<Vec<(BasePath, Vec<Instance>)>> {
+    if root != "/" {
+        BasePath::new(root)?;
+    }
+    let quiet = |_: &str, _: &str, _: &str| {};
+    let mut found = Vec::new();
+    let mut queue = std::collections::VecDeque::from([root.to_owned()]);
+    let mut looked_at = 0;
+    while let Some(dir) = queue.pop_front() {
+        let names = match session.children(&dir) {
+            Ok(names) => names,
+            Err(err) if err.is_no_node() => continue,
+            Err(err) => return Err(err),
+        };
+        let child = |name: &str| match dir.as_str() {
+            "/" => format!("/{name}"),
+            _ => format!("{dir}/{name}"),
+        };
+        let (endpoints, others) = parse_children(&names);
+        looked_at += names.len();
+        if looked_at > LIST_UNDER_MAX_NODES {
+            tracing::warn!(
+                root,
+                max = LIST_UNDER_MAX_NODES,
+                "stopped looking: too many nodes"
+            );
+            break;
+        }
+        let paths: Vec<String> = others.iter().map(|name| child(name)).collect();
+        let mut instances = Vec::new();
+        for ((name, path), read) in others
+            .iter()
+            .zip(&paths)
+            .zip(session.get_data_many(&paths)?)
+        {
+            let Ok((data, stat)) = read else { continue };
+            match crate::format::decode(name, &data) {
+                Ok(decoded) => instances.push(Instance::decoded(name, decoded, stat.ctime_ms())),
+                Err(_) if stat.num_children() > 0 && path != "/zookeeper" => {
+                    queue.push_back(path.clone());
+                }
+                Err(_) => {}
+            }
+        }
+        let Ok(parent) = BasePath::new(&dir) else {
+            // Nothing registers right under `/`.
+            continue;
+        };
+        if with_metadata {
+            instances.extend(read_instances(session, &parent, &endpoints, quiet)?);
+        } else {
+            instances.extend(endpoints.into_iter().map(Instance::new));
+        }
+        if !instances.is_empty() {
+            found.push((parent, sorted_distinct(instances)));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
 /// The names of every child of `base_path` that registers `endpoint`, in
 /// any format (a server registered in several formats during a migration
 /// has one each; `list` keeps one instance per endpoint). One listing, and

@@ -106,6 +106,77 @@ impl Takeover {
     }
 }
 
+/// What a registrant with digest auth does when the parent of its nodes
+/// already exists with an ACL that lets the world do more than READ (left
+/// by the post's Go servers, a run without auth, another tool): there, any
+/// unauthenticated client could register a fake instance, or delete ours
+/// (deleting a child needs DELETE on the parent), so registering there
+/// "protected" would be a false promise. Without auth every node is open
+/// anyway (and a warning says so): nothing is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+///
+/// # Example
+///
+/// ```
+/// use zkutil::{BasePath, OpenParent, Registrar};
+/// // The operator has decided: an open /go_servers becomes ours (world: READ).
+/// let registrar = Registrar::new(BasePath::default()).open_parent(OpenParent::Tighten);
+/// # let _ = registrar;
+/// ```
+pub enum OpenParent {
+    /// Registering fails with [`Error::OpenAcl`], naming the path, its ACL
+    /// and the fix.
+    #[default]
+    Refuse,
+    /// Its ACL is set to the one this session gives the nodes it creates
+    /// (its identity ALL, the world READ: discovery still works, and an
+    /// operator identity needs no more than READ on a parent); needs ADMIN
+    /// on the node, else [`Error::OpenAcl`].
+    Tighten,
+}
+
+/// Makes sure `parent` exists and, with auth, is not open to the world:
+/// refused or tightened as `open_parent` says. The check is made once the
+/// path can be read, so a ZooKeeper that is down is still a retryable error.
+fn guard_parent(session: &Session, parent: &str, open_parent: OpenParent) -> Result<()> {
+    if !session.config().has_auth() {
+        return Ok(());
+    }
+    session.ensure_path(parent)?;
+    for _ in 0..keeper::CREATE_ATTEMPTS {
+        let Some((acl, acl_version)) = session.open_acl(parent)? else {
+            return Ok(());
+        };
+        let open = |tighten_denied| Error::OpenAcl {
+            path: parent.to_owned(),
+            acl: acl.clone(),
+            tighten_denied,
+        };
+        if open_parent == OpenParent::Refuse {
+            return Err(open(false));
+        }
+        match session.restrict_acl(parent, acl_version) {
+            Ok(()) => {
+                tracing::warn!(path = parent, was = %acl, "tightened the open ACL of the parent: this identity ALL, the world READ");
+                return Ok(());
+            }
+            Err(err) if err.is_no_auth() => return Err(open(true)),
+            // Changed (or deleted) meanwhile: look again.
+            Err(Error::Zk { source, .. })
+                if matches!(
+                    source.kind(),
+                    crate::error::ZkErrorKind::BadVersion | crate::error::ZkErrorKind::NoNode
+                ) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Error::Conflict {
+        path: parent.to_owned(),
+        attempts: keeper::CREATE_ATTEMPTS,
+    })
+}
+
 /// How [`Registration::register`] came to own its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -185,6 +256,8 @@ impl Registration {
     /// # Errors
     ///
     /// [`Error::Taken`] when another session holds the node;
+    /// [`Error::OpenAcl`] when, with auth, `base_path` exists open to the
+    /// world ([`OpenParent::Refuse`]);
     /// [`Error::InvalidArgument`] for an endpoint that cannot be connected
     /// to (port 0, `0.0.0.0`), or one that this session registers already
     /// (two maintainers would fight over one node); otherwise ZooKeeper
@@ -227,20 +300,21 @@ impl Registration {
             Some(path),
             endpoint,
             data,
-            takeover,
+            (takeover, OpenParent::Refuse),
         )
     }
 
-    /// Creates `path` (a child of `parent`, created when missing) for
-    /// `endpoint`, holding `data`, and keeps it; with no `path`, a serverset
-    /// member `<parent>/member_…`, found again by owner and endpoint.
+    /// Creates `path` (a child of `parent`, created when missing, and
+    /// guarded as `open_parent` says) for `endpoint`, holding `data`, and
+    /// keeps it; with no `path`, a serverset member `<parent>/member_…`,
+    /// found again by owner and endpoint.
     fn register_at(
         session: &Arc<Session>,
         parent: &str,
         path: Option<String>,
         endpoint: Endpoint,
         data: Vec<u8>,
-        takeover: Takeover,
+        (takeover, open_parent): (Takeover, OpenParent),
     ) -> Result<Registration> {
         let claimed = path
             .clone()
@@ -264,6 +338,7 @@ impl Registration {
                 reason: format!("{} bytes, more than {MAX_METADATA_LEN}", data.len()),
             });
         }
+        guard_parent(session, parent, open_parent)?;
         let claim = Claim::take(session, &claimed).ok_or_else(|| {
             Error::invalid(
                 "endpoint",

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Registration, Takeover};
+use super::{OpenParent, Registration, Takeover};
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -51,6 +51,7 @@ pub struct Registrar {
     format: Format,
     service: String,
     takeover: Takeover,
+    open_parent: OpenParent,
     metrics: Option<Endpoint>,
     /// Registered out of rotation (a two-phase start), with this reason.
     disabled: Option<Option<String>>,
@@ -65,6 +66,7 @@ impl Registrar {
             format: Format::Plain,
             service: "time".to_owned(),
             takeover: Takeover::Refuse,
+            open_parent: OpenParent::Refuse,
             metrics: None,
             disabled: None,
         }
@@ -112,6 +114,13 @@ impl Registrar {
     /// Whether another session's node in the way may be replaced.
     pub fn takeover(mut self, takeover: Takeover) -> Registrar {
         self.takeover = takeover;
+        self
+    }
+
+    /// What to do, with auth, when the parent of the nodes exists open to
+    /// the world (refuse by default).
+    pub fn open_parent(mut self, open_parent: OpenParent) -> Registrar {
+        self.open_parent = open_parent;
         self
     }
 
@@ -215,7 +224,14 @@ impl Registrar {
             None => data,
         };
         let path = self.node_path(endpoint);
-        Registration::register_at(session, &self.parent(), path, endpoint, data, self.takeover)
+        Registration::register_at(
+            session,
+            &self.parent(),
+            path,
+            endpoint,
+            data,
+            (self.takeover, self.open_parent),
+        )
     }
 }
 

@@ -139,6 +139,62 @@ impl Session {
         acls
     }
 
+    /// The ACL of `path` as zkCli's `setAcl` takes it, and its ACL
+    /// version, when the world may do more than READ there (create a child,
+    /// delete one, write, change the ACL); `None` when it may not, or the
+    /// node does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
+    pub(crate) fn open_acl(&self, path: &str) -> Result<Option<(String, i32)>> {
+        let owned = path.to_owned();
+        let read = self.call("read ACL of", path, move |client| async move {
+            client.get_acl(&owned).await
+        });
+        let (acls, stat) = match read {
+            Err(err) if err.is_no_node() => return Ok(None),
+            other => other?,
+        };
+        let open = acls.iter().any(|acl| {
+            acl.scheme() == "world"
+                && acl.id() == "anyone"
+                && acl.permission() != zk::Permission::READ
+                && acl.permission() != zk::Permission::NONE
+        });
+        let text = acls
+            .iter()
+            .map(|acl| {
+                format!(
+                    "{}:{}:{}",
+                    acl.scheme(),
+                    acl.id(),
+                    letters(acl.permission())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(open.then_some((text, stat.aversion)))
+    }
+
+    /// Sets the ACL of `path` to the one this session gives the nodes it
+    /// creates (with auth: its identity ALL, the world READ), only if the
+    /// ACL version is still `acl_version`. Needs ADMIN on the node.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zk`]: no permission (`NoAuth`), a changed ACL
+    /// (`BadVersion`), no node.
+    pub(crate) fn restrict_acl(&self, path: &str, acl_version: i32) -> Result<()> {
+        let (owned, acls) = (path.to_owned(), self.acls().to_vec());
+        self.call("set ACL of", path, move |client| async move {
+            client
+                .set_acl(&owned, &acls, Some(acl_version))
+                .await
+                .map(|_| ())
+        })
+    }
+
     /// Deletes a node, only if its version is still `version` when given.
     ///
     /// # Errors
@@ -343,6 +399,20 @@ impl Session {
             Ok(children)
         })
     }
+}
+
+/// Permissions as zkCli writes them: `cdrwa` for ALL.
+fn letters(permission: zk::Permission) -> String {
+    [
+        (zk::Permission::CREATE, 'c'),
+        (zk::Permission::DELETE, 'd'),
+        (zk::Permission::READ, 'r'),
+        (zk::Permission::WRITE, 'w'),
+        (zk::Permission::ADMIN, 'a'),
+    ]
+    .into_iter()
+    .filter_map(|(bit, letter)| permission.has(bit).then_some(letter))
+    .collect()
 }
 
 /// A persistent recursive watch ([`Session::watch_recursive`]); dropping it

@@ -654,6 +654,93 @@ fn with_auth_the_cli_and_the_client_can_still_discover() {
 }
 
 #[test]
+fn register_with_auth_refuses_an_open_parent_in_every_format_and_tightens_it_when_asked() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    // Created without auth, as the post's Go server creates /go_servers:
+    // ZooKeeper's open ACL, world:anyone:cdrwa.
+    let stranger = zkutil::SessionConfig::new(&hosts)
+        .connect()
+        .expect("connects to ZooKeeper");
+    let responder = Responder::time().expect("a responder");
+    let endpoint = responder.addr().to_string();
+    for (format, parent) in [
+        ("plain", "/go_servers"),
+        ("curator", "/services/time"),
+        ("serverset", "/aurora/time"),
+    ] {
+        stranger.ensure_path(parent).expect("an open parent");
+        let args = [
+            "--zk",
+            &hosts,
+            "--zk-auth",
+            "svc:pw",
+            "register",
+            &endpoint,
+            "--format",
+            format,
+            "--serverset-path",
+            "/aurora/time",
+        ];
+        // A process with a deadline: a registrant that does not refuse
+        // holds its node until stopped.
+        let mut refused = running(&args);
+        let status = refused.wait(Duration::from_secs(20));
+        let stderr = refused.stderr_text();
+        assert_eq!(status.code(), Some(1), "{format}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with("zkutil: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{format}: one error line: {stderr}");
+        for part in [
+            format!("{parent} has the open ACL world:anyone:cdrwa"),
+            "--tighten-acl".to_owned(),
+        ] {
+            assert!(
+                errors[0].contains(&part),
+                "{format}: {part:?} not in {stderr}"
+            );
+        }
+        assert_eq!(
+            stranger.children(parent).expect("lists"),
+            Vec::<String>::new(),
+            "{format}: registered under an open parent"
+        );
+
+        let mut tightening = args.to_vec();
+        tightening.push("--tighten-acl");
+        let mut sidecar = running(&tightening);
+        let node =
+            zkutil::testing::poll_until(Duration::from_secs(20), Duration::from_millis(20), || {
+                let name = stranger.children(parent).ok()?.pop()?;
+                Some(format!("{parent}/{name}"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{format}: not registered with --tighten-acl: {}",
+                    sidecar.stderr_text()
+                )
+            });
+        let forged = format!("{parent}/6.6.6.6:80");
+        match stranger.create_ephemeral(&forged, b"") {
+            Err(err) if err.is_no_auth() => {}
+            other => panic!("{format}: a stranger creating {forged}: {other:?}"),
+        }
+        match stranger.delete(&node, None) {
+            Err(err) if err.is_no_auth() => {}
+            other => panic!("{format}: a stranger deleting {node}: {other:?}"),
+        }
+        assert!(
+            stranger.get_data(&node).is_ok(),
+            "{format}: the world still reads it"
+        );
+        let status = stop_with(&mut sidecar, "TERM");
+        assert!(status.success(), "{format}: {status}");
+    }
+}
+
+#[test]
 fn one_unreadable_child_hides_no_other_instance() {
     let zk = zookeeper();
     let s = session(&zk);

@@ -29,10 +29,10 @@ fn curator_list(peer: &CuratorPeer, hosts: &str, service: &str, spring: bool) ->
 }
 
 /// A time-server in this process registered in `format` as `service`
-/// under /services, on two listeners.
+/// under /services (the default root of Curator and Spring services), on
+/// two listeners.
 fn server(hosts: &str, format: Format, service: &str) -> InProcessServer {
     InProcessServer::start(time_server::Config {
-        base_path: BasePath::from_static("/services"),
         formats: vec![format],
         service: service.to_owned(),
         listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],

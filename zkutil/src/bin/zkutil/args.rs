@@ -45,12 +45,17 @@ pub struct Common {
 pub enum Command {
     /// List the registered instances: name, owner session, age, metadata.
     #[command(
-        after_help = "Example:\n  zkutil ls\n  zkutil --zk 10.0.0.1:2181/app ls --json | jq -r '.[].endpoint'"
+        after_help = "Example:\n  zkutil ls\n  zkutil ls --under /          # every format, every service\n  zkutil --zk 10.0.0.1:2181/app ls --json | jq -r '.[].endpoint'"
     )]
     Ls {
         /// A JSON array instead of a table.
         #[arg(long, env = "ZKUTIL_JSON")]
         json: bool,
+        /// List every parent below this root that holds instances, in every format, in one view
+        /// (`/` for the whole registry: /go_servers, /services/<service>, serverset paths), with
+        /// a PARENT column; instead of the children of --base-path alone.
+        #[arg(long, env = "ZKUTIL_LS_UNDER", value_name = "ROOT", value_parser = ls_root)]
+        under: Option<String>,
     },
     /// Print `+ ip:port` / `- ip:port` as instances come and go, and a line
     /// when the view goes stale or fresh, until Ctrl-C.
@@ -81,9 +86,12 @@ pub enum Command {
         /// Extra JSON object merged into the default metadata.
         #[arg(long, env = "ZKUTIL_METADATA")]
         metadata: Option<String>,
-        /// Registry format: plain, curator or spring.
+        /// Registry format: plain (under --base-path), curator or spring (under
+        /// --curator-base-path), serverset (under --serverset-path).
         #[arg(long, env = "ZKUTIL_FORMAT", default_value = "plain", value_parser = zkutil::cli::writable_format)]
         format: zkutil::Format,
+        #[command(flatten)]
+        layout: zkutil::cli::LayoutArgs,
         /// Serve Prometheus metrics and /healthz (200 while the registration is held) on this
         /// address; the address travels with the registration.
         #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
@@ -96,6 +104,13 @@ pub enum Command {
         // No env fallback: a takeover is typed, never inherited.
         #[arg(long)]
         force: bool,
+        /// With --zk-auth, when the parent of the registration already exists open to anyone:
+        /// set its ACL to this identity ALL, the world READ, instead of refusing. Needs ADMIN on it
+        /// and --zk-auth.
+        // `requires` cannot see the global --zk-auth given before the
+        // subcommand: checked by `commands::register`.
+        #[arg(long, env = "ZKUTIL_TIGHTEN_ACL")]
+        tighten_acl: bool,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
@@ -174,7 +189,7 @@ impl Command {
     /// Runs the subcommand: `Ok(false)` for a problem found (exit 1).
     pub fn run(self, common: &Common) -> anyhow::Result<bool> {
         match self {
-            Command::Ls { json } => commands::ls(common, json),
+            Command::Ls { json, under } => commands::ls(common, json, under.as_deref()),
             Command::Watch {
                 json,
                 metrics_listen,
@@ -184,15 +199,17 @@ impl Command {
                 endpoint,
                 metadata,
                 force,
+                tighten_acl,
                 format,
+                layout,
                 service_name,
                 metrics_listen,
             } => commands::register(
                 common,
                 endpoint,
                 metadata.as_deref(),
-                force,
-                format,
+                (force, tighten_acl),
+                (format, &layout),
                 &service_name,
                 metrics_listen,
             ),
@@ -216,4 +233,14 @@ impl Command {
             Command::Completions { .. } | Command::ManPage => Ok(true),
         }
     }
+}
+
+/// `/`, or a valid base path: where `ls --under` starts.
+fn ls_root(text: &str) -> Result<String, String> {
+    if text == "/" {
+        return Ok(text.to_owned());
+    }
+    zkutil::BasePath::new(text)
+        .map(|base| base.as_str().to_owned())
+        .map_err(|err| err.to_string())
 }

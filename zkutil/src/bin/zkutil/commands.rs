@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use zkutil::cli::metrics::ClientMetrics;
-use zkutil::{Change, Discovery, Endpoint, Format, Metadata, Registrar, Session, Takeover};
+use zkutil::{Change, Discovery, Endpoint, Format, Metadata, OpenParent, Session, Takeover};
 
 use crate::Common;
 
@@ -38,21 +38,35 @@ fn field(metadata: &Value, key: &str) -> String {
     }
 }
 
-/// `zkutil ls`.
-pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
+/// `zkutil ls`: the instances under the base path, or with `under`, under
+/// every parent below that root.
+pub fn ls(common: &Common, json: bool, under: Option<&str>) -> anyhow::Result<bool> {
     let session = connect(common)?;
     // With each plain instance's data: whether an operator took it out of
     // rotation, and its weight.
-    let instances = zkutil::list_instances(&session, &common.zk.base_path, true)?;
+    let instances: Vec<(String, zkutil::Instance)> = match under {
+        Some(root) => zkutil::list_instances_under(&session, root, true)?
+            .into_iter()
+            .flat_map(|(parent, instances)| {
+                instances
+                    .into_iter()
+                    .map(move |instance| (parent.to_string(), instance))
+            })
+            .collect(),
+        None => zkutil::list_instances(&session, &common.zk.base_path, true)?
+            .into_iter()
+            .map(|instance| (common.zk.base_path.to_string(), instance))
+            .collect(),
+    };
     let paths: Vec<String> = instances
         .iter()
-        .map(|instance| format!("{}/{}", common.zk.base_path, instance.node_name()))
+        .map(|(parent, instance)| format!("{parent}/{}", instance.node_name()))
         .collect();
     // One pipelined batch; a node whose data cannot be read (no READ
     // permission) is still listed, from its stat, which needs none.
     let reads = session.get_data_many(&paths)?;
     let mut rows = Vec::new();
-    for ((instance, path), read) in instances.iter().zip(&paths).zip(reads) {
+    for (((parent, instance), path), read) in instances.iter().zip(&paths).zip(reads) {
         let (stat, metadata) = match read {
             Ok((data, stat)) => (stat, serde_json::from_slice(&data).unwrap_or(Value::Null)),
             Err(err) if err.is_no_node() => continue,
@@ -74,18 +88,22 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
                 .unwrap_or(Value::Null),
             _ => metadata,
         };
-        rows.push((instance, stat, metadata));
+        rows.push((parent, instance, stat, metadata));
     }
     if rows.is_empty() {
-        eprintln!("zkutil: {}", why_empty(&session, common));
+        match under {
+            Some(root) => eprintln!("zkutil: no instance is registered anywhere under {root}"),
+            None => eprintln!("zkutil: {}", why_empty(&session, common)),
+        }
     }
     let mut out = std::io::stdout().lock();
     if json {
         let array: Vec<Value> = rows
             .iter()
-            .map(|(instance, stat, metadata)| {
+            .map(|(parent, instance, stat, metadata)| {
                 json!({
                     "endpoint": instance.endpoint().to_string(),
+                    "parent": parent,
                     "format": instance.format().name(),
                     "in_service": instance.is_enabled(),
                     "weight": instance.weight(),
@@ -103,19 +121,34 @@ pub fn ls(common: &Common, json: bool) -> anyhow::Result<bool> {
             writeln!(out, "(no instances)")?;
             return Ok(true);
         }
+        // The parent only when there can be several.
+        let parent_column = |parent: &str| match under {
+            Some(_) => format!("{parent:<24} "),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
-            "ENDPOINT", "FORMAT", "STATE", "WEIGHT", "OWNER", "AGE", "PID", "HOST", "STARTED"
+            "{}{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} VERSION",
+            parent_column("PARENT"),
+            "ENDPOINT",
+            "FORMAT",
+            "STATE",
+            "WEIGHT",
+            "OWNER",
+            "AGE",
+            "PID",
+            "HOST",
+            "STARTED"
         )?;
-        for (instance, stat, metadata) in &rows {
+        for (parent, instance, stat, metadata) in &rows {
             let note = instance
                 .disabled_reason()
                 .map(|reason| format!("  ({reason})"))
                 .unwrap_or_default();
             writeln!(
                 out,
-                "{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} {}{note}",
+                "{}{:<24} {:<10} {:<5} {:>6} {:<20} {:>8} {:>8} {:<16} {:<26} {}{note}",
+                parent_column(parent),
                 instance.endpoint().to_string(),
                 instance.format().name(),
                 if instance.is_enabled() { "up" } else { "out" },
@@ -273,11 +306,14 @@ pub fn register(
     common: &Common,
     endpoint: Endpoint,
     extra: Option<&str>,
-    force: bool,
-    format: Format,
+    (force, tighten_acl): (bool, bool),
+    (format, layout): (Format, &zkutil::cli::LayoutArgs),
     service: &str,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<bool> {
+    if tighten_acl && common.zk.zk_auth.is_none() {
+        bail!("--tighten-acl needs --zk-auth: without auth every node is open anyway");
+    }
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(
         endpoint,
@@ -301,10 +337,17 @@ pub fn register(
     } else {
         Takeover::Refuse
     };
-    let registrar = Registrar::new(common.zk.base_path.clone())
-        .format(format)?
-        .service(service)?
-        .takeover(takeover);
+    let registrar = layout
+        .layout(&common.zk.base_path)
+        .registrars(&[format], service)?
+        .pop()
+        .context("no registrar for the format")?
+        .takeover(takeover)
+        .open_parent(if tighten_acl {
+            OpenParent::Tighten
+        } else {
+            OpenParent::Refuse
+        });
     let session = connect(common)?;
     let metrics_server = match metrics_listen {
         Some(listen) => {
@@ -326,7 +369,7 @@ pub fn register(
         Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),
         Err(err) => {
             return Err(err)
-                .with_context(|| format!("registering {endpoint} under {}", common.zk.base_path));
+                .with_context(|| format!("registering {endpoint} under {}", registrar.parent()));
         }
     };
     tracing::info!(path = %registration.path(), %format, outcome = %registration.outcome(), "registered; holding until SIGINT/SIGTERM");

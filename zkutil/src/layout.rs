@@ -1,0 +1,220 @@
+//! `layout`: where each registry format's nodes go.
+//!
+//! A reader of a parent node lists its children and takes each one for an
+//! instance. So one format's nodes must never land among another format's
+//! instances: Curator's service parent `/go_servers/time` inside the plain
+//! base path is a child named `time` to every reader of `/go_servers` (the
+//! post's Go client picks it and dies on `address time: missing port in
+//! address`), and a serverset's `member_…` nodes there are the same. Each
+//! format therefore has its own root, defaulting to its ecosystem's
+//! convention, and a layout that would nest one format's parent among
+//! another's instances is refused before anything is registered.
+
+use crate::base_path::BasePath;
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::registry::Registrar;
+
+/// The root of each format: plain instances under `plain`, Curator and
+/// Spring services under `curator` (`<curator>/<service>/<id>`), serverset
+/// members under `serverset`, which has no default: a serverset path names
+/// one service (`/aurora/time`), so it is always given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// # Example
+///
+/// ```
+/// use zkutil::{BasePath, Format, Layout};
+/// let layout = Layout::default();
+/// // The post's plain nodes under /go_servers, Curator's service "time" under /services/time.
+/// let parents: Vec<String> = layout
+///     .registrars(&[Format::Plain, Format::Curator], "time")
+///     .expect("a layout that nests nothing")
+///     .iter()
+///     .map(|r| r.parent())
+///     .collect();
+/// assert_eq!(parents, ["/go_servers", "/services/time"]);
+/// // Curator's services inside the plain base path: refused, naming both paths.
+/// let nested = layout.with_curator(BasePath::new("/go_servers")?);
+/// let err = nested.registrars(&[Format::Plain, Format::Curator], "time").expect_err("nested");
+/// assert!(err.to_string().contains("/go_servers/time") && err.to_string().contains("under /go_servers"));
+/// # Ok::<(), zkutil::Error>(())
+/// ```
+pub struct Layout {
+    plain: BasePath,
+    curator: BasePath,
+    serverset: Option<BasePath>,
+}
+
+impl Default for Layout {
+    /// The post's `/go_servers` for plain, Spring Cloud Zookeeper's
+    /// default `/services` for Curator and Spring, no serverset path.
+    fn default() -> Layout {
+        Layout::new(BasePath::default())
+    }
+}
+
+impl Layout {
+    /// The default root of Curator and Spring services: Spring Cloud
+    /// Zookeeper's default (`spring.cloud.zookeeper.discovery.root`), also
+    /// what Curator's examples and Dubbo's users commonly take.
+    pub const CURATOR_DEFAULT: &'static str = "/services";
+
+    /// Plain instances under `plain`; the other roots at their defaults.
+    pub fn new(plain: BasePath) -> Layout {
+        Layout {
+            plain,
+            curator: BasePath::from_static(Layout::CURATOR_DEFAULT),
+            serverset: None,
+        }
+    }
+
+    /// Curator and Spring services under `root` (`<root>/<service>/<id>`).
+    pub fn with_curator(mut self, root: BasePath) -> Layout {
+        self.curator = root;
+        self
+    }
+
+    /// Serverset members under `path` (`<path>/member_…`).
+    pub fn with_serverset(mut self, path: Option<BasePath>) -> Layout {
+        self.serverset = path;
+        self
+    }
+
+    /// The plain base path.
+    pub fn plain(&self) -> &BasePath {
+        &self.plain
+    }
+
+    /// The root `format` registers under.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a serverset without a path.
+    pub fn root(&self, format: Format) -> Result<&BasePath> {
+        match format {
+            Format::Curator | Format::Spring => Ok(&self.curator),
+            Format::Serverset => self.serverset.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "layout",
+                    "serverset",
+                    "a serverset needs its own path (such as /aurora/time): its member_ nodes must not land among other instances",
+                )
+            }),
+            _ => Ok(&self.plain),
+        }
+    }
+
+    /// One [`Registrar`] per format, `service` naming Curator and Spring
+    /// services, after checking that no format's parent lands among
+    /// another's instances: not the same node, not below it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Nested`] naming both paths; [`Error::InvalidArgument`] for
+    /// a serverset without a path, an invalid service name, or Curator and
+    /// Spring together (one instance id, one node: they would fight over it).
+    pub fn registrars(&self, formats: &[Format], service: &str) -> Result<Vec<Registrar>> {
+        if formats.contains(&Format::Curator) && formats.contains(&Format::Spring) {
+            return Err(Error::invalid(
+                "format",
+                "curator,spring",
+                "both write the same node (<root>/<service>/<id>): use one of them",
+            ));
+        }
+        let mut registrars: Vec<Registrar> = Vec::with_capacity(formats.len());
+        for &format in formats {
+            let registrar = Registrar::new(self.root(format)?.clone())
+                .format(format)?
+                .service(service)?;
+            if registrars.iter().any(|r| r.registry_format() == format) {
+                continue;
+            }
+            let parent = registrar.parent();
+            for other in &registrars {
+                let theirs = other.parent();
+                for (inner, inner_format, outer, outer_format) in [
+                    (&parent, format, &theirs, other.registry_format()),
+                    (&theirs, other.registry_format(), &parent, format),
+                ] {
+                    if inner == outer || inner.starts_with(&format!("{outer}/")) {
+                        return Err(Error::Nested {
+                            format: inner_format,
+                            parent: inner.clone(),
+                            among: outer_format,
+                            base: outer.clone(),
+                        });
+                    }
+                }
+            }
+            registrars.push(registrar);
+        }
+        Ok(registrars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parents(layout: &Layout, formats: &[Format]) -> Result<Vec<String>> {
+        Ok(layout
+            .registrars(formats, "time")?
+            .iter()
+            .map(Registrar::parent)
+            .collect())
+    }
+
+    fn base(path: &str) -> BasePath {
+        BasePath::new(path).expect("a valid literal")
+    }
+
+    #[test]
+    fn each_format_defaults_to_its_own_root() {
+        let layout = Layout::default().with_serverset(Some(base("/aurora/time")));
+        assert_eq!(
+            parents(&layout, &[Format::Plain, Format::Spring, Format::Serverset])
+                .expect("nothing nested"),
+            ["/go_servers", "/services/time", "/aurora/time"]
+        );
+    }
+
+    #[test]
+    fn a_parent_among_another_formats_instances_is_refused_naming_both() {
+        for (layout, formats, message) in [
+            (
+                Layout::default().with_curator(base("/go_servers")),
+                vec![Format::Plain, Format::Curator],
+                "curator parent /go_servers/time would sit among the plain instances under /go_servers",
+            ),
+            (
+                Layout::new(base("/services/time/x")),
+                vec![Format::Curator, Format::Plain],
+                "plain parent /services/time/x would sit among the curator instances under /services/time",
+            ),
+            (
+                Layout::default().with_serverset(Some(base("/go_servers"))),
+                vec![Format::Plain, Format::Serverset],
+                "serverset parent /go_servers would sit among the plain instances under /go_servers",
+            ),
+        ] {
+            let err = parents(&layout, &formats).expect_err("nested");
+            assert!(err.to_string().starts_with(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_serverset_needs_its_own_path() {
+        let err = parents(&Layout::default(), &[Format::Serverset]).expect_err("no path");
+        assert!(err.to_string().contains("its own path"), "{err}");
+    }
+
+    #[test]
+    fn one_format_alone_nests_nothing() {
+        let layout = Layout::default().with_curator(base("/go_servers"));
+        assert_eq!(
+            parents(&layout, &[Format::Curator]).expect("alone"),
+            ["/go_servers/time"]
+        );
+    }
+}

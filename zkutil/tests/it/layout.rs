@@ -1,0 +1,230 @@
+//! The registry layout during a migration: each format under its own root,
+//! so that a reader of one format's parent never meets another format's
+//! nodes. Attacked with the post's own Go client, which takes every child
+//! of `/go_servers` for an `ip:port`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use zkutil::testing::{TestProcess, poll_until, wait_until};
+
+use crate::support::{InProcessServer, session, zookeeper};
+
+/// The post's Go client, built by the seed-go peer's `build.sh`
+/// (`SEED_GO_OUT=/tmp/seed-go bash build.sh`); `SEED_GO_DIR` overrides
+/// where it is looked for.
+fn seed_client() -> PathBuf {
+    let dir = std::env::var_os("SEED_GO_DIR").map_or_else(|| "/tmp/seed-go".into(), PathBuf::from);
+    let client = dir.join("seed-client");
+    assert!(
+        client.exists(),
+        "{} is missing: build the post's Go programs with `SEED_GO_OUT={} bash seed-go/build.sh` (or set SEED_GO_DIR)",
+        client.display(),
+        dir.display()
+    );
+    client
+}
+
+/// A child process killed (and reaped) on drop, even when a test panics.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the post's client for `count` requests against `hosts`, at most
+/// 60 s: its exit status and stdout.
+fn run_seed_client(hosts: &str, count: usize) -> (std::process::ExitStatus, String) {
+    let out = tempfile::NamedTempFile::new().expect("a temp file");
+    let stdout = out.reopen().expect("the temp file again");
+    let child = Command::new(seed_client())
+        .env("ZK_HOSTS", hosts)
+        .env("SEED_COUNT", count.to_string())
+        .env("SEED_INTERVAL_MS", "0")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the post's client: {e}"));
+    let mut child = Killed(child);
+    let status = poll_until(Duration::from_secs(60), Duration::from_millis(20), || {
+        child.0.try_wait().ok().flatten()
+    });
+    let printed = std::fs::read_to_string(out.path()).unwrap_or_default();
+    match status {
+        Some(status) => (status, printed),
+        None => panic!("the post's client did not finish within 60 s; it printed:\n{printed}"),
+    }
+}
+
+#[test]
+fn plain_and_curator_with_default_paths_keep_the_posts_client_and_our_readers_clean() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    // The migration as the README shows it: the real flags, their defaults.
+    let args = time_server::Args::try_parse_from([
+        "time-server",
+        "--zk",
+        &hosts,
+        "--format",
+        "plain,curator",
+        "--listen",
+        "127.0.0.1:0,127.0.0.1:0,127.0.0.1:0",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let server = InProcessServer::start(time_server::Config {
+        startup_timeout: Some(Duration::from_secs(30)),
+        drain: Duration::ZERO,
+        ..args.config()
+    });
+    let plain = wait_until(Duration::from_secs(30), "both formats register", || {
+        let plain = observer.children("/go_servers").ok()?;
+        let curator = observer.children("/services/time").ok()?;
+        (plain.len() == 3 && curator.len() == 3).then_some(plain)
+    });
+    assert!(
+        plain
+            .iter()
+            .all(|name| name.parse::<zkutil::Endpoint>().is_ok()),
+        "only ip:port children under /go_servers: {plain:?}"
+    );
+
+    // The post's client, which picks serverList[r.Intn(3)] among them.
+    let (status, printed) = run_seed_client(&hosts, 20);
+    let answered = printed
+        .lines()
+        .filter(|line| {
+            plain
+                .iter()
+                .any(|name| line.starts_with(&format!("{name}: ")))
+        })
+        .count();
+    assert!(status.success(), "{status}; it printed:\n{printed}");
+    assert_eq!(answered, 20, "answered of 20; it printed:\n{printed}");
+
+    // Our readers: one listing (ls) and the watch-driven discovery that
+    // the time-client uses (watch); neither has anything to skip.
+    let ls = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(["--zk", &hosts, "ls", "--json"])
+        .env_remove("ZK_HOSTS")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&ls.stdout),
+        String::from_utf8_lossy(&ls.stderr),
+    );
+    assert!(ls.status.success(), "{stderr}");
+    assert!(!stderr.contains("WARN"), "zkutil ls warned: {stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON array");
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{stdout}");
+
+    let mut watch = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &["--zk", &hosts, "watch"],
+        &[("RUST_LOG", "info")],
+    );
+    watch.stdout().wait_for_lines(3, Duration::from_secs(30));
+    watch.signal("TERM");
+    assert!(watch.wait(Duration::from_secs(15)).success());
+    let log = watch.stderr_text();
+    assert!(!log.contains("WARN"), "zkutil watch warned: {log}");
+    server.stop();
+}
+
+#[test]
+fn ls_under_a_root_lists_every_format_with_its_parent() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    let args = time_server::Args::try_parse_from([
+        "time-server",
+        "--zk",
+        &hosts,
+        "--format",
+        "plain,spring,serverset",
+        "--serverset-path",
+        "/aurora/time",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let server = InProcessServer::start(time_server::Config {
+        startup_timeout: Some(Duration::from_secs(30)),
+        drain: Duration::ZERO,
+        ..args.config()
+    });
+    wait_until(
+        Duration::from_secs(30),
+        "all three formats register",
+        || {
+            ["/go_servers", "/services/time", "/aurora/time"]
+                .iter()
+                .all(|parent| observer.children(parent).is_ok_and(|c| c.len() == 1))
+                .then_some(())
+        },
+    );
+    let ls = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(["--zk", &hosts, "ls", "--under", "/", "--json"])
+        .env_remove("ZK_HOSTS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"));
+    let stdout = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON array");
+    let mut seen: Vec<(String, String)> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            (
+                row["parent"].as_str().unwrap_or_default().to_owned(),
+                row["format"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("/aurora/time".to_owned(), "serverset".to_owned()),
+            ("/go_servers".to_owned(), "plain".to_owned()),
+            ("/services/time".to_owned(), "spring".to_owned()),
+        ],
+        "{stdout}"
+    );
+    // The table says where each one lives.
+    let table = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(["--zk", &hosts, "ls", "--under", "/"])
+        .env_remove("ZK_HOSTS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"));
+    let table = String::from_utf8_lossy(&table.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert_eq!(rows[0], ["PARENT", "ENDPOINT", "FORMAT"], "{table}");
+    for (row, (parent, format)) in rows[1..].iter().zip([
+        ("/aurora/time", "serverset"),
+        ("/go_servers", "plain"),
+        ("/services/time", "spring"),
+    ]) {
+        assert_eq!((row[0], row[2]), (parent, format), "{table}");
+    }
+    server.stop();
+}
