@@ -3,63 +3,28 @@
 //! nodes. Attacked with the post's own Go client, which takes every child
 //! of `/go_servers` for an `ip:port`.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use zkutil::testing::{TestProcess, poll_until, wait_until};
+use zkutil::testing::{TestProcess, wait_until};
 
 use crate::support::{InProcessServer, session, zookeeper};
 
-/// The post's Go client, built by the seed-go peer's `build.sh`
-/// (`SEED_GO_OUT=/tmp/seed-go bash build.sh`); `SEED_GO_DIR` overrides
-/// where it is looked for.
-fn seed_client() -> PathBuf {
-    let dir = std::env::var_os("SEED_GO_DIR").map_or_else(|| "/tmp/seed-go".into(), PathBuf::from);
-    let client = dir.join("seed-client");
-    assert!(
-        client.exists(),
-        "{} is missing: build the post's Go programs with `SEED_GO_OUT={} bash seed-go/build.sh` (or set SEED_GO_DIR)",
-        client.display(),
-        dir.display()
-    );
-    client
-}
-
-/// A child process killed (and reaped) on drop, even when a test panics.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the post's client for `count` requests against `hosts`, at most
 /// 60 s: its exit status and stdout.
-fn run_seed_client(hosts: &str, count: usize) -> (std::process::ExitStatus, String) {
-    let out = tempfile::NamedTempFile::new().expect("a temp file");
-    let stdout = out.reopen().expect("the temp file again");
-    let child = Command::new(seed_client())
-        .env("ZK_HOSTS", hosts)
-        .env("SEED_COUNT", count.to_string())
-        .env("SEED_INTERVAL_MS", "0")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting the post's client: {e}"));
-    let mut child = Killed(child);
-    let status = poll_until(Duration::from_secs(60), Duration::from_millis(20), || {
-        child.0.try_wait().ok().flatten()
-    });
-    let printed = std::fs::read_to_string(out.path()).unwrap_or_default();
-    match status {
-        Some(status) => (status, printed),
-        None => panic!("the post's client did not finish within 60 s; it printed:\n{printed}"),
-    }
+fn run_seed_client(hosts: &str, count: u32) -> (std::process::ExitStatus, String) {
+    let seed =
+        zkutil::testing::SeedGo::get().unwrap_or_else(|e| panic!("building the Go peer: {e}"));
+    let mut client = seed.client(hosts, count, 0);
+    let status = client.wait(Duration::from_secs(60));
+    let printed: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    (status, printed.join("\n"))
 }
 
 #[test]
