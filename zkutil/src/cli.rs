@@ -4,6 +4,7 @@
 //! The library itself never installs a log subscriber; a binary calls
 //! [`init_logging`] once in `main`.
 
+mod http;
 pub mod metrics;
 
 use std::time::Duration;
