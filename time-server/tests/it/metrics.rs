@@ -367,3 +367,133 @@ fn a_256_mib_header_line_on_the_metrics_port_is_cut_off_and_grows_the_server_by_
     let reply = ask(listener).expect("the time listener answers");
     assert!(reply.starts_with(&listener.to_string()), "{reply}");
 }
+
+/// Whether the server has closed `stream` (non-blocking): EOF or an error.
+fn closed_now(stream: &mut TcpStream) -> bool {
+    match stream.read(&mut [0u8; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => err.kind() != ErrorKind::WouldBlock,
+    }
+}
+
+/// Open descriptors of `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+#[test]
+fn with_256_descriptors_floods_of_the_metrics_port_and_the_time_listener_leave_descriptors_spare_and_zookeeper_time_and_healthz_working()
+ {
+    // This process holds 600 sockets of its own.
+    let _ = time_server::fdlimit::raise();
+    let mut zk = zookeeper();
+    let server = ServerProcess::start_with_open_file_limit(
+        256,
+        &[
+            "--zk",
+            &zk.connect_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--session-timeout",
+            "30s",
+        ],
+    );
+    let names = server.registered(1);
+    let listener: SocketAddr = names[0].parse().expect("an endpoint");
+    let metrics = server.logged_addr("metrics=");
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (http_get(metrics, "/healthz").ok()?.0 == 200).then_some(())
+    });
+    let stop = AtomicBool::new(false);
+    // Connections tried (a server out of descriptors lets them time out).
+    let (metrics_tried, time_tried, peak_files) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|scope| {
+        // 300 idle connections on the metrics port, each reopened as soon
+        // as the server closes it.
+        scope.spawn(|| {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                held.retain_mut(|stream| !closed_now(stream));
+                while held.len() < 300 && !stop.load(Ordering::SeqCst) {
+                    metrics_tried.fetch_add(1, Ordering::SeqCst);
+                    let Ok(stream) =
+                        TcpStream::connect_timeout(&metrics, Duration::from_millis(500))
+                    else {
+                        break;
+                    };
+                    let _ = stream.set_nonblocking(true);
+                    held.push(stream);
+                }
+                peak_files.fetch_max(open_files(server.pid()), Ordering::SeqCst);
+                // Pacing of the flood, not a wait for anything.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // 300 idle clients of the time listener, each replaced after 3 s:
+        // the server holds as many as its cap allows for the 2 s drain.
+        scope.spawn(|| {
+            let mut held: std::collections::VecDeque<(Instant, TcpStream)> = Default::default();
+            while !stop.load(Ordering::SeqCst) {
+                while held
+                    .front()
+                    .is_some_and(|(at, _)| at.elapsed() > Duration::from_secs(3))
+                {
+                    held.pop_front();
+                }
+                while held.len() < 300 && !stop.load(Ordering::SeqCst) {
+                    time_tried.fetch_add(1, Ordering::SeqCst);
+                    let Ok(stream) =
+                        TcpStream::connect_timeout(&listener, Duration::from_millis(500))
+                    else {
+                        break;
+                    };
+                    held.push_back((Instant::now(), stream));
+                }
+                // Pacing of the flood, not a wait for anything.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        wait_until(
+            Duration::from_secs(10),
+            "both floods have tried 300 connections",
+            || {
+                (metrics_tried.load(Ordering::SeqCst) >= 300
+                    && time_tried.load(Ordering::SeqCst) >= 300)
+                    .then_some(())
+            },
+        );
+        // ZooKeeper goes away and comes back: the reconnect needs a socket.
+        zk.kill();
+        server.wait_for_log("disconnected from ZooKeeper", 1, Duration::from_secs(20));
+        zk.restart()
+            .unwrap_or_else(|e| panic!("ZooKeeper restarts: {e}"));
+        server.wait_for_log("reconnected to ZooKeeper", 1, Duration::from_secs(20));
+        let reply = ask(listener).unwrap_or_else(|e| {
+            panic!(
+                "the time listener answers during the floods: {e}; log:\n{}",
+                server.stderr()
+            )
+        });
+        assert!(reply.starts_with(&names[0]), "{reply}");
+        healthz_answers(metrics, Duration::from_secs(5), &server);
+        eprintln!(
+            "256 descriptors: {} metrics and {} time connections tried by the floods, peak {} open files in the server",
+            metrics_tried.load(Ordering::SeqCst),
+            time_tried.load(Ordering::SeqCst),
+            peak_files.load(Ordering::SeqCst)
+        );
+        // Never at the limit: an accept or a reconnect would then fail.
+        assert!(
+            peak_files.load(Ordering::SeqCst) < 256,
+            "the server used every descriptor"
+        );
+    });
+}
