@@ -497,3 +497,27 @@ fn with_256_descriptors_floods_of_the_metrics_port_and_the_time_listener_leave_d
         );
     });
 }
+
+#[test]
+fn healthz_answers_while_100_non_reading_pipeliners_hold_the_metrics_port() {
+    let zk = zookeeper();
+    let (server, _listener, metrics) = start_with_metrics(&zk);
+    let batch = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000);
+    let pipeliners: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect_timeout(&metrics, Duration::from_secs(2)).ok())
+        .inspect(|stream| {
+            let _ = stream.set_nonblocking(true);
+            // As much as the socket takes now; never read.
+            let _ = (&*stream).write(batch.as_bytes());
+        })
+        .collect();
+    assert_eq!(pipeliners.len(), 100, "every pipeliner connects");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        slowest = slowest.max(healthz_answers(metrics, Duration::from_secs(5), &server));
+    }
+    eprintln!(
+        "/healthz under {} non-reading pipeliners: slowest of 10 took {slowest:?}",
+        pipeliners.len()
+    );
+}

@@ -11,9 +11,13 @@
 //! * a request head of at most [`MAX_HEAD`] bytes (431, then closed) and
 //!   no request body (413, then closed): a connection holds a few KiB;
 //! * at most [`MAX_CONNECTIONS`] connections. At the cap, the connection
-//!   idle the longest is closed to admit the new one, so that idle
-//!   connections never lock out `/healthz`; when none is idle, the new one
+//!   idle the longest (or whose answer has waited longest for a client
+//!   that does not read) is closed to admit the new one, so that such
+//!   connections never lock out `/healthz`; when there is none, the new one
 //!   is closed at once;
+//! * at most [`MAX_REQUESTS`] requests per connection: the last answer
+//!   closes it, so a client that pipelines requests gets a bounded share
+//!   of the thread per connection it opens;
 //! * a connection idle for [`IDLE_TIMEOUT`] (nothing being answered,
 //!   including one that sent half a head) is closed, and so is one whose
 //!   writes make no progress for [`WRITE_TIMEOUT`] (a client that
@@ -52,6 +56,10 @@ pub(crate) const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 2;
 /// Longest request head (request line and headers). Our paths are short;
 /// 8 KiB is the common cap of web servers (nginx, Go).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
+/// Requests answered on one connection; the last answer says
+/// `Connection: close` (nginx's `keepalive_requests` is 1000; a scraper
+/// asks once per interval and reconnects at no cost).
+pub(crate) const MAX_REQUESTS: usize = 100;
 /// hyper's buffer for reading (its minimum is 8 KiB; the head cap is
 /// [`MAX_HEAD`]).
 const MAX_BUFFER: usize = 16 * 1024;
@@ -175,6 +183,17 @@ impl Activity {
         self.answering == 0
     }
 
+    /// Since when the connection has done nothing for a client that reads:
+    /// idle, or its answer waiting for the client to read it; `None` while
+    /// an answer is being made or goes out.
+    fn unproductive_since(&self) -> Option<Instant> {
+        let idle = self.is_idle().then_some(self.idle_since);
+        match (idle, self.write_blocked_since) {
+            (Some(idle), Some(blocked)) => Some(idle.min(blocked)),
+            (idle, blocked) => idle.or(blocked),
+        }
+    }
+
     /// When to look again.
     fn next_check(&self, now: Instant) -> Instant {
         let due = match self.write_blocked_since {
@@ -202,56 +221,58 @@ impl Activity {
 
 type Shared = Arc<Mutex<Activity>>;
 
+/// A connection's socket, shared by its task and the table, so that an
+/// eviction closes it at once: the new connection takes its place without
+/// waiting for the evicted task's turn (behind every busy connection).
+type Socket = Arc<Mutex<Option<tokio::net::TcpStream>>>;
+
 /// One connection in the table.
 struct Entry {
     activity: Shared,
+    socket: Socket,
+    /// Ends the evicted connection's task.
     evict: Arc<Notify>,
-    evicting: bool,
 }
 
-/// Every connection open, and a signal when one closes.
+/// Every connection open: at most [`MAX_CONNECTIONS`].
 #[derive(Default)]
 struct Table {
     conns: Mutex<HashMap<u64, Entry>>,
-    closed: Notify,
 }
 
 impl Table {
-    /// Whether a new connection may take a place now (`Some(true)`), must
-    /// be refused (`Some(false)`: every connection is busy), or must wait
-    /// for the one evicted for it to close (`None`).
-    fn make_room(&self) -> Option<bool> {
+    /// Whether a new connection may take a place: there is room, or the
+    /// connection idle (or stuck on a client that does not read) the
+    /// longest has been closed for it. `false` when every connection is
+    /// making or sending an answer.
+    fn make_room(&self) -> bool {
         let mut conns = lock(&self.conns);
         if conns.len() < MAX_CONNECTIONS {
-            return Some(true);
+            return true;
         }
-        if conns.values().any(|entry| entry.evicting) {
-            return None;
-        }
-        let oldest_idle = conns
-            .values_mut()
-            .filter_map(|entry| {
-                let idle_since = {
-                    let activity = lock(&entry.activity);
-                    activity.is_idle().then_some(activity.idle_since)
-                };
-                idle_since.map(|since| (since, entry))
+        let oldest = conns
+            .iter()
+            .filter_map(|(id, entry)| {
+                let since = lock(&entry.activity).unproductive_since();
+                since.map(|since| (since, *id))
             })
-            .min_by_key(|(since, _)| *since)
-            .map(|(_, entry)| entry);
-        match oldest_idle {
+            .min()
+            .and_then(|(_, id)| conns.remove(&id));
+        match oldest {
             Some(entry) => {
-                entry.evicting = true;
+                // Closed now (its descriptor freed); its task ends on the
+                // notification, or at the latest on its next read or write.
+                drop(lock(&entry.socket).take());
                 entry.evict.notify_one();
-                None
+                true
             }
-            None => Some(false),
+            None => false,
         }
     }
 }
 
-/// A connection's place in the table, given back when its task ends
-/// (after its socket is closed), even by a panic.
+/// A connection's place in the table, given back when its task ends, even
+/// by a panic (an evicted one has given it back already).
 struct Place {
     table: Arc<Table>,
     id: u64,
@@ -260,7 +281,6 @@ struct Place {
 impl Drop for Place {
     fn drop(&mut self) {
         lock(&self.table.conns).remove(&self.id);
-        self.table.closed.notify_one();
     }
 }
 
@@ -291,18 +311,9 @@ async fn serve(
                 }
             }
         };
-        // The new connection is the one descriptor over the cap until the
-        // evicted one has closed (counted in MAX_DESCRIPTORS).
-        let admitted = loop {
-            if let Some(admitted) = table.make_room() {
-                break admitted;
-            }
-            tokio::select! {
-                () = table.closed.notified() => {}
-                _ = &mut stop => return,
-            }
-        };
-        if !admitted {
+        // Until it has a place, the new connection is the one descriptor
+        // over the cap (counted in MAX_DESCRIPTORS).
+        if !table.make_room() {
             tracing::debug!(%peer, "metrics: every connection is answering; closed the new one");
             continue;
         }
@@ -310,12 +321,13 @@ async fn serve(
         next_id += 1;
         let activity: Shared = Arc::new(Mutex::new(Activity::new()));
         let evict = Arc::new(Notify::new());
+        let socket: Socket = Arc::new(Mutex::new(Some(stream)));
         lock(&table.conns).insert(
             id,
             Entry {
                 activity: activity.clone(),
+                socket: socket.clone(),
                 evict: evict.clone(),
-                evicting: false,
             },
         );
         let place = Place {
@@ -323,7 +335,7 @@ async fn serve(
             id,
         };
         tokio::spawn(connection(
-            stream,
+            socket,
             peer,
             handler.clone(),
             activity,
@@ -335,7 +347,7 @@ async fn serve(
 
 /// Serves one connection until it ends, is evicted, or times out.
 async fn connection(
-    stream: tokio::net::TcpStream,
+    socket: Socket,
     peer: SocketAddr,
     handler: Arc<Handler>,
     activity: Shared,
@@ -344,19 +356,23 @@ async fn connection(
     _place: Place,
 ) {
     let io = TokioIo::new(Watched {
-        stream,
+        socket,
         activity: activity.clone(),
     });
     let answering = activity.clone();
+    // A `Cell`: hyper calls the service by `&self`, one request at a time.
+    let requests = std::cell::Cell::new(0usize);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let (handler, answering) = (handler.clone(), answering.clone());
+        requests.set(requests.get() + 1);
+        let last = requests.get() >= MAX_REQUESTS;
         async move {
             // One answer per turn: a client that pipelines many requests
             // takes turns with the others instead of answering a batch of
             // them (up to tokio's budget of I/O operations) before
             // `/healthz` gets its turn.
             tokio::task::yield_now().await;
-            Ok::<_, Infallible>(respond(&handler, &request, &answering))
+            Ok::<_, Infallible>(respond(&handler, &request, &answering, last))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -370,7 +386,7 @@ async fn connection(
         let next_check = lock(&activity).next_check(Instant::now());
         tokio::select! {
             result = conn.as_mut() => break result.err().map(|err| err.to_string()),
-            () = evict.notified() => break Some("closed to admit a new connection (the idle one longest)".to_owned()),
+            () = evict.notified() => break Some("evicted: closed to admit a new connection".to_owned()),
             () = tokio::time::sleep_until(next_check) => {
                 if let Some(why) = lock(&activity).expired(Instant::now()) {
                     break Some(why.to_owned());
@@ -389,6 +405,7 @@ fn respond(
     handler: &Handler,
     request: &Request<Incoming>,
     activity: &Shared,
+    last: bool,
 ) -> Response<Answering> {
     let mut body = Answering::start(activity.clone());
     let headers = request.headers();
@@ -409,8 +426,8 @@ fn respond(
         header::CONTENT_TYPE,
         HeaderValue::from_static(answer.content_type),
     );
-    if has_body {
-        // The unread body must not be taken for the next request.
+    if has_body || last {
+        // An unread body must not be taken for the next request.
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -464,14 +481,30 @@ impl Body for Answering {
     }
 }
 
-/// The socket, noting since when a write has waited for the client.
+/// The socket, noting since when a write has waited for the client; once
+/// evicted (the socket gone), every read and write fails.
 struct Watched {
-    stream: tokio::net::TcpStream,
+    socket: Socket,
     activity: Shared,
 }
 
 impl Watched {
-    fn note<T>(&self, poll: Poll<T>) -> Poll<T> {
+    fn with_stream<T>(
+        &self,
+        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match lock(&self.socket).as_mut() {
+            Some(stream) => io(Pin::new(stream)),
+            None => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
+        }
+    }
+
+    /// A write (or flush): notes whether it had to wait.
+    fn write<T>(
+        &self,
+        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let poll = self.with_stream(io);
         let mut activity = lock(&self.activity);
         match poll {
             Poll::Pending => {
@@ -491,7 +524,7 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        self.with_stream(|stream| stream.poll_read(cx, buf))
     }
 }
 
@@ -501,9 +534,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.note(poll)
+        self.write(|stream| stream.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -511,23 +542,20 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.note(poll)
+        self.write(|stream| stream.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        // As tokio's `TcpStream` says.
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_flush(cx);
-        this.note(poll)
+        self.write(|stream| stream.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        self.with_stream(|stream| stream.poll_shutdown(cx))
     }
 }
 
@@ -536,15 +564,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout()
+    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout_and_both_can_be_evicted()
      {
         let mut activity = Activity::new();
         let start = activity.idle_since;
+        assert_eq!(
+            activity.unproductive_since(),
+            Some(start),
+            "idle: evictable"
+        );
         assert_eq!(activity.expired(start + IDLE_TIMEOUT / 2), None);
         assert_eq!(activity.expired(start + IDLE_TIMEOUT), Some("idle"));
         activity.answering = 1;
         assert_eq!(activity.expired(start + IDLE_TIMEOUT * 10), None, "busy");
+        assert_eq!(
+            activity.unproductive_since(),
+            None,
+            "answering: never evicted"
+        );
         activity.write_blocked_since = Some(start);
+        assert_eq!(
+            activity.unproductive_since(),
+            Some(start),
+            "stuck: evictable"
+        );
         assert!(activity.expired(start + WRITE_TIMEOUT).is_some());
         assert!(activity.next_check(start) <= start + RECHECK);
     }

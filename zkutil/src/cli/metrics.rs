@@ -62,9 +62,12 @@ impl std::fmt::Debug for MetricsServer {
 
 impl MetricsServer {
     /// Connections served at once. At the cap, the connection idle the
-    /// longest is closed to admit a new one; when none is idle, the new
+    /// longest (or whose answer has waited longest for a client that does
+    /// not read) is closed to admit a new one; when there is none, the new
     /// one is closed.
     pub const MAX_CONNECTIONS: usize = super::http::MAX_CONNECTIONS;
+    /// Requests answered on one connection: the last answer closes it.
+    pub const MAX_REQUESTS: usize = super::http::MAX_REQUESTS;
     /// File descriptors the server holds at most (its connections, one
     /// waiting for a place, its listener): a process that budgets its
     /// descriptors sets these apart.
