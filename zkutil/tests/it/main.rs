@@ -6,6 +6,7 @@ mod discovery;
 mod events;
 mod fixture;
 mod interop;
+mod metrics_server;
 mod operator;
 mod properties;
 mod registry;
