@@ -10,11 +10,12 @@
 //!   the thread (a write that cannot go out waits, the others go on);
 //! * a request head of at most [`MAX_HEAD`] bytes (431, then closed) and
 //!   no request body (413, then closed): a connection holds a few KiB;
-//! * at most [`MAX_CONNECTIONS`] connections. At the cap, the connection
-//!   idle the longest (or whose answer has waited longest for a client
-//!   that does not read) is closed to admit the new one, so that such
-//!   connections never lock out `/healthz`; when there is none, the new one
-//!   is closed at once;
+//! * at most [`MAX_CONNECTIONS`] connections. At the cap, one is closed at
+//!   once to admit the new one: the one whose answer has waited longest
+//!   for a client that does not read, else the one idle the longest, else
+//!   the one answered most ([`Activity::eviction_rank`]), so that idle
+//!   connections never lock out `/healthz`; when every connection is
+//!   making or sending an answer, the new one is closed instead;
 //! * at most [`MAX_REQUESTS`] requests per connection: the last answer
 //!   closes it, so a client that pipelines requests gets a bounded share
 //!   of the thread per connection it opens;
@@ -27,6 +28,7 @@
 //! long response (the web console's event streams, later) is neither timed
 //! out nor evicted while its client reads it.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
@@ -51,8 +53,9 @@ use tokio::time::Instant;
 /// streams of the web console fit many times over.
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Descriptors the server holds at most: its connections, the one just
-/// accepted and waiting for a place, and the listener.
-pub(crate) const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 2;
+/// accepted (before it has a place or is closed), and four of its own
+/// (measured: the listener, two epoll instances and an eventfd).
+pub(crate) const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 5;
 /// Longest request head (request line and headers). Our paths are short;
 /// 8 KiB is the common cap of web servers (nginx, Go).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
@@ -72,6 +75,9 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection's watchdog looks again at least this often, so a deadline
 /// that moved earlier while it slept is still met within this.
 const RECHECK: Duration = Duration::from_secs(1);
+/// How long a new or just-answered connection is left to send its next
+/// request before it counts as idle for eviction.
+const GRACE: Duration = Duration::from_secs(1);
 /// Between failed `accept`s (out of descriptors: none frees up at once).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -163,6 +169,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Activity {
     /// Response bodies alive: requests being answered.
     answering: usize,
+    /// A request has arrived and waits for its turn to be answered.
+    pending: bool,
+    /// Answers made on this connection.
+    answered: usize,
     /// Since when nothing is being answered (the accept, or the end of the
     /// last answer).
     idle_since: Instant,
@@ -174,24 +184,36 @@ impl Activity {
     fn new() -> Activity {
         Activity {
             answering: 0,
+            pending: false,
+            answered: 0,
             idle_since: Instant::now(),
             write_blocked_since: None,
         }
     }
 
+    /// No request is being answered or waits for its turn.
     fn is_idle(&self) -> bool {
-        self.answering == 0
+        self.answering == 0 && !self.pending
     }
 
-    /// Since when the connection has done nothing for a client that reads:
-    /// idle, or its answer waiting for the client to read it; `None` while
-    /// an answer is being made or goes out.
-    fn unproductive_since(&self) -> Option<Instant> {
-        let idle = self.is_idle().then_some(self.idle_since);
-        match (idle, self.write_blocked_since) {
-            (Some(idle), Some(blocked)) => Some(idle.min(blocked)),
-            (idle, blocked) => idle.or(blocked),
+    /// Where the connection stands in the order of eviction at `now` (the
+    /// least first); `None` while an answer is being made or goes out:
+    ///
+    /// 1. its answer waiting for a client that does not read, the longest
+    ///    first;
+    /// 2. idle for [`GRACE`] or more, the longest first;
+    /// 3. a request waiting for its turn, or a new connection within its
+    ///    grace: the connection answered most first. Under a flood of
+    ///    clients that pipeline requests (and reconnect), a new `/healthz`
+    ///    is then the last one evicted.
+    fn eviction_rank(&self, now: Instant) -> Option<(u8, Reverse<usize>, Instant)> {
+        if let Some(blocked) = self.write_blocked_since {
+            return Some((0, Reverse(0), blocked));
         }
+        if self.is_idle() && now.saturating_duration_since(self.idle_since) >= GRACE {
+            return Some((1, Reverse(0), self.idle_since));
+        }
+        (self.answering == 0).then_some((2, Reverse(self.answered), self.idle_since))
     }
 
     /// When to look again.
@@ -242,19 +264,20 @@ struct Table {
 
 impl Table {
     /// Whether a new connection may take a place: there is room, or the
-    /// connection idle (or stuck on a client that does not read) the
-    /// longest has been closed for it. `false` when every connection is
-    /// making or sending an answer.
+    /// first in the order of eviction ([`Activity::eviction_rank`]) has
+    /// been closed for it. `false` when every connection is making or
+    /// sending an answer.
     fn make_room(&self) -> bool {
         let mut conns = lock(&self.conns);
         if conns.len() < MAX_CONNECTIONS {
             return true;
         }
+        let now = Instant::now();
         let oldest = conns
             .iter()
             .filter_map(|(id, entry)| {
-                let since = lock(&entry.activity).unproductive_since();
-                since.map(|since| (since, *id))
+                let rank = lock(&entry.activity).eviction_rank(now);
+                rank.map(|rank| (rank, *id))
             })
             .min()
             .and_then(|(_, id)| conns.remove(&id));
@@ -366,6 +389,7 @@ async fn connection(
         let (handler, answering) = (handler.clone(), answering.clone());
         requests.set(requests.get() + 1);
         let last = requests.get() >= MAX_REQUESTS;
+        lock(&answering).pending = true;
         async move {
             // One answer per turn: a client that pipelines many requests
             // takes turns with the others instead of answering a batch of
@@ -443,7 +467,11 @@ struct Answering {
 
 impl Answering {
     fn start(activity: Shared) -> Answering {
-        lock(&activity).answering += 1;
+        {
+            let mut activity = lock(&activity);
+            activity.pending = false;
+            activity.answering += 1;
+        }
         Answering {
             body: Full::default(),
             activity,
@@ -455,6 +483,7 @@ impl Drop for Answering {
     fn drop(&mut self) {
         let mut activity = lock(&self.activity);
         activity.answering = activity.answering.saturating_sub(1);
+        activity.answered += 1;
         if activity.answering == 0 {
             activity.idle_since = Instant::now();
         }
@@ -564,31 +593,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout_and_both_can_be_evicted()
+    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout()
      {
         let mut activity = Activity::new();
         let start = activity.idle_since;
-        assert_eq!(
-            activity.unproductive_since(),
-            Some(start),
-            "idle: evictable"
-        );
         assert_eq!(activity.expired(start + IDLE_TIMEOUT / 2), None);
         assert_eq!(activity.expired(start + IDLE_TIMEOUT), Some("idle"));
         activity.answering = 1;
         assert_eq!(activity.expired(start + IDLE_TIMEOUT * 10), None, "busy");
-        assert_eq!(
-            activity.unproductive_since(),
-            None,
-            "answering: never evicted"
-        );
         activity.write_blocked_since = Some(start);
-        assert_eq!(
-            activity.unproductive_since(),
-            Some(start),
-            "stuck: evictable"
-        );
         assert!(activity.expired(start + WRITE_TIMEOUT).is_some());
         assert!(activity.next_check(start) <= start + RECHECK);
+    }
+
+    #[test]
+    fn eviction_takes_stuck_then_idle_connections_first_then_the_most_answered_waiting_one() {
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let now = at(10);
+        let idle = Activity {
+            idle_since: at(2),
+            ..Activity::new()
+        };
+        let stuck = Activity {
+            answering: 1,
+            write_blocked_since: Some(at(3)),
+            ..Activity::new()
+        };
+        let answering = Activity {
+            answering: 1,
+            ..Activity::new()
+        };
+        let fresh = Activity {
+            idle_since: now,
+            ..Activity::new()
+        };
+        let busy_waiting = Activity {
+            pending: true,
+            answered: 50,
+            idle_since: at(9),
+            ..Activity::new()
+        };
+        assert_eq!(answering.eviction_rank(now), None, "never evicted");
+        let mut order = [
+            ("fresh", fresh.eviction_rank(now)),
+            ("busy_waiting", busy_waiting.eviction_rank(now)),
+            ("idle", idle.eviction_rank(now)),
+            ("stuck", stuck.eviction_rank(now)),
+        ];
+        order.sort_by_key(|(_, rank)| *rank);
+        let names: Vec<&str> = order.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["stuck", "idle", "busy_waiting", "fresh"]);
     }
 }

@@ -61,15 +61,16 @@ impl std::fmt::Debug for MetricsServer {
 }
 
 impl MetricsServer {
-    /// Connections served at once. At the cap, the connection idle the
-    /// longest (or whose answer has waited longest for a client that does
-    /// not read) is closed to admit a new one; when there is none, the new
+    /// Connections served at once. At the cap, one is closed to admit a
+    /// new one: the one whose answer has waited longest for a client that
+    /// does not read, else the one idle the longest, else the one answered
+    /// most; when every connection is making or sending an answer, the new
     /// one is closed.
     pub const MAX_CONNECTIONS: usize = super::http::MAX_CONNECTIONS;
     /// Requests answered on one connection: the last answer closes it.
     pub const MAX_REQUESTS: usize = super::http::MAX_REQUESTS;
     /// File descriptors the server holds at most (its connections, one
-    /// waiting for a place, its listener): a process that budgets its
+    /// just accepted, its listener and poller): a process that budgets its
     /// descriptors sets these apart.
     pub const MAX_DESCRIPTORS: usize = super::http::MAX_DESCRIPTORS;
     /// Longest request head (request line and headers) in bytes: beyond
