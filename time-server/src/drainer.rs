@@ -103,20 +103,38 @@ impl Drainer {
         // takes it for every event: holding it across one made the two
         // threads wait on each other, measured as 2.5 futex calls per
         // connection).
-        self.lock().insert(
-            token,
-            Waiting {
-                stream,
-                deadline,
-                read: 0,
-            },
-        );
+        let was_empty = {
+            let mut waiting = self.lock();
+            let was_empty = waiting.is_empty();
+            waiting.insert(
+                token,
+                Waiting {
+                    stream,
+                    deadline,
+                    read: 0,
+                },
+            );
+            was_empty
+        };
         if let Err(err) = self
             .registry
             .register(&mut SourceFd(&fd), token, Interest::READABLE)
         {
             self.lock().remove(&token);
             return Err(err);
+        }
+        if was_empty {
+            // The drain thread may be asleep without a deadline (nothing
+            // was waiting): a client that never sends and never closes
+            // gives it no event, so without this wake-up its deadline
+            // would never be checked and it would hold its place under
+            // the cap forever. Later connections find the thread already
+            // sweeping every `SWEEP`.
+            // (The connection is ours now: a failed wake-up is logged,
+            // not returned, or the caller would count it out twice.)
+            if let Err(err) = self.waker.wake() {
+                tracing::warn!(error = %err, "cannot wake the drain thread");
+            }
         }
         Ok(())
     }
@@ -139,7 +157,8 @@ impl Drainer {
             if empty && self.acceptors.load(Ordering::SeqCst) == 0 {
                 return;
             }
-            // Deadlines only matter while connections wait.
+            // Deadlines only matter while connections wait; `add` wakes
+            // the thread when the first one arrives.
             let timeout = (!empty).then_some(SWEEP);
             if let Err(err) = poll.poll(&mut events, timeout) {
                 if err.kind() != ErrorKind::Interrupted {

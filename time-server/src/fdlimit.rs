@@ -31,10 +31,14 @@ pub fn raise() -> Option<u64> {
     Some(soft)
 }
 
-/// The largest connection cap that fits in `soft_limit` descriptors with
-/// `listeners` listeners: `max_connections` itself when it fits.
-pub fn fit(max_connections: usize, soft_limit: u64, listeners: usize) -> usize {
-    let reserved = RESERVED.saturating_add(listeners as u64);
+/// The largest connection cap that fits in `soft_limit` descriptors next
+/// to `held_elsewhere`, what the other parts may hold at most (the
+/// listeners, the metrics server's connections): `max_connections` itself
+/// when it fits. The metrics port's descriptors are counted here, never
+/// taken from [`RESERVED`], which ZooKeeper reconnects and the overflow
+/// path need whatever a client of the metrics port does.
+pub fn fit(max_connections: usize, soft_limit: u64, held_elsewhere: usize) -> usize {
+    let reserved = RESERVED.saturating_add(held_elsewhere as u64);
     let room = soft_limit.saturating_sub(reserved).max(1);
     usize::try_from(room).map_or(max_connections, |room| max_connections.min(room))
 }
@@ -48,5 +52,11 @@ mod tests {
         assert_eq!(fit(1024, 1_048_576, 3), 1024);
         assert_eq!(fit(1024, 256, 3), 256 - 64 - 3);
         assert_eq!(fit(1024, 10, 3), 1, "never zero");
+    }
+
+    #[test]
+    fn the_metrics_servers_descriptors_come_on_top_of_the_reserve() {
+        let metrics = zkutil::cli::metrics::MetricsServer::MAX_DESCRIPTORS;
+        assert_eq!(fit(1024, 256, 3 + metrics), 256 - 64 - 3 - metrics);
     }
 }

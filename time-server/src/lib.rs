@@ -160,7 +160,16 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     }
     let mut options = config.serve.clone();
     if let Some(soft) = fdlimit::raise() {
-        let fitted = fdlimit::fit(options.max_connections, soft, listeners.len());
+        let metrics_descriptors = if config.metrics_listen.is_some() {
+            MetricsServer::MAX_DESCRIPTORS
+        } else {
+            0
+        };
+        let fitted = fdlimit::fit(
+            options.max_connections,
+            soft,
+            listeners.len() + metrics_descriptors,
+        );
         if fitted < options.max_connections {
             tracing::warn!(
                 open_file_limit = soft,

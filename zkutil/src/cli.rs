@@ -3,7 +3,11 @@
 //!
 //! The library itself never installs a log subscriber; a binary calls
 //! [`init_logging`] once in `main`.
+//!
+//! * [`metrics`]: `/metrics` and `/healthz` for `--metrics-listen`.
+//! * `http`: the bounded HTTP/1 server under it (hyper, one thread).
 
+mod http;
 pub mod metrics;
 
 use std::time::Duration;

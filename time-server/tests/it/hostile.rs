@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use zkutil::testing::{ZkServer, wait_until};
+use zkutil::testing::{ZkServer, http_get, metric_value as metric, wait_until};
 
 use crate::support::{ServerProcess, ask, free_ports, zookeeper};
 
@@ -138,5 +138,79 @@ fn half_open_and_resetting_clients_do_not_hurt_the_server() {
     assert!(
         std::path::Path::new(&format!("/proc/{}", server.pid())).exists(),
         "the server died"
+    );
+}
+
+/// `connections_in_flight` on the metrics port at `metrics`.
+fn in_flight(metrics: SocketAddr) -> Option<f64> {
+    let (_, text) = http_get(metrics, "/metrics").ok()?;
+    metric(&text, "time_server_connections_in_flight")
+}
+
+/// A client that reads its reply, then neither sends nor closes.
+fn idle_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    let mut reply = String::new();
+    // The server half-closes after its line: EOF ends the read.
+    let _ = (&mut stream).take(4096).read_to_string(&mut reply);
+    assert!(reply.starts_with(&format!("{addr}: ")), "{reply:?}");
+    stream
+}
+
+/// Whether the server has closed `stream` for good: a byte sent to a
+/// closed socket is answered with a reset.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    if stream.write_all(b"x").is_err() {
+        return true;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    matches!(stream.read(&mut [0u8; 16]), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+#[test]
+fn idle_clients_are_closed_at_the_drain_timeout_when_nothing_else_happens() {
+    let zk = zookeeper();
+    let (server, addr) = start(
+        &zk,
+        &["--max-connections", "4", "--metrics-listen", "127.0.0.1:0"],
+    );
+    let metrics = server.logged_addr("metrics=");
+    // Four clients fill the cap, then nothing at all happens on the time
+    // listener.
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| idle_client(addr)).collect();
+    let started = Instant::now();
+    wait_until(Duration::from_secs(2), "the four are in flight", || {
+        (in_flight(metrics)? == 4.0).then_some(())
+    });
+    // The drain timeout is 2 s: 6 s is three times that.
+    wait_until(
+        Duration::from_secs(6),
+        "the idle clients are let go (connections_in_flight back to 0)",
+        || (in_flight(metrics)? == 0.0).then_some(()),
+    );
+    let released = started.elapsed();
+    eprintln!("4 idle clients released {released:?} after their replies (drain timeout 2 s)");
+    for stream in &mut idle {
+        wait_until(
+            Duration::from_secs(2),
+            "the server closed the idle socket",
+            || closed_by_server(stream).then_some(()),
+        );
+    }
+    // A fifth client takes a place under the cap, not the overflow path.
+    let _fifth = idle_client(addr);
+    let (_, text) = http_get(metrics, "/metrics").expect("scrapes");
+    assert_eq!(
+        metric(&text, "time_server_connections_over_cap_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "time_server_connections_in_flight"),
+        Some(1.0),
+        "{text}"
     );
 }

@@ -59,6 +59,16 @@ impl ServerProcess {
         ))
     }
 
+    /// Starts the binary with `args` and `limit` open files at most (soft
+    /// and hard), through `prlimit`, which execs it: the PID is the
+    /// server's.
+    pub fn start_with_open_file_limit(limit: u64, args: &[&str]) -> ServerProcess {
+        let nofile = format!("--nofile={limit}:{limit}");
+        let mut all = vec![nofile.as_str(), "--", env!("CARGO_BIN_EXE_time-server")];
+        all.extend_from_slice(args);
+        ServerProcess(TestProcess::start("prlimit", &all, &[("RUST_LOG", "info")]))
+    }
+
     /// Everything it wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.0.stderr_text()

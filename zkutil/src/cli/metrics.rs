@@ -1,11 +1,11 @@
 //! `metrics`: `GET /metrics` (OpenMetrics text of a `prometheus-client`
-//! registry) and `GET /healthz` (200, or 503 with a one-line reason) on one
-//! small blocking HTTP server (`tiny_http`), for the binaries'
-//! `--metrics-listen`.
+//! registry) and `GET /healthz` (200, or 503 with a one-line reason) for
+//! the binaries' `--metrics-listen`.
 //!
-//! It runs on threads of its own: a slow or hostile client of the metrics
-//! port never delays the time listeners, and a malformed request gets
-//! `tiny_http`'s 400 or a closed connection.
+//! It runs on a thread of its own, on a small HTTP server bounded in
+//! memory, connections, descriptors and time (the `http` module): a slow,
+//! idle or hostile client of the metrics port never delays the time
+//! listeners, never grows the process, and never locks out `/healthz`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::http::{Answer, HttpServer};
 use crate::Endpoint;
 
 /// What `/healthz` asks: `Ok` while healthy, else why not (one line).
@@ -48,20 +49,40 @@ pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 /// assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
 /// ```
 pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: HttpServer,
 }
 
 impl std::fmt::Debug for MetricsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .finish()
     }
 }
 
 impl MetricsServer {
+    /// Connections served at once. At the cap, one is closed to admit a
+    /// new one: the one whose answer has waited longest for a client that
+    /// does not read, else the one idle the longest, else the one answered
+    /// most; when every connection is making or sending an answer, the new
+    /// one is closed.
+    pub const MAX_CONNECTIONS: usize = super::http::MAX_CONNECTIONS;
+    /// Requests answered on one connection: the last answer closes it.
+    pub const MAX_REQUESTS: usize = super::http::MAX_REQUESTS;
+    /// File descriptors the server holds at most (its connections, one
+    /// just accepted, its listener and poller): a process that budgets its
+    /// descriptors sets these apart.
+    pub const MAX_DESCRIPTORS: usize = super::http::MAX_DESCRIPTORS;
+    /// Longest request head (request line and headers) in bytes: beyond
+    /// it, 431 and the connection is closed. Requests with a body get 413.
+    pub const MAX_HEAD: usize = super::http::MAX_HEAD;
+    /// An idle connection, or one whose head is not complete by then, is
+    /// closed after this.
+    pub const IDLE_TIMEOUT: std::time::Duration = super::http::IDLE_TIMEOUT;
+    /// A connection whose answer waits this long for the client to read is
+    /// closed.
+    pub const WRITE_TIMEOUT: std::time::Duration = super::http::WRITE_TIMEOUT;
+
     /// Serves `registry` and `health` on `listen` (port 0: a free port).
     ///
     /// # Errors
@@ -87,79 +108,50 @@ impl MetricsServer {
         health: HealthCheck,
         before_scrape: BeforeScrape,
     ) -> std::io::Result<MetricsServer> {
-        let server = Arc::new(tiny_http::Server::http(listen).map_err(std::io::Error::other)?);
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("the metrics server has no IP address"))?;
-        let serving = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                for request in serving.incoming_requests() {
-                    answer(request, &registry, &health, &before_scrape);
-                }
-            })?;
-        Ok(MetricsServer {
-            server,
-            addr,
-            thread: Some(thread),
-        })
+        let server = HttpServer::start(
+            listen,
+            "metrics",
+            Box::new(move |method, path| answer(method, path, &registry, &health, &before_scrape)),
+        )?;
+        Ok(MetricsServer { server })
     }
 
     /// The address bound.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.addr()
     }
 }
 
 fn answer(
-    request: tiny_http::Request,
+    method: &hyper::Method,
+    path: &str,
     registry: &Mutex<Registry>,
     health: &HealthCheck,
     before_scrape: &BeforeScrape,
-) {
-    let text =
-        |code: u16, body: String| tiny_http::Response::from_string(body).with_status_code(code);
-    let response = if *request.method() != tiny_http::Method::Get {
-        text(405, "only GET\n".to_owned())
-    } else {
-        match request.url() {
-            "/metrics" => {
-                before_scrape();
-                let mut body = String::new();
-                let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
-                match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                    Ok(()) => {
-                        let response = text(200, body);
-                        match tiny_http::Header::from_bytes(
-                            &b"Content-Type"[..],
-                            &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-                        ) {
-                            Ok(header) => response.with_header(header),
-                            Err(()) => response,
-                        }
-                    }
-                    Err(err) => text(500, format!("encoding the metrics: {err}\n")),
-                }
+) -> Answer {
+    if *method != hyper::Method::GET {
+        return Answer::text(405, "only GET\n");
+    }
+    match path {
+        "/metrics" => {
+            before_scrape();
+            let mut body = String::new();
+            let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+            match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                Ok(()) => Answer {
+                    status: 200,
+                    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body,
+                },
+                Err(err) => Answer::text(500, format!("encoding the metrics: {err}\n")),
             }
-            "/healthz" => match health() {
-                Ok(()) => text(200, "ok\n".to_owned()),
-                Err(reason) => text(503, format!("{reason}\n")),
-            },
-            _ => text(404, "not found: try /metrics or /healthz\n".to_owned()),
         }
-    };
-    let _ = request.respond(response);
+        "/healthz" => match health() {
+            Ok(()) => Answer::text(200, "ok\n"),
+            Err(reason) => Answer::text(503, format!("{reason}\n")),
+        },
+        _ => Answer::text(404, "not found: try /metrics or /healthz\n"),
+    }
 }
 
 /// The metrics of a long-running discovery client (`time-client`,

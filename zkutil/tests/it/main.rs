@@ -7,6 +7,7 @@ mod events;
 mod fixture;
 mod interop;
 mod layout;
+mod metrics_server;
 mod operator;
 mod properties;
 mod registry;

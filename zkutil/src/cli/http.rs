@@ -1,0 +1,648 @@
+//! `http`: the small HTTP/1 server under
+//! [`MetricsServer`](super::metrics::MetricsServer), bounded in everything
+//! a client of its port can make the process spend.
+//!
+//! Whoever reaches the metrics port may be hostile, and the port shares
+//! the process with the time listeners and the ZooKeeper session. So:
+//!
+//! * one thread, whatever the number of connections: hyper's HTTP/1
+//!   server on a current-thread tokio runtime, where no client can block
+//!   the thread (a write that cannot go out waits, the others go on);
+//! * a request head of at most [`MAX_HEAD`] bytes (431, then closed) and
+//!   no request body (413, then closed): a connection holds a few KiB;
+//! * at most [`MAX_CONNECTIONS`] connections. At the cap, one is closed at
+//!   once to admit the new one: the one whose answer has waited longest
+//!   for a client that does not read, else the one idle the longest, else
+//!   the one answered most ([`Activity::eviction_rank`]), so that idle
+//!   connections never lock out `/healthz`; when every connection is
+//!   making or sending an answer, the new one is closed instead;
+//! * at most [`MAX_REQUESTS`] requests per connection: the last answer
+//!   closes it, so a client that pipelines requests gets a bounded share
+//!   of the thread per connection it opens;
+//! * a connection idle for [`IDLE_TIMEOUT`] (nothing being answered,
+//!   including one that sent half a head) is closed, and so is one whose
+//!   writes make no progress for [`WRITE_TIMEOUT`] (a client that
+//!   pipelines requests and never reads).
+//!
+//! A connection counts as busy while a response body of it is alive, so a
+//! long response (the web console's event streams, later) is neither timed
+//! out nor evicted while its client reads it.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// Connections held at once. A scraper or two, `curl`s and a few event
+/// streams of the web console fit many times over.
+pub(crate) const MAX_CONNECTIONS: usize = 64;
+/// Descriptors the server holds at most: its connections, the one just
+/// accepted (before it has a place or is closed), and four of its own
+/// (measured: the listener, two epoll instances and an eventfd).
+pub(crate) const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 5;
+/// Longest request head (request line and headers). Our paths are short;
+/// 8 KiB is the common cap of web servers (nginx, Go).
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+/// Requests answered on one connection; the last answer says
+/// `Connection: close` (nginx's `keepalive_requests` is 1000; a scraper
+/// asks once per interval and reconnects at no cost).
+pub(crate) const MAX_REQUESTS: usize = 100;
+/// hyper's buffer for reading (its minimum is 8 KiB; the head cap is
+/// [`MAX_HEAD`]).
+const MAX_BUFFER: usize = 16 * 1024;
+/// An idle connection (also: one whose head is not complete) is closed
+/// after this: a scraper reconnects at its next scrape.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection whose writes wait this long for the client to read is
+/// closed.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection's watchdog looks again at least this often, so a deadline
+/// that moved earlier while it slept is still met within this.
+const RECHECK: Duration = Duration::from_secs(1);
+/// How long a new or just-answered connection is left to send its next
+/// request before it counts as idle for eviction.
+const GRACE: Duration = Duration::from_secs(1);
+/// Between failed `accept`s (out of descriptors: none frees up at once).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a handler answers.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: String,
+}
+
+impl Answer {
+    /// A `text/plain` answer.
+    pub(crate) fn text(status: u16, body: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
+/// Answers a request (method, path) at once: it runs on the server's only
+/// thread.
+pub(crate) type Handler = Box<dyn Fn(&Method, &str) -> Answer + Send + Sync>;
+
+/// The server, until dropped.
+pub(crate) struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds `listen` and serves `handler` on a thread named `name`.
+    pub(crate) fn start(
+        listen: SocketAddr,
+        name: &str,
+        handler: Handler,
+    ) -> io::Result<HttpServer> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                runtime.block_on(serve(listener, Arc::new(handler), stopped));
+                // Dropping the runtime drops every connection: all closed.
+            })?;
+        Ok(HttpServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address bound.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the watchdog and the eviction know of one connection.
+#[derive(Debug)]
+struct Activity {
+    /// Response bodies alive: requests being answered.
+    answering: usize,
+    /// A request has arrived and waits for its turn to be answered.
+    pending: bool,
+    /// Answers made on this connection.
+    answered: usize,
+    /// Since when nothing is being answered (the accept, or the end of the
+    /// last answer).
+    idle_since: Instant,
+    /// Since when a write has been waiting for the client to read.
+    write_blocked_since: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            answering: 0,
+            pending: false,
+            answered: 0,
+            idle_since: Instant::now(),
+            write_blocked_since: None,
+        }
+    }
+
+    /// No request is being answered or waits for its turn.
+    fn is_idle(&self) -> bool {
+        self.answering == 0 && !self.pending
+    }
+
+    /// Where the connection stands in the order of eviction at `now` (the
+    /// least first); `None` while an answer is being made or goes out:
+    ///
+    /// 1. its answer waiting for a client that does not read, the longest
+    ///    first;
+    /// 2. idle for [`GRACE`] or more, the longest first;
+    /// 3. a request waiting for its turn, or a new connection within its
+    ///    grace: the connection answered most first. Under a flood of
+    ///    clients that pipeline requests (and reconnect), a new `/healthz`
+    ///    is then the last one evicted.
+    fn eviction_rank(&self, now: Instant) -> Option<(u8, Reverse<usize>, Instant)> {
+        if let Some(blocked) = self.write_blocked_since {
+            return Some((0, Reverse(0), blocked));
+        }
+        if self.is_idle() && now.saturating_duration_since(self.idle_since) >= GRACE {
+            return Some((1, Reverse(0), self.idle_since));
+        }
+        (self.answering == 0).then_some((2, Reverse(self.answered), self.idle_since))
+    }
+
+    /// When to look again.
+    fn next_check(&self, now: Instant) -> Instant {
+        let due = match self.write_blocked_since {
+            Some(since) => since + WRITE_TIMEOUT,
+            None if self.is_idle() => self.idle_since + IDLE_TIMEOUT,
+            None => now + RECHECK,
+        };
+        due.min(now + RECHECK)
+    }
+
+    /// Why the connection must be closed now, if it must.
+    fn expired(&self, now: Instant) -> Option<&'static str> {
+        if self
+            .write_blocked_since
+            .is_some_and(|since| now >= since + WRITE_TIMEOUT)
+        {
+            return Some("the client did not read its answer in time");
+        }
+        if self.is_idle() && now >= self.idle_since + IDLE_TIMEOUT {
+            return Some("idle");
+        }
+        None
+    }
+}
+
+type Shared = Arc<Mutex<Activity>>;
+
+/// A connection's socket, shared by its task and the table, so that an
+/// eviction closes it at once: the new connection takes its place without
+/// waiting for the evicted task's turn (behind every busy connection).
+type Socket = Arc<Mutex<Option<tokio::net::TcpStream>>>;
+
+/// One connection in the table.
+struct Entry {
+    activity: Shared,
+    socket: Socket,
+    /// Ends the evicted connection's task.
+    evict: Arc<Notify>,
+}
+
+/// Every connection open: at most [`MAX_CONNECTIONS`].
+#[derive(Default)]
+struct Table {
+    conns: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Table {
+    /// Whether a new connection may take a place: there is room, or the
+    /// first in the order of eviction ([`Activity::eviction_rank`]) has
+    /// been closed for it. `false` when every connection is making or
+    /// sending an answer.
+    fn make_room(&self) -> bool {
+        let mut conns = lock(&self.conns);
+        if conns.len() < MAX_CONNECTIONS {
+            return true;
+        }
+        let now = Instant::now();
+        let oldest = conns
+            .iter()
+            .filter_map(|(id, entry)| {
+                let rank = lock(&entry.activity).eviction_rank(now);
+                rank.map(|rank| (rank, *id))
+            })
+            .min()
+            .and_then(|(_, id)| conns.remove(&id));
+        match oldest {
+            Some(entry) => {
+                // Closed now (its descriptor freed); its task ends on the
+                // notification, or at the latest on its next read or write.
+                drop(lock(&entry.socket).take());
+                entry.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's place in the table, given back when its task ends, even
+/// by a panic (an evicted one has given it back already).
+struct Place {
+    table: Arc<Table>,
+    id: u64,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        lock(&self.table.conns).remove(&self.id);
+    }
+}
+
+/// Accepts until `stop`, holding at most [`MAX_CONNECTIONS`] open.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    handler: Arc<Handler>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let table = Arc::new(Table::default());
+    let mut next_id: u64 = 0;
+    let mut last_failure_logged: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                if last_failure_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(error = %err, "metrics: accept failed (logged at most every 10s)");
+                    last_failure_logged = Some(Instant::now());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    _ = &mut stop => return,
+                }
+            }
+        };
+        // Until it has a place, the new connection is the one descriptor
+        // over the cap (counted in MAX_DESCRIPTORS).
+        if !table.make_room() {
+            tracing::debug!(%peer, "metrics: every connection is answering; closed the new one");
+            continue;
+        }
+        let id = next_id;
+        next_id += 1;
+        let activity: Shared = Arc::new(Mutex::new(Activity::new()));
+        let evict = Arc::new(Notify::new());
+        let socket: Socket = Arc::new(Mutex::new(Some(stream)));
+        lock(&table.conns).insert(
+            id,
+            Entry {
+                activity: activity.clone(),
+                socket: socket.clone(),
+                evict: evict.clone(),
+            },
+        );
+        let place = Place {
+            table: table.clone(),
+            id,
+        };
+        tokio::spawn(connection(
+            socket,
+            peer,
+            handler.clone(),
+            activity,
+            evict,
+            place,
+        ));
+    }
+}
+
+/// Serves one connection until it ends, is evicted, or times out.
+async fn connection(
+    socket: Socket,
+    peer: SocketAddr,
+    handler: Arc<Handler>,
+    activity: Shared,
+    evict: Arc<Notify>,
+    // Dropped last, after the connection (its socket) is.
+    _place: Place,
+) {
+    let io = TokioIo::new(Watched {
+        socket,
+        activity: activity.clone(),
+    });
+    let answering = activity.clone();
+    // A `Cell`: hyper calls the service by `&self`, one request at a time.
+    let requests = std::cell::Cell::new(0usize);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (handler, answering) = (handler.clone(), answering.clone());
+        requests.set(requests.get() + 1);
+        let last = requests.get() >= MAX_REQUESTS;
+        lock(&answering).pending = true;
+        async move {
+            // One answer per turn: a client that pipelines many requests
+            // takes turns with the others instead of answering a batch of
+            // them (up to tokio's budget of I/O operations) before
+            // `/healthz` gets its turn.
+            tokio::task::yield_now().await;
+            Ok::<_, Infallible>(respond(&handler, &request, &answering, last))
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IDLE_TIMEOUT)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_BUFFER)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let ended: Option<String> = loop {
+        let next_check = lock(&activity).next_check(Instant::now());
+        tokio::select! {
+            result = conn.as_mut() => break result.err().map(|err| err.to_string()),
+            () = evict.notified() => break Some("evicted: closed to admit a new connection".to_owned()),
+            () = tokio::time::sleep_until(next_check) => {
+                if let Some(why) = lock(&activity).expired(Instant::now()) {
+                    break Some(why.to_owned());
+                }
+            }
+        }
+    };
+    if let Some(why) = ended {
+        tracing::debug!(%peer, why, "metrics: connection closed");
+    }
+}
+
+/// The answer to one request. A request with a body is refused: none of
+/// ours takes one, and the head cap then bounds the whole request.
+fn respond(
+    handler: &Handler,
+    request: &Request<Incoming>,
+    activity: &Shared,
+    last: bool,
+) -> Response<Answering> {
+    let mut body = Answering::start(activity.clone());
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    let answer = if has_body {
+        Answer::text(413, "no request body is expected\n")
+    } else {
+        handler(request.method(), request.uri().path())
+    };
+    body.body = Full::new(Bytes::from(answer.body));
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(answer.content_type),
+    );
+    if has_body || last {
+        // An unread body must not be taken for the next request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A response body; while it lives its connection is busy, not idle.
+struct Answering {
+    body: Full<Bytes>,
+    activity: Shared,
+}
+
+impl Answering {
+    fn start(activity: Shared) -> Answering {
+        {
+            let mut activity = lock(&activity);
+            activity.pending = false;
+            activity.answering += 1;
+        }
+        Answering {
+            body: Full::default(),
+            activity,
+        }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let mut activity = lock(&self.activity);
+        activity.answering = activity.answering.saturating_sub(1);
+        activity.answered += 1;
+        if activity.answering == 0 {
+            activity.idle_since = Instant::now();
+        }
+    }
+}
+
+impl Body for Answering {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The socket, noting since when a write has waited for the client; once
+/// evicted (the socket gone), every read and write fails.
+struct Watched {
+    socket: Socket,
+    activity: Shared,
+}
+
+impl Watched {
+    fn with_stream<T>(
+        &self,
+        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match lock(&self.socket).as_mut() {
+            Some(stream) => io(Pin::new(stream)),
+            None => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
+        }
+    }
+
+    /// A write (or flush): notes whether it had to wait.
+    fn write<T>(
+        &self,
+        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let poll = self.with_stream(io);
+        let mut activity = lock(&self.activity);
+        match poll {
+            Poll::Pending => {
+                if activity.write_blocked_since.is_none() {
+                    activity.write_blocked_since = Some(Instant::now());
+                }
+            }
+            Poll::Ready(_) => activity.write_blocked_since = None,
+        }
+        poll
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.with_stream(|stream| stream.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.write(|stream| stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.write(|stream| stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // As tokio's `TcpStream` says.
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write(|stream| stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with_stream(|stream| stream.poll_shutdown(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout()
+     {
+        let mut activity = Activity::new();
+        let start = activity.idle_since;
+        assert_eq!(activity.expired(start + IDLE_TIMEOUT / 2), None);
+        assert_eq!(activity.expired(start + IDLE_TIMEOUT), Some("idle"));
+        activity.answering = 1;
+        assert_eq!(activity.expired(start + IDLE_TIMEOUT * 10), None, "busy");
+        activity.write_blocked_since = Some(start);
+        assert!(activity.expired(start + WRITE_TIMEOUT).is_some());
+        assert!(activity.next_check(start) <= start + RECHECK);
+    }
+
+    #[test]
+    fn eviction_takes_stuck_then_idle_connections_first_then_the_most_answered_waiting_one() {
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let now = at(10);
+        let idle = Activity {
+            idle_since: at(2),
+            ..Activity::new()
+        };
+        let stuck = Activity {
+            answering: 1,
+            write_blocked_since: Some(at(3)),
+            ..Activity::new()
+        };
+        let answering = Activity {
+            answering: 1,
+            ..Activity::new()
+        };
+        let fresh = Activity {
+            idle_since: now,
+            ..Activity::new()
+        };
+        let busy_waiting = Activity {
+            pending: true,
+            answered: 50,
+            idle_since: at(9),
+            ..Activity::new()
+        };
+        assert_eq!(answering.eviction_rank(now), None, "never evicted");
+        let mut order = [
+            ("fresh", fresh.eviction_rank(now)),
+            ("busy_waiting", busy_waiting.eviction_rank(now)),
+            ("idle", idle.eviction_rank(now)),
+            ("stuck", stuck.eviction_rank(now)),
+        ];
+        order.sort_by_key(|(_, rank)| *rank);
+        let names: Vec<&str> = order.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["stuck", "idle", "busy_waiting", "fresh"]);
+    }
+}
