@@ -153,6 +153,11 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
             (None, None)
         }
     };
+    // Acceptors still running, per listener.
+    let running: Vec<AtomicUsize> = listeners
+        .iter()
+        .map(|_| AtomicUsize::new(ACCEPTORS))
+        .collect();
     std::thread::scope(|scope| {
         if let (Some(drainer), Some(poll)) = (&drainer, poll) {
             let spawned = std::thread::Builder::new()
@@ -162,20 +167,30 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
                 tracing::error!(error = %err, "cannot start the drain thread");
             }
         }
-        for bound in listeners.iter().flat_map(|bound| [bound; ACCEPTORS]) {
-            let (active, drainer) = (&*active, drainer.as_ref());
-            let spawned = std::thread::Builder::new()
-                .name(format!("accept {}", bound.local))
-                .spawn_scoped(scope, move || {
-                    accept_loop(bound, stop, options, active, drainer);
-                    if let Some(drainer) = drainer {
+        for (bound, running) in listeners.iter().zip(&running) {
+            // The last acceptor of a listener to stop answers what is left
+            // in its backlog and shuts it.
+            for _ in 0..ACCEPTORS {
+                let (active, drainer) = (&*active, drainer.as_ref());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("accept {}", bound.local))
+                    .spawn_scoped(scope, move || {
+                        accept_loop(bound, stop, options, active, drainer);
+                        if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            close_listener(bound);
+                        }
+                        if let Some(drainer) = drainer {
+                            drainer.acceptor_done();
+                        }
+                    });
+                if let Err(err) = spawned {
+                    tracing::error!(listener = %bound.local, error = %err, "cannot start acceptor thread");
+                    if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        close_listener(bound);
+                    }
+                    if let Some(drainer) = &drainer {
                         drainer.acceptor_done();
                     }
-                });
-            if let Err(err) = spawned {
-                tracing::error!(listener = %bound.local, error = %err, "cannot start acceptor thread");
-                if let Some(drainer) = &drainer {
-                    drainer.acceptor_done();
                 }
             }
         }
@@ -194,6 +209,10 @@ fn accept_loop(
     loop {
         let accepted = bound.listener.accept();
         if stop.is_triggered() {
+            // Accepted is accepted: the client (or the waker) gets its reply.
+            if let Ok((stream, _)) = accepted {
+                answer_and_close(TcpStream::from(std::os::fd::OwnedFd::from(stream)), bound);
+            }
             return;
         }
         let (mut stream, peer) = match accepted {
@@ -254,6 +273,35 @@ fn accept_loop(
             }
             tracing::warn!(%peer, error = %err, "cannot wait for the client to finish; closed");
         }
+    }
+}
+
+/// After the last acceptor of `bound` stopped: the connections the kernel
+/// completed meanwhile (still in the backlog) get their reply now, and the
+/// listening socket is shut, so that later ones are refused at once rather
+/// than wait unanswered until the process exits.
+fn close_listener(bound: &BoundListener) {
+    let socket = socket2::SockRef::from(&bound.listener);
+    if socket.set_nonblocking(true).is_ok() {
+        for _ in 0..4096 {
+            match bound.listener.accept() {
+                Ok((stream, _)) => {
+                    answer_and_close(TcpStream::from(std::os::fd::OwnedFd::from(stream)), bound)
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+}
+
+/// The reply to a connection accepted while stopping, closed without a
+/// drain (nobody waits for its EOF any more).
+fn answer_and_close(mut stream: TcpStream, bound: &BoundListener) {
+    let _ = stream.set_nonblocking(true);
+    if reply(&mut stream, bound.advertised).is_ok() {
+        close_without_drain(stream);
     }
 }
 

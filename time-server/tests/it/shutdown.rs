@@ -70,3 +70,88 @@ fn a_stop_while_a_create_is_in_flight_leaves_no_node_behind() {
         );
     }
 }
+
+/// How one connection made around a stop ended.
+#[derive(Debug)]
+enum Ended {
+    Refused,
+    Answered,
+    /// Reset without the reply (refused after the handshake), after this long.
+    Reset(Duration),
+    /// Closed without the reply: accepted and then dropped.
+    Closed,
+}
+
+fn connect_around_a_stop(addr: std::net::SocketAddr) -> Ended {
+    let started = Instant::now();
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return Ended::Refused;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reply = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stream, &mut reply);
+    if reply.starts_with(format!("{addr}: ").as_bytes()) {
+        Ended::Answered
+    } else if read.is_ok() {
+        Ended::Closed
+    } else {
+        Ended::Reset(started.elapsed())
+    }
+}
+
+#[test]
+fn connections_made_as_the_server_stops_are_answered_or_refused_at_once() {
+    let zk = zookeeper();
+    let port = crate::support::free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let addr: std::net::SocketAddr = listen.parse().expect("an address");
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &zk.connect_string(),
+        "--listen",
+        &listen,
+        "--drain",
+        "0s",
+    ]);
+    server.registered(1);
+    // A client that reads its reply and stays: the stop then waits for it
+    // (up to the drain timeout), so connections left in the listener's
+    // backlog would wait that long too.
+    let mut idle = std::net::TcpStream::connect(addr).expect("connects");
+    let _ = idle.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = std::io::Read::read(&mut idle, &mut [0u8; 64]);
+    server.signal("TERM");
+    let mut outcomes = Vec::new();
+    for _ in 0..300 {
+        let ended = connect_around_a_stop(addr);
+        let refused = matches!(ended, Ended::Refused);
+        outcomes.push(ended);
+        if refused {
+            break;
+        }
+    }
+    let status = server.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", server.stderr());
+    let late: Vec<&Ended> = outcomes
+        .iter()
+        .filter(|e| match e {
+            Ended::Reset(after) => *after > Duration::from_millis(500),
+            Ended::Closed => true,
+            _ => false,
+        })
+        .collect();
+    let answered = outcomes
+        .iter()
+        .filter(|e| matches!(e, Ended::Answered))
+        .count();
+    eprintln!(
+        "{} connections around the stop: {answered} answered, {} dropped late",
+        outcomes.len(),
+        late.len()
+    );
+    assert!(
+        late.is_empty(),
+        "connections dropped without a reply (closed after an accept, or reset late): {late:?}"
+    );
+    drop(idle);
+}
