@@ -1,6 +1,7 @@
 //! The faults: how each is injected and recovered from, and whether the
 //! registry may change because of it.
 
+use std::net::TcpStream;
 use std::time::Duration;
 
 use rand::Rng;
@@ -40,9 +41,17 @@ pub enum Fault {
     /// Two of the three time-servers SIGKILLed at once, their nodes still
     /// registered until their sessions expire; then started again.
     MajorityKilled,
+    /// A time-server filled to its `--max-connections` by clients that read
+    /// their reply and then neither send nor close: all let go at the drain
+    /// timeout.
+    IdleAtCap,
+    /// A time-server's metrics port held by a hostile client (a header
+    /// line that never ends), idle connections and a pipelining client that
+    /// never reads: `/healthz` still answers.
+    HostileMetrics,
 }
 
-const ALL: [Fault; 11] = [
+const ALL: [Fault; 13] = [
     Fault::LeaderKill,
     Fault::FollowerKill,
     Fault::ZooKeeperDownShort,
@@ -54,6 +63,8 @@ const ALL: [Fault; 11] = [
     Fault::OperatorDelete,
     Fault::ClientCutOff,
     Fault::MajorityKilled,
+    Fault::IdleAtCap,
+    Fault::HostileMetrics,
 ];
 
 /// What one fault did.
@@ -84,6 +95,8 @@ impl Fault {
             Fault::OperatorDelete => "registration deleted by an operator",
             Fault::ClientCutOff => "client cut off while operators act",
             Fault::MajorityKilled => "two of three time-servers SIGKILL",
+            Fault::IdleAtCap => "idle clients fill a time-server's cap",
+            Fault::HostileMetrics => "hostile clients on a metrics port",
         }
     }
 
@@ -98,6 +111,9 @@ impl Fault {
                 | Fault::FollowerKill
                 | Fault::ZooKeeperDownShort
                 | Fault::ZooKeeperNodeFrozen
+                | Fault::ClientCutOff
+                | Fault::IdleAtCap
+                | Fault::HostileMetrics
         )
     }
 
@@ -194,6 +210,8 @@ impl Fault {
                 format!("{name} deleted")
             }
             Fault::ClientCutOff => client_cut_off(world, rng)?,
+            Fault::IdleAtCap => idle_at_cap(world, rng)?,
+            Fault::HostileMetrics => hostile_metrics(world, rng)?,
             Fault::MajorityKilled => {
                 let spared = rng.random_range(0..world.servers.len());
                 let killed: Vec<usize> =
@@ -312,6 +330,104 @@ fn client_cut_off(world: &mut World, rng: &mut StdRng) -> Result<String, Violati
     Ok(format!(
         "client away {:.1}s, {disabled} disabled",
         away.as_secs_f64()
+    ))
+}
+
+/// Fills one time-server to its cap with clients that read their reply and
+/// stay; the server must let every one go at its drain timeout (2 s), and
+/// then serve a new client under the cap.
+fn idle_at_cap(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
+    use std::io::Read;
+    let k = rng.random_range(0..world.servers.len());
+    let listeners = world.server_listeners(k);
+    let addr = listeners[rng.random_range(0..listeners.len())];
+    let mut idle = Vec::new();
+    for _ in 0..crate::world::MAX_CONNECTIONS {
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.read(&mut [0u8; 128]);
+        idle.push(stream);
+    }
+    // Let go at the drain timeout: each idle client sees the server close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for stream in &mut idle {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        let mut rest = Vec::new();
+        if (&*stream).take(4096).read_to_end(&mut rest).is_err() {
+            return Err(world.violation(format!(
+                "an idle client of {addr} was not let go within 10 s"
+            )));
+        }
+        world.during(Duration::ZERO)?;
+    }
+    let mut fresh = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map_err(|e| world.violation(format!("{addr} after the idle clients: {e}")))?;
+    let _ = fresh.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reply = String::new();
+    let _ = fresh.read_to_string(&mut reply);
+    if !reply.starts_with(&format!("{addr}: ")) {
+        return Err(world.violation(format!("{addr} after the idle clients answered {reply:?}")));
+    }
+    Ok(format!("{} idle clients on {addr}", idle.len()))
+}
+
+/// Holds one time-server's metrics port with hostile clients: a header
+/// line that never ends (1 MiB of it), 100 idle connections and a client
+/// that pipelines requests and never reads. `/healthz` must answer within
+/// 2 s all the while.
+fn hostile_metrics(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
+    use std::io::Write;
+    let k = rng.random_range(0..world.servers.len());
+    let Some(metrics) = world.metrics_addr(k) else {
+        return Err(world.violation(format!("server{} logged no metrics address", k + 1)));
+    };
+    let connect = || TcpStream::connect_timeout(&metrics, Duration::from_secs(1)).ok();
+    let mut held = Vec::new();
+    if let Some(mut header) = connect() {
+        let _ = header.set_write_timeout(Some(Duration::from_secs(2)));
+        let _ = header.write_all(b"GET /metrics HTTP/1.1\r\nX-Long: ");
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..16 {
+            if header.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        held.push(header);
+    }
+    held.extend((0..100).filter_map(|_| connect()));
+    if let Some(mut pipeliner) = connect() {
+        let _ = pipeliner.set_write_timeout(Some(Duration::from_millis(500)));
+        for _ in 0..1000 {
+            if pipeliner
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .is_err()
+            {
+                break;
+            }
+        }
+        held.push(pipeliner);
+    }
+    let started = std::time::Instant::now();
+    let answered = zkutil::testing::http_get(metrics, "/healthz");
+    let took = started.elapsed();
+    match answered {
+        Ok((200 | 503, _)) if took < Duration::from_secs(2) => {}
+        other => {
+            return Err(world.violation(format!(
+                "/healthz of server{} under hostile clients: {other:?} after {took:?}",
+                k + 1
+            )));
+        }
+    }
+    world.during(Duration::from_millis(rng.random_range(200..1000)))?;
+    drop(held);
+    Ok(format!(
+        "server{} metrics port held, /healthz in {:.0} ms",
+        k + 1,
+        took.as_secs_f64() * 1000.0
     ))
 }
 

@@ -15,6 +15,8 @@ use zkutil::{Change, Discovery, Session, SessionConfig, SessionId};
 pub const BASE: &str = "/go_servers";
 const SERVERS: usize = 3;
 const LISTENERS: usize = 3;
+/// Each time-server's `--max-connections`: small, so that a fault can fill it.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// A broken invariant: what was going on, what broke, and the last log
 /// lines of every process.
@@ -222,6 +224,10 @@ impl World {
                 &listen,
                 "--drain",
                 "500ms",
+                "--max-connections",
+                &MAX_CONNECTIONS.to_string(),
+                "--metrics-listen",
+                "127.0.0.1:0",
             ],
             &[("RUST_LOG", "info")],
         );
@@ -498,6 +504,27 @@ impl World {
                 .filter_map(|v| v["server"].as_str().map(str::to_owned))
                 .collect()
         })
+    }
+
+    /// Server `k`'s metrics address, once it has logged it.
+    pub fn metrics_addr(&self, k: usize) -> Option<std::net::SocketAddr> {
+        let process = self.servers[k].process.as_ref()?;
+        process
+            .stderr()
+            .lines()
+            .iter()
+            .filter_map(|(_, line)| line.split("metrics=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .find_map(|addr| addr.parse().ok())
+    }
+
+    /// Server `k`'s listener addresses.
+    pub fn server_listeners(&self, k: usize) -> Vec<std::net::SocketAddr> {
+        self.servers[k]
+            .ports
+            .iter()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect()
     }
 
     /// The names of the listeners registered now.
