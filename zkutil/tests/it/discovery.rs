@@ -471,13 +471,32 @@ fn everything(snap: &zkutil::Snapshot) -> Vec<zkutil::Instance> {
 /// A cache cut off from ZooKeeper (the link down, not a blip) while an
 /// operator disables one server, re-weights another and a third registers
 /// again with new metadata: once it is back, its snapshot is what a fresh
-/// listing with reads says, in either mode.
-fn every_change_made_while_cut_off_is_seen_after_the_reconnect(relisting: bool) {
+/// listing with reads says, in either mode and format.
+fn every_change_made_while_cut_off_is_seen_after_the_reconnect(
+    relisting: bool,
+    format: zkutil::Format,
+) {
     let zk = zookeeper();
     let s = session(&zk);
-    let base = BasePath::default();
-    let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
-    let c = register(&s, "127.0.0.1:3");
+    let registrar = match format {
+        zkutil::Format::Plain => zkutil::Registrar::new(BasePath::default()),
+        _ => zkutil::Registrar::new(BasePath::from_static("/services"))
+            .format(format)
+            .and_then(|r| r.service("time"))
+            .expect("a writable format"),
+    };
+    let base = BasePath::new(&registrar.parent()).expect("a base path");
+    let at = |text: &str, version: &str, weight: Option<u32>| {
+        let e = endpoint(text);
+        let metadata =
+            Metadata::for_this_process(e, SystemTime::now(), version).with_weight(weight);
+        registrar.register(&s, e, &metadata).expect("registers")
+    };
+    let (a, b) = (
+        at("127.0.0.1:1", "test", None),
+        at("127.0.0.1:2", "test", None),
+    );
+    let c = at("127.0.0.1:3", "test", None);
     let proxy = proxy_to(&zk, Duration::ZERO);
     let through = session_through(&proxy, Duration::from_secs(10));
     let discovery = if relisting {
@@ -502,11 +521,8 @@ fn every_change_made_while_cut_off_is_seen_after_the_reconnect(relisting: bool) 
     zkutil::Control::Weight(7)
         .apply_to(&s, &base, b.endpoint())
         .expect("re-weights");
-    let c_endpoint = c.endpoint();
     c.deregister().expect("deregisters");
-    let metadata =
-        Metadata::for_this_process(c_endpoint, SystemTime::now(), "v2").with_weight(Some(9));
-    let _c = Registration::register(&s, &base, c_endpoint, &metadata).expect("registers again");
+    let _c = at("127.0.0.1:3", "v2", Some(9));
     proxy.release();
 
     discovery
@@ -530,12 +546,22 @@ fn every_change_made_while_cut_off_is_seen_after_the_reconnect(relisting: bool) 
 
 #[test]
 fn every_change_made_while_cut_off_is_seen_after_the_reconnect_with_events() {
-    every_change_made_while_cut_off_is_seen_after_the_reconnect(false);
+    every_change_made_while_cut_off_is_seen_after_the_reconnect(false, zkutil::Format::Plain);
 }
 
 #[test]
 fn every_change_made_while_cut_off_is_seen_after_the_reconnect_when_re_listing() {
-    every_change_made_while_cut_off_is_seen_after_the_reconnect(true);
+    every_change_made_while_cut_off_is_seen_after_the_reconnect(true, zkutil::Format::Plain);
+}
+
+#[test]
+fn every_curator_change_made_while_cut_off_is_seen_after_the_reconnect_in_both_modes() {
+    for relisting in [false, true] {
+        every_change_made_while_cut_off_is_seen_after_the_reconnect(
+            relisting,
+            zkutil::Format::Curator,
+        );
+    }
 }
 
 #[test]
