@@ -118,3 +118,220 @@ fn a_client_that_lists_before_the_servers_registered_again_loses_no_request() {
         client.stderr_text()
     );
 }
+
+fn session_via(link: &DelayProxy, timeout: Duration) -> Arc<zkutil::Session> {
+    SessionConfig::new(link.addr().to_string())
+        .with_session_timeout(timeout)
+        .connect()
+        .map(Arc::new)
+        .expect("a session through its link")
+}
+
+#[test]
+fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_sees_it() {
+    let zk = zookeeper();
+    let (client_link, a_link, b_link) = (proxy(&zk), proxy(&zk), proxy(&zk));
+    let serving = Serving::on_free_ports(2).expect("listeners");
+    let base = BasePath::new("/partition").expect("a base path");
+    let ends: Vec<_> = serving.listeners().iter().map(|b| b.advertised()).collect();
+    let (a, b) = (ends[0], ends[1]);
+    let (sa, sb) = (
+        session_via(&a_link, Duration::from_secs(2)),
+        session_via(&b_link, Duration::from_secs(2)),
+    );
+    let meta = |e| Metadata::for_this_process(e, SystemTime::now(), "test");
+    let ra = Registration::register(&sa, &base, a, &meta(a)).expect("registers");
+    let _rb = Registration::register(&sb, &base, b, &meta(b)).expect("registers");
+    let mut client = zkutil::testing::TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &client_link.addr().to_string(),
+            "--base-path",
+            "/partition",
+            "--session-timeout",
+            "8s",
+            "--count",
+            "3000",
+            "--interval",
+            "10ms",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    // An operator drains A while the client is cut off; A's registration
+    // keeps the change for when it re-creates its node.
+    client_link.hold();
+    let operator = zkutil::testing::connect(&zk, Duration::from_secs(5));
+    zkutil::Control::Disable {
+        reason: Some("drain".into()),
+    }
+    .apply_to(&operator, &base, a)
+    .expect("disables A");
+    wait_until(
+        Duration::from_secs(10),
+        "A's registration keeps the drain",
+        || {
+            String::from_utf8_lossy(&ra.data())
+                .contains("\"enabled\":false")
+                .then_some(())
+        },
+    );
+    // Then ZooKeeper is cut off from everyone until every session but the
+    // operator's expired; the client comes back first, to an empty registry.
+    a_link.hold();
+    b_link.hold();
+    wait_until(
+        Duration::from_secs(60),
+        "every other session expired",
+        || (live_sessions(&zk) == Some(1)).then_some(()),
+    );
+    client_link.release();
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(30), "the fallback", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("trying the last known servers"))
+                .then_some(())
+        });
+    // A comes back out of rotation; B's link stays cut.
+    a_link.release();
+    let a_text = a.to_string();
+    let seen_at = client.stderr().wait_until(
+        Duration::from_secs(30),
+        "the client sees A out of rotation",
+        |lines| {
+            lines
+                .iter()
+                .find(|(_, l)| {
+                    l.contains("server list changed")
+                        && l.contains(&format!("out_of_service={a_text}"))
+                })
+                .map(|(at, _)| *at)
+        },
+    );
+    let seen = client.stdout().len();
+    client
+        .stdout()
+        .wait_for_lines(seen + 50, Duration::from_secs(30));
+    b_link.release();
+    client.signal("INT");
+    let _ = client.wait(Duration::from_secs(30));
+    let to_a: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .filter(|(at, l)| {
+            *at > seen_at + Duration::from_millis(100) && l.contains(&format!("] {a_text} "))
+        })
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        to_a.is_empty(),
+        "{} requests went to {a_text} after the client saw it out of rotation, e.g. {:?}",
+        to_a.len(),
+        to_a.first()
+    );
+}
+
+#[test]
+fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
+    let zk = zookeeper();
+    let (client_link, servers_link) = (proxy(&zk), proxy(&zk));
+    let serving = Serving::on_free_ports(2).expect("listeners");
+    // The servers' sessions outlive the client's: ZooKeeper expires them
+    // after the client has come back and listed them.
+    let servers_session = session_via(&servers_link, Duration::from_secs(8));
+    let base = BasePath::new("/partition").expect("a base path");
+    let _registrations: Vec<Registration> = serving
+        .listeners()
+        .iter()
+        .map(|bound| {
+            let endpoint = bound.advertised();
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+            Registration::register(&servers_session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    let mut client = zkutil::testing::TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &client_link.addr().to_string(),
+            "--base-path",
+            "/partition",
+            "--session-timeout",
+            "2s",
+            "--count",
+            "3000",
+            "--interval",
+            "10ms",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    assert_eq!(live_sessions(&zk), Some(2));
+    client_link.hold();
+    servers_link.hold();
+    wait_until(
+        Duration::from_secs(30),
+        "the client's session expired",
+        || (live_sessions(&zk) == Some(1)).then_some(()),
+    );
+    client_link.release();
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(30), "fresh again", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("fresh again"))
+                .then_some(())
+        });
+    // The client's new session and the servers' old one; then ZooKeeper
+    // expires the servers' (their link still cut), under the client's eyes.
+    wait_until(Duration::from_secs(30), "the client's new session", || {
+        (live_sessions(&zk) == Some(2)).then_some(())
+    });
+    wait_until(
+        Duration::from_secs(30),
+        "the servers' session expired",
+        || (live_sessions(&zk) == Some(1)).then_some(()),
+    );
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(30), "the fallback", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("trying the last known servers"))
+                .then_some(())
+        });
+    let seen = client.stdout().len();
+    client
+        .stdout()
+        .wait_for_lines(seen + 30, Duration::from_secs(30));
+    servers_link.release();
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(30), "the servers are back", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("no longer using the last known servers"))
+                .then_some(())
+        });
+    client.signal("INT");
+    let _ = client.wait(Duration::from_secs(30));
+    let lines: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("FAILED")).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed while both servers kept serving, e.g. {:?}",
+        failed.len(),
+        lines.len(),
+        failed.first()
+    );
+}

@@ -196,7 +196,7 @@ impl Shared {
         };
         if old == new && others.is_empty() {
             // Data rewritten as it was: the lists stay as they are.
-            self.publish_with(before.0, before.1, Vec::new(), false, false);
+            self.publish_with(before.0, before.1, Vec::new(), false);
             return Ok(());
         }
         if let Some(new) = &new {
@@ -232,7 +232,7 @@ impl Shared {
             }
         }
         changes.sort_by_key(|c| !matches!(c, Change::Removed(_)));
-        self.publish_with(instances, out_of_service, changes, true, false);
+        self.publish_with(instances, out_of_service, changes, true);
         Ok(())
     }
 

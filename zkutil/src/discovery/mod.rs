@@ -94,6 +94,9 @@ struct Shared {
     /// a reconnect or a session rebuild, when any child may have changed
     /// unseen (a disable, a weight, a re-registration with new metadata).
     reread: std::sync::atomic::AtomicBool,
+    /// When the session last reconnected or was rebuilt (the fallback's
+    /// trigger window starts there).
+    reconnected_at: Mutex<Option<(std::time::Instant, Instances)>>,
 }
 
 /// The live list of instances under one base path, kept by a refresh
@@ -208,6 +211,7 @@ impl Discovery {
             events: std::sync::atomic::AtomicBool::new(events),
             recursive: Mutex::new(None),
             reread: std::sync::atomic::AtomicBool::new(true),
+            reconnected_at: Mutex::new(None),
         });
         let (wake, woken) = mpsc::channel();
         let events = wake.clone();

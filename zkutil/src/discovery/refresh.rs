@@ -16,6 +16,18 @@ use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::session::{SessionEvent, SessionState, WatchEvent};
 
+/// How long after a reconnect or a session rebuild the vanishing of every
+/// instance is taken for the aftermath of a partition of ZooKeeper rather
+/// than a decommission: the servers' sessions, expired by ZooKeeper while it
+/// was cut off, may end up to their own session timeout after ours (40 s is
+/// ZooKeeper's default maximum).
+pub(super) const RECONNECT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The shortest offer of the last known instances: the servers re-register
+/// within their own session timeout of reaching ZooKeeper again, which may
+/// be longer than this client's (10 s is the binaries' default).
+const FALLBACK_AT_LEAST: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Re-lists on every watch event and session change; retries failures
 /// with backoff. Pending wake-ups are coalesced into one listing.
 pub(super) fn refresh_loop(
@@ -83,12 +95,14 @@ pub(super) fn refresh_loop(
                 Wake::Session(SessionEvent::Connected) => {
                     lock(&shared.recursive).take();
                     shared.reread.store(true, Ordering::SeqCst);
+                    shared.note_reconnect();
                     need = true
                 }
                 Wake::Session(SessionEvent::Rebuilt { .. }) => {
                     shared.armed.store(false, Ordering::SeqCst);
                     lock(&shared.recursive).take();
                     shared.reread.store(true, Ordering::SeqCst);
+                    shared.note_reconnect();
                     need = true
                 }
                 Wake::Session(_) => shared.mark_stale(),
@@ -223,7 +237,7 @@ impl Shared {
         };
         let mut instances: Vec<Instance> = instances;
         instances.extend(decoded);
-        self.publish(sorted_distinct(instances), reread);
+        self.publish(sorted_distinct(instances));
         self.reread.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -276,9 +290,9 @@ impl Shared {
             })
     }
 
-    /// Replaces the snapshot by the listing's instances `all` (a listing
-    /// right `after_reconnect` or not), tells subscribers what changed.
-    pub(super) fn publish(&self, all: Vec<Instance>, after_reconnect: bool) {
+    /// Replaces the snapshot by the listing's instances `all`, tells
+    /// subscribers what changed.
+    pub(super) fn publish(&self, all: Vec<Instance>) {
         let (instances, out_of_service): (Vec<Instance>, Vec<Instance>) =
             all.into_iter().partition(Instance::is_enabled);
         let (instances, out_of_service) =
@@ -304,7 +318,7 @@ impl Shared {
             // coming or going: the lists are compared too.
             current.instances != instances || current.out_of_service != out_of_service
         };
-        self.publish_with(instances, out_of_service, changes, differs, after_reconnect);
+        self.publish_with(instances, out_of_service, changes, differs);
     }
 
     /// Replaces the snapshot by `instances` and `out_of_service` (a new
@@ -316,11 +330,10 @@ impl Shared {
         out_of_service: Instances,
         mut changes: Vec<Change>,
         differ: bool,
-        after_reconnect: bool,
     ) {
         let replaced = {
             let mut current = self.current();
-            let fallback = self.fallback(&current, &instances, &out_of_service, after_reconnect);
+            let fallback = self.fallback(&current, &instances, &out_of_service);
             let session_state = self.session.state();
             let fresh = session_state == SessionState::Connected;
             if fresh && current.stale_since.is_some() {
@@ -359,41 +372,68 @@ impl Shared {
     }
 
     /// The fallback the next snapshot offers (see [`Snapshot::fallback`]):
-    /// set when a listing right after a reconnect finds every in-service
-    /// instance gone (not merely out of rotation), kept while the registry
-    /// stays empty and the window lasts, dropped as soon as it lists any.
+    /// set when every in-service instance vanishes (not merely out of
+    /// rotation) within [`RECONNECT_WINDOW`] of a reconnect or a session
+    /// rebuild, whether the listing right after it says so or per-child
+    /// events a little later (the servers' sessions may expire after ours);
+    /// kept while the registry lists nothing in service and the offer
+    /// lasts, without any instance the registry now lists out of rotation;
+    /// dropped as soon as it lists one in service.
     fn fallback(
         &self,
         current: &Snapshot,
         instances: &Instances,
         out_of_service: &Instances,
-        after_reconnect: bool,
     ) -> Option<(Instances, Instant)> {
         if !instances.is_empty() {
             return None;
         }
-        if after_reconnect && !current.instances.is_empty() {
-            let vanished: Instances = current
-                .instances
-                .iter()
-                .filter(|i| !out_of_service.contains(i.endpoint))
-                .cloned()
-                .collect();
-            if vanished.is_empty() {
-                return None;
+        let since_reconnect = lock(&self.reconnected_at)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < RECONNECT_WINDOW)
+            .map(|(_, known)| known.clone());
+        let previous = match (&current.fallback, since_reconnect) {
+            (Some((kept, until)), _) if Instant::now() < *until => Some((kept.clone(), *until)),
+            // What the view held when the session came back, and what it
+            // learnt since: one by one, per-child events empty it.
+            (_, Some(known)) if !current.instances.is_empty() => {
+                let mut last: Vec<Instance> = known.iter().cloned().collect();
+                last.extend(
+                    current
+                        .instances
+                        .iter()
+                        .filter(|i| !known.contains(i.endpoint))
+                        .cloned(),
+                );
+                last.sort_by_key(|i| i.endpoint);
+                let window = self
+                    .session
+                    .negotiated_timeout()
+                    .max(self.session.config().session_timeout())
+                    .max(FALLBACK_AT_LEAST);
+                tracing::warn!(path = %self.base_path, vanished = last.len(),
+                    window = %crate::backoff::rounded(window),
+                    "every instance vanished soon after a reconnect; offering the last known list as a fallback");
+                Some((Instances::from(last), Instant::now() + window))
             }
-            let window = self
-                .session
-                .negotiated_timeout()
-                .max(self.session.config().session_timeout());
-            tracing::warn!(path = %self.base_path, vanished = vanished.len(), window = %crate::backoff::rounded(window),
-                "every instance vanished right after a reconnect; offering the last known list as a fallback");
-            return Some((vanished, Instant::now() + window));
-        }
-        current
-            .fallback
-            .clone()
-            .filter(|(_, until)| Instant::now() < *until)
+            _ => None,
+        };
+        // An operator's word is honoured at once: what the registry lists
+        // out of rotation is never offered.
+        let (kept, until) = previous?;
+        let kept: Instances = kept
+            .iter()
+            .filter(|i| !out_of_service.contains(i.endpoint))
+            .cloned()
+            .collect();
+        (!kept.is_empty()).then_some((kept, until))
+    }
+
+    /// Notes a reconnect or a session rebuild, with the instances the view
+    /// held then: the fallback offers them if every one vanishes soon after.
+    pub(super) fn note_reconnect(&self) {
+        let known = self.current().instances.clone();
+        *lock(&self.reconnected_at) = Some((Instant::now(), known));
     }
 
     /// Marks the view stale (keeping its instances), once.

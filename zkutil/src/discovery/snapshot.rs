@@ -180,17 +180,19 @@ impl Snapshot {
     }
 
     /// The last known instances, offered while [`Snapshot::instances`] is
-    /// empty because the listing right after a reconnect or a session
-    /// rebuild found every one of them gone.
+    /// empty because every one of them vanished soon after a reconnect or
+    /// a session rebuild (within a minute).
     ///
     /// That is what a partition of ZooKeeper itself looks like: cut off
     /// from everyone, ZooKeeper expires every session, and after the heal a
-    /// client may list before the servers have registered again, although
-    /// they kept running (Synapse's `use_previous_backends`). The offer
-    /// lasts about a session timeout, or until the registry shows instances
-    /// again. `instances()` stays the true listing; whether to use this is
-    /// the caller's choice, and a server that fails is skipped as usual.
-    /// Instances an operator took out of rotation are never in it.
+    /// client may list before the servers have registered again, or see
+    /// their sessions end after its own came back, although they kept
+    /// running (Synapse's `use_previous_backends`). The offer lasts the
+    /// session timeout (at least 10 s), or until the registry lists an
+    /// instance in service again. `instances()` stays the true listing;
+    /// whether to use this is the caller's choice, and a server that fails
+    /// is skipped as usual. Instances the registry lists out of rotation
+    /// are never in it.
     pub fn fallback(&self) -> Option<&Instances> {
         self.fallback
             .as_ref()
