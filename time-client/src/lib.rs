@@ -213,6 +213,10 @@ fn log_change(seq: u64, snapshot: &Snapshot) {
     );
 }
 
+/// The least time one attempt is given when the request's deadline is
+/// shared among many servers not yet tried.
+const ATTEMPT_AT_LEAST: Duration = Duration::from_millis(250);
+
 /// One request: pick, ask, and on failure mark the server down and retry
 /// on another, until every distinct server known in service was tried (or
 /// `config.retries` more attempts were made), all within the request's
@@ -256,19 +260,31 @@ fn one_request(
             break;
         };
         let endpoint = instance.endpoint();
+        // Servers not yet tried for this request, this one included.
+        let untried = candidates
+            .iter()
+            .filter(|i| !tried.contains(&i.endpoint()))
+            .count()
+            .clamp(1, u32::MAX as usize) as u32;
         tried.push(endpoint);
         if let Some(metrics) = metrics {
             metrics.picked(endpoint, tried.len() > 1);
         }
         selector.started(endpoint);
         let attempt = Instant::now();
-        // No attempt outlives the request's deadline.
+        // No attempt outlives the request's deadline, and none takes more
+        // than its share of what is left (at least ATTEMPT_AT_LEAST): hung
+        // servers that accept and never answer cannot use the whole
+        // deadline up before a good one is tried.
         let limits = match left {
-            Some(left) => RequestLimits {
-                connect_timeout: config.limits.connect_timeout.min(left),
-                timeout: config.limits.timeout.min(left),
-                ..config.limits
-            },
+            Some(left) => {
+                let share = (left / untried).max(ATTEMPT_AT_LEAST).min(left);
+                RequestLimits {
+                    connect_timeout: config.limits.connect_timeout.min(share),
+                    timeout: config.limits.timeout.min(share),
+                    ..config.limits
+                }
+            }
             None => config.limits,
         };
         let answer = request(endpoint, &limits);

@@ -146,3 +146,69 @@ fn a_request_to_servers_that_never_answer_ends_at_its_deadline() {
     );
     eprintln!("a request to four silent servers failed after {took:?} (deadline 1 s)");
 }
+
+#[test]
+fn eight_hung_servers_leave_time_to_reach_the_one_that_answers() {
+    use zkutil::testing::{Behaviour, Responder};
+    let zk = zookeeper();
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    let base = BasePath::new("/hung").expect("a base path");
+    // Eight servers that accept and never answer (a wedged process, or a
+    // frozen one whose kernel still accepts), and one good one.
+    let servers: Vec<Responder> = (0..9)
+        .map(|i| {
+            Responder::start(if i == 0 {
+                Behaviour::Time
+            } else {
+                Behaviour::NoReply
+            })
+            .expect("a server")
+        })
+        .collect();
+    let _registered: Vec<Registration> = servers
+        .iter()
+        .map(|server| {
+            let endpoint = Endpoint::new(server.addr());
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "hung");
+            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    // Fresh clients with the defaults, at once: each knows nothing of the
+    // hung ones and must get to the good one within its 10 s deadline.
+    let mut clients: Vec<zkutil::testing::TestProcess> = (0..12)
+        .map(|_| {
+            zkutil::testing::TestProcess::start(
+                env!("CARGO_BIN_EXE_time-client"),
+                &[
+                    "--zk",
+                    &zk.connect_string(),
+                    "--base-path",
+                    "/hung",
+                    "--count",
+                    "1",
+                ],
+                &[("NO_COLOR", "1")],
+            )
+        })
+        .collect();
+    let failed: Vec<String> = clients
+        .iter_mut()
+        .filter_map(|client| {
+            let status = client.wait(Duration::from_secs(60));
+            let out: Vec<String> = client
+                .stdout()
+                .lines()
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect();
+            (!status.success()).then(|| out.join(" | "))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 12 fresh clients failed although {} answers, e.g. {:?}",
+        failed.len(),
+        servers[0].addr(),
+        failed.first()
+    );
+}
