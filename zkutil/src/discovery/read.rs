@@ -12,35 +12,44 @@ use crate::metadata::Metadata;
 use crate::session::Session;
 
 /// Paths already warned about, so that a bad child is logged once, not on
-/// every refresh. Bounded: only children still present are remembered, and
-/// never more than [`WarnOnce::MAX`] (a hostile stream of bad names cannot
-/// grow it without limit; past it, a few warnings may repeat).
+/// every refresh. Bounded: only children still present are remembered, by a
+/// hash of their whole path (a name may be very long), and never more than
+/// [`WarnOnce::MAX`] (a hostile stream of bad names cannot grow it without
+/// limit; past it, a few warnings may repeat).
 #[derive(Debug, Default)]
 pub(super) struct WarnOnce {
-    paths: HashSet<String>,
+    paths: HashSet<u64>,
 }
 
 impl WarnOnce {
     const MAX: usize = 4096;
 
+    fn key(path: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// True the first time `path` is seen.
     pub(super) fn first(&mut self, path: &str) -> bool {
-        if self.paths.contains(path) {
+        let key = WarnOnce::key(path);
+        if self.paths.contains(&key) {
             return false;
         }
         if self.paths.len() >= WarnOnce::MAX {
             self.paths.clear();
         }
-        self.paths.insert(truncate(path).to_owned())
+        self.paths.insert(key)
     }
 
     /// Forgets paths that are no longer children of `base_path`.
     pub(super) fn retain_children(&mut self, base_path: &BasePath, names: &HashSet<&str>) {
-        let prefix = format!("{base_path}/");
-        self.paths.retain(|path| {
-            path.strip_prefix(&prefix)
-                .is_some_and(|name| names.contains(name))
-        });
+        let present: HashSet<u64> = names
+            .iter()
+            .map(|name| WarnOnce::key(&format!("{base_path}/{name}")))
+            .collect();
+        self.paths.retain(|key| present.contains(key));
     }
 }
 
@@ -376,6 +385,16 @@ fn plain_instance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_bad_name_is_warned_about_once() {
+        let mut warned = WarnOnce::default();
+        let name = "x".repeat(300);
+        let path = format!("/b/{name}");
+        assert!(warned.first(&path));
+        warned.retain_children(&BasePath::from_static("/b"), &HashSet::from([name.as_str()]));
+        assert!(!warned.first(&path), "warned again on the next listing");
+    }
 
     #[test]
     fn warn_once_remembers_a_bounded_number_of_present_paths() {
