@@ -449,3 +449,34 @@ impl Drop for RecursiveWatch {
         self.stop.trigger();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_read_for_the_world_or_an_ip_range_is_open_and_credentials_are_not() {
+        let read = zk::Permission::READ;
+        let create = zk::Permission::CREATE;
+        for (scheme, permission, open) in [
+            ("world", read, false),
+            ("world", zk::Permission::NONE, false),
+            ("world", read | create, true),
+            ("world", zk::Permission::ADMIN, true),
+            ("ip", zk::Permission::ALL, true),
+            ("ip", zk::Permission::DELETE, true),
+            ("ip", zk::Permission::WRITE, true),
+            ("ip", read, false),
+            ("digest", zk::Permission::ALL, false),
+            ("sasl", zk::Permission::ALL, false),
+            ("x509", zk::Permission::ALL, false),
+        ] {
+            assert_eq!(
+                open_to_strangers(scheme, permission),
+                open,
+                "{scheme}:{}",
+                letters(permission)
+            );
+        }
+    }
+}
