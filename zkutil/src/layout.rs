@@ -106,8 +106,14 @@ impl Layout {
     }
 
     /// One [`Registrar`] per format, `service` naming Curator and Spring
-    /// services, after checking that no format's parent lands among
-    /// another's instances: not the same node, not below it.
+    /// services, after checking that no registered format's parent lands
+    /// among another format's instances, nor theirs among ours: not the
+    /// same node, not below it. "Another format" is every root of this
+    /// layout, registered by this process or not: a plain fleet lives under
+    /// the plain base path (the post's `/go_servers` by default) whether or
+    /// not we register plain ourselves, so `--format curator
+    /// --curator-base-path /go_servers` would put a `time` node among its
+    /// instances all the same.
     ///
     /// # Errors
     ///
@@ -130,12 +136,32 @@ impl Layout {
             if registrars.iter().any(|r| r.registry_format() == format) {
                 continue;
             }
-            let parent = registrar.parent();
-            for other in &registrars {
-                let theirs = other.parent();
+            registrars.push(registrar);
+        }
+        // Every fleet's parent: ours where we register, the layout's
+        // otherwise (a fleet we do not register may still be there).
+        let mut fleets: Vec<(Format, String)> = registrars
+            .iter()
+            .map(|r| (r.registry_format(), r.parent()))
+            .collect();
+        for (format, parent) in self.fleets(service) {
+            if !fleets.iter().any(|(f, _)| same_nodes(*f, format)) {
+                fleets.push((format, parent));
+            }
+        }
+        // Each registered parent against the ones registered before it (as
+        // they are named on the command line) and against every fleet we
+        // do not register; ours is named as the one misplaced first.
+        for (index, registrar) in registrars.iter().enumerate() {
+            let (format, parent) = (registrar.registry_format(), registrar.parent());
+            let others = fleets[..index].iter().chain(&fleets[registrars.len()..]);
+            for (other, theirs) in others {
+                if same_nodes(format, *other) {
+                    continue;
+                }
                 for (inner, inner_format, outer, outer_format) in [
-                    (&parent, format, &theirs, other.registry_format()),
-                    (&theirs, other.registry_format(), &parent, format),
+                    (&parent, format, theirs, *other),
+                    (theirs, *other, &parent, format),
                 ] {
                     if inner == outer || inner.starts_with(&format!("{outer}/")) {
                         return Err(Error::Nested {
@@ -147,10 +173,35 @@ impl Layout {
                     }
                 }
             }
-            registrars.push(registrar);
         }
         Ok(registrars)
     }
+
+    /// The parent of each format's instances in this layout, whoever
+    /// registers them: plain under its base path, Curator (and Spring, the
+    /// same nodes) under `<curator>/<service>`, serverset members under its
+    /// path when one is given.
+    fn fleets(&self, service: &str) -> Vec<(Format, String)> {
+        let mut fleets = vec![
+            (Format::Plain, self.plain.as_str().to_owned()),
+            (Format::Curator, format!("{}/{service}", self.curator)),
+        ];
+        if let Some(serverset) = &self.serverset {
+            fleets.push((Format::Serverset, serverset.as_str().to_owned()));
+        }
+        fleets
+    }
+}
+
+/// Whether formats `a` and `b` write the same kind of node under the same
+/// parent (Curator and Spring: one `ServiceInstance` layout), so that one
+/// sharing the other's parent is no nesting.
+fn same_nodes(a: Format, b: Format) -> bool {
+    let family = |format| match format {
+        Format::Curator | Format::Spring => Format::Curator,
+        other => other,
+    };
+    family(a) == family(b)
 }
 
 #[cfg(test)]
@@ -209,12 +260,47 @@ mod tests {
         assert!(err.to_string().contains("its own path"), "{err}");
     }
 
+    /// A format registered alone still has the plain fleet (and any other
+    /// root of the layout) to keep out of: the post's servers live under
+    /// `/go_servers` whether or not this process registers plain.
     #[test]
-    fn one_format_alone_nests_nothing() {
-        let layout = Layout::default().with_curator(base("/go_servers"));
-        assert_eq!(
-            parents(&layout, &[Format::Curator]).expect("alone"),
-            ["/go_servers/time"]
-        );
+    fn one_format_alone_is_checked_against_every_root_of_the_layout() {
+        for (layout, format, message) in [
+            (
+                Layout::default().with_curator(base("/go_servers")),
+                Format::Curator,
+                "curator parent /go_servers/time would sit among the plain instances under /go_servers",
+            ),
+            (
+                Layout::default().with_serverset(Some(base("/go_servers"))),
+                Format::Serverset,
+                "serverset parent /go_servers would sit among the plain instances under /go_servers",
+            ),
+            (
+                Layout::default().with_serverset(Some(base("/go_servers/time"))),
+                Format::Serverset,
+                "serverset parent /go_servers/time would sit among the plain instances under /go_servers",
+            ),
+            (
+                Layout::new(base("/services")),
+                Format::Plain,
+                "curator parent /services/time would sit among the plain instances under /services",
+            ),
+            (
+                Layout::default().with_serverset(Some(base("/services/time"))),
+                Format::Serverset,
+                "serverset parent /services/time would sit among the curator instances under /services/time",
+            ),
+        ] {
+            let err = parents(&layout, &[format]).expect_err("nested");
+            assert!(err.to_string().starts_with(message), "{err}");
+        }
+        // Each in its own place: accepted.
+        let layout = Layout::default()
+            .with_curator(base("/discovery"))
+            .with_serverset(Some(base("/aurora/time")));
+        for format in [Format::Plain, Format::Spring, Format::Serverset] {
+            parents(&layout, &[format]).expect("nothing nested");
+        }
     }
 }

@@ -353,6 +353,18 @@ fn a_layout_nesting_one_format_among_anothers_instances_is_refused_naming_both_p
             ][..],
             "serverset parent /go_servers would sit among the plain instances under /go_servers",
         ),
+        // A format alone among a plain fleet this server does not register:
+        // the post's servers under /go_servers still list it.
+        (
+            &["--format", "curator", "--curator-base-path", "/go_servers"][..],
+            "curator parent /go_servers/time would sit among the plain instances under /go_servers",
+        ),
+        // As the README once showed it, before each format had its own
+        // root: the plain base path /services would list Curator's `time`.
+        (
+            &["--base-path", "/services", "--format", "curator"][..],
+            "curator parent /services/time would sit among the plain instances under /services",
+        ),
         (
             &["--format", "serverset"][..],
             "a serverset needs its own path",
@@ -385,12 +397,13 @@ fn a_layout_nesting_one_format_among_anothers_instances_is_refused_naming_both_p
 fn a_base_path_given_for_curator_alone_is_said_to_be_the_plain_formats() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
-    // As the README once showed it, before each format had its own root.
+    // A --base-path meant for Curator, away from Curator's own root (the
+    // README's old `--base-path /services` is now refused as a nesting).
     let server = ServerProcess::start(&[
         "--zk",
         &hosts,
         "--base-path",
-        "/services",
+        "/legacy",
         "--format",
         "curator",
         "--listen",

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use super::{Claim, Outcome, lock};
+use super::{Claim, OpenParent, Outcome, guard_parent, lock};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -71,6 +71,11 @@ pub(super) struct Keeper {
     pub(super) stop: Arc<AtomicBool>,
     /// The session that owned the node when it was registered.
     pub(super) registered_by: SessionId,
+    /// What the registration was told to do with a parent open to
+    /// strangers: applied again before every re-creation, since the parent
+    /// may have been deleted and re-created open while we were away (our
+    /// expired session's node gone, it was empty).
+    pub(super) open_parent: OpenParent,
     pub(super) _claim: Claim,
 }
 
@@ -174,6 +179,9 @@ impl Keeper {
         // deletion before the expiry), is known once the node is back.
         let mut deleted_ours: Option<SessionId> = None;
         let mut foreign_warned = None;
+        // The open parent we refused to re-register under, said once (as an
+        // error) until it changes or is fixed.
+        let mut refused: Option<String> = None;
         loop {
             if self.stopped() {
                 return;
@@ -190,6 +198,9 @@ impl Keeper {
                         armed = true;
                         check = false;
                         backoff.reset();
+                        if refused.take().is_some() {
+                            tracing::info!(path = %self.target.path(), "the parent is no longer open to strangers; registration checked again");
+                        }
                         match found {
                             Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
                             Seen::Foreign(owner) if foreign_warned != Some(owner) => {
@@ -200,9 +211,22 @@ impl Keeper {
                             Seen::Foreign(_) => {}
                         }
                         if let Some(owner) = deleted_ours.take() {
-                            self.log_own_deletion(owner);
+                            self.log_own_deletion(owner, found);
                         }
                         seen = Some(found);
+                    }
+                    Err(err @ Error::OpenAcl { .. }) => {
+                        let delay = backoff.next_delay();
+                        let message = err.to_string();
+                        if refused.as_ref() != Some(&message) {
+                            tracing::error!(path = %self.target.path(), error = %message,
+                                "not re-registering under a parent open to strangers; retrying until it is fixed");
+                        } else {
+                            tracing::debug!(path = %self.target.path(), attempt = backoff.attempts(),
+                                retry_in = %crate::backoff::rounded(delay), "parent still open; retrying");
+                        }
+                        refused = Some(message);
+                        wait = Some(delay);
                     }
                     Err(err) => {
                         let delay = backoff.next_delay();
@@ -258,16 +282,31 @@ impl Keeper {
     }
 
     /// Says what the deletion of our own node (owned by `owner`) was, now
-    /// that it is back: if our session is still `owner`, someone deleted it;
-    /// otherwise it went with that session, which ZooKeeper expired.
-    fn log_own_deletion(&self, owner: SessionId) {
+    /// that the keeper has acted on it (`found`): if our session is still
+    /// `owner`, someone deleted it; otherwise it went with that session,
+    /// which ZooKeeper expired. Re-created, or not: another live session
+    /// (a serverset registrant of the same address) holds it now, and the
+    /// keeper waits for that one to go.
+    fn log_own_deletion(&self, owner: SessionId, found: Seen) {
         let path = self.target.path();
         let path = path.as_str();
-        if self.session.id() == owner {
-            tracing::warn!(path, "registration deleted by someone else; re-created it");
-        } else {
-            tracing::info!(path, old = %format_args!("{owner:#x}"),
-                "the node went with our expired session; re-created under the new one");
+        let by_someone = self.session.id() == owner;
+        match found {
+            Seen::Foreign(holder) if by_someone => {
+                tracing::warn!(path, holder = %format_args!("{holder:#x}"),
+                    "registration deleted by someone else; not re-created: another live session holds this address now");
+            }
+            Seen::Foreign(holder) => {
+                tracing::info!(path, old = %format_args!("{owner:#x}"), holder = %format_args!("{holder:#x}"),
+                    "the node went with our expired session; not re-created: another live session holds this address now");
+            }
+            _ if by_someone => {
+                tracing::warn!(path, "registration deleted by someone else; re-created it");
+            }
+            _ => {
+                tracing::info!(path, old = %format_args!("{owner:#x}"),
+                    "the node went with our expired session; re-created under the new one");
+            }
         }
     }
 
@@ -323,6 +362,7 @@ impl Keeper {
         };
         // Missing, or left by one of our earlier sessions. Should another
         // live session create it meanwhile, it is not ours to replace.
+        self.guard_parent()?;
         let data = self.kept_bytes();
         let created = create_owned(session, &self.base_path, path, &data, |owner, _| {
             previous.contains(&owner)
@@ -348,6 +388,19 @@ impl Keeper {
 }
 
 impl Keeper {
+    /// Before a (re-)create: the parent, with auth, is not open to
+    /// strangers, or is tightened, as the registration was told
+    /// ([`OpenParent`]); a missing one is created with our ACL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OpenAcl`] when it is open and refused (or cannot be
+    /// tightened): the caller retries with backoff, so the node comes back
+    /// once someone fixes the parent.
+    pub(super) fn guard_parent(&self) -> Result<()> {
+        guard_parent(&self.session, &self.base_path, self.open_parent)
+    }
+
     /// The data to (re-)create the node with.
     pub(super) fn kept_bytes(&self) -> Vec<u8> {
         lock(&self.data).bytes.clone()

@@ -43,18 +43,36 @@ impl Keeper {
         }
         let previous = lock(&self.previous).clone();
         let data = self.kept_bytes();
-        let created = create_member(session, &self.base_path, endpoint, &data, |owner, _| {
-            previous.contains(&owner)
-        })?;
+        self.guard_parent()?;
+        // The member that wins (the other session's, or ours) is read, then
+        // watched: gone in between (its registrant stopped, an operator
+        // deleted it), the watch would wait for the creation of that very
+        // name, which never comes (sequential names), and nobody would hold
+        // the address. So look again at once.
+        let mut attempts = 0;
+        let created = loop {
+            let created = create_member(session, &self.base_path, endpoint, &data, |owner, _| {
+                previous.contains(&owner)
+            })?;
+            let (Err((_, winner)) | Ok((_, winner))) = &created;
+            if arm(winner)?.is_some() {
+                break created;
+            }
+            attempts += 1;
+            if attempts >= CREATE_ATTEMPTS {
+                // Back to the keeper's backoff, which tries again.
+                return Err(Error::Conflict {
+                    path: format!("{}/{MEMBER_PREFIX}", self.base_path),
+                    attempts,
+                });
+            }
+            tracing::debug!(endpoint = %endpoint, "the member holding this address went before it was watched; looking again");
+        };
         self.created(&created.as_ref().map(|(outcome, _)| *outcome));
         Ok(match created {
-            Err((owner, path)) => {
-                arm(&path)?;
-                (Seen::Foreign(owner), false)
-            }
+            Err((owner, _)) => (Seen::Foreign(owner), false),
             Ok((outcome, path)) => {
                 *lock(current) = path.clone();
-                arm(&path)?;
                 match outcome {
                     Outcome::ReplacedStale { previous_owner } => {
                         tracing::info!(path, old = %previous_owner, session = %session.id(),

@@ -24,7 +24,13 @@
 //!   deleted or re-created (watchers of the base path see no flap; compare
 //!   Curator, which deletes and re-creates on every reconnect);
 //! * a check fails (ZooKeeper down): retried with capped exponential
-//!   backoff and jitter, one log line per failed attempt.
+//!   backoff and jitter, one log line per failed attempt;
+//! * with auth, before every re-creation the parent is checked again as
+//!   [`OpenParent`] says: while we were away (an expiry) a stranger may
+//!   have replaced the empty parent by an open one. Refused: not
+//!   re-created (one error line naming the path, the ACL and the fix),
+//!   retried with backoff until someone fixes it; tightened, then
+//!   re-created.
 //!
 //! Deregistration first stops that thread and waits for it, then deletes
 //! the node (ours, or one left by our own earlier session): a
@@ -107,12 +113,15 @@ impl Takeover {
 }
 
 /// What a registrant with digest auth does when the parent of its nodes
-/// already exists with an ACL that lets the world do more than READ (left
-/// by the post's Go servers, a run without auth, another tool): there, any
-/// unauthenticated client could register a fake instance, or delete ours
-/// (deleting a child needs DELETE on the parent), so registering there
-/// "protected" would be a false promise. Without auth every node is open
-/// anyway (and a warning says so): nothing is checked.
+/// already exists with an ACL that lets strangers do more than READ
+/// (`world:anyone`, or any `ip:` entry, such as `ip:0.0.0.0/0`, granting
+/// CREATE, DELETE, WRITE or ADMIN; left by the post's Go servers, a run
+/// without auth, another tool): there, any unauthenticated client could
+/// register a fake instance, or delete ours (deleting a child needs DELETE
+/// on the parent), so registering there "protected" would be a false
+/// promise. Applied at registration and again before every re-creation by
+/// the registration's keeper. Without auth every node is open anyway (and
+/// a warning says so): nothing is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 ///
@@ -136,8 +145,10 @@ pub enum OpenParent {
     Tighten,
 }
 
-/// Makes sure `parent` exists and, with auth, is not open to the world:
-/// refused or tightened as `open_parent` says. The check is made once the
+/// Makes sure `parent` exists and, with auth, is not open to strangers:
+/// refused or tightened as `open_parent` says. Called before the first
+/// create and before every re-creation (the parent may have been replaced
+/// meanwhile). The check is made once the
 /// path can be read, so a ZooKeeper that is down is still a retryable error.
 fn guard_parent(session: &Session, parent: &str, open_parent: OpenParent) -> Result<()> {
     if !session.config().has_auth() {
@@ -383,6 +394,7 @@ impl Registration {
             wake: wake.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             registered_by: session.id(),
+            open_parent,
             _claim: claim,
         };
         let maintainer = keeper.start(wake, woken)?;

@@ -140,9 +140,9 @@ impl Session {
     }
 
     /// The ACL of `path` as zkCli's `setAcl` takes it, and its ACL
-    /// version, when the world may do more than READ there (create a child,
-    /// delete one, write, change the ACL); `None` when it may not, or the
-    /// node does not exist.
+    /// version, when strangers may do more than READ there (create a child,
+    /// delete one, write, change the ACL: see `open_to_strangers`); `None`
+    /// when they may not, or the node does not exist.
     ///
     /// # Errors
     ///
@@ -156,12 +156,9 @@ impl Session {
             Err(err) if err.is_no_node() => return Ok(None),
             other => other?,
         };
-        let open = acls.iter().any(|acl| {
-            acl.scheme() == "world"
-                && acl.id() == "anyone"
-                && acl.permission() != zk::Permission::READ
-                && acl.permission() != zk::Permission::NONE
-        });
+        let open = acls
+            .iter()
+            .any(|acl| open_to_strangers(acl.scheme(), acl.permission()));
         let text = acls
             .iter()
             .map(|acl| {
@@ -401,6 +398,26 @@ impl Session {
     }
 }
 
+/// Whether an ACL entry of `scheme` granting `permission` lets strangers
+/// more than READ: CREATE (a fake instance), DELETE (ours), WRITE or ADMIN
+/// (take the node over), given to an identity that needs no secret to hold.
+/// `world:anyone` is everyone; an `ip:` entry is every client that connects
+/// from its range, authenticated or not (`ip:0.0.0.0/0` is the world again,
+/// and even a narrow range holds unauthenticated processes). Identities that
+/// need credentials (`digest`, `sasl`, `x509`) are not strangers: ours, or
+/// an operator's someone chose to give rights.
+fn open_to_strangers(scheme: &str, permission: zk::Permission) -> bool {
+    let beyond_read = [
+        zk::Permission::CREATE,
+        zk::Permission::DELETE,
+        zk::Permission::WRITE,
+        zk::Permission::ADMIN,
+    ]
+    .into_iter()
+    .any(|bit| permission.has(bit));
+    beyond_read && matches!(scheme, "world" | "ip")
+}
+
 /// Permissions as zkCli writes them: `cdrwa` for ALL.
 fn letters(permission: zk::Permission) -> String {
     [
@@ -430,5 +447,36 @@ impl std::fmt::Debug for RecursiveWatch {
 impl Drop for RecursiveWatch {
     fn drop(&mut self) {
         self.stop.trigger();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_read_for_the_world_or_an_ip_range_is_open_and_credentials_are_not() {
+        let read = zk::Permission::READ;
+        let create = zk::Permission::CREATE;
+        for (scheme, permission, open) in [
+            ("world", read, false),
+            ("world", zk::Permission::NONE, false),
+            ("world", read | create, true),
+            ("world", zk::Permission::ADMIN, true),
+            ("ip", zk::Permission::ALL, true),
+            ("ip", zk::Permission::DELETE, true),
+            ("ip", zk::Permission::WRITE, true),
+            ("ip", read, false),
+            ("digest", zk::Permission::ALL, false),
+            ("sasl", zk::Permission::ALL, false),
+            ("x509", zk::Permission::ALL, false),
+        ] {
+            assert_eq!(
+                open_to_strangers(scheme, permission),
+                open,
+                "{scheme}:{}",
+                letters(permission)
+            );
+        }
     }
 }

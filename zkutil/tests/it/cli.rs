@@ -916,3 +916,93 @@ fn ls_and_watch_list_the_posts_go_servers_whose_nodes_hold_no_data() {
         watch.stderr_text()
     );
 }
+
+/// ZooKeeper's count of live sessions (`mntr`), to see an expiry happen.
+fn live_sessions(zk: &zkutil::testing::ZkServer) -> Option<u64> {
+    zkutil::testing::four_letter_word(zk.port(), "mntr")?
+        .lines()
+        .find_map(|line| line.strip_prefix("zk_global_sessions"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// With `--zk-auth`, nobody else can add an instance under our parent or
+/// delete ours, across an expiry too: while the registrant was away (its
+/// session expired, the parent left empty), a stranger replaced the parent
+/// by an open one. The registrant does not re-register there: one error
+/// line naming the path, the ACL and the fix; it keeps trying, and
+/// registers once the parent is fixed, under a parent closed to strangers.
+#[test]
+fn register_with_auth_does_not_re_register_under_a_parent_recreated_open_meanwhile() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let stranger = session(&zk); // no auth
+    let responder = Responder::time().expect("a responder");
+    let endpoint = responder.addr().to_string();
+    let node = format!("/go_servers/{endpoint}");
+    let mut sidecar = running(&[
+        "--zk",
+        &hosts,
+        "--zk-auth",
+        "svc:pw",
+        "--session-timeout",
+        "2s",
+        "register",
+        &endpoint,
+    ]);
+    wait_until(Duration::from_secs(20), "registered", || {
+        stranger.stat(&node).ok().flatten()
+    });
+    // Frozen past its session timeout: ZooKeeper expires the session and
+    // deletes the node; the parent is left empty.
+    sidecar.signal("STOP");
+    wait_until(
+        Duration::from_secs(20),
+        "the sidecar's session expired",
+        || (live_sessions(&zk) == Some(1)).then_some(()),
+    );
+    // The stranger replaces it by an open one (DELETE on `/` is
+    // ZooKeeper's default; so is the world's ALL on a new node).
+    stranger
+        .delete("/go_servers", None)
+        .expect("deletes the empty parent");
+    stranger
+        .ensure_path("/go_servers")
+        .expect("re-creates it open");
+    sidecar.signal("CONT");
+    sidecar.wait_for_log(
+        "/go_servers has the open ACL world:anyone:cdrwa",
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        stranger.children("/go_servers").expect("lists"),
+        Vec::<String>::new(),
+        "re-registered under the open parent: {}",
+        sidecar.stderr_text()
+    );
+    // Fixed (here: the open parent removed, so the registrant creates it
+    // with its own ACL): registered again, closed to strangers.
+    stranger
+        .delete("/go_servers", None)
+        .expect("deletes the open parent");
+    wait_until(Duration::from_secs(20), "re-registered", || {
+        stranger.stat(&node).ok().flatten()
+    });
+    match stranger.create_ephemeral("/go_servers/10.6.6.6:80", b"") {
+        Err(err) if err.is_no_auth() => {}
+        other => panic!("a stranger adding a fake instance: {other:?}"),
+    }
+    match stranger.delete(&node, None) {
+        Err(err) if err.is_no_auth() => {}
+        other => panic!("a stranger deleting {node}: {other:?}"),
+    }
+    assert_eq!(
+        sidecar.log_count("has the open ACL"),
+        1,
+        "one error line while refusing: {}",
+        sidecar.stderr_text()
+    );
+    assert!(stop_with(&mut sidecar, "TERM").success());
+}

@@ -193,3 +193,57 @@ fn ls_under_a_root_lists_every_format_with_its_parent() {
     }
     server.stop();
 }
+
+/// A format registered alone never lands among a plain fleet that some
+/// other process registers: `zkutil register --format curator
+/// --curator-base-path /go_servers` (a `time` child there) and `--format
+/// serverset --serverset-path /go_servers` (`member_…` children) are
+/// refused at startup with one line naming both paths, and nothing is
+/// written under `/go_servers`.
+#[test]
+fn one_format_alone_is_refused_among_the_plain_fleets_instances() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    let e: zkutil::Endpoint = "127.0.0.1:7001".parse().expect("a valid literal");
+    let plain = zkutil::Registration::register(
+        &observer,
+        &zkutil::BasePath::default(),
+        e,
+        &zkutil::Metadata::for_this_process(e, std::time::SystemTime::now(), "test"),
+    )
+    .expect("a plain fleet under /go_servers");
+    for (flags, message) in [
+        (
+            ["--format", "curator", "--curator-base-path", "/go_servers"],
+            "curator parent /go_servers/time would sit among the plain instances under /go_servers",
+        ),
+        (
+            ["--format", "serverset", "--serverset-path", "/go_servers"],
+            "serverset parent /go_servers would sit among the plain instances under /go_servers",
+        ),
+    ] {
+        let mut args = vec!["--zk", &hosts, "register", "127.0.0.1:7002"];
+        args.extend(flags);
+        // A process with a deadline: one that is not refused registers
+        // and holds its node until stopped.
+        let mut register = TestProcess::start(env!("CARGO_BIN_EXE_zkutil"), &args, &[]);
+        let status = register.wait(Duration::from_secs(15));
+        let stderr = register.stderr_text();
+        assert_eq!(status.code(), Some(1), "{flags:?}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with("zkutil: error:"))
+            .collect();
+        assert!(
+            errors.len() == 1 && errors[0].contains(message),
+            "{flags:?}: {stderr}"
+        );
+        assert_eq!(
+            observer.children("/go_servers").expect("lists"),
+            ["127.0.0.1:7001"],
+            "{flags:?}"
+        );
+    }
+    plain.deregister().expect("deregisters");
+}

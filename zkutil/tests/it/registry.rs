@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use zkutil::testing::wait_until;
 use zkutil::{BasePath, Endpoint, Metadata, Registration};
-use zkutil::{Outcome, Takeover};
+use zkutil::{OpenParent, Outcome, Registrar, SessionConfig, Takeover};
 
-use crate::support::{session, zookeeper};
+use crate::support::{proxy_to, session, zookeeper};
 
 fn endpoint(text: &str) -> Endpoint {
     text.parse().expect("a valid literal")
@@ -447,4 +447,180 @@ fn two_serverset_registrants_racing_for_one_endpoint_never_both_give_up() {
         both_lost, 0,
         "rounds in which both registrants gave up, of 30"
     );
+}
+
+/// A session with digest auth on `hosts`.
+fn with_auth(hosts: String, session_timeout: Duration) -> Arc<zkutil::Session> {
+    Arc::new(
+        SessionConfig::new(hosts)
+            .with_session_timeout(session_timeout)
+            .with_digest_auth(zkutil::Secret::new("svc:pw"))
+            .connect()
+            .expect("an authenticated session"),
+    )
+}
+
+/// A stranger (no auth) can neither add an instance under `parent` nor
+/// delete `ours`.
+#[track_caller]
+fn closed_to_strangers(stranger: &zkutil::Session, parent: &str, ours: &str) {
+    let fake = format!("{parent}/10.6.6.6:80");
+    match stranger.create_ephemeral(&fake, b"") {
+        Err(err) if err.is_no_auth() => {}
+        other => panic!("a stranger creating {fake}: {other:?}"),
+    }
+    match stranger.delete(ours, None) {
+        Err(err) if err.is_no_auth() => {}
+        other => panic!("a stranger deleting {ours}: {other:?}"),
+    }
+}
+
+/// With auth and `OpenParent::Tighten`, a parent that a stranger re-created
+/// open while our session was expired (our node gone, the parent empty) is
+/// tightened before the keeper re-registers: the re-registration is as
+/// closed to strangers as the first one.
+#[test]
+fn a_parent_recreated_open_during_an_expiry_is_tightened_before_re_registering() {
+    let zk = zookeeper();
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let owner = with_auth(proxy.addr().to_string(), Duration::from_secs(2));
+    let stranger = session(&zk);
+    let e = endpoint("127.0.0.1:8897");
+    let reg = Registrar::new(BasePath::default())
+        .open_parent(OpenParent::Tighten)
+        .register(&owner, e, &metadata(e))
+        .expect("registers under a fresh (tight) parent");
+    let path = reg.path();
+    closed_to_strangers(&stranger, "/go_servers", &path);
+    // Cut off until ZooKeeper expires the session and deletes our node.
+    proxy.hold();
+    wait_until(
+        Duration::from_secs(20),
+        "our node went with the session",
+        || stranger.stat(&path).ok()?.is_none().then_some(()),
+    );
+    stranger
+        .delete("/go_servers", None)
+        .expect("deletes the empty parent");
+    stranger
+        .ensure_path("/go_servers")
+        .expect("re-creates it open");
+    proxy.release();
+    wait_until(Duration::from_secs(30), "re-registered", || {
+        stranger.stat(&path).ok().flatten()
+    });
+    closed_to_strangers(&stranger, "/go_servers", &path);
+    reg.deregister().expect("deregisters");
+}
+
+/// With auth, a parent open to every address through the `ip` scheme
+/// (`ip:0.0.0.0/0:cdrwa`: no `world:anyone` in sight) is as open as the
+/// world's: refused by default with one line naming that ACL, tightened
+/// with `OpenParent::Tighten`.
+#[test]
+fn a_parent_open_through_the_ip_scheme_is_refused_or_tightened_like_an_open_world() {
+    let zk = zookeeper();
+    let stranger = session(&zk);
+    stranger.ensure_path("/go_servers").expect("creates");
+    let out = zkutil::testing::zk_cli(
+        &zk.connect_string(),
+        &["setAcl", "/go_servers", "ip:0.0.0.0/0:cdrwa"],
+    );
+    let owner = with_auth(zk.connect_string(), Duration::from_secs(10));
+    let e = endpoint("127.0.0.1:8897");
+    match Registration::register(&owner, &BasePath::default(), e, &metadata(e)) {
+        Err(err @ zkutil::Error::OpenAcl { .. }) => {
+            let message = err.to_string();
+            assert!(
+                message.contains("/go_servers has the open ACL ip:0.0.0.0/0:cdrwa")
+                    && !message.contains('\n'),
+                "{message}"
+            );
+        }
+        Err(err) => panic!("{err} (setAcl said: {out})"),
+        Ok(reg) => panic!(
+            "registered {} under a parent open through the ip scheme (setAcl said: {out})",
+            reg.path()
+        ),
+    }
+    assert_eq!(
+        stranger.children("/go_servers").expect("lists"),
+        Vec::<String>::new()
+    );
+    let reg = Registrar::new(BasePath::default())
+        .open_parent(OpenParent::Tighten)
+        .register(&owner, e, &metadata(e))
+        .expect("tightens, then registers");
+    closed_to_strangers(&stranger, "/go_servers", &reg.path());
+    reg.deregister().expect("deregisters");
+}
+
+/// The last operation and the count of requests ZooKeeper has received on
+/// the connection of session `id` (`cons`: `lop=GETD`, `recved=12`).
+fn last_operation(zk: &zkutil::testing::ZkServer, id: zkutil::SessionId) -> Option<(String, u64)> {
+    let cons = zkutil::testing::four_letter_word(zk.port(), "cons")?;
+    let line = cons
+        .lines()
+        .find(|line| line.contains(&format!("sid={id:#x},")))?;
+    let field = |key: &str| {
+        let rest = line.split(&format!("{key}=")).nth(1)?;
+        Some(rest.split([',', ')']).next()?.to_owned())
+    };
+    Some((field("lop")?, field("recved")?.parse().ok()?))
+}
+
+/// Two serverset registrants racing for one address: when the winner goes
+/// after the waiting one has read its member but before it has watched it
+/// (an exists-watch on a name that is never created again), the waiting one
+/// still takes the address over. The waiting registrant's answers come
+/// 500 ms late: the winner stops as soon as ZooKeeper has served the
+/// waiting one's read of the winner's member (its connection's last
+/// operation), 500 ms before that registrant can ask for the watch.
+#[test]
+fn a_serverset_registrant_takes_over_from_a_winner_gone_before_it_was_watched() {
+    let zk = zookeeper();
+    let proxy = proxy_to(&zk, Duration::from_millis(500));
+    let slow = Arc::new(
+        SessionConfig::new(proxy.addr().to_string())
+            .with_session_timeout(Duration::from_secs(30))
+            .with_request_timeout(Duration::from_secs(20))
+            .connect()
+            .expect("a slow session"),
+    );
+    let (other, operator) = (session(&zk), session(&zk));
+    // Made here, not by the slow registrant: fewer slow round trips.
+    operator
+        .ensure_path("/race/time")
+        .expect("creates the parent");
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = Registrar::new(BasePath::from_static("/race/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let waiting = registrar
+        .register(&slow, e, &metadata(e))
+        .expect("registers");
+    // Its member deleted: the other registrant takes the address at once,
+    // and the slow one's keeper finds it holding it.
+    operator.delete(&waiting.path(), None).expect("deletes");
+    let (_, before) = last_operation(&zk, slow.id()).expect("the slow session's connection");
+    let winner = registrar
+        .register(&other, e, &metadata(e))
+        .expect("the other registers");
+    zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(5), || {
+        let (op, received) = last_operation(&zk, slow.id())?;
+        (op == "GETD" && received > before).then_some(())
+    })
+    .expect("the waiting registrant reads the winner's member");
+    winner.deregister().expect("the winner stops");
+    let members = wait_until(
+        Duration::from_secs(15),
+        "the waiting registrant took over",
+        || {
+            let members = members_of(&operator, "/race/time", e);
+            (!members.is_empty()).then_some(members)
+        },
+    );
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].1, slow.id());
+    drop(waiting);
 }
