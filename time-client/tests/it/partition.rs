@@ -7,20 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use time_server::listener::Serving;
-use zkutil::testing::{DelayProxy, ZkServer, four_letter_word, wait_until};
+use zkutil::testing::{DelayProxy, ZkServer, mntr_value, wait_until};
 use zkutil::{BasePath, Metadata, Registration, SessionConfig};
 
 use crate::support::zookeeper;
-
-/// Sessions alive on ZooKeeper (`mntr`'s `zk_global_sessions`).
-fn live_sessions(zk: &ZkServer) -> Option<u64> {
-    four_letter_word(zk.port(), "mntr")?
-        .lines()
-        .find_map(|line| line.strip_prefix("zk_global_sessions"))?
-        .trim()
-        .parse()
-        .ok()
-}
 
 fn proxy(zk: &ZkServer) -> DelayProxy {
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
@@ -64,7 +54,7 @@ fn a_client_that_lists_before_the_servers_registered_again_loses_no_request() {
         &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
     );
     client.stdout().wait_for_lines(30, Duration::from_secs(30));
-    let before = live_sessions(&zk).expect("mntr answers");
+    let before = mntr_value(zk.port(), "zk_global_sessions").expect("mntr answers");
     assert_eq!(before, 2, "the client's and the servers' sessions");
 
     // ZooKeeper alone: it expires both sessions itself.
@@ -73,7 +63,7 @@ fn a_client_that_lists_before_the_servers_registered_again_loses_no_request() {
     wait_until(
         Duration::from_secs(30),
         "ZooKeeper expired every session",
-        || (live_sessions(&zk) == Some(0)).then_some(()),
+        || (mntr_value(zk.port(), "zk_global_sessions") == Some(0)).then_some(()),
     );
     // The client comes back first; the servers' way back is still cut, so
     // its new session lists no server for certain.
@@ -184,7 +174,7 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
     wait_until(
         Duration::from_secs(60),
         "every other session expired",
-        || (live_sessions(&zk) == Some(1)).then_some(()),
+        || (mntr_value(zk.port(), "zk_global_sessions") == Some(1)).then_some(()),
     );
     client_link.release();
     client
@@ -270,13 +260,13 @@ fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
         &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
     );
     client.stdout().wait_for_lines(30, Duration::from_secs(30));
-    assert_eq!(live_sessions(&zk), Some(2));
+    assert_eq!(mntr_value(zk.port(), "zk_global_sessions"), Some(2));
     client_link.hold();
     servers_link.hold();
     wait_until(
         Duration::from_secs(30),
         "the client's session expired",
-        || (live_sessions(&zk) == Some(1)).then_some(()),
+        || (mntr_value(zk.port(), "zk_global_sessions") == Some(1)).then_some(()),
     );
     client_link.release();
     client
@@ -290,12 +280,12 @@ fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
     // The client's new session and the servers' old one; then ZooKeeper
     // expires the servers' (their link still cut), under the client's eyes.
     wait_until(Duration::from_secs(30), "the client's new session", || {
-        (live_sessions(&zk) == Some(2)).then_some(())
+        (mntr_value(zk.port(), "zk_global_sessions") == Some(2)).then_some(())
     });
     wait_until(
         Duration::from_secs(30),
         "the servers' session expired",
-        || (live_sessions(&zk) == Some(1)).then_some(()),
+        || (mntr_value(zk.port(), "zk_global_sessions") == Some(1)).then_some(()),
     );
     client
         .stderr()

@@ -392,7 +392,10 @@ mod tests {
         let name = "x".repeat(300);
         let path = format!("/b/{name}");
         assert!(warned.first(&path));
-        warned.retain_children(&BasePath::from_static("/b"), &HashSet::from([name.as_str()]));
+        warned.retain_children(
+            &BasePath::from_static("/b"),
+            &HashSet::from([name.as_str()]),
+        );
         assert!(!warned.first(&path), "warned again on the next listing");
     }
 

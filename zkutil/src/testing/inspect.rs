@@ -16,6 +16,22 @@ pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
     .ok()
 }
 
+/// One number of the server's `mntr` (`zk_global_sessions`: the sessions
+/// alive; `zk_watch_count`: the watches set), `None` when it does not answer.
+///
+/// ```
+/// let zk = zkutil::testing::zookeeper();
+/// assert_eq!(zkutil::testing::mntr_value(zk.port(), "zk_global_sessions"), Some(0));
+/// ```
+pub fn mntr_value(port: u16, key: &str) -> Option<u64> {
+    four_letter_word(port, "mntr")?
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('\t'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Runs ZooKeeper's own `zkCli.sh` (command mode) against `connect`: an
 /// independent client for what zkutil cannot do, such as an ACL without
 /// READ. `ZK_CLI` overrides the script's path.

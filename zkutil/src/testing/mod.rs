@@ -42,7 +42,7 @@ mod zookeeper;
 use std::time::Duration;
 
 pub use self::http::{http_get, metric_value};
-pub use self::inspect::{four_letter_word, sessions_on, zk_cli};
+pub use self::inspect::{four_letter_word, mntr_value, sessions_on, zk_cli};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
 pub use self::peer::CuratorPeer;
 pub use self::process::{LineRecorder, TestProcess};

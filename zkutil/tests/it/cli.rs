@@ -917,16 +917,6 @@ fn ls_and_watch_list_the_posts_go_servers_whose_nodes_hold_no_data() {
     );
 }
 
-/// ZooKeeper's count of live sessions (`mntr`), to see an expiry happen.
-fn live_sessions(zk: &zkutil::testing::ZkServer) -> Option<u64> {
-    zkutil::testing::four_letter_word(zk.port(), "mntr")?
-        .lines()
-        .find_map(|line| line.strip_prefix("zk_global_sessions"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// With `--zk-auth`, nobody else can add an instance under our parent or
 /// delete ours, across an expiry too: while the registrant was away (its
 /// session expired, the parent left empty), a stranger replaced the parent
@@ -960,7 +950,7 @@ fn register_with_auth_does_not_re_register_under_a_parent_recreated_open_meanwhi
     wait_until(
         Duration::from_secs(20),
         "the sidecar's session expired",
-        || (live_sessions(&zk) == Some(1)).then_some(()),
+        || (zkutil::testing::mntr_value(zk.port(), "zk_global_sessions") == Some(1)).then_some(()),
     );
     // The stranger replaces it by an open one (DELETE on `/` is
     // ZooKeeper's default; so is the world's ALL on a new node).

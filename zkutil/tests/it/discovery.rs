@@ -212,25 +212,13 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
     );
 }
 
-/// ZooKeeper's own count of watches (`mntr`), `None` when it does not
-/// answer. A persistent recursive watch counts in both its data and child
-/// watch tables.
-fn watch_count(zk: &zkutil::testing::ZkServer) -> Option<u64> {
-    zkutil::testing::four_letter_word(zk.port(), "mntr")?
-        .lines()
-        .find_map(|line| line.strip_prefix("zk_watch_count"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Re-listing after each of five reconnects adds no watch on ZooKeeper, in
 /// either mode: one listing's watch, however many listings.
 fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     let zk = zookeeper();
     let s = session(&zk);
     let _first = register(&s, "127.0.0.1:1");
-    let before = watch_count(&zk).expect("mntr answers");
+    let before = zkutil::testing::mntr_value(zk.port(), "zk_watch_count").expect("mntr answers");
     // A proxy that can cut the connection: the client reconnects with its
     // session intact, and the cache re-lists each time.
     let proxy = proxy_to(&zk, Duration::ZERO);
@@ -245,7 +233,7 @@ fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     let armed = wait_until(
         Duration::from_secs(10),
         "the cache's watch is on ZooKeeper",
-        || watch_count(&zk).filter(|n| *n > before),
+        || zkutil::testing::mntr_value(zk.port(), "zk_watch_count").filter(|n| *n > before),
     );
     for _ in 0..5 {
         let listed = discovery.listings_for_testing();
@@ -262,10 +250,10 @@ fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     }
     // ZooKeeper re-registers a reconnecting client's watches: let them land.
     wait_until(Duration::from_secs(10), "the watch count settles", || {
-        (watch_count(&zk) == Some(armed)).then_some(())
+        (zkutil::testing::mntr_value(zk.port(), "zk_watch_count") == Some(armed)).then_some(())
     });
     assert_eq!(
-        watch_count(&zk),
+        zkutil::testing::mntr_value(zk.port(), "zk_watch_count"),
         Some(armed),
         "as many watches on ZooKeeper as after the first listing"
     );
@@ -393,18 +381,7 @@ fn the_re_listing_way_of_older_zookeepers_still_sees_every_change() {
 fn dropping_a_discovery_removes_its_persistent_watch() {
     let zk = zookeeper();
     let s = session(&zk);
-    let watches = || {
-        zkutil::testing::four_letter_word(zk.port(), "mntr")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix("zk_watch_count")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(u64::MAX)
-    };
+    let watches = || zkutil::testing::mntr_value(zk.port(), "zk_watch_count").unwrap_or(u64::MAX);
     let before = watches();
     let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
     // ZooKeeper counts a persistent recursive watch in both its data and

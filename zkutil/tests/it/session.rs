@@ -162,16 +162,6 @@ fn an_expired_session_is_rebuilt_and_subscribers_are_told() {
         .unwrap_or_else(|e| panic!("the rebuilt session does not answer: {e}"));
 }
 
-/// Sessions alive on ZooKeeper (`mntr`'s `zk_global_sessions`).
-fn live_sessions(zk: &zkutil::testing::ZkServer) -> Option<u64> {
-    zkutil::testing::four_letter_word(zk.port(), "mntr")?
-        .lines()
-        .find_map(|line| line.strip_prefix("zk_global_sessions"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 #[test]
 fn a_session_lost_under_a_call_is_a_retryable_error() {
     let zk = zookeeper();
@@ -190,7 +180,7 @@ fn a_session_lost_under_a_call_is_a_retryable_error() {
     wait_until(
         Duration::from_secs(30),
         "ZooKeeper expired the session",
-        || (live_sessions(&zk) == Some(0)).then_some(()),
+        || (zkutil::testing::mntr_value(zk.port(), "zk_global_sessions") == Some(0)).then_some(()),
     );
     assert_eq!(s.id(), old, "the client has not given the session up yet");
     let caller = s.clone();
