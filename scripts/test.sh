@@ -20,6 +20,8 @@ zk_install_peers
 # The post's own Go programs (a peer of the interop tests), built from ../shared/peers/seed-go (installs Debian's Go
 # and go-zookeeper when missing); the tests find them in $SEED_GO_OUT.
 export SEED_GO_OUT="${SEED_GO_OUT:-/tmp/seed-go}"
+[[ -f ../shared/peers/seed-go/build.sh ]] ||
+    { echo "test.sh: ../shared/peers/seed-go is missing: the shared folder must sit beside this checkout" >&2; exit 1; }
 bash ../shared/peers/seed-go/build.sh >/dev/null
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check

@@ -7,10 +7,33 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use time_server::listener::Serving;
-use zkutil::testing::{DelayProxy, ZkServer, mntr_value, wait_until};
+use zkutil::testing::{DelayProxy, TestProcess, ZkServer, mntr_value, wait_until};
 use zkutil::{BasePath, Metadata, Registration, SessionConfig};
 
 use crate::support::zookeeper;
+
+/// The time-client binary asking every 10 ms under `/partition`, through
+/// `link`, once it has made its first 30 requests.
+fn client_through(link: &DelayProxy, session_timeout: &str, count: &str) -> TestProcess {
+    let client = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &link.addr().to_string(),
+            "--base-path",
+            "/partition",
+            "--session-timeout",
+            session_timeout,
+            "--count",
+            count,
+            "--interval",
+            "10ms",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    client
+}
 
 fn proxy(zk: &ZkServer) -> DelayProxy {
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
@@ -37,23 +60,7 @@ fn a_client_that_lists_before_the_servers_registered_again_loses_no_request() {
             Registration::register(&servers_session, &base, endpoint, &metadata).expect("registers")
         })
         .collect();
-    let mut client = zkutil::testing::TestProcess::start(
-        env!("CARGO_BIN_EXE_time-client"),
-        &[
-            "--zk",
-            &client_link.addr().to_string(),
-            "--base-path",
-            "/partition",
-            "--session-timeout",
-            "3s",
-            "--count",
-            "1500",
-            "--interval",
-            "10ms",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    let mut client = client_through(&client_link, "3s", "1500");
     let before = mntr_value(zk.port(), "zk_global_sessions").expect("mntr answers");
     assert_eq!(before, 2, "the client's and the servers' sessions");
 
@@ -132,23 +139,7 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
     let meta = |e| Metadata::for_this_process(e, SystemTime::now(), "test");
     let ra = Registration::register(&sa, &base, a, &meta(a)).expect("registers");
     let _rb = Registration::register(&sb, &base, b, &meta(b)).expect("registers");
-    let mut client = zkutil::testing::TestProcess::start(
-        env!("CARGO_BIN_EXE_time-client"),
-        &[
-            "--zk",
-            &client_link.addr().to_string(),
-            "--base-path",
-            "/partition",
-            "--session-timeout",
-            "8s",
-            "--count",
-            "3000",
-            "--interval",
-            "10ms",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    let mut client = client_through(&client_link, "8s", "3000");
     // An operator drains A while the client is cut off; A's registration
     // keeps the change for when it re-creates its node.
     client_link.hold();
@@ -243,23 +234,7 @@ fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
             Registration::register(&servers_session, &base, endpoint, &metadata).expect("registers")
         })
         .collect();
-    let mut client = zkutil::testing::TestProcess::start(
-        env!("CARGO_BIN_EXE_time-client"),
-        &[
-            "--zk",
-            &client_link.addr().to_string(),
-            "--base-path",
-            "/partition",
-            "--session-timeout",
-            "2s",
-            "--count",
-            "3000",
-            "--interval",
-            "10ms",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    client.stdout().wait_for_lines(30, Duration::from_secs(30));
+    let mut client = client_through(&client_link, "2s", "3000");
     assert_eq!(mntr_value(zk.port(), "zk_global_sessions"), Some(2));
     client_link.hold();
     servers_link.hold();
