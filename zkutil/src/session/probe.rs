@@ -33,6 +33,15 @@ impl ConnectWatch {
     /// Starts watching a connect to `hosts` (the host list, no chroot); on
     /// a verdict, triggers `cancel` to end the connect's wait.
     pub(super) fn start(hosts: Vec<String>, cancel: Cancel) -> ConnectWatch {
+        ConnectWatch::start_with(hosts, cancel, refused_everywhere)
+    }
+
+    /// [`ConnectWatch::start`] with the probe given (tests make it slow).
+    fn start_with(
+        hosts: Vec<String>,
+        cancel: Cancel,
+        refused_everywhere: impl FnOnce(&[String]) -> Option<String> + Send + 'static,
+    ) -> ConnectWatch {
         let (done, finished) = mpsc::channel::<()>();
         let verdict = Arc::new(Mutex::new(None));
         let found = verdict.clone();
@@ -119,6 +128,35 @@ fn refused_everywhere(hosts: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verdict_that_comes_after_the_connect_succeeded_cancels_nothing() {
+        // The race, made certain: every host refuses the probe, but the
+        // connect succeeds (and the watch is dropped) before the verdict.
+        let cancel = Cancel::new();
+        let (probing, probe_started) = mpsc::channel();
+        let (connected, connect_done) = mpsc::channel::<()>();
+        let watch =
+            ConnectWatch::start_with(vec!["127.0.0.1:1".into()], cancel.clone(), move |_| {
+                let _ = probing.send(());
+                let _ = connect_done.recv_timeout(Duration::from_secs(10));
+                Some("connection refused".into())
+            });
+        probe_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the probe runs after PROBE_AFTER");
+        drop(watch);
+        let _ = connected.send(());
+        // The verdict comes now, on the watch thread: give it the time.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline && !cancel.is_triggered() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !cancel.is_triggered(),
+            "a late verdict cancelled a connect that had succeeded"
+        );
+    }
 
     #[test]
     fn a_closed_port_is_refused_and_a_listening_one_is_not() {

@@ -34,6 +34,12 @@ impl Cancel {
         self.sender.close();
     }
 
+    /// Whether it was triggered.
+    #[cfg(test)]
+    pub(super) fn is_triggered(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Completes when triggered.
     fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
         let receiver = self.receiver.clone();
