@@ -56,7 +56,7 @@ pub struct ZkArgs {
     #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser)]
     pub zk_auth: Option<Secret>,
     /// Parent znode of plain (ip:port) registrations, and the node readers list (point them at
-    /// /services/<service> for Curator's instances).
+    /// /services/SERVICE for Curator's instances).
     #[arg(
         long,
         global = true,
@@ -114,7 +114,7 @@ impl ZkArgs {
 /// # Ok::<(), zkutil::Error>(())
 /// ```
 pub struct LayoutArgs {
-    /// Root of curator and spring registrations: <curator-base-path>/<service-name>/<id> (Spring
+    /// Root of curator and spring registrations: ROOT/SERVICE/ID (Spring
     /// Cloud Zookeeper's default root). Kept apart from --base-path, whose readers (the post's
     /// client among them) take every child for an ip:port.
     #[arg(
