@@ -145,7 +145,13 @@ impl Layout {
             .map(|r| (r.registry_format(), r.parent()))
             .collect();
         for (format, parent) in self.fleets(service) {
-            if !fleets.iter().any(|(f, _)| same_nodes(*f, format)) {
+            // Curator's root is `/services` by default, whether or not a
+            // Curator fleet lives there: a plain fleet under it (a long-used
+            // `--base-path /services/time`) is only nested when we register
+            // Curator ourselves. The plain base path and an explicit
+            // serverset path are where their readers are.
+            let unknown_curator = same_nodes(format, Format::Curator);
+            if !unknown_curator && !fleets.iter().any(|(f, _)| same_nodes(*f, format)) {
                 fleets.push((format, parent));
             }
         }
@@ -281,16 +287,6 @@ mod tests {
                 Format::Serverset,
                 "serverset parent /go_servers/time would sit among the plain instances under /go_servers",
             ),
-            (
-                Layout::new(base("/services")),
-                Format::Plain,
-                "curator parent /services/time would sit among the plain instances under /services",
-            ),
-            (
-                Layout::default().with_serverset(Some(base("/services/time"))),
-                Format::Serverset,
-                "serverset parent /services/time would sit among the curator instances under /services/time",
-            ),
         ] {
             let err = parents(&layout, &[format]).expect_err("nested");
             assert!(err.to_string().starts_with(message), "{err}");
@@ -302,5 +298,18 @@ mod tests {
         for format in [Format::Plain, Format::Spring, Format::Serverset] {
             parents(&layout, &[format]).expect("nothing nested");
         }
+        // Curator's default root is no fleet of its own: a plain or a
+        // serverset fleet under `/services` is fine unless we register
+        // Curator too.
+        parents(&Layout::new(base("/services/time")), &[Format::Plain]).expect("a plain fleet");
+        parents(&Layout::new(base("/services")), &[Format::Plain]).expect("a plain fleet");
+        let serverset = Layout::default().with_serverset(Some(base("/services/time")));
+        parents(&serverset, &[Format::Serverset]).expect("a serverset fleet");
+        let err = parents(
+            &Layout::new(base("/services")),
+            &[Format::Plain, Format::Curator],
+        )
+        .expect_err("both registered: nested");
+        assert!(err.to_string().contains("/services/time"), "{err}");
     }
 }
