@@ -213,10 +213,6 @@ fn log_change(seq: u64, snapshot: &Snapshot) {
     );
 }
 
-/// The least time one attempt is given when the request's deadline is
-/// shared among many servers not yet tried.
-const ATTEMPT_AT_LEAST: Duration = Duration::from_millis(250);
-
 /// One request: pick, ask, and on failure mark the server down and retry
 /// on another, until every distinct server known in service was tried (or
 /// `config.retries` more attempts were made), all within the request's
@@ -260,25 +256,33 @@ fn one_request(
             break;
         };
         let endpoint = instance.endpoint();
-        // Servers not yet tried for this request, this one included.
+        // Attempts still to come for this request, this one included: the
+        // servers not yet tried, as many as the cap still allows.
         let untried = candidates
             .iter()
             .filter(|i| !tried.contains(&i.endpoint()))
             .count()
+            .min(attempts_cap - tried.len())
             .clamp(1, u32::MAX as usize) as u32;
+        let first = tried.is_empty();
         tried.push(endpoint);
         if let Some(metrics) = metrics {
             metrics.picked(endpoint, tried.len() > 1);
         }
         selector.started(endpoint);
         let attempt = Instant::now();
-        // No attempt outlives the request's deadline, and none takes more
-        // than its share of what is left (at least ATTEMPT_AT_LEAST): hung
-        // servers that accept and never answer cannot use the whole
-        // deadline up before a good one is tried.
+        // No attempt outlives the request's deadline. The first gets the
+        // whole --timeout (a healthy but slow server answers); once one has
+        // failed, each later one gets its share of what is left, but at
+        // least half the timeout: servers that accept and never answer
+        // cannot use the deadline up before a good one is tried.
         let limits = match left {
             Some(left) => {
-                let share = (left / untried).max(ATTEMPT_AT_LEAST).min(left);
+                let share = if first {
+                    left
+                } else {
+                    (left / untried).max(config.limits.timeout / 2).min(left)
+                };
                 RequestLimits {
                     connect_timeout: config.limits.connect_timeout.min(share),
                     timeout: config.limits.timeout.min(share),

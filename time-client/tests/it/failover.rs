@@ -212,3 +212,53 @@ fn eight_hung_servers_leave_time_to_reach_the_one_that_answers() {
         failed.first()
     );
 }
+
+#[test]
+fn ten_healthy_servers_answering_in_1200ms_within_the_timeout_fail_no_request() {
+    use time_server::listener::{ServeOptions, Serving, bind_all};
+    let zk = zookeeper();
+    let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
+    let base = BasePath::new("/slow").expect("a base path");
+    let any = Endpoint::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    // Ten healthy servers, each answering in 1.2 s: within the client's
+    // 2 s --timeout and its 10 s deadline.
+    let serving = Serving::start(
+        bind_all(&vec![any; 10], None).expect("listeners"),
+        ServeOptions {
+            reply_delay: Duration::from_millis(1200),
+            ..ServeOptions::default()
+        },
+    );
+    let _registered: Vec<Registration> = serving
+        .listeners()
+        .iter()
+        .map(|b| {
+            let endpoint = b.advertised();
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "slow");
+            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
+        })
+        .collect();
+    let mut client = zkutil::testing::TestProcess::start(
+        env!("CARGO_BIN_EXE_time-client"),
+        &[
+            "--zk",
+            &zk.connect_string(),
+            "--base-path",
+            "/slow",
+            "--count",
+            "2",
+        ],
+        &[("NO_COLOR", "1")],
+    );
+    let status = client.wait(Duration::from_secs(60));
+    let out: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        status.success(),
+        "requests failed although every server answers in 1.2 s: {out:?}"
+    );
+}

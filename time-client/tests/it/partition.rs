@@ -300,3 +300,90 @@ fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
         failed.first()
     );
 }
+
+#[test]
+fn a_server_seen_out_of_rotation_after_the_reconnect_is_never_a_fallback_even_once_gone() {
+    let zk = zookeeper();
+    let (client_link, a_link, s_link) = (proxy(&zk), proxy(&zk), proxy(&zk));
+    let serving = Serving::on_free_ports(2).expect("listeners");
+    let base = BasePath::new("/partition").expect("a base path");
+    let ends: Vec<_> = serving.listeners().iter().map(|b| b.advertised()).collect();
+    let (a, s) = (ends[0], ends[1]);
+    // S's session ends before A's: both after the client is back.
+    let (sa, ss) = (
+        session_via(&a_link, Duration::from_secs(20)),
+        session_via(&s_link, Duration::from_secs(10)),
+    );
+    let meta = |e| Metadata::for_this_process(e, SystemTime::now(), "test");
+    let _ra = Registration::register(&sa, &base, a, &meta(a)).expect("registers");
+    let _rs = Registration::register(&ss, &base, s, &meta(s)).expect("registers");
+    let mut client = client_through(&client_link, "2s", "6000");
+    client_link.hold();
+    a_link.hold();
+    s_link.hold();
+    wait_until(
+        Duration::from_secs(30),
+        "the client's session expired",
+        || (mntr_value(zk.port(), "zk_global_sessions") == Some(2)).then_some(()),
+    );
+    client_link.release();
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(30), "fresh again", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("fresh again"))
+                .then_some(())
+        });
+    // The operator takes S out of rotation; the client sees it.
+    let operator = zkutil::testing::connect(&zk, Duration::from_secs(5));
+    zkutil::Control::Disable {
+        reason: Some("drain".into()),
+    }
+    .apply_to(&operator, &base, s)
+    .expect("disables S");
+    let s_text = s.to_string();
+    let seen_at = client.stderr().wait_until(
+        Duration::from_secs(30),
+        "the client sees S out of rotation",
+        |lines| {
+            lines
+                .iter()
+                .find(|(_, l)| {
+                    l.contains("server list changed")
+                        && l.contains(&format!("out_of_service={s_text}"))
+                })
+                .map(|(at, _)| *at)
+        },
+    );
+    // S's session ends, then A's (both links still cut; both keep serving).
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(60), "the fallback", |lines| {
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("trying the last known servers"))
+                .then_some(())
+        });
+    let seen = client.stdout().len();
+    client
+        .stdout()
+        .wait_for_lines(seen + 200, Duration::from_secs(30));
+    client.signal("INT");
+    let _ = client.wait(Duration::from_secs(30));
+    let to_s: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .filter(|(at, l)| {
+            *at > seen_at + Duration::from_millis(100) && l.contains(&format!("] {s_text} "))
+        })
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        to_s.is_empty(),
+        "{} requests went to {s_text} after the client saw it out of rotation, e.g. {:?}",
+        to_s.len(),
+        to_s.first()
+    );
+}

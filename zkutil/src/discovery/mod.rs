@@ -95,8 +95,16 @@ struct Shared {
     /// unseen (a disable, a weight, a re-registration with new metadata).
     reread: std::sync::atomic::AtomicBool,
     /// When the session last reconnected or was rebuilt (the fallback's
-    /// trigger window starts there).
-    reconnected_at: Mutex<Option<(std::time::Instant, Instances)>>,
+    /// trigger window starts there), the instances known then, and every
+    /// endpoint seen out of rotation since.
+    #[allow(clippy::type_complexity)]
+    reconnected_at: Mutex<
+        Option<(
+            std::time::Instant,
+            Instances,
+            std::collections::HashSet<crate::endpoint::Endpoint>,
+        )>,
+    >,
 }
 
 /// The live list of instances under one base path, kept by a refresh

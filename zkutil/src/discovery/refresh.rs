@@ -385,18 +385,32 @@ impl Shared {
         instances: &Instances,
         out_of_service: &Instances,
     ) -> Option<(Instances, Instant)> {
-        if !instances.is_empty() {
-            return None;
-        }
-        let since_reconnect = lock(&self.reconnected_at)
+        let since_reconnect = {
+            let mut reconnected = lock(&self.reconnected_at);
+            // Whatever was seen out of rotation since is never offered,
+            // even once its node is gone.
+            if let Some((at, _, drained)) = reconnected.as_mut() {
+                if at.elapsed() < RECONNECT_WINDOW {
+                    drained.extend(out_of_service.iter().map(|i| i.endpoint));
+                }
+            }
+            if !instances.is_empty() {
+                return None;
+            }
+            reconnected
+                .as_ref()
+                .filter(|(at, _, _)| at.elapsed() < RECONNECT_WINDOW)
+                .map(|(_, known, drained)| (known.clone(), drained.clone()))
+        };
+        let drained_since = since_reconnect
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < RECONNECT_WINDOW)
-            .map(|(_, known)| known.clone());
+            .map(|(_, drained)| drained.clone())
+            .unwrap_or_default();
         let previous = match (&current.fallback, since_reconnect) {
             (Some((kept, until)), _) if Instant::now() < *until => Some((kept.clone(), *until)),
             // What the view held when the session came back, and what it
             // learnt since: one by one, per-child events empty it.
-            (_, Some(known)) if !current.instances.is_empty() => {
+            (_, Some((known, drained))) if !current.instances.is_empty() => {
                 let mut last: Vec<Instance> = known.iter().cloned().collect();
                 last.extend(
                     current
@@ -405,6 +419,7 @@ impl Shared {
                         .filter(|i| !known.contains(i.endpoint))
                         .cloned(),
                 );
+                last.retain(|i| !drained.contains(&i.endpoint));
                 last.sort_by_key(|i| i.endpoint);
                 let window = self
                     .session
@@ -423,7 +438,9 @@ impl Shared {
         let (kept, until) = previous?;
         let kept: Instances = kept
             .iter()
-            .filter(|i| !out_of_service.contains(i.endpoint))
+            .filter(|i| {
+                !out_of_service.contains(i.endpoint) && !drained_since.contains(&i.endpoint)
+            })
             .cloned()
             .collect();
         (!kept.is_empty()).then_some((kept, until))
@@ -433,7 +450,7 @@ impl Shared {
     /// held then: the fallback offers them if every one vanishes soon after.
     pub(super) fn note_reconnect(&self) {
         let known = self.current().instances.clone();
-        *lock(&self.reconnected_at) = Some((Instant::now(), known));
+        *lock(&self.reconnected_at) = Some((Instant::now(), known, HashSet::new()));
     }
 
     /// Marks the view stale (keeping its instances), once.
