@@ -367,6 +367,11 @@ pub fn init_logging(quiet: bool) {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A log reader that went away (a closed pipe) must not panic the
+        // thread that logs: its default reports the failed write with
+        // `eprintln!`, which panics, and a stop path that panics never
+        // deregisters nor exits. Lines that cannot be written are lost.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(debugging)

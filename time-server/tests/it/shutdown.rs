@@ -155,3 +155,63 @@ fn connections_made_as_the_server_stops_are_answered_or_refused_at_once() {
     );
     drop(idle);
 }
+
+#[test]
+fn a_stop_with_its_log_reader_gone_still_deregisters_and_exits() {
+    // A log collector that went away (journald restarting, `| head`): every
+    // later log line meets a closed pipe.
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let port = crate::support::free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_time-server"))
+            .args([
+                "--zk",
+                &zk.connect_string(),
+                "--listen",
+                &listen,
+                "--base-path",
+                "/gone",
+                "--drain",
+                "0s",
+            ])
+            .env("RUST_LOG", "info")
+            .env_remove("ZK_HOSTS")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    let registered =
+        zkutil::testing::poll_until(Duration::from_secs(30), Duration::from_millis(20), || {
+            (children(&obs, "/gone").len() == 1).then_some(())
+        });
+    assert!(registered.is_some(), "the server registered");
+    drop(server.0.stderr.take());
+    zkutil::testing::send_signal(server.0.id(), "TERM").expect("signals");
+    let exited =
+        zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(20), || {
+            server.0.try_wait().ok().flatten()
+        });
+    assert!(
+        exited.is_some(),
+        "the server did not exit after SIGTERM with its stderr closed"
+    );
+    assert!(
+        children(&obs, "/gone").is_empty(),
+        "its registration is gone"
+    );
+}
+
+/// A child killed and reaped when dropped, so that a failing test leaves
+/// nothing running (std does not signal a child already reaped).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
