@@ -3,12 +3,12 @@
 //! cost retries, never a failed request, even to a client that has just
 //! started and knows nothing of them.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use zkutil::Endpoint;
 use zkutil::testing::free_ports;
-use zkutil::{BasePath, Endpoint, Metadata, Registration};
 
-use crate::support::{Servers, run_client, zookeeper};
+use crate::support::{Servers, register_all, run_client, zookeeper};
 
 /// Requests answered and failed in a client's stdout.
 fn tally(stdout: &[u8]) -> (usize, usize) {
@@ -28,16 +28,15 @@ fn three_of_five_servers_dead_but_registered_fail_no_request() {
     // Three registrations whose servers are gone, as after a SIGKILL: the
     // port refuses, the node stays until the session expires.
     let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
-    let base = BasePath::new("/failover").expect("a base path");
-    let _dead: Vec<Registration> = free_ports(3)
-        .expect("free ports")
-        .into_iter()
-        .map(|port| {
-            let endpoint = Endpoint::new(([127, 0, 0, 1], port).into());
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "dead");
-            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _dead = register_all(
+        &session,
+        "/failover",
+        free_ports(3)
+            .expect("free ports")
+            .into_iter()
+            .map(|port| Endpoint::new(([127, 0, 0, 1], port).into())),
+        "dead",
+    );
     let hosts = zk.connect_string();
 
     // One client, default flags but the pace.
@@ -80,16 +79,15 @@ fn three_of_five_servers_dead_but_registered_fail_no_request() {
 fn an_explicit_retry_cap_is_honoured() {
     let zk = zookeeper();
     let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
-    let base = BasePath::new("/capped").expect("a base path");
-    let _dead: Vec<Registration> = free_ports(4)
-        .expect("free ports")
-        .into_iter()
-        .map(|port| {
-            let endpoint = Endpoint::new(([127, 0, 0, 1], port).into());
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "dead");
-            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _dead = register_all(
+        &session,
+        "/capped",
+        free_ports(4)
+            .expect("free ports")
+            .into_iter()
+            .map(|port| Endpoint::new(([127, 0, 0, 1], port).into())),
+        "dead",
+    );
     let output = run_client(&[
         "--zk",
         &zk.connect_string(),
@@ -108,21 +106,18 @@ fn an_explicit_retry_cap_is_honoured() {
 fn a_request_to_servers_that_never_answer_ends_at_its_deadline() {
     let zk = zookeeper();
     let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
-    let base = BasePath::new("/silent").expect("a base path");
     let silent: Vec<zkutil::testing::Responder> = (0..4)
         .map(|_| {
             zkutil::testing::Responder::start(zkutil::testing::Behaviour::NoReply)
                 .expect("a server")
         })
         .collect();
-    let _registered: Vec<Registration> = silent
-        .iter()
-        .map(|server| {
-            let endpoint = Endpoint::new(server.addr());
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "silent");
-            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _registered = register_all(
+        &session,
+        "/silent",
+        silent.iter().map(|server| Endpoint::new(server.addr())),
+        "silent",
+    );
     let started = std::time::Instant::now();
     // Four servers that each hold a request 3 s: 12 s without a deadline.
     let output = run_client(&[
@@ -152,7 +147,6 @@ fn eight_hung_servers_leave_time_to_reach_the_one_that_answers() {
     use zkutil::testing::{Behaviour, Responder};
     let zk = zookeeper();
     let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
-    let base = BasePath::new("/hung").expect("a base path");
     // Eight servers that accept and never answer (a wedged process, or a
     // frozen one whose kernel still accepts), and one good one.
     let servers: Vec<Responder> = (0..9)
@@ -165,14 +159,12 @@ fn eight_hung_servers_leave_time_to_reach_the_one_that_answers() {
             .expect("a server")
         })
         .collect();
-    let _registered: Vec<Registration> = servers
-        .iter()
-        .map(|server| {
-            let endpoint = Endpoint::new(server.addr());
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "hung");
-            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _registered = register_all(
+        &session,
+        "/hung",
+        servers.iter().map(|server| Endpoint::new(server.addr())),
+        "hung",
+    );
     // Fresh clients with the defaults, at once: each knows nothing of the
     // hung ones and must get to the good one within its 10 s deadline.
     let mut clients: Vec<zkutil::testing::TestProcess> = (0..12)
@@ -218,7 +210,6 @@ fn ten_healthy_servers_answering_in_1200ms_within_the_timeout_fail_no_request() 
     use time_server::listener::{ServeOptions, Serving, bind_all};
     let zk = zookeeper();
     let session = zkutil::testing::connect(&zk, Duration::from_secs(30));
-    let base = BasePath::new("/slow").expect("a base path");
     let any = Endpoint::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     // Ten healthy servers, each answering in 1.2 s: within the client's
     // 2 s --timeout and its 10 s deadline.
@@ -229,15 +220,12 @@ fn ten_healthy_servers_answering_in_1200ms_within_the_timeout_fail_no_request() 
             ..ServeOptions::default()
         },
     );
-    let _registered: Vec<Registration> = serving
-        .listeners()
-        .iter()
-        .map(|b| {
-            let endpoint = b.advertised();
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "slow");
-            Registration::register(&session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _registered = register_all(
+        &session,
+        "/slow",
+        serving.listeners().iter().map(|b| b.advertised()),
+        "slow",
+    );
     let mut client = zkutil::testing::TestProcess::start(
         env!("CARGO_BIN_EXE_time-client"),
         &[

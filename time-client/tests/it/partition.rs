@@ -4,13 +4,13 @@
 //! kept running all along, so no request may fail for it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use time_server::listener::Serving;
 use zkutil::testing::{DelayProxy, TestProcess, ZkServer, mntr_value, wait_until};
-use zkutil::{BasePath, Metadata, Registration, SessionConfig};
+use zkutil::{BasePath, SessionConfig};
 
-use crate::support::zookeeper;
+use crate::support::{register_all, zookeeper};
 
 /// The time-client binary asking every 10 ms under `/partition`, through
 /// `link`, once it has made its first 30 requests.
@@ -50,16 +50,12 @@ fn a_client_that_lists_before_the_servers_registered_again_loses_no_request() {
         .connect()
         .map(Arc::new)
         .expect("the servers' session");
-    let base = BasePath::new("/partition").expect("a base path");
-    let _registrations: Vec<Registration> = serving
-        .listeners()
-        .iter()
-        .map(|bound| {
-            let endpoint = bound.advertised();
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-            Registration::register(&servers_session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _registrations = register_all(
+        &servers_session,
+        "/partition",
+        serving.listeners().iter().map(|bound| bound.advertised()),
+        "test",
+    );
     let mut client = client_through(&client_link, "3s", "1500");
     let before = mntr_value(zk.port(), "zk_global_sessions").expect("mntr answers");
     assert_eq!(before, 2, "the client's and the servers' sessions");
@@ -136,9 +132,8 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
         session_via(&a_link, Duration::from_secs(2)),
         session_via(&b_link, Duration::from_secs(2)),
     );
-    let meta = |e| Metadata::for_this_process(e, SystemTime::now(), "test");
-    let ra = Registration::register(&sa, &base, a, &meta(a)).expect("registers");
-    let _rb = Registration::register(&sb, &base, b, &meta(b)).expect("registers");
+    let ra = register_all(&sa, "/partition", [a], "test");
+    let _rb = register_all(&sb, "/partition", [b], "test");
     let mut client = client_through(&client_link, "8s", "3000");
     // An operator drains A while the client is cut off; A's registration
     // keeps the change for when it re-creates its node.
@@ -153,7 +148,7 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
         Duration::from_secs(10),
         "A's registration keeps the drain",
         || {
-            String::from_utf8_lossy(&ra.data())
+            String::from_utf8_lossy(&ra[0].data())
                 .contains("\"enabled\":false")
                 .then_some(())
         },
@@ -224,16 +219,12 @@ fn servers_whose_sessions_end_after_the_client_is_back_cost_no_request() {
     // The servers' sessions outlive the client's: ZooKeeper expires them
     // after the client has come back and listed them.
     let servers_session = session_via(&servers_link, Duration::from_secs(8));
-    let base = BasePath::new("/partition").expect("a base path");
-    let _registrations: Vec<Registration> = serving
-        .listeners()
-        .iter()
-        .map(|bound| {
-            let endpoint = bound.advertised();
-            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-            Registration::register(&servers_session, &base, endpoint, &metadata).expect("registers")
-        })
-        .collect();
+    let _registrations = register_all(
+        &servers_session,
+        "/partition",
+        serving.listeners().iter().map(|bound| bound.advertised()),
+        "test",
+    );
     let mut client = client_through(&client_link, "2s", "3000");
     assert_eq!(mntr_value(zk.port(), "zk_global_sessions"), Some(2));
     client_link.hold();
@@ -314,9 +305,8 @@ fn a_server_seen_out_of_rotation_after_the_reconnect_is_never_a_fallback_even_on
         session_via(&a_link, Duration::from_secs(20)),
         session_via(&s_link, Duration::from_secs(10)),
     );
-    let meta = |e| Metadata::for_this_process(e, SystemTime::now(), "test");
-    let _ra = Registration::register(&sa, &base, a, &meta(a)).expect("registers");
-    let _rs = Registration::register(&ss, &base, s, &meta(s)).expect("registers");
+    let _ra = register_all(&sa, "/partition", [a], "test");
+    let _rs = register_all(&ss, "/partition", [s], "test");
     let mut client = client_through(&client_link, "2s", "6000");
     client_link.hold();
     a_link.hold();

@@ -90,3 +90,21 @@ pub fn client_process(args: &[&str]) -> zkutil::testing::TestProcess {
         &[("RUST_LOG", "info")],
     )
 }
+
+/// Registers each of `endpoints` under `base_path` over `session` (metadata
+/// naming this process, `version`); deregistered on drop.
+pub fn register_all(
+    session: &Arc<Session>,
+    base_path: &str,
+    endpoints: impl IntoIterator<Item = Endpoint>,
+    version: &str,
+) -> Vec<Registration> {
+    let base_path = BasePath::new(base_path).expect("a valid base path");
+    endpoints
+        .into_iter()
+        .map(|endpoint| {
+            let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), version);
+            Registration::register(session, &base_path, endpoint, &metadata).expect("registers")
+        })
+        .collect()
+}
