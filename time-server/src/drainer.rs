@@ -17,8 +17,9 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use zkutil::cli::lock;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -87,7 +88,7 @@ impl Drainer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Waiting>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.waiting)
     }
 
     /// Waits for `stream` (answered, write side shut, non-blocking) to

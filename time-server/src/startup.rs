@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
+use zkutil::cli::lock;
 
 use anyhow::Context;
 use zkutil::{Backoff, Endpoint, Metadata, Registration, Session, Takeover};
@@ -98,10 +99,7 @@ impl Startup {
 
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        self.wake
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        lock(&self.wake).take();
     }
 }
 

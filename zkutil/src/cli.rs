@@ -10,6 +10,9 @@
 mod http;
 pub mod metrics;
 
+/// The binaries take poisoned locks the way the library does.
+pub use crate::sync::lock;
+
 use std::time::Duration;
 
 use std::process::ExitCode;

@@ -87,6 +87,7 @@ mod metadata;
 mod registry;
 mod select;
 mod session;
+mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 

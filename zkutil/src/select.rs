@@ -11,9 +11,10 @@
 //! request would have a chance to hit it first. When every instance is
 //! down, the one that failed longest ago is tried.
 
+use crate::sync::lock;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
@@ -239,7 +240,7 @@ impl Selector {
         now: Instant,
         wall: SystemTime,
     ) -> Option<&'a Instance> {
-        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut down = lock(&self.down);
         down.retain(|_, since| now.saturating_duration_since(*since) < self.cooldown);
         let by_position = matches!(self.strategy, Strategy::Random | Strategy::RoundRobin);
         if down.is_empty() && exclude.is_empty() && by_position {
@@ -290,7 +291,7 @@ impl Selector {
                 })
             }
             Strategy::SmoothWeighted if total > 0 => {
-                let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut current = lock(&self.current);
                 let present: std::collections::HashSet<Endpoint> =
                     candidates.iter().map(|i| i.endpoint()).collect();
                 current.retain(|endpoint, _| present.contains(endpoint));
@@ -313,7 +314,7 @@ impl Selector {
                     let b = (a + rng.random_range(1..candidates.len())) % candidates.len();
                     (a, b)
                 };
-                let load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+                let load = lock(&self.load);
                 let cost = |i: usize| {
                     load.get(&candidates[i].endpoint())
                         .copied()
@@ -327,7 +328,7 @@ impl Selector {
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
-        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.rng)
     }
 
     /// A request to `endpoint` starts (p2c counts requests in flight; the
@@ -336,7 +337,7 @@ impl Selector {
         if self.strategy != Strategy::P2c {
             return;
         }
-        let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut load = lock(&self.load);
         load.entry(endpoint).or_default().in_flight += 1;
     }
 
@@ -350,7 +351,7 @@ impl Selector {
         if self.strategy != Strategy::P2c {
             return;
         }
-        let mut load = self.load.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut load = lock(&self.load);
         let entry = load.entry(endpoint).or_default();
         entry.in_flight = entry.in_flight.saturating_sub(1);
         let ms = latency.as_secs_f64() * 1e3;
@@ -381,18 +382,12 @@ impl Selector {
     }
 
     fn mark_down_at(&self, endpoint: Endpoint, at: Instant) {
-        self.down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(endpoint, at);
+        lock(&self.down).insert(endpoint, at);
     }
 
     /// Clears a down mark, after a successful request.
     pub fn mark_up(&self, endpoint: Endpoint) {
-        self.down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&endpoint);
+        lock(&self.down).remove(&endpoint);
     }
 
     /// Whether `endpoint` is marked down now.
@@ -401,7 +396,7 @@ impl Selector {
     }
 
     fn is_down_at(&self, endpoint: Endpoint, now: Instant) -> bool {
-        let down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        let down = lock(&self.down);
         down.get(&endpoint)
             .is_some_and(|since| now.saturating_duration_since(*since) < self.cooldown)
     }

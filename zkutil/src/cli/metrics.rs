@@ -7,8 +7,9 @@
 //! idle or hostile client of the metrics port never delays the time
 //! listeners, never grows the process, and never locks out `/healthz`.
 
+use crate::sync::lock;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -136,7 +137,7 @@ fn answer(
         "/metrics" => {
             before_scrape();
             let mut body = String::new();
-            let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+            let registry = lock(registry);
             match prometheus_client::encoding::text::encode(&mut body, &registry) {
                 Ok(()) => Answer {
                     status: 200,

@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use super::read::{read_decoded, read_instances};
-use super::{Change, Instance, Instances, Shared, Wake, lock};
+use super::{Change, Instance, Instances, Shared, Wake};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::{NodeEvent, WatchEvent};
+use crate::sync::lock;
 
 /// Puts `instance` in its list unless its endpoint is listed already, as
 /// a listing would: in service before out of service, else the first one.

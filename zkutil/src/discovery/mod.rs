@@ -35,7 +35,8 @@ mod read;
 mod refresh;
 mod snapshot;
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use crate::sync::{lock, wait_timeout};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -297,11 +298,7 @@ impl Discovery {
     /// Typed changes from now on, on a channel.
     pub fn subscribe(&self) -> mpsc::Receiver<Change> {
         let (tx, rx) = mpsc::channel();
-        self.shared
-            .subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(tx);
+        lock(&self.shared.subscribers).push(tx);
         rx
     }
 
@@ -322,12 +319,7 @@ impl Discovery {
             if left.is_zero() {
                 return None;
             }
-            current = self
-                .shared
-                .changed
-                .wait_timeout(current, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            current = wait_timeout(&self.shared.changed, current, left);
         }
     }
 }
@@ -341,8 +333,4 @@ impl Drop for Discovery {
         // Removed now, not when the last clone of the session goes.
         lock(&self.shared.recursive).take();
     }
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

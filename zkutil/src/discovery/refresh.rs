@@ -6,15 +6,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, MutexGuard, mpsc};
 use std::time::Instant;
 
 use super::read::{parse_children, read_decoded, read_instances, sorted_distinct, truncate};
-use super::{Change, Instance, Instances, Shared, Snapshot, Wake, lock};
+use super::{Change, Instance, Instances, Shared, Snapshot, Wake};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::session::{SessionEvent, SessionState, WatchEvent};
+use crate::sync::lock;
 
 /// How long after a reconnect or a session rebuild the vanishing of every
 /// instance is taken for the aftermath of a partition of ZooKeeper rather
@@ -118,7 +119,7 @@ pub(super) fn refresh_loop(
 
 impl Shared {
     pub(super) fn current(&self) -> MutexGuard<'_, Arc<Snapshot>> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.current)
     }
 
     /// Lists the children (arming a watch unless one is armed), parses
@@ -479,9 +480,7 @@ impl Shared {
         if changes.is_empty() {
             return;
         }
-        self.subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.subscribers)
             .retain(|tx| changes.iter().all(|change| tx.send(change.clone()).is_ok()));
     }
 

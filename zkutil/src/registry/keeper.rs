@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use super::{Claim, OpenParent, Outcome, guard_parent, lock};
+use super::{Claim, OpenParent, Outcome, guard_parent};
 use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::{NodeStat, Session, SessionEvent, SessionId, WatchEvent};
+use crate::sync::lock;
 
 /// The maintenance thread of one registration and how to stop it.
 #[derive(Debug)]

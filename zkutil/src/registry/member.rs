@@ -10,8 +10,8 @@ use super::keeper::{CREATE_ATTEMPTS, Keeper, Seen, Wake, replace_stale};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::format::{MEMBER_PREFIX, member_endpoint};
-use crate::registry::lock;
 use crate::session::{Session, SessionId};
+use crate::sync::lock;
 
 impl Keeper {
     /// [`Keeper::ensure`] for a serverset member: the member we know if it

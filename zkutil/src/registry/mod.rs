@@ -43,8 +43,9 @@ mod keeper;
 mod member;
 mod registrar;
 
+use crate::sync::lock;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use self::keeper::{Keeper, KeptData, Maintainer, Target, Wake, create_owned};
@@ -489,10 +490,6 @@ impl Drop for Registration {
             tracing::warn!(path = %self.path(), error = %err.chain(), "could not deregister on drop");
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A path that one [`Registration`] of a session maintains: two maintainers

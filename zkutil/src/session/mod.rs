@@ -33,9 +33,10 @@ mod runtime;
 mod supervisor;
 mod types;
 
+use crate::sync::{lock, wait_timeout};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -97,13 +98,13 @@ struct Inner {
 
 impl Inner {
     fn current(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.current)
     }
 
     /// Records a state change; `Closed` is final (a supervisor still
     /// finishing a rebuild cannot reopen a closed session's state).
     fn set_state(&self, state: SessionState) -> SessionState {
-        let mut current = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = lock(&self.state);
         let previous = *current;
         if previous != SessionState::Closed {
             *current = state;
@@ -117,17 +118,13 @@ impl Inner {
     /// for a rebuild to finish until `deadline`. `None` when the deadline
     /// passed first (the caller reports a timeout, which is retryable).
     fn usable_client(&self, deadline: Instant) -> Result<Option<zk::Client>> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.state);
         while *state == SessionState::Rebuilding && !self.closing.load(Ordering::SeqCst) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            state = self
-                .state_changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = wait_timeout(&self.state_changed, state, left);
         }
         drop(state);
         match self.current().client.clone() {
@@ -137,10 +134,7 @@ impl Inner {
     }
 
     fn notify(&self, event: SessionEvent) {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain_mut(|subscriber| subscriber(event));
+        lock(&self.subscribers).retain_mut(|subscriber| subscriber(event));
     }
 }
 
@@ -258,11 +252,7 @@ impl Session {
 
     /// The state as last reported by the client.
     pub fn state(&self) -> SessionState {
-        *self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.inner.state)
     }
 
     /// The configuration this session was opened with.
@@ -300,30 +290,18 @@ impl Session {
     /// # }
     /// ```
     pub fn subscribe(&self, subscriber: impl FnMut(SessionEvent) -> bool + Send + 'static) {
-        self.inner
-            .subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::new(subscriber));
+        lock(&self.inner.subscribers).push(Box::new(subscriber));
     }
 
     /// Marks `path` as kept by one registration of this session; false when
     /// one keeps it already (two would delete and re-create it in turn).
     pub(crate) fn claim(&self, path: &str) -> bool {
-        self.inner
-            .claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_owned())
+        lock(&self.inner.claims).insert(path.to_owned())
     }
 
     /// Ends a [`Session::claim`].
     pub(crate) fn release(&self, path: &str) {
-        self.inner
-            .claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(path);
+        lock(&self.inner.claims).remove(path);
     }
 
     /// Closes the session now, so that its ephemeral nodes go at once.

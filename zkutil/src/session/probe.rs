@@ -7,10 +7,11 @@
 //! wait ends at once with that cause. It also says "connecting to …" once
 //! when the wait passes a second, so a slow connect is never silent.
 
+use crate::sync::lock;
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::runtime::Cancel;
@@ -53,7 +54,7 @@ impl ConnectWatch {
             if let Some(cause) = refused_everywhere(&hosts) {
                 // A connect that succeeded meanwhile keeps its session.
                 if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Empty)) {
-                    *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(cause);
+                    *lock(&found) = Some(cause);
                     cancel.trigger();
                 }
                 return;
@@ -74,10 +75,7 @@ impl ConnectWatch {
 
     /// Why the connect cannot succeed, when every host refused.
     pub(super) fn verdict(&self) -> Option<String> {
-        self.verdict
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.verdict).clone()
     }
 }
 

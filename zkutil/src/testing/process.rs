@@ -2,6 +2,7 @@
 //! line by line, killed on drop) and [`LineRecorder`] (lines with their
 //! arrival time, and waits that wake on each write).
 
+use crate::sync::{lock, wait_timeout};
 use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -45,10 +46,7 @@ impl LineRecorder {
     }
 
     fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.inner
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.0)
     }
 
     /// Every complete line so far, with when it was written.
@@ -89,12 +87,7 @@ impl LineRecorder {
             if left.is_zero() {
                 return None;
             }
-            recorded = self
-                .inner
-                .1
-                .wait_timeout(recorded, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            recorded = wait_timeout(&self.inner.1, recorded, left);
         }
     }
 }

@@ -5,11 +5,12 @@
 //! its session intact), or hold the link down for a while (every
 //! connection cut and every new one refused until released).
 
+use crate::sync::lock;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Forwards connections to a target; bytes from the target reach the
@@ -65,9 +66,7 @@ impl DelayProxy {
                     continue;
                 };
                 if let Ok(copy) = client.try_clone() {
-                    open.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(copy);
+                    lock(&open).push(copy);
                 }
                 forward(client, server, delay);
             }
@@ -99,12 +98,7 @@ impl DelayProxy {
 
     /// Closes every connection made so far, as a network blip would.
     pub fn cut(&self) {
-        for client in self
-            .clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
+        for client in lock(&self.clients).drain(..) {
             let _ = client.shutdown(Shutdown::Both);
         }
     }
