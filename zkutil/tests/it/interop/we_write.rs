@@ -1,55 +1,15 @@
-//! zkutil and Apache Curator's service discovery (the real one, 5.4 from
-//! Debian, run as a JVM by `testing::CuratorPeer`) on one ZooKeeper: each
-//! reads what the other writes.
+//! What we write, read by others: Curator and Spring list, pick and cache
+//! our instances, honour our out-of-rotation flag, and ZooKeeper's own CLI
+//! reads every format.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
 use zkutil::testing::{CuratorPeer, Responder, TestProcess, wait_until};
-use zkutil::{BasePath, Discovery, Endpoint, Format, Metadata, Registrar};
+use zkutil::{BasePath, Endpoint, Format, Metadata, Registrar};
 
-use crate::support::{InProcessServer, server_config, session, zookeeper};
+use crate::support::{session, zookeeper};
 
-fn peer() -> CuratorPeer {
-    CuratorPeer::get().unwrap_or_else(|err| panic!("the Curator peer: {err}"))
-}
-
-/// The JSON lines of a `list` run.
-fn curator_list(peer: &CuratorPeer, hosts: &str, service: &str, spring: bool) -> Vec<Value> {
-    let mut args = vec!["list", hosts, "/services", service];
-    if spring {
-        args.push("spring");
-    }
-    let out = peer
-        .run(&args)
-        .unwrap_or_else(|err| panic!("curator list: {err}"));
-    out.lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect()
-}
-
-/// A time-server in this process registered in `format` as `service`
-/// under /services (the default root of Curator and Spring services), on
-/// two listeners.
-fn server(hosts: &str, format: Format, service: &str) -> InProcessServer {
-    InProcessServer::start(time_server::Config {
-        formats: vec![format],
-        service: service.to_owned(),
-        listen: vec!["127.0.0.1:0".parse().expect("a valid literal"); 2],
-        ..server_config(hosts)
-    })
-}
-
-/// Our time-server on two listeners, registered in Curator's format as
-/// `time`, once Curator lists both.
-fn curator_listed_server(hosts: &str, peer: &CuratorPeer) -> (InProcessServer, Vec<Value>) {
-    let server = server(hosts, Format::Curator, "time");
-    let listed = wait_until(Duration::from_secs(30), "Curator lists both", || {
-        let listed = curator_list(peer, hosts, "time", false);
-        (listed.len() == 2).then_some(listed)
-    });
-    (server, listed)
-}
+use super::{curator_list, curator_listed_server, peer, server};
 
 #[test]
 fn curator_lists_and_picks_our_time_servers_with_their_payload() {
@@ -200,120 +160,6 @@ fn curators_cache_sees_our_deregistration_at_once_and_our_re_registration_after_
 }
 
 #[test]
-fn our_client_calls_a_service_curator_registered_and_stops_when_curator_closes() {
-    let zk = zookeeper();
-    let hosts = zk.connect_string();
-    let peer = peer();
-    let responder = Responder::time().expect("a responder");
-    let port = responder.addr().port().to_string();
-    let mut curator = peer.start(&["register", &hosts, "/services", "time", "127.0.0.1", &port]);
-    curator
-        .stdout()
-        .wait_until(Duration::from_secs(30), "Curator registers", |lines| {
-            lines
-                .iter()
-                .find(|(_, l)| l.starts_with("registered "))
-                .map(|_| ())
-        });
-    let config = time_client::Config {
-        base_path: BasePath::from_static("/services/time"),
-        count: 5,
-        interval: Duration::ZERO,
-        ..time_client::Config::new(&hosts)
-    };
-    let (_keep, stop) = std::sync::mpsc::channel();
-    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
-    assert_eq!((summary.ok, summary.failed), (5, 0), "{}", summary.line());
-    assert_eq!(
-        summary.per_server.keys().copied().collect::<Vec<_>>(),
-        [Endpoint::new(responder.addr())]
-    );
-
-    let s = session(&zk);
-    let discovery = Discovery::start(s, &BasePath::from_static("/services/time")).expect("starts");
-    discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().len() == 1
-        })
-        .expect("our discovery sees Curator's instance");
-    curator.close_stdin();
-    curator.wait(Duration::from_secs(30));
-    discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().is_empty()
-        })
-        .expect("Curator's unregistration is seen");
-    let summary = time_client::run(
-        &time_client::Config { count: 1, ..config },
-        &mut std::io::sink(),
-        &stop,
-    )
-    .expect("the client runs");
-    assert_eq!(
-        (summary.ok, summary.failed),
-        (0, 1),
-        "nothing is called any more"
-    );
-}
-
-#[test]
-fn one_bad_child_fails_curators_query_but_not_ours_and_disabled_is_not_picked() {
-    let zk = zookeeper();
-    let hosts = zk.connect_string();
-    let peer = peer();
-    let s = session(&zk);
-    s.ensure_path("/services/time").expect("creates the path");
-    let good = r#"{"name":"time","id":"good","address":"127.0.0.1","port":7001,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#;
-    let off = r#"{"name":"time","id":"off","address":"127.0.0.1","port":7002,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null,"enabled":false}"#;
-    s.create_ephemeral("/services/time/good", good.as_bytes())
-        .expect("creates");
-    s.create_ephemeral("/services/time/off", off.as_bytes())
-        .expect("creates");
-
-    // Curator 5 accepts `enabled` (2.x/3.x readers fail on it, so we never
-    // write it) and reports it.
-    let listed = curator_list(&peer, &hosts, "time", false);
-    let enabled: Vec<(u64, bool)> = listed
-        .iter()
-        .map(|i| {
-            (
-                i["port"].as_u64().unwrap_or(0),
-                i["enabled"].as_bool().unwrap_or(true),
-            )
-        })
-        .collect();
-    assert_eq!(enabled, [(7001, true), (7002, false)]);
-
-    let discovery =
-        Discovery::start(s.clone(), &BasePath::from_static("/services/time")).expect("starts");
-    let snapshot = discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().len() == 1
-        })
-        .expect("the enabled one");
-    assert_eq!(snapshot.instances()[0].endpoint().port(), 7001);
-    assert_eq!(
-        snapshot.out_of_service().len(),
-        1,
-        "the disabled one is kept apart"
-    );
-
-    // One child that is no instance: Curator's query fails as a whole;
-    // ours skips that child alone.
-    s.create_ephemeral("/services/time/garbage", b"not json")
-        .expect("creates");
-    let refused = peer.run(&["list", &hosts, "/services", "time"]);
-    assert!(
-        refused.is_err(),
-        "Curator listed despite the bad child: {refused:?}"
-    );
-    let ours =
-        zkutil::list_instances(&s, &BasePath::from_static("/services/time"), false).expect("lists");
-    let ports: Vec<u16> = ours.iter().map(|i| i.endpoint().port()).collect();
-    assert_eq!(ports, [7001, 7002]);
-}
-
-#[test]
 fn every_node_we_write_reads_back_in_zookeepers_own_cli_and_our_client_calls_each_format() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
@@ -373,68 +219,6 @@ fn every_node_we_write_reads_back_in_zookeepers_own_cli_and_our_client_calls_eac
         );
         registrations.push(registration);
     }
-}
-
-#[test]
-fn a_container_parent_curator_made_and_zookeeper_removed_is_no_instances_then_made_again() {
-    let zk = zookeeper();
-    let hosts = zk.connect_string();
-    let peer = peer();
-    let responder = Responder::time().expect("a responder");
-    let port = responder.addr().port().to_string();
-    let s = session(&zk);
-    let discovery =
-        Discovery::start(s.clone(), &BasePath::from_static("/services/time")).expect("starts");
-    let mut curator = peer.start(&["register", &hosts, "/services", "time", "127.0.0.1", &port]);
-    discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().len() == 1
-        })
-        .expect("Curator's instance is seen");
-    curator.close_stdin();
-    curator.wait(Duration::from_secs(30));
-    // Curator's parent is a CONTAINER: ZooKeeper removes it once empty.
-    wait_until(
-        Duration::from_secs(30),
-        "ZooKeeper removes the empty container",
-        || {
-            s.stat("/services/time")
-                .ok()
-                .flatten()
-                .is_none()
-                .then_some(())
-        },
-    );
-    let snapshot = discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().is_empty()
-        })
-        .expect("no instances yet");
-    assert!(
-        !snapshot.is_stale(),
-        "a vanished parent is no instances, not an error"
-    );
-    // The snapshot was empty since the instance left; the parent's own
-    // deletion reaches the discovery as its own event, a moment later.
-    wait_until(
-        Duration::from_secs(30),
-        "the discovery learns that the parent is gone",
-        || discovery.base_path_missing().then_some(()),
-    );
-    // Our registration makes the parents again; discovery sees it.
-    let endpoint = Endpoint::new(responder.addr());
-    let registrar = Registrar::new(BasePath::from_static("/services"))
-        .format(Format::Curator)
-        .expect("writable");
-    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-    let _registration = registrar
-        .register(&s, endpoint, &metadata)
-        .expect("registers");
-    discovery
-        .wait_for(Duration::from_secs(30), |snapshot| {
-            snapshot.instances().len() == 1
-        })
-        .expect("ours is seen under the re-made parent");
 }
 
 #[test]

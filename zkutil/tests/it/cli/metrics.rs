@@ -1,0 +1,73 @@
+//! `--metrics-listen` on the long-running commands: `register` and `watch`
+//! serve metrics and a health check, and the registration says where.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use zkutil::testing::{TestProcess, wait_until};
+
+use crate::support::{session, zookeeper};
+
+use super::stop_with;
+
+/// The body of `GET path` when the status is 200, else the status.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String, u16> {
+    match zkutil::testing::http_get(addr, path) {
+        Ok((200, body)) => Ok(body),
+        Ok((status, _)) => Err(status),
+        Err(_) => Err(0),
+    }
+}
+
+#[test]
+fn register_and_watch_serve_metrics_and_the_registration_says_where() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    let mut sidecar = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &[
+            "--zk",
+            &hosts,
+            "register",
+            "127.0.0.1:7001",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    let metrics = sidecar.logged_addr("metrics=");
+    let (data, _) = wait_until(Duration::from_secs(20), "registered", || {
+        observer.get_data("/go_servers/127.0.0.1:7001").ok()
+    });
+    let value: Value = serde_json::from_slice(&data).expect("valid JSON");
+    assert_eq!(
+        value["metrics"],
+        metrics.to_string(),
+        "the registration says where"
+    );
+    assert!(http_get(metrics, "/healthz").is_ok());
+    assert!(
+        http_get(metrics, "/metrics")
+            .is_ok_and(|text| text.contains("zkutil_register_zookeeper_connected 1"))
+    );
+
+    let mut watch = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &["--zk", &hosts, "watch", "--metrics-listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "info")],
+    );
+    let watching = watch.logged_addr("metrics=");
+    wait_until(
+        Duration::from_secs(20),
+        "one instance in the watcher's view",
+        || {
+            http_get(watching, "/metrics")
+                .is_ok_and(|text| text.contains("zkutil_watch_instances 1"))
+                .then_some(())
+        },
+    );
+    assert!(http_get(watching, "/healthz").is_ok());
+    assert!(stop_with(&mut watch, "TERM").success());
+    assert!(stop_with(&mut sidecar, "TERM").success());
+}

@@ -1,0 +1,58 @@
+//! The `zkutil` binary, run as a process against real ZooKeeper: stdout
+//! (text and JSON), stderr and exit codes. One file per command or
+//! concern; the helpers that run the binary are here.
+
+mod auth;
+mod errors;
+mod health;
+mod ls;
+mod metrics;
+mod register;
+mod terminal;
+mod watch;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use zkutil::testing::TestProcess;
+use zkutil::{BasePath, Endpoint, Metadata, Registration};
+
+fn zkutil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        .args(args)
+        .env_remove("ZK_HOSTS")
+        .env_remove("ZK_AUTH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running zkutil: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A long-running `zkutil`, its stdout recorded line by line.
+fn running(args: &[&str]) -> TestProcess {
+    TestProcess::start(env!("CARGO_BIN_EXE_zkutil"), args, &[])
+}
+
+fn lines(process: &TestProcess) -> Vec<String> {
+    process
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// Stops it with `signal` and waits for the exit.
+fn stop_with(process: &mut TestProcess, signal: &str) -> std::process::ExitStatus {
+    process.signal(signal);
+    process.wait(Duration::from_secs(15))
+}
+
+fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
+    let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
+    Registration::register(s, &BasePath::default(), endpoint, &metadata).expect("registers")
+}

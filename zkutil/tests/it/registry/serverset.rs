@@ -1,0 +1,233 @@
+//! Serverset members (sequential names): one per endpoint across expiry,
+//! restarts and races between registrants.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zkutil::testing::wait_until;
+use zkutil::{BasePath, Endpoint, Registrar, Registration, SessionConfig, Takeover};
+
+use crate::support::{proxy_to, session, zookeeper};
+
+use super::{endpoint, metadata};
+
+/// The serverset members under `base` naming `endpoint`: (name, owner).
+fn members_of(
+    s: &zkutil::Session,
+    base: &str,
+    endpoint: Endpoint,
+) -> Vec<(String, zkutil::SessionId)> {
+    let mut found = Vec::new();
+    for name in s.children(base).unwrap_or_default() {
+        let path = format!("{base}/{name}");
+        let Ok((data, stat)) = s.get_data(&path) else {
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_slice(&data).unwrap_or_default();
+        let named = format!(
+            "{}:{}",
+            value["serviceEndpoint"]["host"]
+                .as_str()
+                .unwrap_or_default(),
+            value["serviceEndpoint"]["port"]
+        );
+        if named == endpoint.to_string() {
+            found.push((name, stat.ephemeral_owner()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_serverset_member_is_kept_one_per_endpoint_across_expiry_and_restarts() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = zkutil::Registrar::new(BasePath::from_static("/aurora/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let reg = registrar.register(&s, e, &metadata(e)).expect("registers");
+    let first = reg.path();
+    assert!(first.starts_with("/aurora/time/member_"), "{first}");
+    let (data, _) = s.get_data(&first).expect("reads the member");
+    let value: serde_json::Value = serde_json::from_slice(&data).expect("JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({"serviceEndpoint":{"host":"127.0.0.1","port":8897},"additionalEndpoints":{},"status":"ALIVE"})
+    );
+
+    // Expiry: the member goes with the old session; a new one (a new
+    // sequence number) is made under the new session, and only one.
+    let old = s.id();
+    s.expire_for_testing().expect("expires the session");
+    let members = wait_until(
+        Duration::from_secs(30),
+        "one member under the new session",
+        || {
+            let members = members_of(&s, "/aurora/time", e);
+            // The registration learns the new member's name once made.
+            (members.len() == 1
+                && members[0].1 == s.id()
+                && s.id() != old
+                && reg.path() == format!("/aurora/time/{}", members[0].0))
+            .then_some(members)
+        },
+    );
+    assert_eq!(members.len(), 1);
+    assert_ne!(reg.path(), first);
+
+    // An operator deletes it: re-created.
+    let operator = session(&zk);
+    operator
+        .delete(&reg.path(), None)
+        .expect("deletes the member");
+    wait_until(Duration::from_secs(30), "re-created", || {
+        let members = members_of(&s, "/aurora/time", e);
+        (members.len() == 1 && members[0].1 == s.id()).then_some(())
+    });
+
+    // Another live session's member of the same endpoint: refused unless
+    // the registrant has the proof (SameHost: it just bound the port).
+    let other = session(&zk);
+    match registrar.clone().register(&other, e, &metadata(e)) {
+        Err(zkutil::Error::Taken { owner, .. }) => assert_eq!(owner, s.id()),
+        other => panic!("expected Taken, got {other:?}"),
+    }
+    let restarted = registrar
+        .clone()
+        .takeover(Takeover::SameHost)
+        .register(&other, e, &metadata(e))
+        .expect("a fast restart replaces the member");
+    let members = members_of(&other, "/aurora/time", e);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].1, other.id());
+    restarted.deregister().expect("deregisters");
+    drop(reg);
+    assert!(members_of(&other, "/aurora/time", e).is_empty());
+}
+
+#[test]
+fn two_serverset_registrants_racing_for_one_endpoint_never_both_give_up() {
+    let zk = zookeeper();
+    let sessions = [session(&zk), session(&zk)];
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = zkutil::Registrar::new(BasePath::from_static("/race/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let observer = session(&zk);
+    let mut both_lost = 0;
+    for round in 0..30 {
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = sessions
+            .iter()
+            .map(|s| {
+                let (s, start, registrar) = (s.clone(), start.clone(), registrar.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    registrar.register(&s, e, &metadata(e))
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|racer| racer.join().expect("the racer panicked"))
+            .collect();
+        let won: Vec<&Registration> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        for result in &results {
+            if let Err(err) = result {
+                assert!(
+                    matches!(err, zkutil::Error::Taken { .. }),
+                    "round {round}: {err:?}"
+                );
+            }
+        }
+        if won.is_empty() {
+            both_lost += 1;
+            continue;
+        }
+        assert_eq!(won.len(), 1, "round {round}: both won");
+        let members = members_of(&observer, "/race/time", e);
+        assert_eq!(members.len(), 1, "round {round}: {members:?}");
+        assert_eq!(format!("/race/time/{}", members[0].0), won[0].path());
+        drop(results);
+        wait_until(Duration::from_secs(10), "the winner deregistered", || {
+            members_of(&observer, "/race/time", e)
+                .is_empty()
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        both_lost, 0,
+        "rounds in which both registrants gave up, of 30"
+    );
+}
+
+/// The last operation and the count of requests ZooKeeper has received on
+/// the connection of session `id` (`cons`: `lop=GETD`, `recved=12`).
+fn last_operation(zk: &zkutil::testing::ZkServer, id: zkutil::SessionId) -> Option<(String, u64)> {
+    let cons = zkutil::testing::four_letter_word(zk.port(), "cons")?;
+    let line = cons
+        .lines()
+        .find(|line| line.contains(&format!("sid={id:#x},")))?;
+    let field = |key: &str| {
+        let rest = line.split(&format!("{key}=")).nth(1)?;
+        Some(rest.split([',', ')']).next()?.to_owned())
+    };
+    Some((field("lop")?, field("recved")?.parse().ok()?))
+}
+
+/// Two serverset registrants racing for one address: when the winner goes
+/// after the waiting one has read its member but before it has watched it
+/// (an exists-watch on a name that is never created again), the waiting one
+/// still takes the address over. The waiting registrant's answers come
+/// 500 ms late: the winner stops as soon as ZooKeeper has served the
+/// waiting one's read of the winner's member (its connection's last
+/// operation), 500 ms before that registrant can ask for the watch.
+#[test]
+fn a_serverset_registrant_takes_over_from_a_winner_gone_before_it_was_watched() {
+    let zk = zookeeper();
+    let proxy = proxy_to(&zk, Duration::from_millis(500));
+    let slow = Arc::new(
+        SessionConfig::new(proxy.addr().to_string())
+            .with_session_timeout(Duration::from_secs(30))
+            .with_request_timeout(Duration::from_secs(20))
+            .connect()
+            .expect("a slow session"),
+    );
+    let (other, operator) = (session(&zk), session(&zk));
+    // Made here, not by the slow registrant: fewer slow round trips.
+    operator
+        .ensure_path("/race/time")
+        .expect("creates the parent");
+    let e = endpoint("127.0.0.1:8897");
+    let registrar = Registrar::new(BasePath::from_static("/race/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let waiting = registrar
+        .register(&slow, e, &metadata(e))
+        .expect("registers");
+    // Its member deleted: the other registrant takes the address at once,
+    // and the slow one's keeper finds it holding it.
+    operator.delete(&waiting.path(), None).expect("deletes");
+    let (_, before) = last_operation(&zk, slow.id()).expect("the slow session's connection");
+    let winner = registrar
+        .register(&other, e, &metadata(e))
+        .expect("the other registers");
+    zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(5), || {
+        let (op, received) = last_operation(&zk, slow.id())?;
+        (op == "GETD" && received > before).then_some(())
+    })
+    .expect("the waiting registrant reads the winner's member");
+    winner.deregister().expect("the winner stops");
+    let members = wait_until(
+        Duration::from_secs(15),
+        "the waiting registrant took over",
+        || {
+            let members = members_of(&operator, "/race/time", e);
+            (!members.is_empty()).then_some(members)
+        },
+    );
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].1, slow.id());
+    drop(waiting);
+}
