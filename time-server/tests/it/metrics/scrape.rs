@@ -1,0 +1,127 @@
+//! What a scrape and `/healthz` say: exactly the requests made, in text
+//! Prometheus parses, and 503 while ZooKeeper is down.
+
+use std::io::Write;
+use std::time::Duration;
+
+use zkutil::testing::{http_get, metric_value as metric, wait_until};
+
+use crate::support::{ServerProcess, zookeeper};
+
+#[test]
+fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    server.registered(1);
+    let metrics = server.logged_addr("metrics=");
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (http_get(metrics, "/healthz").ok()? == (200, "ok\n".to_owned())).then_some(())
+    });
+    let config = time_client::Config {
+        count: 25,
+        interval: Duration::ZERO,
+        ..time_client::Config::new(&hosts)
+    };
+    let (_keep, stop) = std::sync::mpsc::channel();
+    let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
+    assert_eq!(summary.ok, 25, "{}", summary.line());
+
+    let (status, text) = http_get(metrics, "/metrics").expect("scrapes");
+    assert_eq!(status, 200);
+    for (name, value) in [
+        ("time_server_connections_accepted_total", 25.0),
+        ("time_server_connections_answered_total", 25.0),
+        ("time_server_connections_failed_total", 0.0),
+        ("time_server_reply_seconds_count", 25.0),
+        ("time_server_registrations", 1.0),
+        ("time_server_zookeeper_connected", 1.0),
+    ] {
+        assert_eq!(metric(&text, name), Some(value), "{name} in:\n{text}");
+    }
+
+    // Every ZooKeeper call is timed: the registration made at least a
+    // create.
+    assert!(
+        metric(
+            &text,
+            "time_server_zookeeper_request_seconds_count{op=\"create\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+
+    // Prometheus's own parser (promtool): it parses; its only remarks are
+    // lint, on OpenMetrics counters (HELP on the name, samples on _total).
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/zk.sh install installs prometheus)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("writes");
+    let output = promtool.wait_with_output().expect("promtool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_ne!(output.status.code(), Some(1), "a parse error: {said}");
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(line.ends_with("_total no help text"), "promtool: {line}");
+    }
+}
+
+#[test]
+fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--session-timeout",
+        "4s",
+    ]);
+    server.registered(1);
+    let metrics = server.logged_addr("metrics=");
+    let health = || {
+        http_get(metrics, "/healthz")
+            .map(|(status, _)| status)
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (health() == 200).then_some(())
+    });
+    zk.kill();
+    let (_, reason) = wait_until(
+        Duration::from_secs(30),
+        "503 while ZooKeeper is down",
+        || {
+            http_get(metrics, "/healthz")
+                .ok()
+                .filter(|(status, _)| *status == 503)
+        },
+    );
+    assert!(reason.contains("ZooKeeper unreachable"), "{reason}");
+    zk.restart().expect("ZooKeeper restarts");
+    wait_until(Duration::from_secs(60), "200 again", || {
+        (health() == 200).then_some(())
+    });
+}
