@@ -3,9 +3,11 @@
 #
 #   scripts/bench.sh            full run (under 10 minutes)
 #   scripts/bench.sh --quick    smaller samples (under 1 minute); writes bench/RESULTS-quick.md and .svg
+#   scripts/bench.sh --quick --only SECTION    some sections only, repeatable (names: --help; without --quick
+#                               it rewrites RESULTS.md with those sections alone)
 #
-# Installs ZooKeeper when missing, builds release (time-server, time-client and the bench binary,
-# time-client/examples/bench), then runs it: it starts its own ZooKeeper on a free loopback port in a temp dir,
+# Installs ZooKeeper when missing, builds release (time-server, time-client and the benchmark crate, bench/),
+# then runs it: it starts its own ZooKeeper on a free loopback port in a temp dir,
 # its own time-servers, and stops all of them. Not run in CI (figures are for reading, never asserted).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,5 +15,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/zk.sh
 
 zk_install
-cargo build --release --quiet -p time-server -p time-client --bins --example bench
-exec target/release/examples/bench --server-bin target/release/time-server --out bench "$@"
+cargo build --release --quiet -p time-server -p time-client -p bench --bins
+exec target/release/bench --server-bin target/release/time-server --client-bin target/release/time-client \
+    --out bench "$@"

@@ -1,0 +1,45 @@
+//! What a change costs in packets, as ZooKeeper itself counts them: per
+//! connection (`cons`) or per server (`mntr`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use zkutil::SessionId;
+use zkutil::testing::ZkServer;
+
+/// The packets (received + sent) of `session`'s connection, as ZooKeeper
+/// counts them (`cons`).
+pub fn of_session(zk: &ZkServer, session: SessionId) -> anyhow::Result<u64> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let cons = zkutil::admin::four_letter_word(addr, "cons", Duration::from_secs(2))?;
+    let line = cons
+        .lines()
+        .find(|line| line.contains(&format!("sid={session}")))
+        .context("the watcher's connection in cons")?;
+    let counter = |name: &str| -> u64 {
+        line.split([',', '('])
+            .find_map(|field| field.strip_prefix(name)?.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(counter("recved=") + counter("sent="))
+}
+
+/// ZooKeeper's own packet counters (`mntr`), summed over the servers on
+/// `ports`.
+pub fn of_servers(ports: &[u16]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for port in ports {
+        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+        let mntr = zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(2))?;
+        for line in mntr.lines() {
+            let mut parts = line.split_whitespace();
+            if let (Some("zk_packets_received" | "zk_packets_sent"), Some(n)) =
+                (parts.next(), parts.next())
+            {
+                total += n.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,42 @@
+//! One module per section of the report, in its order. Each measures
+//! (`run`, storing its results in the [`Report`]), writes its part of the
+//! Markdown (`write`) and gives its rows of the summary table (`summary`),
+//! so that a figure, its target and its verdict have one home.
+
+pub mod change_cost;
+pub mod curator;
+pub mod discovery;
+pub mod failover;
+pub mod fan_out;
+pub mod latency;
+pub mod memory;
+pub mod scale;
+pub mod slow_server;
+pub mod throughput;
+pub mod visibility;
+
+use crate::Bench;
+use crate::report::Report;
+
+/// A section's measurement.
+pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
+
+/// Every section `--only` can name, in the order they run. Memory (section
+/// 8) has no run of its own: its figures come from latency, throughput and
+/// scale.
+pub const ALL: [(&str, Run); 10] = [
+    ("discovery", discovery::run),
+    ("latency", latency::run),
+    ("visibility", visibility::run),
+    ("throughput", throughput::run),
+    ("failover", failover::run),
+    ("scale", scale::run),
+    ("change-cost", change_cost::run),
+    ("slow-server", slow_server::run),
+    ("curator", curator::run),
+    ("fan-out", fan_out::run),
+];
+
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|(name, _)| *name).collect()
+}

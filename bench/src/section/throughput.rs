@@ -1,0 +1,293 @@
+//! Section 4, time-server connections per second: against the bare
+//! responder, with and without its metrics, and with clients that write
+//! first; the server's peak memory under load (section 8).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use zkutil::BasePath;
+
+use crate::Bench;
+use crate::bare::{BareResponder, bare_request};
+use crate::report::Report;
+use crate::server::{ServerProcess, rss_kib};
+use crate::stats::{ratio, verdict};
+use crate::summary::Row;
+
+/// Time-server : bare responder, at least this, by client threads.
+const TARGETS: [(usize, f64); 2] = [(1, 1.0), (4, 0.95)];
+
+pub struct Throughput {
+    pub threads: usize,
+    pub connections: usize,
+    pub bare_rate: f64,
+    pub bare_errors: usize,
+    pub bare_time_wait: usize,
+    pub server_rate: f64,
+    pub server_errors: usize,
+    pub server_time_wait: usize,
+    /// The same server with `--metrics-listen`.
+    pub with_metrics_rate: f64,
+    pub with_metrics_errors: usize,
+    /// The time-server with clients that write `timestamp` first.
+    pub write_first_rate: f64,
+    pub write_first_errors: usize,
+}
+
+fn time_wait_count() -> usize {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| l.split_whitespace().nth(3) == Some("06"))
+                .count()
+        })
+        .sum()
+}
+
+/// Connect and read to EOF, sending nothing (like `nc`): the one exchange
+/// that both the bare responder (which never reads) and the time-server
+/// complete without a reset.
+fn read_only_request(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = Vec::with_capacity(128);
+    stream.read_to_end(&mut buf)?;
+    Ok(buf.len())
+}
+
+/// Connections per second with `threads` client threads, `total` in all,
+/// each made by `exchange`; errors; the peak RSS of `sample_pid`; the time
+/// the connections took.
+fn hammer_with(
+    addr: SocketAddr,
+    threads: usize,
+    total: usize,
+    sample_pid: Option<u32>,
+    exchange: fn(SocketAddr) -> std::io::Result<usize>,
+) -> (f64, usize, u64, Duration) {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let per_thread = total / threads;
+    let started = Instant::now();
+    // The time until the last client thread ends: the sampler below wakes
+    // every 100 ms, and waiting for it would count up to 15 % of a
+    // 10,000-connection round.
+    let (max_rss, finished) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (done, errors) = (done.clone(), errors.clone());
+                scope.spawn(move || {
+                    for _ in 0..per_thread {
+                        match exchange(addr) {
+                            Ok(n) if n > 0 => done.fetch_add(1, Ordering::Relaxed),
+                            _ => errors.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut max_rss = 0;
+        if let Some(pid) = sample_pid {
+            while done.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed)
+                < (per_thread * threads) as u64
+            {
+                max_rss = max_rss.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let finished = workers
+            .into_iter()
+            .filter_map(|worker| worker.join().ok())
+            .max()
+            .unwrap_or_else(Instant::now);
+        (max_rss, finished)
+    });
+    let took = finished.saturating_duration_since(started);
+    let rate = done.load(Ordering::Relaxed) as f64 / took.as_secs_f64().max(1e-9);
+    (rate, errors.load(Ordering::Relaxed) as usize, max_rss, took)
+}
+
+pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
+    let server = ServerProcess::start(bench, &BasePath::from_static("/throughput"), 1, "10s")?;
+    // The same server with its metrics on: what counting costs.
+    let counted = ServerProcess::start_with(
+        bench,
+        &BasePath::from_static("/throughput_metrics"),
+        1,
+        "10s",
+        &["--metrics-listen", "127.0.0.1:0"],
+    )?;
+    let bare = BareResponder::start()?;
+    for threads in [1, 4] {
+        // Interleaved in rounds, so that the three see the same machine (a
+        // shared one drifts by tens of percent within a minute).
+        let rounds = 10;
+        let chunk = bench.sizes.connections / rounds;
+        let mut totals = [(0.0f64, 0usize, Duration::ZERO); 4];
+        let (mut rss, mut bare_tw, mut tw) = (0, 0, 0);
+        for round in 0..rounds {
+            // The fourth: the time-server again, its clients sending
+            // `timestamp` first (the bare responder would reset them).
+            // Each round starts one later: every target takes every place
+            // in the order (the one after another's burst is measurably
+            // slower: the kernel is still reaping its sockets).
+            let targets = [
+                bare.addr,
+                server.addrs[0],
+                counted.addrs[0],
+                server.addrs[0],
+            ];
+            for at in (0..targets.len()).map(|k| (k + round) % targets.len()) {
+                let addr = targets[at];
+                let pid = (at == 1).then(|| server.pid());
+                let exchange = if at == 3 {
+                    bare_request
+                } else {
+                    read_only_request
+                };
+                let (rate, errors, peak, took) = hammer_with(addr, threads, chunk, pid, exchange);
+                totals[at].0 += rate * took.as_secs_f64();
+                totals[at].1 += errors;
+                totals[at].2 += took;
+                rss = rss.max(peak);
+                match at {
+                    0 => bare_tw = time_wait_count(),
+                    1 => tw = time_wait_count(),
+                    _ => {}
+                }
+            }
+        }
+        let rate = |(done, _, took): (f64, usize, Duration)| done / took.as_secs_f64().max(1e-9);
+        report.memory.server_load_kib = report.memory.server_load_kib.max(rss);
+        report.throughput.push(Throughput {
+            threads,
+            connections: chunk * rounds,
+            bare_rate: rate(totals[0]),
+            bare_errors: totals[0].1,
+            bare_time_wait: bare_tw,
+            server_rate: rate(totals[1]),
+            server_errors: totals[1].1,
+            server_time_wait: tw,
+            with_metrics_rate: rate(totals[2]),
+            with_metrics_errors: totals[2].1,
+            write_first_rate: rate(totals[3]),
+            write_first_errors: totals[3].1,
+        });
+    }
+    Ok(())
+}
+
+pub fn write(md: &mut String, rows: &[Throughput]) {
+    let _ = writeln!(md, "## 4. time-server connections per second\n");
+    let _ = writeln!(
+        md,
+        "| client threads | connections | bare responder /s | errors | TIME_WAIT after | time-server /s | errors | \
+         TIME_WAIT after | time-server : bare |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for t in rows {
+        let r = ratio(t.server_rate, t.bare_rate);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {} | {:.0} | {} | {} | **{r:.2}** |",
+            t.threads,
+            t.connections,
+            t.bare_rate,
+            t.bare_errors,
+            t.bare_time_wait,
+            t.server_rate,
+            t.server_errors,
+            t.server_time_wait
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhat the metrics cost (`--metrics-listen`: a few atomic counters and a histogram on the accept \
+         path), the same server measured with them on:\n\n| client threads | time-server /s | with metrics /s | \
+         errors | with : without |\n|---:|---:|---:|---:|---:|"
+    );
+    for t in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {} | **{:.2}** |",
+            t.threads,
+            t.server_rate,
+            t.with_metrics_rate,
+            t.with_metrics_errors,
+            ratio(t.with_metrics_rate, t.server_rate)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nClients that send `timestamp` first (and half-close, then read to EOF), against the time-server in \
+         the same rounds (the bare responder, which never reads, would reset them):\n\n\
+         | client threads | time-server /s | errors (resets, short replies) |\n|---:|---:|---:|"
+    );
+    for t in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} |",
+            t.threads, t.write_first_rate, t.write_first_errors
+        );
+    }
+    let at = |threads: usize| {
+        rows.iter()
+            .find(|t| t.threads == threads)
+            .map(|t| ratio(t.server_rate, t.bare_rate))
+    };
+    let [(_, one_target), (_, four_target)] = TARGETS;
+    if let (Some(one), Some(four)) = (at(1), at(4)) {
+        let _ = writeln!(
+            md,
+            "\nTime-server : bare responder: **{one:.2}×** at 1 client thread (target ≥ {one_target:.1}×: {}), \
+             **{four:.2}×** at 4 (target ≥ {four_target:.2}×: {}). Bare, time-server and time-server with metrics \
+             are measured in 10 interleaved rounds, so that all three see the same machine. Clients connect and \
+             read to EOF without sending (like `nc`), the one exchange the bare responder (accept, write, close) \
+             completes without a reset; the time-server also half-closes and waits for the client's EOF (so that \
+             no reply is destroyed by a reset), on its one drain thread.",
+            verdict(one >= one_target),
+            verdict(four >= four_target)
+        );
+    }
+    let _ = writeln!(md);
+}
+
+pub fn summary(rows: &[Throughput]) -> Vec<Row> {
+    let mut summary = Vec::new();
+    for (threads, target) in TARGETS {
+        if let Some(t) = rows.iter().find(|t| t.threads == threads) {
+            let r = ratio(t.server_rate, t.bare_rate);
+            summary.push(Row::against(
+                format!("connections per second, {threads} client thread{}: time-server : bare responder",
+                    if threads == 1 { "" } else { "s" }),
+                format!("{:.0} /s", t.server_rate),
+                format!("{:.0} /s", t.bare_rate),
+                format!("{r:.2}×"),
+                &format!("≥ {target}×"),
+                Some(r >= target),
+            ));
+        }
+    }
+    for t in rows {
+        summary.push(Row::against(
+            format!(
+                "connections per second, {} client thread{}: time-server with metrics : without",
+                t.threads,
+                if t.threads == 1 { "" } else { "s" }
+            ),
+            format!("{:.0} /s", t.with_metrics_rate),
+            format!("{:.0} /s", t.server_rate),
+            format!("{:.2}×", ratio(t.with_metrics_rate, t.server_rate)),
+            "—",
+            None,
+        ));
+    }
+    summary
+}
