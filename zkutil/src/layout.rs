@@ -19,7 +19,6 @@ use crate::registry::Registrar;
 /// Spring services under `curator` (`<curator>/<service>/<id>`), serverset
 /// members under `serverset`, which has no default: a serverset path names
 /// one service (`/aurora/time`), so it is always given.
-#[derive(Debug, Clone, PartialEq, Eq)]
 ///
 /// # Example
 ///
@@ -40,6 +39,7 @@ use crate::registry::Registrar;
 /// assert!(err.to_string().contains("/go_servers/time") && err.to_string().contains("under /go_servers"));
 /// # Ok::<(), zkutil::Error>(())
 /// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     plain: BasePath,
     curator: BasePath,

@@ -1,15 +1,11 @@
-//! `format`: the registries people already run, read and written.
+//! `format`: the registries people already run, read and written (the
+//! post's plain nodes, Curator's, Spring Cloud's, Finagle's serversets).
 //!
 //! Each format is one file, holding all that the format means: where its
 //! nodes go, how its records are written and recognized, where it keeps
 //! the in-rotation flag, the weight and an operator's reason, and what in
 //! a record proves that its holder was this host. The rest of the crate
-//! asks through [`Format`] and never reads a format's JSON itself:
-//!
-//! * `plain`: the post's `<base>/<ip:port>`, optional JSON metadata.
-//! * `curator`: Apache Curator's service discovery (and Dubbo 3's).
-//! * `spring`: Curator's record with Spring Cloud Zookeeper's payload.
-//! * `serverset`: Finagle's and Aurora's members (Prometheus reads them).
+//! asks through [`Format`] and never reads a format's JSON itself.
 //!
 //! A format is added by its file and one entry in the [`formats!`] table
 //! below. Discovery detects the format per child, with no flag: a child
@@ -366,11 +362,11 @@ fn recognize(child: &Child<'_>) -> Result<Format, String> {
     {
         return Ok(format);
     }
+    // Not JSON at all says more than "no format".
     let _ = child.object()?;
     Err(format!(
-        "{}: a record of no known format ({})",
-        child.name(),
-        Format::ALL.map(Format::name).join(", ")
+        "{}: not a record of any known format",
+        child.name()
     ))
 }
 
