@@ -1,35 +1,24 @@
 //! `control`: what an operator changes on a live registration — in or out
-//! of rotation, its weight — written into the format's own field, with a
-//! conditional write so that two operators never lose each other's change.
+//! of rotation, its weight — with a conditional write so that two
+//! operators never lose each other's change.
 //!
-//! | format | out of rotation | reason | weight |
-//! |---|---|---|---|
-//! | plain | `"enabled": false` | `disabled_reason` | `weight` |
-//! | curator | `"enabled": false` (Curator's own field, read by its `ServiceProvider`) | payload `disabled_reason` | payload `weight` |
-//! | spring | metadata `instance_status: OUT_OF_SERVICE`, and Curator's `enabled` | metadata `disabled_reason` | metadata `weight` (a string) |
-//! | serverset | `status` other than `ALIVE` (`STOPPING`; `STARTING` before the first enable) | no place for it | no place for it |
-//!
-//! Enabling removes what disabling added (Curator's `enabled` field is
-//! left out of a Curator record unless it is false: Curator 2.x readers
-//! fail on it). Every other field of the record is kept as it is.
+//! Each format keeps the change in its own field (`format::plain` and its
+//! siblings say which); enabling removes what disabling added, and every
+//! other field of the record is kept as it is.
 //!
 //! The registrant's keeper follows the node's data, so a node it re-creates
 //! after a session expiry or a deletion carries the operator's last change,
 //! not the state it registered with.
 
-use serde_json::{Map, Value};
-
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::format::{Change, Format};
 use crate::session::{NodeStat, Session};
 
 /// One operator change to a registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -54,6 +43,8 @@ use crate::session::{NodeStat, Session};
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Control {
     /// Out of rotation: still registered, never picked; the reason is kept
     /// where the format has room for it.
@@ -80,53 +71,6 @@ impl std::fmt::Display for Control {
             Control::Weight(weight) => write!(f, "weight {weight}"),
         }
     }
-}
-
-/// Serverset status of a member registered out of rotation, before its
-/// first enable (Finagle's `Endpoint.Status`).
-const SERVERSET_STARTING: &str = "STARTING";
-/// Serverset status of a member an operator took out of rotation.
-const SERVERSET_STOPPING: &str = "STOPPING";
-/// Spring Cloud Zookeeper's status of an instance out of service.
-const SPRING_OUT_OF_SERVICE: &str = "OUT_OF_SERVICE";
-
-/// The format of child `name` holding `data`: plain when the name is an
-/// endpoint, otherwise what the data says.
-pub(crate) fn format_of(name: &str, data: &[u8]) -> std::result::Result<Format, String> {
-    if Endpoint::from_node_name(name).is_ok() {
-        return Ok(Format::Plain);
-    }
-    crate::format::decode(name, data).map(|decoded| decoded.format)
-}
-
-/// `data` (a record in `format`) with `control` applied; every other field
-/// kept.
-///
-/// # Errors
-///
-/// A reason when the record is not a JSON object (plain data may be empty:
-/// the post's servers store none), or the format has no place for the
-/// change (a serverset member's weight).
-pub(crate) fn apply(
-    format: Format,
-    data: &[u8],
-    control: &Control,
-) -> std::result::Result<Vec<u8>, String> {
-    let mut record: Map<String, Value> = if data.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice(data) {
-            Ok(Value::Object(record)) => record,
-            _ => return Err("its data is not a JSON object; left unchanged".into()),
-        }
-    };
-    match format {
-        Format::Plain => plain(&mut record, control),
-        Format::Curator => curator(&mut record, control),
-        Format::Spring => spring(&mut record, control),
-        Format::Serverset => serverset(&mut record, control)?,
-    }
-    serde_json::to_vec(&Value::Object(record)).map_err(|err| err.to_string())
 }
 
 /// How many times a conditional write re-reads and retries after losing
@@ -181,11 +125,22 @@ impl Control {
             .map(|name| {
                 let path = format!("{base_path}/{name}");
                 update(session, &path, |data| {
-                    let format = format_of(name, data)?;
-                    Ok((format, apply(format, data, self)?))
+                    let (format, _) = crate::format::read(name, data)?;
+                    Ok((format, format.apply(data, &self.change())?))
                 })
             })
             .collect()
+    }
+
+    /// The same change in the formats' terms.
+    fn change(&self) -> Change<'_> {
+        match self {
+            Control::Disable { reason } => Change::Out {
+                reason: reason.as_deref(),
+            },
+            Control::Enable => Change::In,
+            Control::Weight(weight) => Change::Weight(*weight),
+        }
     }
 }
 
@@ -248,274 +203,67 @@ pub(crate) fn update(
     })
 }
 
-/// A new record `data` in `format`, out of rotation from the start: a
-/// serverset member is `STARTING` (not yet alive), the others disabled.
-pub(crate) fn disabled_from_start(
-    format: Format,
-    data: &[u8],
-    reason: Option<String>,
-) -> std::result::Result<Vec<u8>, String> {
-    let disabled = apply(format, data, &Control::Disable { reason })?;
-    if format != Format::Serverset {
-        return Ok(disabled);
-    }
-    let mut record: Map<String, Value> =
-        serde_json::from_slice(&disabled).map_err(|err| err.to_string())?;
-    record.insert("status".into(), SERVERSET_STARTING.into());
-    serde_json::to_vec(&record).map_err(|err| err.to_string())
-}
-
 /// A record's rotation state in words, for logs: `in rotation, weight 100`
 /// or `out of rotation (deploy)`.
 pub(crate) fn describe(path: &str, data: &[u8]) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
-    let (enabled, weight, reason) = match Endpoint::from_node_name(name) {
-        Ok(_) => crate::format::decode_plain(data),
-        Err(_) => match crate::format::decode(name, data) {
-            Ok(d) => (d.enabled, d.weight, d.reason),
-            Err(err) => return err,
-        },
+    let rotation = match crate::format::read(name, data) {
+        Ok((_, rotation)) => rotation,
+        Err(err) => return err,
     };
-    let weight = weight.unwrap_or(crate::discovery::DEFAULT_WEIGHT);
-    match (enabled, reason) {
+    let weight = rotation.weight.unwrap_or(crate::discovery::DEFAULT_WEIGHT);
+    match (rotation.enabled, rotation.reason) {
         (true, _) => format!("in rotation, weight {weight}"),
         (false, Some(reason)) => format!("out of rotation ({reason})"),
         (false, None) => "out of rotation".to_owned(),
     }
 }
 
-fn plain(record: &mut Map<String, Value>, control: &Control) {
-    match control {
-        Control::Disable { reason } => {
-            record.insert("enabled".into(), Value::Bool(false));
-            set(record, "disabled_reason", reason.clone().map(Value::String));
-        }
-        Control::Enable => {
-            record.remove("enabled");
-            record.remove("disabled_reason");
-        }
-        Control::Weight(weight) => {
-            record.insert("weight".into(), Value::from(*weight));
-        }
-    }
-}
-
-fn curator(record: &mut Map<String, Value>, control: &Control) {
-    set_enabled(record, !matches!(control, Control::Disable { .. }));
-    let payload = object_at(record, "payload");
-    match control {
-        Control::Disable { reason } => {
-            set(
-                payload,
-                "disabled_reason",
-                reason.clone().map(Value::String),
-            );
-        }
-        Control::Enable => {
-            payload.remove("disabled_reason");
-        }
-        Control::Weight(weight) => {
-            payload.insert("weight".into(), Value::from(*weight));
-        }
-    }
-}
-
-fn spring(record: &mut Map<String, Value>, control: &Control) {
-    set_enabled(record, !matches!(control, Control::Disable { .. }));
-    // Spring's metadata is a map of strings.
-    let metadata = object_at(object_at(record, "payload"), "metadata");
-    match control {
-        Control::Disable { reason } => {
-            metadata.insert("instance_status".into(), SPRING_OUT_OF_SERVICE.into());
-            set(
-                metadata,
-                "disabled_reason",
-                reason.clone().map(Value::String),
-            );
-        }
-        Control::Enable => {
-            metadata.insert("instance_status".into(), "UP".into());
-            metadata.remove("disabled_reason");
-        }
-        Control::Weight(weight) => {
-            metadata.insert("weight".into(), Value::String(weight.to_string()));
-        }
-    }
-}
-
-fn serverset(
-    record: &mut Map<String, Value>,
-    control: &Control,
-) -> std::result::Result<(), String> {
-    let status = match control {
-        Control::Disable { .. } => SERVERSET_STOPPING,
-        Control::Enable => "ALIVE",
-        Control::Weight(_) => {
-            return Err(
-                "a serverset member has no place for a weight (Finagle's schema has none)".into(),
-            );
-        }
-    };
-    record.insert("status".into(), status.into());
-    Ok(())
-}
-
-/// Curator's `enabled`: written only when false (absent reads as true, and
-/// Curator 2.x readers fail on the field).
-fn set_enabled(record: &mut Map<String, Value>, enabled: bool) {
-    if enabled {
-        record.remove("enabled");
-    } else {
-        record.insert("enabled".into(), Value::Bool(false));
-    }
-}
-
-/// Sets `key` to `value`, or removes it for `None`.
-fn set(object: &mut Map<String, Value>, key: &str, value: Option<Value>) {
-    match value {
-        Some(value) => {
-            object.insert(key.into(), value);
-        }
-        None => {
-            object.remove(key);
-        }
-    }
-}
-
-/// The object at `key`, made one (replacing a non-object) when it is not.
-fn object_at<'a>(object: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = object
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    match slot {
-        Value::Object(map) => map,
-        _ => unreachable!("made an object just above"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{curator_data, decode, decode_plain, serverset_data};
+    use crate::format::Rotation;
 
-    fn endpoint() -> Endpoint {
-        "10.0.0.1:80".parse().expect("a valid literal")
-    }
-
-    /// One record of each format, as we register it, with its child name.
-    fn records() -> Vec<(Format, &'static str, Vec<u8>)> {
-        let fields = Map::from_iter([("pid".to_owned(), Value::from(42))]);
-        vec![
-            (
-                Format::Plain,
-                "10.0.0.1:80",
-                br#"{"address":"10.0.0.1","port":80,"pid":42}"#.to_vec(),
-            ),
-            (
-                Format::Curator,
-                "time-10.0.0.1-80",
-                curator_data(Format::Curator, "time", endpoint(), &fields, 1),
-            ),
-            (
-                Format::Spring,
-                "time-10.0.0.1-80",
-                curator_data(Format::Spring, "time", endpoint(), &fields, 1),
-            ),
-            (
-                Format::Serverset,
-                "member_0000000001",
-                serverset_data(endpoint(), None),
-            ),
-        ]
-    }
-
-    /// (enabled, weight, reason) as discovery reads them.
-    fn read(format: Format, name: &str, data: &[u8]) -> (bool, Option<u32>, Option<String>) {
-        assert_eq!(format_of(name, data), Ok(format));
-        if format == Format::Plain {
-            return decode_plain(data);
-        }
-        let decoded = decode(name, data).expect("still decodes");
-        (decoded.enabled, decoded.weight, decoded.reason)
+    /// Where the plain record `data` of 10.0.0.1:80 stands.
+    fn plain_rotation(data: &[u8]) -> Rotation {
+        crate::format::read("10.0.0.1:80", data)
+            .expect("a plain name always reads")
+            .1
     }
 
     #[test]
-    fn disable_and_enable_round_trip_in_every_format_keeping_the_other_fields() {
-        for (format, name, data) in records() {
-            let reason = Some("kernel upgrade".to_owned());
-            let disabled = apply(format, &data, &Control::Disable { reason })
-                .unwrap_or_else(|err| panic!("{format}: {err}"));
-            let (enabled, _, said) = read(format, name, &disabled);
-            assert!(!enabled, "{format}: {}", String::from_utf8_lossy(&disabled));
-            if format != Format::Serverset {
-                assert_eq!(said.as_deref(), Some("kernel upgrade"), "{format}");
-            }
-            let enabled = apply(format, &disabled, &Control::Enable).expect("enables");
-            assert_eq!(read(format, name, &enabled), (true, None, None), "{format}");
-            let before: Value = serde_json::from_slice(&data).expect("JSON");
-            let after: Value = serde_json::from_slice(&enabled).expect("JSON");
-            assert_eq!(before, after, "{format}: enable undoes disable exactly");
-        }
-    }
-
-    #[test]
-    fn each_format_is_disabled_in_its_own_field() {
-        let off = Control::Disable { reason: None };
-        let [plain, curator, spring, serverset] = records()
-            .into_iter()
-            .map(|(format, _, data)| {
-                let changed = apply(format, &data, &off).expect("disables");
-                serde_json::from_slice::<Value>(&changed).expect("JSON")
-            })
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("four formats");
-        assert_eq!(plain["enabled"], false);
+    fn each_control_is_its_change_to_the_record() {
+        let data = br#"{"pid":42}"#;
+        let apply = |control: Control| {
+            Format::Plain
+                .apply(data, &control.change())
+                .expect("applies")
+        };
+        let disabled = apply(Control::Disable {
+            reason: Some("deploy".into()),
+        });
         assert_eq!(
-            curator["enabled"], false,
-            "Curator's ServiceInstance.enabled"
+            describe("/b/10.0.0.1:80", &disabled),
+            "out of rotation (deploy)"
+        );
+        let weighted = apply(Control::Weight(300));
+        assert_eq!(
+            describe("/b/10.0.0.1:80", &weighted),
+            "in rotation, weight 300"
         );
         assert_eq!(
-            spring["payload"]["metadata"]["instance_status"],
-            "OUT_OF_SERVICE"
+            apply(Control::Enable),
+            serde_json::to_vec(&serde_json::json!({"pid": 42})).expect("JSON")
         );
-        assert_eq!(serverset["status"], "STOPPING");
-    }
-
-    #[test]
-    fn weights_are_written_where_readers_look_and_serversets_have_none() {
-        for (format, name, data) in records() {
-            let weighted = apply(format, &data, &Control::Weight(300));
-            if format == Format::Serverset {
-                assert!(weighted.is_err(), "serverset members have no weight");
-                continue;
-            }
-            let weighted = weighted.unwrap_or_else(|err| panic!("{format}: {err}"));
-            assert_eq!(
-                read(format, name, &weighted),
-                (true, Some(300), None),
-                "{format}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_plain_node_without_data_can_be_disabled_and_garbage_is_refused() {
-        let disabled =
-            apply(Format::Plain, b"", &Control::Disable { reason: None }).expect("disables");
-        assert_eq!(decode_plain(&disabled), (false, None, None));
-        assert!(apply(Format::Plain, b"not json", &Control::Enable).is_err());
-        assert!(apply(Format::Plain, b"[1]", &Control::Enable).is_err());
     }
 
     #[test]
     fn registering_disabled_makes_a_starting_serverset_member() {
-        let data = serverset_data(endpoint(), None);
-        let starting = disabled_from_start(Format::Serverset, &data, None).expect("made");
-        let value: Value = serde_json::from_slice(&starting).expect("JSON");
+        let data = br#"{"serviceEndpoint":{"host":"10.0.0.1","port":80},"additionalEndpoints":{},"status":"ALIVE"}"#;
+        let starting = Format::Serverset
+            .apply(data, &Change::Starting { reason: None })
+            .expect("made");
+        let value: serde_json::Value = serde_json::from_slice(&starting).expect("JSON");
         assert_eq!(value["status"], "STARTING");
         assert_eq!(
             describe("/b/member_0000000001", &starting),
@@ -538,21 +286,22 @@ mod tests {
             if reads == 1 {
                 // Another operator writes between our read and our write.
                 let (read, stat) = theirs.get_data(path).expect("read");
-                let weighted = apply(Format::Plain, &read, &Control::Weight(7)).expect("apply");
+                let weighted = Format::Plain
+                    .apply(&read, &Control::Weight(7).change())
+                    .expect("apply");
                 theirs
                     .set_data(path, &weighted, Some(stat.version()))
                     .expect("their write wins");
             }
-            Ok((
-                Format::Plain,
-                apply(Format::Plain, data, &Control::Disable { reason: None })?,
-            ))
+            let disable = Control::Disable { reason: None };
+            Ok((Format::Plain, Format::Plain.apply(data, &disable.change())?))
         })
         .expect("ours is redone and lands");
         assert_eq!((applied.retries, applied.version, reads), (1, 2, 2));
         let (data, _) = ours.get_data(path).expect("read");
+        let rotation = plain_rotation(&data);
         assert_eq!(
-            decode_plain(&data),
+            (rotation.enabled, rotation.weight, rotation.reason),
             (false, Some(7), None),
             "both writes are kept"
         );
@@ -575,10 +324,10 @@ mod tests {
                 let mut retries = 0;
                 for _ in 0..40 {
                     let applied = update(&session, path, |data| {
-                        let mut record: Value =
+                        let mut record: serde_json::Value =
                             serde_json::from_slice(data).map_err(|e| e.to_string())?;
                         let count = record["count"].as_u64().unwrap_or(0);
-                        record["count"] = Value::from(count + 1);
+                        record["count"] = serde_json::Value::from(count + 1);
                         Ok((Format::Plain, record.to_string().into_bytes()))
                     });
                     match applied {
@@ -594,7 +343,7 @@ mod tests {
         let (a, b) = (writer(), writer());
         let retries = a.join().expect("a") + b.join().expect("b");
         let (data, stat) = owner.get_data(path).expect("read");
-        let record: Value = serde_json::from_slice(&data).expect("JSON");
+        let record: serde_json::Value = serde_json::from_slice(&data).expect("JSON");
         assert_eq!(
             record["count"].as_u64(),
             u64::try_from(stat.version()).ok(),

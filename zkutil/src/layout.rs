@@ -12,14 +12,13 @@
 
 use crate::base_path::BasePath;
 use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::format::{Format, Root};
 use crate::registry::Registrar;
 
 /// The root of each format: plain instances under `plain`, Curator and
 /// Spring services under `curator` (`<curator>/<service>/<id>`), serverset
 /// members under `serverset`, which has no default: a serverset path names
 /// one service (`/aurora/time`), so it is always given.
-#[derive(Debug, Clone, PartialEq, Eq)]
 ///
 /// # Example
 ///
@@ -40,6 +39,7 @@ use crate::registry::Registrar;
 /// assert!(err.to_string().contains("/go_servers/time") && err.to_string().contains("under /go_servers"));
 /// # Ok::<(), zkutil::Error>(())
 /// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     plain: BasePath,
     curator: BasePath,
@@ -92,16 +92,16 @@ impl Layout {
     ///
     /// [`Error::InvalidArgument`] for a serverset without a path.
     pub fn root(&self, format: Format) -> Result<&BasePath> {
-        match format {
-            Format::Curator | Format::Spring => Ok(&self.curator),
-            Format::Serverset => self.serverset.as_ref().ok_or_else(|| {
+        match format.root() {
+            Root::Plain => Ok(&self.plain),
+            Root::Curator => Ok(&self.curator),
+            Root::Serverset => self.serverset.as_ref().ok_or_else(|| {
                 Error::invalid(
                     "layout",
                     "serverset",
                     "a serverset needs its own path (such as /aurora/time): its member_ nodes must not land among other instances",
                 )
             }),
-            _ => Ok(&self.plain),
         }
     }
 
@@ -118,15 +118,25 @@ impl Layout {
     /// # Errors
     ///
     /// [`Error::Nested`] naming both paths; [`Error::InvalidArgument`] for
-    /// a serverset without a path, an invalid service name, or Curator and
-    /// Spring together (one instance id, one node: they would fight over it).
+    /// a serverset without a path, an invalid service name, or two formats
+    /// that write the same node, such as Curator and Spring (one instance
+    /// id, one node: they would fight over it).
     pub fn registrars(&self, formats: &[Format], service: &str) -> Result<Vec<Registrar>> {
-        if formats.contains(&Format::Curator) && formats.contains(&Format::Spring) {
-            return Err(Error::invalid(
-                "format",
-                "curator,spring",
-                "both write the same node (<root>/<service>/<id>): use one of them",
-            ));
+        for (index, &a) in formats.iter().enumerate() {
+            if let Some(&b) = formats[index + 1..]
+                .iter()
+                .find(|&&b| b != a && same_nodes(a, b))
+            {
+                let (first, second) = (a.min(b), a.max(b));
+                return Err(Error::invalid(
+                    "format",
+                    &format!("{first},{second}"),
+                    format!(
+                        "both write the same node ({}): use one of them",
+                        a.root().node_shape()
+                    ),
+                ));
+            }
         }
         let mut registrars: Vec<Registrar> = Vec::with_capacity(formats.len());
         for &format in formats {
@@ -150,7 +160,7 @@ impl Layout {
             // `--base-path /services/time`) is only nested when we register
             // Curator ourselves. The plain base path and an explicit
             // serverset path are where their readers are.
-            let unknown_curator = same_nodes(format, Format::Curator);
+            let unknown_curator = format.root() == Root::Curator;
             if !unknown_curator && !fleets.iter().any(|(f, _)| same_nodes(*f, format)) {
                 fleets.push((format, parent));
             }
@@ -183,31 +193,32 @@ impl Layout {
         Ok(registrars)
     }
 
-    /// The parent of each format's instances in this layout, whoever
-    /// registers them: plain under its base path, Curator (and Spring, the
-    /// same nodes) under `<curator>/<service>`, serverset members under its
-    /// path when one is given.
+    /// The parent of each root's instances in this layout, whoever
+    /// registers them, named by the first format living there: plain under
+    /// its base path, Curator (and Spring, the same nodes) under
+    /// `<curator>/<service>`, serverset members under its path when one is
+    /// given.
     fn fleets(&self, service: &str) -> Vec<(Format, String)> {
-        let mut fleets = vec![
-            (Format::Plain, self.plain.as_str().to_owned()),
-            (Format::Curator, format!("{}/{service}", self.curator)),
-        ];
+        let mut roots = vec![(Root::Plain, &self.plain), (Root::Curator, &self.curator)];
         if let Some(serverset) = &self.serverset {
-            fleets.push((Format::Serverset, serverset.as_str().to_owned()));
+            roots.push((Root::Serverset, serverset));
         }
-        fleets
+        roots
+            .into_iter()
+            .filter_map(|(root, base)| {
+                let format = Format::ALL.into_iter().find(|f| f.root() == root)?;
+                Some((format, root.parent(base, service)))
+            })
+            .collect()
     }
 }
 
 /// Whether formats `a` and `b` write the same kind of node under the same
-/// parent (Curator and Spring: one `ServiceInstance` layout), so that one
-/// sharing the other's parent is no nesting.
+/// parent (they share a root, as Curator and Spring share one
+/// `ServiceInstance` layout), so that one sharing the other's parent is no
+/// nesting.
 fn same_nodes(a: Format, b: Format) -> bool {
-    let family = |format| match format {
-        Format::Curator | Format::Spring => Format::Curator,
-        other => other,
-    };
-    family(a) == family(b)
+    a.root() == b.root()
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ mod session;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 
 pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;

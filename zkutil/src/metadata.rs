@@ -14,10 +14,9 @@ pub const MAX_METADATA_LEN: usize = 16 * 1024;
 
 /// What a registration says about the server behind it: the data of its
 /// znode, as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use std::time::SystemTime;
 /// use zkutil::{Endpoint, Metadata};
@@ -27,6 +26,7 @@ pub const MAX_METADATA_LEN: usize = 16 * 1024;
 /// let read = Metadata::from_json("/go_servers/10.0.0.1:8897", &json).expect("our JSON");
 /// assert_eq!((read.port(), read.weight()), (8897, Some(300)));
 /// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     address: String,
     port: u16,

@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 pub use self::instances::Instances;
 use self::read::WarnOnce;
+pub(crate) use self::read::nodes_of;
 pub use self::read::{LIST_UNDER_MAX_NODES, list, list_under};
-pub(crate) use self::read::{nodes_of, truncate};
 use self::refresh::refresh_loop;
 pub use self::snapshot::{Change, DEFAULT_WEIGHT, Instance, Snapshot};
 use crate::base_path::BasePath;

@@ -10,6 +10,7 @@ use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::metadata::Metadata;
 use crate::session::Session;
+pub(super) use crate::text::truncate;
 
 /// Paths already warned about, so that a bad child is logged once, not on
 /// every refresh. Bounded: only children still present are remembered, by a
@@ -50,13 +51,6 @@ impl WarnOnce {
             .map(|name| WarnOnce::key(&format!("{base_path}/{name}")))
             .collect();
         self.paths.retain(|key| present.contains(key));
-    }
-}
-
-pub(crate) fn truncate(text: &str) -> &str {
-    match text.char_indices().nth(128) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
     }
 }
 
@@ -357,25 +351,18 @@ fn plain_instance(
     stat: &crate::session::NodeStat,
     warn: &impl Fn(&str, &str, &str),
 ) -> Instance {
-    let (enabled, weight, reason) = crate::format::decode_plain(data);
+    let decoded = crate::format::decode_plain(endpoint, data);
     let metadata = if data.is_empty() {
         None
     } else {
         match Metadata::from_json(path, data) {
             Ok(metadata) => Some(metadata),
-            Err(_) if !enabled || weight.is_some() => None,
+            Err(_) if !decoded.enabled || decoded.weight.is_some() => None,
             Err(err) => {
                 warn(path, &err.to_string(), "skipping malformed metadata");
                 None
             }
         }
-    };
-    let decoded = crate::format::Decoded {
-        endpoint,
-        format: crate::Format::Plain,
-        enabled,
-        weight,
-        reason,
     };
     let mut instance = Instance::decoded(name, decoded, stat.ctime_ms());
     instance.metadata = metadata.map(std::sync::Arc::new);

@@ -90,15 +90,6 @@ impl Keeper {
     }
 }
 
-/// Makes a serverset member for `endpoint` under `parent` ours: one of
-/// ours is adopted (any other of ours deleted: a create whose answer was
-/// lost leaves one), members of other sessions are replaced when
-/// `may_replace(owner, data)` says so. Of the live members left, the oldest
-/// (lowest sequence number) wins: when it is another session's, it is
-/// returned as `Err` (owner, path) and ours, if any, deleted: never two
-/// live members for one endpoint. With none left, one is created, and the
-/// members looked at again: a registrant that created one at the same
-/// moment is then seen, and exactly one of the two yields.
 /// The sequence number ZooKeeper gave member `path` (`…/member_0000000042`);
 /// a name without one sorts last.
 fn sequence(path: &str) -> u64 {
@@ -114,6 +105,15 @@ fn older(a: &str, b: &str) -> bool {
     (sequence(a), a) < (sequence(b), b)
 }
 
+/// Makes a serverset member for `endpoint` under `parent` ours: one of
+/// ours is adopted (any other of ours deleted: a create whose answer was
+/// lost leaves one), members of other sessions are replaced when
+/// `may_replace(owner, data)` says so. Of the live members left, the oldest
+/// (lowest sequence number) wins: when it is another session's, it is
+/// returned as `Err` (owner, path) and ours, if any, deleted: never two
+/// live members for one endpoint. With none left, one is created, and the
+/// members looked at again: a registrant that created one at the same
+/// moment is then seen, and exactly one of the two yields.
 pub(super) fn create_member(
     session: &Session,
     parent: &str,

@@ -41,7 +41,9 @@
 
 mod keeper;
 mod member;
+mod open_parent;
 mod registrar;
+mod takeover;
 
 use crate::sync::lock;
 use std::sync::atomic::AtomicBool;
@@ -50,144 +52,16 @@ use std::time::{Duration, Instant};
 
 use self::keeper::{Keeper, KeptData, Maintainer, Target, Wake, create_owned};
 use self::member::create_member;
+pub use self::open_parent::OpenParent;
+use self::open_parent::guard_parent;
 pub use self::registrar::Registrar;
+pub use self::takeover::Takeover;
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::format::MEMBER_PREFIX;
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
 use crate::session::{Session, SessionId, SessionState};
-
-/// Whether a registration may replace a node of its endpoint that another
-/// session holds.
-///
-/// ZooKeeper keeps a crashed process's ephemeral node until its session
-/// times out, so a node with a live owner session may be a leftover; but it
-/// may as well be a live server. Replacing it needs proof that its holder is
-/// gone, or an operator's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-///
-/// # Example
-//////
-/// ```
-/// use zkutil::{BasePath, Registrar, Takeover};
-/// // A server that has just bound its port here may replace a node that an
-/// // earlier run on this host left behind; `Force` is an operator's decision.
-/// let registrar = Registrar::new(BasePath::default()).takeover(Takeover::SameHost);
-/// # let _ = registrar;
-/// ```
-pub enum Takeover {
-    /// Never: registering fails with [`Error::Taken`], naming the owner.
-    #[default]
-    Refuse,
-    /// When the node's metadata names this host: for a server that has just
-    /// bound the endpoint's port on this host, which proves that the node's
-    /// holder (an earlier run here, the port now ours) is gone.
-    SameHost,
-    /// Whoever holds it (an operator's `--force`).
-    Force,
-}
-
-impl Takeover {
-    fn allows(self, data: &[u8]) -> bool {
-        match self {
-            Takeover::Refuse => false,
-            Takeover::Force => true,
-            // The metadata's `hostname`: at the top (plain), in the
-            // payload (Curator) or in the payload's metadata (Spring).
-            Takeover::SameHost => serde_json::from_slice::<serde_json::Value>(data)
-                .ok()
-                .and_then(|value| {
-                    [
-                        value.get("hostname"),
-                        value.pointer("/payload/hostname"),
-                        value.pointer("/payload/metadata/hostname"),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .find_map(|host| host.as_str().map(str::to_owned))
-                })
-                .is_some_and(|host| host == crate::metadata::this_host()),
-        }
-    }
-}
-
-/// What a registrant with digest auth does when the parent of its nodes
-/// already exists with an ACL that lets strangers do more than READ
-/// (`world:anyone`, or any `ip:` entry, such as `ip:0.0.0.0/0`, granting
-/// CREATE, DELETE, WRITE or ADMIN; left by the post's Go servers, a run
-/// without auth, another tool): there, any unauthenticated client could
-/// register a fake instance, or delete ours (deleting a child needs DELETE
-/// on the parent), so registering there "protected" would be a false
-/// promise. Applied at registration and again before every re-creation by
-/// the registration's keeper. Without auth every node is open anyway (and
-/// a warning says so): nothing is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-///
-/// # Example
-///
-/// ```
-/// use zkutil::{BasePath, OpenParent, Registrar};
-/// // The operator has decided: an open /go_servers becomes ours (world: READ).
-/// let registrar = Registrar::new(BasePath::default()).open_parent(OpenParent::Tighten);
-/// # let _ = registrar;
-/// ```
-pub enum OpenParent {
-    /// Registering fails with [`Error::OpenAcl`], naming the path, its ACL
-    /// and the fix.
-    #[default]
-    Refuse,
-    /// Its ACL is set to the one this session gives the nodes it creates
-    /// (its identity ALL, the world READ: discovery still works, and an
-    /// operator identity needs no more than READ on a parent); needs ADMIN
-    /// on the node, else [`Error::OpenAcl`].
-    Tighten,
-}
-
-/// Makes sure `parent` exists and, with auth, is not open to strangers:
-/// refused or tightened as `open_parent` says. Called before the first
-/// create and before every re-creation (the parent may have been replaced
-/// meanwhile). The check is made once the
-/// path can be read, so a ZooKeeper that is down is still a retryable error.
-fn guard_parent(session: &Session, parent: &str, open_parent: OpenParent) -> Result<()> {
-    if !session.config().has_auth() {
-        return Ok(());
-    }
-    session.ensure_path(parent)?;
-    for _ in 0..keeper::CREATE_ATTEMPTS {
-        let Some((acl, acl_version)) = session.open_acl(parent)? else {
-            return Ok(());
-        };
-        let open = |tighten_denied| Error::OpenAcl {
-            path: parent.to_owned(),
-            acl: acl.clone(),
-            tighten_denied,
-        };
-        if open_parent == OpenParent::Refuse {
-            return Err(open(false));
-        }
-        match session.restrict_acl(parent, acl_version) {
-            Ok(()) => {
-                tracing::warn!(path = parent, was = %acl, "tightened the open ACL of the parent: this identity ALL, the world READ");
-                return Ok(());
-            }
-            Err(err) if err.is_no_auth() => return Err(open(true)),
-            // Changed (or deleted) meanwhile: look again.
-            Err(Error::Zk { source, .. })
-                if matches!(
-                    source.kind(),
-                    crate::error::ZkErrorKind::BadVersion | crate::error::ZkErrorKind::NoNode
-                ) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Err(Error::Conflict {
-        path: parent.to_owned(),
-        attempts: keeper::CREATE_ATTEMPTS,
-    })
-}
 
 /// How [`Registration::register`] came to own its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,10 +96,9 @@ impl std::fmt::Display for Outcome {
 ///
 /// Deleted by [`Registration::deregister`]; dropping it does the same on a
 /// best-effort basis and logs a failure.
-#[derive(Debug)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -246,6 +119,7 @@ impl std::fmt::Display for Outcome {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Debug)]
 pub struct Registration {
     session: Arc<Session>,
     endpoint: Endpoint,

@@ -8,7 +8,7 @@ use super::{OpenParent, Registration, Takeover};
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::format::{Format, instance_id};
+use crate::format::{Change, Format, New};
 use crate::metadata::Metadata;
 use crate::session::Session;
 
@@ -17,14 +17,14 @@ use crate::session::Session;
 /// session's node may be replaced.
 ///
 /// ```text
-/// plain     <base>/<ip:port>
-/// curator   <base>/<service>/<service>-<ip>-<port>   (Curator's base is /services)
-/// spring    the same, with Spring Cloud Zookeeper's payload
+/// plain       <base>/<ip:port>
+/// curator     <base>/<service>/<service>-<ip>-<port>   (Curator's base is /services)
+/// spring      the same, with Spring Cloud Zookeeper's payload
+/// serverset   <base>/member_N, N given by ZooKeeper
 /// ```
-#[derive(Debug, Clone)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -46,6 +46,7 @@ use crate::session::Session;
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Debug, Clone)]
 pub struct Registrar {
     base: BasePath,
     format: Format,
@@ -76,8 +77,8 @@ impl Registrar {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a format that cannot be written yet
-    /// (serverset: read only).
+    /// [`Error::InvalidArgument`] for a format that is only read, not
+    /// written (none is, today: see [`Format::WRITABLE`]).
     pub fn format(mut self, format: Format) -> Result<Registrar> {
         if !Format::WRITABLE.contains(&format) {
             return Err(Error::invalid(
@@ -148,26 +149,17 @@ impl Registrar {
         self.format
     }
 
-    /// The parent of the nodes: the base path, or `<base>/<service>`.
+    /// The parent of the nodes: the base path, or `<base>/<service>`
+    /// (Curator, Spring).
     pub fn parent(&self) -> String {
-        match self.format {
-            Format::Curator | Format::Spring => format!("{}/{}", self.base, self.service),
-            _ => self.base.as_str().to_owned(),
-        }
+        self.format.root().parent(&self.base, &self.service)
     }
 
     /// The znode path of `endpoint`'s registration; `None` for a serverset
     /// member, whose name ZooKeeper gives (`member_` and a sequence number).
     pub fn node_path(&self, endpoint: Endpoint) -> Option<String> {
-        match self.format {
-            Format::Plain => Some(self.base.node_path(&endpoint)),
-            Format::Serverset => None,
-            _ => Some(format!(
-                "{}/{}",
-                self.parent(),
-                instance_id(&self.service, endpoint)
-            )),
-        }
+        let name = self.format.node_name(&self.service, endpoint)?;
+        Some(format!("{}/{name}", self.parent()))
     }
 
     /// Registers `endpoint` with `metadata`.
@@ -207,20 +199,25 @@ impl Registrar {
                 serde_json::Value::String(metrics.to_string()),
             );
         }
-        let data = match self.format {
-            Format::Plain => serde_json::to_vec(&fields).unwrap_or_default(),
-            // Finagle's schema has no place for metadata.
-            Format::Serverset => crate::format::serverset_data(endpoint, self.metrics),
-            format => {
-                crate::format::curator_data(format, &self.service, endpoint, &fields, now_ms())
-            }
-        };
+        let data = self.format.encode(&New {
+            service: &self.service,
+            endpoint,
+            fields: &fields,
+            metrics: self.metrics,
+            registered_ms: now_ms(),
+        });
         let data = match &self.disabled {
-            Some(reason) => crate::control::disabled_from_start(self.format, &data, reason.clone())
-                .map_err(|reason| Error::Metadata {
-                    path: self.parent(),
-                    reason,
-                })?,
+            Some(reason) => {
+                let starting = Change::Starting {
+                    reason: reason.as_deref(),
+                };
+                self.format
+                    .apply(&data, &starting)
+                    .map_err(|reason| Error::Metadata {
+                        path: self.parent(),
+                        reason,
+                    })?
+            }
             None => data,
         };
         let path = self.node_path(endpoint);
