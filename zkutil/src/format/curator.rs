@@ -132,12 +132,17 @@ pub(super) fn decode_instance(record: &Map<String, Value>) -> Result<(Endpoint, 
 }
 
 /// Curator's `enabled` for `change`: written only when false (absent
-/// reads as true, and Curator 2.x readers fail on the field).
+/// reads as true, and Curator 2.x readers fail on the field). A new weight
+/// leaves it as it is: a weight is not a way back into rotation.
 pub(super) fn set_enabled(record: &mut Map<String, Value>, change: &Change<'_>) {
-    if matches!(change, Change::Out { .. } | Change::Starting { .. }) {
-        record.insert("enabled".into(), Value::Bool(false));
-    } else {
-        record.remove("enabled");
+    match change {
+        Change::Out { .. } | Change::Starting { .. } => {
+            record.insert("enabled".into(), Value::Bool(false));
+        }
+        Change::In => {
+            record.remove("enabled");
+        }
+        Change::Weight(_) => {}
     }
 }
 

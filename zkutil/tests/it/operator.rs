@@ -268,3 +268,35 @@ fn a_registration_made_disabled_is_out_of_service_until_enabled() {
         seen(&discovery, e, "in service", |_, up| up);
     }
 }
+
+#[test]
+fn a_new_weight_keeps_an_instance_out_of_rotation_in_every_format() {
+    let zk = zookeeper();
+    let (s, observer) = (session(&zk), session(&zk));
+    let weighted = Format::WRITABLE
+        .into_iter()
+        .filter(|format| *format != Format::Serverset); // no place for a weight
+    for (i, format) in weighted.enumerate() {
+        let base = BasePath::new(&format!("/op_weight_out_{format}")).expect("valid");
+        let registrar = Registrar::new(base).format(format).expect("writable");
+        let parent = BasePath::new(&registrar.parent()).expect("valid");
+        let e = endpoint(20_600 + i as u16);
+        let _registration = register(&s, &registrar, e);
+        let discovery = Discovery::start_with_metadata(observer.clone(), &parent).expect("starts");
+        Control::Disable {
+            reason: Some("drain".into()),
+        }
+        .apply_to(&observer, &parent, e)
+        .expect("disables");
+        seen(&discovery, e, "out of service", |_, up| !up);
+        Control::Weight(7)
+            .apply_to(&observer, &parent, e)
+            .expect("sets the weight");
+        let instance = seen(&discovery, e, "weight 7", |i, _| i.weight() == 7);
+        assert_eq!(
+            (instance.is_enabled(), instance.disabled_reason()),
+            (false, Some("drain")),
+            "{format}: a weight change put a disabled instance back in rotation"
+        );
+    }
+}
