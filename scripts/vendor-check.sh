@@ -43,7 +43,7 @@ EOF
 # The workspace's lockfile pins every other package, so only zookeeper-client itself can need a download.
 cp Cargo.lock "$work/fetch/Cargo.lock"
 (cd "$work/fetch" && cargo fetch --quiet) >"$work/fetch.log" 2>&1 ||
-    fail "cargo could not fetch zookeeper-client $version from crates.io: $(grep -m 1 'error' "$work/fetch.log" || true)"
+    fail "cargo could not fetch zookeeper-client $version: $(grep -m 1 'error' "$work/fetch.log" || true)"
 sum="$(awk '$0 == "name = \"zookeeper-client\"" { found = 1 }
             found && $1 == "checksum" { gsub(/"/, "", $3); print $3; exit }' "$work/fetch/Cargo.lock")"
 [[ -n "$sum" ]] || fail "no crates.io checksum for zookeeper-client $version in the throw-away Cargo.lock"
@@ -68,7 +68,9 @@ while IFS= read -r path; do
 done < <(sed -n "$removal" "$notes")
 awk '/^```/ { inside = ($0 == "```diff"); next } inside' "$notes" >"$work/patch.diff"
 [[ -s "$work/patch.diff" ]] || fail "PATCHED.md has no \`\`\`diff block"
-(cd "$expected" && GIT_CEILING_DIRECTORIES="$work" git apply --whitespace=nowarn "$work/patch.diff") >"$work/apply.log" 2>&1 ||
+# The ceiling keeps git from taking a repository around the temp folder for the tree to patch.
+(cd "$expected" && GIT_CEILING_DIRECTORIES="$work" git apply --whitespace=nowarn "$work/patch.diff") \
+    >"$work/apply.log" 2>&1 ||
     fail "PATCHED.md's diffs do not apply to the published $version: $(head -n 1 "$work/apply.log")"
 cp "$notes" "$expected/PATCHED.md"
 
@@ -90,7 +92,8 @@ if ! diff -rq -x target "$expected" "$vendored" >"$work/diff.txt"; then
         cause="$vendored has $(only_in "$vendored" "$first"), which the published $version has not"
         ;;
     *)
-        path="${first#"Files $expected/"}" path="${path%% and *}"
+        path="${first#"Files $expected/"}"
+        path="${path%% and *}"
         cause="$vendored/$path is not the published $version with PATCHED.md's diffs applied"
         ;;
     esac
