@@ -97,7 +97,7 @@ if ! diff -rq -x target "$expected" "$vendored" >"$work/diff.txt"; then
         cause="$vendored/$path is not the published $version with PATCHED.md's diffs applied"
         ;;
     esac
-    ((count == 1)) || cause+=" (and $((count - 1)) more differences)"
+    ((count == 1)) || cause+=" (and $((count - 1)) more)"
     fail "$cause"
 fi
 echo "vendor-check: $vendored is zookeeper-client $version (sha256 $sum) with exactly the differences in PATCHED.md" \
