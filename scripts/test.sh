@@ -3,7 +3,8 @@
 #
 # Installs ZooKeeper and the interop peers (Apache Curator, a JDK, Prometheus) when missing (the tests start their own
 # servers from their jars), then: rustfmt check,
-# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock; the doctests too), zkutil's
+# clippy with warnings as errors, `cargo test --workspace` (real ZooKeeper, never a mock; the doctests too), the
+# vendored zookeeper-client checked against its published source and its unit tests, zkutil's
 # register and discover examples against a real ZooKeeper, the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
 # man pages and completions (scripts/man.sh), and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
@@ -31,6 +32,12 @@ echo "== cargo doc (zkutil, warnings as errors)" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc -p zkutil --no-deps --all-features --quiet
 echo "== cargo test" >&2
 cargo test --workspace 2>&1 | tee "$test_log"
+# The patched zookeeper-client, outside the workspace: exactly the published crate plus what its PATCHED.md lists, and
+# its unit tests (with its own Cargo.lock, in this one target folder; its Docker-based tests are not in the copy).
+echo "== vendored zookeeper-client: vendor-check, unit tests" >&2
+scripts/vendor-check.sh
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" \
+    cargo test --manifest-path vendor/zookeeper-client/Cargo.toml --lib --locked 2>&1 | tee -a "$test_log"
 
 # The library's plain examples against a real ZooKeeper: `register` holds a registration, `discover` must list it,
 # and a SIGTERM must deregister it (built by `cargo test` above).
