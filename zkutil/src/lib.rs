@@ -95,8 +95,8 @@ pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
 pub use control::{Applied, Control, WRITE_ATTEMPTS};
 pub use discovery::{
-    Change, Discovery, Instance, Instances, LIST_UNDER_MAX_NODES, Snapshot, list as list_instances,
-    list_under as list_instances_under,
+    Change, Discovery, Instance, Instances, InstancesIter, LIST_UNDER_MAX_NODES, Snapshot,
+    list as list_instances, list_under as list_instances_under,
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};

@@ -11,6 +11,12 @@ use crate::sync::lock;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+/// The metrics library [`MetricsServer`] serves: re-exported because its
+/// [`Registry`](prometheus_client::registry::Registry) is in our
+/// signatures, and a binary registers its own metrics into it, so both
+/// must use this one version.
+pub use prometheus_client;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,8 +38,8 @@ pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use prometheus_client::{metrics::counter::Counter, registry::Registry};
 /// use zkutil::cli::metrics::MetricsServer;
+/// use zkutil::cli::metrics::prometheus_client::{metrics::counter::Counter, registry::Registry};
 ///
 /// let requests: Counter = Counter::default();
 /// let mut registry = Registry::with_prefix("app");
