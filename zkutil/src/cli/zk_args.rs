@@ -16,8 +16,9 @@ use crate::session::{Secret, SessionConfig};
 /// The ZooKeeper flags of every binary; `#[command(flatten)]` it.
 ///
 /// `--base-path` has no default here: where a program's instances live is
-/// its own choice. Without one, the flag (or `ZK_BASE_PATH`) is required;
-/// a binary gives its default with clap's `mut_arg`, and `--help` shows it.
+/// its own choice. A binary gives its default with clap's `mut_arg`, and
+/// `--help` shows it; without one, the flag (or `ZK_BASE_PATH`) must be
+/// given.
 #[derive(Debug, Clone, clap::Args)]
 ///
 /// # Example
@@ -39,6 +40,16 @@ use crate::session::{Secret, SessionConfig};
 /// assert_eq!(config.hosts(), "zk1:2181,zk2:2181/app");
 /// // A typo is a usage error before anything is contacted.
 /// assert!(Args::try_parse_from(["app", "--base-path", "go_servers"]).is_err());
+///
+/// // Without a default of the binary's, the base path must be given.
+/// #[derive(clap::Parser)]
+/// struct NoDefault {
+///     #[command(flatten)]
+///     zk: zkutil::cli::ZkArgs,
+/// }
+/// if std::env::var_os("ZK_BASE_PATH").is_none() {
+///     assert!(NoDefault::try_parse_from(["app"]).is_err());
+/// }
 /// ```
 pub struct ZkArgs {
     /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
@@ -56,7 +67,9 @@ pub struct ZkArgs {
     pub zk_auth: Option<Secret>,
     /// Parent znode of plain (ip:port) registrations, and the node readers list (point them at
     /// /services/SERVICE for Curator's instances).
-    #[arg(long, global = true, env = "ZK_BASE_PATH")]
+    // Not `required`: clap refuses a required global flag. A binary that
+    // gives no default gets a usage error when the flag is missing.
+    #[arg(long, global = true, env = "ZK_BASE_PATH", required = false)]
     pub base_path: BasePath,
     /// ZooKeeper session timeout (a crashed server's registrations linger this long).
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
