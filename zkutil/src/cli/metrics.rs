@@ -12,9 +12,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// The metrics library [`MetricsServer`] serves: re-exported because its
-/// [`Registry`](prometheus_client::registry::Registry) is in our
-/// signatures, and a binary registers its own metrics into it, so both
-/// must use this one version.
+/// `Registry` is in our signatures, and a binary registers its own
+/// metrics into it, so both must use this one version.
 pub use prometheus_client;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -51,9 +50,10 @@ pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 /// )
 /// .expect("serves");
 /// requests.inc();
-/// let (status, text) = zkutil::testing::http_get(server.addr(), "/metrics").expect("scrapes");
-/// assert_eq!(status, 200);
-/// assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
+/// // GET /metrics on server.addr() now reads `app_requests_total 1`.
+/// # let (status, text) = zkutil::testing::http_get(server.addr(), "/metrics").expect("scrapes");
+/// # assert_eq!(status, 200);
+/// # assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
 /// ```
 pub struct MetricsServer {
     server: HttpServer,
@@ -178,8 +178,9 @@ fn answer(
 /// let discovery = Arc::new(Discovery::start(session, &BasePath::default())?);
 /// let (metrics, server) = ClientMetrics::serve("127.0.0.1:0".parse()?, "app", &discovery)?;
 /// metrics.picked("10.0.0.1:80".parse()?, false); // one per request the client makes
-/// let (status, _) = zkutil::testing::http_get(server.addr(), "/healthz")?;
-/// assert_eq!(status, 200, "the view of the registry is fresh");
+/// // GET /healthz on server.addr(): 200 while the view of the registry is fresh.
+/// # let (status, _) = zkutil::testing::http_get(server.addr(), "/healthz")?;
+/// # assert_eq!(status, 200, "the view of the registry is fresh");
 /// # Ok(())
 /// # }
 /// ```
