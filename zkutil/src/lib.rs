@@ -105,6 +105,9 @@ pub use layout::Layout;
 pub use metadata::{MAX_METADATA_LEN, Metadata};
 pub use registry::{OpenParent, Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
+/// The JSON of [`Registrar::register_fields`]: re-exported so that a
+/// caller builds those fields with the version this crate reads and writes.
+pub use serde_json;
 pub use session::{
     CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,
     SessionEvent, SessionId, SessionState, WatchEvent,
