@@ -18,9 +18,10 @@ pub const DEFAULT_BASE_PATH: &str = "/go_servers";
 /// that fails is skipped for a cooldown and the request retried elsewhere.
 ///
 /// Prints one line per request on stdout (`[ 37/100] <server> <latency>
-/// <reply>`, or `[ 38/100] FAILED <why>`; the seed Go client's two lines
-/// with --plain; JSON with --json); logs and the summary go to stderr. Exits 1
-/// when any request failed. Ctrl-C finishes the current request, prints
+/// <reply>`, or `[ 38/100] FAILED <why>`; with --plain, the two lines of
+/// the Go client that reads the same registry, for scripts written for it;
+/// JSON with --json); logs and the summary go to stderr. Exits 1 when any
+/// request failed. Ctrl-C finishes the current request, prints
 /// the summary and exits 130.
 #[derive(Debug, clap::Parser)]
 #[command(name = "time-client", version, about, long_about = None,
@@ -63,8 +64,8 @@ pub struct Args {
     /// TCP connect timeout per attempt.
     #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
     connect_timeout: Duration,
-    /// How long to wait for the reply before sending `timestamp` (a daytime server such as the seed Go
-    /// server answers unasked, and resets a request it never reads); 0s sends it at once.
+    /// How long to wait for the reply before sending `timestamp` (a daytime server, such as the Go
+    /// servers that register under /go_servers, answers unasked, and resets a request it never reads); 0s sends it at once.
     #[arg(long, env = "TIME_CLIENT_GRACE", default_value = "50ms", value_parser = zkutil::cli::duration)]
     grace: Duration,
     /// Deadline for the whole reply, after connecting.
@@ -77,7 +78,8 @@ pub struct Args {
     /// Print one JSON object per request and a summary object on stdout.
     #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain")]
     json: bool,
-    /// Print the seed Go client's two lines per answered request: `connect host: <ip:port>` and the reply.
+    /// Print two lines per answered request, `connect host: <ip:port>` and the reply: the output of
+    /// the Go client that reads the same registry, for scripts written for it.
     #[arg(long, env = "TIME_CLIENT_PLAIN")]
     plain: bool,
 }

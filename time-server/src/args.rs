@@ -38,7 +38,7 @@ pub struct Args {
         value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
-    /// Registry format: plain (ip:port nodes under --base-path, read by the seed Go client),
+    /// Registry format: plain (ip:port nodes under --base-path, which Go clients also read),
     /// curator (Apache Curator's service discovery, also read by Dubbo) or spring (Spring Cloud
     /// Zookeeper), both under --curator-base-path, or serverset (Finagle, Prometheus) under
     /// --serverset-path; repeatable, to register in several at once during a migration.
@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
     operator: Option<zkutil::Secret>,
     /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
-    /// seed Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
+    /// Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
     /// the world READ, instead of refusing to start. Needs ADMIN on that node.
     #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = "zk_auth")]
     tighten_acl: bool,

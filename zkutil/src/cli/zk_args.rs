@@ -122,7 +122,7 @@ impl ZkArgs {
 /// ```
 pub struct LayoutArgs {
     /// Root of curator and spring registrations: ROOT/SERVICE/ID (Spring
-    /// Cloud Zookeeper's default root). Kept apart from --base-path, whose readers (the seed Go
+    /// Cloud Zookeeper's default root). Kept apart from --base-path, whose readers (the Go
     /// client among them) take every child for an ip:port.
     #[arg(
         long,
