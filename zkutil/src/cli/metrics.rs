@@ -175,7 +175,7 @@ fn answer(
 /// use zkutil::cli::metrics::ClientMetrics;
 ///
 /// let session = Arc::new(SessionConfig::new(zk.connect_string()).connect()?);
-/// let discovery = Arc::new(Discovery::start(session, &BasePath::default())?);
+/// let discovery = Arc::new(Discovery::start(session, &BasePath::new("/go_servers")?)?);
 /// let (metrics, server) = ClientMetrics::serve("127.0.0.1:0".parse()?, "app", &discovery)?;
 /// metrics.picked("10.0.0.1:80".parse()?, false); // one per request the client makes
 /// // GET /healthz on server.addr(): 200 while the view of the registry is fresh.
