@@ -66,7 +66,8 @@
 //! Three public modules are namespaces of their own: [`admin`] (four-letter
 //! words such as `srvr`, for health checks), `cli` (feature `cli`: the flags,
 //! logging and signal handling the binaries share) and `testing` (feature
-//! `testing`: a real ZooKeeper for tests).
+//! `testing`: a real ZooKeeper for your tests, as Curator's `TestingServer`
+//! is for Java's).
 //!
 //! The library logs through `tracing` and never installs a subscriber.
 
