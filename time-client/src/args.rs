@@ -8,18 +8,24 @@ use crate::Config;
 use crate::report::Format;
 use crate::request::RequestLimits;
 
+/// `--base-path` when none is given: where the time-servers and the seed
+/// Go servers register by default, so that the client finds them unasked.
+pub const DEFAULT_BASE_PATH: &str = "/go_servers";
+
 /// Asks registered time-servers for the time: keeps a watched list of the
 /// children of `<base-path>` in ZooKeeper (one session for the whole run),
 /// picks a server per request, sends `timestamp`, prints the reply. A server
 /// that fails is skipped for a cooldown and the request retried elsewhere.
 ///
 /// Prints one line per request on stdout (`[ 37/100] <server> <latency>
-/// <reply>`, or `[ 38/100] FAILED <why>`; the post's two lines with
-/// --plain; JSON with --json); logs and the summary go to stderr. Exits 1
-/// when any request failed. Ctrl-C finishes the current request, prints
+/// <reply>`, or `[ 38/100] FAILED <why>`; with --plain, the two lines of
+/// the Go client that reads the same registry, for scripts written for it;
+/// JSON with --json); logs and the summary go to stderr. Exits 1 when any
+/// request failed. Ctrl-C finishes the current request, prints
 /// the summary and exits 130.
 #[derive(Debug, clap::Parser)]
 #[command(name = "time-client", version, about, long_about = None,
+          mut_arg("base_path", |arg| arg.default_value(DEFAULT_BASE_PATH)),
           after_help = "Examples:\n  time-client --zk 127.0.0.1:2181 --count 10 --interval 200ms\n  \
                         time-client --count 1000 --interval 0s --json | tail -1\n  \
                         time-client --count 1 --plain")]
@@ -58,8 +64,8 @@ pub struct Args {
     /// TCP connect timeout per attempt.
     #[arg(long, env = "TIME_CLIENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = zkutil::cli::timeout)]
     connect_timeout: Duration,
-    /// How long to wait for the reply before sending `timestamp` (a daytime server such as the post's
-    /// answers unasked, and resets a request it never reads); 0s sends it at once.
+    /// How long to wait for the reply before sending `timestamp` (a daytime server, such as the Go
+    /// servers that register under /go_servers, answers unasked, and resets a request it never reads); 0s sends it at once.
     #[arg(long, env = "TIME_CLIENT_GRACE", default_value = "50ms", value_parser = zkutil::cli::duration)]
     grace: Duration,
     /// Deadline for the whole reply, after connecting.
@@ -72,7 +78,8 @@ pub struct Args {
     /// Print one JSON object per request and a summary object on stdout.
     #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain")]
     json: bool,
-    /// Print the post's two lines per answered request: `connect host: <ip:port>` and the reply.
+    /// Print two lines per answered request, `connect host: <ip:port>` and the reply: the output of
+    /// the Go client that reads the same registry, for scripts written for it.
     #[arg(long, env = "TIME_CLIENT_PLAIN")]
     plain: bool,
 }

@@ -5,13 +5,12 @@
 //! * [`request`]: one request, every wait bounded, the reply checked.
 //! * [`report`]: per-request lines or JSON, and the summary.
 //!
-//! The post's client opened a new ZooKeeper session per request, picked
-//! `rand.Intn(3)` (it panicked with fewer than three servers and never used
-//! a fourth) and never retried. Here a [`zkutil::Discovery`] cache is read
-//! without touching ZooKeeper, the pick is among all registered servers, a
-//! server that fails is marked down for a cooldown and the request retried
-//! on another one. While ZooKeeper is unreachable the last known list is
-//! used, and the client says so once.
+//! A request costs ZooKeeper nothing: a [`zkutil::Discovery`] cache is
+//! read instead of a session and a listing per request. The pick is among
+//! all registered servers, however many there are. A server that fails is
+//! marked down for a cooldown and the request retried on another one, so
+//! one dead server costs a request a retry, not a failure. While ZooKeeper
+//! is unreachable the last known list is used, and the client says so once.
 
 mod args;
 pub mod report;
@@ -68,7 +67,7 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             session: SessionConfig::new(zk_hosts),
-            base_path: BasePath::default(),
+            base_path: BasePath::from_static(args::DEFAULT_BASE_PATH),
             count: 100,
             interval: Duration::from_secs(1),
             limits: RequestLimits::default(),

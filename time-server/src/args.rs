@@ -8,6 +8,10 @@ use zkutil::{Endpoint, Format};
 use crate::Config;
 use crate::listener::ServeOptions;
 
+/// `--base-path` when none is given: where the seed Go servers register
+/// and the seed Go client looks, so that both read one registry unasked.
+pub const DEFAULT_BASE_PATH: &str = "/go_servers";
+
 /// A time service that registers each listener as an EPHEMERAL znode
 /// `<base-path>/<ip:port>` in ZooKeeper and answers every connection with
 /// one line: `<ip:port>: <RFC 3339 time>`.
@@ -16,6 +20,7 @@ use crate::listener::ServeOptions;
 /// stops. A second signal exits at once.
 #[derive(Debug, clap::Parser)]
 #[command(name = "time-server", version, about, long_about = None,
+          mut_arg("base_path", |arg| arg.default_value(DEFAULT_BASE_PATH)),
           after_help = "Example:\n  time-server --zk 127.0.0.1:2181 --listen 127.0.0.1:0 --listen 127.0.0.1:0")]
 pub struct Args {
     #[command(flatten)]
@@ -33,10 +38,10 @@ pub struct Args {
         value_parser = parse_listen
     )]
     listen: Vec<Endpoint>,
-    /// Registry format: plain (the post's ip:port nodes, under --base-path), curator (Apache
-    /// Curator's service discovery, also read by Dubbo) or spring (Spring Cloud Zookeeper), both
-    /// under --curator-base-path, serverset (Finagle, Prometheus) under --serverset-path;
-    /// repeatable, to register in several at once during a migration.
+    /// Registry format: plain (ip:port nodes under --base-path, which Go clients also read),
+    /// curator (Apache Curator's service discovery, also read by Dubbo) or spring (Spring Cloud
+    /// Zookeeper), both under --curator-base-path, or serverset (Finagle, Prometheus) under
+    /// --serverset-path; repeatable, to register in several at once during a migration.
     #[arg(long, env = "TIME_SERVER_FORMAT", value_delimiter = ',', default_value = "plain",
           value_parser = zkutil::cli::writable_format)]
     format: Vec<Format>,
@@ -65,7 +70,7 @@ pub struct Args {
     #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
     operator: Option<zkutil::Secret>,
     /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
-    /// post's Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
+    /// Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
     /// the world READ, instead of refusing to start. Needs ADMIN on that node.
     #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = "zk_auth")]
     tighten_acl: bool,

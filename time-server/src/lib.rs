@@ -147,7 +147,7 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     // `--base-path /services --format curator` meant Curator's root before
     // each format had its own: say where the nodes go now.
     if !config.formats.contains(&Format::Plain)
-        && config.layout.plain().as_str() != zkutil::BasePath::DEFAULT
+        && config.layout.plain().as_str() != args::DEFAULT_BASE_PATH
     {
         for registrar in &registrars {
             tracing::warn!(base_path = %config.layout.plain(), format = %registrar.registry_format(), parent = %registrar.parent(),

@@ -22,8 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let session = Arc::new(SessionConfig::new(hosts).connect()?);
+    // Where the register example (and the time-servers) register.
+    let base = BasePath::new("/go_servers")?;
     // Watched from now on: one notification per change, no polling.
-    let discovery = Discovery::start(session, &BasePath::default())?;
+    let discovery = Discovery::start(session, &base)?;
     let changes = discovery.subscribe();
     let snapshot = discovery.snapshot();
     println!("{} registered:", snapshot.instances().len());

@@ -24,7 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session = Arc::new(SessionConfig::new(hosts).connect()?);
     let metadata =
         Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0").with_weight(Some(100));
-    let registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)?;
+    // Where the discover example (and time-client, zkutil ls) look.
+    let base = BasePath::new("/go_servers")?;
+    let registration = Registration::register(&session, &base, endpoint, &metadata)?;
     println!(
         "registered {} ({})",
         registration.path(),

@@ -72,7 +72,7 @@ impl Backoff {
 
 /// A duration for a log line or a message, rounded to what a reader can
 /// use: `80ms`, `1.25s`, `4m 10s` (not `79.779517ms`).
-pub fn rounded(duration: Duration) -> humantime::FormattedDuration {
+pub fn rounded(duration: Duration) -> impl std::fmt::Display {
     let rounded = if duration < Duration::from_secs(1) {
         Duration::from_millis(duration.as_millis() as u64)
     } else if duration < Duration::from_secs(60) {

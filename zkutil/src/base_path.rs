@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use zkutil::{BasePath, Endpoint};
 /// let base = BasePath::new("/services/time").expect("a base path");
@@ -32,9 +32,6 @@ use crate::error::{Error, Result};
 pub struct BasePath(String);
 
 impl BasePath {
-    /// The post's base path, `/go_servers`: the binaries' default.
-    pub const DEFAULT: &'static str = "/go_servers";
-
     /// Checks `path` and wraps it.
     ///
     /// # Errors
@@ -85,9 +82,12 @@ impl BasePath {
     }
 }
 
+/// `/go_servers`, where the seed Go programs register: the base path of
+/// this crate's examples. A program names its own; the binaries give theirs
+/// as the default of `--base-path`.
 impl Default for BasePath {
     fn default() -> BasePath {
-        BasePath::from_static(BasePath::DEFAULT)
+        BasePath::from_static("/go_servers")
     }
 }
 

@@ -66,7 +66,8 @@
 //! Three public modules are namespaces of their own: [`admin`] (four-letter
 //! words such as `srvr`, for health checks), `cli` (feature `cli`: the flags,
 //! logging and signal handling the binaries share) and `testing` (feature
-//! `testing`: a real ZooKeeper for tests).
+//! `testing`: a real ZooKeeper for your tests, as Curator's `TestingServer`
+//! is for Java's).
 //!
 //! The library logs through `tracing` and never installs a subscriber.
 
@@ -96,8 +97,8 @@ pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
 pub use control::{Applied, Control, WRITE_ATTEMPTS};
 pub use discovery::{
-    Change, Discovery, Instance, Instances, LIST_UNDER_MAX_NODES, Snapshot, list as list_instances,
-    list_under as list_instances_under,
+    Change, Discovery, Instance, Instances, InstancesIter, LIST_UNDER_MAX_NODES, Snapshot,
+    list as list_instances, list_under as list_instances_under,
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, ZkError, ZkErrorKind};
@@ -106,6 +107,9 @@ pub use layout::Layout;
 pub use metadata::{MAX_METADATA_LEN, Metadata};
 pub use registry::{OpenParent, Outcome, Registrar, Registration, Takeover};
 pub use select::{Selector, Strategy};
+/// The JSON of [`Registrar::register_fields`]: re-exported so that a
+/// caller builds those fields with the version this crate reads and writes.
+pub use serde_json;
 pub use session::{
     CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,
     SessionEvent, SessionId, SessionState, WatchEvent,

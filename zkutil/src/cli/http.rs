@@ -28,27 +28,26 @@
 //! long response (the web console's event streams, later) is neither timed
 //! out nor evicted while its client reads it.
 
+mod connections;
+mod io;
+
 use crate::sync::lock;
-use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
+
+use self::connections::{Activity, Entry, Place, Shared, Socket, Table};
+use self::io::{Answering, Watched};
 
 /// Connections held at once. A scraper or two, `curl`s and a few event
 /// streams of the web console fit many times over.
@@ -73,12 +72,6 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection whose writes wait this long for the client to read is
 /// closed.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection's watchdog looks again at least this often, so a deadline
-/// that moved earlier while it slept is still met within this.
-const RECHECK: Duration = Duration::from_secs(1);
-/// How long a new or just-answered connection is left to send its next
-/// request before it counts as idle for eviction.
-const GRACE: Duration = Duration::from_secs(1);
 /// Between failed `accept`s (out of descriptors: none frees up at once).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -118,7 +111,7 @@ impl HttpServer {
         listen: SocketAddr,
         name: &str,
         handler: Handler,
-    ) -> io::Result<HttpServer> {
+    ) -> std::io::Result<HttpServer> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -158,149 +151,6 @@ impl Drop for HttpServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// What the watchdog and the eviction know of one connection.
-#[derive(Debug)]
-struct Activity {
-    /// Response bodies alive: requests being answered.
-    answering: usize,
-    /// A request has arrived and waits for its turn to be answered.
-    pending: bool,
-    /// Answers made on this connection.
-    answered: usize,
-    /// Since when nothing is being answered (the accept, or the end of the
-    /// last answer).
-    idle_since: Instant,
-    /// Since when a write has been waiting for the client to read.
-    write_blocked_since: Option<Instant>,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            answering: 0,
-            pending: false,
-            answered: 0,
-            idle_since: Instant::now(),
-            write_blocked_since: None,
-        }
-    }
-
-    /// No request is being answered or waits for its turn.
-    fn is_idle(&self) -> bool {
-        self.answering == 0 && !self.pending
-    }
-
-    /// Where the connection stands in the order of eviction at `now` (the
-    /// least first); `None` while an answer is being made or goes out:
-    ///
-    /// 1. its answer waiting for a client that does not read, the longest
-    ///    first;
-    /// 2. idle for [`GRACE`] or more, the longest first;
-    /// 3. a request waiting for its turn, or a new connection within its
-    ///    grace: the connection answered most first. Under a flood of
-    ///    clients that pipeline requests (and reconnect), a new `/healthz`
-    ///    is then the last one evicted.
-    fn eviction_rank(&self, now: Instant) -> Option<(u8, Reverse<usize>, Instant)> {
-        if let Some(blocked) = self.write_blocked_since {
-            return Some((0, Reverse(0), blocked));
-        }
-        if self.is_idle() && now.saturating_duration_since(self.idle_since) >= GRACE {
-            return Some((1, Reverse(0), self.idle_since));
-        }
-        (self.answering == 0).then_some((2, Reverse(self.answered), self.idle_since))
-    }
-
-    /// When to look again.
-    fn next_check(&self, now: Instant) -> Instant {
-        let due = match self.write_blocked_since {
-            Some(since) => since + WRITE_TIMEOUT,
-            None if self.is_idle() => self.idle_since + IDLE_TIMEOUT,
-            None => now + RECHECK,
-        };
-        due.min(now + RECHECK)
-    }
-
-    /// Why the connection must be closed now, if it must.
-    fn expired(&self, now: Instant) -> Option<&'static str> {
-        if self
-            .write_blocked_since
-            .is_some_and(|since| now >= since + WRITE_TIMEOUT)
-        {
-            return Some("the client did not read its answer in time");
-        }
-        if self.is_idle() && now >= self.idle_since + IDLE_TIMEOUT {
-            return Some("idle");
-        }
-        None
-    }
-}
-
-type Shared = Arc<Mutex<Activity>>;
-
-/// A connection's socket, shared by its task and the table, so that an
-/// eviction closes it at once: the new connection takes its place without
-/// waiting for the evicted task's turn (behind every busy connection).
-type Socket = Arc<Mutex<Option<tokio::net::TcpStream>>>;
-
-/// One connection in the table.
-struct Entry {
-    activity: Shared,
-    socket: Socket,
-    /// Ends the evicted connection's task.
-    evict: Arc<Notify>,
-}
-
-/// Every connection open: at most [`MAX_CONNECTIONS`].
-#[derive(Default)]
-struct Table {
-    conns: Mutex<HashMap<u64, Entry>>,
-}
-
-impl Table {
-    /// Whether a new connection may take a place: there is room, or the
-    /// first in the order of eviction ([`Activity::eviction_rank`]) has
-    /// been closed for it. `false` when every connection is making or
-    /// sending an answer.
-    fn make_room(&self) -> bool {
-        let mut conns = lock(&self.conns);
-        if conns.len() < MAX_CONNECTIONS {
-            return true;
-        }
-        let now = Instant::now();
-        let oldest = conns
-            .iter()
-            .filter_map(|(id, entry)| {
-                let rank = lock(&entry.activity).eviction_rank(now);
-                rank.map(|rank| (rank, *id))
-            })
-            .min()
-            .and_then(|(_, id)| conns.remove(&id));
-        match oldest {
-            Some(entry) => {
-                // Closed now (its descriptor freed); its task ends on the
-                // notification, or at the latest on its next read or write.
-                drop(lock(&entry.socket).take());
-                entry.evict.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// A connection's place in the table, given back when its task ends, even
-/// by a panic (an evicted one has given it back already).
-struct Place {
-    table: Arc<Table>,
-    id: u64,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        lock(&self.table.conns).remove(&self.id);
     }
 }
 
@@ -454,192 +304,4 @@ fn respond(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-/// A response body; while it lives its connection is busy, not idle.
-struct Answering {
-    body: Full<Bytes>,
-    activity: Shared,
-}
-
-impl Answering {
-    fn start(activity: Shared) -> Answering {
-        {
-            let mut activity = lock(&activity);
-            activity.pending = false;
-            activity.answering += 1;
-        }
-        Answering {
-            body: Full::default(),
-            activity,
-        }
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        let mut activity = lock(&self.activity);
-        activity.answering = activity.answering.saturating_sub(1);
-        activity.answered += 1;
-        if activity.answering == 0 {
-            activity.idle_since = Instant::now();
-        }
-    }
-}
-
-impl Body for Answering {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// The socket, noting since when a write has waited for the client; once
-/// evicted (the socket gone), every read and write fails.
-struct Watched {
-    socket: Socket,
-    activity: Shared,
-}
-
-impl Watched {
-    fn with_stream<T>(
-        &self,
-        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        match lock(&self.socket).as_mut() {
-            Some(stream) => io(Pin::new(stream)),
-            None => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
-        }
-    }
-
-    /// A write (or flush): notes whether it had to wait.
-    fn write<T>(
-        &self,
-        io: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        let poll = self.with_stream(io);
-        let mut activity = lock(&self.activity);
-        match poll {
-            Poll::Pending => {
-                if activity.write_blocked_since.is_none() {
-                    activity.write_blocked_since = Some(Instant::now());
-                }
-            }
-            Poll::Ready(_) => activity.write_blocked_since = None,
-        }
-        poll
-    }
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.with_stream(|stream| stream.poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.write(|stream| stream.poll_write(cx, buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.write(|stream| stream.poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        // As tokio's `TcpStream` says.
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.write(|stream| stream.poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with_stream(|stream| stream.poll_shutdown(cx))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_idle_connection_expires_after_the_idle_timeout_and_a_blocked_writer_after_the_write_timeout()
-     {
-        let mut activity = Activity::new();
-        let start = activity.idle_since;
-        assert_eq!(activity.expired(start + IDLE_TIMEOUT / 2), None);
-        assert_eq!(activity.expired(start + IDLE_TIMEOUT), Some("idle"));
-        activity.answering = 1;
-        assert_eq!(activity.expired(start + IDLE_TIMEOUT * 10), None, "busy");
-        activity.write_blocked_since = Some(start);
-        assert!(activity.expired(start + WRITE_TIMEOUT).is_some());
-        assert!(activity.next_check(start) <= start + RECHECK);
-    }
-
-    #[test]
-    fn eviction_takes_stuck_then_idle_connections_first_then_the_most_answered_waiting_one() {
-        let start = Instant::now();
-        let at = |secs| start + Duration::from_secs(secs);
-        let now = at(10);
-        let idle = Activity {
-            idle_since: at(2),
-            ..Activity::new()
-        };
-        let stuck = Activity {
-            answering: 1,
-            write_blocked_since: Some(at(3)),
-            ..Activity::new()
-        };
-        let answering = Activity {
-            answering: 1,
-            ..Activity::new()
-        };
-        let fresh = Activity {
-            idle_since: now,
-            ..Activity::new()
-        };
-        let busy_waiting = Activity {
-            pending: true,
-            answered: 50,
-            idle_since: at(9),
-            ..Activity::new()
-        };
-        assert_eq!(answering.eviction_rank(now), None, "never evicted");
-        let mut order = [
-            ("fresh", fresh.eviction_rank(now)),
-            ("busy_waiting", busy_waiting.eviction_rank(now)),
-            ("idle", idle.eviction_rank(now)),
-            ("stuck", stuck.eviction_rank(now)),
-        ];
-        order.sort_by_key(|(_, rank)| *rank);
-        let names: Vec<&str> = order.iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, ["stuck", "idle", "busy_waiting", "fresh"]);
-    }
 }

@@ -11,6 +11,11 @@ use crate::sync::lock;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+/// The metrics library [`MetricsServer`] serves: re-exported because its
+/// `Registry` is in our signatures, and a binary registers its own
+/// metrics into it, so both must use this one version.
+pub use prometheus_client;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,8 +37,8 @@ pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use prometheus_client::{metrics::counter::Counter, registry::Registry};
 /// use zkutil::cli::metrics::MetricsServer;
+/// use zkutil::cli::metrics::prometheus_client::{metrics::counter::Counter, registry::Registry};
 ///
 /// let requests: Counter = Counter::default();
 /// let mut registry = Registry::with_prefix("app");
@@ -45,9 +50,10 @@ pub type BeforeScrape = Box<dyn Fn() + Send + Sync>;
 /// )
 /// .expect("serves");
 /// requests.inc();
-/// let (status, text) = zkutil::testing::http_get(server.addr(), "/metrics").expect("scrapes");
-/// assert_eq!(status, 200);
-/// assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
+/// // GET /metrics on server.addr() now reads `app_requests_total 1`.
+/// # let (status, text) = zkutil::testing::http_get(server.addr(), "/metrics").expect("scrapes");
+/// # assert_eq!(status, 200);
+/// # assert_eq!(zkutil::testing::metric_value(&text, "app_requests_total"), Some(1.0));
 /// ```
 pub struct MetricsServer {
     server: HttpServer,
@@ -169,11 +175,12 @@ fn answer(
 /// use zkutil::cli::metrics::ClientMetrics;
 ///
 /// let session = Arc::new(SessionConfig::new(zk.connect_string()).connect()?);
-/// let discovery = Arc::new(Discovery::start(session, &BasePath::default())?);
+/// let discovery = Arc::new(Discovery::start(session, &BasePath::new("/go_servers")?)?);
 /// let (metrics, server) = ClientMetrics::serve("127.0.0.1:0".parse()?, "app", &discovery)?;
 /// metrics.picked("10.0.0.1:80".parse()?, false); // one per request the client makes
-/// let (status, _) = zkutil::testing::http_get(server.addr(), "/healthz")?;
-/// assert_eq!(status, 200, "the view of the registry is fresh");
+/// // GET /healthz on server.addr(): 200 while the view of the registry is fresh.
+/// # let (status, _) = zkutil::testing::http_get(server.addr(), "/healthz")?;
+/// # assert_eq!(status, 200, "the view of the registry is fresh");
 /// # Ok(())
 /// # }
 /// ```

@@ -10,8 +10,8 @@ use crate::endpoint::Endpoint;
 ///
 /// A persistent list (`imbl`'s RRB vector): a snapshot that differs from
 /// the one before by one instance shares every other entry with it, so a
-/// change costs O(log N) instead of a copy of the list — at 10,000
-/// instances the copy was what made a change slower to see than in
+/// change costs O(log N) instead of a copy of the list: at 10,000
+/// instances a copy per change would make a change slower to see than in
 /// Curator's cache. Reading costs little more than a slice: `get` is
 /// O(log N) (a few pointer hops), `iter` walks chunks of 64.
 ///
@@ -53,8 +53,8 @@ impl Instances {
     }
 
     /// In endpoint order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Instance> + DoubleEndedIterator + Clone {
-        self.0.iter()
+    pub fn iter(&self) -> InstancesIter<'_> {
+        InstancesIter(self.0.iter())
     }
 
     /// The instance at `endpoint`, if listed (O(log N)).
@@ -129,10 +129,49 @@ impl From<Vec<Instance>> for Instances {
 
 impl<'a> IntoIterator for &'a Instances {
     type Item = &'a Instance;
-    type IntoIter = imbl::vector::Iter<'a, Instance, imbl::shared_ptr::DefaultSharedPtr>;
+    type IntoIter = InstancesIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+    fn into_iter(self) -> InstancesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The instances of an [`Instances`] in endpoint order, from
+/// [`Instances::iter`] or `for instance in &instances`.
+///
+/// Our own type over `imbl`'s iterator, so that the persistent list stays
+/// an implementation detail: another list could replace it without
+/// changing this crate's API.
+#[derive(Clone)]
+pub struct InstancesIter<'a>(imbl::vector::Iter<'a, Instance, imbl::shared_ptr::DefaultSharedPtr>);
+
+impl<'a> Iterator for InstancesIter<'a> {
+    type Item = &'a Instance;
+
+    fn next(&mut self) -> Option<&'a Instance> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for InstancesIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back()
+    }
+}
+
+impl ExactSizeIterator for InstancesIter<'_> {}
+
+impl std::iter::FusedIterator for InstancesIter<'_> {}
+
+impl fmt::Debug for InstancesIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstancesIter")
+            .field("left", &self.0.len())
+            .finish()
     }
 }
 

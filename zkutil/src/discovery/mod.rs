@@ -40,7 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use self::instances::Instances;
+pub use self::instances::{Instances, InstancesIter};
 use self::read::WarnOnce;
 pub(crate) use self::read::nodes_of;
 pub use self::read::{LIST_UNDER_MAX_NODES, list, list_under};

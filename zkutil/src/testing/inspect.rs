@@ -2,6 +2,7 @@
 //! words, ZooKeeper's own CLI, the sessions connected to a node.
 
 use std::net::{Ipv4Addr, SocketAddr};
+#[cfg(feature = "testing-peers")]
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn mntr_value(port: u16, key: &str) -> Option<u64> {
         .ok()
 }
 
+#[cfg(feature = "testing-peers")]
 /// Runs ZooKeeper's own `zkCli.sh` (command mode) against `connect`: an
 /// independent client for what zkutil cannot do, such as an ACL without
 /// READ. `ZK_CLI` overrides the script's path.

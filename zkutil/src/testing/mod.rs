@@ -15,43 +15,62 @@
 //! `ZK_CLASSPATH`; by default it uses the Debian package's jars in
 //! `/usr/share/java` (`scripts/zk.sh install` puts them there).
 //!
-//! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], and breaking them.
+//! What a user's tests get:
+//!
+//! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], and breaking them (kill,
+//!   restart, pause).
 //! * `node`: one ZooKeeper process, its config and launch; [`StartError`].
-//! * `inspect`: four-letter words, [`zk_cli`], [`sessions_on`].
-//! * `process`: [`TestProcess`], [`LineRecorder`].
-//! * `peer`: [`CuratorPeer`], Apache Curator's service discovery as a JVM.
-//! * `prometheus`: [`Prometheus`], a real Prometheus with a test's configuration.
-//! * `proxy`: [`DelayProxy`], latency injected between a client and ZooKeeper.
-//! * `seed`: [`SeedGo`], the post's own Go server and client.
-//! * `responder`: [`Responder`], a stand-in time server, well-behaved or not.
-//! * `http`: [`http_get`], [`metric_value`], for metrics and health endpoints.
-//! * `wait`: [`wait_until`], [`poll_until`], `/proc` helpers, free ports.
+//! * `inspect`: four-letter words ([`four_letter_word`], [`mntr_value`],
+//!   [`sessions_on`]), to check what the server itself sees.
+//! * `wait`: [`wait_until`], [`poll_until`], for what no watch announces.
+//!
+//! The workspace's own tests need more: stand-in peers (a time-server
+//! responder, Curator as a JVM, Prometheus, a delaying proxy, the seed Go
+//! programs) and a process harness. Those are behind the `testing-peers`
+//! feature, off by default and hidden from these docs: they run programs a
+//! user's machine may not have, and their API follows the workspace's
+//! tests, not a stability promise.
 
-mod http;
 mod inspect;
 mod node;
-mod peer;
-mod process;
-mod prometheus;
-mod proxy;
-mod responder;
-mod seed;
 mod wait;
 mod zookeeper;
 
+#[cfg(feature = "testing-peers")]
+mod http;
+#[cfg(feature = "testing-peers")]
+mod peer;
+#[cfg(feature = "testing-peers")]
+mod process;
+#[cfg(feature = "testing-peers")]
+mod prometheus;
+#[cfg(feature = "testing-peers")]
+mod proxy;
+#[cfg(feature = "testing-peers")]
+mod responder;
+#[cfg(feature = "testing-peers")]
+mod seed;
+
 use std::time::Duration;
 
-pub use self::http::{http_get, metric_value};
-pub use self::inspect::{four_letter_word, mntr_value, sessions_on, zk_cli};
+pub use self::inspect::{four_letter_word, mntr_value, sessions_on};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
-pub use self::peer::CuratorPeer;
-pub use self::process::{LineRecorder, TestProcess};
-pub use self::prometheus::Prometheus;
-pub use self::proxy::DelayProxy;
-pub use self::responder::{Behaviour, Responder};
-pub use self::seed::SeedGo;
-pub use self::wait::{free_ports, log_tail, poll_until, proc_status, send_signal, wait_until};
+pub use self::wait::{poll_until, wait_until};
 pub use self::zookeeper::{ZkEnsemble, ZkServer};
+
+#[cfg(feature = "testing-peers")]
+#[doc(hidden)]
+pub use self::{
+    http::{http_get, metric_value},
+    inspect::zk_cli,
+    peer::CuratorPeer,
+    process::{LineRecorder, TestProcess},
+    prometheus::Prometheus,
+    proxy::DelayProxy,
+    responder::{Behaviour, Responder},
+    seed::SeedGo,
+    wait::{free_ports, log_tail, proc_status, send_signal},
+};
 
 /// Installs a `tracing` subscriber that writes through the test harness's
 /// capture; a second call in the same process does nothing.

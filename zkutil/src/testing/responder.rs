@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime};
 ///
 /// ```
 /// use std::io::Read;
-/// let post = zkutil::testing::Responder::start(zkutil::testing::Behaviour::WriteAndClose).expect("a server");
+/// let go = zkutil::testing::Responder::start(zkutil::testing::Behaviour::WriteAndClose).expect("a server");
 /// let mut reply = String::new();
-/// std::net::TcpStream::connect(post.addr()).expect("connects").read_to_string(&mut reply).expect("reads");
-/// assert!(reply.starts_with(&post.addr().to_string()), "{reply}");
+/// std::net::TcpStream::connect(go.addr()).expect("connects").read_to_string(&mut reply).expect("reads");
+/// assert!(reply.starts_with(&go.addr().to_string()), "{reply}");
 /// ```
 pub enum Behaviour {
     /// The time protocol: `<ip:port>: <RFC 3339 time>`, half-close, drain.
@@ -30,13 +30,13 @@ pub enum Behaviour {
     /// Accepts and never answers (holds the connection).
     NoReply,
     /// A reply without the final newline, ended by the close (whole, as
-    /// the post's Go servers send theirs).
+    /// the seed Go servers send theirs).
     NoNewline,
     /// A line that is not UTF-8.
     NotUtf8,
     /// Closes at once, reading nothing.
     ImmediateClose,
-    /// The post's Go server: writes the time (in Go's `time.String()`
+    /// The seed Go server: writes the time (in Go's `time.String()`
     /// format) and closes without reading what the client sent.
     WriteAndClose,
     /// Answers only after reading the client's request (`timestamp`).
@@ -112,7 +112,7 @@ impl Responder {
                             "{addr}: 2026-11-27 20:51:49.439776703 +0000 UTC m=+1.339321476\n"
                         );
                         let _ = stream.write_all(line.as_bytes());
-                        // Dropped unread, as the post's server does.
+                        // Dropped unread, as the seed Go server does.
                     }
                     Behaviour::AnswerWhenAsked => {
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));

@@ -1,5 +1,7 @@
-//! The post's own Go programs (`seed-server`, `seed-client`), as a peer for
-//! interop tests: the very code the project re-implements, flaws included.
+//! The seed Go programs (`seed-server`, `seed-client`), as a peer for
+//! interop tests: the plain format's other writer and reader, flaws
+//! included, so that what zkutil writes is checked against the code that
+//! already reads it.
 //!
 //! Their source and `build.sh` live in `shared/peers/seed-go` beside the
 //! workspace; the script builds them offline from Debian's Go and
@@ -39,7 +41,7 @@ impl SeedGo {
         SEED.get_or_init(build).clone()
     }
 
-    /// Starts the post's server on `listen`, registering each address under
+    /// Starts the seed server on `listen`, registering each address under
     /// `/go_servers` of `zk_hosts` (nil data, 20 s session).
     pub fn server(&self, zk_hosts: &str, listen: &[&str]) -> TestProcess {
         let listen = listen.join(",");
@@ -50,7 +52,7 @@ impl SeedGo {
         )
     }
 
-    /// Starts the post's client: `count` requests, `interval_ms` apart, each
+    /// Starts the seed client: `count` requests, `interval_ms` apart, each
     /// to a server picked among the first three children of `/go_servers`.
     pub fn client(&self, zk_hosts: &str, count: u32, interval_ms: u32) -> TestProcess {
         TestProcess::start(

@@ -56,6 +56,7 @@ pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
         .collect()
 }
 
+#[cfg(feature = "testing-peers")]
 /// A numeric field of `/proc/<pid>/status` (`Threads:`, or `VmRSS:` in
 /// KiB); `None` when the process or field is gone.
 pub fn proc_status(pid: u32, field: &str) -> Option<u64> {

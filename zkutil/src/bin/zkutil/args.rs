@@ -7,6 +7,10 @@ use zkutil::Endpoint;
 
 use crate::{commands, health, operate};
 
+/// `--base-path` when none is given: where the time-servers (and the seed
+/// Go servers) register by default, so that `zkutil ls` shows them unasked.
+const DEFAULT_BASE_PATH: &str = "/go_servers";
+
 const EXAMPLES: &str = "\
 Examples:
   zkutil ls                                   registered instances, owner session, age, metadata
@@ -26,7 +30,8 @@ Examples:
 /// `<base-path>/<ip:port>` nodes that time-servers (or `zkutil register`)
 /// create.
 #[derive(Debug, Parser)]
-#[command(name = "zkutil", version, after_help = EXAMPLES)]
+#[command(name = "zkutil", version, after_help = EXAMPLES,
+          mut_arg("base_path", |arg| arg.default_value(DEFAULT_BASE_PATH)))]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

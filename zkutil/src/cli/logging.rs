@@ -1,0 +1,30 @@
+//! `logging`: how every binary logs. The library itself never installs a
+//! subscriber; a binary calls [`init_logging`] once in `main`.
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`, or `warn` when
+/// `quiet`; the ZooKeeper client's own chatter at `warn`), in colour only
+/// on a terminal and never with `NO_COLOR` set (no-color.org). Module
+/// paths only when `RUST_LOG` is set (someone is debugging).
+pub fn init_logging(quiet: bool) {
+    use std::io::IsTerminal;
+    let debugging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,zookeeper_client=warn"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // A log reader that went away (a closed pipe) must not panic the
+        // thread that logs: its default reports the failed write with
+        // `eprintln!`, which panics, and a stop path that panics never
+        // deregisters nor exits. Lines that cannot be written are lost.
+        .log_internal_errors(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .with_target(debugging)
+        .try_init();
+}
