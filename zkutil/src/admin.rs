@@ -32,7 +32,7 @@ pub struct ServerStatus {
 /// Connection or read failures, timeouts.
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();

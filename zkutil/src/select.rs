@@ -24,15 +24,15 @@ use crate::discovery::{Instance, Instances};
 use crate::endpoint::Endpoint;
 
 /// How to choose an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 ///
 /// # Example
-//////
+///
 /// ```
 /// let strategy: zkutil::Strategy = "p2c".parse().expect("a strategy");
 /// assert_eq!(strategy, zkutil::Strategy::P2c);
 /// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Uniformly at random, independently for every request.
     #[default]
@@ -73,10 +73,9 @@ impl std::str::FromStr for Strategy {
 
 /// Picks instances with a [`Strategy`], skipping those marked down; shared
 /// between threads.
-#[derive(Debug)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use std::time::Duration;
 /// use zkutil::{Endpoint, Instance, Instances, Selector, Strategy};
@@ -94,6 +93,7 @@ impl std::str::FromStr for Strategy {
 /// let retry = selector.pick_excluding(&instances, &[first]).expect("another").endpoint();
 /// assert_ne!(retry, first);
 /// ```
+#[derive(Debug)]
 pub struct Selector {
     strategy: Strategy,
     rng: Mutex<StdRng>,

@@ -112,7 +112,7 @@ struct Shared {
 /// thread; dropping it stops the thread.
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();

@@ -9,15 +9,15 @@ use crate::error::Result;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// let secret: zkutil::Secret = "svc:s3cret".parse().expect("user:password");
 /// assert_eq!(format!("{secret} {secret:?}"), "<redacted> <redacted>");
 /// assert!("no-colon".parse::<zkutil::Secret>().is_err());
 /// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -80,10 +80,9 @@ pub(crate) fn digest_id(user_password: &str) -> String {
 /// How to reach ZooKeeper, and how long to wait for it.
 ///
 /// Built with `with_*` methods; the defaults suit a service on a LAN.
-#[derive(Clone)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> zkutil::Result<()> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -100,6 +99,7 @@ pub(crate) fn digest_id(user_password: &str) -> String {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct SessionConfig {
     pub(super) hosts: String,
     pub(super) session_timeout: Duration,

@@ -146,7 +146,7 @@ impl Inner {
 /// session timeout.
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> zkutil::Result<()> {
 /// # let zk = zkutil::testing::zookeeper();

@@ -1,7 +1,7 @@
 //! `probe`: why a connect is slow, told at once.
 //!
 //! The client crate retries a refused connection until the connect timeout,
-//! so "ZooKeeper is not running" used to look like a 5 s hang ending in
+//! so on its own "ZooKeeper is not running" looks like a 5 s hang ending in
 //! "timed out". While a connect waits, this watcher checks each host with a
 //! plain TCP connect: when every host refuses (or does not resolve), the
 //! wait ends at once with that cause. It also says "connecting to …" once

@@ -53,10 +53,9 @@ impl Cancel {
 /// handler triggers, so that a wait for an unreachable ZooKeeper ends at
 /// once instead of after the connect timeout. Cloned handles are one
 /// interrupt; once triggered it stays triggered.
-#[derive(Clone)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use zkutil::{Error, Interrupt, SessionConfig};
@@ -71,6 +70,7 @@ impl Cancel {
 /// assert!(matches!(result, Err(Error::Interrupted)));
 /// assert!(started.elapsed() < Duration::from_secs(5));
 /// ```
+#[derive(Clone)]
 pub struct Interrupt(Cancel);
 
 impl Interrupt {
