@@ -1,11 +1,11 @@
 //! `SessionConfig`: how to reach ZooKeeper and how long to wait for it,
-//! and `Secret`, the credential that is never printed.
+//! and `Secret`, the credential that is never printed. (`connect`, which
+//! opens a [`Session`](crate::Session) with it, is with the session, in
+//! `handle`.)
 
 use std::time::Duration;
 
-use super::Session;
-use super::runtime::Interrupt;
-use crate::error::Result;
+use super::cancel::Interrupt;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
@@ -264,20 +264,6 @@ impl SessionConfig {
     /// The deadline of every call on the session.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    /// Connects, waiting at most the connect timeout.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a malformed connect string,
-    /// [`Error::Refused`](crate::Error::Refused) as soon as every host has refused the connection
-    /// or failed to resolve, [`Error::Interrupted`](crate::Error::Interrupted) when the
-    /// [`Interrupt`] was triggered,
-    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout) when no server answered in time, and
-    /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
-    pub fn connect(self) -> Result<Session> {
-        Session::connect(self)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::runtime::Cancel;
+use super::cancel::Cancel;
 
 /// How long a connect may take before the hosts are probed: a reachable
 /// ZooKeeper answers well within it, so a healthy connect makes no probe.

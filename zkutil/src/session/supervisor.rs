@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
+use super::config::SessionConfig;
+use super::deadline::deadline_after;
 use super::runtime::{Runtime, close_client, connect_client};
-use super::{Current, Inner, SessionConfig, SessionEvent, SessionId, SessionState, deadline_after};
+use super::state::{Current, Inner};
+use super::types::{SessionEvent, SessionId, SessionState};
 use crate::backoff::Backoff;
 use crate::error::Error;
 
