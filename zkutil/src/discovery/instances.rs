@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Instance;
+use super::instance::Instance;
 use crate::endpoint::Endpoint;
 
 /// Instances sorted by endpoint, at most one per endpoint.

@@ -20,7 +20,7 @@ pub enum Strategy {
     /// Each instance in turn.
     RoundRobin,
     /// At random, in proportion to each instance's weight
-    /// ([`Instance::weight`]).
+    /// ([`Instance::weight`](crate::Instance::weight)).
     Weighted,
     /// In proportion to the weights, deterministically and evenly
     /// interleaved (nginx's smooth weighted round-robin).
@@ -28,7 +28,7 @@ pub enum Strategy {
     /// The less loaded of two random choices, by an exponentially weighted
     /// moving average of each instance's observed latency times its
     /// requests in flight (as Finagle's and Linkerd's balancers do); needs
-    /// [`Selector::started`] and [`Selector::finished`].
+    /// [`Selector::started`](crate::Selector::started) and [`Selector::finished`](crate::Selector::finished).
     P2c,
 }
 

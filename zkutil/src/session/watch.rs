@@ -16,7 +16,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] or [`Error::Zk`] naming the path; no watch is set.
+    /// [`Error::Timeout`](crate::Error::Timeout) or [`Error::Zk`](crate::Error::Zk) naming the path; no watch is set.
     pub fn stat_and_watch(
         &self,
         path: &str,
@@ -43,8 +43,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Zk`] with [`ZkErrorKind::Unimplemented`](crate::ZkErrorKind)
-    /// from a ZooKeeper older than 3.6; [`Error::Timeout`] and the others
+    /// [`Error::Zk`](crate::Error::Zk) with [`ZkErrorKind::Unimplemented`](crate::ZkErrorKind)
+    /// from a ZooKeeper older than 3.6; [`Error::Timeout`](crate::Error::Timeout) and the others
     /// naming the path.
     ///
     /// # Example
@@ -93,7 +93,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Zk`] with [`Error::is_no_node`] when the node does not
+    /// [`Error::Zk`](crate::Error::Zk) with [`Error::is_no_node`](crate::Error::is_no_node) when the node does not
     /// exist (no watch is set then).
     pub fn children_and_watch(
         &self,

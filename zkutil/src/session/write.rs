@@ -19,7 +19,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] or [`Error::Zk`] naming the path.
+    /// [`Error::Timeout`](crate::Error::Timeout) or [`Error::Zk`](crate::Error::Zk) naming the path.
     pub fn ensure_path(&self, path: &str) -> Result<()> {
         match self.mkdir(path) {
             Err(err) if err.is_no_node() => match split_chroot(&self.inner.config.hosts) {
@@ -50,9 +50,9 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Zk`] with [`Error::is_node_exists`] when the node exists
+    /// [`Error::Zk`](crate::Error::Zk) with [`Error::is_node_exists`](crate::Error::is_node_exists) when the node exists
     /// (perhaps created by this very call before a lost connection: callers
-    /// check the owner), [`Error::is_no_node`] when the parent is missing.
+    /// check the owner), [`Error::is_no_node`](crate::Error::is_no_node) when the parent is missing.
     pub fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<NodeStat> {
         let (owned, data, acls) = (path.to_owned(), data.to_vec(), self.registration_acls());
         self.call("create", path, move |client| async move {
@@ -92,7 +92,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Zk`]: no node, a version mismatch, or no permission.
+    /// [`Error::Zk`](crate::Error::Zk): no node, a version mismatch, or no permission.
     pub fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<NodeStat> {
         let (owned, data) = (path.to_owned(), data.to_vec());
         self.call("write", path, move |client| async move {
@@ -107,7 +107,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Zk`] with [`Error::is_no_node`] when it does not exist.
+    /// [`Error::Zk`](crate::Error::Zk) with [`Error::is_no_node`](crate::Error::is_no_node) when it does not exist.
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         self.delete_by(path, version, self.default_deadline())
     }
