@@ -10,9 +10,9 @@ use crate::endpoint::Endpoint;
 ///
 /// A persistent list (`imbl`'s RRB vector): a snapshot that differs from
 /// the one before by one instance shares every other entry with it, so a
-/// change costs O(log N) instead of a copy of the list — at 10,000
-/// instances the copy was what made a change slower to see than in
-/// Curator's cache. Reading costs little more than a slice: `get` is
+/// change costs O(log N) instead of a copy of the list (at 10,000
+/// instances, copying would make a change slower to see than in Curator's
+/// cache). Reading costs little more than a slice: `get` is
 /// O(log N) (a few pointer hops), `iter` walks chunks of 64.
 ///
 /// # Example
