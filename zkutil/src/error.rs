@@ -115,16 +115,16 @@ pub enum Error {
     #[error("{endpoint} is registered by live session {owner}")]
     Taken {
         /// The endpoint.
-        endpoint: crate::Endpoint,
+        endpoint: crate::endpoint::Endpoint,
         /// The session holding its node.
-        owner: crate::SessionId,
+        owner: crate::session::SessionId,
     },
 
     /// No registration of this endpoint under the base path.
     #[error("{endpoint} is not registered under {base_path}")]
     NotRegistered {
         /// The endpoint.
-        endpoint: crate::Endpoint,
+        endpoint: crate::endpoint::Endpoint,
         /// Where it was looked for.
         base_path: String,
     },
@@ -176,11 +176,11 @@ pub enum Error {
     )]
     Nested {
         /// The format whose parent is misplaced.
-        format: crate::Format,
+        format: crate::format::Format,
         /// Its parent.
         parent: String,
         /// The format whose instances it would sit among.
-        among: crate::Format,
+        among: crate::format::Format,
         /// That format's parent.
         base: String,
     },

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::cancel::Interrupt;
+use crate::error::Error;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
@@ -45,14 +46,14 @@ impl std::fmt::Display for Secret {
 }
 
 impl std::str::FromStr for Secret {
-    type Err = crate::Error;
+    type Err = Error;
 
     /// Accepts `user:password` with a non-empty user. A rejected value is
     /// not repeated in the error: it may be a mistyped password.
-    fn from_str(s: &str) -> std::result::Result<Secret, crate::Error> {
+    fn from_str(s: &str) -> std::result::Result<Secret, Error> {
         match s.split_once(':') {
             Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
-            _ => Err(crate::Error::invalid(
+            _ => Err(Error::invalid(
                 "credentials",
                 "<redacted>",
                 "expected user:password",
@@ -120,7 +121,7 @@ pub struct SessionConfig {
 /// call: the operation (`create`, `list`, …), how long it took, and its
 /// error if it failed.
 pub type CallObserver =
-    std::sync::Arc<dyn Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync>;
+    std::sync::Arc<dyn Fn(&'static str, Duration, Option<&Error>) + Send + Sync>;
 
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -234,7 +235,7 @@ impl SessionConfig {
     /// ```
     pub fn with_call_observer(
         mut self,
-        observer: impl Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync + 'static,
+        observer: impl Fn(&'static str, Duration, Option<&Error>) + Send + Sync + 'static,
     ) -> Self {
         self.observer = Some(std::sync::Arc::new(observer));
         self
