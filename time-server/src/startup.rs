@@ -20,8 +20,7 @@ pub(crate) struct Registered {
     pub(crate) registrations: Vec<Registration>,
 }
 
-/// Connecting and registering at start, retried until they work, on a
-/// thread of its own so that a stop never waits for ZooKeeper.
+/// The handle of the startup thread: how the main thread cancels it.
 pub(crate) struct Startup {
     cancelled: Arc<AtomicBool>,
     /// Dropped on cancel, which ends every backoff wait of the thread.

@@ -5,8 +5,7 @@
 //! `async-executor`; the network I/O itself runs on `async-io`'s reactor)
 //! and runs every call there, each **bounded by a deadline**: the client
 //! has no request timeout of its own and, while disconnected, would wait up
-//! to 1.4× the session timeout. Nothing ever blocks on the runtime thread,
-//! which would freeze the client.
+//! to 1.4× the session timeout (`runtime`).
 //!
 //! A supervisor thread receives every state change (never a ZooKeeper call
 //! inside a watcher). `Disconnected` is not fatal: the client reconnects

@@ -45,8 +45,8 @@ pub(super) fn spawn_forwarder(
         .detach();
 }
 
-/// The supervisor: turns state changes into [`SessionEvent`]s and rebuilds
-/// an expired session. Never runs a ZooKeeper call on the runtime thread.
+/// The supervisor thread's body, until `Shutdown` (or a close during a
+/// rebuild).
 pub(super) fn supervise(
     inner: &Inner,
     received: &mpsc::Receiver<Msg>,
