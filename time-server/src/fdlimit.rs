@@ -35,8 +35,9 @@ pub fn raise() -> Option<u64> {
 /// to `held_elsewhere`, what the other parts may hold at most (the
 /// listeners, the metrics server's connections): `max_connections` itself
 /// when it fits. The metrics port's descriptors are counted here, never
-/// taken from [`RESERVED`], which ZooKeeper reconnects and the overflow
-/// path need whatever a client of the metrics port does.
+/// taken from the descriptors kept for the rest (64), which ZooKeeper
+/// reconnects and the overflow path need whatever a client of the metrics
+/// port does.
 pub fn fit(max_connections: usize, soft_limit: u64, held_elsewhere: usize) -> usize {
     let reserved = RESERVED.saturating_add(held_elsewhere as u64);
     let room = soft_limit.saturating_sub(reserved).max(1);

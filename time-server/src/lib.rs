@@ -1,8 +1,8 @@
 //! The time server: listeners that answer with the time, each registered in
 //! ZooKeeper for as long as it serves.
 //!
-//! * [`Args`]: the command line, and the [`Config`] it makes.
-//! * [`listener`]: bind, accept (two blocking acceptor threads per listener), reply at once, a connection cap.
+//! * [`Args`]: the command line, and the [`Config`] it makes (`config`).
+//! * [`listener`]: bind, accept (four blocking acceptor threads per listener), reply at once, a connection cap.
 //! * `drainer`: one thread waits for every answered client's EOF (epoll, through `mio`).
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
@@ -15,6 +15,7 @@
 //! succeed), stop accepting, finish what is in flight, close the session.
 
 mod args;
+mod config;
 mod drainer;
 pub mod fdlimit;
 pub mod listener;
@@ -24,84 +25,20 @@ pub mod reply;
 pub mod shutdown;
 mod startup;
 
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use zkutil::{Endpoint, Format, Layout, Registration, SessionConfig, SessionEvent, SessionState};
+use zkutil::cli::metrics::MetricsServer;
+use zkutil::{Endpoint, Format, Registration, SessionEvent, SessionState};
 
 pub use crate::args::Args;
-use crate::listener::{ServeOptions, bind_all, serve};
+pub use crate::config::Config;
+use crate::listener::{bind_all, serve};
 use crate::metrics::ServerMetrics;
 use crate::shutdown::Shutdown;
 use crate::startup::{Registered, Startup};
-use std::sync::Arc;
-use zkutil::cli::metrics::MetricsServer;
-
-/// Everything the server needs to know; filled from flags by `main`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// How to reach ZooKeeper: hosts, credentials (registrations are then
-    /// writable only by them), session timeout, and how long one attempt to
-    /// connect may take.
-    pub session: SessionConfig,
-    /// Where each format registers: plain under its base path, Curator
-    /// and Spring under their own root, serversets under their own path.
-    pub layout: Layout,
-    /// The formats each listener is registered in (several during a
-    /// migration), each under its own root in `layout`.
-    pub formats: Vec<Format>,
-    /// The service name of Curator and Spring registrations.
-    pub service: String,
-    /// Addresses to listen on.
-    pub listen: Vec<Endpoint>,
-    /// Address to register when listening on an unspecified address.
-    pub advertise: Option<IpAddr>,
-    /// Give up (an error) when not registered within this; `None` retries
-    /// for as long as it takes.
-    pub startup_timeout: Option<Duration>,
-    /// How long to keep serving after deregistering.
-    pub drain: Duration,
-    /// Serving options.
-    pub serve: ServeOptions,
-    /// Where to serve `/metrics` and `/healthz` (none: no metrics).
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// The weight told in each registration (none: clients use 100).
-    pub weight: Option<u32>,
-    /// Register out of rotation, until `zkutil enable` or `ready_check`.
-    pub start_disabled: bool,
-    /// A shell command that says the server is ready (exit 0); then it
-    /// puts its registrations in rotation itself.
-    pub ready_check: Option<String>,
-    /// With auth, what to do when the parent of the registrations exists
-    /// open to anyone: refuse to start (the default) or tighten its ACL.
-    pub open_parent: zkutil::OpenParent,
-}
-
-impl Config {
-    /// The defaults of the command line, for the connect string `zk_hosts`.
-    pub fn new(zk_hosts: impl Into<String>) -> Config {
-        Config {
-            session: SessionConfig::new(zk_hosts),
-            layout: Layout::default(),
-            formats: vec![Format::Plain],
-            service: "time".to_owned(),
-            listen: [8897, 8898, 8899]
-                .map(|port| Endpoint::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
-                .to_vec(),
-            advertise: None,
-            startup_timeout: None,
-            drain: Duration::from_secs(1),
-            serve: ServeOptions::default(),
-            metrics_listen: None,
-            weight: None,
-            start_disabled: false,
-            ready_check: None,
-            open_parent: zkutil::OpenParent::Refuse,
-        }
-    }
-}
 
 /// How long the shutdown may spend on deregistering, and then on closing
 /// the session: with ZooKeeper unreachable neither waits longer, so a
@@ -144,8 +81,9 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
         .context(
             "checking the registry layout (--base-path, --curator-base-path, --serverset-path)",
         )?;
-    // `--base-path /services --format curator` meant Curator's root before
-    // each format had its own: say where the nodes go now.
+    // Each format registers under its own root, so `--base-path` without
+    // the plain format moves no node: whoever meant it as Curator's root
+    // (`--base-path /services --format curator`) is told where they go.
     if !config.formats.contains(&Format::Plain)
         && config.layout.plain().as_str() != args::DEFAULT_BASE_PATH
     {
@@ -218,7 +156,16 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     };
     let (events_tx, events) = mpsc::channel();
     forward_stop(stop_requested, events_tx.clone())?;
-    let startup = Startup::spawn(config, &listeners, metrics_endpoint, events_tx.clone())?;
+    let started = events_tx.clone();
+    let startup = Startup::spawn(
+        config,
+        &listeners,
+        metrics_endpoint,
+        move |result| match started.send(Event::Started(result)) {
+            Err(mpsc::SendError(Event::Started(Ok(registered)))) => Some(registered),
+            _ => None,
+        },
+    )?;
     let stop = Shutdown::new();
     let (result, session) = std::thread::scope(|scope| {
         scope.spawn(|| serve(&listeners, &stop, &options));

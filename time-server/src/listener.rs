@@ -1,6 +1,6 @@
-//! Listeners: bind every address first, then accept on each in its own
-//! blocking thread, which replies at once; one drain thread then waits for
-//! every answered client's EOF (`drainer`).
+//! Listeners: bind every address first, then accept on each with four
+//! blocking acceptor threads, which reply at once; one drain thread then
+//! waits for every answered client's EOF (`drainer`).
 //!
 //! An idle or slow client holds only its place in the drain thread's
 //! poller and never delays another client. The number of connections
@@ -360,6 +360,14 @@ pub fn wake(listeners: &[BoundListener]) {
         if let Err(err) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             tracing::warn!(listener = %addr, error = %err, "could not wake acceptor");
         }
+    }
+}
+
+impl Shutdown {
+    /// Stops the acceptors of `listeners`: flips the switch and wakes each.
+    pub fn stop(&self, listeners: &[BoundListener]) {
+        self.trigger();
+        wake(listeners);
     }
 }
 

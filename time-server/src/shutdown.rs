@@ -3,7 +3,8 @@
 //! Acceptors block in `accept()`, which no flag can interrupt:
 //! [`Shutdown::stop`] sets the flag, then connects once to each listener
 //! ([`crate::listener::wake`]) so that its acceptor wakes, sees the flag and
-//! returns.
+//! returns. That method is with the listeners it wakes, in `listener`:
+//! this module is only the switch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,12 +23,6 @@ impl Shutdown {
     /// Flips the switch.
     pub fn trigger(&self) {
         self.triggered.store(true, Ordering::SeqCst);
-    }
-
-    /// Stops the acceptors of `listeners`: flips the switch and wakes each.
-    pub fn stop(&self, listeners: &[crate::listener::BoundListener]) {
-        self.trigger();
-        crate::listener::wake(listeners);
     }
 
     /// Whether the switch was flipped.

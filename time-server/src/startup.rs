@@ -11,8 +11,8 @@ use zkutil::cli::lock;
 use anyhow::Context;
 use zkutil::{Backoff, Endpoint, Metadata, Registration, Session, Takeover};
 
+use crate::config::Config;
 use crate::listener::BoundListener;
-use crate::{Config, Event};
 
 /// The session and the registrations it keeps.
 pub(crate) struct Registered {
@@ -20,8 +20,7 @@ pub(crate) struct Registered {
     pub(crate) registrations: Vec<Registration>,
 }
 
-/// Connecting and registering at start, retried until they work, on a
-/// thread of its own so that a stop never waits for ZooKeeper.
+/// The handle of the startup thread: how the main thread cancels it.
 pub(crate) struct Startup {
     cancelled: Arc<AtomicBool>,
     /// Dropped on cancel, which ends every backoff wait of the thread.
@@ -29,11 +28,15 @@ pub(crate) struct Startup {
 }
 
 impl Startup {
+    /// Starts the thread. It tells `report` its outcome: registered, or
+    /// failed for good (nothing when cancelled first). `report` hands the
+    /// registrations back when nobody waits for them any more (the server
+    /// is stopping): they are then dropped, which deregisters them.
     pub(crate) fn spawn(
         config: &Config,
         listeners: &[BoundListener],
         metrics: Option<Endpoint>,
-        events: Sender<Event>,
+        report: impl FnOnce(anyhow::Result<Registered>) -> Option<Registered> + Send + 'static,
     ) -> anyhow::Result<Startup> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel();
@@ -69,9 +72,7 @@ impl Startup {
                             (check, registered.session.clone(), targets)
                         });
                         // Cancelled meanwhile: dropping deregisters it all.
-                        if let Err(mpsc::SendError(Event::Started(Ok(registered)))) =
-                            events.send(Event::Started(Ok(registered)))
-                        {
+                        if let Some(registered) = report(Ok(registered)) {
                             drop(registered);
                             return;
                         }
@@ -86,7 +87,7 @@ impl Startup {
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        let _ = events.send(Event::Started(Err(err)));
+                        let _ = report(Err(err));
                     }
                 }
             })

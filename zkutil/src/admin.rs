@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+pub use crate::connect_string::{DEFAULT_PORT, connect_string_hosts};
+
 /// What `srvr` says about one server.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ServerStatus {
@@ -32,7 +34,7 @@ pub struct ServerStatus {
 /// Connection or read failures, timeouts.
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -78,33 +80,6 @@ pub fn parse_srvr(answer: &str) -> Option<ServerStatus> {
     })
 }
 
-/// ZooKeeper's client port, for a host given without one (as every
-/// ZooKeeper client does).
-pub const DEFAULT_PORT: u16 = 2181;
-
-/// The `host:port` parts of a connect string (`h1:p1,h2/chroot`), the
-/// default port added where none is given.
-pub fn connect_string_hosts(hosts: &str) -> Vec<String> {
-    crate::session::split_chroot(hosts)
-        .0
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(|host| {
-            let has_port = match host.rsplit_once(':') {
-                Some((name, _)) if host.starts_with('[') => name.ends_with(']'),
-                Some((name, _)) => !name.contains(':'),
-                None => false,
-            };
-            if has_port {
-                host.to_owned()
-            } else {
-                format!("{host}:{DEFAULT_PORT}")
-            }
-        })
-        .collect()
-}
-
 /// Resolves `host:port` (a name, an IPv4 address or `[v6]:port`).
 ///
 /// # Errors
@@ -141,16 +116,5 @@ mod tests {
             parse_srvr("This ZooKeeper instance is not currently serving requests\n"),
             None
         );
-    }
-
-    #[test]
-    fn connect_strings_split_into_hosts() {
-        assert_eq!(connect_string_hosts("a:1,b:2/app"), ["a:1", "b:2"]);
-        assert_eq!(connect_string_hosts("[::1]:2182"), ["[::1]:2182"]);
-        assert_eq!(
-            connect_string_hosts("a,[::1]/app"),
-            ["a:2181", "[::1]:2181"]
-        );
-        assert!(connect_string_hosts("").is_empty());
     }
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use rand::Rng;
 
 /// The delays of one retry loop.
-#[derive(Debug, Clone)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use std::time::Duration;
 /// let mut backoff = zkutil::Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
@@ -23,6 +22,7 @@ use rand::Rng;
 /// backoff.reset(); // after a success
 /// assert_eq!(backoff.attempts(), 0);
 /// ```
+#[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
     max: Duration,

@@ -18,10 +18,9 @@ use crate::error::{Error, Result};
 const MAX_NAME_LEN: usize = 64;
 
 /// An IP address and port: a listener, and the znode that advertises it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use zkutil::Endpoint;
 /// let endpoint: Endpoint = "[::1]:8897".parse().expect("an endpoint");
@@ -32,6 +31,7 @@ const MAX_NAME_LEN: usize = 64;
 ///     assert!(Endpoint::from_node_name(bad).is_err(), "{bad}");
 /// }
 /// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint(SocketAddr);
 
 impl Endpoint {

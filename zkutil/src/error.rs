@@ -12,11 +12,9 @@ use std::time::Duration;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in zkutil.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 ///
 /// # Example
-//////
+///
 /// ```
 /// use std::time::Duration;
 /// use zkutil::{Error, SessionConfig};
@@ -28,6 +26,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(matches!(err, Error::Refused { .. }), "{err}");
 /// assert!(err.is_retryable());
 /// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A string that should have been an `ip:port` was not.
     #[error("invalid endpoint {name:?}: {reason}")]
@@ -115,16 +115,16 @@ pub enum Error {
     #[error("{endpoint} is registered by live session {owner}")]
     Taken {
         /// The endpoint.
-        endpoint: crate::Endpoint,
+        endpoint: crate::endpoint::Endpoint,
         /// The session holding its node.
-        owner: crate::SessionId,
+        owner: crate::session::SessionId,
     },
 
     /// No registration of this endpoint under the base path.
     #[error("{endpoint} is not registered under {base_path}")]
     NotRegistered {
         /// The endpoint.
-        endpoint: crate::Endpoint,
+        endpoint: crate::endpoint::Endpoint,
         /// Where it was looked for.
         base_path: String,
     },
@@ -150,8 +150,8 @@ pub enum Error {
     },
 
     /// The parent of a registration with digest auth is open to anyone
-    /// (left by the post's Go servers, a run without auth, another tool):
-    /// an unauthenticated client could register a fake instance there, or
+    /// (created by a server or a run without auth, or by another tool): an
+    /// unauthenticated client could register a fake instance there, or
     /// delete ours (deleting a child needs DELETE on its parent). Refused
     /// rather than run "protected" on an open path; the message says how to
     /// fix it. Not retryable: the ACL stays as it is until someone acts.
@@ -176,11 +176,11 @@ pub enum Error {
     )]
     Nested {
         /// The format whose parent is misplaced.
-        format: crate::Format,
+        format: crate::format::Format,
         /// Its parent.
         parent: String,
         /// The format whose instances it would sit among.
-        among: crate::Format,
+        among: crate::format::Format,
         /// That format's parent.
         base: String,
     },
@@ -283,8 +283,6 @@ impl std::fmt::Display for Chain<'_> {
 
 /// The kinds of ZooKeeper failure that callers act on; everything else is
 /// [`ZkErrorKind::Other`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 ///
 /// # Example
 ///
@@ -304,6 +302,8 @@ impl std::fmt::Display for Chain<'_> {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ZkErrorKind {
     /// The node does not exist.
     NoNode,

@@ -78,6 +78,7 @@ mod backoff;
 mod base_path;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod connect_string;
 mod control;
 mod discovery;
 mod endpoint;

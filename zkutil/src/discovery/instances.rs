@@ -3,16 +3,16 @@
 
 use std::fmt;
 
-use super::Instance;
+use super::instance::Instance;
 use crate::endpoint::Endpoint;
 
 /// Instances sorted by endpoint, at most one per endpoint.
 ///
 /// A persistent list (`imbl`'s RRB vector): a snapshot that differs from
 /// the one before by one instance shares every other entry with it, so a
-/// change costs O(log N) instead of a copy of the list: at 10,000
-/// instances a copy per change would make a change slower to see than in
-/// Curator's cache. Reading costs little more than a slice: `get` is
+/// change costs O(log N) instead of a copy of the list (at 10,000
+/// instances, copying would make a change slower to see than in Curator's
+/// cache). Reading costs little more than a slice: `get` is
 /// O(log N) (a few pointer hops), `iter` walks chunks of 64.
 ///
 /// # Example

@@ -30,89 +30,49 @@
 //! such events).
 
 mod events;
+mod fallback;
+mod holders;
+mod instance;
 mod instances;
+mod listing;
+mod publish;
 mod read;
 mod refresh;
+mod shared;
 mod snapshot;
 
-use crate::sync::{lock, wait_timeout};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use self::holders::Holders;
+pub use self::instance::{DEFAULT_WEIGHT, Instance};
 pub use self::instances::{Instances, InstancesIter};
 use self::read::WarnOnce;
 pub(crate) use self::read::nodes_of;
 pub use self::read::{LIST_UNDER_MAX_NODES, list, list_under};
 use self::refresh::refresh_loop;
-pub use self::snapshot::{Change, DEFAULT_WEIGHT, Instance, Snapshot};
+use self::shared::{Shared, Wake};
+pub use self::snapshot::{Change, Snapshot};
 use crate::base_path::BasePath;
 use crate::error::{Error, Result};
-use crate::session::{Session, SessionEvent};
-
-/// Why the refresh thread woke up.
-enum Wake {
-    /// A one-shot watch fired (it is spent: the next listing re-arms one).
-    Watch,
-    /// The persistent recursive watch saw one node change.
-    Node(crate::session::NodeEvent),
-    Session(SessionEvent),
-    Stop,
-}
-
-struct Shared {
-    session: Arc<Session>,
-    base_path: BasePath,
-    with_metadata: bool,
-    current: Mutex<Arc<Snapshot>>,
-    changed: Condvar,
-    subscribers: Mutex<Vec<mpsc::Sender<Change>>>,
-    warned: Mutex<WarnOnce>,
-    /// Whether a one-shot watch is armed on the base path (or on its
-    /// absence). A listing while one is armed arms no other: re-listing
-    /// after every reconnect must not pile up watchers in the client.
-    armed: std::sync::atomic::AtomicBool,
-    /// One-shot watches armed and not yet fired, and listings made: what
-    /// the tests check (no pile-up of watchers across reconnects).
-    pending_watches: Arc<std::sync::atomic::AtomicUsize>,
-    listings: std::sync::atomic::AtomicU64,
-    /// Whether the last listing found no base path at all.
-    base_missing: std::sync::atomic::AtomicBool,
-    /// Children that are not plain names, by name: their instance, or
-    /// `None` when they are none of the formats.
-    decoded: Mutex<std::collections::HashMap<String, Option<Instance>>>,
-    /// Which children name each endpoint (kept while changes come as
-    /// per-child events).
-    holders: Mutex<events::Holders>,
-    /// Whether changes come as per-child events of a persistent recursive
-    /// watch (ZooKeeper 3.6+); false after ZooKeeper refused one, and the
-    /// base path is then followed with one-shot watches and re-listings.
-    events: std::sync::atomic::AtomicBool,
-    /// The persistent recursive watch, while one is added on this
-    /// connection (the client does not restore it after a reconnect).
-    recursive: Mutex<Option<crate::session::RecursiveWatch>>,
-    /// Whether the next listing must read every child's data again: set by
-    /// a reconnect or a session rebuild, when any child may have changed
-    /// unseen (a disable, a weight, a re-registration with new metadata).
-    reread: std::sync::atomic::AtomicBool,
-    /// When the session last reconnected or was rebuilt (the fallback's
-    /// trigger window starts there), the instances known then, and every
-    /// endpoint seen out of rotation since.
-    #[allow(clippy::type_complexity)]
-    reconnected_at: Mutex<
-        Option<(
-            std::time::Instant,
-            Instances,
-            std::collections::HashSet<crate::endpoint::Endpoint>,
-        )>,
-    >,
-}
+use crate::session::{Session, deadline_after};
+use crate::sync::{lock, wait_timeout};
 
 /// The live list of instances under one base path, kept by a refresh
-/// thread; dropping it stops the thread.
+/// thread.
+///
+/// Dropping it stops that thread, waits for it to end, and removes the
+/// persistent watch. The thread sees the stop at once when it is waiting
+/// (for a change, or out a backoff); when it is busy with ZooKeeper, after
+/// the work in hand: a listing (at most four calls), or the per-child
+/// events queued before the drop (a read each, for the formats that need
+/// their data). Every call is bounded by the session's request timeout
+/// (5 s by default) and the first failure ends the work, so a drop while
+/// ZooKeeper does not answer waits about one request timeout.
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -216,7 +176,7 @@ impl Discovery {
             listings: std::sync::atomic::AtomicU64::new(0),
             base_missing: std::sync::atomic::AtomicBool::new(false),
             decoded: Mutex::new(std::collections::HashMap::new()),
-            holders: Mutex::new(events::Holders::default()),
+            holders: Mutex::new(Holders::default()),
             events: std::sync::atomic::AtomicBool::new(events),
             recursive: Mutex::new(None),
             reread: std::sync::atomic::AtomicBool::new(true),
@@ -309,7 +269,7 @@ impl Discovery {
         timeout: Duration,
         mut accept: impl FnMut(&Snapshot) -> bool,
     ) -> Option<Arc<Snapshot>> {
-        let deadline = crate::session::deadline_after(timeout);
+        let deadline = deadline_after(timeout);
         let mut current = self.shared.current();
         loop {
             if accept(&current) {

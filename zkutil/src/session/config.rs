@@ -1,23 +1,24 @@
 //! `SessionConfig`: how to reach ZooKeeper and how long to wait for it,
-//! and `Secret`, the credential that is never printed.
+//! and `Secret`, the credential that is never printed. (`connect`, which
+//! opens a [`Session`](crate::Session) with it, is with the session, in
+//! `handle`.)
 
 use std::time::Duration;
 
-use super::Session;
-use super::runtime::Interrupt;
-use crate::error::Result;
+use super::cancel::Interrupt;
+use crate::error::Error;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// let secret: zkutil::Secret = "svc:s3cret".parse().expect("user:password");
 /// assert_eq!(format!("{secret} {secret:?}"), "<redacted> <redacted>");
 /// assert!("no-colon".parse::<zkutil::Secret>().is_err());
 /// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -45,14 +46,14 @@ impl std::fmt::Display for Secret {
 }
 
 impl std::str::FromStr for Secret {
-    type Err = crate::Error;
+    type Err = Error;
 
     /// Accepts `user:password` with a non-empty user. A rejected value is
     /// not repeated in the error: it may be a mistyped password.
-    fn from_str(s: &str) -> std::result::Result<Secret, crate::Error> {
+    fn from_str(s: &str) -> std::result::Result<Secret, Error> {
         match s.split_once(':') {
             Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
-            _ => Err(crate::Error::invalid(
+            _ => Err(Error::invalid(
                 "credentials",
                 "<redacted>",
                 "expected user:password",
@@ -80,10 +81,9 @@ pub(crate) fn digest_id(user_password: &str) -> String {
 /// How to reach ZooKeeper, and how long to wait for it.
 ///
 /// Built with `with_*` methods; the defaults suit a service on a LAN.
-#[derive(Clone)]
 ///
 /// # Example
-//////
+///
 /// ```
 /// # fn main() -> zkutil::Result<()> {
 /// # let zk = zkutil::testing::zookeeper();
@@ -100,6 +100,7 @@ pub(crate) fn digest_id(user_password: &str) -> String {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct SessionConfig {
     pub(super) hosts: String,
     pub(super) session_timeout: Duration,
@@ -120,7 +121,7 @@ pub struct SessionConfig {
 /// call: the operation (`create`, `list`, …), how long it took, and its
 /// error if it failed.
 pub type CallObserver =
-    std::sync::Arc<dyn Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync>;
+    std::sync::Arc<dyn Fn(&'static str, Duration, Option<&Error>) + Send + Sync>;
 
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -234,7 +235,7 @@ impl SessionConfig {
     /// ```
     pub fn with_call_observer(
         mut self,
-        observer: impl Fn(&'static str, Duration, Option<&crate::Error>) + Send + Sync + 'static,
+        observer: impl Fn(&'static str, Duration, Option<&Error>) + Send + Sync + 'static,
     ) -> Self {
         self.observer = Some(std::sync::Arc::new(observer));
         self
@@ -264,20 +265,6 @@ impl SessionConfig {
     /// The deadline of every call on the session.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    /// Connects, waiting at most the connect timeout.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a malformed connect string,
-    /// [`Error::Refused`](crate::Error::Refused) as soon as every host has refused the connection
-    /// or failed to resolve, [`Error::Interrupted`](crate::Error::Interrupted) when the
-    /// [`Interrupt`] was triggered,
-    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout) when no server answered in time, and
-    /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
-    pub fn connect(self) -> Result<Session> {
-        Session::connect(self)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `probe`: why a connect is slow, told at once.
 //!
 //! The client crate retries a refused connection until the connect timeout,
-//! so "ZooKeeper is not running" used to look like a 5 s hang ending in
+//! so on its own "ZooKeeper is not running" looks like a 5 s hang ending in
 //! "timed out". While a connect waits, this watcher checks each host with a
 //! plain TCP connect: when every host refuses (or does not resolve), the
 //! wait ends at once with that cause. It also says "connecting to …" once
@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::runtime::Cancel;
+use super::cancel::Cancel;
 
 /// How long a connect may take before the hosts are probed: a reachable
 /// ZooKeeper answers well within it, so a healthy connect makes no probe.

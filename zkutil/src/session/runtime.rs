@@ -13,97 +13,10 @@ use async_executor::Executor;
 use futures_lite::FutureExt;
 use zookeeper_client as zk;
 
-use super::{NodeEvent, SessionConfig, WatchEvent};
+use super::cancel::{Cancel, Interrupt};
+use super::config::SessionConfig;
+use super::types::{NodeEvent, WatchEvent};
 use crate::error::{Error, Result, ZkError, ZkErrorKind};
-
-/// A signal that ends waits on the runtime: closing the channel wakes every
-/// receiver at once.
-#[derive(Clone)]
-pub(super) struct Cancel {
-    sender: async_channel::Sender<()>,
-    receiver: async_channel::Receiver<()>,
-}
-
-impl Cancel {
-    pub(super) fn new() -> Cancel {
-        let (sender, receiver) = async_channel::bounded(1);
-        Cancel { sender, receiver }
-    }
-
-    pub(super) fn trigger(&self) {
-        self.sender.close();
-    }
-
-    /// Whether it was triggered.
-    #[cfg(test)]
-    pub(super) fn is_triggered(&self) -> bool {
-        self.sender.is_closed()
-    }
-
-    /// Completes when triggered.
-    fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
-        let receiver = self.receiver.clone();
-        async move {
-            let _ = receiver.recv().await;
-        }
-    }
-}
-
-/// Ends a waiting connect from another thread: what a program's Ctrl-C
-/// handler triggers, so that a wait for an unreachable ZooKeeper ends at
-/// once instead of after the connect timeout. Cloned handles are one
-/// interrupt; once triggered it stays triggered.
-#[derive(Clone)]
-///
-/// # Example
-//////
-/// ```
-/// use std::time::{Duration, Instant};
-/// use zkutil::{Error, Interrupt, SessionConfig};
-/// let interrupt = Interrupt::new();
-/// // A signal handler would call this: a connect waiting for a silent host ends at once.
-/// interrupt.trigger();
-/// let started = Instant::now();
-/// let result = SessionConfig::new("192.0.2.1:2181") // TEST-NET-1: never answers
-///     .with_connect_timeout(Duration::from_secs(30))
-///     .with_interrupt(interrupt)
-///     .connect();
-/// assert!(matches!(result, Err(Error::Interrupted)));
-/// assert!(started.elapsed() < Duration::from_secs(5));
-/// ```
-pub struct Interrupt(Cancel);
-
-impl Interrupt {
-    /// A new, untriggered interrupt.
-    pub fn new() -> Interrupt {
-        Interrupt(Cancel::new())
-    }
-
-    /// Ends every connect waiting on it, now and later, with
-    /// [`Error::Interrupted`](crate::Error::Interrupted).
-    pub fn trigger(&self) {
-        self.0.trigger();
-    }
-
-    /// Whether it was triggered.
-    pub fn is_triggered(&self) -> bool {
-        self.0.sender.is_closed()
-    }
-}
-
-impl Default for Interrupt {
-    fn default() -> Interrupt {
-        Interrupt::new()
-    }
-}
-
-impl std::fmt::Debug for Interrupt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Interrupt")
-            .field(&self.is_triggered())
-            .finish()
-    }
-}
 
 /// Drops `client` and waits (at most `timeout`) until its session is
 /// closed: the session task sends CloseSession once the last clone is gone,

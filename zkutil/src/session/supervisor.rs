@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
+use super::config::SessionConfig;
+use super::deadline::deadline_after;
 use super::runtime::{Runtime, close_client, connect_client};
-use super::{Current, Inner, SessionConfig, SessionEvent, SessionId, SessionState, deadline_after};
+use super::state::{Current, Inner};
+use super::types::{SessionEvent, SessionId, SessionState};
 use crate::backoff::Backoff;
 use crate::error::Error;
 
@@ -42,8 +45,8 @@ pub(super) fn spawn_forwarder(
         .detach();
 }
 
-/// The supervisor: turns state changes into [`SessionEvent`]s and rebuilds
-/// an expired session. Never runs a ZooKeeper call on the runtime thread.
+/// The supervisor thread's body, until `Shutdown` (or a close during a
+/// rebuild).
 pub(super) fn supervise(
     inner: &Inner,
     received: &mpsc::Receiver<Msg>,

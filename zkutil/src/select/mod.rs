@@ -1,0 +1,23 @@
+//! `Selector`: which of the registered instances gets the next request.
+//!
+//! Every strategy picks among **all** instances of the snapshot it is
+//! given, however many there are, and an empty snapshot is `None`, never a
+//! panic.
+//!
+//! An instance whose request failed is marked down for a cooldown and
+//! skipped meanwhile (`down`). When every instance is down, the one that
+//! failed longest ago is tried.
+//!
+//! The parts: [`Strategy`] (`strategy`), the [`Selector`] that applies it
+//! (`selector`), what the load-aware strategy knows of each instance
+//! (`load`) and the down marks (`down`).
+
+mod down;
+mod load;
+mod selector;
+mod strategy;
+#[cfg(test)]
+mod tests;
+
+pub use self::selector::Selector;
+pub use self::strategy::Strategy;
