@@ -5,8 +5,9 @@
 
 use std::sync::Mutex;
 
+use super::CREATE_ATTEMPTS;
 use super::Outcome;
-use super::keeper::{CREATE_ATTEMPTS, Keeper, Seen, Wake, replace_stale};
+use super::keeper::{Keeper, Seen, Wake, replace_stale};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::format::{MEMBER_PREFIX, member_endpoint};

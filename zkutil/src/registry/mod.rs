@@ -63,6 +63,11 @@ use crate::format::MEMBER_PREFIX;
 pub use crate::metadata::{MAX_METADATA_LEN, Metadata};
 use crate::session::{Session, SessionId, SessionState};
 
+/// How many times a create (or a parent's ACL check) races with a
+/// concurrent delete or create before we give up; each round trip is
+/// bounded, so this bounds the whole call.
+const CREATE_ATTEMPTS: usize = 5;
+
 /// How [`Registration::register`] came to own its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

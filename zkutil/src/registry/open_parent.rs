@@ -2,7 +2,7 @@
 //! closed to strangers, before its first create and before every
 //! re-creation.
 
-use super::keeper::CREATE_ATTEMPTS;
+use super::CREATE_ATTEMPTS;
 use crate::error::{Error, Result};
 use crate::session::Session;
 

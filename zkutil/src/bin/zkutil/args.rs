@@ -5,8 +5,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use zkutil::Endpoint;
 
-use crate::{commands, health, operate};
-
 /// `--base-path` when none is given: where the time-servers (and the seed
 /// Go servers) register by default, so that `zkutil ls` shows them unasked.
 const DEFAULT_BASE_PATH: &str = "/go_servers";
@@ -157,8 +155,8 @@ pub enum Command {
         timeout: Duration,
         /// What counts as reachable: `time` reads the reply line (a frozen
         /// server fails), `tcp` only connects (for other services).
-        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = health::Probe::Time)]
-        probe: health::Probe,
+        #[arg(long, env = "ZKUTIL_CHECK_PROBE", value_enum, default_value_t = Probe::Time)]
+        probe: Probe,
         /// Fail (exit 1) when fewer instances than this are reachable, e.g. none registered.
         #[arg(long, env = "ZKUTIL_CHECK_MIN", default_value_t = 0)]
         min: usize,
@@ -190,56 +188,6 @@ pub enum Command {
     ManPage,
 }
 
-impl Command {
-    /// Runs the subcommand: `Ok(false)` for a problem found (exit 1).
-    pub fn run(self, common: &Common) -> anyhow::Result<bool> {
-        match self {
-            Command::Ls { json, under } => commands::ls(common, json, under.as_deref()),
-            Command::Watch {
-                json,
-                metrics_listen,
-            } => commands::watch(common, json, metrics_listen),
-            Command::Get { endpoint } => commands::get(common, endpoint),
-            Command::Register {
-                endpoint,
-                metadata,
-                force,
-                tighten_acl,
-                format,
-                layout,
-                service_name,
-                metrics_listen,
-            } => commands::register(
-                common,
-                endpoint,
-                metadata.as_deref(),
-                (force, tighten_acl),
-                (format, &layout),
-                &service_name,
-                metrics_listen,
-            ),
-            Command::Disable { endpoint, reason } => {
-                operate::control(common, endpoint, &zkutil::Control::Disable { reason })
-            }
-            Command::Enable { endpoint } => {
-                operate::control(common, endpoint, &zkutil::Control::Enable)
-            }
-            Command::Weight { endpoint, weight } => {
-                operate::control(common, endpoint, &zkutil::Control::Weight(weight))
-            }
-            Command::Check {
-                timeout,
-                probe,
-                min,
-                json,
-            } => health::check(common, probe, timeout, min, json),
-            Command::Status { timeout, json } => health::status(common, timeout, json),
-            // Printed by main, which knows the whole command line.
-            Command::Completions { .. } | Command::ManPage => Ok(true),
-        }
-    }
-}
-
 /// `/`, or a valid base path: where `ls --under` starts.
 fn ls_root(text: &str) -> Result<String, String> {
     if text == "/" {
@@ -248,4 +196,14 @@ fn ls_root(text: &str) -> Result<String, String> {
     zkutil::BasePath::new(text)
         .map(|base| base.as_str().to_owned())
         .map_err(|err| err.to_string())
+}
+
+/// What `zkutil check` asks of each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Probe {
+    /// The time exchange: the reply line must arrive within the timeout (a
+    /// frozen server, whose kernel still accepts connections, fails it).
+    Time,
+    /// A TCP connect only, for services that are not time servers.
+    Tcp,
 }

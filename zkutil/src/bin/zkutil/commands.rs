@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use zkutil::cli::metrics::ClientMetrics;
 use zkutil::{Change, Discovery, Endpoint, Format, Metadata, OpenParent, Session, Takeover};
 
-use crate::Common;
+use crate::args::Common;
 
 pub(crate) fn connect(common: &Common) -> anyhow::Result<Arc<Session>> {
     Ok(Arc::new(common.zk.session_config().connect()?))

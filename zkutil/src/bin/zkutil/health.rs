@@ -9,18 +9,8 @@ use anyhow::bail;
 use serde_json::json;
 use zkutil::{Endpoint, admin};
 
-use crate::Common;
+use crate::args::{Common, Probe};
 use crate::commands::{connect, why_empty};
-
-/// What `zkutil check` asks of each instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Probe {
-    /// The time exchange: the reply line must arrive within the timeout (a
-    /// frozen server, whose kernel still accepts connections, fails it).
-    Time,
-    /// A TCP connect only, for services that are not time servers.
-    Tcp,
-}
 
 /// Longest reply line a probe reads.
 const PROBE_MAX_REPLY: usize = 1024;

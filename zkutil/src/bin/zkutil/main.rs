@@ -1,6 +1,6 @@
 //! `zkutil`: the registry's command-line tool. Parses flags ([`args`]) and
-//! hands them to [`commands`], which uses the library (no second
-//! implementation).
+//! hands them to the subcommands ([`commands`], [`health`], [`operate`]),
+//! which use the library (no second implementation).
 
 mod args;
 mod commands;
@@ -29,4 +29,54 @@ fn main() -> ExitCode {
         }
     });
     zkutil::cli::exit("zkutil", code)
+}
+
+impl Command {
+    /// Runs the subcommand: `Ok(false)` for a problem found (exit 1).
+    pub fn run(self, common: &Common) -> anyhow::Result<bool> {
+        match self {
+            Command::Ls { json, under } => commands::ls(common, json, under.as_deref()),
+            Command::Watch {
+                json,
+                metrics_listen,
+            } => commands::watch(common, json, metrics_listen),
+            Command::Get { endpoint } => commands::get(common, endpoint),
+            Command::Register {
+                endpoint,
+                metadata,
+                force,
+                tighten_acl,
+                format,
+                layout,
+                service_name,
+                metrics_listen,
+            } => commands::register(
+                common,
+                endpoint,
+                metadata.as_deref(),
+                (force, tighten_acl),
+                (format, &layout),
+                &service_name,
+                metrics_listen,
+            ),
+            Command::Disable { endpoint, reason } => {
+                operate::control(common, endpoint, &zkutil::Control::Disable { reason })
+            }
+            Command::Enable { endpoint } => {
+                operate::control(common, endpoint, &zkutil::Control::Enable)
+            }
+            Command::Weight { endpoint, weight } => {
+                operate::control(common, endpoint, &zkutil::Control::Weight(weight))
+            }
+            Command::Check {
+                timeout,
+                probe,
+                min,
+                json,
+            } => health::check(common, probe, timeout, min, json),
+            Command::Status { timeout, json } => health::status(common, timeout, json),
+            // Printed by main, which knows the whole command line.
+            Command::Completions { .. } | Command::ManPage => Ok(true),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context;
 use zkutil::{Control, Endpoint};
 
-use crate::Common;
+use crate::args::Common;
 use crate::commands::connect;
 
 /// `zkutil disable`, `enable`, `weight`.

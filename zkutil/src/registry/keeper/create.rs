@@ -3,13 +3,9 @@
 
 use super::node::{Keeper, Seen, Target, Wake};
 use crate::error::{Error, Result};
-use crate::registry::Outcome;
+use crate::registry::{CREATE_ATTEMPTS, Outcome};
 use crate::session::{NodeStat, Session, SessionId};
 use crate::sync::lock;
-
-/// How many times a create races with a concurrent delete or create before
-/// we give up; each round trip is bounded, so this bounds the whole call.
-pub(in crate::registry) const CREATE_ATTEMPTS: usize = 5;
 
 impl Keeper {
     /// Makes sure the node exists and is ours, arming a watch on it when

@@ -11,6 +11,6 @@ mod create;
 mod node;
 mod thread;
 
-pub(super) use self::create::{CREATE_ATTEMPTS, create_owned, replace_stale};
+pub(super) use self::create::{create_owned, replace_stale};
 pub(super) use self::node::{Keeper, KeptData, Seen, Target, Wake};
 pub(super) use self::thread::Maintainer;
