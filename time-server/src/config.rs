@@ -53,7 +53,9 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             session: SessionConfig::new(zk_hosts),
-            layout: Layout::default(),
+            layout: Layout::new(zkutil::BasePath::from_static(
+                crate::args::DEFAULT_BASE_PATH,
+            )),
             formats: vec![Format::Plain],
             service: "time".to_owned(),
             listen: [8897, 8898, 8899]

@@ -82,15 +82,6 @@ impl BasePath {
     }
 }
 
-/// `/go_servers`, where the seed Go programs register: the base path of
-/// this crate's examples. A program names its own; the binaries give theirs
-/// as the default of `--base-path`.
-impl Default for BasePath {
-    fn default() -> BasePath {
-        BasePath::from_static("/go_servers")
-    }
-}
-
 impl FromStr for BasePath {
     type Err = Error;
 
@@ -144,7 +135,7 @@ mod tests {
     fn an_instance_node_is_named_after_its_endpoint_under_the_base() {
         let endpoint: Endpoint = "[::1]:80".parse().expect("endpoint");
         assert_eq!(
-            BasePath::default().node_path(&endpoint),
+            BasePath::from_static("/go_servers").node_path(&endpoint),
             "/go_servers/[::1]:80"
         );
     }

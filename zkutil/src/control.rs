@@ -30,14 +30,14 @@ use crate::session::{NodeStat, Session};
 /// # let session = Arc::new(SessionConfig::new(hosts.clone()).connect()?);
 /// # let endpoint: Endpoint = "10.0.0.5:8897".parse()?;
 /// # let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
-/// # let _registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)?;
+/// # let _registration = Registration::register(&session, &BasePath::from_static("/go_servers"), endpoint, &metadata)?;
 /// // An operator, from anywhere: take 10.0.0.5:8897 out of rotation.
 /// let operator = SessionConfig::new(hosts).connect()?;
 /// let applied = Control::Disable { reason: Some("kernel upgrade".into()) }
-///     .apply_to(&operator, &BasePath::default(), endpoint)?;
+///     .apply_to(&operator, &BasePath::from_static("/go_servers"), endpoint)?;
 /// assert_eq!(applied[0].path, "/go_servers/10.0.0.5:8897");
 /// // Still registered, no longer picked.
-/// let listed = zkutil::list_instances(&operator, &BasePath::default(), true)?;
+/// let listed = zkutil::list_instances(&operator, &BasePath::from_static("/go_servers"), true)?;
 /// assert!(!listed[0].is_enabled());
 /// assert_eq!(listed[0].disabled_reason(), Some("kernel upgrade"));
 /// # Ok(())

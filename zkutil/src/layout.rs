@@ -24,8 +24,8 @@ use crate::registry::Registrar;
 ///
 /// ```
 /// use zkutil::{BasePath, Format, Layout};
-/// let layout = Layout::default();
-/// // The post's plain nodes under /go_servers, Curator's service "time" under /services/time.
+/// let layout = Layout::new(BasePath::new("/go_servers")?);
+/// // Plain nodes under /go_servers, Curator's service "time" under /services/time.
 /// let parents: Vec<String> = layout
 ///     .registrars(&[Format::Plain, Format::Curator], "time")
 ///     .expect("a layout that nests nothing")
@@ -44,14 +44,6 @@ pub struct Layout {
     plain: BasePath,
     curator: BasePath,
     serverset: Option<BasePath>,
-}
-
-impl Default for Layout {
-    /// The post's `/go_servers` for plain, Spring Cloud Zookeeper's
-    /// default `/services` for Curator and Spring, no serverset path.
-    fn default() -> Layout {
-        Layout::new(BasePath::default())
-    }
 }
 
 impl Layout {
@@ -239,7 +231,7 @@ mod tests {
 
     #[test]
     fn each_format_defaults_to_its_own_root() {
-        let layout = Layout::default().with_serverset(Some(base("/aurora/time")));
+        let layout = Layout::new(base("/go_servers")).with_serverset(Some(base("/aurora/time")));
         assert_eq!(
             parents(&layout, &[Format::Plain, Format::Spring, Format::Serverset])
                 .expect("nothing nested"),
@@ -251,7 +243,7 @@ mod tests {
     fn a_parent_among_another_formats_instances_is_refused_naming_both() {
         for (layout, formats, message) in [
             (
-                Layout::default().with_curator(base("/go_servers")),
+                Layout::new(base("/go_servers")).with_curator(base("/go_servers")),
                 vec![Format::Plain, Format::Curator],
                 "curator parent /go_servers/time would sit among the plain instances under /go_servers",
             ),
@@ -261,7 +253,7 @@ mod tests {
                 "plain parent /services/time/x would sit among the curator instances under /services/time",
             ),
             (
-                Layout::default().with_serverset(Some(base("/go_servers"))),
+                Layout::new(base("/go_servers")).with_serverset(Some(base("/go_servers"))),
                 vec![Format::Plain, Format::Serverset],
                 "serverset parent /go_servers would sit among the plain instances under /go_servers",
             ),
@@ -273,7 +265,8 @@ mod tests {
 
     #[test]
     fn a_serverset_needs_its_own_path() {
-        let err = parents(&Layout::default(), &[Format::Serverset]).expect_err("no path");
+        let err =
+            parents(&Layout::new(base("/go_servers")), &[Format::Serverset]).expect_err("no path");
         assert!(err.to_string().contains("its own path"), "{err}");
     }
 
@@ -284,17 +277,17 @@ mod tests {
     fn one_format_alone_is_checked_against_every_root_of_the_layout() {
         for (layout, format, message) in [
             (
-                Layout::default().with_curator(base("/go_servers")),
+                Layout::new(base("/go_servers")).with_curator(base("/go_servers")),
                 Format::Curator,
                 "curator parent /go_servers/time would sit among the plain instances under /go_servers",
             ),
             (
-                Layout::default().with_serverset(Some(base("/go_servers"))),
+                Layout::new(base("/go_servers")).with_serverset(Some(base("/go_servers"))),
                 Format::Serverset,
                 "serverset parent /go_servers would sit among the plain instances under /go_servers",
             ),
             (
-                Layout::default().with_serverset(Some(base("/go_servers/time"))),
+                Layout::new(base("/go_servers")).with_serverset(Some(base("/go_servers/time"))),
                 Format::Serverset,
                 "serverset parent /go_servers/time would sit among the plain instances under /go_servers",
             ),
@@ -303,7 +296,7 @@ mod tests {
             assert!(err.to_string().starts_with(message), "{err}");
         }
         // Each in its own place: accepted.
-        let layout = Layout::default()
+        let layout = Layout::new(base("/go_servers"))
             .with_curator(base("/discovery"))
             .with_serverset(Some(base("/aurora/time")));
         for format in [Format::Plain, Format::Spring, Format::Serverset] {
@@ -314,7 +307,8 @@ mod tests {
         // Curator too.
         parents(&Layout::new(base("/services/time")), &[Format::Plain]).expect("a plain fleet");
         parents(&Layout::new(base("/services")), &[Format::Plain]).expect("a plain fleet");
-        let serverset = Layout::default().with_serverset(Some(base("/services/time")));
+        let serverset =
+            Layout::new(base("/go_servers")).with_serverset(Some(base("/services/time")));
         parents(&serverset, &[Format::Serverset]).expect("a serverset fleet");
         let err = parents(
             &Layout::new(base("/services")),

@@ -38,9 +38,13 @@ fn each_hostile_server_is_a_one_line_error_then_the_request_succeeds_elsewhere()
         let fake = Responder::start(how).expect("a misbehaving server");
         let endpoint = Endpoint::new(fake.addr());
         let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "fake");
-        let registration =
-            Registration::register(&session, &BasePath::default(), endpoint, &metadata)
-                .expect("registers");
+        let registration = Registration::register(
+            &session,
+            &BasePath::from_static("/go_servers"),
+            endpoint,
+            &metadata,
+        )
+        .expect("registers");
         let started = Instant::now();
         // Round robin: the fake server gets one of the first two requests.
         let output = run_client(&[
@@ -110,7 +114,7 @@ fn hostile_registry_entries_are_skipped_with_one_warning_each_and_valid_ones_use
     let v6_endpoint = Endpoint::new(v6_addr);
     let _v6_reg = Registration::register(
         &session,
-        &BasePath::default(),
+        &BasePath::from_static("/go_servers"),
         v6_endpoint,
         &Metadata::for_this_process(v6_endpoint, SystemTime::now(), "v6"),
     )

@@ -17,8 +17,13 @@ fn a_server_that_writes_and_closes_without_reading_loses_no_request() {
     let zk = zookeeper();
     let session = zkutil::testing::connect(&zk, Duration::from_secs(10));
     let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "go");
-    let _registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)
-        .expect("registers");
+    let _registration = Registration::register(
+        &session,
+        &BasePath::from_static("/go_servers"),
+        endpoint,
+        &metadata,
+    )
+    .expect("registers");
     let config = time_client::Config {
         count: 1000,
         interval: Duration::ZERO,

@@ -11,7 +11,7 @@ use crate::support::{ServerProcess, observer, zookeeper};
 /// Whether the one instance under /go_servers is in rotation, and the
 /// reason it is not.
 fn rotation(observer: &Session) -> Option<(bool, Option<String>)> {
-    let instance = zkutil::list_instances(observer, &BasePath::default(), true)
+    let instance = zkutil::list_instances(observer, &BasePath::from_static("/go_servers"), true)
         .ok()?
         .pop()?;
     Some((
@@ -39,7 +39,7 @@ fn a_server_started_disabled_is_registered_out_of_rotation_until_enabled() {
     Control::Enable
         .apply_to(
             &obs,
-            &BasePath::default(),
+            &BasePath::from_static("/go_servers"),
             name.parse().expect("an endpoint"),
         )
         .expect("enables");

@@ -149,7 +149,7 @@ fn an_operator_identity_may_take_a_server_out_of_rotation_but_not_delete_it() {
     let name = server.registered(1).remove(0);
     let endpoint: zkutil::Endpoint = name.parse().expect("an endpoint");
     let path = format!("/go_servers/{name}");
-    let base = zkutil::BasePath::default();
+    let base = zkutil::BasePath::from_static("/go_servers");
     let off = zkutil::Control::Disable {
         reason: Some("ops".into()),
     };
@@ -274,7 +274,11 @@ fn with_tighten_acl_an_open_base_path_is_closed_to_strangers_and_still_listed() 
     let operator = session_as(&hosts, Some("ops:0p-Pa55"));
     let endpoint: zkutil::Endpoint = name.parse().expect("an endpoint");
     zkutil::Control::Disable { reason: None }
-        .apply_to(&operator, &zkutil::BasePath::default(), endpoint)
+        .apply_to(
+            &operator,
+            &zkutil::BasePath::from_static("/go_servers"),
+            endpoint,
+        )
         .expect("the operator may disable it");
 }
 

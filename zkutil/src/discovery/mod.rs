@@ -82,7 +82,7 @@ use crate::sync::{lock, wait_timeout};
 /// use zkutil::{BasePath, Change, Discovery, SessionConfig};
 ///
 /// let session = Arc::new(SessionConfig::new(hosts).connect()?);
-/// let base = BasePath::default();
+/// let base = BasePath::from_static("/go_servers");
 /// let discovery = Discovery::start(session.clone(), &base)?;
 /// let changes = discovery.subscribe();
 ///

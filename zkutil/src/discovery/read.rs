@@ -74,7 +74,7 @@ impl WarnOnce {
 /// let session = SessionConfig::new(hosts).connect()?;
 /// session.ensure_path("/go_servers")?;
 /// session.create_ephemeral("/go_servers/10.0.0.1:8897", br#"{"weight":300}"#)?;
-/// let listed = zkutil::list_instances(&session, &BasePath::default(), true)?;
+/// let listed = zkutil::list_instances(&session, &BasePath::from_static("/go_servers"), true)?;
 /// assert_eq!((listed[0].endpoint().port(), listed[0].weight()), (8897, 300));
 /// # Ok(())
 /// # }

@@ -115,7 +115,7 @@ impl std::fmt::Display for Outcome {
 /// let session = Arc::new(SessionConfig::new(hosts).connect()?);
 /// let endpoint: Endpoint = "10.0.0.5:8897".parse()?;
 /// let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "1.0.0");
-/// let registration = Registration::register(&session, &BasePath::default(), endpoint, &metadata)?;
+/// let registration = Registration::register(&session, &BasePath::from_static("/go_servers"), endpoint, &metadata)?;
 /// assert_eq!(registration.path(), "/go_servers/10.0.0.5:8897");
 /// assert_eq!(registration.outcome(), Outcome::Created);
 /// // Kept by its own thread from now on: re-created after an expiry or a

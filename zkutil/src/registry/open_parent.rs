@@ -22,7 +22,7 @@ use crate::session::Session;
 /// ```
 /// use zkutil::{BasePath, OpenParent, Registrar};
 /// // The operator has decided: an open /go_servers becomes ours (world: READ).
-/// let registrar = Registrar::new(BasePath::default()).open_parent(OpenParent::Tighten);
+/// let registrar = Registrar::new(BasePath::from_static("/go_servers")).open_parent(OpenParent::Tighten);
 /// # let _ = registrar;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -15,7 +15,7 @@
 /// use zkutil::{BasePath, Registrar, Takeover};
 /// // A server that has just bound its port here may replace a node that an
 /// // earlier run on this host left behind; `Force` is an operator's decision.
-/// let registrar = Registrar::new(BasePath::default()).takeover(Takeover::SameHost);
+/// let registrar = Registrar::new(BasePath::from_static("/go_servers")).takeover(Takeover::SameHost);
 /// # let _ = registrar;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

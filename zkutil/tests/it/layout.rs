@@ -208,7 +208,7 @@ fn one_format_alone_is_refused_among_the_plain_fleets_instances() {
     let e: zkutil::Endpoint = "127.0.0.1:7001".parse().expect("a valid literal");
     let plain = zkutil::Registration::register(
         &observer,
-        &zkutil::BasePath::default(),
+        &zkutil::BasePath::from_static("/go_servers"),
         e,
         &zkutil::Metadata::for_this_process(e, std::time::SystemTime::now(), "test"),
     )

@@ -96,7 +96,7 @@ fn p2c_sends_most_requests_away_from_a_slow_server() {
                 zkutil::Metadata::for_this_process(endpoint, std::time::SystemTime::now(), "test");
             zkutil::Registration::register(
                 &session,
-                &zkutil::BasePath::default(),
+                &zkutil::BasePath::from_static("/go_servers"),
                 endpoint,
                 &metadata,
             )

@@ -154,7 +154,8 @@ fn one_unreadable_child_hides_no_other_instance() {
     assert!(s.get_data(&hidden).is_err_and(|e| e.is_no_auth()));
 
     let discovery =
-        zkutil::Discovery::start_with_metadata(s.clone(), &BasePath::default()).expect("discovery");
+        zkutil::Discovery::start_with_metadata(s.clone(), &BasePath::from_static("/go_servers"))
+            .expect("discovery");
     let snapshot = discovery.snapshot();
     assert!(!snapshot.is_stale());
     let with_metadata: Vec<(String, bool)> = snapshot

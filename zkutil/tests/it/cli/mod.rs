@@ -54,5 +54,11 @@ fn stop_with(process: &mut TestProcess, signal: &str) -> std::process::ExitStatu
 
 fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
     let metadata = Metadata::for_this_process(endpoint, SystemTime::now(), "test");
-    Registration::register(s, &BasePath::default(), endpoint, &metadata).expect("registers")
+    Registration::register(
+        s,
+        &BasePath::from_static("/go_servers"),
+        endpoint,
+        &metadata,
+    )
+    .expect("registers")
 }

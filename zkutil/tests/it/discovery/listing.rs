@@ -33,7 +33,8 @@ fn the_cache_lists_valid_children_and_skips_malformed_ones() {
     s.create_ephemeral("/go_servers/127.0.0.1:3", &vec![b'{'; 1_000_000])
         .expect("creates the node");
     let discovery =
-        Discovery::start_with_metadata(s.clone(), &BasePath::default()).expect("discovery starts");
+        Discovery::start_with_metadata(s.clone(), &BasePath::from_static("/go_servers"))
+            .expect("discovery starts");
     let snapshot = discovery.snapshot();
     assert!(!snapshot.is_stale());
     let found: Vec<String> = snapshot
@@ -73,7 +74,8 @@ fn the_cache_lists_valid_children_and_skips_malformed_ones() {
 fn a_missing_base_path_is_an_empty_list_until_it_appears() {
     let zk = zookeeper();
     let s = session(&zk);
-    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
+    let discovery = Discovery::start(s.clone(), &BasePath::from_static("/go_servers"))
+        .expect("discovery starts");
     assert!(discovery.snapshot().instances().is_empty());
     assert!(!discovery.snapshot().is_stale());
     let _reg = register(&s, "127.0.0.1:7");
@@ -100,7 +102,8 @@ fn listing_instances_with_metadata_costs_one_round_trip_not_one_per_instance() {
         .connect()
         .expect("a session through the proxy");
     let started = std::time::Instant::now();
-    let listed = zkutil::list_instances(&slow, &BasePath::default(), true).expect("list");
+    let listed =
+        zkutil::list_instances(&slow, &BasePath::from_static("/go_servers"), true).expect("list");
     let took = started.elapsed();
     eprintln!("40 instances with metadata listed in {took:?} at 100 ms per answer");
     assert_eq!(listed.len(), regs.len());
@@ -154,9 +157,14 @@ fn a_node_named_in_another_spelling_of_its_address_leaves_no_ghost_when_deleted(
     let zk = zookeeper();
     let s = session(&zk);
     s.ensure_path("/go_servers").expect("the base path");
-    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
-    let relisting = Discovery::start_relisting_for_testing(s.clone(), &BasePath::default(), true)
-        .expect("discovery");
+    let discovery =
+        Discovery::start(s.clone(), &BasePath::from_static("/go_servers")).expect("discovery");
+    let relisting = Discovery::start_relisting_for_testing(
+        s.clone(),
+        &BasePath::from_static("/go_servers"),
+        true,
+    )
+    .expect("discovery");
     // As Java prints an IPv6 address, and an IPv4 one with a leading zero
     // free spelling: both name endpoints whose canonical spelling differs.
     for name in ["[2001:db8:0:0:0:0:0:1]:80", "[::FFFF:127.0.0.1]:81"] {

@@ -16,7 +16,8 @@ fn endpoint(text: &str) -> Endpoint {
 fn register(s: &Arc<zkutil::Session>, text: &str) -> Registration {
     let e = endpoint(text);
     let metadata = Metadata::for_this_process(e, SystemTime::now(), "test");
-    Registration::register(s, &BasePath::default(), e, &metadata).expect("registers")
+    Registration::register(s, &BasePath::from_static("/go_servers"), e, &metadata)
+        .expect("registers")
 }
 
 fn endpoints(discovery: &Discovery) -> Vec<String> {

@@ -22,7 +22,8 @@ fn the_cache_goes_stale_while_zookeeper_is_down_and_fresh_when_it_returns() {
         .connect()
         .map(Arc::new)
         .expect("connects to ZooKeeper");
-    let discovery = Discovery::start(s, &BasePath::default()).expect("discovery starts");
+    let discovery =
+        Discovery::start(s, &BasePath::from_static("/go_servers")).expect("discovery starts");
     let changes = discovery.subscribe();
     zk.kill();
     let stale = discovery
@@ -48,7 +49,8 @@ fn the_cache_rearms_its_watch_after_a_session_rebuild() {
     let zk = zookeeper();
     let owner = session(&zk);
     let s = session(&zk);
-    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
+    let discovery = Discovery::start(s.clone(), &BasePath::from_static("/go_servers"))
+        .expect("discovery starts");
     s.expire_for_testing().unwrap_or_else(|e| panic!("{e:?}"));
     let rebuilt = wait_until(Duration::from_secs(30), "the session is rebuilt", || {
         (s.state() == zkutil::SessionState::Connected).then(|| s.id())
@@ -71,9 +73,13 @@ fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     let proxy = proxy_to(&zk, Duration::ZERO);
     let through = session_through(&proxy, Duration::from_secs(10));
     let discovery = if relisting {
-        Discovery::start_relisting_for_testing(through.clone(), &BasePath::default(), false)
+        Discovery::start_relisting_for_testing(
+            through.clone(),
+            &BasePath::from_static("/go_servers"),
+            false,
+        )
     } else {
-        Discovery::start(through.clone(), &BasePath::default())
+        Discovery::start(through.clone(), &BasePath::from_static("/go_servers"))
     }
     .expect("discovery");
     assert_eq!(discovery.follows_events(), !relisting);
@@ -151,7 +157,7 @@ fn every_change_made_while_cut_off_is_seen_after_the_reconnect(
     let zk = zookeeper();
     let s = session(&zk);
     let registrar = match format {
-        zkutil::Format::Plain => zkutil::Registrar::new(BasePath::default()),
+        zkutil::Format::Plain => zkutil::Registrar::new(BasePath::from_static("/go_servers")),
         _ => zkutil::Registrar::new(BasePath::from_static("/services"))
             .format(format)
             .and_then(|r| r.service("time"))
@@ -240,7 +246,7 @@ fn every_curator_change_made_while_cut_off_is_seen_after_the_reconnect_in_both_m
 fn instances_gone_while_cut_off_are_offered_as_a_fallback_until_any_registers_again() {
     let zk = zookeeper();
     let s = session(&zk);
-    let base = BasePath::default();
+    let base = BasePath::from_static("/go_servers");
     let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
     let proxy = proxy_to(&zk, Duration::ZERO);
     let through = session_through(&proxy, Duration::from_secs(10));
@@ -281,7 +287,7 @@ fn instances_gone_while_cut_off_are_offered_as_a_fallback_until_any_registers_ag
 fn instances_taken_out_of_rotation_while_cut_off_are_never_a_fallback() {
     let zk = zookeeper();
     let s = session(&zk);
-    let base = BasePath::default();
+    let base = BasePath::from_static("/go_servers");
     let (a, b) = (register(&s, "127.0.0.1:1"), register(&s, "127.0.0.1:2"));
     let proxy = proxy_to(&zk, Duration::ZERO);
     let through = session_through(&proxy, Duration::from_secs(10));

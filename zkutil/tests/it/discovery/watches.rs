@@ -15,7 +15,8 @@ fn adding_then_removing_one_instance_yields_one_added_then_one_removed() {
     let zk = zookeeper();
     let s = session(&zk);
     let _first = register(&s, "127.0.0.1:1");
-    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery starts");
+    let discovery = Discovery::start(s.clone(), &BasePath::from_static("/go_servers"))
+        .expect("discovery starts");
     let changes = discovery.subscribe();
     let version = discovery.snapshot().version();
     let second = register(&s, "127.0.0.1:2");
@@ -55,7 +56,8 @@ fn changes_arrive_as_events_and_none_is_lost_across_a_reconnect_or_a_rebuild() {
     let through = session_through(&proxy, Duration::from_secs(10));
     let _a = register(&s, "127.0.0.1:1");
     let b = register(&s, "127.0.0.1:2");
-    let discovery = Discovery::start(through.clone(), &BasePath::default()).expect("discovery");
+    let discovery = Discovery::start(through.clone(), &BasePath::from_static("/go_servers"))
+        .expect("discovery");
     assert!(
         discovery.follows_events(),
         "ZooKeeper 3.8 has persistent watches"
@@ -124,8 +126,12 @@ fn the_re_listing_way_of_older_zookeepers_still_sees_every_change() {
     let zk = zookeeper();
     let s = session(&zk);
     let _a = register(&s, "127.0.0.1:1");
-    let discovery = Discovery::start_relisting_for_testing(s.clone(), &BasePath::default(), false)
-        .expect("discovery");
+    let discovery = Discovery::start_relisting_for_testing(
+        s.clone(),
+        &BasePath::from_static("/go_servers"),
+        false,
+    )
+    .expect("discovery");
     assert!(!discovery.follows_events());
     let b = register(&s, "127.0.0.1:2");
     discovery
@@ -149,7 +155,8 @@ fn dropping_a_discovery_removes_its_persistent_watch() {
     let s = session(&zk);
     let watches = || zkutil::testing::mntr_value(zk.port(), "zk_watch_count").unwrap_or(u64::MAX);
     let before = watches();
-    let discovery = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    let discovery =
+        Discovery::start(s.clone(), &BasePath::from_static("/go_servers")).expect("discovery");
     // ZooKeeper counts a persistent recursive watch in both its data and
     // child watch tables.
     wait_until(Duration::from_secs(10), "the watch is added", || {
@@ -167,8 +174,10 @@ fn dropping_one_of_two_discoveries_on_a_session_keeps_the_others_events_coming()
     let s = session(&zk);
     let owner = session(&zk);
     let _a = register(&owner, "127.0.0.1:1");
-    let first = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
-    let second = Discovery::start(s.clone(), &BasePath::default()).expect("discovery");
+    let first =
+        Discovery::start(s.clone(), &BasePath::from_static("/go_servers")).expect("discovery");
+    let second =
+        Discovery::start(s.clone(), &BasePath::from_static("/go_servers")).expect("discovery");
     for cache in [&first, &second] {
         cache
             .wait_for(Duration::from_secs(10), |snap| snap.instances().len() == 1)

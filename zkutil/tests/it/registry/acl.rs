@@ -48,7 +48,7 @@ fn a_parent_recreated_open_during_an_expiry_is_tightened_before_re_registering()
     let owner = with_auth(proxy.addr().to_string(), Duration::from_secs(2));
     let stranger = session(&zk);
     let e = endpoint("127.0.0.1:8897");
-    let reg = Registrar::new(BasePath::default())
+    let reg = Registrar::new(BasePath::from_static("/go_servers"))
         .open_parent(OpenParent::Tighten)
         .register(&owner, e, &metadata(e))
         .expect("registers under a fresh (tight) parent");
@@ -90,7 +90,12 @@ fn a_parent_open_through_the_ip_scheme_is_refused_or_tightened_like_an_open_worl
     );
     let owner = with_auth(zk.connect_string(), Duration::from_secs(10));
     let e = endpoint("127.0.0.1:8897");
-    match Registration::register(&owner, &BasePath::default(), e, &metadata(e)) {
+    match Registration::register(
+        &owner,
+        &BasePath::from_static("/go_servers"),
+        e,
+        &metadata(e),
+    ) {
         Err(err @ zkutil::Error::OpenAcl { .. }) => {
             let message = err.to_string();
             assert!(
@@ -109,7 +114,7 @@ fn a_parent_open_through_the_ip_scheme_is_refused_or_tightened_like_an_open_worl
         stranger.children("/go_servers").expect("lists"),
         Vec::<String>::new()
     );
-    let reg = Registrar::new(BasePath::default())
+    let reg = Registrar::new(BasePath::from_static("/go_servers"))
         .open_parent(OpenParent::Tighten)
         .register(&owner, e, &metadata(e))
         .expect("tightens, then registers");

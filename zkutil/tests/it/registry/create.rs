@@ -75,7 +75,7 @@ fn another_live_sessions_node_is_replaced_only_with_proof_or_force() {
     let zk = zookeeper();
     let old = session(&zk);
     let new = session(&zk);
-    let base = BasePath::default();
+    let base = BasePath::from_static("/go_servers");
     let e = endpoint("127.0.0.1:8898");
     let path = "/go_servers/127.0.0.1:8898";
     new.ensure_path("/go_servers").expect("creates the path");
@@ -143,7 +143,8 @@ fn a_node_this_session_already_created_is_adopted() {
     let created = s
         .create_ephemeral("/go_servers/127.0.0.1:8898", b"{}")
         .expect("creates the node");
-    let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
+    let reg = Registration::register(&s, &BasePath::from_static("/go_servers"), e, &metadata(e))
+        .expect("registers");
     assert_eq!(reg.outcome(), Outcome::Adopted);
     let stat = s
         .stat(&reg.path())
@@ -162,16 +163,22 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     let a = session(&zk);
     let b = session(&zk);
     let e = endpoint("127.0.0.1:8899");
-    let reg_a =
-        Registration::register(&a, &BasePath::default(), e, &metadata(e)).expect("registers");
+    let reg_a = Registration::register(&a, &BasePath::from_static("/go_servers"), e, &metadata(e))
+        .expect("registers");
     // A second live registration of the same address, forced, replaces a's
     // node. a's maintainer may re-create the node
     // in the moment between b's delete and b's create, but b then replaces
     // it again, and a never deletes a node of a live session: once b's
     // register returns, the node is b's.
     let data = metadata(e).to_json();
-    let reg_b = Registration::register_with(&b, &BasePath::default(), e, data, Takeover::Force)
-        .expect("registers");
+    let reg_b = Registration::register_with(
+        &b,
+        &BasePath::from_static("/go_servers"),
+        e,
+        data,
+        Takeover::Force,
+    )
+    .expect("registers");
     let path = reg_b.path().to_owned();
     let owner = a
         .stat(&path)

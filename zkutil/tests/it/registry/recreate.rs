@@ -16,7 +16,8 @@ fn node_deleted_by_operator_is_recreated() {
     let s = session(&zk);
     let operator = session(&zk);
     let e = endpoint("127.0.0.1:8897");
-    let reg = Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
+    let reg = Registration::register(&s, &BasePath::from_static("/go_servers"), e, &metadata(e))
+        .expect("registers");
     let before = operator
         .stat(&reg.path())
         .ok()
@@ -55,7 +56,8 @@ fn registrations_come_back_after_the_session_expires() {
         .iter()
         .map(|t| endpoint(t))
         .map(|e| {
-            Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers")
+            Registration::register(&s, &BasePath::from_static("/go_servers"), e, &metadata(e))
+                .expect("registers")
         })
         .collect();
     let old = s.id();
@@ -93,7 +95,8 @@ fn deregister_during_reregistration_does_not_resurrect() {
     for round in 0..20 {
         let e = endpoint(&format!("127.0.0.1:{}", 10_000 + round));
         let reg =
-            Registration::register(&s, &BasePath::default(), e, &metadata(e)).expect("registers");
+            Registration::register(&s, &BasePath::from_static("/go_servers"), e, &metadata(e))
+                .expect("registers");
         let path = reg.path().to_owned();
         // The operator's delete wakes the maintainer, which re-creates the
         // node while we deregister.
