@@ -28,6 +28,8 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== structure (file sizes, import cycles)" >&2
+scripts/structure.sh
 echo "== cargo doc (zkutil, warnings as errors)" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc -p zkutil --no-deps --all-features --quiet
 echo "== cargo test" >&2

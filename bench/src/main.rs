@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use report::Report;
+use section::Report;
 use zkutil::testing::ZkServer;
 use zkutil::{BasePath, Session, SessionConfig};
 

@@ -2,47 +2,15 @@
 //! it (a header, the summary table, then each section's part).
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use zkutil::testing::ZkServer;
 
-use crate::section::change_cost::ChangeCost;
-use crate::section::curator::AgainstCurator;
-use crate::section::discovery::Cost;
-use crate::section::failover::Failover;
-use crate::section::fan_out::FanOut;
-use crate::section::latency::Latency;
-use crate::section::memory::Memory;
-use crate::section::scale::Scale;
-use crate::section::slow_server::SlowServer;
-use crate::section::throughput::Throughput;
-use crate::section::visibility::Visibility;
+use crate::section::Report;
 use crate::section::{
     change_cost, curator, discovery, failover, fan_out, latency, memory, scale, slow_server,
     throughput, visibility,
 };
 use crate::summary;
-
-/// Each section's results, empty for a section that did not run.
-#[derive(Default)]
-pub struct Report {
-    pub quick: bool,
-    pub storage: String,
-    pub duration: Duration,
-    pub discovery: Option<Cost>,
-    pub latency: Option<Latency>,
-    pub visibility: Option<Visibility>,
-    pub throughput: Vec<Throughput>,
-    pub failover: Vec<Failover>,
-    pub change_cost: Vec<ChangeCost>,
-    pub scale: Option<Scale>,
-    pub memory: Memory,
-    pub slow_server: Option<SlowServer>,
-    pub curator: Vec<AgainstCurator>,
-    pub fan_out: Vec<FanOut>,
-    /// Latency samples to plot.
-    pub dist: Vec<(String, Vec<Duration>)>,
-}
 
 /// The file system holding `path`, from /proc/mounts.
 fn file_system(path: &std::path::Path) -> String {
@@ -147,7 +115,10 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::section::latency::Latency;
+    use crate::section::memory::Memory;
     use crate::stats::Stats;
+    use std::time::Duration;
 
     fn median(micros: u64) -> Stats {
         Stats {

@@ -5,7 +5,7 @@
 //! 127.0.0.1:8898: 2026-…`), a failure on the same stream (`[ 38/100]
 //! FAILED …`); the summary on stderr, a few short lines.
 //!
-//! Plain (`--plain`): the post's two lines per answered request,
+//! Plain (`--plain`): the seed Go client's two lines per answered request,
 //! `connect host: <ip:port>` and the reply; failures are logged.
 //!
 //! JSON (`--json`): one object per request and a final summary object on
@@ -24,7 +24,7 @@ pub enum Format {
     /// A numbered line per request on stdout, the summary on stderr.
     #[default]
     Text,
-    /// The post's two lines per answered request on stdout.
+    /// The seed Go client's two lines per answered request on stdout.
     Plain,
     /// JSON objects on stdout, one per line.
     Json,

@@ -6,9 +6,9 @@
 //! servers that wait for a request. Then read to EOF (with a deadline and a
 //! size cap) and check the reply: one line of text `<address>: <time>`.
 //!
-//! Reading first matters with the post's Go servers, which write and close
+//! Reading first matters with the seed Go servers, which write and close
 //! without reading: a `timestamp` they never read makes their kernel answer
-//! with a reset that destroys the reply in flight (the post's own client
+//! with a reset that destroys the reply in flight (the seed Go client
 //! lost requests this way). The time's format is not checked: the Go
 //! servers answer in Go's `time.String()`, ours in RFC 3339.
 
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use zkutil::Endpoint;
 
-/// The request the post's client sends.
+/// The request the seed Go client sends.
 pub const REQUEST: &[u8] = b"timestamp";
 
 /// Limits of one request.
@@ -182,7 +182,7 @@ pub fn parse_reply(endpoint: Endpoint, body: &[u8]) -> Result<Reply, RequestErro
     }
     let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8 text"))?;
     // The body was read to EOF: a reply ended by the server's close is whole
-    // even without a newline (the post's Go servers send none).
+    // even without a newline (the seed Go servers send none).
     let line = text.strip_suffix('\n').unwrap_or(text);
     let line = line.strip_suffix('\r').unwrap_or(line);
     if line.contains('\n') {

@@ -5,12 +5,8 @@ use std::time::Duration;
 
 use zkutil::{Endpoint, Format};
 
-use crate::Config;
+use crate::config::{Config, DEFAULT_BASE_PATH};
 use crate::listener::ServeOptions;
-
-/// `--base-path` when none is given: where the seed Go servers register
-/// and the seed Go client looks, so that both read one registry unasked.
-pub const DEFAULT_BASE_PATH: &str = "/go_servers";
 
 /// A time service that registers each listener as an EPHEMERAL znode
 /// `<base-path>/<ip:port>` in ZooKeeper and answers every connection with

@@ -8,6 +8,10 @@ use zkutil::{Endpoint, Format, Layout, SessionConfig};
 
 use crate::listener::ServeOptions;
 
+/// `--base-path` when none is given: where the seed Go servers register
+/// and the seed Go client looks, so that both read one registry unasked.
+pub const DEFAULT_BASE_PATH: &str = "/go_servers";
+
 /// Everything the server needs to know; filled from flags by `main`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,9 +57,7 @@ impl Config {
     pub fn new(zk_hosts: impl Into<String>) -> Config {
         Config {
             session: SessionConfig::new(zk_hosts),
-            layout: Layout::new(zkutil::BasePath::from_static(
-                crate::args::DEFAULT_BASE_PATH,
-            )),
+            layout: Layout::new(zkutil::BasePath::from_static(DEFAULT_BASE_PATH)),
             formats: vec![Format::Plain],
             service: "time".to_owned(),
             listen: [8897, 8898, 8899]

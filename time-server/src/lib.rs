@@ -85,7 +85,7 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     // the plain format moves no node: whoever meant it as Curator's root
     // (`--base-path /services --format curator`) is told where they go.
     if !config.formats.contains(&Format::Plain)
-        && config.layout.plain().as_str() != args::DEFAULT_BASE_PATH
+        && config.layout.plain().as_str() != config::DEFAULT_BASE_PATH
     {
         for registrar in &registrars {
             tracing::warn!(base_path = %config.layout.plain(), format = %registrar.registry_format(), parent = %registrar.parent(),

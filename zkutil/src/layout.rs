@@ -102,7 +102,7 @@ impl Layout {
     /// among another format's instances, nor theirs among ours: not the
     /// same node, not below it. "Another format" is every root of this
     /// layout, registered by this process or not: a plain fleet lives under
-    /// the plain base path (the post's `/go_servers` by default) whether or
+    /// the plain base path (`/go_servers` in the binaries) whether or
     /// not we register plain ourselves, so `--format curator
     /// --curator-base-path /go_servers` would put a `time` node among its
     /// instances all the same.
@@ -271,7 +271,7 @@ mod tests {
     }
 
     /// A format registered alone still has the plain fleet (and any other
-    /// root of the layout) to keep out of: the post's servers live under
+    /// root of the layout) to keep out of: the seed Go servers live under
     /// `/go_servers` whether or not this process registers plain.
     #[test]
     fn one_format_alone_is_checked_against_every_root_of_the_layout() {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use zkutil::{BasePath, Discovery};
 
+use super::Report;
 use crate::Bench;
 use crate::bulk::register_many;
 use crate::packets;
-use crate::report::Report;
 use crate::stats::{Stats, d, ratio_of};
 use crate::summary::Row;
 

@@ -14,11 +14,11 @@ use anyhow::Context;
 use zkutil::testing::TestProcess;
 use zkutil::{Endpoint, Session, SessionId};
 
+use super::Report;
 use crate::Bench;
 use crate::bulk::{create_many, nth_endpoint};
 use crate::observe::{Observer, unix_nanos};
 use crate::packets;
-use crate::report::Report;
 use crate::server::rss_kib;
 use crate::stats::{Stats, d, ratio_of};
 use crate::summary::Row;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use zkutil::{BasePath, Discovery, Selector, SessionConfig, Strategy};
 
+use super::Report;
 use crate::Bench;
-use crate::report::Report;
 use crate::stats::{Stats, d, ratio, stats_table, verdict};
 use crate::summary::Row;
 

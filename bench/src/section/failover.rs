@@ -9,8 +9,8 @@ use time_client::request::RequestLimits;
 use zkutil::BasePath;
 use zkutil::testing::{LineRecorder, send_signal, wait_until};
 
+use super::Report;
 use crate::Bench;
-use crate::report::Report;
 use crate::server::ServerProcess;
 use crate::stats::d;
 

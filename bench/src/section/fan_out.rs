@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use zkutil::{BasePath, Discovery, SessionConfig};
 
+use super::Report;
 use crate::Bench;
 use crate::packets;
-use crate::report::Report;
 use crate::stats::{Stats, d, ratio_of};
 
 /// Many watching sessions following one base path.

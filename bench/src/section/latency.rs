@@ -9,9 +9,9 @@ use std::time::Instant;
 use time_client::request::{RequestLimits, request};
 use zkutil::{BasePath, Discovery, Selector, Strategy};
 
+use super::Report;
 use crate::Bench;
 use crate::bare::bare_request;
-use crate::report::Report;
 use crate::server::{ServerProcess, rss_kib};
 use crate::stats::{Stats, d, ratio, verdict};
 use crate::summary::Row;

@@ -15,8 +15,41 @@ pub mod slow_server;
 pub mod throughput;
 pub mod visibility;
 
+use std::time::Duration;
+
+use self::change_cost::ChangeCost;
+use self::curator::AgainstCurator;
+use self::discovery::Cost;
+use self::failover::Failover;
+use self::fan_out::FanOut;
+use self::latency::Latency;
+use self::memory::Memory;
+use self::scale::Scale;
+use self::slow_server::SlowServer;
+use self::throughput::Throughput;
+use self::visibility::Visibility;
 use crate::Bench;
-use crate::report::Report;
+
+/// Each section's results, empty for a section that did not run.
+#[derive(Default)]
+pub struct Report {
+    pub quick: bool,
+    pub storage: String,
+    pub duration: Duration,
+    pub discovery: Option<Cost>,
+    pub latency: Option<Latency>,
+    pub visibility: Option<Visibility>,
+    pub throughput: Vec<Throughput>,
+    pub failover: Vec<Failover>,
+    pub change_cost: Vec<ChangeCost>,
+    pub scale: Option<Scale>,
+    pub memory: Memory,
+    pub slow_server: Option<SlowServer>,
+    pub curator: Vec<AgainstCurator>,
+    pub fan_out: Vec<FanOut>,
+    /// Latency samples to plot.
+    pub dist: Vec<(String, Vec<Duration>)>,
+}
 
 /// A section's measurement.
 pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use zkutil::{BasePath, Discovery, Selector, Strategy};
 
+use super::Report;
 use crate::Bench;
 use crate::bulk::register_many;
-use crate::report::Report;
 use crate::section::memory;
 use crate::server::rss_kib;
 use crate::stats::{Stats, d, verdict};

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use time_client::request::{RequestLimits, request};
 use zkutil::{BasePath, Discovery, Endpoint, Selector, Strategy};
 
+use super::Report;
 use crate::Bench;
-use crate::report::Report;
 use crate::server::ServerProcess;
 use crate::stats::{Stats, d, ratio_of};
 use crate::summary::Row;

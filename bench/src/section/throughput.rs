@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use zkutil::BasePath;
 
+use super::Report;
 use crate::Bench;
 use crate::bare::{BareResponder, bare_request};
-use crate::report::Report;
 use crate::server::{ServerProcess, rss_kib};
 use crate::stats::{ratio, verdict};
 use crate::summary::Row;

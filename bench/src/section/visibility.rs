@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use super::Report;
 use crate::Bench;
 use crate::observe::{Observer, unix_nanos};
-use crate::report::Report;
 use crate::stats::{Stats, d, ratio_of, stats_table, verdict};
 use crate::summary::Row;
 

@@ -144,7 +144,7 @@ impl Format {
     /// # Errors
     ///
     /// A reason when the record is not a JSON object (plain data may be
-    /// empty: the post's servers store none), or the format has no place
+    /// empty: the seed Go servers store none), or the format has no place
     /// for the change (a serverset member's weight).
     pub(crate) fn apply(self, data: &[u8], change: &Change<'_>) -> Result<Vec<u8>, String> {
         let mut record: Map<String, Value> = if data.iter().all(u8::is_ascii_whitespace) {

@@ -1,5 +1,5 @@
-//! The post's format: `<base>/<ip:port>`, the node named by its endpoint,
-//! its data none (the post's servers) or our JSON metadata.
+//! The plain format: `<base>/<ip:port>`, the node named by its endpoint,
+//! its data none (the seed Go servers) or our JSON metadata.
 //!
 //! | out of rotation | reason | weight |
 //! |---|---|---|

@@ -9,7 +9,7 @@ use crate::session::Session;
 /// What a registrant with digest auth does when the parent of its nodes
 /// already exists with an ACL that lets strangers do more than READ
 /// (`world:anyone`, or any `ip:` entry, such as `ip:0.0.0.0/0`, granting
-/// CREATE, DELETE, WRITE or ADMIN; left by the post's Go servers, a run
+/// CREATE, DELETE, WRITE or ADMIN; left by the seed Go servers, a run
 /// without auth, another tool): there, any unauthenticated client could
 /// register a fake instance, or delete ours (deleting a child needs DELETE
 /// on the parent), so registering there "protected" would be a false
