@@ -171,6 +171,10 @@ impl StartupWork {
                 return Ok(None);
             }
             match attempt {
+                // The process's interrupt fires only on a stop signal: the
+                // stop is on its way to the main thread, and this is it,
+                // not a failure to report ahead of it (exit 130 instead of 0).
+                Err(zkutil::Error::Interrupted) => return Ok(None),
                 Ok(session) => {
                     tracing::info!(zk = %self.config.session.hosts(), session = %session.id(),
                         timeout = %zkutil::rounded(session.negotiated_timeout()), "connected to ZooKeeper");

@@ -215,3 +215,46 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// A stop that arrives while the server still waits for its first
+/// ZooKeeper session is a stop, not a failure: exit 0, not 130 (the
+/// signal's interrupt ends the waiting connect, and that error must not
+/// overtake the stop it came from).
+#[test]
+fn a_stop_while_zookeeper_cannot_be_reached_yet_exits_zero() {
+    // A "ZooKeeper" whose kernel accepts connections and that never
+    // answers: the connect waits its whole timeout, as on a frozen node.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let hosts = silent.local_addr().expect("its address").to_string();
+    // The two race inside the process: a loaded machine loses about one
+    // round in fifteen (30 rounds, two CPU hogs: 2 exits with 130).
+    for round in 0..30 {
+        let mut server = ServerProcess::start(&[
+            "--zk",
+            &hosts,
+            "--session-timeout",
+            "30s",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        zkutil::testing::TestProcess::stderr(&server).wait_until(
+            Duration::from_secs(30),
+            "the listener is up",
+            |lines| {
+                lines
+                    .iter()
+                    .any(|(_, l)| l.contains("advertised="))
+                    .then_some(())
+            },
+        );
+        // At varied moments of the connect's wait.
+        std::thread::sleep(Duration::from_millis(10 * (round % 5)));
+        server.signal("TERM");
+        let status = server.wait(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "round {round}: {status}\n{}",
+            server.stderr()
+        );
+    }
+}

@@ -34,8 +34,10 @@ pub fn on_signals() -> crate::Result<std::sync::mpsc::Receiver<i32>> {
             for (seen, signal) in signals.forever().enumerate() {
                 if seen == 0 {
                     tracing::info!(signal, "stopping (a second signal exits at once)");
-                    interrupt().trigger();
+                    // The stop first: whoever the interrupt wakes finds it
+                    // already on its way.
                     let _ = tx.send(signal);
+                    interrupt().trigger();
                 } else {
                     tracing::warn!(signal, "second signal: exiting now");
                     std::process::exit(128 + signal);
