@@ -251,6 +251,17 @@ fn wait_until_stopped(
                 // Also ends a ready check still waiting (--ready-check).
                 startup.cancel();
                 if registered.is_none() {
+                    // Registered just before the cancel: the outcome is on
+                    // its way, and clients may have listed us already, so
+                    // this stop deregisters and drains as any other.
+                    startup.wait_until_reported();
+                    while let Ok(event) = events.try_recv() {
+                        if let Event::Started(Ok(done)) = event {
+                            registered = Some(done);
+                        }
+                    }
+                }
+                if registered.is_none() {
                     tracing::info!(?signal, "stop requested during startup");
                     return (Ok(()), None);
                 }

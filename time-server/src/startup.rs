@@ -25,6 +25,9 @@ pub(crate) struct Startup {
     cancelled: Arc<AtomicBool>,
     /// Dropped on cancel, which ends every backoff wait of the thread.
     wake: std::sync::Mutex<Option<Sender<()>>>,
+    /// Disconnected once the thread has registered and reported (or given
+    /// up): what a stop during startup waits for.
+    registering: std::sync::Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Startup {
@@ -40,6 +43,7 @@ impl Startup {
     ) -> anyhow::Result<Startup> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel();
+        let (registered_or_not, registering) = mpsc::channel::<()>();
         let work = StartupWork {
             config: config.clone(),
             endpoints: distinct_endpoints(listeners),
@@ -55,6 +59,8 @@ impl Startup {
             .name("startup".into())
             .spawn(move || {
                 let result = work.run();
+                // Dropped once the outcome is reported, before any ready check.
+                let registered_or_not = registered_or_not;
                 match result {
                     Ok(Some(registered)) => {
                         // The second phase of a two-phase start, after the
@@ -72,7 +78,9 @@ impl Startup {
                             (check, registered.session.clone(), targets)
                         });
                         // Cancelled meanwhile: dropping deregisters it all.
-                        if let Some(registered) = report(Ok(registered)) {
+                        let handed_back = report(Ok(registered));
+                        drop(registered_or_not);
+                        if let Some(registered) = handed_back {
                             drop(registered);
                             return;
                         }
@@ -95,7 +103,17 @@ impl Startup {
         Ok(Startup {
             cancelled,
             wake: std::sync::Mutex::new(Some(wake)),
+            registering: std::sync::Mutex::new(Some(registering)),
         })
+    }
+
+    /// Waits until the thread has reported its outcome or found itself
+    /// cancelled (each step of it is bounded and checks for a cancel), so
+    /// that a registration made just before a stop is not missed.
+    pub(crate) fn wait_until_reported(&self) {
+        if let Some(registering) = lock(&self.registering).take() {
+            let _ = registering.recv();
+        }
     }
 
     pub(crate) fn cancel(&self) {
@@ -194,8 +212,9 @@ impl StartupWork {
         }
     }
 
-    /// One registration per distinct endpoint, or `None` when cancelled
-    /// first (those made so far are dropped, which deregisters them).
+    /// One registration per distinct endpoint; when cancelled, those made
+    /// so far (`None` if none): the stop deregisters them first and drains,
+    /// as for a full set, since clients may have listed them already.
     fn register_all(&self, session: &Arc<Session>) -> anyhow::Result<Option<Vec<Registration>>> {
         let version = env!("CARGO_PKG_VERSION");
         let mut registrations = Vec::with_capacity(self.endpoints.len());
@@ -225,7 +244,7 @@ impl StartupWork {
                 let mut backoff = Backoff::default();
                 let registration = loop {
                     if self.cancelled() {
-                        return Ok(None);
+                        return Ok(made_so_far(registrations));
                     }
                     match registrar.register(session, endpoint, &metadata) {
                         Ok(registration) => break registration,
@@ -240,7 +259,7 @@ impl StartupWork {
                                 "waiting for the other holder to go"
                             };
                             if !self.pause(&mut backoff, &err, what)? {
-                                return Ok(None);
+                                return Ok(made_so_far(registrations));
                             }
                         }
                         Err(err) => {
@@ -282,4 +301,9 @@ impl StartupWork {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
         })
     }
+}
+
+/// The registrations made before a cancel, `None` when there are none.
+fn made_so_far(registrations: Vec<Registration>) -> Option<Vec<Registration>> {
+    (!registrations.is_empty()).then_some(registrations)
 }

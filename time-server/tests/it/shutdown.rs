@@ -258,3 +258,49 @@ fn a_stop_while_zookeeper_cannot_be_reached_yet_exits_zero() {
         );
     }
 }
+
+/// A stop that arrives while the server registers its listeners (the
+/// first is registered, the others on their way: ZooKeeper answers 200 ms
+/// late) deregisters what was registered first and serves the drain: a
+/// client may have listed the first listener already.
+#[test]
+fn a_stop_in_the_middle_of_registering_deregisters_first_and_drains() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let slow = DelayProxy::start(target, Duration::from_millis(200)).expect("a proxy");
+    let hosts = slow.addr().to_string();
+    for round in 0..3 {
+        let base = format!("/drain_race{round}");
+        let mut server = ServerProcess::start(&[
+            "--zk",
+            &hosts,
+            "--base-path",
+            &base,
+            "--session-timeout",
+            "10s",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--drain",
+            "300ms",
+        ]);
+        server.registered(1);
+        server.signal("TERM");
+        let status = server.wait(Duration::from_secs(30));
+        let log = server.stderr();
+        assert!(status.success(), "round {round}: {status}\n{log}");
+        let (deregistered, drained) = (
+            log.find("deregistered"),
+            log.find("still serving clients that listed us before"),
+        );
+        assert!(
+            matches!((deregistered, drained), (Some(d), Some(s)) if d < s),
+            "round {round}: not deregistered, then drained\n{log}"
+        );
+        assert_eq!(children(&obs, &base), Vec::<String>::new(), "round {round}");
+    }
+}
