@@ -46,6 +46,9 @@ use crate::startup::{Registered, Startup};
 /// within their own limits).
 const DEREGISTER_BUDGET: Duration = Duration::from_secs(1);
 const CLOSE_BUDGET: Duration = Duration::from_secs(1);
+/// How long a stop during startup waits for registrations already on their
+/// way (they are then deregistered first and drained like any others).
+const REPORT_BUDGET: Duration = Duration::from_secs(1);
 
 /// What the main thread of [`run`] waits for.
 enum Event {
@@ -254,7 +257,7 @@ fn wait_until_stopped(
                     // Registered just before the cancel: the outcome is on
                     // its way, and clients may have listed us already, so
                     // this stop deregisters and drains as any other.
-                    startup.wait_until_reported();
+                    startup.wait_until_reported(REPORT_BUDGET);
                     while let Ok(event) = events.try_recv() {
                         if let Event::Started(Ok(done)) = event {
                             registered = Some(done);

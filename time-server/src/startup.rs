@@ -107,12 +107,14 @@ impl Startup {
         })
     }
 
-    /// Waits until the thread has reported its outcome or found itself
-    /// cancelled (each step of it is bounded and checks for a cancel), so
-    /// that a registration made just before a stop is not missed.
-    pub(crate) fn wait_until_reported(&self) {
+    /// Waits at most `budget` until the thread has reported its outcome or
+    /// found itself cancelled, so that registrations made just before a
+    /// stop are deregistered first and drained. Bounded because a stop
+    /// never waits on ZooKeeper: a create that ZooKeeper does not answer is
+    /// left to the thread (its node goes when the thread's call ends).
+    pub(crate) fn wait_until_reported(&self, budget: Duration) {
         if let Some(registering) = lock(&self.registering).take() {
-            let _ = registering.recv();
+            let _ = registering.recv_timeout(budget);
         }
     }
 

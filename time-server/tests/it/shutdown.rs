@@ -304,3 +304,37 @@ fn a_stop_in_the_middle_of_registering_deregisters_first_and_drains() {
         assert_eq!(children(&obs, &base), Vec::<String>::new(), "round {round}");
     }
 }
+
+/// A stop never waits on ZooKeeper, also while a registration is on its
+/// way to a ZooKeeper that has just frozen (its kernel still accepts, it
+/// answers nothing): the server exits within the drain plus two seconds.
+#[test]
+fn a_stop_while_zookeeper_freezes_under_a_registration_exits_promptly() {
+    let mut zk = zookeeper();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let slow = DelayProxy::start(target, Duration::from_millis(300)).expect("a proxy");
+    let hosts = slow.addr().to_string();
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--session-timeout",
+        "30s",
+        "--drain",
+        "0s",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    server.wait_for_log("connected to ZooKeeper", 1, Duration::from_secs(30));
+    zk.pause();
+    server.signal("TERM");
+    let signalled = Instant::now();
+    let status = server.wait(Duration::from_secs(30));
+    let took = signalled.elapsed();
+    zk.resume();
+    assert!(status.success(), "{status}\n{}", server.stderr());
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} to stop; log:\n{}",
+        server.stderr()
+    );
+}
