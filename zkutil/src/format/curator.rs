@@ -184,6 +184,11 @@ impl Codec for Curator {
         Ok(())
     }
 
+    /// The payload.
+    fn metadata<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        record.get("payload")
+    }
+
     /// The metadata's `hostname`, in the payload.
     fn host<'a>(&self, record: &'a Value) -> Option<&'a str> {
         record.pointer("/payload/hostname").and_then(Value::as_str)

@@ -119,6 +119,12 @@ trait Codec: Sync {
     /// registrant that has just bound the endpoint's port on that same host
     /// knows that the record's holder is gone ([`Takeover::SameHost`](crate::Takeover::SameHost)).
     fn host<'a>(&self, record: &'a Value) -> Option<&'a str>;
+
+    /// Where `record` keeps the registrant's metadata (`zkutil ls` shows
+    /// it): the whole record unless the format nests it.
+    fn metadata<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        Some(record)
+    }
 }
 
 impl Format {
@@ -131,6 +137,19 @@ impl Format {
     /// when ZooKeeper gives it (a serverset member's sequence number).
     pub(crate) fn node_name(self, service: &str, endpoint: Endpoint) -> Option<String> {
         self.codec().node_name(service, endpoint)
+    }
+
+    /// Where a record of this format (its node's data, parsed) keeps the
+    /// registrant's metadata: the payload of a Curator instance, the
+    /// payload's `metadata` of a Spring one, the whole record otherwise.
+    ///
+    /// ```
+    /// use zkutil::{Format, serde_json::json};
+    /// let record = json!({"name": "time", "payload": {"metadata": {"zone": "a"}}});
+    /// assert_eq!(Format::Spring.metadata_of(&record), Some(&json!({"zone": "a"})));
+    /// ```
+    pub fn metadata_of(self, record: &Value) -> Option<&Value> {
+        self.codec().metadata(record)
     }
 
     /// The data of a new registration in this format.

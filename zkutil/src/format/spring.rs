@@ -101,6 +101,11 @@ impl Codec for Spring {
         Ok(())
     }
 
+    /// The payload's `metadata`, a map of strings.
+    fn metadata<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        record.pointer("/payload/metadata")
+    }
+
     /// The metadata's `hostname`, in the payload's metadata.
     fn host<'a>(&self, record: &'a Value) -> Option<&'a str> {
         record

@@ -78,16 +78,11 @@ pub fn ls(common: &Common, json: bool, under: Option<&str>) -> anyhow::Result<bo
                 }
             }
         };
-        // A Curator instance's metadata is its payload; a Spring one's,
-        // the payload's `metadata`.
-        let metadata = match instance.format() {
-            Format::Curator => metadata.get("payload").cloned().unwrap_or(Value::Null),
-            Format::Spring => metadata
-                .pointer("/payload/metadata")
-                .cloned()
-                .unwrap_or(Value::Null),
-            _ => metadata,
-        };
+        let metadata = instance
+            .format()
+            .metadata_of(&metadata)
+            .cloned()
+            .unwrap_or(Value::Null);
         rows.push((parent, instance, stat, metadata));
     }
     if rows.is_empty() {
