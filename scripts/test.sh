@@ -30,8 +30,8 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== structure (file sizes, import cycles)" >&2
 scripts/structure.sh
-echo "== cargo doc (zkutil, warnings as errors)" >&2
-RUSTDOCFLAGS="-D warnings" cargo doc -p zkutil --no-deps --all-features --quiet
+echo "== cargo doc (the library and the binaries' crates, warnings as errors)" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc -p zkutil -p time-server -p time-client --no-deps --all-features --quiet
 echo "== cargo test" >&2
 cargo test --workspace 2>&1 | tee "$test_log"
 # The patched zookeeper-client, outside the workspace: exactly the published crate plus what its PATCHED.md lists, and

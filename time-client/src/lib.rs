@@ -2,7 +2,7 @@
 //! registered servers for the whole run, a server picked per request.
 //!
 //! * [`Args`]: the command line, and the [`Config`] it makes.
-//! * [`request`]: one request, every wait bounded, the reply checked.
+//! * [`request`](mod@request): one request, every wait bounded, the reply checked.
 //! * [`report`]: per-request lines or JSON, and the summary.
 //!
 //! A request costs ZooKeeper nothing: a [`zkutil::Discovery`] cache is

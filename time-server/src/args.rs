@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, env = "TIME_SERVER_FORMAT", value_delimiter = ',', default_value = "plain",
           value_parser = zkutil::cli::writable_format)]
     format: Vec<Format>,
-    /// Service name of curator and spring registrations (<curator-base-path>/<service-name>/<id>).
+    /// Service name of curator and spring registrations (CURATOR_BASE_PATH/SERVICE_NAME/ID).
     #[arg(long, env = "TIME_SERVER_SERVICE_NAME", default_value = "time")]
     service_name: String,
     /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address
