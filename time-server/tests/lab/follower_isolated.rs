@@ -43,9 +43,11 @@ fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
     let (on, other) = wait_until(
         Duration::from_secs(10),
         "a follower lists the session",
-        || match followers.iter().find(|&&i| holds(&world, i, session)) {
-            Some(&i) => Some((i, followers[0] + followers[1] - i)),
-            None => None,
+        || {
+            followers
+                .iter()
+                .find(|&&i| holds(&world, i, session))
+                .map(|&i| (i, followers[0] + followers[1] - i))
         },
     );
 
