@@ -10,6 +10,7 @@
 //! time-client` first).
 
 mod client_partitioned;
+mod faults;
 mod follower_isolated;
 mod server_partitioned;
 mod support;

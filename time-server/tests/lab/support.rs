@@ -28,9 +28,9 @@ pub struct ZkLab {
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
-/// The lab for one test, with `zk1`–`zk3` serving; `None`, after printing
-/// why, when this process cannot build one (not root).
-pub fn zk_lab() -> Option<ZkLab> {
+/// The right to build a lab: one test at a time holds it; `None`, after
+/// printing why, when this process cannot build one (not root).
+pub fn one_at_a_time() -> Option<MutexGuard<'static, ()>> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     if let Err(why) = Lab::available() {
         println!("skipped: {why}");
@@ -39,6 +39,13 @@ pub fn zk_lab() -> Option<ZkLab> {
     // A test that failed still leaves a usable lock: its lab was dropped.
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     zkutil::testing::init_test_logging();
+    Some(guard)
+}
+
+/// The lab for one test, with `zk1`–`zk3` serving; `None`, after printing
+/// why, when this process cannot build one (not root).
+pub fn zk_lab() -> Option<ZkLab> {
+    let guard = one_at_a_time()?;
     let mut lab = Lab::new().expect("a lab");
     let zk: Vec<Host> = ["zk1", "zk2", "zk3"]
         .iter()
