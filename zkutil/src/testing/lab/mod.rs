@@ -92,14 +92,10 @@ impl Lab {
         }
         let prefix = sweep::new_prefix();
         let bridge = format!("{prefix}br");
-        let in_use = ip(&["-4", "-o", "addr", "show"])?;
-        let subnet = (0..=255u8)
-            .find(|n| !in_use.contains(&format!(" {}.{}.{n}.", NETWORK[0], NETWORK[1])))
-            .ok_or_else(|| std::io::Error::other("no free /24 in 10.251.0.0/16"))?;
-        let lab = Lab {
+        let mut lab = Lab {
             prefix,
             bridge,
-            subnet,
+            subnet: 0,
             hosts: Vec::new(),
             down: Vec::new(),
             cuts: Vec::new(),
@@ -108,8 +104,7 @@ impl Lab {
         };
         // From here on, a failure is cleaned up by the drop.
         ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
-        let control = format!("{}/24", lab.address(1));
-        ip(&["addr", "add", &control, "dev", &lab.bridge])?;
+        lab.subnet = claim_subnet(&lab.bridge)?;
         ip(&["link", "set", &lab.bridge, "up"])?;
         tracing::info!(prefix = %lab.prefix, control = %lab.address(1), "lab up");
         Ok(lab)
@@ -290,6 +285,36 @@ impl Lab {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Gives `bridge` the control address `.1` of a /24 of [`NETWORK`] that
+/// no other interface of the machine is in, and returns its third octet.
+/// Two labs starting at once may pick the same one: the one that sees the
+/// other's address too gives it up and tries the next.
+fn claim_subnet(bridge: &str) -> std::io::Result<u8> {
+    let [a, b] = NETWORK;
+    let holders = |n: u8| -> std::io::Result<usize> {
+        let pattern = format!(" {a}.{b}.{n}.");
+        let addrs = ip(&["-4", "-o", "addr", "show"])?;
+        Ok(addrs.lines().filter(|l| l.contains(&pattern)).count())
+    };
+    let mut n = 0u8;
+    for _ in 0..8 {
+        while holders(n)? > 0 {
+            n = n
+                .checked_add(1)
+                .ok_or_else(|| std::io::Error::other("no free /24 in 10.251.0.0/16"))?;
+        }
+        let control = format!("{a}.{b}.{n}.1/24");
+        ip(&["addr", "add", &control, "dev", bridge])?;
+        if holders(n)? == 1 {
+            return Ok(n);
+        }
+        ip(&["addr", "del", &control, "dev", bridge])?;
+    }
+    Err(std::io::Error::other(
+        "no /24 of 10.251.0.0/16 could be claimed",
+    ))
 }
 
 #[track_caller]
