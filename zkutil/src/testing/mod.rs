@@ -26,7 +26,8 @@
 //!
 //! The workspace's own tests need more: stand-in peers (a time-server
 //! responder, Curator as a JVM, Prometheus, a delaying proxy, the seed Go
-//! programs) and a process harness. Those are behind the `testing-peers`
+//! programs), a process harness and a network lab in Linux network
+//! namespaces (`testing::lab`). Those are behind the `testing-peers`
 //! feature, off by default and hidden from these docs: they run programs a
 //! user's machine may not have, and their API follows the workspace's
 //! tests, not a stability promise.
@@ -38,6 +39,9 @@ mod zookeeper;
 
 #[cfg(feature = "testing-peers")]
 mod http;
+#[cfg(feature = "testing-peers")]
+#[doc(hidden)]
+pub mod lab;
 #[cfg(feature = "testing-peers")]
 mod peer;
 #[cfg(feature = "testing-peers")]

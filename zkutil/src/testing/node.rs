@@ -2,6 +2,7 @@
 //! plain JVM, its signals and log; and why a start can fail.
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -93,6 +94,12 @@ impl StartError {
 /// One ZooKeeper process of a fixture.
 pub(super) struct Node {
     pub(super) dir: PathBuf,
+    /// Where it listens, for clients and for its peers: loopback, or a
+    /// network lab host's address.
+    pub(super) address: Ipv4Addr,
+    /// A command the JVM's command line is appended to (a lab host's
+    /// `ip netns exec …`); empty to run it directly.
+    pub(super) launcher: Vec<String>,
     pub(super) client_port: u16,
     pub(super) quorum_ports: Option<(u16, u16)>,
     pub(super) child: Option<Child>,
@@ -125,7 +132,15 @@ impl Node {
         let log2 = log
             .try_clone()
             .map_err(StartError::io("duplicating the log file handle"))?;
-        let child = Command::new(&java)
+        let mut command = match self.launcher.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&java);
+                command
+            }
+            None => Command::new(&java),
+        };
+        let child = command
             .args([
                 "-Xms16m",
                 "-Xmx256m",
@@ -175,22 +190,29 @@ impl Node {
     pub(super) fn log_tail(&self) -> String {
         log_tail(&self.log_path(), 40)
     }
+
+    /// `address:client_port`, the node's entry in a connect string.
+    pub(super) fn client_addr(&self) -> std::net::SocketAddr {
+        (self.address, self.client_port).into()
+    }
 }
 
 pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(), StartError> {
     let mut cfg = format!(
         "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\nclientPort={port}\n\
-         clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+         clientPortAddress={address}\nadmin.enableServer=false\n\
          4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n\
          minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n\
          maxClientCnxns=0\n",
         data = node.dir.join("data").display(),
         port = node.client_port,
+        address = node.address,
     );
     if all.len() > 1 {
         for (i, other) in all.iter().enumerate() {
             if let Some((peer, election)) = other.quorum_ports {
-                cfg.push_str(&format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1));
+                let address = other.address;
+                cfg.push_str(&format!("server.{}={address}:{peer}:{election}\n", i + 1));
             }
         }
         std::fs::write(node.dir.join("data").join("myid"), format!("{myid}\n"))

@@ -207,13 +207,29 @@ impl TestProcess {
         envs: &[(&str, &str)],
         stdin: Stdio,
     ) -> TestProcess {
-        let mut child = Command::new(program)
-            .args(args)
-            // The caller's own environment may not leak in; `envs` may set them.
-            .env_remove("ZK_HOSTS")
-            .env_remove("ZK_AUTH")
-            .envs(envs.iter().copied())
-            .stdin(stdin)
+        let mut command = Command::new(program);
+        command.args(args).envs(envs.iter().copied()).stdin(stdin);
+        TestProcess::from_command(command)
+    }
+
+    /// Starts a command built by the caller (a network lab host's
+    /// `ip netns exec …`, which execs the program: the PID is the
+    /// program's), its output recorded; stdin is whatever the command
+    /// says (inherited unless set). `ZK_HOSTS` and `ZK_AUTH` are removed
+    /// unless the command sets them.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be started.
+    pub fn from_command(mut command: Command) -> TestProcess {
+        // The caller's own environment may not leak in; the command may set them.
+        for key in ["ZK_HOSTS", "ZK_AUTH"] {
+            if !command.get_envs().any(|(k, _)| k == key) {
+                command.env_remove(key);
+            }
+        }
+        let program = command.get_program().to_owned();
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

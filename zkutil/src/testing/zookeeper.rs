@@ -3,11 +3,11 @@
 //! how tests break them (kill, restart, pause).
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::inspect::four_letter_word;
 use super::node::{Node, StartError, write_config};
 use super::wait::{all_threads_stopped, free_ports, poll_until};
 
@@ -65,22 +65,39 @@ impl ZkEnsemble {
     }
 
     fn try_start(size: usize) -> Result<ZkEnsemble, StartError> {
+        let ports = free_ports(if size == 1 { 1 } else { size * 3 })
+            .map_err(StartError::io("finding free loopback ports"))?;
+        let sites = (0..size)
+            .map(|i| Site {
+                address: Ipv4Addr::LOCALHOST,
+                launcher: Vec::new(),
+                client_port: ports[i],
+                quorum_ports: (size > 1).then(|| (ports[size + 2 * i], ports[size + 2 * i + 1])),
+            })
+            .collect();
+        ZkEnsemble::start_at(sites)
+    }
+
+    /// Starts one node at each of `sites` (their addresses and ports, in
+    /// `server.N` order) and waits until they serve: the network lab's
+    /// ensembles, one node per host.
+    pub(super) fn start_at(sites: Vec<Site>) -> Result<ZkEnsemble, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("zkutil-zk-")
             .tempdir()
             .map_err(StartError::io("creating a temp dir for ZooKeeper"))?;
-        let ports = free_ports(if size == 1 { 1 } else { size * 3 })
-            .map_err(StartError::io("finding free loopback ports"))?;
+        let size = sites.len();
         let mut nodes = Vec::with_capacity(size);
-        for i in 0..size {
+        for (i, site) in sites.into_iter().enumerate() {
             let node_dir = dir.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(node_dir.join("data"))
                 .map_err(StartError::io(format!("creating {}", node_dir.display())))?;
-            let quorum_ports = (size > 1).then(|| (ports[size + 2 * i], ports[size + 2 * i + 1]));
             nodes.push(Node {
                 dir: node_dir,
-                client_port: ports[i],
-                quorum_ports,
+                address: site.address,
+                launcher: site.launcher,
+                client_port: site.client_port,
+                quorum_ports: site.quorum_ports,
                 child: None,
             });
         }
@@ -135,7 +152,7 @@ impl ZkEnsemble {
     pub fn connect_string(&self) -> String {
         self.nodes
             .iter()
-            .map(|node| format!("127.0.0.1:{}", node.client_port))
+            .map(|node| node.client_addr().to_string())
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -163,8 +180,14 @@ impl ZkEnsemble {
     /// Node `i`'s mode from `srvr` (`standalone`, `leader`, `follower`), or
     /// `None` when it does not serve.
     pub fn mode(&self, i: usize) -> Option<String> {
-        let answer = four_letter_word(self.nodes[i].client_port, "srvr")?;
+        let answer = self.ask(i, "srvr")?;
         crate::admin::parse_srvr(&answer).map(|status| status.mode)
+    }
+
+    /// Node `i`'s answer to a four-letter word, `None` within a second.
+    fn ask(&self, i: usize, word: &str) -> Option<String> {
+        crate::admin::four_letter_word(self.nodes[i].client_addr(), word, Duration::from_secs(1))
+            .ok()
     }
 
     /// The index of the current leader, if one is serving.
@@ -201,13 +224,13 @@ impl ZkEnsemble {
         let followers = self.nodes.len().saturating_sub(1).to_string();
         let synced = poll_until(deadline, Duration::from_millis(100), || {
             let leader = self.leader()?;
-            let mntr = four_letter_word(self.nodes[leader].client_port, "mntr")?;
+            let mntr = self.ask(leader, "mntr")?;
             mntr.lines()
                 .find_map(|line| line.strip_prefix("zk_synced_followers"))
                 .filter(|count| count.trim() == followers)
                 .map(drop)
         });
-        let host = format!("127.0.0.1:{}", self.nodes[i].client_port);
+        let host = self.nodes[i].client_addr().to_string();
         synced.is_some()
             && poll_until(
                 deadline.saturating_sub(start.elapsed()),
@@ -266,6 +289,15 @@ impl ZkEnsemble {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Where one node of an ensemble runs: its address, the command that
+/// launches it there (empty: none), and its ports.
+pub(super) struct Site {
+    pub(super) address: Ipv4Addr,
+    pub(super) launcher: Vec<String>,
+    pub(super) client_port: u16,
+    pub(super) quorum_ports: Option<(u16, u16)>,
 }
 
 impl Drop for ZkEnsemble {

@@ -1,0 +1,16 @@
+//! Network faults, in a lab of Linux network namespaces
+//! (`zkutil::testing::lab`): each ZooKeeper node, time-server and client in
+//! a host of its own, and the network between them broken on purpose.
+//!
+//! Needs root: as any other user each test prints `skipped: needs root`
+//! and passes. The tests share the machine's bridges and routes, so they
+//! run one at a time (`support::lab` holds a lock), and in a binary of
+//! their own. The time-client binary is taken from beside time-server's
+//! (`cargo test --workspace` builds both; alone, `cargo build -p
+//! time-client` first).
+
+mod client_partitioned;
+mod faults;
+mod follower_isolated;
+mod server_partitioned;
+mod support;
