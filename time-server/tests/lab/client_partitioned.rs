@@ -2,25 +2,11 @@
 //! the registry goes stale and its session expires, but the servers it
 //! knows still answer, so it must lose no request, before, during or after.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use zkutil::testing::wait_until;
 
-use crate::support::{BASE, TIME_PORT, snapshot, time_client_binary, zk_lab};
-
-/// The number of open sessions ZooKeeper's leader counts.
-fn global_sessions(world: &crate::support::ZkLab) -> Option<u64> {
-    let leader = world.ensemble.leader()?;
-    let addr = SocketAddr::from((world.zk[leader].address(), 2181));
-    zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(1))
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("zk_global_sessions\t"))?
-        .trim()
-        .parse()
-        .ok()
-}
+use crate::support::{BASE, TIME_PORT, snapshot, stop_client, zk_lab};
 
 #[test]
 fn a_client_cut_off_from_zookeeper_but_not_from_the_servers_loses_no_request() {
@@ -31,28 +17,12 @@ fn a_client_cut_off_from_zookeeper_but_not_from_the_servers_loses_no_request() {
     wait_until(Duration::from_secs(30), "both servers register", || {
         (snapshot(&observer, BASE).len() == 2).then_some(())
     });
-    let client = client_host.start(
-        time_client_binary(),
-        &[
-            "--zk",
-            &world.ensemble.connect_string(),
-            "--base-path",
-            BASE,
-            "--session-timeout",
-            "4s",
-            "--count",
-            "100000",
-            "--interval",
-            "20ms",
-            "--json",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
+    let client = world.time_client(&client_host);
     client.stdout().wait_for_lines(20, Duration::from_secs(30));
     let with_client = wait_until(
         Duration::from_secs(10),
         "the leader counts 4 sessions",
-        || global_sessions(&world).filter(|&n| n == 4),
+        || world.global_sessions().filter(|&n| n == 4),
     );
 
     let zk = world.zk.clone();
@@ -63,7 +33,7 @@ fn a_client_cut_off_from_zookeeper_but_not_from_the_servers_loses_no_request() {
     wait_until(
         Duration::from_secs(30),
         "ZooKeeper expires the client's session",
-        || global_sessions(&world).filter(|&n| n == with_client - 1),
+        || world.global_sessions().filter(|&n| n == with_client - 1),
     );
     let during = client.stdout().len();
     client
@@ -75,26 +45,13 @@ fn a_client_cut_off_from_zookeeper_but_not_from_the_servers_loses_no_request() {
     wait_until(
         Duration::from_secs(30),
         "the client has a session again",
-        || global_sessions(&world).filter(|&n| n == with_client),
+        || world.global_sessions().filter(|&n| n == with_client),
     );
     let after = client.stdout().len();
     client
         .stdout()
         .wait_for_lines(after + 20, Duration::from_secs(30));
-    client.signal("INT");
-    let mut client = client;
-    client.wait(Duration::from_secs(30));
-
-    let lines: Vec<String> = client
-        .stdout()
-        .lines()
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
-    let summary = lines
-        .iter()
-        .find(|l| l.contains("\"type\":\"summary\""))
-        .unwrap_or_else(|| panic!("no summary; stdout ends with {:?}", lines.last()));
+    let (summary, client) = stop_client(client);
     println!("client partitioned from ZooKeeper: {summary}");
     assert!(
         summary.contains("\"failed\":0,"),

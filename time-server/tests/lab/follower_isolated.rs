@@ -3,24 +3,14 @@
 //! timeout, so the registration must not flap (same owner session, same
 //! creation time) and the server ends up healthy.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use zkutil::SessionId;
 use zkutil::testing::wait_until;
 
-use crate::support::{BASE, METRICS_PORT, ZkLab, health, snapshot, zk_lab};
+use crate::support::{BASE, METRICS_PORT, health, snapshot, zk_lab};
 
 /// The server's session timeout: long enough to find the other follower.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether ZooKeeper node `i` lists `session` among its connections.
-fn holds(world: &ZkLab, i: usize, session: SessionId) -> bool {
-    let addr = SocketAddr::from((world.zk[i].address(), 2181));
-    zkutil::admin::four_letter_word(addr, "cons", Duration::from_secs(1))
-        .unwrap_or_default()
-        .contains(&format!("sid=0x{session:x}"))
-}
 
 #[test]
 fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
@@ -46,7 +36,7 @@ fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
         || {
             followers
                 .iter()
-                .find(|&&i| holds(&world, i, session))
+                .find(|&&i| world.holds(i, session))
                 .map(|&i| (i, followers[0] + followers[1] - i))
         },
     );
@@ -57,7 +47,7 @@ fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
     let moved = wait_until(
         SESSION_TIMEOUT,
         "the session moves to the other follower",
-        || holds(&world, other, session).then(|| cut_at.elapsed()),
+        || world.holds(other, session).then(|| cut_at.elapsed()),
     );
     // A flap is an expiry: watch the node for longer than the session lasts.
     while cut_at.elapsed() < SESSION_TIMEOUT + Duration::from_secs(2) {

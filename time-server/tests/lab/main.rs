@@ -12,5 +12,6 @@
 mod client_partitioned;
 mod faults;
 mod follower_isolated;
+mod leader_isolated;
 mod server_partitioned;
 mod support;

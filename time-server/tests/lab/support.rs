@@ -107,6 +107,50 @@ impl ZkLab {
         )
     }
 
+    /// Whether ZooKeeper node `i` lists `session` among its connections
+    /// (`cons`).
+    pub fn holds(&self, i: usize, session: zkutil::SessionId) -> bool {
+        let addr = SocketAddr::from((self.zk[i].address(), 2181));
+        zkutil::admin::four_letter_word(addr, "cons", Duration::from_secs(1))
+            .unwrap_or_default()
+            .contains(&format!("sid=0x{session:x}"))
+    }
+
+    /// The number of open sessions ZooKeeper's leader counts (`mntr`).
+    pub fn global_sessions(&self) -> Option<u64> {
+        let leader = self.ensemble.leader()?;
+        let addr = SocketAddr::from((self.zk[leader].address(), 2181));
+        zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(1))
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("zk_global_sessions\t"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A time-client in `host` asking every 20 ms under [`BASE`] (4 s
+    /// session, JSON lines), until sent SIGINT.
+    pub fn time_client(&self, host: &Host) -> TestProcess {
+        host.start(
+            time_client_binary(),
+            &[
+                "--zk",
+                &self.ensemble.connect_string(),
+                "--base-path",
+                BASE,
+                "--session-timeout",
+                "4s",
+                "--count",
+                "100000",
+                "--interval",
+                "20ms",
+                "--json",
+            ],
+            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+        )
+    }
+
     /// Everything a failure message needs: the faults and each node's mode.
     pub fn report(&self) -> String {
         let modes: Vec<String> = (0..self.ensemble.len())
@@ -132,6 +176,24 @@ pub fn time_client_binary() -> PathBuf {
     client
 }
 
+/// Stops `client` (SIGINT) and returns its JSON summary line.
+pub fn stop_client(mut client: TestProcess) -> (String, TestProcess) {
+    client.signal("INT");
+    client.wait(Duration::from_secs(30));
+    let lines: Vec<String> = client
+        .stdout()
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("\"type\":\"summary\""))
+        .unwrap_or_else(|| panic!("no summary; stdout ends with {:?}", lines.last()))
+        .clone();
+    (summary, client)
+}
+
 /// The sorted children of `path`, or empty when it does not exist.
 pub fn children(session: &Session, path: &str) -> Vec<String> {
     let mut names = match session.children(path) {
@@ -149,6 +211,24 @@ pub fn snapshot(session: &Session, base: &str) -> Vec<(String, zkutil::SessionId
         .into_iter()
         .filter_map(|name| {
             let stat = session.stat(&format!("{base}/{name}")).ok().flatten()?;
+            Some((name, stat.ephemeral_owner(), stat.ctime_ms()))
+        })
+        .collect()
+}
+
+/// As [`snapshot`], `None` when ZooKeeper does not answer every read (no
+/// quorum, or the session on its way to another node): a sample that can
+/// be missing but never wrong.
+pub fn try_snapshot(
+    session: &Session,
+    base: &str,
+) -> Option<Vec<(String, zkutil::SessionId, i64)>> {
+    let mut names = session.children(base).ok()?;
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let stat = session.stat(&format!("{base}/{name}")).ok()??;
             Some((name, stat.ephemeral_owner(), stat.ctime_ms()))
         })
         .collect()
