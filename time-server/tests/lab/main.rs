@@ -10,6 +10,7 @@
 //! time-client` first).
 
 mod client_partitioned;
+mod ensemble_cut_off;
 mod faults;
 mod follower_isolated;
 mod leader_isolated;

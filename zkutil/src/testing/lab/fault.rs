@@ -29,6 +29,19 @@ pub enum Fault {
         /// The peer they were for.
         to: String,
     },
+    /// What `from` sends to `to` is dropped as it arrives; `from` is not
+    /// told (its connects time out), `to` still reaches `from`.
+    DropOnArrival {
+        /// The sender whose packets are dropped.
+        from: String,
+        /// The receiver that drops them.
+        to: String,
+    },
+    /// The routes and link of one host restored, every other fault kept.
+    HealHost {
+        /// The host whose cuts were removed.
+        host: String,
+    },
     /// Every fault removed.
     Heal,
 }
@@ -46,6 +59,8 @@ impl fmt::Display for Fault {
                 )
             }
             Fault::CutOneWay { from, to } => write!(f, "cut {from} -> {to}"),
+            Fault::DropOnArrival { from, to } => write!(f, "drop {from} -> {to} on arrival"),
+            Fault::HealHost { host } => write!(f, "heal {host}"),
             Fault::Heal => write!(f, "heal"),
         }
     }

@@ -13,7 +13,10 @@
 //!
 //! Faults: [`Lab::isolate`] (the host's veth down: connects time out),
 //! [`Lab::partition`] and [`Lab::cut_one_way`] (blackhole routes inside
-//! the namespaces: a connect fails at once with EINVAL), [`Lab::heal`].
+//! the namespaces: a connect fails at once with EINVAL),
+//! [`Lab::drop_on_arrival`] (an nftables rule in the receiver: the sender
+//! learns nothing, its connects time out), [`Lab::heal`] (everything) and
+//! [`Lab::heal_host`] (one host's routes and link).
 //! Each is logged with `tracing` and kept, with its time, in
 //! [`Lab::faults`], so that a failing test can say which fault was in force.
 //!
@@ -27,10 +30,12 @@
 //! * `fault`: [`Fault`] and [`FaultRecord`], the log.
 //! * `sweep`: the names, and the removal of dead runs' leftovers.
 //! * `ip`: the `ip` commands.
+//! * `nft`: the nftables rules.
 
 mod fault;
 mod host;
 mod ip;
+mod nft;
 mod sweep;
 
 use std::net::Ipv4Addr;
@@ -59,6 +64,8 @@ pub struct Lab {
     down: Vec<Host>,
     /// Blackhole routes in force: in this host's namespace, to that address.
     cuts: Vec<(Host, Ipv4Addr)>,
+    /// Hosts with nftables drop rules in force.
+    drops: Vec<Host>,
     faults: Vec<FaultRecord>,
     started: Instant,
 }
@@ -99,6 +106,7 @@ impl Lab {
             hosts: Vec::new(),
             down: Vec::new(),
             cuts: Vec::new(),
+            drops: Vec::new(),
             faults: Vec::new(),
             started: Instant::now(),
         };
@@ -217,6 +225,30 @@ impl Lab {
         self.blackhole(from, to);
     }
 
+    /// Nothing `from` sends to `to` arrives, and `from` cannot tell: an
+    /// nftables rule on `to`'s input hook drops it (`from`'s connects time
+    /// out, its packets on a connection go unanswered; `to` still sends to
+    /// `from`, and hears everyone else). The one-way cut a firewall or a
+    /// broken link makes, where [`Lab::cut_one_way`] fails the sender's
+    /// sends at once.
+    ///
+    /// # Panics
+    ///
+    /// When `nft` is missing (saying which package has it) or fails.
+    #[track_caller]
+    pub fn drop_on_arrival(&mut self, from: &Host, to: &Host) {
+        self.record(Fault::DropOnArrival {
+            from: from.name().to_owned(),
+            to: to.name().to_owned(),
+        });
+        if !self.drops.contains(to) {
+            self.drops.push(to.clone());
+        }
+        if let Err(err) = nft::drop_from(to.namespace(), from.address()) {
+            panic!("lab: {err}");
+        }
+    }
+
     #[track_caller]
     fn blackhole(&mut self, from: &Host, to: &Host) {
         if self
@@ -238,7 +270,7 @@ impl Lab {
         self.cuts.push((from.clone(), to.address()));
     }
 
-    /// Removes every fault: veths up, blackhole routes gone.
+    /// Removes every fault: veths up, blackhole routes and drop rules gone.
     ///
     /// # Panics
     ///
@@ -249,17 +281,36 @@ impl Lab {
         for host in std::mem::take(&mut self.down) {
             must(ip(&["link", "set", host.veth(), "up"]));
         }
-        for (host, to) in std::mem::take(&mut self.cuts) {
-            let route = format!("{to}/32");
-            must(ip(&[
-                "-n",
-                host.namespace(),
-                "route",
-                "del",
-                "blackhole",
-                &route,
-            ]));
+        for host in std::mem::take(&mut self.drops) {
+            if let Err(err) = nft::remove_all(host.namespace()) {
+                panic!("lab: {err}");
+            }
         }
+        remove_blackholes(std::mem::take(&mut self.cuts));
+    }
+
+    /// Removes the faults that cut `host` by route or link: its veth up,
+    /// the blackhole routes from it and to it; every other fault stays (the
+    /// links of a partition coming back one host at a time). Drop rules
+    /// stay until [`Lab::heal`].
+    ///
+    /// # Panics
+    ///
+    /// When `ip` fails.
+    #[track_caller]
+    pub fn heal_host(&mut self, host: &Host) {
+        self.record(Fault::HealHost {
+            host: host.name().to_owned(),
+        });
+        if let Some(at) = self.down.iter().position(|h| h == host) {
+            self.down.remove(at);
+            must(ip(&["link", "set", host.veth(), "up"]));
+        }
+        let (undone, kept) = std::mem::take(&mut self.cuts)
+            .into_iter()
+            .partition(|(from, to)| from == host || *to == host.address());
+        self.cuts = kept;
+        remove_blackholes(undone);
     }
 
     fn record(&mut self, fault: Fault) {
@@ -315,6 +366,22 @@ fn claim_subnet(bridge: &str) -> std::io::Result<u8> {
     Err(std::io::Error::other(
         "no /24 of 10.251.0.0/16 could be claimed",
     ))
+}
+
+/// Deletes each blackhole route: in this host's namespace, to that address.
+#[track_caller]
+fn remove_blackholes(cuts: Vec<(Host, Ipv4Addr)>) {
+    for (host, to) in cuts {
+        let route = format!("{to}/32");
+        must(ip(&[
+            "-n",
+            host.namespace(),
+            "route",
+            "del",
+            "blackhole",
+            &route,
+        ]));
+    }
 }
 
 #[track_caller]
