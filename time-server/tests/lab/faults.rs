@@ -1,5 +1,6 @@
 //! The lab itself: each fault cuts what it says and nothing else, the heal
-//! restores it, nothing leaves the lab, and nothing is left behind.
+//! (of one host, or of all) restores it, nothing leaves the lab, and
+//! nothing is left behind.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -111,9 +112,24 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
         ask(a.socket(port)).is_ok(),
         "the control host is on neither side"
     );
+    // One host at a time: b's links back, a still cut from c.
+    lab.heal_host(&b);
+    assert!(reaches(&a, &b) && reaches(&b, &a));
+    assert!(!reaches(&a, &c) && !reaches(&c, &a), "c still cut");
     lab.heal();
     wait_until(Duration::from_secs(10), "a reaches c again", || {
         reaches(&a, &c).then_some(())
+    });
+
+    // Dropped on arrival: a is told nothing, its connect times out (a
+    // blackhole fails it at once); b's SYN reaches a, a's answer does not.
+    lab.drop_on_arrival(&a, &b);
+    assert_eq!(connect(&a, b.socket(port)), Err("timed out".to_owned()));
+    assert!(!reaches(&b, &a));
+    assert!(reaches(&a, &c) && reaches(&c, &b), "only a -> b is cut");
+    lab.heal();
+    wait_until(Duration::from_secs(10), "a reaches b again", || {
+        reaches(&a, &b).then_some(())
     });
 
     let names = |hosts: &[&str]| hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>();
@@ -131,6 +147,12 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
             Fault::Partition {
                 left: names(&["a"]),
                 right: names(&["b", "c"])
+            },
+            Fault::HealHost { host: "b".into() },
+            Fault::Heal,
+            Fault::DropOnArrival {
+                from: "a".into(),
+                to: "b".into()
             },
             Fault::Heal,
         ],

@@ -14,5 +14,6 @@ mod ensemble_cut_off;
 mod faults;
 mod follower_isolated;
 mod leader_isolated;
+mod one_way;
 mod server_partitioned;
 mod support;
