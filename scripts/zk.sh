@@ -47,6 +47,8 @@ zk_install_peers() {
     [[ ${#missing[@]} -eq 0 ]] || packages+=(libcurator-discovery-java libcurator-recipes-java)
     command -v javac >/dev/null || packages+=(default-jdk-headless)
     [[ -x /usr/bin/prometheus ]] || packages+=(prometheus)
+    # The network lab's loss (`Lab::lossy`) is made with nftables.
+    [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.
     command -v python3 >/dev/null || packages+=(python3-minimal)
     [[ ${#packages[@]} -eq 0 ]] && return 0

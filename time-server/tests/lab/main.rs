@@ -11,6 +11,8 @@
 
 mod client_partitioned;
 mod faults;
+mod flapping;
 mod follower_isolated;
 mod server_partitioned;
 mod support;
+mod traffic;

@@ -29,6 +29,13 @@ pub enum Fault {
         /// The peer they were for.
         to: String,
     },
+    /// Packets between two hosts lost at random, each way.
+    Lossy {
+        /// The two hosts.
+        between: [String; 2],
+        /// The share lost, in percent.
+        percent: u8,
+    },
     /// Every fault removed.
     Heal,
 }
@@ -46,6 +53,10 @@ impl fmt::Display for Fault {
                 )
             }
             Fault::CutOneWay { from, to } => write!(f, "cut {from} -> {to}"),
+            Fault::Lossy {
+                between: [a, b],
+                percent,
+            } => write!(f, "lose {percent}% between {a} <-> {b}"),
             Fault::Heal => write!(f, "heal"),
         }
     }

@@ -13,7 +13,8 @@
 //!
 //! Faults: [`Lab::isolate`] (the host's veth down: connects time out),
 //! [`Lab::partition`] and [`Lab::cut_one_way`] (blackhole routes inside
-//! the namespaces: a connect fails at once with EINVAL), [`Lab::heal`].
+//! the namespaces: a connect fails at once with EINVAL), [`Lab::lossy`]
+//! (random loss, with nftables, where the packets arrive), [`Lab::heal`].
 //! Each is logged with `tracing` and kept, with its time, in
 //! [`Lab::faults`], so that a failing test can say which fault was in force.
 //!
@@ -27,10 +28,12 @@
 //! * `fault`: [`Fault`] and [`FaultRecord`], the log.
 //! * `sweep`: the names, and the removal of dead runs' leftovers.
 //! * `ip`: the `ip` commands.
+//! * `nft`: the `nft` commands (loss).
 
 mod fault;
 mod host;
 mod ip;
+mod nft;
 mod sweep;
 
 use std::net::Ipv4Addr;
@@ -59,6 +62,8 @@ pub struct Lab {
     down: Vec<Host>,
     /// Blackhole routes in force: in this host's namespace, to that address.
     cuts: Vec<(Host, Ipv4Addr)>,
+    /// Hosts with loss rules (an nftables table in their namespace).
+    lossy: Vec<Host>,
     faults: Vec<FaultRecord>,
     started: Instant,
 }
@@ -99,6 +104,7 @@ impl Lab {
             hosts: Vec::new(),
             down: Vec::new(),
             cuts: Vec::new(),
+            lossy: Vec::new(),
             faults: Vec::new(),
             started: Instant::now(),
         };
@@ -238,7 +244,32 @@ impl Lab {
         self.cuts.push((from.clone(), to.address()));
     }
 
-    /// Removes every fault: veths up, blackhole routes gone.
+    /// Between `a` and `b`, `percent` % of the packets are lost each way,
+    /// at random: a rule on the input hook of each (nftables), so the
+    /// packet is sent and then dropped where it arrives, and TCP
+    /// retransmits as on a bad link. 100 is a silent cut both ways.
+    /// [`Lab::heal`] removes it, and so does the drop (with the hosts).
+    ///
+    /// # Panics
+    ///
+    /// When `nft` fails (not installed: `scripts/zk.sh install`).
+    #[track_caller]
+    pub fn lossy(&mut self, a: &Host, b: &Host, percent: u8) {
+        self.record(Fault::Lossy {
+            between: [a.name().to_owned(), b.name().to_owned()],
+            percent,
+        });
+        for (to, from) in [(a, b), (b, a)] {
+            if let Err(err) = nft::drop_from(to.namespace(), from.address(), percent) {
+                panic!("lab: {err}");
+            }
+            if !self.lossy.contains(to) {
+                self.lossy.push(to.clone());
+            }
+        }
+    }
+
+    /// Removes every fault: veths up, blackhole routes and loss gone.
     ///
     /// # Panics
     ///
@@ -259,6 +290,11 @@ impl Lab {
                 "blackhole",
                 &route,
             ]));
+        }
+        for host in std::mem::take(&mut self.lossy) {
+            if let Err(err) = nft::clear(host.namespace()) {
+                panic!("lab: {err}");
+            }
         }
     }
 
