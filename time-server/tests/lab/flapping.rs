@@ -103,7 +103,7 @@ fn a_flapping_zookeeper_link_leaves_no_duplicate_no_watch_no_thread_and_no_descr
     let watches_back = wait_until(
         Duration::from_secs(30),
         &format!(
-            "the watches are back to {watches} ({:?} now)",
+            "the watches are back to {watches} ({:?} at the last heal)",
             watch_count(&world)
         ),
         || (watch_count(&world) == Some(watches)).then(|| healed_at.elapsed()),

@@ -13,6 +13,7 @@ mod client_partitioned;
 mod faults;
 mod flapping;
 mod follower_isolated;
+mod lossy;
 mod server_partitioned;
 mod support;
 mod traffic;

@@ -37,7 +37,7 @@ fn nft(namespace: &str, args: &[&str]) -> std::io::Result<()> {
 }
 
 /// Drops `percent` % of what `from` sends that arrives in `namespace`,
-/// at random per packet (100: every packet, a silent cut).
+/// at random per packet (100 or more: every packet, a silent cut).
 pub(super) fn drop_from(namespace: &str, from: Ipv4Addr, percent: u8) -> std::io::Result<()> {
     nft(namespace, &["add", "table", "inet", TABLE])?;
     nft(
@@ -52,14 +52,14 @@ pub(super) fn drop_from(namespace: &str, from: Ipv4Addr, percent: u8) -> std::io
         ],
     )?;
     let from = from.to_string();
-    let percent = percent.to_string();
-    nft(
-        namespace,
-        &[
-            "add", "rule", "inet", TABLE, "in", "ip", "saddr", &from, "numgen", "random", "mod",
-            "100", "<", &percent, "counter", "drop",
-        ],
-    )
+    let share = percent.to_string();
+    let mut rule = vec!["add", "rule", "inet", TABLE, "in", "ip", "saddr", &from];
+    // `numgen random mod 100` is 0–99: `< 100` is refused, and needless.
+    if percent < 100 {
+        rule.extend(["numgen", "random", "mod", "100", "<", &share]);
+    }
+    rule.extend(["counter", "drop"]);
+    nft(namespace, &rule)
 }
 
 /// Removes every loss rule of `namespace` (its table).
