@@ -6,77 +6,17 @@
 
 use std::time::{Duration, Instant};
 
-use zkutil::testing::TestProcess;
+use zkutil::Endpoint;
 use zkutil::testing::lab::Host;
-use zkutil::{BasePath, Control, Endpoint, Session};
 
 use crate::support::{BASE, TIME_PORT, snapshot, zk_lab};
-use crate::traffic::{lost_nothing, start_client};
+use crate::traffic::{lost_nothing, start_client, visibility};
 
 /// The loss on each link, in percent.
 const LOSS: u8 = 5;
 /// How long the loss lasts: well past the default session timeout (10 s),
 /// so that a session the loss killed would have expired by the end.
 const LOSSY_FOR: Duration = Duration::from_secs(25);
-/// Disable-then-enable rounds measured with and without loss.
-const ROUNDS: usize = 10;
-
-/// The value of `field=` in a log line (up to the next space).
-fn field<'a>(line: &'a str, field: &str) -> &'a str {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(field)?.strip_prefix('='))
-        .unwrap_or("")
-}
-
-/// Makes `change`, and waits until the client logs a list of servers that
-/// `seen` accepts; how long that took.
-fn time_to_see(
-    client: &TestProcess,
-    what: &str,
-    change: impl FnOnce(),
-    seen: impl Fn(&str) -> bool,
-) -> Duration {
-    let from = client.stderr().len();
-    let at = Instant::now();
-    change();
-    client
-        .stderr()
-        .wait_until(Duration::from_secs(10), what, |lines| {
-            lines[from.min(lines.len())..]
-                .iter()
-                .find(|(_, l)| l.contains("server list changed") && seen(l))
-                .map(|(t, _)| t.saturating_duration_since(at))
-        })
-}
-
-/// `ROUNDS` times: `endpoint` out of rotation, then back, from the control
-/// host; the time each change took to reach the client.
-fn visibility(observer: &Session, client: &TestProcess, endpoint: Endpoint) -> Vec<Duration> {
-    let base = BasePath::new(BASE).expect("a base path");
-    let name = endpoint.to_string();
-    let apply = |control: Control| {
-        control
-            .apply_to(observer, &base, endpoint)
-            .unwrap_or_else(|e| panic!("{control} on {endpoint}: {e}"));
-    };
-    let mut samples = Vec::new();
-    for _ in 0..ROUNDS {
-        samples.push(time_to_see(
-            client,
-            "the client sees the server out of rotation",
-            || apply(Control::Disable { reason: None }),
-            |l| field(l, "out_of_service").contains(&name),
-        ));
-        samples.push(time_to_see(
-            client,
-            "the client sees the server back in rotation",
-            || apply(Control::Enable),
-            |l| field(l, "in_service").contains(&name) && field(l, "out_of_service").is_empty(),
-        ));
-    }
-    samples.sort();
-    samples
-}
 
 /// TCP segments `host` retransmitted so far (its namespace's counters).
 fn retransmits(host: &Host) -> u64 {

@@ -15,5 +15,6 @@ mod flapping;
 mod follower_isolated;
 mod lossy;
 mod server_partitioned;
+mod slow;
 mod support;
 mod traffic;

@@ -1,22 +1,32 @@
-//! A time-client asking the servers all along a fault, and the proof that
-//! it lost nothing: its summary line, after a clean stop.
+//! A time-client asking the servers all along a fault, the proof that it
+//! lost nothing (its summary line, after a clean stop), and how long a
+//! change in the registry takes to reach it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zkutil::testing::TestProcess;
 use zkutil::testing::lab::Host;
+use zkutil::{BasePath, Control, Endpoint, Session};
 
 use crate::support::{BASE, ZkLab, time_client_binary};
+
+/// Disable-then-enable rounds [`visibility`] measures.
+const ROUNDS: usize = 10;
 
 /// A time-client in `host` asking every 20 ms (JSON lines on stdout, logs
 /// on stderr), with ZooKeeper's default session timeout, once it has
 /// answered 20 times.
 pub fn start_client(world: &ZkLab, host: &Host) -> TestProcess {
+    start_client_on(host, &world.ensemble.connect_string())
+}
+
+/// As [`start_client`], with the connect string `zk`.
+pub fn start_client_on(host: &Host, zk: &str) -> TestProcess {
     let client = host.start(
         time_client_binary(),
         &[
             "--zk",
-            &world.ensemble.connect_string(),
+            zk,
             "--base-path",
             BASE,
             "--count",
@@ -59,4 +69,62 @@ pub fn lost_nothing(world: &ZkLab, mut client: TestProcess) -> String {
         client.stderr_text()
     );
     summary
+}
+
+/// The value of `field=` in a log line (up to the next space).
+fn field<'a>(line: &'a str, field: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(field)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// Makes `change`, and waits until the client logs a list of servers that
+/// `seen` accepts; how long that took.
+fn time_to_see(
+    client: &TestProcess,
+    what: &str,
+    change: impl FnOnce(),
+    seen: impl Fn(&str) -> bool,
+) -> Duration {
+    let from = client.stderr().len();
+    let at = Instant::now();
+    change();
+    client
+        .stderr()
+        .wait_until(Duration::from_secs(10), what, |lines| {
+            lines[from.min(lines.len())..]
+                .iter()
+                .find(|(_, l)| l.contains("server list changed") && seen(l))
+                .map(|(t, _)| t.saturating_duration_since(at))
+        })
+}
+
+/// `ROUNDS` times: `endpoint` out of rotation, then back, from the control
+/// host; the time each change took to reach the client, as the client logs
+/// it (at its next request: within 20 ms), sorted.
+pub fn visibility(observer: &Session, client: &TestProcess, endpoint: Endpoint) -> Vec<Duration> {
+    let base = BasePath::new(BASE).expect("a base path");
+    let name = endpoint.to_string();
+    let apply = |control: Control| {
+        control
+            .apply_to(observer, &base, endpoint)
+            .unwrap_or_else(|e| panic!("{control} on {endpoint}: {e}"));
+    };
+    let mut samples = Vec::new();
+    for _ in 0..ROUNDS {
+        samples.push(time_to_see(
+            client,
+            "the client sees the server out of rotation",
+            || apply(Control::Disable { reason: None }),
+            |l| field(l, "out_of_service").contains(&name),
+        ));
+        samples.push(time_to_see(
+            client,
+            "the client sees the server back in rotation",
+            || apply(Control::Enable),
+            |l| field(l, "in_service").contains(&name) && field(l, "out_of_service").is_empty(),
+        ));
+    }
+    samples.sort();
+    samples
 }
