@@ -51,8 +51,12 @@ fn a_slow_zookeeper_link_keeps_registrations_and_requests_and_delays_changes() {
     let slow = start_client_on(&slow_host, &slow_zk);
     let direct = start_client(&world, &direct_host);
     let endpoint = Endpoint::from(s1.socket(TIME_PORT));
-    let fast = visibility(&observer, &direct, endpoint);
+    // The slow client first: each change waits until it is seen there, so
+    // the direct client keeps up. The other way round, the slow client
+    // would still be reading the direct rounds' backlog (one read per
+    // event, a round trip each) when its own rounds begin.
     let delayed = visibility(&observer, &slow, endpoint);
+    let fast = visibility(&observer, &direct, endpoint);
     // A session the delay killed would be gone, and its node with it.
     while registered_at.elapsed() < WATCHED_FOR {
         assert_eq!(snapshot(&observer, BASE), before, "{}", world.report());

@@ -91,17 +91,27 @@ fn time_to_see(
     change();
     client
         .stderr()
-        .wait_until(Duration::from_secs(10), what, |lines| {
+        .wait_for(Duration::from_secs(10), |lines, _| {
             lines[from.min(lines.len())..]
                 .iter()
                 .find(|(_, l)| l.contains("server list changed") && seen(l))
                 .map(|(t, _)| t.saturating_duration_since(at))
         })
+        .unwrap_or_else(|| {
+            let log = client.stderr_text();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "not within 10 s: {what}; the client's log ends with:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
 }
 
 /// `ROUNDS` times: `endpoint` out of rotation, then back, from the control
 /// host; the time each change took to reach the client, as the client logs
-/// it (at its next request: within 20 ms), sorted.
+/// it (at its next request: within 20 ms), sorted. The client must have
+/// caught up with every earlier change, or it may show a change before
+/// it is made.
 pub fn visibility(observer: &Session, client: &TestProcess, endpoint: Endpoint) -> Vec<Duration> {
     let base = BasePath::new(BASE).expect("a base path");
     let name = endpoint.to_string();
