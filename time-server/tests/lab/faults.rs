@@ -1,5 +1,6 @@
-//! The lab itself: each fault cuts what it says and nothing else, the heal
-//! restores it, nothing leaves the lab, and nothing is left behind.
+//! The lab itself: each fault cuts what it says and nothing else (loss at
+//! 100% included), the heal restores it, nothing leaves the lab, and
+//! nothing is left behind.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -116,6 +117,16 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
         reaches(&a, &c).then_some(())
     });
 
+    // Loss at 100% is a silent cut both ways (dropped where it arrives).
+    lab.lossy(&a, &b, 100);
+    assert_eq!(connect(&a, b.socket(port)), Err("timed out".to_owned()));
+    assert_eq!(connect(&b, a.socket(port)), Err("timed out".to_owned()));
+    assert!(reaches(&a, &c) && reaches(&c, &b), "only a <-> b loses");
+    lab.heal();
+    wait_until(Duration::from_secs(10), "a reaches b again", || {
+        reaches(&a, &b).then_some(())
+    });
+
     let names = |hosts: &[&str]| hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>();
     let logged: Vec<Fault> = lab.faults().iter().map(|r| r.fault.clone()).collect();
     assert_eq!(
@@ -131,6 +142,11 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
             Fault::Partition {
                 left: names(&["a"]),
                 right: names(&["b", "c"])
+            },
+            Fault::Heal,
+            Fault::Lossy {
+                between: ["a".into(), "b".into()],
+                percent: 100
             },
             Fault::Heal,
         ],
