@@ -47,8 +47,8 @@ zk_install_peers() {
     [[ ${#missing[@]} -eq 0 ]] || packages+=(libcurator-discovery-java libcurator-recipes-java)
     command -v javac >/dev/null || packages+=(default-jdk-headless)
     [[ -x /usr/bin/prometheus ]] || packages+=(prometheus)
-    # The network lab's one-way cut is an nftables rule (time-server/tests/lab).
-    command -v nft >/dev/null || [[ -x /usr/sbin/nft ]] || packages+=(nftables)
+    # The network lab's drops on arrival and loss are nftables rules (time-server/tests/lab).
+    [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.
     command -v python3 >/dev/null || packages+=(python3-minimal)
     [[ ${#packages[@]} -eq 0 ]] && return 0

@@ -1,5 +1,6 @@
-//! The lab itself: each fault cuts what it says and nothing else, the heal
-//! (of one host, or of all) restores it, nothing leaves the lab, and
+//! The lab itself: each fault cuts what it says and nothing else (loss at
+//! 100% included), the heal (of one host, or of all) restores it, nothing
+//! leaves the lab, and
 //! nothing is left behind.
 
 use std::net::SocketAddr;
@@ -132,6 +133,16 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
         reaches(&a, &b).then_some(())
     });
 
+    // Loss at 100% is a silent cut both ways (dropped where it arrives).
+    lab.lossy(&a, &b, 100);
+    assert_eq!(connect(&a, b.socket(port)), Err("timed out".to_owned()));
+    assert_eq!(connect(&b, a.socket(port)), Err("timed out".to_owned()));
+    assert!(reaches(&a, &c) && reaches(&c, &b), "only a <-> b loses");
+    lab.heal();
+    wait_until(Duration::from_secs(10), "a reaches b again", || {
+        reaches(&a, &b).then_some(())
+    });
+
     let names = |hosts: &[&str]| hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>();
     let logged: Vec<Fault> = lab.faults().iter().map(|r| r.fault.clone()).collect();
     assert_eq!(
@@ -153,6 +164,11 @@ fn each_fault_cuts_what_it_names_the_heal_restores_it_and_nothing_leaves_the_lab
             Fault::DropOnArrival {
                 from: "a".into(),
                 to: "b".into()
+            },
+            Fault::Heal,
+            Fault::Lossy {
+                between: ["a".into(), "b".into()],
+                percent: 100
             },
             Fault::Heal,
         ],

@@ -12,8 +12,12 @@
 mod client_partitioned;
 mod ensemble_cut_off;
 mod faults;
+mod flapping;
 mod follower_isolated;
 mod leader_isolated;
+mod lossy;
 mod one_way;
 mod server_partitioned;
+mod slow;
 mod support;
+mod traffic;

@@ -1,5 +1,7 @@
-//! [`DelayProxy`]: a loopback TCP proxy that delays every answer of the
-//! server by a fixed time, so that a test can tell one round trip from
+//! [`DelayProxy`]: a TCP proxy (on loopback, or on any address with
+//! [`DelayProxy::start_on`]: a relay in the network lab) that delays every
+//! answer of the server by a fixed time, give or take a random jitter, so
+//! that a test can tell one round trip from
 //! many (sequential requests pay the delay each; pipelined ones once), and
 //! that can cut every connection (a network blip: the client reconnects,
 //! its session intact), or hold the link down for a while (every
@@ -45,7 +47,26 @@ impl DelayProxy {
     ///
     /// When the port cannot be bound.
     pub fn start(target: SocketAddr, delay: Duration) -> std::io::Result<DelayProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        DelayProxy::start_on(([127, 0, 0, 1], 0).into(), target, delay, Duration::ZERO)
+    }
+
+    /// A proxy listening on `bind` (port 0: a free one) to `target`, each
+    /// answer `delay` late give or take up to `jitter` (uniformly, and
+    /// never ahead of the answer before it: a TCP stream stays in order).
+    /// A slow link is a relay in its path from the start: the client is
+    /// given the proxy's address instead of the target's.
+    ///
+    /// # Errors
+    ///
+    /// When `bind` cannot be bound.
+    pub fn start_on(
+        bind: SocketAddr,
+        target: SocketAddr,
+        delay: Duration,
+        jitter: Duration,
+    ) -> std::io::Result<DelayProxy> {
+        let delay = Lag { delay, jitter };
+        let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(false));
@@ -112,8 +133,28 @@ impl Drop for DelayProxy {
     }
 }
 
+/// How late each answer is: `delay`, give or take up to `jitter`.
+#[derive(Debug, Clone, Copy)]
+struct Lag {
+    delay: Duration,
+    jitter: Duration,
+}
+
+impl Lag {
+    /// When a chunk read at `at` leaves, never before `previous` left.
+    fn due(self, at: Instant, previous: Instant) -> Instant {
+        let span = self.jitter * 2;
+        let lag = if span.is_zero() {
+            self.delay
+        } else {
+            (self.delay + rand::random_range(Duration::ZERO..=span)).saturating_sub(self.jitter)
+        };
+        (at + lag).max(previous)
+    }
+}
+
 /// Client to server at once; server to client `delay` late.
-fn forward(client: TcpStream, server: TcpStream, delay: Duration) {
+fn forward(client: TcpStream, server: TcpStream, delay: Lag) {
     let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
@@ -133,9 +174,11 @@ fn forward(client: TcpStream, server: TcpStream, delay: Duration) {
     });
     let mut client_out = client;
     std::thread::spawn(move || {
+        let mut previous = Instant::now();
         for (at, chunk) in chunks {
             // The injected latency itself: each chunk waits out its delay.
-            std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+            previous = delay.due(at, previous);
+            std::thread::sleep(previous.saturating_duration_since(Instant::now()));
             if client_out.write_all(&chunk).is_err() {
                 break;
             }

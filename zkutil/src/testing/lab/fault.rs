@@ -42,6 +42,13 @@ pub enum Fault {
         /// The host whose cuts were removed.
         host: String,
     },
+    /// Packets between two hosts lost at random, each way.
+    Lossy {
+        /// The two hosts.
+        between: [String; 2],
+        /// The share lost, in percent.
+        percent: u8,
+    },
     /// Every fault removed.
     Heal,
 }
@@ -61,6 +68,10 @@ impl fmt::Display for Fault {
             Fault::CutOneWay { from, to } => write!(f, "cut {from} -> {to}"),
             Fault::DropOnArrival { from, to } => write!(f, "drop {from} -> {to} on arrival"),
             Fault::HealHost { host } => write!(f, "heal {host}"),
+            Fault::Lossy {
+                between: [a, b],
+                percent,
+            } => write!(f, "lose {percent}% between {a} <-> {b}"),
             Fault::Heal => write!(f, "heal"),
         }
     }

@@ -15,7 +15,8 @@
 //! [`Lab::partition`] and [`Lab::cut_one_way`] (blackhole routes inside
 //! the namespaces: a connect fails at once with EINVAL),
 //! [`Lab::drop_on_arrival`] (an nftables rule in the receiver: the sender
-//! learns nothing, its connects time out), [`Lab::heal`] (everything) and
+//! learns nothing, its connects time out), [`Lab::lossy`] (random loss,
+//! with nftables, where the packets arrive), [`Lab::heal`] (everything) and
 //! [`Lab::heal_host`] (one host's routes and link).
 //! Each is logged with `tracing` and kept, with its time, in
 //! [`Lab::faults`], so that a failing test can say which fault was in force.
@@ -30,7 +31,7 @@
 //! * `fault`: [`Fault`] and [`FaultRecord`], the log.
 //! * `sweep`: the names, and the removal of dead runs' leftovers.
 //! * `ip`: the `ip` commands.
-//! * `nft`: the nftables rules.
+//! * `nft`: the nftables rules (drops on arrival, loss).
 
 mod fault;
 mod host;
@@ -64,7 +65,8 @@ pub struct Lab {
     down: Vec<Host>,
     /// Blackhole routes in force: in this host's namespace, to that address.
     cuts: Vec<(Host, Ipv4Addr)>,
-    /// Hosts with nftables drop rules in force.
+    /// Hosts with nftables rules in force (drops on arrival, loss): a
+    /// table in their namespace.
     drops: Vec<Host>,
     faults: Vec<FaultRecord>,
     started: Instant,
@@ -244,7 +246,7 @@ impl Lab {
         if !self.drops.contains(to) {
             self.drops.push(to.clone());
         }
-        if let Err(err) = nft::drop_from(to.namespace(), from.address()) {
+        if let Err(err) = nft::drop_from(to.namespace(), from.address(), 100) {
             panic!("lab: {err}");
         }
     }
@@ -270,7 +272,33 @@ impl Lab {
         self.cuts.push((from.clone(), to.address()));
     }
 
-    /// Removes every fault: veths up, blackhole routes and drop rules gone.
+    /// Between `a` and `b`, `percent` % of the packets are lost each way,
+    /// at random: a rule on the input hook of each (nftables), so the
+    /// packet is sent and then dropped where it arrives, and TCP
+    /// retransmits as on a bad link. 100 is a silent cut both ways.
+    /// [`Lab::heal`] removes it, and so does the drop (with the hosts).
+    ///
+    /// # Panics
+    ///
+    /// When `nft` fails (not installed: `scripts/zk.sh install`).
+    #[track_caller]
+    pub fn lossy(&mut self, a: &Host, b: &Host, percent: u8) {
+        self.record(Fault::Lossy {
+            between: [a.name().to_owned(), b.name().to_owned()],
+            percent,
+        });
+        for (to, from) in [(a, b), (b, a)] {
+            if let Err(err) = nft::drop_from(to.namespace(), from.address(), percent) {
+                panic!("lab: {err}");
+            }
+            if !self.drops.contains(to) {
+                self.drops.push(to.clone());
+            }
+        }
+    }
+
+    /// Removes every fault: veths up, blackhole routes, drop and loss
+    /// rules gone.
     ///
     /// # Panics
     ///
@@ -282,7 +310,7 @@ impl Lab {
             must(ip(&["link", "set", host.veth(), "up"]));
         }
         for host in std::mem::take(&mut self.drops) {
-            if let Err(err) = nft::remove_all(host.namespace()) {
+            if let Err(err) = nft::clear(host.namespace()) {
                 panic!("lab: {err}");
             }
         }
