@@ -17,6 +17,7 @@ mod follower_isolated;
 mod leader_isolated;
 mod lossy;
 mod one_way;
+mod region;
 mod server_partitioned;
 mod slow;
 mod support;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use zkutil::Session;
-use zkutil::testing::lab::{Host, Lab};
+use zkutil::testing::lab::{Host, Lab, WanLink};
 use zkutil::testing::{TestProcess, ZkEnsemble};
 
 /// Where the registrations go.
@@ -60,6 +60,30 @@ pub fn zk_lab() -> Option<ZkLab> {
         zk,
         _one_at_a_time: guard,
     })
+}
+
+/// Two regions: voters `zk1`–`zk3` in A, observers `b1`, `b2` in B that
+/// reach A through a [`WanLink`] of `rtt`; `zk` lists all five, voters
+/// first. `None`, after printing why, when this process cannot build one.
+pub fn region_lab(rtt: Duration) -> Option<(ZkLab, WanLink)> {
+    let guard = one_at_a_time()?;
+    let mut lab = Lab::new().expect("a lab");
+    let zk: Vec<Host> = ["zk1", "zk2", "zk3", "b1", "b2"]
+        .iter()
+        .map(|name| lab.host(name).expect("a ZooKeeper host"))
+        .collect();
+    let (voters, observers): (Vec<&Host>, Vec<&Host>) =
+        (zk[..3].iter().collect(), zk[3..].iter().collect());
+    let (ensemble, wan) = lab
+        .ensemble_with_observers(&voters, &observers, rtt)
+        .unwrap_or_else(|e| panic!("the two regions in the lab: {e}"));
+    let world = ZkLab {
+        ensemble,
+        lab,
+        zk,
+        _one_at_a_time: guard,
+    };
+    Some((world, wan))
 }
 
 impl ZkLab {

@@ -102,6 +102,13 @@ pub(super) struct Node {
     pub(super) launcher: Vec<String>,
     pub(super) client_port: u16,
     pub(super) quorum_ports: Option<(u16, u16)>,
+    /// A non-voting member (`peerType=observer`): it follows the leader's
+    /// commits and serves reads and watches, but no quorum waits for it.
+    pub(super) observer: bool,
+    /// How this node reaches each member's quorum and election ports, in
+    /// `server.N` order, where that is not the member's own address: a
+    /// remote region's relays.
+    pub(super) peer_routes: Option<Vec<(Ipv4Addr, u16, u16)>>,
     pub(super) child: Option<Child>,
 }
 
@@ -208,11 +215,21 @@ pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(),
         port = node.client_port,
         address = node.address,
     );
+    if node.observer {
+        cfg.push_str("peerType=observer\n");
+    }
     if all.len() > 1 {
         for (i, other) in all.iter().enumerate() {
             if let Some((peer, election)) = other.quorum_ports {
-                let address = other.address;
-                cfg.push_str(&format!("server.{}={address}:{peer}:{election}\n", i + 1));
+                let (address, peer, election) = match &node.peer_routes {
+                    Some(routes) if i + 1 != myid => routes[i],
+                    _ => (other.address, peer, election),
+                };
+                let role = if other.observer { ":observer" } else { "" };
+                cfg.push_str(&format!(
+                    "server.{}={address}:{peer}:{election}{role}\n",
+                    i + 1
+                ));
             }
         }
         std::fs::write(node.dir.join("data").join("myid"), format!("{myid}\n"))

@@ -73,6 +73,8 @@ impl ZkEnsemble {
                 launcher: Vec::new(),
                 client_port: ports[i],
                 quorum_ports: (size > 1).then(|| (ports[size + 2 * i], ports[size + 2 * i + 1])),
+                observer: false,
+                peer_routes: None,
             })
             .collect();
         ZkEnsemble::start_at(sites)
@@ -98,6 +100,8 @@ impl ZkEnsemble {
                 launcher: site.launcher,
                 client_port: site.client_port,
                 quorum_ports: site.quorum_ports,
+                observer: site.observer,
+                peer_routes: site.peer_routes,
                 child: None,
             });
         }
@@ -298,6 +302,8 @@ pub(super) struct Site {
     pub(super) launcher: Vec<String>,
     pub(super) client_port: u16,
     pub(super) quorum_ports: Option<(u16, u16)>,
+    pub(super) observer: bool,
+    pub(super) peer_routes: Option<Vec<(Ipv4Addr, u16, u16)>>,
 }
 
 impl Drop for ZkEnsemble {

@@ -37,6 +37,7 @@ mod fault;
 mod host;
 mod ip;
 mod nft;
+mod region;
 mod sweep;
 
 use std::net::Ipv4Addr;
@@ -44,6 +45,7 @@ use std::time::{Instant, SystemTime};
 
 pub use self::fault::{Fault, FaultRecord};
 pub use self::host::Host;
+pub use self::region::WanLink;
 
 use self::ip::ip;
 use super::node::StartError;
@@ -169,6 +171,8 @@ impl Lab {
                 launcher: host.launcher(),
                 client_port: 2181,
                 quorum_ports: quorum.then_some((2888, 3888)),
+                observer: false,
+                peer_routes: None,
             })
             .collect();
         ZkEnsemble::start_at(sites)
