@@ -28,9 +28,18 @@ pub fn of_session(zk: &ZkServer, session: SessionId) -> anyhow::Result<u64> {
 /// ZooKeeper's own packet counters (`mntr`), summed over the servers on
 /// `ports`.
 pub fn of_servers(ports: &[u16]) -> anyhow::Result<u64> {
+    let addrs: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+        .collect();
+    of_addrs(&addrs)
+}
+
+/// ZooKeeper's own packet counters (`mntr`), summed over the servers at
+/// `addrs`.
+pub fn of_addrs(addrs: &[SocketAddr]) -> anyhow::Result<u64> {
     let mut total = 0;
-    for port in ports {
-        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+    for &addr in addrs {
         let mntr = zkutil::admin::four_letter_word(addr, "mntr", Duration::from_secs(2))?;
         for line in mntr.lines() {
             let mut parts = line.split_whitespace();

@@ -7,8 +7,8 @@ use zkutil::testing::ZkServer;
 
 use crate::section::Report;
 use crate::section::{
-    change_cost, curator, discovery, failover, fan_out, latency, memory, scale, slow_server,
-    throughput, visibility,
+    change_cost, curator, discovery, failover, fan_out, latency, memory, region, scale,
+    slow_server, throughput, visibility,
 };
 use crate::summary;
 
@@ -107,6 +107,9 @@ impl Report {
         }
         if !self.fan_out.is_empty() {
             fan_out::write(&mut md, &self.fan_out);
+        }
+        if let Some(r) = &self.region {
+            region::write(&mut md, r);
         }
         format!("{}\n", md.trim_end())
     }

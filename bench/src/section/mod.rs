@@ -10,6 +10,7 @@ pub mod failover;
 pub mod fan_out;
 pub mod latency;
 pub mod memory;
+pub mod region;
 pub mod scale;
 pub mod slow_server;
 pub mod throughput;
@@ -24,6 +25,7 @@ use self::failover::Failover;
 use self::fan_out::FanOut;
 use self::latency::Latency;
 use self::memory::Memory;
+use self::region::Region;
 use self::scale::Scale;
 use self::slow_server::SlowServer;
 use self::throughput::Throughput;
@@ -47,6 +49,7 @@ pub struct Report {
     pub slow_server: Option<SlowServer>,
     pub curator: Vec<AgainstCurator>,
     pub fan_out: Vec<FanOut>,
+    pub region: Option<Region>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -57,7 +60,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 10] = [
+pub const ALL: [(&str, Run); 11] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -68,6 +71,7 @@ pub const ALL: [(&str, Run); 10] = [
     ("slow-server", slow_server::run),
     ("curator", curator::run),
     ("fan-out", fan_out::run),
+    ("region", region::run),
 ];
 
 pub fn names() -> Vec<&'static str> {
