@@ -8,7 +8,7 @@ use zkutil::testing::TestProcess;
 use zkutil::testing::lab::Host;
 use zkutil::{BasePath, Control, Endpoint, Session};
 
-use crate::support::{BASE, ZkLab, time_client_binary};
+use crate::support::{BASE, ZkLab, stop_client, time_client_binary};
 
 /// Disable-then-enable rounds [`visibility`] measures.
 const ROUNDS: usize = 10;
@@ -48,20 +48,8 @@ pub fn start_client_on(host: &Host, zk: &str) -> TestProcess {
 ///
 /// When a request failed, or no summary is printed.
 #[track_caller]
-pub fn lost_nothing(world: &ZkLab, mut client: TestProcess) -> String {
-    client.signal("INT");
-    client.wait(Duration::from_secs(30));
-    let lines: Vec<String> = client
-        .stdout()
-        .lines()
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
-    let summary = lines
-        .iter()
-        .find(|l| l.contains("\"type\":\"summary\""))
-        .unwrap_or_else(|| panic!("no summary; stdout ends with {:?}", lines.last()))
-        .clone();
+pub fn lost_nothing(world: &ZkLab, client: TestProcess) -> String {
+    let (summary, client) = stop_client(client);
     assert!(
         summary.contains("\"failed\":0,"),
         "requests lost: {summary}\n{}\nclient log:\n{}",
