@@ -221,7 +221,7 @@ impl Drop for Reaped {
 /// signal's interrupt ends the waiting connect, and that error must not
 /// overtake the stop it came from).
 #[test]
-fn a_stop_while_zookeeper_cannot_be_reached_yet_exits_zero() {
+fn a_stop_while_zookeeper_does_not_answer_yet_exits_zero() {
     // A "ZooKeeper" whose kernel accepts connections and that never
     // answers: the connect waits its whole timeout, as on a frozen node.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");

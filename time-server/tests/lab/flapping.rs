@@ -65,6 +65,7 @@ fn sample(
             world.report()
         );
         same &= nodes == expected;
+        // Sampling is enough: a flap leaves a new owner and ctime behind.
         std::thread::sleep(Duration::from_millis(50));
     }
     same

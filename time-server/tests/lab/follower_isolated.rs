@@ -52,6 +52,7 @@ fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
     // A flap is an expiry: watch the node for longer than the session lasts.
     while cut_at.elapsed() < SESSION_TIMEOUT + Duration::from_secs(2) {
         assert_eq!(snapshot(&observer, BASE), before, "{}", world.report());
+        // Sampling is enough: a flap leaves a new owner and ctime behind.
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_until(Duration::from_secs(10), "/healthz says 200", || {

@@ -72,6 +72,7 @@ fn an_isolated_zookeeper_leader_does_not_make_registrations_flap() {
             );
             samples += 1;
         }
+        // Sampling is enough: a flap leaves a new owner and ctime behind.
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(

@@ -63,6 +63,7 @@ fn a_lossy_zookeeper_link_keeps_registrations_and_requests_and_delays_changes() 
     // A session the loss killed would be gone, and its node with it.
     while lossy_at.elapsed() < LOSSY_FOR {
         assert_eq!(snapshot(&observer, BASE), before, "{}", world.report());
+        // Sampling is enough: a flap leaves a new owner and ctime behind.
         std::thread::sleep(Duration::from_millis(100));
     }
     let retransmitted = every_host.iter().map(|h| retransmits(h)).sum::<u64>() - retransmitted;
