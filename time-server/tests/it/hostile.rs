@@ -215,7 +215,11 @@ fn idle_clients_are_closed_at_the_drain_timeout_when_nothing_else_happens() {
     }
     // A fifth client takes a place under the cap, not the overflow path.
     let _fifth = idle_client(addr);
-    let (_, text) = http_get(metrics, "/metrics").expect("scrapes");
+    // Accepted is not yet counted in flight: wait for the server's count.
+    let text = wait_until(Duration::from_secs(5), "the fifth is in flight", || {
+        let (_, text) = http_get(metrics, "/metrics").ok()?;
+        (metric(&text, "time_server_connections_in_flight") == Some(1.0)).then_some(text)
+    });
     assert_eq!(
         metric(&text, "time_server_connections_over_cap_total"),
         Some(0.0),
