@@ -7,7 +7,8 @@
 # vendored zookeeper-client checked against its published source and its unit tests, zkutil's
 # register and discover examples against a real ZooKeeper, the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
-# man pages and completions (scripts/man.sh), and a 60 s chaos soak with a fixed seed (scripts/chaos.sh).
+# man pages and completions (scripts/man.sh), and a 90 s chaos soak with a fixed seed (scripts/chaos.sh; network faults
+# too, in a network lab, when run as root), and 30 s of it against a TLS-only ZooKeeper.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=zk.sh
@@ -96,9 +97,12 @@ for bin in time-server time-client zkutil; do
 done
 rm -rf "$docs"
 
-# The randomized fault soak, 60 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
-echo "== chaos soak (60 s, seed 20261127)" >&2
-scripts/chaos.sh --duration 60s --seed 20261127
+# The randomized fault soak, 90 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
+echo "== chaos soak (90 s, seed 20261127)" >&2
+scripts/chaos.sh --duration 90s --seed 20261127
+# The same against a TLS-only ensemble that needs client certificates: restarts force TLS reconnects.
+echo "== chaos soak over TLS (30 s, seed 20261203)" >&2
+scripts/chaos.sh --duration 30s --seed 20261203 --tls
 
 # zkutil's minimum supported Rust version (rust-version in Cargo.toml), when that toolchain can be installed: the
 # library, every feature, type-checked with it (cargo check: what an older compiler refuses) in a copy of the workspace whose lockfile picks dependency versions that

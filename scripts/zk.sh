@@ -61,6 +61,16 @@ zk_install_peers() {
     apt-get install -y -qq "${packages[@]}" >&2 || zk_die "apt-get install ${packages[*]} failed"
 }
 
+# The network lab's tools (nftables), as root only: without root there is no lab (scripts/chaos.sh).
+zk_install_lab() {
+    [[ "$(id -u)" == 0 ]] || return 0
+    [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null && return 0
+    zk_log "installing nftables (the network lab's drops on arrival and loss)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || zk_die "apt-get update failed"
+    apt-get install -y -qq nftables >&2 || zk_die "apt-get install nftables failed"
+}
+
 # srvr answer of 127.0.0.1:$1, empty when the node does not answer within 2 s.
 zk_srvr() {
     timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true

@@ -8,7 +8,7 @@ use zkutil::testing::ZkServer;
 use crate::section::Report;
 use crate::section::{
     change_cost, curator, discovery, failover, fan_out, latency, memory, region, scale,
-    slow_server, throughput, visibility,
+    slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -54,6 +54,8 @@ impl Report {
         rows.extend(memory::summary(&self.memory));
         rows.extend(self.slow_server.iter().flat_map(slow_server::summary));
         rows.extend(curator::summary(&self.curator));
+        rows.extend(self.region.iter().flat_map(region::summary));
+        rows.extend(self.tls.iter().flat_map(tls::summary));
         rows
     }
 
@@ -110,6 +112,9 @@ impl Report {
         }
         if let Some(r) = &self.region {
             region::write(&mut md, r);
+        }
+        if let Some(t) = &self.tls {
+            tls::write(&mut md, t);
         }
         format!("{}\n", md.trim_end())
     }

@@ -62,13 +62,29 @@ pub struct Args {
     ready_check: Option<String>,
     /// Digest identity (user:password) that gets WRITE on this server's registrations besides the
     /// server's own --zk-auth identity, so that an operator can `zkutil disable` it; everyone else
-    /// can only read. Needs --zk-auth. Only the password's digest is stored.
-    #[arg(long, env = "TIME_SERVER_OPERATOR", requires = "zk_auth", value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
+    /// can only read. Needs --zk-auth (or --zk-auth-file). Only the password's digest is stored.
+    /// `ps` shows a command line to every user on the host: prefer --operator-file or
+    /// TIME_SERVER_OPERATOR.
+    #[arg(long, env = "TIME_SERVER_OPERATOR", requires = zkutil::cli::ZK_IDENTITY,
+          value_parser = zkutil::cli::SecretParser, hide_env_values = true)]
     operator: Option<zkutil::Secret>,
+    /// File holding the operator identity user:password on one line (instead of --operator; keep
+    /// it chmod 600).
+    // Read while the flags are parsed (see ZkArgs::zk_auth_file).
+    #[arg(long, env = "TIME_SERVER_OPERATOR_FILE", value_name = "PATH", conflicts_with = "operator",
+          requires = zkutil::cli::ZK_IDENTITY, value_parser = zkutil::cli::SecretFileParser::user_password())]
+    operator_file: Option<zkutil::Secret>,
+    /// Operator identity named without a password, SCHEME:ID: x509:SUBJECT (a client
+    /// certificate's subject, e.g. x509:CN=ops) or sasl:USER. Gets WRITE on this server's
+    /// registrations as --operator does; needs an identity of the server's own.
+    #[arg(long, env = "TIME_SERVER_OPERATOR_ID", value_name = "SCHEME:ID",
+          conflicts_with_all = ["operator", "operator_file"], requires = zkutil::cli::ZK_IDENTITY,
+          value_parser = parse_operator_id)]
+    operator_id: Option<(String, String)>,
     /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
     /// Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
     /// the world READ, instead of refusing to start. Needs ADMIN on that node.
-    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = "zk_auth")]
+    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = zkutil::cli::ZK_IDENTITY)]
     tighten_acl: bool,
     /// Delay every reply by this much: an artificially slow server, for tests and benchmarks.
     #[arg(long, hide = true, default_value = "0s", value_parser = zkutil::cli::duration)]
@@ -104,7 +120,13 @@ impl Args {
     /// The server's configuration from these flags.
     pub fn config(self) -> Config {
         Config {
-            session: self.zk.session_config().with_operator(self.operator),
+            session: match &self.operator_id {
+                Some((scheme, id)) => self.zk.session_config().with_operator_id(scheme, id),
+                None => self
+                    .zk
+                    .session_config()
+                    .with_operator(self.operator.or(self.operator_file)),
+            },
             layout: self.layout.layout(&self.zk.base_path),
             formats: self.format,
             service: self.service_name,
@@ -157,4 +179,18 @@ fn parse_host(text: &str) -> Result<IpAddr, String> {
         .next()
         .map(|a| a.ip())
         .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+/// `--operator-id`: `x509:SUBJECT` or `sasl:USER` (a digest identity has a
+/// password: `--operator`).
+fn parse_operator_id(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((scheme @ ("x509" | "sasl"), id)) if !id.trim().is_empty() => {
+            Ok((scheme.to_owned(), id.to_owned()))
+        }
+        Some(("digest", _)) => {
+            Err("a digest operator has a password: use --operator or --operator-file".to_owned())
+        }
+        _ => Err("expected x509:SUBJECT (e.g. x509:CN=ops) or sasl:USER".to_owned()),
+    }
 }

@@ -233,7 +233,12 @@ fn wait_until_stopped(
                     event != SessionEvent::AuthFailed || tx.send(Event::AuthFailed).is_err()
                 });
                 if let Some(metrics) = metrics {
-                    metrics.registered(done.registrations.len());
+                    metrics.registered(
+                        done.registrations
+                            .iter()
+                            .map(Registration::status)
+                            .collect(),
+                    );
                     let metrics = metrics.clone();
                     done.session.subscribe(move |event| {
                         metrics.session_event(event);

@@ -45,6 +45,8 @@ pub struct ServerMetrics {
     pub zookeeper_errors: Family<ErrorLabel, Counter>,
     registered: AtomicBool,
     connected: AtomicBool,
+    /// Each registration's node in place, as its keeper last saw it.
+    statuses: std::sync::Mutex<Vec<zkutil::RegistrationStatus>>,
 }
 
 /// The operation of a ZooKeeper call.
@@ -90,6 +92,7 @@ impl ServerMetrics {
             zookeeper_errors: Family::default(),
             registered: AtomicBool::new(false),
             connected: AtomicBool::new(false),
+            statuses: std::sync::Mutex::new(Vec::new()),
         });
         let mut registry = Registry::with_prefix("time_server");
         let m = &metrics;
@@ -176,11 +179,12 @@ impl ServerMetrics {
         }
     }
 
-    /// The registrations are in place (`count` of them) on a connected
-    /// session.
-    pub fn registered(&self, count: usize) {
+    /// The registrations are in place on a connected session; `statuses`
+    /// say from now on whether each still is.
+    pub fn registered(&self, statuses: Vec<zkutil::RegistrationStatus>) {
         self.registrations
-            .set(i64::try_from(count).unwrap_or(i64::MAX));
+            .set(i64::try_from(statuses.len()).unwrap_or(i64::MAX));
+        *zkutil::cli::lock(&self.statuses) = statuses;
         self.registered.store(true, Ordering::SeqCst);
         self.set_connected(true);
     }
@@ -223,6 +227,16 @@ impl ServerMetrics {
         }
         if !self.connected.load(Ordering::SeqCst) {
             return Err("ZooKeeper unreachable: the registration may be gone".to_owned());
+        }
+        // After a new session (the old one expired) until the nodes are
+        // back, or while their re-creation is refused: not registered.
+        let statuses = zkutil::cli::lock(&self.statuses);
+        let missing = statuses.iter().filter(|s| !s.is_in_place()).count();
+        if missing > 0 {
+            return Err(format!(
+                "{missing} of {} registrations not in place: re-registering, or refused (see the log)",
+                statuses.len()
+            ));
         }
         Ok(())
     }

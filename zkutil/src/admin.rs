@@ -3,13 +3,15 @@
 //! `srvr` tells whether a server serves and in which mode (`standalone`,
 //! `leader`, `follower`), its last zxid, connection count and latency. It is
 //! a plain TCP exchange outside any session, so it also works on a server
-//! that has lost quorum, and every wait is bounded.
+//! that has lost quorum, and every wait is bounded. A server that serves
+//! only TLS answers them over TLS ([`four_letter_word_tls`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 pub use crate::connect_string::{DEFAULT_PORT, connect_string_hosts};
+use crate::tls::TlsConfig;
 
 /// What `srvr` says about one server.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,13 +53,74 @@ pub fn four_letter_word(
     word: &str,
     timeout: Duration,
 ) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let mut stream = connect(addr, timeout)?;
     stream.write_all(word.as_bytes())?;
     let mut answer = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut answer)?;
+    stream.take(MAX_ANSWER).read_to_end(&mut answer)?;
     Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// [`four_letter_word`] over TLS, for a server that serves only on its
+/// `secureClientPort` (a TLS-only ensemble has no plaintext port). The
+/// server's certificate must be valid for `server_name` (the host as the
+/// connect string names it: `localhost`, `127.0.0.1`, …) and signed by
+/// `tls`'s CA; `tls`'s client certificate is presented if it has one (a
+/// server with `ssl.clientAuth=need` asks for it even for these words).
+///
+/// # Errors
+///
+/// As [`four_letter_word`]; a TLS file that cannot be used, or a failed
+/// handshake (an unknown CA, a name mismatch), is `InvalidData`.
+pub fn four_letter_word_tls(
+    addr: SocketAddr,
+    server_name: &str,
+    word: &str,
+    timeout: Duration,
+    tls: &TlsConfig,
+) -> std::io::Result<String> {
+    let config = tls
+        .rustls_client()
+        .map_err(|err| invalid(err.to_string()))?;
+    four_letter_word_rustls(addr, server_name, word, timeout, config)
+}
+
+/// [`four_letter_word_tls`] with the rustls configuration made.
+pub(crate) fn four_letter_word_rustls(
+    addr: SocketAddr,
+    server_name: &str,
+    word: &str,
+    timeout: Duration,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> std::io::Result<String> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|err| invalid(format!("server name {server_name:?}: {err}")))?;
+    let client =
+        rustls::ClientConnection::new(config, name).map_err(|err| invalid(err.to_string()))?;
+    let mut stream = rustls::StreamOwned::new(client, connect(addr, timeout)?);
+    stream.write_all(word.as_bytes())?;
+    stream.flush()?;
+    let mut answer = Vec::new();
+    match stream.take(MAX_ANSWER).read_to_end(&mut answer) {
+        // ZooKeeper closes the connection after its answer without TLS's
+        // close_notify: that end is the answer's end, not a truncation.
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        other => drop(other?),
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn invalid(err: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, err)
+}
+
+/// The largest answer read (`cons` on a busy server is long, not endless).
+const MAX_ANSWER: u64 = 1 << 20;
+
+fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
 }
 
 /// Parses a `srvr` answer; `None` when it has no `Mode:` (the server does

@@ -1,7 +1,9 @@
 //! `cli`: what the three binaries share, so that they take the same
 //! ZooKeeper flags (with the same env fallbacks) and log the same way.
 //!
-//! * `zk_args`: [`ZkArgs`], [`LayoutArgs`], the ZooKeeper flags; [`zk_hosts`], [`SecretParser`].
+//! * `zk_args`: [`ZkArgs`], [`LayoutArgs`], the ZooKeeper flags; [`zk_hosts`].
+//! * `secrets`: [`read_secret_file`], [`SecretFileParser`], [`SecretParser`]: credentials kept off
+//!   the command line (`ps` shows it to every user on the host).
 //! * `values`: [`duration`], [`timeout`], [`writable_format`], other flag values.
 //! * `generate`: [`GenerateArgs`], shell completions and man pages.
 //! * `logging`: [`init_logging`], stderr filtered by `RUST_LOG`.
@@ -17,6 +19,7 @@ mod generate;
 mod http;
 mod logging;
 pub mod metrics;
+mod secrets;
 mod signals;
 mod values;
 mod zk_args;
@@ -37,9 +40,10 @@ pub use clap_complete::Shell;
 
 pub use self::generate::{GenerateArgs, print_completions, print_man_page};
 pub use self::logging::init_logging;
+pub use self::secrets::{SecretFileError, SecretFileParser, SecretParser, read_secret_file};
 pub use self::signals::{interrupt, on_signals};
 pub use self::values::{MAX_DURATION, duration, timeout, writable_format};
-pub use self::zk_args::{LayoutArgs, SecretParser, ZkArgs, zk_hosts};
+pub use self::zk_args::{LayoutArgs, ZK_IDENTITY, ZkArgs, zk_hosts};
 /// The binaries take poisoned locks the way the library does.
 pub use crate::sync::lock;
 

@@ -149,6 +149,18 @@ pub enum Error {
         cause: String,
     },
 
+    /// Every ZooKeeper host failed, and one (or more) in a way the session
+    /// cannot use: TLS on one side only, or a TLS handshake that failed on a
+    /// certificate (an unknown CA, a name mismatch, an expired or missing
+    /// client certificate). A matter of configuration: not retryable.
+    #[error("cannot connect to ZooKeeper at {hosts}: {cause}")]
+    Tls {
+        /// The connect string.
+        hosts: String,
+        /// What went wrong, with each host when they differ.
+        cause: String,
+    },
+
     /// The parent of a registration with digest auth is open to anyone
     /// (created by a server or a run without auth, or by another tool): an
     /// unauthenticated client could register a fake instance there, or
@@ -192,6 +204,18 @@ pub enum Error {
     /// The session was closed (or its runtime stopped) before the call.
     #[error("ZooKeeper session is closed")]
     Closed,
+
+    /// A TLS file (the CA bundle, the client certificate or its key) is
+    /// missing, unreadable, or does not hold what it must.
+    #[error("TLS {what} {}: {reason}", path.display())]
+    TlsFile {
+        /// Which file: `CA bundle`, `client certificate`, `client key`.
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// An operating-system resource could not be had (a thread, mostly).
     #[error("{what}")]
@@ -243,6 +267,18 @@ impl Error {
     /// for log fields: `error = %err.chain()`.
     pub fn chain(&self) -> impl std::fmt::Display + '_ {
         Chain(self)
+    }
+
+    pub(crate) fn tls_file(
+        what: &'static str,
+        path: &std::path::Path,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::TlsFile {
+            what,
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> Error {

@@ -60,6 +60,8 @@
 //! * `layout`: [`Layout`], each format's own root, so that no format's nodes land among another's instances.
 //! * `discovery`: [`Discovery`], a live watch-driven cache of the registered instances.
 //! * `select`: [`Selector`], which instance gets the next request.
+//! * `tls`: [`TlsConfig`], the CA bundle and client certificate of TLS to
+//!   ZooKeeper, re-read when the files change.
 //! * `backoff`: [`Backoff`], capped exponential retry delays with jitter.
 //! * `error`: [`Error`], the one error type.
 //!
@@ -93,6 +95,7 @@ mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+mod tls;
 
 pub use backoff::{Backoff, rounded};
 pub use base_path::BasePath;
@@ -106,7 +109,7 @@ pub use error::{Error, Result, ZkError, ZkErrorKind};
 pub use format::{Format, instance_id};
 pub use layout::Layout;
 pub use metadata::{MAX_METADATA_LEN, Metadata};
-pub use registry::{OpenParent, Outcome, Registrar, Registration, Takeover};
+pub use registry::{OpenParent, Outcome, Registrar, Registration, RegistrationStatus, Takeover};
 pub use select::{Selector, Strategy};
 /// The JSON of [`Registrar::register_fields`]: re-exported so that a
 /// caller builds those fields with the version this crate reads and writes.
@@ -115,3 +118,4 @@ pub use session::{
     CallObserver, Interrupt, NodeEvent, NodeStat, RecursiveWatch, Secret, Session, SessionConfig,
     SessionEvent, SessionId, SessionState, WatchEvent,
 };
+pub use tls::TlsConfig;

@@ -14,6 +14,7 @@ pub mod region;
 pub mod scale;
 pub mod slow_server;
 pub mod throughput;
+pub mod tls;
 pub mod visibility;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ use self::region::Region;
 use self::scale::Scale;
 use self::slow_server::SlowServer;
 use self::throughput::Throughput;
+use self::tls::Tls;
 use self::visibility::Visibility;
 use crate::Bench;
 
@@ -50,6 +52,7 @@ pub struct Report {
     pub curator: Vec<AgainstCurator>,
     pub fan_out: Vec<FanOut>,
     pub region: Option<Region>,
+    pub tls: Option<Tls>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -60,7 +63,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 11] = [
+pub const ALL: [(&str, Run); 12] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -72,6 +75,7 @@ pub const ALL: [(&str, Run); 11] = [
     ("curator", curator::run),
     ("fan-out", fan_out::run),
     ("region", region::run),
+    ("tls", tls::run),
 ];
 
 pub fn names() -> Vec<&'static str> {

@@ -18,7 +18,8 @@ use zkutil::{BasePath, Discovery, Session, SessionConfig};
 use super::Report;
 use crate::Bench;
 use crate::packets;
-use crate::stats::{Stats, d};
+use crate::stats::{Stats, d, ratio_of};
+use crate::summary::Row;
 
 /// The round trip between the regions.
 const RTT: Duration = Duration::from_millis(40);
@@ -59,7 +60,11 @@ fn connect_string(hosts: &[Host]) -> String {
 
 /// Times from `t` until each of `watchers` lists `expected` instances
 /// (polled every 200 µs), within 60 s.
-fn seen_by(watchers: &[Discovery], expected: usize, t: Instant) -> anyhow::Result<Vec<Duration>> {
+pub(super) fn seen_by(
+    watchers: &[Discovery],
+    expected: usize,
+    t: Instant,
+) -> anyhow::Result<Vec<Duration>> {
     let mut seen: Vec<Option<Duration>> = vec![None; watchers.len()];
     let deadline = t + Duration::from_secs(60);
     while seen.iter().any(Option::is_none) && Instant::now() < deadline {
@@ -201,4 +206,33 @@ pub fn write(md: &mut String, region: &Region) {
         d(r.last_watcher.max),
         r.packets_per_change
     );
+}
+
+/// Its rows of the summary: what region B pays against region A, medians.
+pub fn summary(region: &Region) -> Vec<Row> {
+    let Region::Measured(r) = region else {
+        return Vec::new();
+    };
+    let row = |metric: String, b: &Stats, a: &Stats| {
+        Row::against(
+            metric,
+            d(b.p50),
+            d(a.p50),
+            format!("{:.1}×", ratio_of(b.p50, a.p50)),
+            "—",
+            None,
+        )
+    };
+    vec![
+        row(
+            format!("two regions {RTT:?} apart, a change seen, median: in B : in A"),
+            &r.seen_in_b,
+            &r.seen_in_a,
+        ),
+        row(
+            format!("two regions {RTT:?} apart, a registration's write, median: from B : from A"),
+            &r.write_from_b,
+            &r.write_from_a,
+        ),
+    ]
 }

@@ -3,7 +3,9 @@
 //!
 //! It starts a real 3-node ZooKeeper ensemble, three time-servers (three
 //! listeners each, on fixed ports so that a restart reuses them), a
-//! time-client asking every 10 ms, and an observer session. Then, until the
+//! time-client asking every 10 ms, and an observer session. As root, each
+//! of them runs in a host of its own in a network lab (network namespaces),
+//! and network faults join the process faults. Then, until the
 //! duration is up, it injects one fault at a time from a schedule drawn
 //! from `--seed`, recovers from it, and checks:
 //!
@@ -14,9 +16,14 @@
 //!   owner, same creation time), no change seen by a watcher;
 //! * after every fault the registry equals the live listeners, each owned
 //!   by its server's live session (no node of a dead session, no duplicate),
-//!   within the session timeout + 1 s;
+//!   within the session timeout + 1 s; a server cut off from ZooKeeper
+//!   for longer than its session leaves it within that bound too;
 //! * no panic in any log; every process exits cleanly at the end; threads,
-//!   open files and RSS of the long-lived processes stay bounded.
+//!   open files and RSS of the long-lived processes stay bounded, and the
+//!   ensemble holds as many watches at the end as at the start; after
+//!   every fault each process has at most 2 threads and 4 descriptors more
+//!   than when first seen (within 5 s);
+//! * the client never goes 5 s between two answers.
 //!
 //! A violation prints the seed, the fault, the invariant and the last log
 //! lines, and exits 1: `--seed` replays the same schedule. Run it through
@@ -56,6 +63,19 @@ struct Args {
     /// The time-servers' ZooKeeper session timeout.
     #[arg(long, default_value = "4s", value_parser = zkutil::cli::timeout)]
     session_timeout: Duration,
+    /// Only the faults whose name contains this text (as the table at the
+    /// end names them), e.g. `net:` for the network faults.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// ZooKeeper serves TLS only and needs client certificates: the
+    /// servers, the client and the soak connect with theirs (on loopback:
+    /// the network lab's ensembles are plaintext).
+    #[arg(long)]
+    tls: bool,
+    /// Process faults only, on loopback, even as root (network faults need
+    /// root: network namespaces).
+    #[arg(long)]
+    no_network: bool,
 }
 
 /// What the run saw of one kind of fault.
@@ -71,33 +91,64 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(rand::random);
     zkutil::cli::init_logging(false);
+    let network = !args.no_network && !args.tls && {
+        let available = zkutil::testing::lab::Lab::available();
+        if let Err(why) = &available {
+            println!("chaos: no network faults: {why}");
+        }
+        available.is_ok()
+    };
     println!(
-        "chaos: seed {seed}, duration {}",
-        humantime::format_duration(args.duration)
+        "chaos: seed {seed}, duration {}, {}",
+        humantime::format_duration(args.duration),
+        match (network, args.tls) {
+            (true, _) => "process and network faults, in a network lab",
+            (false, true) => "process faults, on loopback, ZooKeeper serving TLS only",
+            (false, false) => "process faults, on loopback",
+        }
     );
-    match run(&args, seed) {
+    if Fault::candidates(network, args.only.as_deref()).is_empty() {
+        eprintln!("chaos: error: no fault's name contains {:?}", args.only);
+        return ExitCode::from(2);
+    }
+    match run(&args, seed, network) {
         Ok(()) => ExitCode::SUCCESS,
         Err(violation) => {
             println!("{violation}");
             println!(
-                "replay with: scripts/chaos.sh --duration {} --seed {seed}",
-                humantime::format_duration(args.duration)
+                "replay with: scripts/chaos.sh --duration {} --seed {seed}{}",
+                humantime::format_duration(args.duration),
+                match (network, args.tls) {
+                    (true, _) => "",
+                    (false, true) => " --tls",
+                    (false, false) => " --no-network",
+                }
             );
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args, seed: u64) -> Result<(), Violation> {
+fn run(args: &Args, seed: u64, network: bool) -> Result<(), Violation> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut world = World::start(&args.server_bin, &args.client_bin, args.session_timeout)?;
+    let mut world = World::start(
+        &args.server_bin,
+        &args.client_bin,
+        args.session_timeout,
+        network,
+        args.tls,
+    )?;
     let deadline = world.settle_deadline();
     world.converge("setup", deadline)?;
+    world.count_watches()?;
+    // Each process's first figures, before any fault.
+    world.check_growth()?;
     let start_stats = world.process_stats();
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let faults = Fault::candidates(network, args.only.as_deref());
     let started = Instant::now();
     while started.elapsed() < args.duration {
-        let fault = Fault::draw(&mut rng);
+        let fault = faults[rng.random_range(0..faults.len())];
         let before = world.client_progress()?;
         let outcome = fault.run(&mut world, &mut rng)?;
         let after = world.client_progress()?;
@@ -122,6 +173,10 @@ fn run(args: &Args, seed: u64) -> Result<(), Violation> {
         world.watch_for(gap)?;
     }
     let progress = world.client_progress()?;
+    world.begin("the end: watches");
+    world.check_watches(Instant::now() + Duration::from_secs(10))?;
+    world.begin("the end: threads and descriptors");
+    world.check_growth()?;
     let end_stats = world.process_stats();
     let summary = world.stop()?;
     print_table(&tallies, progress.requests, progress.failed);
@@ -135,6 +190,10 @@ fn run(args: &Args, seed: u64) -> Result<(), Violation> {
         }
     }
     println!("client summary: {summary}");
+    println!(
+        "watches on the ensemble: {} at the start and at the end",
+        world.watches
+    );
     world::check_bounded(&end_stats)?;
     Ok(())
 }

@@ -1,24 +1,28 @@
 //! The system under test: the ensemble, the servers, the client and the
-//! observer, started together and stopped together. What is checked
-//! against them lives beside: the registry's invariants (`registry`), the
-//! client's (`client`), the servers' lifecycle (`servers`) and the
-//! processes' resources (`resources`).
+//! observer, started together and stopped together: on loopback, or, as
+//! root, in a network lab (`net`). What is checked against them lives
+//! beside: the registry's invariants (`registry`), the client's
+//! (`client`), the servers' lifecycle (`servers`) and the processes'
+//! resources (`resources`).
 
 mod client;
+mod net;
 mod registry;
 mod resources;
 mod servers;
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zkutil::testing::{DelayProxy, TestProcess, ZkEnsemble, free_ports};
-use zkutil::{Change, Discovery, Session, SessionConfig};
+use zkutil::testing::{DelayProxy, TestProcess, TlsMode, ZkEnsemble, ZkOptions, free_ports};
+use zkutil::{Change, Discovery, Session};
 
 pub use client::Progress;
+pub use net::Net;
 pub use resources::check_bounded;
 use servers::Server;
 
@@ -49,23 +53,34 @@ impl std::fmt::Display for Violation {
 }
 
 /// Fields drop in order: the processes and the observer before the
-/// ensemble, so that nothing waits on a ZooKeeper that is already gone.
+/// ensemble, so that nothing waits on a ZooKeeper that is already gone, and
+/// the ensemble before the lab.
 pub struct World {
-    hosts: String,
     server_bin: PathBuf,
     pub session_timeout: Duration,
     pub servers: Vec<Server>,
     client: Option<TestProcess>,
     client_lines: usize,
-    /// The client's links to ZooKeeper, one per node: held to cut the
-    /// client off while the servers and operators still reach ZooKeeper.
+    /// When the client last answered a request (or started).
+    last_answer: Option<Instant>,
+    /// On loopback, the client's links to ZooKeeper, one per node: held to
+    /// cut the client off while the servers and operators still reach
+    /// ZooKeeper. In the lab, a partition does it.
     client_links: Vec<DelayProxy>,
     progress: Progress,
     pub observer: Arc<Session>,
     discovery: Discovery,
     changes: Receiver<Change>,
     fault: String,
+    /// The watches the ensemble holds once everything is up (`mntr`).
+    pub watches: u64,
+    /// Each process's first threads and descriptors, by PID.
+    baselines: std::collections::BTreeMap<u32, resources::Stats>,
+    /// The time-servers' TLS flags (none without `--tls`).
+    server_tls: Vec<String>,
     pub zk: ZkEnsemble,
+    /// The network lab, when the soak runs in one.
+    pub net: Option<Net>,
 }
 
 impl World {
@@ -73,6 +88,8 @@ impl World {
         server_bin: &Path,
         client_bin: &Path,
         session_timeout: Duration,
+        network: bool,
+        tls: bool,
     ) -> Result<World, Violation> {
         let setup = |what: &str, err: &dyn std::fmt::Display| Violation {
             fault: "setup".into(),
@@ -84,10 +101,29 @@ impl World {
                 return Err(setup("missing binary", &bin.display()));
             }
         }
-        let zk = ZkEnsemble::start(3).map_err(|e| setup("starting ZooKeeper", &e))?;
+        let net = if network {
+            Some(Net::build(SERVERS).map_err(|e| setup("the network lab", &e))?)
+        } else {
+            None
+        };
+        let zk = match &net {
+            Some(net) => net.lab.ensemble(&net.zk.iter().collect::<Vec<_>>()),
+            // TLS only, client certificates needed: the servers are alice,
+            // the client and the soak's observer bob and alice.
+            None if tls => ZkEnsemble::start_with(
+                3,
+                ZkOptions {
+                    tls: Some(TlsMode::Need),
+                    ..ZkOptions::default()
+                },
+            ),
+            None => ZkEnsemble::start(3),
+        }
+        .map_err(|e| setup("starting ZooKeeper", &e))?;
         let hosts = zk.connect_string();
         let ports = free_ports(SERVERS * LISTENERS).map_err(|e| setup("free ports", &e))?;
-        let observer = SessionConfig::new(&hosts)
+        let observer = zk
+            .session_config(tls.then_some("alice"))
             .with_session_timeout(Duration::from_secs(30))
             .connect()
             .map(Arc::new)
@@ -95,28 +131,54 @@ impl World {
         let discovery = Discovery::start(observer.clone(), &zkutil::BasePath::from_static(BASE))
             .map_err(|e| setup("observer discovery", &e))?;
         let changes = discovery.subscribe();
-        let client_links = (0..zk.len())
-            .map(|i| DelayProxy::start(([127, 0, 0, 1], zk.port(i)).into(), Duration::ZERO))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| setup("client links", &e))?;
-        let client_hosts: Vec<String> = client_links.iter().map(|l| l.addr().to_string()).collect();
+        let client_links = if net.is_some() {
+            Vec::new()
+        } else {
+            (0..zk.len())
+                .map(|i| DelayProxy::start(zk.client_addr(i), Duration::ZERO))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| setup("client links", &e))?
+        };
+        let client_hosts = match &net {
+            Some(net) => net.client_connect(),
+            None => client_links
+                .iter()
+                .map(|l| l.addr().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let servers = ports
+            .chunks(LISTENERS)
+            .enumerate()
+            .map(|(k, ports)| match &net {
+                Some(net) => Server::new(
+                    ports.to_vec(),
+                    net.servers[k].address(),
+                    net.server_connect(k),
+                    Some(net.servers[k].clone()),
+                ),
+                None => Server::new(ports.to_vec(), Ipv4Addr::LOCALHOST, hosts.clone(), None),
+            })
+            .collect();
+        let (server_tls, client_tls) = (zk.cli_tls_flags("alice"), zk.cli_tls_flags("bob"));
         let mut world = World {
             zk,
-            hosts,
+            net,
             server_bin: server_bin.to_owned(),
             session_timeout,
-            servers: ports
-                .chunks(LISTENERS)
-                .map(|ports| Server::new(ports.to_vec()))
-                .collect(),
+            servers,
             client: None,
             client_lines: 0,
+            last_answer: None,
             client_links,
             progress: Progress::default(),
             observer,
             discovery,
             changes,
             fault: "setup".into(),
+            watches: 0,
+            baselines: std::collections::BTreeMap::new(),
+            server_tls,
         };
         for k in 0..SERVERS {
             world.start_server(k);
@@ -131,23 +193,26 @@ impl World {
             std::thread::sleep(Duration::from_millis(50));
         }
         let timeout = humantime::format_duration(session_timeout).to_string();
-        world.client = Some(TestProcess::start(
-            client_bin,
-            &[
-                "--zk",
-                &client_hosts.join(","),
-                "--session-timeout",
-                &timeout,
-                "--count",
-                "1000000000",
-                "--interval",
-                "10ms",
-                "--json",
-                "--timeout",
-                "1s",
-            ],
-            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-        ));
+        let mut args = vec![
+            "--zk",
+            &client_hosts,
+            "--session-timeout",
+            &timeout,
+            "--count",
+            "1000000000",
+            "--interval",
+            "10ms",
+            "--json",
+            "--timeout",
+            "1s",
+        ];
+        args.extend(client_tls.iter().map(String::as_str));
+        let envs = [("RUST_LOG", "info"), ("NO_COLOR", "1")];
+        world.last_answer = Some(Instant::now());
+        world.client = Some(match &world.net {
+            Some(net) => net.client.start(client_bin, &args, &envs),
+            None => TestProcess::start(client_bin, &args, &envs),
+        });
         Ok(world)
     }
 
@@ -173,6 +238,9 @@ impl World {
                     tail(process.stderr_text(), 15)
                 ));
             }
+        }
+        if let Some(net) = &self.net {
+            logs.push_str(&format!("[network faults]\n{}\n", net.lab.fault_log()));
         }
         Violation {
             fault: self.fault.clone(),

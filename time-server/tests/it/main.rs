@@ -8,6 +8,8 @@ mod process;
 mod prometheus;
 mod protocol;
 mod rotation;
+mod secrets;
 mod security;
 mod shutdown;
 mod support;
+mod tls;

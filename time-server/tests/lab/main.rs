@@ -18,6 +18,7 @@ mod leader_isolated;
 mod lossy;
 mod one_way;
 mod region;
+mod relay;
 mod server_partitioned;
 mod slow;
 mod support;

@@ -63,7 +63,7 @@ fn a_region_cut_off_from_the_voters_keeps_serving_from_its_last_known_list() {
     let changes_before = list_changes(&client);
 
     let cut_at = Instant::now();
-    wan.cut();
+    wan.cut(&mut world.lab);
     // Past B's server's session: A's registry forgets it.
     wait_until(Duration::from_secs(30), "A forgets B's server", || {
         (snapshot(&a, BASE).len() == 1).then_some(())
@@ -80,7 +80,7 @@ fn a_region_cut_off_from_the_voters_keeps_serving_from_its_last_known_list() {
         .filter(|(_, l)| l.contains(&b_endpoint))
         .count();
 
-    wan.heal();
+    wan.heal(&mut world.lab);
     let healed_at = Instant::now();
     wait_until(
         Duration::from_secs(30),

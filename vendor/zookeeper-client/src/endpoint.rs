@@ -168,6 +168,9 @@ pub fn parse_connect_string(s: &str, tls: bool) -> Result<(Vec<EndpointRef<'_>>,
     Ok((endpoints, chroot.unwrap()))
 }
 
+/// The longest wait before a new cycle of connection attempts, jitter aside.
+const MAX_CYCLE_DELAY: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Debug)]
 pub struct IterableEndpoints {
     cycle: bool,
@@ -250,7 +253,12 @@ impl IterableEndpoints {
         if index.offset == 0 {
             let jitter = Duration::from_millis(fastrand::u32(0..100).into());
             let base = Duration::from_millis(1000).min(unit * size as u32);
-            base.saturating_mul(2u32.saturating_pow(index.cycles as u32 - 1)).saturating_add(jitter)
+            // Capped, as ZooKeeper's Java client waits at most 1 s before it tries the hosts
+            // again: doubling without end, a client found the ensemble back up to the session
+            // timeout after it returned.
+            base.saturating_mul(2u32.saturating_pow(index.cycles as u32 - 1))
+                .min(MAX_CYCLE_DELAY)
+                .saturating_add(jitter)
         } else {
             let jitter = Duration::from_millis(fastrand::u32(0..50).into());
             (unit * (index.offset as u32)) / 2 + jitter
@@ -388,9 +396,12 @@ mod tests {
             endpoints.step();
         }
         let (_endpoint, delay) = endpoints.next_with_delay(Duration::from_secs(10)).unwrap();
-        assert_that!(delay).is_equal_to(Duration::from_secs(10));
+        assert_that!(delay).is_at_least(super::MAX_CYCLE_DELAY);
+        assert_that!(delay).is_less_than(super::MAX_CYCLE_DELAY + Duration::from_millis(100));
         let (_endpoint, delay) = endpoints.next_with_delay(Duration::from_secs(10)).unwrap();
         assert_that!(delay).is_less_than(Duration::from_secs(10));
+        let (_endpoint, delay) = endpoints.next_with_delay(Duration::from_millis(200)).unwrap();
+        assert_that!(delay).is_at_most(Duration::from_millis(200));
     }
 
     #[test]

@@ -338,8 +338,10 @@ fn count(n: usize) -> i64 {
 }
 
 /// Serves the metrics of a process that holds registrations on `session`
-/// (`zkutil register`): `zookeeper_connected`, and `/healthz` 200 while the
-/// session is connected (the registration is then in place).
+/// (`zkutil register`): `registrations` (in place) and
+/// `zookeeper_connected`, and `/healthz` 200 while the session is connected
+/// and every registration in `held` is in place. `held` is filled by the
+/// caller once it has registered: until then `/healthz` says so.
 ///
 /// # Errors
 ///
@@ -348,33 +350,51 @@ pub fn serve_registrant(
     listen: SocketAddr,
     prefix: &str,
     session: &Arc<crate::Session>,
-    registrations: usize,
+    held: Arc<Mutex<Vec<crate::RegistrationStatus>>>,
 ) -> std::io::Result<MetricsServer> {
-    let (connected, held) = (Gauge::<i64>::default(), Gauge::<i64>::default());
-    held.set(count(registrations));
+    let (connected, in_place) = (Gauge::<i64>::default(), Gauge::<i64>::default());
     let mut registry = Registry::with_prefix(prefix);
-    registry.register("registrations", "Registrations held", held);
+    registry.register("registrations", "Registrations in place", in_place.clone());
     registry.register(
         "zookeeper_connected",
         "1 while the ZooKeeper session is connected",
         connected.clone(),
     );
     let (for_scrape, for_health) = (Arc::downgrade(session), Arc::downgrade(session));
+    let held_for_scrape = held.clone();
     MetricsServer::start_with(
         listen,
         Arc::new(Mutex::new(registry)),
-        Box::new(move || match for_health.upgrade().map(|s| s.state()) {
-            Some(crate::SessionState::Connected) => Ok(()),
-            Some(state) => Err(format!(
-                "ZooKeeper session {state:?}: the registration may be gone"
-            )),
-            None => Err("stopping".to_owned()),
+        Box::new(move || {
+            match for_health.upgrade().map(|s| s.state()) {
+                Some(crate::SessionState::Connected) => {}
+                Some(state) => {
+                    return Err(format!(
+                        "ZooKeeper session {state:?}: the registration may be gone"
+                    ));
+                }
+                None => return Err("stopping".to_owned()),
+            }
+            let held = lock(&held);
+            let missing = held.iter().filter(|s| !s.is_in_place()).count();
+            if held.is_empty() {
+                Err("not registered yet".to_owned())
+            } else if missing > 0 {
+                Err(format!(
+                    "{missing} of {} registrations not in place: re-registering, or refused (see the log)",
+                    held.len()
+                ))
+            } else {
+                Ok(())
+            }
         }),
         Box::new(move || {
             let up = for_scrape
                 .upgrade()
                 .is_some_and(|s| s.state() == crate::SessionState::Connected);
             connected.set(i64::from(up));
+            let held = lock(&held_for_scrape);
+            in_place.set(count(held.iter().filter(|s| s.is_in_place()).count()));
         }),
     )
 }

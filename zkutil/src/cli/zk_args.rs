@@ -1,15 +1,18 @@
 //! `zk_args`: the ZooKeeper flags every binary takes, with the same env
-//! fallbacks, and the parsers of their values (a connect string checked
-//! host by host, credentials never echoed).
+//! fallbacks, and the parser of the connect string (checked host by
+//! host). The credentials' parsers are in `secrets`.
 //!
 //! The flags carry no base path default: which znode a program registers
 //! under is the program's choice, so each binary gives `--base-path` its
 //! own default (see [`ZkArgs`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::secrets::{SecretFileParser, SecretParser};
 use super::signals::interrupt;
 use super::values::timeout;
+use crate::TlsConfig;
 use crate::base_path::BasePath;
 use crate::session::{Secret, SessionConfig};
 
@@ -51,6 +54,8 @@ use crate::session::{Secret, SessionConfig};
 ///     assert!(NoDefault::try_parse_from(["app"]).is_err());
 /// }
 /// ```
+// Several identities at once are allowed (digest and a client certificate).
+#[command(group(clap::ArgGroup::new(ZK_IDENTITY).multiple(true)))]
 pub struct ZkArgs {
     /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
     #[arg(
@@ -62,9 +67,48 @@ pub struct ZkArgs {
         value_parser = zk_hosts
     )]
     pub zk: String,
-    /// ZooKeeper digest credentials user:password (never logged or echoed).
-    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser)]
+    /// ZooKeeper digest credentials user:password (never logged or echoed). `ps` shows a command
+    /// line to every user on the host: prefer --zk-auth-file or ZK_AUTH.
+    #[arg(long, global = true, env = "ZK_AUTH", hide_env_values = true, value_parser = SecretParser,
+          group = ZK_IDENTITY)]
     pub zk_auth: Option<Secret>,
+    /// File holding the ZooKeeper digest credentials user:password on one line (instead of
+    /// --zk-auth; keep it chmod 600).
+    // The file is read while the flags are parsed: the field holds its
+    // secret, and a bad file is a usage error naming it.
+    #[arg(long, global = true, env = "ZK_AUTH_FILE", value_name = "PATH", conflicts_with = "zk_auth",
+          value_parser = SecretFileParser::user_password(), group = ZK_IDENTITY)]
+    pub zk_auth_file: Option<Secret>,
+    /// CA bundle (PEM) that ZooKeeper's certificate must chain to: speak TLS to ZooKeeper (its
+    /// secureClientPort), its host name always verified.
+    #[arg(long, global = true, env = "ZK_TLS_CA", value_name = "PATH")]
+    pub zk_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS, re-read when it changes: the x509 identity (ACL
+    /// x509:SUBJECT) where ZooKeeper's x509 auth provider is on. Needs --zk-tls-ca and --zk-tls-key.
+    #[arg(long, global = true, env = "ZK_TLS_CERT", value_name = "PATH",
+          requires_all = ["zk_tls_ca", "zk_tls_key"], group = ZK_IDENTITY)]
+    pub zk_tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, not encrypted: keep it chmod 600).
+    #[arg(
+        long,
+        global = true,
+        env = "ZK_TLS_KEY",
+        value_name = "PATH",
+        requires = "zk_tls_cert",
+        value_parser = super::secrets::private_key_path
+    )]
+    pub zk_tls_key: Option<PathBuf>,
+    /// SASL DIGEST-MD5 credentials user:password (a user of ZooKeeper's JAAS Server section; ACL
+    /// sasl:USER). `ps` shows a command line to every user on the host: prefer --zk-sasl-file or
+    /// ZK_SASL.
+    #[arg(long, global = true, env = "ZK_SASL", hide_env_values = true, value_parser = SecretParser,
+          group = ZK_IDENTITY)]
+    pub zk_sasl: Option<Secret>,
+    /// File holding the SASL credentials user:password on one line (instead of --zk-sasl; keep it
+    /// chmod 600).
+    #[arg(long, global = true, env = "ZK_SASL_FILE", value_name = "PATH", conflicts_with = "zk_sasl",
+          value_parser = SecretFileParser::user_password(), group = ZK_IDENTITY)]
+    pub zk_sasl_file: Option<Secret>,
     /// Parent znode of plain (ip:port) registrations, and the node readers list (point them at
     /// /services/SERVICE for Curator's instances).
     // Not `required`: clap refuses a required global flag. A binary that
@@ -82,7 +126,19 @@ pub struct ZkArgs {
     pub zk_connect_timeout: Duration,
 }
 
+/// The clap group of the flags that give the session an identity of its
+/// own (`--zk-auth`, `--zk-auth-file`, `--zk-tls-cert`, `--zk-sasl`,
+/// `--zk-sasl-file`): a binary's flag that needs one (time-server's
+/// `--operator`) `requires` it, whichever gives it.
+pub const ZK_IDENTITY: &str = "zk_identity";
+
 impl ZkArgs {
+    /// The digest credentials, from `--zk-auth` (or `ZK_AUTH`) or from the
+    /// file of `--zk-auth-file` (or `ZK_AUTH_FILE`); the two conflict.
+    pub fn digest_auth(&self) -> Option<&Secret> {
+        self.zk_auth.as_ref().or(self.zk_auth_file.as_ref())
+    }
+
     /// A session configuration from these flags; its connect ends at once
     /// on the first SIGINT/SIGTERM once [`on_signals`](super::on_signals) is installed.
     pub fn session_config(&self) -> SessionConfig {
@@ -90,7 +146,24 @@ impl ZkArgs {
             .with_session_timeout(self.session_timeout)
             .with_connect_timeout(self.zk_connect_timeout)
             .with_interrupt(interrupt())
-            .with_digest_auth(self.zk_auth.clone())
+            .with_digest_auth(self.digest_auth().cloned())
+            .with_sasl_auth(
+                self.zk_sasl
+                    .as_ref()
+                    .or(self.zk_sasl_file.as_ref())
+                    .cloned(),
+            )
+            .with_tls(self.tls())
+    }
+
+    /// TLS to ZooKeeper, when `--zk-tls-ca` is given: its CA, and the
+    /// client certificate and key when given.
+    pub fn tls(&self) -> Option<TlsConfig> {
+        let tls = TlsConfig::new(self.zk_tls_ca.clone()?);
+        Some(match (&self.zk_tls_cert, &self.zk_tls_key) {
+            (Some(cert), Some(key)) => tls.with_client_cert(cert, key),
+            _ => tls,
+        })
     }
 }
 
@@ -189,45 +262,4 @@ pub fn zk_hosts(text: &str) -> Result<String, String> {
         }
     }
     Ok(text.to_owned())
-}
-
-/// Parses `--zk-auth` without ever repeating the value in an error: it
-/// may be a mistyped password.
-#[derive(Debug, Clone, Copy)]
-///
-/// # Example
-///
-/// ```
-/// #[derive(clap::Parser)]
-/// struct Args {
-///     #[arg(long, value_parser = zkutil::cli::SecretParser)]
-///     operator: zkutil::Secret,
-/// }
-/// use clap::Parser;
-/// let err = Args::try_parse_from(["app", "--operator", "no-colon-s3cret"]).err().expect("refused");
-/// assert!(!err.to_string().contains("s3cret"), "never echoed: {err}");
-/// ```
-pub struct SecretParser;
-
-impl clap::builder::TypedValueParser for SecretParser {
-    type Value = Secret;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Secret, clap::Error> {
-        let name = arg.map_or_else(|| "--zk-auth".to_owned(), ToString::to_string);
-        value
-            .to_str()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| {
-                clap::Error::raw(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("invalid value for {name}: expected user:password (the value is not shown)\n"),
-                )
-                .with_cmd(cmd)
-            })
-    }
 }

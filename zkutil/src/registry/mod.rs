@@ -25,6 +25,8 @@
 //!   Curator, which deletes and re-creates on every reconnect);
 //! * a check fails (ZooKeeper down): retried with capped exponential
 //!   backoff and jitter, one log line per failed attempt;
+//! * whether the node is in place is kept for a health check to read
+//!   ([`Registration::status`]);
 //! * with auth, before every re-creation the parent is checked again as
 //!   [`OpenParent`] says: while we were away (an expiry) a stranger may
 //!   have replaced the empty parent by an open one. Refused: not
@@ -33,16 +35,17 @@
 //!   re-created.
 //!
 //! Deregistration first stops that thread and waits for it, then deletes
-//! the node (ours, or one left by our own earlier session): a
-//! deregistration racing with a re-registration never resurrects the node.
-//! It has one deadline for all of this, and makes no ZooKeeper call while
-//! the session is not connected, so a shutdown never waits on an
-//! unreachable ZooKeeper (the node then goes with the session).
+//! the node (ours, or one left by our own earlier session): it never races
+//! a re-registration into resurrecting the node. It has one deadline for
+//! all of this, and makes no ZooKeeper call while the session is not
+//! connected: a shutdown never waits on an unreachable ZooKeeper.
 
+mod claim;
 mod keeper;
 mod member;
 mod open_parent;
 mod registrar;
+mod status;
 mod takeover;
 
 use crate::sync::lock;
@@ -50,11 +53,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use self::claim::Claim;
 use self::keeper::{Keeper, KeptData, Maintainer, Target, Wake, create_owned};
 use self::member::create_member;
 pub use self::open_parent::OpenParent;
 use self::open_parent::guard_parent;
 pub use self::registrar::Registrar;
+pub use self::status::RegistrationStatus;
 pub use self::takeover::Takeover;
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
@@ -137,6 +142,7 @@ pub struct Registration {
     maintainer: Option<Maintainer>,
     /// The data its keeper re-creates the node with.
     kept: Arc<Mutex<KeptData>>,
+    status: RegistrationStatus,
 }
 
 impl Registration {
@@ -265,6 +271,7 @@ impl Registration {
         let path = target.shared_path();
         let previous = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::new(Mutex::new(KeptData::new(data)));
+        let status = RegistrationStatus::in_place();
         let keeper = Keeper {
             session: session.clone(),
             base_path: parent.to_owned(),
@@ -275,6 +282,7 @@ impl Registration {
             stop: Arc::new(AtomicBool::new(false)),
             registered_by: session.id(),
             open_parent,
+            status: status.clone(),
             _claim: claim,
         };
         let maintainer = keeper.start(wake, woken)?;
@@ -286,6 +294,7 @@ impl Registration {
             previous,
             maintainer: Some(maintainer),
             kept,
+            status,
         })
     }
 
@@ -348,6 +357,7 @@ impl Registration {
         let Some(maintainer) = self.maintainer.take() else {
             return Ok(());
         };
+        self.status.set(false);
         if !maintainer.stop(deadline) {
             tracing::debug!(path = %self.path(), "registration thread still in a ZooKeeper call");
         }
@@ -368,29 +378,6 @@ impl Drop for Registration {
         if let Err(err) = self.stop_and_delete(deadline) {
             tracing::warn!(path = %self.path(), error = %err.chain(), "could not deregister on drop");
         }
-    }
-}
-
-/// A path that one [`Registration`] of a session maintains: two maintainers
-/// of one node would delete and re-create it in turn. Released on drop.
-#[derive(Debug)]
-struct Claim {
-    session: Arc<Session>,
-    path: String,
-}
-
-impl Claim {
-    fn take(session: &Arc<Session>, path: &str) -> Option<Claim> {
-        session.claim(path).then(|| Claim {
-            session: session.clone(),
-            path: path.to_owned(),
-        })
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        self.session.release(&self.path);
     }
 }
 

@@ -17,7 +17,7 @@ static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
 impl Session {
     /// The ACL of the nodes this session creates.
     pub(super) fn acls(&self) -> zk::Acls<'static> {
-        if self.inner.config.digest_auth.is_some() {
+        if self.inner.config.has_auth() {
             zk::Acls::new(&CREATOR_ALL_WORLD_READ)
         } else {
             zk::Acls::anyone_all()
@@ -29,16 +29,32 @@ impl Session {
     /// one is configured.
     pub(super) fn registration_acls(&self) -> Vec<zk::Acl> {
         let mut acls = self.acls().to_vec();
-        if let (Some(operator), true) = (
-            &self.inner.config.operator,
-            self.inner.config.digest_auth.is_some(),
-        ) {
+        if let (Some((scheme, id)), true) =
+            (&self.inner.config.operator, self.inner.config.has_auth())
+        {
             acls.push(zk::Acl::new(
                 zk::Permission::READ | zk::Permission::WRITE,
-                zk::AuthId::new("digest", operator),
+                zk::AuthId::new(scheme, id),
             ));
         }
         acls
+    }
+
+    /// The ACL of `path`, one `scheme:id:permissions` entry each as zkCli
+    /// prints them (`x509:CN=svc:cdrwa`, `world:anyone:r`): who owns a
+    /// registration, and who else may touch it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`](crate::Error::Timeout) or
+    /// [`Error::Zk`](crate::Error::Zk) naming the path (no node: see
+    /// [`Error::is_no_node`](crate::Error::is_no_node)).
+    pub fn acl(&self, path: &str) -> Result<Vec<String>> {
+        let owned = path.to_owned();
+        let (acls, _) = self.call("read ACL of", path, move |client| async move {
+            client.get_acl(&owned).await
+        })?;
+        Ok(acls.iter().map(entry).collect())
     }
 
     /// The ACL of `path` as zkCli's `setAcl` takes it, and its ACL
@@ -61,18 +77,7 @@ impl Session {
         let open = acls
             .iter()
             .any(|acl| open_to_strangers(acl.scheme(), acl.permission()));
-        let text = acls
-            .iter()
-            .map(|acl| {
-                format!(
-                    "{}:{}:{}",
-                    acl.scheme(),
-                    acl.id(),
-                    letters(acl.permission())
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
+        let text = acls.iter().map(entry).collect::<Vec<_>>().join(",");
         Ok(open.then_some((text, stat.aversion)))
     }
 
@@ -113,6 +118,16 @@ fn open_to_strangers(scheme: &str, permission: zk::Permission) -> bool {
     .into_iter()
     .any(|bit| permission.has(bit));
     beyond_read && matches!(scheme, "world" | "ip")
+}
+
+/// One ACL entry as zkCli writes it: `scheme:id:cdrwa`.
+fn entry(acl: &zk::Acl) -> String {
+    format!(
+        "{}:{}:{}",
+        acl.scheme(),
+        acl.id(),
+        letters(acl.permission())
+    )
 }
 
 /// Permissions as zkCli writes them: `cdrwa` for ALL.

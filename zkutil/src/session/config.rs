@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::cancel::Interrupt;
-use crate::error::Error;
+use super::tls::LiveCerts;
+use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 
 /// A credential (`user:password`) that must never be printed: its `Debug`
 /// and `Display` are `<redacted>`.
@@ -50,7 +52,7 @@ impl std::str::FromStr for Secret {
 
     /// Accepts `user:password` with a non-empty user. A rejected value is
     /// not repeated in the error: it may be a mistyped password.
-    fn from_str(s: &str) -> std::result::Result<Secret, Error> {
+    fn from_str(s: &str) -> Result<Secret> {
         match s.split_once(':') {
             Some((user, _)) if !user.is_empty() => Ok(Secret(s.to_owned())),
             _ => Err(Error::invalid(
@@ -108,9 +110,18 @@ pub struct SessionConfig {
     pub(super) request_timeout: Duration,
     /// `user:password` for ZooKeeper's digest scheme. Never logged.
     pub(super) digest_auth: Option<Secret>,
-    /// The digest ACL id (`user:base64(sha1(user:password))`) that gets
-    /// WRITE on the registrations this session creates.
-    pub(super) operator: Option<String>,
+    /// `user:password` for SASL DIGEST-MD5. Never logged.
+    pub(super) sasl_auth: Option<Secret>,
+    /// TLS to every host of the connect string, when set.
+    pub(super) tls: Option<TlsConfig>,
+    /// The certificates of [`SessionConfig::tls`] as read, kept current:
+    /// loaded when the session connects, shared by its rebuilds.
+    pub(super) live_tls: Option<std::sync::Arc<LiveCerts>>,
+    /// The identity (scheme, id) that gets READ and WRITE on the
+    /// registrations this session creates: a digest id
+    /// (`user:base64(sha1(user:password))`), `x509` and a certificate's
+    /// subject, or `sasl` and a user.
+    pub(super) operator: Option<(String, String)>,
     /// Ends a waiting connect early (Ctrl-C).
     pub(super) interrupt: Option<Interrupt>,
     /// Told of every call: its operation, how long it took, its error.
@@ -131,6 +142,8 @@ impl std::fmt::Debug for SessionConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("digest_auth", &self.digest_auth)
+            .field("sasl_auth", &self.sasl_auth)
+            .field("tls", &self.tls)
             .field("operator", &self.operator)
             .finish()
     }
@@ -147,6 +160,9 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             digest_auth: None,
+            sasl_auth: None,
+            tls: None,
+            live_tls: None,
             operator: None,
             interrupt: None,
             observer: None,
@@ -176,13 +192,106 @@ impl SessionConfig {
     pub fn with_operator(mut self, user_password: impl Into<Option<Secret>>) -> Self {
         self.operator = user_password
             .into()
-            .map(|secret| digest_id(secret.expose()));
+            .map(|secret| ("digest".to_owned(), digest_id(secret.expose())));
         self
     }
 
-    /// Whether digest auth is configured.
+    /// Grants the identity `scheme:id` READ and WRITE on the registrations
+    /// this session creates, as [`SessionConfig::with_operator`] does for a
+    /// digest identity, for identities named without a password: `x509` and
+    /// a client certificate's subject (`CN=ops`), `sasl` and a user name.
+    /// Matters only when the session has an identity of its own
+    /// ([`SessionConfig::has_auth`]).
+    pub fn with_operator_id(mut self, scheme: &str, id: &str) -> Self {
+        self.operator = Some((scheme.to_owned(), id.to_owned()));
+        self
+    }
+
+    /// Authenticates with SASL DIGEST-MD5 as `user:password` (a user of the
+    /// server's JAAS `Server` section; kept out of every log and `Debug`
+    /// output). As with [`SessionConfig::with_digest_auth`], the nodes this
+    /// session creates are then writable by this identity only (ACL
+    /// `sasl:user`). `None`: no SASL.
+    ///
+    /// Beware ZooKeeper before the fix of ZOOKEEPER-4839 (Debian's 3.8.0
+    /// has the bug, seen here): its DIGEST-MD5 server accepts a user name
+    /// missing from the JAAS file with the password of the last user who
+    /// logged in, as that name. Grant rights to names in the JAAS file only.
+    pub fn with_sasl_auth(mut self, user_password: impl Into<Option<Secret>>) -> Self {
+        self.sasl_auth = user_password.into();
+        self
+    }
+
+    /// Connects to every host of the connect string over TLS, verifying the
+    /// server's certificate against `tls`'s CA and its name against the
+    /// host's (always). With a client certificate and a server that maps it
+    /// to an identity (ZooKeeper's x509 auth provider), the nodes this
+    /// session creates are writable by that identity only (ACL
+    /// `x509:CN=…`). The files are read when the session connects (a bad
+    /// one is [`Error::TlsFile`]) and again whenever they change, so
+    /// certificates rotate without a restart. `None`: plaintext.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let zk = zkutil::testing::ZkServer::start_tls(zkutil::testing::TlsMode::Need)?;
+    /// # let (ca, (cert, key)) = (zk.ca_pem().ok_or("TLS")?, zk.client_cert("alice").ok_or("TLS")?);
+    /// use zkutil::{SessionConfig, TlsConfig};
+    ///
+    /// let session = SessionConfig::new(zk.connect_string()) // 127.0.0.1:PORT, its secureClientPort
+    ///     .with_tls(TlsConfig::new(ca).with_client_cert(cert, key))
+    ///     .connect()?;
+    /// session.ensure_path("/go_servers")?;
+    /// assert_eq!(session.acl("/go_servers")?, ["x509:CN=alice:cdrwa", "world:anyone:r"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_tls(mut self, tls: impl Into<Option<TlsConfig>>) -> Self {
+        self.tls = tls.into();
+        self.live_tls = None;
+        self
+    }
+
+    /// The TLS configuration, if any.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+
+    /// Whether the session has an identity of its own (digest, SASL, or a
+    /// TLS client certificate), which then owns the nodes it creates.
     pub fn has_auth(&self) -> bool {
         self.digest_auth.is_some()
+            || self.sasl_auth.is_some()
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_cert().is_some())
+    }
+
+    /// Reads the TLS files, once per session (its rebuilds share them).
+    pub(super) fn load_tls(&mut self) -> Result<()> {
+        if self.tls.is_some() {
+            // The client crate turns a host into a TLS server name with an
+            // unwrap: a name TLS cannot verify (`127.1`, a zone index) is
+            // refused here, with its host, instead of a panic there.
+            let hosts = crate::connect_string::connect_string_hosts(&self.hosts);
+            if let Some(bad) = hosts
+                .iter()
+                .find(|host| !super::handshake::is_server_name(host))
+            {
+                return Err(Error::Tls {
+                    hosts: self.hosts.clone(),
+                    cause: format!(
+                        "{bad} is not a name TLS can verify: give a DNS name or an IP address as the certificate names it"
+                    ),
+                });
+            }
+        }
+        if let (Some(tls), None) = (&self.tls, &self.live_tls) {
+            self.live_tls = Some(std::sync::Arc::new(LiveCerts::load(tls)?));
+        }
+        Ok(())
     }
 
     /// The session timeout asked of ZooKeeper: how long after the last

@@ -13,7 +13,7 @@ use zookeeper_client as zk;
 use super::cancel::Cancel;
 use super::config::SessionConfig;
 use super::deadline::deadline_after;
-use super::probe::ConnectWatch;
+use super::probe::{ConnectWatch, Verdict};
 use super::runtime::{Run, Runtime, close_client, connect_client, zk_error};
 use super::state::{Current, Inner};
 use super::supervisor::{Msg, spawn_forwarder, supervise};
@@ -30,7 +30,9 @@ impl SessionConfig {
     ///
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a malformed connect string,
     /// [`Error::Refused`](crate::Error::Refused) as soon as every host has refused the connection
-    /// or failed to resolve, [`Error::Interrupted`](crate::Error::Interrupted) when the
+    /// or failed to resolve, [`Error::Tls`](crate::Error::Tls) as soon as every host has failed
+    /// and one of them in its TLS (a certificate, TLS on one side only),
+    /// [`Error::Interrupted`](crate::Error::Interrupted) when the
     /// [`Interrupt`](crate::Interrupt) was triggered,
     /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout) when no server answered in time, and
     /// [`Error::Connect`](crate::Error::Connect) when ZooKeeper refused the session.
@@ -83,17 +85,18 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(super) fn connect(config: SessionConfig) -> Result<Session> {
+    pub(super) fn connect(mut config: SessionConfig) -> Result<Session> {
         if config.hosts.trim().is_empty() {
             return Err(Error::invalid("connect string", &config.hosts, "empty"));
         }
+        config.load_tls()?;
         let runtime = Runtime::start()?;
         // The probe may end only this connect's wait: its verdict can come
         // a moment after the connect succeeded, and must never cancel the
         // calls of the session it made.
         let connecting = Cancel::new();
         let hosts = connect_string_hosts(&config.hosts);
-        let watch = ConnectWatch::start(hosts, connecting.clone());
+        let watch = ConnectWatch::start(hosts, config.tls.clone(), connecting.clone());
         let client = connect_client(
             &runtime,
             &config,
@@ -102,7 +105,11 @@ impl Session {
             config.interrupt.as_ref(),
         )
         .map_err(|err| match watch.verdict() {
-            Some(cause) => Error::Refused {
+            Some(Verdict::Refused(cause)) => Error::Refused {
+                hosts: config.hosts.clone(),
+                cause,
+            },
+            Some(Verdict::Rejected(cause)) => Error::Tls {
                 hosts: config.hosts.clone(),
                 cause,
             },

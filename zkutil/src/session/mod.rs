@@ -27,18 +27,21 @@
 //! supervisor (`state`); the supervisor that rebuilds an expired session
 //! (`supervisor`); the blocking bridge to the async client (`runtime`),
 //! the signal that ends its waits ([`Interrupt`], `cancel`); why a connect
-//! is slow (`probe`); and `deadline`.
+//! is slow and why it cannot succeed (`probe`, `handshake`); the TLS certificates kept current (`tls`); and
+//! `deadline`.
 
 mod acl;
 mod cancel;
 mod config;
 mod deadline;
 mod handle;
+mod handshake;
 mod probe;
 mod read;
 mod runtime;
 mod state;
 mod supervisor;
+mod tls;
 mod types;
 mod watch;
 mod write;

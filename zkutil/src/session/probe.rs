@@ -1,11 +1,14 @@
 //! `probe`: why a connect is slow, told at once.
 //!
-//! The client crate retries a refused connection until the connect timeout,
-//! so on its own "ZooKeeper is not running" looks like a 5 s hang ending in
-//! "timed out". While a connect waits, this watcher checks each host with a
-//! plain TCP connect: when every host refuses (or does not resolve), the
-//! wait ends at once with that cause. It also says "connecting to …" once
-//! when the wait passes a second, so a slow connect is never silent.
+//! The client crate retries a refused connection, and a failed TLS
+//! handshake, until the connect timeout, so on its own "ZooKeeper is not
+//! running" or "wrong CA" looks like a 5 s hang ending in "timed out". While
+//! a connect waits, this watcher checks each host the way the session talks
+//! to it: a TCP connect, then (see [`super::handshake`]) a TLS handshake
+//! with the session's certificates, or without TLS a check that the host
+//! does not speak only TLS. When every host fails with a definite cause,
+//! the wait ends at once with it. It also says "connecting to …" once when
+//! the wait passes a second, so a slow connect is never silent.
 
 use crate::sync::lock;
 use std::io::ErrorKind;
@@ -15,33 +18,53 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
+use super::handshake::{answers_plaintext, speaks_tls, tls_cause};
+use crate::tls::TlsConfig;
 
 /// How long a connect may take before the hosts are probed: a reachable
 /// ZooKeeper answers well within it, so a healthy connect makes no probe.
 const PROBE_AFTER: Duration = Duration::from_millis(250);
 /// When a still-waiting connect says so.
 const SAY_AFTER: Duration = Duration::from_secs(1);
-/// The longest one probe connection may take.
+/// The longest one probe connection (or handshake) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a connect cannot succeed, found by the probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Every host refused the connection or does not resolve.
+    Refused(String),
+    /// Every host failed, at least one of them by answering in a way the
+    /// session cannot use: TLS where the session has none, or a TLS
+    /// handshake that failed (a certificate, a missing client certificate).
+    Rejected(String),
+}
 
 /// Watches one connect; dropping it (the connect is over) ends the watch.
 pub(super) struct ConnectWatch {
     _done: mpsc::Sender<()>,
-    verdict: Arc<Mutex<Option<String>>>,
+    verdict: Arc<Mutex<Option<Verdict>>>,
 }
 
 impl ConnectWatch {
-    /// Starts watching a connect to `hosts` (the host list, no chroot); on
-    /// a verdict, triggers `cancel` to end the connect's wait.
-    pub(super) fn start(hosts: Vec<String>, cancel: Cancel) -> ConnectWatch {
-        ConnectWatch::start_with(hosts, cancel, refused_everywhere)
+    /// Starts watching a connect to `hosts` (the host list, no chroot),
+    /// made with `tls` if given; on a verdict, triggers `cancel` to end the
+    /// connect's wait.
+    pub(super) fn start(
+        hosts: Vec<String>,
+        tls: Option<TlsConfig>,
+        cancel: Cancel,
+    ) -> ConnectWatch {
+        ConnectWatch::start_with(hosts, cancel, move |hosts| {
+            failed_everywhere(hosts, tls.as_ref())
+        })
     }
 
     /// [`ConnectWatch::start`] with the probe given (tests make it slow).
     fn start_with(
         hosts: Vec<String>,
         cancel: Cancel,
-        refused_everywhere: impl FnOnce(&[String]) -> Option<String> + Send + 'static,
+        failed_everywhere: impl FnOnce(&[String]) -> Option<Verdict> + Send + 'static,
     ) -> ConnectWatch {
         let (done, finished) = mpsc::channel::<()>();
         let verdict = Arc::new(Mutex::new(None));
@@ -51,7 +74,7 @@ impl ConnectWatch {
             if !still_waiting(&finished, PROBE_AFTER) {
                 return;
             }
-            if let Some(cause) = refused_everywhere(&hosts) {
+            if let Some(cause) = failed_everywhere(&hosts) {
                 // A connect that succeeded meanwhile keeps its session.
                 if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                     *lock(&found) = Some(cause);
@@ -73,8 +96,8 @@ impl ConnectWatch {
         }
     }
 
-    /// Why the connect cannot succeed, when every host refused.
-    pub(super) fn verdict(&self) -> Option<String> {
+    /// Why the connect cannot succeed, when every host failed for sure.
+    pub(super) fn verdict(&self) -> Option<Verdict> {
         lock(&self.verdict).clone()
     }
 }
@@ -84,43 +107,86 @@ fn still_waiting(finished: &mpsc::Receiver<()>, wait: Duration) -> bool {
     matches!(finished.recv_timeout(wait), Err(RecvTimeoutError::Timeout))
 }
 
-/// The cause when no host accepts a TCP connection because each refused it
-/// or does not resolve; `None` when one accepts, or one fails in a way
-/// that may pass (a timeout: a slow network or a paused server).
-fn refused_everywhere(hosts: &[String]) -> Option<String> {
-    let mut causes = Vec::with_capacity(hosts.len());
+/// What probing one host found.
+enum Finding {
+    /// Refused, or not resolved: the cause.
+    Refused(String),
+    /// Answered in a way the session cannot use: the cause.
+    Rejected(String),
+}
+
+/// The verdict when every host fails with a definite cause: refused (or
+/// not resolved) everywhere, or rejected somewhere; `None` when one may
+/// yet serve, or fails in a way that may pass (a timeout: a slow network
+/// or a paused server).
+fn failed_everywhere(hosts: &[String], tls: Option<&TlsConfig>) -> Option<Verdict> {
+    let mut findings = Vec::with_capacity(hosts.len());
     for host in hosts {
-        let addrs: Vec<_> = match host.to_socket_addrs() {
-            Ok(addrs) => addrs.collect(),
-            Err(err) => {
-                causes.push(format!("{host}: cannot resolve ({err})"));
-                continue;
-            }
-        };
-        if addrs.is_empty() {
-            causes.push(format!("{host}: resolves to no address"));
-            continue;
-        }
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
-                Err(err) if err.kind() == ErrorKind::ConnectionRefused => {}
-                _ => return None,
-            }
-        }
-        causes.push(format!("{host}: connection refused"));
+        findings.push((host.as_str(), probe(host, tls)?));
     }
-    Some(if causes.len() == 1 {
-        causes
-            .pop()
-            .map(|cause| {
-                cause
-                    .split_once(": ")
-                    .map_or(cause.clone(), |(_, c)| c.to_owned())
-            })
-            .unwrap_or_default()
+    let rejected = findings
+        .iter()
+        .filter(|(_, finding)| matches!(finding, Finding::Rejected(_)))
+        .count();
+    // A host that refuses may come up (an ensemble restarting); one that
+    // rejects the session will not. Only all of them rejecting is final.
+    if rejected > 0 && rejected < findings.len() {
+        return None;
+    }
+    let causes: Vec<(&str, String)> = findings
+        .into_iter()
+        .map(|(host, finding)| match finding {
+            Finding::Refused(cause) | Finding::Rejected(cause) => (host, cause),
+        })
+        .collect();
+    // One cause for all (the usual case: an ensemble's hosts alike) is said
+    // once; different causes each with its host.
+    let cause = match causes.split_first() {
+        Some(((_, first), rest)) if rest.iter().all(|(_, cause)| cause == first) => first.clone(),
+        _ => causes
+            .iter()
+            .map(|(host, cause)| format!("{host}: {cause}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    Some(if rejected > 0 {
+        Verdict::Rejected(cause)
     } else {
-        causes.join(", ")
+        Verdict::Refused(cause)
     })
+}
+
+/// Probes `host` as the session talks to it; `None` when it may serve.
+fn probe(host: &str, tls: Option<&TlsConfig>) -> Option<Finding> {
+    let addrs: Vec<_> = match host.to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(err) => return Some(Finding::Refused(format!("cannot resolve ({err})"))),
+    };
+    if addrs.is_empty() {
+        return Some(Finding::Refused("resolves to no address".to_owned()));
+    }
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+            Err(err) if err.kind() == ErrorKind::ConnectionRefused => {}
+            Err(_) => return None,
+            Ok(stream) => {
+                let cause = match tls {
+                    Some(tls) => tls_cause(stream, host, tls, PROBE_TIMEOUT),
+                    // A port that answers TLS may answer plaintext too
+                    // (ZooKeeper's `client.portUnification`): only one
+                    // that does not is TLS only.
+                    None => (speaks_tls(stream, host, PROBE_TIMEOUT)
+                        && !answers_plaintext(addr, PROBE_TIMEOUT))
+                    .then(|| {
+                        "the server speaks only TLS and this session has no TLS configured"
+                            .to_owned()
+                    }),
+                };
+                return cause.map(Finding::Rejected);
+            }
+        }
+    }
+    Some(Finding::Refused("connection refused".to_owned()))
 }
 
 #[cfg(test)]
@@ -138,7 +204,7 @@ mod tests {
             ConnectWatch::start_with(vec!["127.0.0.1:1".into()], cancel.clone(), move |_| {
                 let _ = probing.send(());
                 let _ = connect_done.recv_timeout(Duration::from_secs(10));
-                Some("connection refused".into())
+                Some(Verdict::Refused("connection refused".into()))
             });
         probe_started
             .recv_timeout(Duration::from_secs(10))
@@ -165,12 +231,20 @@ mod tests {
             gone.local_addr().expect("bound").to_string()
         };
         assert_eq!(
-            refused_everywhere(std::slice::from_ref(&closed)).as_deref(),
-            Some("connection refused")
+            failed_everywhere(std::slice::from_ref(&closed), None),
+            Some(Verdict::Refused("connection refused".into()))
         );
-        assert_eq!(refused_everywhere(&[closed.clone(), open]), None);
-        let both = refused_everywhere(&[closed.clone(), "no-such-host.invalid:2181".into()])
-            .expect("a verdict");
+        assert_eq!(failed_everywhere(&[closed.clone(), open], None), None);
+        // Hosts that fail alike (an ensemble, mostly) are told once.
+        assert_eq!(
+            failed_everywhere(&[closed.clone(), closed.clone()], None),
+            Some(Verdict::Refused("connection refused".into()))
+        );
+        let Some(Verdict::Refused(both)) =
+            failed_everywhere(&[closed.clone(), "no-such-host.invalid:2181".into()], None)
+        else {
+            panic!("a refusal verdict")
+        };
         assert!(
             both.starts_with(&format!(
                 "{closed}: connection refused, no-such-host.invalid:2181: cannot resolve"

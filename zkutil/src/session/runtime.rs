@@ -47,9 +47,37 @@ pub(super) fn connect_client(
         Some(auth) => connector.with_auth("digest", auth.expose().as_bytes()),
         None => connector,
     };
+    let connector = match config
+        .sasl_auth
+        .as_ref()
+        .map(|auth| auth.expose().split_once(':'))
+    {
+        Some(Some((user, password))) => connector.with_sasl(zk::SaslOptions::digest_md5(
+            user.to_owned(),
+            password.to_owned(),
+        )),
+        Some(None) => {
+            return Err(Error::invalid(
+                "SASL credentials",
+                "<redacted>",
+                "expected user:password",
+            ));
+        }
+        None => connector,
+    };
+    // TLS to every host without a `tcp://` of its own (`secure_connect`).
+    let (connector, secure) = match &config.live_tls {
+        Some(certs) => (connector.with_tls(certs.options()), true),
+        None => (connector, false),
+    };
     let interrupted = interrupt.map(|i| i.0.triggered());
     let connecting = async move {
-        let connect = async move { Some(connector.connect(&hosts).await) };
+        let connect = async move {
+            Some(match secure {
+                true => connector.secure_connect(&hosts).await,
+                false => connector.connect(&hosts).await,
+            })
+        };
         match interrupted {
             Some(interrupted) => {
                 connect
@@ -72,6 +100,12 @@ pub(super) fn connect_client(
         Run::Done(Some(Err(zk::Error::BadArguments(reason)))) => {
             Err(Error::invalid("connect string", &config.hosts, *reason))
         }
+        Run::Done(Some(Err(zk::Error::AuthFailed))) if config.sasl_auth.is_some() => {
+            Err(Error::Connect {
+                hosts: config.hosts.clone(),
+                source: ZkError::new(ZkErrorKind::AuthFailed, false, SaslRefused),
+            })
+        }
         Run::Done(Some(Err(err))) => Err(Error::Connect {
             hosts: config.hosts.clone(),
             source: zk_error(err),
@@ -79,6 +113,12 @@ pub(super) fn connect_client(
         Run::Done(Some(Ok(client))) => Ok(client),
     }
 }
+
+/// The client's "authentication failed" when SASL is what authenticates:
+/// said so, since the client's words fit any kind of authentication.
+#[derive(Debug, thiserror::Error)]
+#[error("SASL authentication failed: wrong user name or password")]
+struct SaslRefused;
 
 /// Runs `notify` when `watcher` fires, as a task on the runtime thread (we
 /// are on it: this is called from inside a client call).

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Sends a four-letter command to a server on loopback; `None` when it
-/// does not answer within a second.
+/// does not answer within a second. Plaintext: a TLS fixture answers
+/// through [`ZkServer::four_letter_word`](super::ZkServer::four_letter_word).
 pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
     crate::admin::four_letter_word(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -25,8 +26,12 @@ pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
 /// assert_eq!(zkutil::testing::mntr_value(zk.port(), "zk_global_sessions"), Some(0));
 /// ```
 pub fn mntr_value(port: u16, key: &str) -> Option<u64> {
-    four_letter_word(port, "mntr")?
-        .lines()
+    mntr_field(&four_letter_word(port, "mntr")?, key)
+}
+
+/// One number of a `mntr` answer.
+pub(super) fn mntr_field(mntr: &str, key: &str) -> Option<u64> {
+    mntr.lines()
         .find_map(|line| line.strip_prefix(key)?.strip_prefix('\t'))?
         .trim()
         .parse()
@@ -63,11 +68,15 @@ pub fn zk_cli(connect: &str, args: &[&str]) -> String {
 }
 
 /// The session ids that `cons` lists as connected to the ZooKeeper node
-/// serving on `port` (empty when it does not answer).
+/// serving on `port` (empty when it does not answer). Plaintext, as
+/// [`four_letter_word`]; a TLS fixture: [`ZkServer::sessions`](super::ZkServer::sessions).
 pub fn sessions_on(port: u16) -> Vec<crate::SessionId> {
-    four_letter_word(port, "cons")
-        .unwrap_or_default()
-        .lines()
+    cons_sessions(&four_letter_word(port, "cons").unwrap_or_default())
+}
+
+/// The session ids of a `cons` answer.
+pub(super) fn cons_sessions(cons: &str) -> Vec<crate::SessionId> {
+    cons.lines()
         .filter_map(|line| line.split("sid=0x").nth(1))
         .filter_map(|rest| rest.split([',', ')']).next())
         .filter_map(|hex| i64::from_str_radix(hex, 16).ok().map(crate::SessionId::new))

@@ -20,6 +20,10 @@
 //! * `zookeeper`: [`ZkServer`], [`ZkEnsemble`], and breaking them (kill,
 //!   restart, pause).
 //! * `node`: one ZooKeeper process, its config and launch; [`StartError`].
+//! * `security`: TLS-only and SASL fixtures ([`ZkOptions`], [`TlsMode`]):
+//!   their zoo.cfg, JVM flags and classpath; `certs`: their CA and
+//!   certificates, made in the test; `secured`: starting them and
+//!   connecting to them.
 //! * `inspect`: four-letter words ([`four_letter_word`], [`mntr_value`],
 //!   [`sessions_on`]), to check what the server itself sees.
 //! * `wait`: [`wait_until`], [`poll_until`], for what no watch announces.
@@ -32,8 +36,12 @@
 //! user's machine may not have, and their API follows the workspace's
 //! tests, not a stability promise.
 
+mod certs;
 mod inspect;
 mod node;
+mod secured;
+mod security;
+mod standalone;
 mod wait;
 mod zookeeper;
 
@@ -42,6 +50,8 @@ mod http;
 #[cfg(feature = "testing-peers")]
 #[doc(hidden)]
 pub mod lab;
+#[cfg(feature = "testing-peers")]
+mod netns;
 #[cfg(feature = "testing-peers")]
 mod peer;
 #[cfg(feature = "testing-peers")]
@@ -57,10 +67,13 @@ mod seed;
 
 use std::time::Duration;
 
+pub use self::certs::{CLIENT_NAMES, EXPIRED_CLIENT};
 pub use self::inspect::{four_letter_word, mntr_value, sessions_on};
 pub use self::node::{DEFAULT_CLASSPATH, StartError};
+pub use self::security::{TlsMode, ZkOptions};
+pub use self::standalone::ZkServer;
 pub use self::wait::{poll_until, wait_until};
-pub use self::zookeeper::{ZkEnsemble, ZkServer};
+pub use self::zookeeper::ZkEnsemble;
 
 #[cfg(feature = "testing-peers")]
 #[doc(hidden)]
@@ -88,9 +101,10 @@ pub fn init_test_logging() {
         .try_init();
 }
 
-/// A session on `zk`, or a panic naming the connect string and the log.
+/// A session on `zk` (over TLS for a TLS fixture, without a client
+/// certificate), or a panic naming the connect string and the log.
 pub fn connect(zk: &ZkServer, session_timeout: Duration) -> std::sync::Arc<crate::Session> {
-    crate::SessionConfig::new(zk.connect_string())
+    zk.session_config(None)
         .with_session_timeout(session_timeout)
         .connect()
         .map(std::sync::Arc::new)

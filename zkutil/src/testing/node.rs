@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use super::security::Security;
 use super::wait::{log_tail, send_signal};
 
 /// The jars of Debian's `zookeeper` package.
@@ -109,6 +110,8 @@ pub(super) struct Node {
     /// `server.N` order, where that is not the member's own address: a
     /// remote region's relays.
     pub(super) peer_routes: Option<Vec<(Ipv4Addr, u16, u16)>>,
+    /// TLS-only and SASL settings, shared by the ensemble's nodes.
+    pub(super) security: Option<std::sync::Arc<Security>>,
     pub(super) child: Option<Child>,
 }
 
@@ -119,7 +122,7 @@ impl Node {
 
     pub(super) fn spawn(&mut self) -> Result<(), StartError> {
         let java = std::env::var("ZK_JAVA").unwrap_or_else(|_| "java".to_owned());
-        let classpath =
+        let mut classpath =
             std::env::var("ZK_CLASSPATH").unwrap_or_else(|_| DEFAULT_CLASSPATH.to_owned());
         if let Some(first) = classpath.split(':').next() {
             if !Path::new(first).exists() {
@@ -127,6 +130,9 @@ impl Node {
                     path: first.to_owned(),
                 });
             }
+        }
+        if let Some(security) = &self.security {
+            classpath = security.classpath(&classpath);
         }
         let log = File::options()
             .create(true)
@@ -158,6 +164,11 @@ impl Node {
             // Empty CONTAINER parents (Curator makes them) are removed
             // within a second, not a minute: tests can see it happen.
             .arg("-Dznode.container.checkIntervalMs=500")
+            .args(
+                self.security
+                    .iter()
+                    .flat_map(|security| security.jvm_args()),
+            )
             .arg("-cp")
             .arg(&classpath)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
@@ -206,14 +217,20 @@ impl Node {
 
 pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(), StartError> {
     let mut cfg = format!(
-        "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\nclientPort={port}\n\
-         clientPortAddress={address}\nadmin.enableServer=false\n\
+        "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\n{client_port}\
+         admin.enableServer=false\n\
          4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n\
          minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n\
          maxClientCnxns=0\n",
         data = node.dir.join("data").display(),
-        port = node.client_port,
-        address = node.address,
+        client_port = match &node.security {
+            Some(security) =>
+                security.client_port_config(&node.address.to_string(), node.client_port),
+            None => format!(
+                "clientPort={}\nclientPortAddress={}\n",
+                node.client_port, node.address
+            ),
+        },
     );
     if node.observer {
         cfg.push_str("peerType=observer\n");

@@ -6,13 +6,17 @@
 //! compiled once with `javac` against Debian's jars in `/usr/share/java`
 //! (`scripts/zk.sh install` installs `libcurator-discovery-java` and
 //! `libcurator-recipes-java`) and cached under the target directory, keyed
-//! by a hash of its sources.
+//! by a hash of its sources. It runs with the Netty jars on its classpath,
+//! so that system properties alone ([`CuratorPeer::with_system_properties`],
+//! [`ZkServer::jvm_client_properties`](super::ZkServer::jvm_client_properties))
+//! make it a TLS client.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use super::process::TestProcess;
+use super::security::with_netty_jars;
 
 /// The jars the peer runs on (Curator 5.4 and what it needs).
 const JARS: &[&str] = &[
@@ -48,6 +52,8 @@ const SOURCES: &[&str] = &[
 /// ```
 pub struct CuratorPeer {
     classpath: String,
+    /// `-Dkey=value` arguments of the JVM, before the class name.
+    system_properties: Vec<String>,
 }
 
 impl CuratorPeer {
@@ -62,7 +68,19 @@ impl CuratorPeer {
         PEER.get_or_init(compile).clone()
     }
 
-    /// Runs `args` (`list HOSTS BASE SERVICE`, `provider …`) to completion:
+    /// This peer with the JVM system properties `properties` (each
+    /// `-Dkey=value`) on every run and start: the ZooKeeper client's
+    /// settings, as [`ZkServer::jvm_client_properties`](super::ZkServer::jvm_client_properties)
+    /// makes them for TLS.
+    pub fn with_system_properties(
+        mut self,
+        properties: impl IntoIterator<Item = String>,
+    ) -> CuratorPeer {
+        self.system_properties.extend(properties);
+        self
+    }
+
+    /// Runs `args` (`list HOSTS BASE SERVICE`, `provider …`, `children …`) to completion:
     /// its stdout, or its stderr as the error when it fails.
     ///
     /// # Errors
@@ -70,6 +88,7 @@ impl CuratorPeer {
     /// A failed run: the peer's exception.
     pub fn run(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new(java())
+            .args(&self.system_properties)
             .arg("-cp")
             .arg(&self.classpath)
             .arg("CuratorPeer")
@@ -87,7 +106,8 @@ impl CuratorPeer {
     /// Starts `args` (`cache …`, `register …`), which run until
     /// [`TestProcess::close_stdin`].
     pub fn start(&self, args: &[&str]) -> TestProcess {
-        let mut all = vec!["-cp", self.classpath.as_str(), "CuratorPeer"];
+        let mut all: Vec<&str> = self.system_properties.iter().map(String::as_str).collect();
+        all.extend(["-cp", self.classpath.as_str(), "CuratorPeer"]);
         all.extend_from_slice(args);
         TestProcess::start_with_stdin(java(), &all, &[])
     }
@@ -159,6 +179,7 @@ fn compile() -> Result<CuratorPeer, String> {
     }
     jars.push(out.display().to_string());
     Ok(CuratorPeer {
-        classpath: jars.join(":"),
+        classpath: with_netty_jars(&jars.join(":")),
+        system_properties: Vec::new(),
     })
 }

@@ -5,7 +5,9 @@
 //! many (sequential requests pay the delay each; pipelined ones once), and
 //! that can cut every connection (a network blip: the client reconnects,
 //! its session intact), or hold the link down for a while (every
-//! connection cut and every new one refused until released).
+//! connection cut and every new one refused until released). The delay can
+//! change while connections are open ([`DelayProxy::set_delay`]): a link
+//! that turns slow.
 
 use crate::sync::lock;
 use std::io::{Read, Write};
@@ -37,8 +39,28 @@ pub struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
-    clients: Arc<Mutex<Vec<TcpStream>>>,
+    clients: Arc<Mutex<Clients>>,
+    lag: Arc<Mutex<Lag>>,
+    /// The network namespace it listens in, when not this thread's (a
+    /// relay of the lab): the drop wakes its acceptor from there.
+    namespace: Option<String>,
 }
+
+/// The connections open through a proxy, by number, to cut them all; each
+/// leaves the list when it ends.
+#[derive(Debug, Default)]
+struct Clients {
+    next: u64,
+    open: Vec<(u64, TcpStream)>,
+}
+
+/// How long the proxy waits for the target to accept a connection: a
+/// target cut off must not hold up the proxy (the client's connection is
+/// closed, as a connect that failed). Shorter than a ZooKeeper client's own
+/// connection timeout (2/5 of a 4 s session: 1.6 s), so that a client never
+/// gives up a connection that the proxy then completes, handing the target
+/// a connect request nobody waits for (a real network delivers none).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl DelayProxy {
     /// A proxy on a free loopback port to `target`.
@@ -65,13 +87,14 @@ impl DelayProxy {
         delay: Duration,
         jitter: Duration,
     ) -> std::io::Result<DelayProxy> {
-        let delay = Lag { delay, jitter };
+        let lag = Arc::new(Mutex::new(Lag { delay, jitter }));
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(false));
-        let clients = Arc::new(Mutex::new(Vec::new()));
-        let (stopped, holding, open) = (stop.clone(), held.clone(), clients.clone());
+        let clients = Arc::new(Mutex::new(Clients::default()));
+        let (stopped, holding, open, lagging) =
+            (stop.clone(), held.clone(), clients.clone(), lag.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -83,13 +106,26 @@ impl DelayProxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(target) else {
-                    continue;
+                let id = {
+                    let mut clients = lock(&open);
+                    clients.next += 1;
+                    if let Ok(copy) = client.try_clone() {
+                        let id = clients.next;
+                        clients.open.push((id, copy));
+                    }
+                    clients.next
                 };
-                if let Ok(copy) = client.try_clone() {
-                    lock(&open).push(copy);
-                }
-                forward(client, server, delay);
+                let (lag, open) = (lagging.clone(), open.clone());
+                // Connected on its own thread: a target that does not
+                // answer holds up this client only, not the next accept.
+                std::thread::spawn(move || {
+                    if let Ok(server) = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) {
+                        forward(client, server, lag);
+                    } else {
+                        let _ = client.shutdown(Shutdown::Both);
+                    }
+                    lock(&open).open.retain(|(open, _)| *open != id);
+                });
             }
         });
         Ok(DelayProxy {
@@ -97,6 +133,8 @@ impl DelayProxy {
             stop,
             held,
             clients,
+            lag,
+            namespace: None,
         })
     }
 
@@ -119,9 +157,22 @@ impl DelayProxy {
 
     /// Closes every connection made so far, as a network blip would.
     pub fn cut(&self) {
-        for client in lock(&self.clients).drain(..) {
+        for (_, client) in lock(&self.clients).open.drain(..) {
             let _ = client.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Marks the proxy as listening in the network namespace at `path`.
+    pub(super) fn in_namespace(mut self, path: String) -> DelayProxy {
+        self.namespace = Some(path);
+        self
+    }
+
+    /// From now on, each answer is `delay` late give or take `jitter`, on
+    /// the open connections too (what is already held back keeps its
+    /// time): a link that turns slow, or fast again.
+    pub fn set_delay(&self, delay: Duration, jitter: Duration) {
+        *lock(&self.lag) = Lag { delay, jitter };
     }
 }
 
@@ -129,7 +180,21 @@ impl Drop for DelayProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the acceptor, which then sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        let addr = self.addr;
+        let wake = move || {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        };
+        match self.namespace.clone() {
+            None => wake(),
+            Some(path) => {
+                let _ = std::thread::spawn(move || {
+                    if super::netns::enter(&path).is_ok() {
+                        wake();
+                    }
+                })
+                .join();
+            }
+        }
     }
 }
 
@@ -153,14 +218,32 @@ impl Lag {
     }
 }
 
-/// Client to server at once; server to client `delay` late.
-fn forward(client: TcpStream, server: TcpStream, delay: Lag) {
+/// How long the target may take to end its side once the client ended
+/// its own: a target cut off never does, and its reader must not wait
+/// forever.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Client to server at once; server to client `lag` late. Returns when
+/// the connection is over.
+fn forward(client: TcpStream, server: TcpStream, lag: Arc<Mutex<Lag>>) {
+    // A link adds no Nagle wait of its own: small writes leave at once,
+    // as the endpoints' own sockets (ZooKeeper's quorum links set it) ask.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
     let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_in, &mut server_out);
-        let _ = server_out.shutdown(Shutdown::Write);
+        if std::io::copy(&mut client_in, &mut server_out).is_ok() {
+            // The client is done: the target's last answers still reach it.
+            let _ = server_out.shutdown(Shutdown::Write);
+            // The socket's option: the reader's clone below times out too.
+            let _ = server_out.set_read_timeout(Some(LINGER));
+        } else {
+            // The target's side failed (a route cut): so does the client's.
+            let _ = server_out.shutdown(Shutdown::Both);
+            let _ = client_in.shutdown(Shutdown::Both);
+        }
     });
     let (chunks_tx, chunks) = mpsc::channel::<(Instant, Vec<u8>)>();
     let mut server_in = server;
@@ -173,16 +256,15 @@ fn forward(client: TcpStream, server: TcpStream, delay: Lag) {
         }
     });
     let mut client_out = client;
-    std::thread::spawn(move || {
-        let mut previous = Instant::now();
-        for (at, chunk) in chunks {
-            // The injected latency itself: each chunk waits out its delay.
-            previous = delay.due(at, previous);
-            std::thread::sleep(previous.saturating_duration_since(Instant::now()));
-            if client_out.write_all(&chunk).is_err() {
-                break;
-            }
+    let mut previous = Instant::now();
+    for (at, chunk) in chunks {
+        // The injected latency itself: each chunk waits out its delay.
+        let delay = *lock(&lag);
+        previous = delay.due(at, previous);
+        std::thread::sleep(previous.saturating_duration_since(Instant::now()));
+        if client_out.write_all(&chunk).is_err() {
+            break;
         }
-        let _ = client_out.shutdown(Shutdown::Both);
-    });
+    }
+    let _ = client_out.shutdown(Shutdown::Both);
 }

@@ -6,9 +6,12 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Child;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::certs::FIXTURE_NAME;
 use super::node::{Node, StartError, write_config};
+use super::security::{Security, ZkOptions};
 use super::wait::{all_threads_stopped, free_ports, poll_until};
 
 /// How long a node may take to become ready (a cold JVM on a busy 2-core
@@ -28,6 +31,7 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 /// ```
 pub struct ZkEnsemble {
     nodes: Vec<Node>,
+    security: Option<Arc<Security>>,
     // Declared last: removed after the nodes are dead.
     dir: tempfile::TempDir,
 }
@@ -48,11 +52,18 @@ impl ZkEnsemble {
     ///
     /// [`StartError`], with the log tail of the node that failed.
     pub fn start(size: usize) -> Result<ZkEnsemble, StartError> {
+        ZkEnsemble::start_secured(size, &ZkOptions::default())
+    }
+
+    pub(super) fn start_secured(
+        size: usize,
+        options: &ZkOptions,
+    ) -> Result<ZkEnsemble, StartError> {
         let mut last = None;
         // Free ports are found by binding port 0 and releasing it: a race
         // with other processes, so a clash is retried with new ports.
         for _ in 0..3 {
-            match ZkEnsemble::try_start(size.max(1)) {
+            match ZkEnsemble::try_start(size.max(1), options) {
                 Ok(ensemble) => return Ok(ensemble),
                 Err(err) if err.port_clash() => last = Some(err),
                 Err(err) => return Err(err),
@@ -64,7 +75,7 @@ impl ZkEnsemble {
         }))
     }
 
-    fn try_start(size: usize) -> Result<ZkEnsemble, StartError> {
+    fn try_start(size: usize, options: &ZkOptions) -> Result<ZkEnsemble, StartError> {
         let ports = free_ports(if size == 1 { 1 } else { size * 3 })
             .map_err(StartError::io("finding free loopback ports"))?;
         let sites = (0..size)
@@ -77,17 +88,23 @@ impl ZkEnsemble {
                 peer_routes: None,
             })
             .collect();
-        ZkEnsemble::start_at(sites)
+        ZkEnsemble::start_at_with(sites, options)
     }
 
     /// Starts one node at each of `sites` (their addresses and ports, in
     /// `server.N` order) and waits until they serve: the network lab's
     /// ensembles, one node per host.
     pub(super) fn start_at(sites: Vec<Site>) -> Result<ZkEnsemble, StartError> {
+        ZkEnsemble::start_at_with(sites, &ZkOptions::default())
+    }
+
+    fn start_at_with(sites: Vec<Site>, options: &ZkOptions) -> Result<ZkEnsemble, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("zkutil-zk-")
             .tempdir()
             .map_err(StartError::io("creating a temp dir for ZooKeeper"))?;
+        let security = Security::prepare(dir.path(), options)
+            .map_err(StartError::io("making the certificates and JAAS file"))?;
         let size = sites.len();
         let mut nodes = Vec::with_capacity(size);
         for (i, site) in sites.into_iter().enumerate() {
@@ -102,13 +119,18 @@ impl ZkEnsemble {
                 quorum_ports: site.quorum_ports,
                 observer: site.observer,
                 peer_routes: site.peer_routes,
+                security: security.clone(),
                 child: None,
             });
         }
         for (i, node) in nodes.iter().enumerate() {
             write_config(node, i + 1, &nodes)?;
         }
-        let mut ensemble = ZkEnsemble { nodes, dir };
+        let mut ensemble = ZkEnsemble {
+            nodes,
+            security,
+            dir,
+        };
         for node in &mut ensemble.nodes {
             node.spawn()?;
         }
@@ -171,6 +193,25 @@ impl ZkEnsemble {
         self.nodes.is_empty()
     }
 
+    /// Node `i`'s client address (loopback, or its host's in the lab).
+    pub fn client_addr(&self, i: usize) -> std::net::SocketAddr {
+        self.nodes[i].client_addr()
+    }
+
+    /// The session ids node `i` lists as connected to it (`cons`); empty
+    /// when it does not answer within a second.
+    pub fn sessions_on(&self, i: usize) -> Vec<crate::SessionId> {
+        self.four_letter_word(i, "cons")
+            .map(|cons| super::inspect::cons_sessions(&cons))
+            .unwrap_or_default()
+    }
+
+    /// One number of node `i`'s `mntr` (`zk_watch_count`: the watches its
+    /// connections set), `None` when it does not answer.
+    pub fn mntr_value(&self, i: usize, key: &str) -> Option<u64> {
+        super::inspect::mntr_field(&self.four_letter_word(i, "mntr")?, key)
+    }
+
     /// The client port of node `i`.
     pub fn port(&self, i: usize) -> u16 {
         self.nodes[i].client_port
@@ -184,14 +225,32 @@ impl ZkEnsemble {
     /// Node `i`'s mode from `srvr` (`standalone`, `leader`, `follower`), or
     /// `None` when it does not serve.
     pub fn mode(&self, i: usize) -> Option<String> {
-        let answer = self.ask(i, "srvr")?;
+        let answer = self.four_letter_word(i, "srvr")?;
         crate::admin::parse_srvr(&answer).map(|status| status.mode)
     }
 
-    /// Node `i`'s answer to a four-letter word, `None` within a second.
-    fn ask(&self, i: usize, word: &str) -> Option<String> {
-        crate::admin::four_letter_word(self.nodes[i].client_addr(), word, Duration::from_secs(1))
-            .ok()
+    /// Node `i`'s answer to a four-letter word, `None` within a second;
+    /// over TLS for a TLS fixture, which has no plaintext port.
+    pub fn four_letter_word(&self, i: usize, word: &str) -> Option<String> {
+        let addr = self.nodes[i].client_addr();
+        let timeout = Duration::from_secs(1);
+        match (self.fixture_tls(), self.security()) {
+            (Some(tls), Some(security)) => {
+                let name = addr.ip().to_string();
+                let config = tls.rustls_client_at(security.check_clock()).ok()?;
+                crate::admin::four_letter_word_rustls(addr, &name, word, timeout, config).ok()
+            }
+            _ => crate::admin::four_letter_word(addr, word, timeout).ok(),
+        }
+    }
+
+    /// The fixture's own TLS identity, for a TLS fixture.
+    fn fixture_tls(&self) -> Option<crate::TlsConfig> {
+        self.security()?.tls_config(Some(FIXTURE_NAME))
+    }
+
+    pub(super) fn security(&self) -> Option<&Security> {
+        self.security.as_deref()
     }
 
     /// The index of the current leader, if one is serving.
@@ -228,7 +287,7 @@ impl ZkEnsemble {
         let followers = self.nodes.len().saturating_sub(1).to_string();
         let synced = poll_until(deadline, Duration::from_millis(100), || {
             let leader = self.leader()?;
-            let mntr = self.ask(leader, "mntr")?;
+            let mntr = self.four_letter_word(leader, "mntr")?;
             mntr.lines()
                 .find_map(|line| line.strip_prefix("zk_synced_followers"))
                 .filter(|count| count.trim() == followers)
@@ -241,6 +300,7 @@ impl ZkEnsemble {
                 Duration::from_millis(100),
                 || {
                     crate::SessionConfig::new(&host)
+                        .with_tls(self.fixture_tls())
                         .with_connect_timeout(Duration::from_secs(1))
                         .with_request_timeout(Duration::from_secs(1))
                         .connect()
@@ -311,87 +371,5 @@ impl Drop for ZkEnsemble {
         for node in &mut self.nodes {
             node.kill();
         }
-    }
-}
-
-/// A standalone ZooKeeper server: an ensemble of one.
-#[derive(Debug)]
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// let mut zk = zkutil::testing::ZkServer::start().expect("ZooKeeper is installed");
-/// let session = zkutil::testing::connect(&zk, Duration::from_secs(10));
-/// session.ensure_path("/x").expect("serves");
-/// zk.restart().expect("restarts"); // sessions survive a restart
-/// assert!(session.children("/x").expect("the same session").is_empty());
-/// // Killed and its directory removed on drop.
-/// ```
-pub struct ZkServer(ZkEnsemble);
-
-impl ZkServer {
-    /// Starts a standalone server on a free loopback port and waits until
-    /// it serves.
-    ///
-    /// # Errors
-    ///
-    /// [`StartError`] with the log tail.
-    pub fn start() -> Result<ZkServer, StartError> {
-        ZkEnsemble::start(1).map(ZkServer)
-    }
-
-    /// `127.0.0.1:port`.
-    pub fn connect_string(&self) -> String {
-        self.0.connect_string()
-    }
-
-    /// The client port.
-    pub fn port(&self) -> u16 {
-        self.0.port(0)
-    }
-
-    /// The JVM's PID, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.0.pid(0)
-    }
-
-    /// Kills the server with SIGKILL; port and data stay for [`ZkServer::restart`].
-    pub fn kill(&mut self) {
-        self.0.kill(0);
-    }
-
-    /// Starts it again on the same port and data.
-    ///
-    /// # Errors
-    ///
-    /// [`StartError`] with the log tail.
-    pub fn restart(&mut self) -> Result<(), StartError> {
-        self.0.restart(0)
-    }
-
-    /// Freezes the server (SIGSTOP).
-    pub fn pause(&mut self) {
-        self.0.pause(0);
-    }
-
-    /// Thaws the server (SIGCONT).
-    pub fn resume(&mut self) {
-        self.0.resume(0);
-    }
-
-    /// Whether it answers `srvr`.
-    pub fn is_serving(&self) -> bool {
-        self.0.mode(0).is_some()
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self) -> String {
-        self.0.log_tail(0)
-    }
-
-    /// The temp dir holding its config, data and log.
-    pub fn dir(&self) -> &Path {
-        self.0.dir()
     }
 }

@@ -13,3 +13,5 @@ mod properties;
 mod registry;
 mod session;
 mod support;
+mod tls;
+mod tls_errors;

@@ -380,3 +380,38 @@ fn session_survives_a_frozen_zookeeper_node() {
     }
     assert_eq!(s.id(), id, "the session was never rebuilt");
 }
+
+#[test]
+fn a_long_session_finds_zookeeper_again_within_seconds_after_a_long_outage() {
+    let mut zk = zookeeper();
+    // A long session (60 s) outlives a long outage; what matters is how
+    // soon the client notices that ZooKeeper is back.
+    let s = SessionConfig::new(zk.connect_string())
+        .with_session_timeout(Duration::from_secs(60))
+        .connect()
+        .expect("session");
+    s.ensure_path("/back").expect("serves");
+    zk.kill();
+    // The fault itself: ZooKeeper stays down this long, while the client
+    // keeps trying (each round of attempts waiting longer than the last).
+    const OUTAGE: Duration = Duration::from_secs(20);
+    std::thread::sleep(OUTAGE);
+    assert_eq!(s.state(), SessionState::Disconnected, "the outage was seen");
+    zk.restart().expect("restart");
+    let back = Instant::now();
+    let found =
+        zkutil::testing::poll_until(Duration::from_secs(40), Duration::from_millis(20), || {
+            (s.state() == SessionState::Connected).then(|| back.elapsed())
+        });
+    println!(
+        "after a {OUTAGE:?} outage the client was connected again {found:?} after ZooKeeper served"
+    );
+    let found = found.expect("connected again within 40 s");
+    // ZooKeeper's Java client tries again at most 1 s after a failed round
+    // (with a backoff doubling without end, this took 4.9 s).
+    assert!(
+        found < Duration::from_secs(3),
+        "the client found ZooKeeper {found:?} after it was back"
+    );
+    assert!(s.children("/back").expect("the same session").is_empty());
+}

@@ -7,11 +7,15 @@
 //   provider HOSTS BASE SERVICE [N]        ServiceProvider.getInstance, N times (1): address:port per line
 //   cache    HOSTS BASE SERVICE            ServiceCache: "instances a:p,b:p" on start and each change, until stdin closes
 //   register HOSTS BASE SERVICE ADDR PORT  registers, prints "registered ID", unregisters when stdin closes
+//   children HOSTS BASE SERVICE            CuratorFramework's getChildren and getData of BASE/SERVICE, no
+//                                          discovery: one JSON line {"name", "data"} per child (any format)
 //   count    HOSTS BASE SERVICE            ServiceCache for the benchmark: "session 0x…", then "count N <unix nanos>"
 //                                          on start and each change, until stdin closes
 //
 // Compiled by the test harness (zkutil::testing::CuratorPeer) with javac
-// against /usr/share/java.
+// against /usr/share/java. The ZooKeeper client inside takes its settings
+// (TLS: zookeeper.client.secure, zookeeper.ssl.*) from JVM system
+// properties, as in production; it waits at most 30 s for a connection.
 
 import java.io.InputStream;
 import java.util.ArrayList;
@@ -19,11 +23,13 @@ import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.retry.ExponentialBackoffRetry;
+import org.apache.curator.utils.ZKPaths;
 import org.apache.curator.x.discovery.ServiceCache;
 import org.apache.curator.x.discovery.ServiceDiscovery;
 import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
@@ -42,7 +48,9 @@ public class CuratorPeer {
         try (CuratorFramework client = CuratorFrameworkFactory.newClient(
                 hosts, 10000, 5000, new ExponentialBackoffRetry(100, 5))) {
             client.start();
-            client.blockUntilConnected();
+            if (!client.blockUntilConnected(30, TimeUnit.SECONDS)) {
+                throw new IllegalStateException("not connected to " + hosts + " within 30 s");
+            }
             switch (command) {
                 case "list":
                     if (args.length > 4 && args[4].equals("spring")) {
@@ -59,6 +67,9 @@ public class CuratorPeer {
                     break;
                 case "count":
                     count(client, base, service);
+                    break;
+                case "children":
+                    children(client, ZKPaths.makePath(base, service));
                     break;
                 case "register":
                     register(client, base, service, args[4], Integer.parseInt(args[5]));
@@ -95,6 +106,16 @@ public class CuratorPeer {
                         : instance.getPayload().getClass().getName());
                 System.out.println(JSON.writeValueAsString(line));
             }
+        }
+    }
+
+    static void children(CuratorFramework client, String path) throws Exception {
+        for (String child : client.getChildren().forPath(path)) {
+            byte[] data = client.getData().forPath(ZKPaths.makePath(path, child));
+            Map<String, Object> line = new java.util.LinkedHashMap<>();
+            line.put("name", child);
+            line.put("data", data == null ? null : new String(data, java.nio.charset.StandardCharsets.UTF_8));
+            System.out.println(JSON.writeValueAsString(line));
         }
     }
 

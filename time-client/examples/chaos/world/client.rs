@@ -1,4 +1,5 @@
-//! The client's invariant: it loses no request, ever (retries allowed);
+//! The client's invariant: it loses no request, ever (retries allowed),
+//! and never stalls (some server is always reachable from it);
 //! and what the faults need of it: its progress, its logs, cutting it off
 //! from ZooKeeper.
 
@@ -7,6 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{Violation, World};
+
+/// The longest the client may go without answering a request: its
+/// `--timeout` is 1 s a try, and some server is always reachable.
+const STALL: Duration = Duration::from_secs(5);
 
 /// The client's progress so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,7 +44,7 @@ impl World {
         };
         let lines = client.stdout().lines();
         let exited = client.try_status();
-        for (_, line) in &lines[self.client_lines.min(lines.len())..] {
+        for (at, line) in &lines[self.client_lines.min(lines.len())..] {
             let Ok(value) = serde_json::from_str::<Value>(line) else {
                 return Err(self.violation(format!("the client printed {line:?}")));
             };
@@ -47,6 +52,19 @@ impl World {
                 continue;
             }
             self.progress.requests += 1;
+            // Between two answers, not only since the last: a stall that
+            // ended while the soak was busy elsewhere counts too.
+            if let Some(gap) = self
+                .last_answer
+                .map(|last| at.saturating_duration_since(last))
+            {
+                if gap > STALL {
+                    return Err(self.violation(format!(
+                        "the client answered no request for {gap:?} (until {line})"
+                    )));
+                }
+            }
+            self.last_answer = Some(*at);
             let attempts = value["attempts"].as_u64().unwrap_or(1);
             self.progress.retries += attempts.saturating_sub(1);
             if value["ok"] != true {
@@ -58,12 +76,31 @@ impl World {
         if let Some(status) = exited {
             return Err(self.violation(format!("the client exited with {status}")));
         }
+        if let Some(stalled) = self
+            .last_answer
+            .map(|at| at.elapsed())
+            .filter(|s| *s > STALL)
+        {
+            return Err(self.violation(format!("the client answered no request for {stalled:?}")));
+        }
         Ok(())
     }
 
     /// Cuts the client off from every ZooKeeper node (`true`) or lets it
-    /// back (`false`).
-    pub fn cut_client(&self, cut: bool) {
+    /// back (`false`): in the lab, a partition between its host and
+    /// ZooKeeper's; on loopback, its links held down.
+    pub fn cut_client(&mut self, cut: bool) {
+        if let Some(net) = &mut self.net {
+            let client = net.client.clone();
+            if cut {
+                let zk: Vec<_> = net.zk.clone();
+                net.lab
+                    .partition(&[&client], &zk.iter().collect::<Vec<_>>());
+            } else {
+                net.lab.heal_host(&client);
+            }
+            return;
+        }
         for link in &self.client_links {
             if cut {
                 link.hold();

@@ -1,11 +1,12 @@
-//! The registry's invariants: after a fault it converges to the live
-//! listeners, each owned by its server's live session, within the session
-//! timeout + 1 s; with no fault it does not change at all.
+//! The registry's invariants: after a fault it converges to the listeners
+//! of the servers that run and reach ZooKeeper, each owned by its server's
+//! live session, within the session timeout + 1 s; with no fault it does
+//! not change at all; and the ensemble's watches come back to their count
+//! (none leaked, none lost).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use zkutil::testing::sessions_on;
 use zkutil::{Change, SessionId};
 
 use super::{BASE, Violation, World};
@@ -15,12 +16,13 @@ pub type Registry = BTreeMap<String, (SessionId, i64)>;
 
 impl World {
     /// The nodes the registry should hold now: every listener of every
-    /// server that runs and is not frozen, by server.
+    /// server that runs, is not frozen and is not cut off from ZooKeeper,
+    /// by server.
     fn expected(&self) -> BTreeMap<String, usize> {
         self.servers
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.process.is_some() && !s.frozen)
+            .filter(|(_, s)| s.process.is_some() && !s.frozen && !s.cut_off)
             .flat_map(|(k, s)| s.names().into_iter().map(move |name| (name, k)))
             .collect()
     }
@@ -44,7 +46,7 @@ impl World {
     /// The sessions connected to the ensemble now.
     fn live_sessions(&self) -> BTreeSet<SessionId> {
         (0..self.zk.len())
-            .flat_map(|i| sessions_on(self.zk.port(i)))
+            .flat_map(|i| self.zk.sessions_on(i))
             .collect()
     }
 
@@ -113,6 +115,56 @@ impl World {
             }
             // Nothing announces convergence of all of these at once: poll.
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The watches set on the ensemble, all nodes together (`mntr`); `None`
+    /// when a node does not answer.
+    pub fn watch_count(&self) -> Option<u64> {
+        (0..self.zk.len())
+            .map(|i| self.zk.mntr_value(i, "zk_watch_count"))
+            .sum()
+    }
+
+    /// Records the watches the ensemble holds once everything is up: once
+    /// the client has answered a request (its list, and so its watches, are
+    /// set) and the count held for half a second.
+    pub fn count_watches(&mut self) -> Result<(), Violation> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        loop {
+            let progress = self.client_progress()?;
+            let now = self.watch_count();
+            if progress.requests > 0 && now.is_some() && now == last {
+                self.watches = now.unwrap_or_default();
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.violation(format!("the watch count did not settle: {now:?}")));
+            }
+            last = now;
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Waits until the ensemble holds as many watches as once everything
+    /// was up: a watch a fault leaked, or lost, shows as a count that does
+    /// not come back. Watches are re-set as events fire and sessions move,
+    /// so the count is polled.
+    pub fn check_watches(&mut self, deadline: Instant) -> Result<(), Violation> {
+        loop {
+            self.check_client()?;
+            let now = self.watch_count();
+            if now == Some(self.watches) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.violation(format!(
+                    "the ensemble holds {now:?} watches, {} once everything was up",
+                    self.watches
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -1,59 +1,89 @@
 //! The time-servers' lifecycle: started on fixed ports (a restart reuses
 //! them), signalled, reaped (a clean exit and no panic, or a violation).
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use zkutil::testing::TestProcess;
+use zkutil::testing::lab::Host;
 
 use super::{MAX_CONNECTIONS, Violation, World};
 
-/// One time-server: its fixed ports and its current process.
+/// One time-server: where it runs, its fixed ports and its current
+/// process.
 pub struct Server {
     pub(super) ports: Vec<u16>,
+    address: Ipv4Addr,
+    /// Its ZooKeeper connect string.
+    connect: String,
+    /// Its host in the network lab (none on loopback).
+    pub host: Option<Host>,
     pub(super) process: Option<TestProcess>,
     pub(super) frozen: bool,
+    /// Cut off from ZooKeeper by a network fault for longer than its
+    /// session: running, but not expected in the registry.
+    pub cut_off: bool,
 }
 
 impl Server {
-    pub(super) fn new(ports: Vec<u16>) -> Server {
+    pub(super) fn new(
+        ports: Vec<u16>,
+        address: Ipv4Addr,
+        connect: String,
+        host: Option<Host>,
+    ) -> Server {
         Server {
             ports,
+            address,
+            connect,
+            host,
             process: None,
             frozen: false,
+            cut_off: false,
         }
+    }
+
+    /// Its listeners' addresses.
+    pub(super) fn listeners(&self) -> Vec<SocketAddr> {
+        self.ports
+            .iter()
+            .map(|p| SocketAddr::from((self.address, *p)))
+            .collect()
     }
 
     /// The node names it registers.
     pub(super) fn names(&self) -> Vec<String> {
-        self.ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect()
+        self.listeners().iter().map(ToString::to_string).collect()
     }
 }
 
 impl World {
     pub fn start_server(&mut self, k: usize) {
-        let listen = self.servers[k].names().join(",");
+        let server = &self.servers[k];
+        let listen = server.names().join(",");
+        let metrics = SocketAddr::from((server.address, 0)).to_string();
         let timeout = humantime::format_duration(self.session_timeout).to_string();
-        let process = TestProcess::start(
-            &self.server_bin,
-            &[
-                "--zk",
-                &self.hosts,
-                "--session-timeout",
-                &timeout,
-                "--listen",
-                &listen,
-                "--drain",
-                "500ms",
-                "--max-connections",
-                &MAX_CONNECTIONS.to_string(),
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ],
-            &[("RUST_LOG", "info")],
-        );
+        let max_connections = MAX_CONNECTIONS.to_string();
+        let mut args = vec![
+            "--zk",
+            &server.connect,
+            "--session-timeout",
+            &timeout,
+            "--listen",
+            &listen,
+            "--drain",
+            "500ms",
+            "--max-connections",
+            &max_connections,
+            "--metrics-listen",
+            &metrics,
+        ];
+        args.extend(self.server_tls.iter().map(String::as_str));
+        let envs = [("RUST_LOG", "info")];
+        let process = match &server.host {
+            Some(host) => host.start(&self.server_bin, &args, &envs),
+            None => TestProcess::start(&self.server_bin, &args, &envs),
+        };
         self.servers[k].process = Some(process);
         self.servers[k].frozen = false;
     }
@@ -111,11 +141,7 @@ impl World {
     }
 
     /// Server `k`'s listener addresses.
-    pub fn server_listeners(&self, k: usize) -> Vec<std::net::SocketAddr> {
-        self.servers[k]
-            .ports
-            .iter()
-            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
-            .collect()
+    pub fn server_listeners(&self, k: usize) -> Vec<SocketAddr> {
+        self.servers[k].listeners()
     }
 }

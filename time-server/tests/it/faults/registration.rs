@@ -110,3 +110,46 @@ fn a_node_deleted_by_an_operator_is_recreated_and_the_log_says_who() {
         Duration::from_secs(20),
     );
 }
+
+/// A server whose session ZooKeeper expired is not registered until its
+/// node is back, and stays unhealthy while re-creating it is refused: with
+/// `--zk-auth`, a parent re-created open to strangers during the expiry.
+#[test]
+fn healthz_is_503_while_a_node_lost_with_its_session_is_not_back() {
+    let zk = zookeeper();
+    let obs = observer(&zk);
+    let hosts = zk.connect_string();
+    let mut args = server_args(&hosts, "2s", "127.0.0.1:0");
+    args.extend(["--zk-auth", "svc:s3cret", "--metrics-listen", "127.0.0.1:0"]);
+    let server = ServerProcess::start(&args);
+    server.registered(1);
+    let metrics = server.logged_addr("metrics=");
+    let health = || zkutil::testing::http_get(metrics, "/healthz").ok();
+    wait_until(Duration::from_secs(10), "healthy", || {
+        (health()?.0 == 200).then_some(())
+    });
+    // Frozen past its session: ZooKeeper deletes its node; meanwhile a
+    // stranger replaces the empty parent by one open to everyone.
+    server.signal("STOP");
+    wait_until(Duration::from_secs(30), "the node expires", || {
+        children(&obs, BASE).is_empty().then_some(())
+    });
+    obs.delete(BASE, None).expect("deletes the empty parent");
+    obs.ensure_path(BASE).expect("re-creates it open");
+    server.signal("CONT");
+    server.wait_for_log(
+        "not re-registering under a parent open to strangers",
+        1,
+        Duration::from_secs(30),
+    );
+    // Refused, and it says so: a session is connected, the node is not there.
+    let answers: Vec<u16> = (0..5)
+        .filter_map(|_| health().map(|(status, _)| status))
+        .collect();
+    assert!(
+        !answers.is_empty() && answers.iter().all(|&s| s == 503),
+        "/healthz answered {answers:?} with no node registered; log:\n{}",
+        server.stderr()
+    );
+    assert!(children(&obs, BASE).is_empty());
+}

@@ -131,8 +131,16 @@ impl TlsClient {
                 .map_err(|err| Error::with_other("fail to set tls version for FIPS mode", err))?,
             false => ClientConfig::builder(),
         };
+        // The process's default provider if the application installed one, else ring: never
+        // `ClientConfig::builder()`, which panics when rustls has several providers compiled in
+        // and none installed (an application that also enables rustls' aws-lc-rs).
         #[cfg(not(feature = "fips"))]
-        let builder = ClientConfig::builder();
+        let builder = match rustls::crypto::CryptoProvider::get_default() {
+            Some(provider) => ClientConfig::builder_with_provider(provider.clone()),
+            None => ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into()),
+        }
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::with_other("fail to set tls versions", err))?;
         let builder = match options.hostname_verification {
             true => {
                 let verifier = WebPkiServerVerifier::builder_with_provider(

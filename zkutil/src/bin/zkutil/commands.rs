@@ -306,7 +306,7 @@ pub fn register(
     service: &str,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<bool> {
-    if tighten_acl && common.zk.zk_auth.is_none() {
+    if tighten_acl && common.zk.digest_auth().is_none() {
         bail!("--tighten-acl needs --zk-auth: without auth every node is open anyway");
     }
     let stop = zkutil::cli::on_signals()?;
@@ -344,11 +344,16 @@ pub fn register(
             OpenParent::Refuse
         });
     let session = connect(common)?;
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let metrics_server = match metrics_listen {
         Some(listen) => {
-            let server =
-                zkutil::cli::metrics::serve_registrant(listen, "zkutil_register", &session, 1)
-                    .with_context(|| format!("serving metrics on {listen}"))?;
+            let server = zkutil::cli::metrics::serve_registrant(
+                listen,
+                "zkutil_register",
+                &session,
+                held.clone(),
+            )
+            .with_context(|| format!("serving metrics on {listen}"))?;
             tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
             Some(server)
         }
@@ -367,6 +372,7 @@ pub fn register(
                 .with_context(|| format!("registering {endpoint} under {}", registrar.parent()));
         }
     };
+    zkutil::cli::lock(&held).push(registration.status());
     tracing::info!(path = %registration.path(), %format, outcome = %registration.outcome(), "registered; holding until SIGINT/SIGTERM");
     // Held until the first signal (or the signal thread is gone).
     let _ = stop.recv();

@@ -148,9 +148,21 @@ pub fn status(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<
     }
     let mut out = std::io::stdout().lock();
     let mut all_up = true;
+    // A TLS-only ensemble has no plaintext port: with --zk-tls-ca the four
+    // letters go over TLS, the server's name checked against the host's.
+    let tls = common.zk.tls();
     for host in hosts {
+        let name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(name, _)| name)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let status = admin::resolve(&host)
-            .and_then(|addr| admin::four_letter_word(addr, "srvr", timeout))
+            .and_then(|addr| match &tls {
+                Some(tls) => admin::four_letter_word_tls(addr, &name, "srvr", timeout, tls),
+                None => admin::four_letter_word(addr, "srvr", timeout),
+            })
             .map_err(|err| err.to_string())
             .and_then(|answer| admin::parse_srvr(&answer).ok_or_else(|| "not serving".to_owned()));
         all_up &= status.is_ok();

@@ -17,8 +17,8 @@ pub fn control(common: &Common, endpoint: Endpoint, control: &Control) -> anyhow
         Ok(applied) => applied,
         Err(err) if err.is_no_auth() => {
             return Err(err).context(format!(
-                "no WRITE permission on the registration of {endpoint}: pass the operator identity with --zk-auth \
-                 (the registrant grants it with --operator)"
+                "no WRITE permission on the registration of {endpoint}: pass the operator identity with --zk-auth, \
+                 --zk-tls-cert or --zk-sasl (the registrant grants it with --operator or --operator-id)"
             ));
         }
         Err(err) => return Err(err.into()),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::registry::{Claim, OpenParent, Outcome, guard_parent};
+use crate::registry::{Claim, OpenParent, Outcome, RegistrationStatus, guard_parent};
 use crate::session::{NodeStat, Session, SessionEvent, SessionId, WatchEvent};
 use crate::sync::lock;
 
@@ -42,6 +42,8 @@ pub(in crate::registry) struct Keeper {
     /// may have been deleted and re-created open while we were away (our
     /// expired session's node gone, it was empty).
     pub(in crate::registry) open_parent: OpenParent,
+    /// Whether the node is in place, for the registration's holder.
+    pub(in crate::registry) status: RegistrationStatus,
     pub(in crate::registry) _claim: Claim,
 }
 

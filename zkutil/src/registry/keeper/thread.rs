@@ -98,6 +98,8 @@ impl Keeper {
                         if refused.take().is_some() {
                             tracing::info!(path = %self.target.path(), "the parent is no longer open to strangers; registration checked again");
                         }
+                        self.status
+                            .set(matches!(found, Seen::Ours(_) | Seen::Replaced(_)));
                         match found {
                             Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
                             Seen::Foreign(owner) if foreign_warned != Some(owner) => {
@@ -113,6 +115,7 @@ impl Keeper {
                         seen = Some(found);
                     }
                     Err(err @ Error::OpenAcl { .. }) => {
+                        self.status.set(false);
                         let delay = backoff.next_delay();
                         let message = err.to_string();
                         if refused.as_ref() != Some(&message) {
@@ -150,6 +153,7 @@ impl Keeper {
                     armed = false;
                     check = true;
                     if event == WatchEvent::Deleted && !self.stopped() {
+                        self.status.set(false);
                         match seen {
                             Some(Seen::Ours(owner)) => deleted_ours = Some(owner),
                             other => self.log_deletion(other),
@@ -161,6 +165,9 @@ impl Keeper {
                     // if the server has not expired it yet, is ours to
                     // replace. A re-attached session is the same owner.
                     if previous != current {
+                        // The node went with the old session, or is left
+                        // to replace: not in place until re-created.
+                        self.status.set(false);
                         let mut known = lock(&self.previous);
                         if known.len() >= PREVIOUS_SESSIONS {
                             known.remove(0);

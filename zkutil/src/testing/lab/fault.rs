@@ -49,6 +49,19 @@ pub enum Fault {
         /// The share lost, in percent.
         percent: u8,
     },
+    /// The relays of a host answer this late (zero: fast again).
+    Slow {
+        /// The host whose relays were slowed.
+        host: String,
+        /// Each answer this late…
+        delay: Duration,
+        /// …give or take this much.
+        jitter: Duration,
+    },
+    /// The link between two regions cut ([`WanLink`](super::WanLink)).
+    WanCut,
+    /// The link between two regions back.
+    WanHeal,
     /// Every fault removed.
     Heal,
 }
@@ -72,6 +85,13 @@ impl fmt::Display for Fault {
                 between: [a, b],
                 percent,
             } => write!(f, "lose {percent}% between {a} <-> {b}"),
+            Fault::Slow {
+                host,
+                delay,
+                jitter,
+            } => write!(f, "slow {host}'s relays to {delay:?} ± {jitter:?}"),
+            Fault::WanCut => write!(f, "cut the link between the regions"),
+            Fault::WanHeal => write!(f, "heal the link between the regions"),
             Fault::Heal => write!(f, "heal"),
         }
     }

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 
 use super::ip::ip;
-use crate::testing::TestProcess;
+use crate::testing::{DelayProxy, TestProcess};
 
 /// A named host of a [`Lab`](super::Lab): its own network namespace, its
 /// own address, loopback up, no default route (nothing it sends can leave
@@ -54,6 +54,11 @@ impl Host {
         ip(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        // One segment per packet, both ends: without it TCP hands the veth
+        // 64 KB bursts as one buffer, and a loss rule drops them whole
+        // (tens of segments) where a real link loses one packet.
+        ip(&["-n", ns, "link", "set", "eth0", "gso_max_segs", "1"])?;
+        ip(&["link", "set", &self.veth, "gso_max_segs", "1"])?;
         Ok(())
     }
 
@@ -120,5 +125,29 @@ impl Host {
             .envs(envs.iter().copied())
             .stdin(Stdio::null());
         TestProcess::from_command(command)
+    }
+
+    /// A relay inside this host to `target`: a [`DelayProxy`] listening on
+    /// the host's own loopback, that connects out from the host, so that
+    /// every fault of the host cuts it as it cuts the host's programs. A
+    /// program of the host given the relay's address instead of the
+    /// target's can be slowed at any time ([`DelayProxy::set_delay`]).
+    ///
+    /// # Errors
+    ///
+    /// When the namespace cannot be entered (not root) or no port bound.
+    pub fn relay(&self, target: SocketAddr) -> std::io::Result<DelayProxy> {
+        let path = format!("/run/netns/{}", self.namespace);
+        // setns(2) moves the calling thread only: a thread of its own
+        // enters the namespace, binds there, and the relay's threads,
+        // spawned from it, stay there.
+        std::thread::spawn(move || {
+            crate::testing::netns::enter(&path)?;
+            let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let none = std::time::Duration::ZERO;
+            DelayProxy::start_on(bind, target, none, none).map(|relay| relay.in_namespace(path))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the relay's thread panicked")))
     }
 }

@@ -17,7 +17,8 @@
 //! [`Lab::drop_on_arrival`] (an nftables rule in the receiver: the sender
 //! learns nothing, its connects time out), [`Lab::lossy`] (random loss,
 //! with nftables, where the packets arrive), [`Lab::heal`] (everything) and
-//! [`Lab::heal_host`] (one host's routes and link).
+//! [`Lab::heal_host`] (one host's routes and link); a slow link is a relay
+//! in the host's path ([`Host::relay`], [`Lab::slow`]).
 //! Each is logged with `tracing` and kept, with its time, in
 //! [`Lab::faults`], so that a failing test can say which fault was in force.
 //!
@@ -38,6 +39,7 @@ mod host;
 mod ip;
 mod nft;
 mod region;
+mod slow;
 mod sweep;
 
 use std::net::Ipv4Addr;
@@ -345,7 +347,7 @@ impl Lab {
         remove_blackholes(undone);
     }
 
-    fn record(&mut self, fault: Fault) {
+    pub(super) fn record(&mut self, fault: Fault) {
         let record = FaultRecord {
             at: SystemTime::now(),
             since_start: self.started.elapsed(),

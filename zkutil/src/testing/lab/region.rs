@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Host, Lab};
+use super::{Fault, Host, Lab};
 use crate::testing::DelayProxy;
 use crate::testing::node::StartError;
 use crate::testing::zookeeper::{Site, ZkEnsemble};
@@ -30,13 +30,17 @@ pub struct WanLink {
 
 impl WanLink {
     /// The remote region is cut off: every connection through the link
-    /// drops and new ones are refused until [`WanLink::heal`].
-    pub fn cut(&self) {
+    /// drops and new ones are refused until [`WanLink::heal`]. Logged in
+    /// `lab`'s faults ([`Lab::heal`] does not heal it: the caller owns the
+    /// link).
+    pub fn cut(&self, lab: &mut Lab) {
+        lab.record(Fault::WanCut);
         self.relays.iter().for_each(DelayProxy::hold);
     }
 
     /// The link is back.
-    pub fn heal(&self) {
+    pub fn heal(&self, lab: &mut Lab) {
+        lab.record(Fault::WanHeal);
         self.relays.iter().for_each(DelayProxy::release);
     }
 }

@@ -46,11 +46,15 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
         metrics.to_string(),
         "the registration says where"
     );
-    assert!(http_get(metrics, "/healthz").is_ok());
-    assert!(
-        http_get(metrics, "/metrics")
-            .is_ok_and(|text| text.contains("zkutil_register_zookeeper_connected 1"))
-    );
+    // Healthy once the registrant holds its registration (just after the
+    // node appears).
+    wait_until(Duration::from_secs(10), "healthy", || {
+        http_get(metrics, "/healthz").ok()
+    });
+    assert!(http_get(metrics, "/metrics").is_ok_and(|text| {
+        text.contains("zkutil_register_zookeeper_connected 1")
+            && text.contains("zkutil_register_registrations 1")
+    }));
 
     let mut watch = TestProcess::start(
         env!("CARGO_BIN_EXE_zkutil"),
@@ -69,5 +73,65 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
     );
     assert!(http_get(watching, "/healthz").is_ok());
     assert!(stop_with(&mut watch, "TERM").success());
+    assert!(stop_with(&mut sidecar, "TERM").success());
+}
+
+/// A registrant whose session ZooKeeper expired is unhealthy while its
+/// node is not back: here, with `--zk-auth`, re-creating it is refused
+/// under a parent a stranger re-created open during the expiry.
+#[test]
+fn registers_healthz_is_503_while_its_node_is_refused_after_an_expiry() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let observer = session(&zk);
+    let mut sidecar = TestProcess::start(
+        env!("CARGO_BIN_EXE_zkutil"),
+        &[
+            "--zk",
+            &hosts,
+            "--zk-auth",
+            "svc:s3cret",
+            "--session-timeout",
+            "2s",
+            "register",
+            "127.0.0.1:7001",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    let metrics = sidecar.logged_addr("metrics=");
+    wait_until(Duration::from_secs(20), "healthy", || {
+        http_get(metrics, "/healthz").ok()
+    });
+    sidecar.signal("STOP");
+    wait_until(Duration::from_secs(30), "the node expires", || {
+        observer
+            .stat("/go_servers/127.0.0.1:7001")
+            .ok()?
+            .is_none()
+            .then_some(())
+    });
+    observer
+        .delete("/go_servers", None)
+        .expect("deletes the empty parent");
+    observer
+        .ensure_path("/go_servers")
+        .expect("re-creates it open");
+    sidecar.signal("CONT");
+    sidecar.wait_for_log(
+        "not re-registering under a parent open to strangers",
+        1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        http_get(metrics, "/healthz"),
+        Err(503),
+        "{}",
+        sidecar.stderr_text()
+    );
+    assert!(
+        http_get(metrics, "/metrics").is_ok_and(|t| t.contains("zkutil_register_registrations 0"))
+    );
     assert!(stop_with(&mut sidecar, "TERM").success());
 }

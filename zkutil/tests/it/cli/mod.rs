@@ -8,6 +8,7 @@ mod health;
 mod ls;
 mod metrics;
 mod register;
+mod secrets;
 mod terminal;
 mod watch;
 

@@ -3,6 +3,7 @@
 //! reads what the other writes.
 
 mod curator_writes;
+mod tls;
 mod we_write;
 
 use std::time::Duration;

@@ -1,14 +1,15 @@
 //! The faults: how each is injected and recovered from, and whether the
 //! registry may change because of it.
 
-use std::net::TcpStream;
+mod network;
+mod peers;
+
 use std::time::Duration;
 
 use rand::Rng;
 use rand::rngs::StdRng;
 
 use zkutil::SessionId;
-use zkutil::testing::sessions_on;
 
 use crate::world::{BASE, Violation, World};
 
@@ -49,6 +50,25 @@ pub enum Fault {
     /// line that never ends), idle connections and a pipelining client that
     /// never reads: `/healthz` still answers.
     HostileMetrics,
+    /// In the lab: a time-server's host cut off from everyone, shorter or
+    /// longer than its session.
+    ServerIsolated,
+    /// In the lab: a time-server partitioned from ZooKeeper, its clients
+    /// still reaching it.
+    ServerPartitioned,
+    /// In the lab: one direction between a time-server and ZooKeeper
+    /// dropped where it arrives.
+    OneWayCut,
+    /// In the lab: a ZooKeeper node's host cut off, the leader or not.
+    ZooKeeperIsolated,
+    /// In the lab: a follower split from the two other nodes, its clients
+    /// still reaching it.
+    MinoritySplit,
+    /// In the lab: a time-server's or the client's ZooKeeper links slow
+    /// (200 ms round trip, 50 ms jitter).
+    SlowLink,
+    /// In the lab: a time-server's link down 1 s, up 1 s, five times.
+    Flapping,
 }
 
 const ALL: [Fault; 13] = [
@@ -67,6 +87,17 @@ const ALL: [Fault; 13] = [
     Fault::HostileMetrics,
 ];
 
+/// The faults that need the network lab.
+const NETWORK: [Fault; 7] = [
+    Fault::ServerIsolated,
+    Fault::ServerPartitioned,
+    Fault::OneWayCut,
+    Fault::ZooKeeperIsolated,
+    Fault::MinoritySplit,
+    Fault::SlowLink,
+    Fault::Flapping,
+];
+
 /// What one fault did.
 pub struct Outcome {
     pub description: String,
@@ -78,8 +109,16 @@ pub struct Outcome {
 }
 
 impl Fault {
-    pub fn draw(rng: &mut StdRng) -> Fault {
-        ALL[rng.random_range(0..ALL.len())]
+    /// The faults to draw from: the process faults, and the network faults
+    /// too when the soak runs in the lab (`network`); only those whose name
+    /// contains `only`, when given.
+    pub fn candidates(network: bool, only: Option<&str>) -> Vec<Fault> {
+        let network: &[Fault] = if network { &NETWORK } else { &[] };
+        ALL.iter()
+            .chain(network)
+            .copied()
+            .filter(|f| only.is_none_or(|text| f.name().contains(text)))
+            .collect()
     }
 
     pub fn name(&self) -> &'static str {
@@ -97,6 +136,13 @@ impl Fault {
             Fault::MajorityKilled => "two of three time-servers SIGKILL",
             Fault::IdleAtCap => "idle clients fill a time-server's cap",
             Fault::HostileMetrics => "hostile clients on a metrics port",
+            Fault::ServerIsolated => "net: time-server isolated",
+            Fault::ServerPartitioned => "net: time-server cut from ZooKeeper",
+            Fault::OneWayCut => "net: time-server <-> ZooKeeper one way",
+            Fault::ZooKeeperIsolated => "net: ZooKeeper node isolated",
+            Fault::MinoritySplit => "net: follower split from its peers",
+            Fault::SlowLink => "net: slow ZooKeeper link",
+            Fault::Flapping => "net: time-server link flapping",
         }
     }
 
@@ -127,16 +173,18 @@ impl Fault {
         let restart_failed = |world: &World, e: &dyn std::fmt::Display| {
             world.violation(format!("restarting ZooKeeper: {e}"))
         };
+        let mut unchanged = self.changes_nothing();
+        let mut lifted_at = None;
         let description = match self {
             Fault::LeaderKill => {
                 let leader = world.zk.leader().unwrap_or(0);
                 kill_and_restart(world, leader, rng.random_range(500..2000))?;
-                format!("leader (node {leader}) killed")
+                format!("leader (zk{}) killed", leader + 1)
             }
             Fault::FollowerKill => {
                 let follower = followers(world)[rng.random_range(0..2)];
                 kill_and_restart(world, follower, rng.random_range(1000..3000))?;
-                format!("follower (node {follower}) killed")
+                format!("follower (zk{}) killed", follower + 1)
             }
             Fault::ZooKeeperDownShort | Fault::ZooKeeperDownLong => {
                 let down = if *self == Fault::ZooKeeperDownShort {
@@ -158,11 +206,10 @@ impl Fault {
             Fault::ZooKeeperNodeFrozen => {
                 let owners: Vec<SessionId> = before.values().map(|(owner, _)| *owner).collect();
                 let candidates = followers(world);
-                let attached = candidates.iter().copied().find(|&i| {
-                    sessions_on(world.zk.port(i))
-                        .iter()
-                        .any(|s| owners.contains(s))
-                });
+                let attached = candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| world.zk.sessions_on(i).iter().any(|s| owners.contains(s)));
                 let node = attached.unwrap_or(candidates[rng.random_range(0..2)]);
                 world.zk.pause(node);
                 // Past the session timeout, and past the ensemble's sync
@@ -175,7 +222,8 @@ impl Fault {
                     return Err(world.violation(format!("node {node} did not serve again")));
                 }
                 format!(
-                    "follower (node {node}{}) frozen",
+                    "follower (zk{}{}) frozen",
+                    node + 1,
                     if attached.is_some() {
                         ", a server's"
                     } else {
@@ -209,9 +257,21 @@ impl Fault {
                 let _ = world.observer.delete(&format!("{BASE}/{name}"), None);
                 format!("{name} deleted")
             }
-            Fault::ClientCutOff => client_cut_off(world, rng)?,
-            Fault::IdleAtCap => idle_at_cap(world, rng)?,
-            Fault::HostileMetrics => hostile_metrics(world, rng)?,
+            Fault::ClientCutOff => peers::client_cut_off(world, rng)?,
+            Fault::IdleAtCap => peers::idle_at_cap(world, rng)?,
+            Fault::HostileMetrics => peers::hostile_metrics(world, rng)?,
+            Fault::ServerIsolated
+            | Fault::ServerPartitioned
+            | Fault::OneWayCut
+            | Fault::ZooKeeperIsolated
+            | Fault::MinoritySplit
+            | Fault::SlowLink
+            | Fault::Flapping => {
+                let injected = network::run(*self, world, rng)?;
+                unchanged = injected.unchanged;
+                lifted_at = Some(injected.lifted_at);
+                injected.description
+            }
             Fault::MajorityKilled => {
                 let spared = rng.random_range(0..world.servers.len());
                 let killed: Vec<usize> =
@@ -236,13 +296,19 @@ impl Fault {
                 return Err(world.violation(format!("ZooKeeper node {i} does not serve again")));
             }
         }
-        let deadline = world.settle_deadline();
+        // A network fault's bound counts from its lifting: the session
+        // timeout + 2 s, whatever the lifted node's own rejoin takes.
+        let deadline = match lifted_at {
+            Some(at) => at + timeout + Duration::from_secs(2),
+            None => world.settle_deadline(),
+        };
         let convergence = world.converge(self.name(), deadline)?;
+        let convergence = lifted_at.map_or(convergence, |at| at.elapsed());
         let after = world
             .registry()
             .map_err(|e| world.violation(format!("reading the registry: {}", e.chain())))?;
         let changed = after != before;
-        if self.changes_nothing() {
+        if unchanged {
             let changes = world.drain_changes();
             if changed || !changes.is_empty() {
                 return Err(world.violation(format!(
@@ -252,183 +318,13 @@ impl Fault {
         } else {
             world.drain_changes();
         }
+        world.check_growth()?;
         Ok(Outcome {
             description,
             convergence,
             changed,
         })
     }
-}
-
-/// Cuts the client off (shorter or longer than its session timeout); while
-/// it is away an operator disables one listener and re-weights another.
-/// Once the client says its view is fresh again, no request of it may go to
-/// the disabled listener; then the listener is enabled again.
-fn client_cut_off(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
-    let names = world.listener_names();
-    let disabled: zkutil::Endpoint = names[rng.random_range(0..names.len())]
-        .parse()
-        .map_err(|e| world.violation(format!("a listener name: {e}")))?;
-    let others: Vec<&String> = names
-        .iter()
-        .filter(|n| **n != disabled.to_string())
-        .collect();
-    let reweighted: zkutil::Endpoint = others[rng.random_range(0..others.len())]
-        .parse()
-        .map_err(|e| world.violation(format!("a listener name: {e}")))?;
-    let long = rng.random_bool(0.5);
-    let away = if long {
-        world.session_timeout + Duration::from_millis(rng.random_range(500..2000))
-    } else {
-        Duration::from_millis(rng.random_range(300..1500))
-    };
-    let base = zkutil::BasePath::from_static(BASE);
-    let (stderr_mark, _) = world.client_marks();
-    world.cut_client(true);
-    world.client_logs(
-        "ZooKeeper unreachable",
-        stderr_mark,
-        std::time::Instant::now() + Duration::from_secs(30),
-    )?;
-    let operate = |world: &World, control: zkutil::Control, endpoint| {
-        control
-            .apply_to(&world.observer, &base, endpoint)
-            .map_err(|e| world.violation(format!("{control} on {endpoint}: {}", e.chain())))
-    };
-    operate(
-        world,
-        zkutil::Control::Disable {
-            reason: Some("chaos".into()),
-        },
-        disabled,
-    )?;
-    operate(
-        world,
-        zkutil::Control::Weight(rng.random_range(1..500)),
-        reweighted,
-    )?;
-    world.during(away)?;
-    world.cut_client(false);
-    let fresh_at = world.client_logs(
-        "server list is fresh again",
-        stderr_mark,
-        world.settle_deadline() + Duration::from_secs(1),
-    )?;
-    // One request may have been under way as the view turned fresh.
-    world.during(Duration::from_millis(500))?;
-    let reached = world
-        .client_servers_since(fresh_at + 1)
-        .iter()
-        .filter(|s| **s == disabled.to_string())
-        .count();
-    if reached > 0 {
-        return Err(world.violation(format!(
-            "{reached} requests reached {disabled}, disabled while the client was cut off, after its view was fresh again"
-        )));
-    }
-    operate(world, zkutil::Control::Enable, disabled)?;
-    Ok(format!(
-        "client away {:.1}s, {disabled} disabled",
-        away.as_secs_f64()
-    ))
-}
-
-/// Fills one time-server to its cap with clients that read their reply and
-/// stay; the server must let every one go at its drain timeout (2 s), and
-/// then serve a new client under the cap.
-fn idle_at_cap(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
-    use std::io::Read;
-    let k = rng.random_range(0..world.servers.len());
-    let listeners = world.server_listeners(k);
-    let addr = listeners[rng.random_range(0..listeners.len())];
-    let mut idle = Vec::new();
-    for _ in 0..crate::world::MAX_CONNECTIONS {
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-            continue;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let _ = stream.read(&mut [0u8; 128]);
-        idle.push(stream);
-    }
-    // Let go at the drain timeout: each idle client sees the server close.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for stream in &mut idle {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        let mut rest = Vec::new();
-        if (&*stream).take(4096).read_to_end(&mut rest).is_err() {
-            return Err(world.violation(format!(
-                "an idle client of {addr} was not let go within 10 s"
-            )));
-        }
-        world.during(Duration::ZERO)?;
-    }
-    let mut fresh = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
-        .map_err(|e| world.violation(format!("{addr} after the idle clients: {e}")))?;
-    let _ = fresh.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reply = String::new();
-    let _ = fresh.read_to_string(&mut reply);
-    if !reply.starts_with(&format!("{addr}: ")) {
-        return Err(world.violation(format!("{addr} after the idle clients answered {reply:?}")));
-    }
-    Ok(format!("{} idle clients on {addr}", idle.len()))
-}
-
-/// Holds one time-server's metrics port with hostile clients: a header
-/// line that never ends (1 MiB of it), 100 idle connections and a client
-/// that pipelines requests and never reads. `/healthz` must answer within
-/// 2 s all the while.
-fn hostile_metrics(world: &mut World, rng: &mut StdRng) -> Result<String, Violation> {
-    use std::io::Write;
-    let k = rng.random_range(0..world.servers.len());
-    let Some(metrics) = world.metrics_addr(k) else {
-        return Err(world.violation(format!("server{} logged no metrics address", k + 1)));
-    };
-    let connect = || TcpStream::connect_timeout(&metrics, Duration::from_secs(1)).ok();
-    let mut held = Vec::new();
-    if let Some(mut header) = connect() {
-        let _ = header.set_write_timeout(Some(Duration::from_secs(2)));
-        let _ = header.write_all(b"GET /metrics HTTP/1.1\r\nX-Long: ");
-        let chunk = vec![b'a'; 64 * 1024];
-        for _ in 0..16 {
-            if header.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        held.push(header);
-    }
-    held.extend((0..100).filter_map(|_| connect()));
-    if let Some(mut pipeliner) = connect() {
-        let _ = pipeliner.set_write_timeout(Some(Duration::from_millis(500)));
-        for _ in 0..1000 {
-            if pipeliner
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .is_err()
-            {
-                break;
-            }
-        }
-        held.push(pipeliner);
-    }
-    let started = std::time::Instant::now();
-    let answered = zkutil::testing::http_get(metrics, "/healthz");
-    let took = started.elapsed();
-    match answered {
-        Ok((200 | 503, _)) if took < Duration::from_secs(2) => {}
-        other => {
-            return Err(world.violation(format!(
-                "/healthz of server{} under hostile clients: {other:?} after {took:?}",
-                k + 1
-            )));
-        }
-    }
-    world.during(Duration::from_millis(rng.random_range(200..1000)))?;
-    drop(held);
-    Ok(format!(
-        "server{} metrics port held, /healthz in {:.0} ms",
-        k + 1,
-        took.as_secs_f64() * 1000.0
-    ))
 }
 
 /// Kills ZooKeeper node `i`, lets `down_ms` pass (the client checked all
@@ -443,7 +339,7 @@ fn kill_and_restart(world: &mut World, i: usize, down_ms: u64) -> Result<(), Vio
 }
 
 /// The ensemble's followers (by index).
-fn followers(world: &World) -> Vec<usize> {
+pub(super) fn followers(world: &World) -> Vec<usize> {
     let leader = world.zk.leader();
     (0..world.zk.len()).filter(|&i| Some(i) != leader).collect()
 }
