@@ -7,7 +7,8 @@
 # vendored zookeeper-client checked against its published source and its unit tests, zkutil's
 # register and discover examples against a real ZooKeeper, the demo end to
 # end (`scripts/demo.sh --count 5 --interval 100ms` on free ports), checking that it leaves no process behind,
-# man pages and completions (scripts/man.sh), and a 90 s chaos soak with a fixed seed (scripts/chaos.sh; network faults
+# man pages and completions (scripts/man.sh), the TLS walk-through of docs/security.md as written
+# (scripts/docs-run.sh), and a 90 s chaos soak with a fixed seed (scripts/chaos.sh; network faults
 # too, in a network lab, when run as root), and 30 s of it against a TLS-only ZooKeeper.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -96,6 +97,10 @@ for bin in time-server time-client zkutil; do
     done
 done
 rm -rf "$docs"
+
+# The docs' TLS walk-through, exactly as written (a TLS-only ZooKeeper, every binary over TLS with certificates).
+echo "== docs: the TLS walk-through as written (docs/security.md)" >&2
+scripts/docs-run.sh docs/security.md "Try it on one machine"
 
 # The randomized fault soak, 90 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
 echo "== chaos soak (90 s, seed 20261127)" >&2

@@ -3,9 +3,11 @@
 #
 #   scripts/zk.sh install                               apt-get install zookeeper, and the interop peers the tests
 #                                                       speak to (Apache Curator, a JDK, Prometheus), if missing (root)
-#   scripts/zk.sh start [--nodes 1|3] [--dir DIR] [--port P]
+#   scripts/zk.sh start [--nodes 1|3] [--dir DIR] [--port P] [--tls]
 #                                                       start a standalone node or a 3-node ensemble on 127.0.0.1,
-#                                                       wait until every node serves, print ZK_HOSTS=...
+#                                                       wait until every node serves, print ZK_HOSTS=...; with --tls
+#                                                       TLS only (client certificates required), certificates made
+#                                                       in DIR/tls (scripts/zk-tls.sh), and print ZK_TLS_CA=...
 #   scripts/zk.sh stop [--dir DIR]                      kill exactly the PIDs that start recorded in DIR
 #   scripts/zk.sh status [--dir DIR]                    each node's mode (srvr); exit 1 if one is down
 #
@@ -16,6 +18,8 @@ set -euo pipefail
 
 ZK_CLASSPATH="${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar}"
 ZK_JAVA="${ZK_JAVA:-java}"
+# shellcheck source=zk-tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/zk-tls.sh"
 
 zk_die() { echo "zk.sh: error: $*" >&2; exit 1; }
 zk_log() { echo "zk.sh: $*" >&2; }
@@ -71,12 +75,14 @@ zk_install_lab() {
     apt-get install -y -qq nftables >&2 || zk_die "apt-get install nftables failed"
 }
 
-# srvr answer of 127.0.0.1:$1, empty when the node does not answer within 2 s.
+# srvr answer of 127.0.0.1:$1 (over TLS with the certificates in $2, if given), empty when the node does not
+# answer within 2 s (3 s with TLS).
 zk_srvr() {
+    if [[ -n "${2:-}" ]]; then zk_srvr_tls "$1" "$2"; return; fi
     timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true
 }
 
-zk_mode() { zk_srvr "$1" | sed -n 's/^Mode: *//p'; }
+zk_mode() { zk_srvr "$@" | sed -n 's/^Mode: *//p'; }
 
 # A loopback port nobody listens on now (a race, like every free-port finder).
 zk_free_port() {
@@ -110,13 +116,19 @@ zk_use() {
     export ZK_HOSTS
 }
 
-# zk_start NODES DIR PORT: prints ZK_HOSTS=... on stdout when every node serves.
+# zk_start NODES DIR PORT [TLS]: prints ZK_HOSTS=... on stdout when every node serves (TLS=1: TLS only, and
+# ZK_TLS_CA=... too).
 zk_start() {
-    local nodes="$1" dir="$2" port="$3" i
+    local nodes="$1" dir="$2" port="$3" tls="${4:-0}" i tls_dir="" classpath="$ZK_CLASSPATH"
     [[ "$nodes" == 1 || "$nodes" == 3 ]] || zk_die "--nodes must be 1 or 3"
     zk_install
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
+    if [[ "$tls" == 1 ]]; then
+        tls_dir="$dir/tls"
+        zk_tls_certs "$tls_dir"
+        classpath="$(zk_tls_classpath)"
+    fi
     for i in $(seq 1 "$nodes"); do
         if [[ -f "$dir/node$i/pid" ]] && zk_pid_alive "$(cat "$dir/node$i/pid")" "$dir/node$i/zoo.cfg"; then
             zk_die "ZooKeeper already runs from $dir (pid $(cat "$dir/node$i/pid")); run: scripts/zk.sh stop --dir $dir"
@@ -130,17 +142,19 @@ zk_start() {
     local hosts=""
     for i in $(seq 1 "$nodes"); do
         local p="${client_ports[$((i - 1))]}" nd="$dir/node$i"
-        if [[ -n "$(zk_srvr "$p")" ]]; then zk_die "port $p is taken by another ZooKeeper (try --port 0)"; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then zk_die "port $p is taken (try --port 0)"; fi
         mkdir -p "$nd/data"
         {
             echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"
-            echo "dataDir=$nd/data"; echo "clientPort=$p"; echo "clientPortAddress=127.0.0.1"
+            echo "dataDir=$nd/data"
+            if [[ -n "$tls_dir" ]]; then zk_tls_port_config 127.0.0.1 "$p" "$tls_dir"
+            else echo "clientPort=$p"; echo "clientPortAddress=127.0.0.1"; fi
             echo "admin.enableServer=false"; echo "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons"
             echo "maxClientCnxns=0"
             for s in "${servers[@]}"; do echo "$s"; done
         } >"$nd/zoo.cfg"
         [[ "$nodes" -gt 1 ]] && echo "$i" >"$nd/data/myid"
-        nohup "$ZK_JAVA" -Xmx512m -cp "$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain "$nd/zoo.cfg" \
+        nohup "$ZK_JAVA" -Xmx512m -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$nd/zoo.cfg" \
             >"$nd/zookeeper.log" 2>&1 </dev/null &
         echo $! >"$nd/pid"
         hosts="${hosts:+$hosts,}127.0.0.1:$p"
@@ -156,7 +170,7 @@ zk_start() {
                 zk_stop "$dir"
                 zk_die "ZooKeeper node $i exited before it was ready (log: $dir/node$i/zookeeper.log)"
             fi
-            local mode; mode="$(zk_mode "${client_ports[$((i - 1))]}")"
+            local mode; mode="$(zk_mode "${client_ports[$((i - 1))]}" "$tls_dir")"
             [[ -n "$mode" ]] && serving=$(( serving + 1 ))
             [[ "$mode" == leader ]] && leaders=$(( leaders + 1 ))
         done
@@ -167,8 +181,9 @@ zk_start() {
         fi
         sleep 0.1
     done
-    zk_log "ZooKeeper ($nodes node(s)) serving from $dir"
+    zk_log "ZooKeeper ($nodes node(s)) serving${tls_dir:+ TLS only} from $dir"
     echo "ZK_HOSTS=$hosts"
+    if [[ -n "$tls_dir" ]]; then echo "ZK_TLS_CA=$tls_dir/ca.pem"; fi
 }
 
 # zk_stop DIR: ends exactly the JVMs whose PIDs start recorded, TERM then KILL.
@@ -198,8 +213,10 @@ zk_status() {
     local cfgs=("$dir"/node*/zoo.cfg)
     [[ ${#cfgs[@]} -gt 0 ]] || zk_die "no ZooKeeper configured in $dir"
     for cfg in "${cfgs[@]}"; do
+        local tls_dir=""
         port="$(sed -n 's/^clientPort=//p' "$cfg")"
-        local mode; mode="$(zk_mode "$port")"
+        if [[ -z "$port" ]]; then port="$(sed -n 's/^secureClientPort=//p' "$cfg")"; tls_dir="$dir/tls"; fi
+        local mode; mode="$(zk_mode "$port" "$tls_dir")"
         echo "127.0.0.1:$port ${mode:-down}"
         [[ -n "$mode" ]] || down=1
     done
@@ -208,23 +225,24 @@ zk_status() {
 
 zk_main() {
     local cmd="${1:-}"; shift || true
-    local nodes=1 dir port=2181
+    local nodes=1 dir port=2181 tls=0
     dir="$(zk_default_dir)"
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --nodes) nodes="${2:?--nodes needs a value}"; shift 2 ;;
             --dir) dir="${2:?--dir needs a value}"; shift 2 ;;
             --port) port="${2:?--port needs a value}"; shift 2 ;;
-            -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+            --tls) tls=1; shift ;;
+            -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
             *) zk_die "unknown argument: $1 (see --help)" ;;
         esac
     done
     case "$cmd" in
         install) zk_install; zk_install_peers ;;
-        start) zk_start "$nodes" "$dir" "$port" ;;
+        start) zk_start "$nodes" "$dir" "$port" "$tls" ;;
         stop) zk_stop "$dir" ;;
         status) zk_status "$dir" ;;
-        ""|-h|--help|help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+        ""|-h|--help|help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
         *) zk_die "unknown command: $cmd (install, start, stop, status)" ;;
     esac
 }

@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use crate::connect_string::{DEFAULT_PORT, connect_string_hosts};
 use crate::tls::TlsConfig;
@@ -29,7 +29,8 @@ pub struct ServerStatus {
 }
 
 /// Sends a four-letter word (`srvr`, `ruok`, `mntr`, `cons`, …) and returns
-/// the answer (at most 1 MiB), waiting at most `timeout` for each step.
+/// the answer (at most 1 MiB), taking at most `timeout` in all: a server
+/// that trickles its answer a byte at a time cannot hold the caller.
 ///
 /// # Errors
 ///
@@ -116,11 +117,48 @@ fn invalid(err: String) -> std::io::Error {
 /// The largest answer read (`cons` on a busy server is long, not endless).
 const MAX_ANSWER: u64 = 1 << 20;
 
-fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Bounded> {
+    let deadline = Instant::now() + timeout;
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
+    Ok(Bounded { stream, deadline })
+}
+
+/// A connection whose every read and write ends by one deadline: the
+/// socket's timeouts are set to what is left before each call.
+struct Bounded {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Bounded {
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the server did not finish its answer in time",
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// Parses a `srvr` answer; `None` when it has no `Mode:` (the server does
@@ -160,6 +198,26 @@ pub fn resolve(host: &str) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_that_trickles_its_answer_cannot_hold_the_caller() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("bound");
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                // A byte every 100 ms, well inside any per-read timeout,
+                // until the caller hangs up.
+                while conn.write_all(b"x").is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        let started = Instant::now();
+        let answer = four_letter_word(addr, "srvr", Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(answer.is_err(), "an endless answer ended: {answer:?}");
+        assert!(took < Duration::from_secs(3), "held for {took:?}");
+    }
 
     #[test]
     fn srvr_answers_parse() {

@@ -143,11 +143,24 @@ impl TlsConfig {
                 Error::tls_file("CA bundle", &self.ca, format!("bad certificate: {err}"))
             })?;
         }
+        // The bundle's CRLs count here as in the session (the client crate
+        // reads them too): a revoked server is no healthier to a probe.
+        let crls =
+            rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(pem.ca.as_bytes())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|err| Error::tls_file("CA bundle", &self.ca, format!("bad CRL: {err}")))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .with_crls(crls)
+        .build()
+        .map_err(|err| Error::tls_file("CA bundle", &self.ca, err.to_string()))?;
         let builder = rustls::ClientConfig::builder_with_details(provider, clock)
             .with_safe_default_protocol_versions()
             .map_err(|err| Error::tls_file("CA bundle", &self.ca, err.to_string()))?
-            .with_root_certificates(roots);
+            .with_webpki_verifier(verifier);
         let config = match (&self.identity, &pem.identity) {
             (Some((cert_path, key_path)), Some((cert, key))) => builder
                 .with_client_auth_cert(

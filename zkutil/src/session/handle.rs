@@ -89,6 +89,17 @@ impl Session {
         if config.hosts.trim().is_empty() {
             return Err(Error::invalid("connect string", &config.hosts, "empty"));
         }
+        // The client crate reads `tcp://host` as plaintext even when TLS is
+        // configured: a secret would then cross the network in the clear.
+        // One convention only: hosts are `host:port`, TLS is `with_tls`.
+        if config.hosts.contains("://") {
+            return Err(Error::invalid(
+                "connect string",
+                &config.hosts,
+                "a scheme such as tcp:// or tcp+tls:// is not read here: give host:port[,host:port][/chroot], \
+                 and TLS with SessionConfig::with_tls (--zk-tls-ca)",
+            ));
+        }
         config.load_tls()?;
         let runtime = Runtime::start()?;
         // The probe may end only this connect's wait: its verdict can come

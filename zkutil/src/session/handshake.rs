@@ -58,9 +58,14 @@ pub(super) fn tls_cause(
         // a plaintext answer proves the port is not TLS.
         Outcome::ClosedBeforeAnswer => answers_plaintext(addr, timeout).then(not_tls)?,
         Outcome::Failed(rustls::Error::InvalidCertificate(err)) => server_cert(&err, &name, tls),
-        Outcome::Failed(rustls::Error::AlertReceived(alert)) => client_cert(alert, tls),
+        Outcome::Failed(rustls::Error::AlertReceived(alert)) => client_cert(alert, tls)?,
         Outcome::Failed(rustls::Error::InvalidMessage(_)) => not_tls(),
-        Outcome::Failed(err) => format!("TLS handshake failed: {err}"),
+        // The two sides cannot agree (versions, ciphers): that stays so.
+        Outcome::Failed(
+            err @ (rustls::Error::PeerIncompatible(_) | rustls::Error::PeerMisbehaved(_)),
+        ) => format!("TLS handshake failed: {err}"),
+        // Our own side failed (randomness, the clock): may pass.
+        Outcome::Failed(_) => return None,
     };
     Some(cause)
 }
@@ -180,6 +185,10 @@ fn server_cert(err: &CertificateError, name: &ServerName<'_>, tls: &TlsConfig) -
             "the server's certificate is not signed by a CA in {}",
             tls.ca().display()
         ),
+        CertificateError::Revoked => format!(
+            "the server's certificate is revoked by a CRL in {}",
+            tls.ca().display()
+        ),
         CertificateError::Expired => "the server's certificate has expired".to_owned(),
         CertificateError::ExpiredContext { not_after, .. } => {
             format!("the server's certificate expired on {}", date(*not_after))
@@ -196,9 +205,14 @@ fn server_cert(err: &CertificateError, name: &ServerName<'_>, tls: &TlsConfig) -
 
 /// Why the server ended the handshake with `alert`: about our client
 /// certificate for the alerts that are, told as precisely as our own look
-/// at it allows.
-fn client_cert(alert: AlertDescription, tls: &TlsConfig) -> String {
+/// at it allows; `None` for an alert that may pass (a server's internal
+/// error while it reloads its key store, a cancel).
+fn client_cert(alert: AlertDescription, tls: &TlsConfig) -> Option<String> {
     use AlertDescription as A;
+    let final_alert = matches!(
+        alert,
+        A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity | A::AccessDenied
+    );
     let about_ours = matches!(
         alert,
         A::BadCertificate
@@ -209,7 +223,10 @@ fn client_cert(alert: AlertDescription, tls: &TlsConfig) -> String {
             | A::UnknownCA
             | A::UnsupportedCertificate
     );
-    match tls.client_cert() {
+    if !about_ours && !final_alert {
+        return None;
+    }
+    Some(match tls.client_cert() {
         // TLS 1.2 servers say "handshake failure" for a missing certificate.
         None if about_ours || alert == A::HandshakeFailure => {
             "the server requires a client certificate and none is configured".to_owned()
@@ -226,7 +243,7 @@ fn client_cert(alert: AlertDescription, tls: &TlsConfig) -> String {
             ),
         },
         _ => format!("the server ended the TLS handshake ({alert:?})"),
-    }
+    })
 }
 
 /// When our own client certificate expired, if it has: checked against our
@@ -314,6 +331,20 @@ mod tests {
             "127.0.0.1:1",
             Duration::from_secs(2)
         ));
+    }
+
+    #[test]
+    fn an_alert_that_may_pass_is_no_verdict_and_a_final_one_is() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let tls = some_tls(dir.path());
+        // A fatal alert record (TLS 1.2 framing), as a server sends it.
+        const INTERNAL_ERROR: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80];
+        const HANDSHAKE_FAILURE: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40];
+        assert_eq!(tls_cause_at(server(INTERNAL_ERROR), &tls), None);
+        assert_eq!(
+            tls_cause_at(server(HANDSHAKE_FAILURE), &tls).as_deref(),
+            Some("the server requires a client certificate and none is configured")
+        );
     }
 
     #[test]

@@ -30,6 +30,29 @@ pub(super) const VALID_UNTIL: (i32, u8, u8) = (2001, 1, 1);
 /// words) where a client certificate is needed: none of the tests' users.
 pub(super) const FIXTURE_NAME: &str = "zkutil-fixture";
 
+/// The serial number of the server's certificate, as a CRL names it.
+const SERVER_SERIAL: u64 = 2;
+
+/// A CRL (PEM) signed by `ca` that revokes the certificate `serial`.
+fn revoking(serial: u64, ca: &CertifiedIssuer<'_, KeyPair>) -> Result<String, rcgen::Error> {
+    let date = |(year, month, day): (i32, u8, u8)| rcgen::date_time_ymd(year, month, day);
+    rcgen::CertificateRevocationListParams {
+        this_update: date(VALID_FROM),
+        next_update: date((2100, 1, 1)),
+        crl_number: 1u64.into(),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: serial.into(),
+            revocation_time: date(VALID_FROM),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(ca)?
+    .pem()
+}
+
 /// The PEM files of a TLS fixture.
 #[derive(Debug, Clone)]
 pub(super) struct TestCerts {
@@ -68,6 +91,11 @@ impl TestCerts {
         .map_err(failed("server certificate"))?;
         // ZooKeeper's PEM key store: the key, then the certificate.
         certs.write(&certs.server_pem(), &format!("{server_key}{server}"))?;
+        let crl = revoking(SERVER_SERIAL, &ca).map_err(failed("CRL"))?;
+        certs.write(
+            &certs.ca_revoking_server_pem(),
+            &format!("{}{crl}", ca.pem()),
+        )?;
         for name in CLIENT_NAMES
             .into_iter()
             .chain([FIXTURE_NAME, EXPIRED_CLIENT])
@@ -86,6 +114,12 @@ impl TestCerts {
     /// The CA certificate (PEM): the trust store of the server and clients.
     pub(super) fn ca_pem(&self) -> PathBuf {
         self.dir.join("ca.pem")
+    }
+
+    /// The CA certificate and a CRL of that CA revoking the server's
+    /// certificate: the trust store of a client told the server is revoked.
+    pub(super) fn ca_revoking_server_pem(&self) -> PathBuf {
+        self.dir.join("ca-revoking-server.pem")
     }
 
     /// The server's key and certificate in one PEM file (its key store).
@@ -132,11 +166,15 @@ fn leaf(
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
+    let server = usage == ExtendedKeyUsagePurpose::ServerAuth;
     params.extended_key_usages = vec![usage];
     if expired {
         let date = |(year, month, day): (i32, u8, u8)| rcgen::date_time_ymd(year, month, day);
         params.not_before = date(VALID_FROM);
         params.not_after = date(VALID_UNTIL);
+    }
+    if server {
+        params.serial_number = Some(SERVER_SERIAL.into());
     }
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, ca)?;

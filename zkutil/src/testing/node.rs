@@ -102,6 +102,8 @@ pub(super) struct Node {
     /// `ip netns exec …`); empty to run it directly.
     pub(super) launcher: Vec<String>,
     pub(super) client_port: u16,
+    /// A plaintext port beside a TLS `client_port` ([`super::ZkOptions::plaintext_too`]).
+    pub(super) plaintext_port: Option<u16>,
     pub(super) quorum_ports: Option<(u16, u16)>,
     /// A non-voting member (`peerType=observer`): it follows the leader's
     /// commits and serves reads and watches, but no quorum waits for it.
@@ -232,6 +234,12 @@ pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(),
             ),
         },
     );
+    if let Some(port) = node.plaintext_port {
+        cfg.push_str(&format!(
+            "clientPort={port}\nclientPortAddress={}\n",
+            node.address
+        ));
+    }
     if node.observer {
         cfg.push_str("peerType=observer\n");
     }

@@ -27,6 +27,13 @@ impl ZkEnsemble {
         self.security()?.ca_pem()
     }
 
+    /// A CA bundle (PEM) of a TLS fixture that trusts its CA but holds a
+    /// CRL revoking its server's certificate: how a client is told that
+    /// the server it reached is revoked.
+    pub fn ca_pem_revoking_server(&self) -> Option<PathBuf> {
+        self.security()?.ca_revoking_server_pem()
+    }
+
     /// The certificate and key (PEM) of client `name` (`alice`, `bob`) of a
     /// TLS fixture: its x509 identity is `CN=name`.
     pub fn client_cert(&self, name: &str) -> Option<(PathBuf, PathBuf)> {
@@ -99,6 +106,11 @@ impl ZkServer {
     /// See [`ZkEnsemble::ca_pem`].
     pub fn ca_pem(&self) -> Option<PathBuf> {
         self.0.ca_pem()
+    }
+
+    /// See [`ZkEnsemble::ca_pem_revoking_server`].
+    pub fn ca_pem_revoking_server(&self) -> Option<PathBuf> {
+        self.0.ca_pem_revoking_server()
     }
 
     /// See [`ZkEnsemble::client_cert`].

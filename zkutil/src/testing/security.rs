@@ -51,6 +51,11 @@ pub struct ZkOptions {
     pub tls: Option<TlsMode>,
     /// SASL DIGEST-MD5 users (`user`, `password`); none: no SASL.
     pub sasl_users: Vec<(String, String)>,
+    /// With `tls`, serve plaintext too, on a second port of each node
+    /// (`clientPort` beside `secureClientPort`, both on Netty): TLS and
+    /// plaintext clients of the same ensemble, as while migrating to TLS,
+    /// and what a fair measure of TLS's cost compares.
+    pub plaintext_too: bool,
     /// Give the server (with `tls`) a certificate that expired in 2001, to
     /// see how clients are told. The fixture's own checks (readiness, four
     /// letter words) verify it as of the year 2000.
@@ -85,6 +90,11 @@ impl Security {
     /// The CA certificate (PEM), for TLS.
     pub(super) fn ca_pem(&self) -> Option<PathBuf> {
         Some(self.tls.as_ref()?.1.ca_pem())
+    }
+
+    /// The CA bundle with a CRL revoking the server's certificate, for TLS.
+    pub(super) fn ca_revoking_server_pem(&self) -> Option<PathBuf> {
+        Some(self.tls.as_ref()?.1.ca_revoking_server_pem())
     }
 
     /// The certificate and key of client `name`, for TLS.

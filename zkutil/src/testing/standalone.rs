@@ -37,6 +37,11 @@ impl ZkServer {
         self.0.connect_string()
     }
 
+    /// See [`ZkEnsemble::plaintext_connect_string`].
+    pub fn plaintext_connect_string(&self) -> Option<String> {
+        self.0.plaintext_connect_string()
+    }
+
     /// The client port.
     pub fn port(&self) -> u16 {
         self.0.port(0)

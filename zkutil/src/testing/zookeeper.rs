@@ -106,6 +106,10 @@ impl ZkEnsemble {
         let security = Security::prepare(dir.path(), options)
             .map_err(StartError::io("making the certificates and JAAS file"))?;
         let size = sites.len();
+        let plaintext_ports = match options.tls.is_some() && options.plaintext_too {
+            true => free_ports(size).map_err(StartError::io("finding free loopback ports"))?,
+            false => Vec::new(),
+        };
         let mut nodes = Vec::with_capacity(size);
         for (i, site) in sites.into_iter().enumerate() {
             let node_dir = dir.path().join(format!("node{}", i + 1));
@@ -116,6 +120,7 @@ impl ZkEnsemble {
                 address: site.address,
                 launcher: site.launcher,
                 client_port: site.client_port,
+                plaintext_port: plaintext_ports.get(i).copied(),
                 quorum_ports: site.quorum_ports,
                 observer: site.observer,
                 peer_routes: site.peer_routes,
@@ -181,6 +186,16 @@ impl ZkEnsemble {
             .map(|node| node.client_addr().to_string())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The connect string of the plaintext ports of a TLS fixture started
+    /// with [`ZkOptions::plaintext_too`]; `None` for any other.
+    pub fn plaintext_connect_string(&self) -> Option<String> {
+        self.nodes
+            .iter()
+            .map(|node| Some(format!("{}:{}", node.address, node.plaintext_port?)))
+            .collect::<Option<Vec<_>>>()
+            .map(|hosts| hosts.join(","))
     }
 
     /// The number of nodes.

@@ -84,6 +84,17 @@ fn a_tls_only_server_tells_each_client_side_mistake_at_once() {
         )),
     );
 
+    let revoking = zk.ca_pem_revoking_server().expect("a TLS fixture");
+    fails_at_once(
+        "revoked server certificate",
+        SessionConfig::new(&hosts)
+            .with_tls(TlsConfig::new(&revoking).with_client_cert(&alice_cert, &alice_key)),
+        &line(&format!(
+            "the server's certificate is revoked by a CRL in {}",
+            revoking.display()
+        )),
+    );
+
     // The certificate is for localhost and 127.0.0.1; 127.0.0.2 reaches the
     // same server through a relay.
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
@@ -211,5 +222,28 @@ fn one_host_refusing_and_one_rejecting_is_not_a_verdict() {
         Err(zkutil::Error::Tls { .. }) => panic!("a TLS verdict after {took:?}: {result:?}"),
         Err(_) => assert!(took >= Duration::from_secs(2), "ended after {took:?}"),
         Ok(session) => panic!("connected: {session:?}"),
+    }
+}
+
+/// A host written `tcp://host:port` would be plaintext to the client crate
+/// even with TLS configured, a password then crossing in the clear: the
+/// connect string takes no scheme, and says so before any connect.
+#[test]
+fn a_scheme_in_the_connect_string_is_refused_not_sent_in_the_clear() {
+    let zk = tls_need();
+    let tls = zk.session_config(Some("alice")).tls().cloned();
+    for hosts in [
+        format!("tcp://127.0.0.1:{}", zk.port()),
+        format!("127.0.0.1:{},tcp+tls://127.0.0.1:{}", zk.port(), zk.port()),
+    ] {
+        fails_at_once(
+            "a scheme in the connect string",
+            SessionConfig::new(&hosts)
+                .with_tls(tls.clone())
+                .with_sasl_auth(Secret::new("alice:secret")),
+            &format!(
+                "invalid connect string {hosts:?}: a scheme such as tcp:// or tcp+tls:// is not read here: give host:port[,host:port][/chroot], and TLS with SessionConfig::with_tls (--zk-tls-ca)"
+            ),
+        );
     }
 }
