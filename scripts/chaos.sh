@@ -11,6 +11,8 @@
 # network lab (network namespaces) and network faults join in: hosts isolated, partitions, one-way drops, a
 # minority split, slow and flapping links. Exits 1 on the first broken invariant, printing the seed to replay it
 # with; prints a table of faults at the end. Stops all it started, and the lab deletes what it made.
+# CHAOS_PROFILE=debug runs the debug builds instead (the test command's, already built by `cargo test`: one build in
+# all for CI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=zk.sh
@@ -18,6 +20,12 @@ source scripts/zk.sh
 
 zk_install
 zk_install_lab
-cargo build --release --quiet -p time-server -p time-client --bins --example chaos
-exec target/release/examples/chaos \
-    --server-bin target/release/time-server --client-bin target/release/time-client "$@"
+profile="${CHAOS_PROFILE:-release}"
+case "$profile" in
+    release) cargo build --release --quiet -p time-server -p time-client --bins --example chaos ;;
+    # The targets and features of `cargo test --workspace`: nothing to build after it.
+    debug) cargo build --quiet --workspace --all-targets ;;
+    *) echo "chaos.sh: CHAOS_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
+esac
+exec target/"$profile"/examples/chaos \
+    --server-bin target/"$profile"/time-server --client-bin target/"$profile"/time-client "$@"

@@ -6,7 +6,8 @@
 # Installs ZooKeeper when missing (apt, as root), starts a standalone one on a free loopback port in a temp dir,
 # builds release, starts a time-server (listeners: $DEMO_LISTEN, default the post's 127.0.0.1:8897,8898,8899),
 # runs the time-client with your flags, then stops everything it started, also on Ctrl-C or failure.
-# Exits with the client's exit code. DEMO_PIDFILE=FILE records the PIDs it started (tests check they are gone).
+# Exits with the client's exit code. DEMO_PIDFILE=FILE records the PIDs it started (tests check they are gone);
+# DEMO_PROFILE=debug uses debug binaries (the test command's, already built) instead of building release.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=zk.sh
@@ -42,10 +43,15 @@ zk_install
 zk_use 1 "$work/zk" 0
 if [[ -n "${DEMO_PIDFILE:-}" ]]; then cat "$work"/zk/node*/pid >"$DEMO_PIDFILE"; fi
 
-echo "demo: building release binaries" >&2
-cargo build --release --quiet -p time-server -p time-client
+profile="${DEMO_PROFILE:-release}"
+case "$profile" in
+    release) echo "demo: building release binaries" >&2; cargo build --release --quiet -p time-server -p time-client ;;
+    # The targets and features of `cargo test --workspace`: nothing to build after it.
+    debug) cargo build --quiet --workspace --all-targets ;;
+    *) echo "demo.sh: DEMO_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
+esac
 
-target/release/time-server --listen "$listen" --drain 200ms >"$work/server.log" 2>&1 &
+target/"$profile"/time-server --listen "$listen" --drain 200ms >"$work/server.log" 2>&1 &
 server_pid=$!
 if [[ -n "${DEMO_PIDFILE:-}" ]]; then echo "$server_pid" >>"$DEMO_PIDFILE"; fi
 
@@ -62,7 +68,7 @@ done
 echo "demo: ZooKeeper at $ZK_HOSTS, time-server pid $server_pid registered $n_listeners listener(s); running time-client $*" >&2
 
 set +e
-target/release/time-client "$@"
+target/"$profile"/time-client "$@"
 rc=$?
 set -e
 exit "$rc"

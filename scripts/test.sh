@@ -71,7 +71,7 @@ echo "== zkutil examples" >&2
 )
 
 echo "== demo end to end" >&2
-DEMO_LISTEN=127.0.0.1:0,127.0.0.1:0,127.0.0.1:0 DEMO_PIDFILE="$pidfile" \
+DEMO_LISTEN=127.0.0.1:0,127.0.0.1:0,127.0.0.1:0 DEMO_PIDFILE="$pidfile" DEMO_PROFILE=debug \
     scripts/demo.sh --count 5 --interval 100ms >"$pidfile.out"
 lines=$(grep -cE '^\[ *[0-9]+/5\] 127\.0\.0\.1:[0-9]+ ' "$pidfile.out" || true)
 rm -f "$pidfile.out"
@@ -87,9 +87,8 @@ echo "demo ok: 5 requests answered, no process left behind" >&2
 # Man pages and completions generate for every binary.
 echo "== man pages and completions" >&2
 docs="$(mktemp -d)"
-# On the release build the demo just made (only zkutil's binary is left to build).
-cargo build --release --quiet --bins
-MAN_BIN_DIR=target/release scripts/man.sh "$docs"
+# On the debug binaries `cargo test` built (one build in all: no release build in CI).
+MAN_BIN_DIR=target/debug scripts/man.sh "$docs"
 for bin in time-server time-client zkutil; do
     grep -q "^\.TH $bin 1" "$docs/man/$bin.1" || { echo "test.sh: no man page for $bin" >&2; exit 1; }
     for shell in bash zsh fish; do
@@ -104,10 +103,10 @@ scripts/docs-run.sh docs/security.md "Try it on one machine"
 
 # The randomized fault soak, 90 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
 echo "== chaos soak (90 s, seed 20261127)" >&2
-scripts/chaos.sh --duration 90s --seed 20261127
+CHAOS_PROFILE=debug scripts/chaos.sh --duration 90s --seed 20261127
 # The same against a TLS-only ensemble that needs client certificates: restarts force TLS reconnects.
 echo "== chaos soak over TLS (30 s, seed 20261203)" >&2
-scripts/chaos.sh --duration 30s --seed 20261203 --tls
+CHAOS_PROFILE=debug scripts/chaos.sh --duration 30s --seed 20261203 --tls
 
 # zkutil's minimum supported Rust version (rust-version in Cargo.toml), when that toolchain can be installed: the
 # library, every feature, type-checked with it (cargo check: what an older compiler refuses) in a copy of the workspace whose lockfile picks dependency versions that

@@ -181,13 +181,38 @@ fn parse_host(text: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
+/// A certificate subject as ZooKeeper's x509 provider names it (Java's
+/// RFC 2253 form, `CN=ops,O=Org`): openssl prints `CN = ops, O = Org`, and
+/// a grant spelled so would never match.
+fn rfc2253(subject: &str) -> String {
+    let mut parts = Vec::new();
+    let mut part = String::new();
+    let mut escaped = false;
+    for c in subject.chars() {
+        if c == ',' && !escaped {
+            parts.push(std::mem::take(&mut part));
+        } else {
+            part.push(c);
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    parts.push(part);
+    parts
+        .iter()
+        .map(|part| match part.split_once('=') {
+            Some((kind, value)) => format!("{}={}", kind.trim().to_uppercase(), value.trim()),
+            None => part.trim().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `--operator-id`: `x509:SUBJECT` or `sasl:USER` (a digest identity has a
 /// password: `--operator`).
 fn parse_operator_id(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
-        Some((scheme @ ("x509" | "sasl"), id)) if !id.trim().is_empty() => {
-            Ok((scheme.to_owned(), id.to_owned()))
-        }
+        Some(("x509", id)) if !id.trim().is_empty() => Ok(("x509".to_owned(), rfc2253(id))),
+        Some(("sasl", id)) if !id.trim().is_empty() => Ok(("sasl".to_owned(), id.to_owned())),
         Some(("digest", _)) => {
             Err("a digest operator has a password: use --operator or --operator-file".to_owned())
         }

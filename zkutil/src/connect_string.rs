@@ -32,6 +32,20 @@ pub fn connect_string_hosts(hosts: &str) -> Vec<String> {
         .collect()
 }
 
+/// The connect string with the blanks around each host removed
+/// (`"zk1:2181, zk2:2181"`, common in YAML, becomes `"zk1:2181,zk2:2181"`):
+/// the client crate does not trim, so `" zk2"` would never resolve and that
+/// host would be lost without a word.
+pub(crate) fn without_blanks(hosts: &str) -> String {
+    let (list, chroot) = split_chroot(hosts);
+    let list: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    format!("{}{}", list.join(","), chroot.unwrap_or_default().trim())
+}
+
 /// Splits a connect string into its hosts and its chroot, if any:
 /// `"h1:p1,h2:p2/app"` → `("h1:p1,h2:p2", Some("/app"))`.
 pub(crate) fn split_chroot(hosts: &str) -> (&str, Option<&str>) {
@@ -47,6 +61,16 @@ pub(crate) fn split_chroot(hosts: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blanks_around_hosts_are_dropped() {
+        assert_eq!(
+            without_blanks(" zk1:2181, zk2:2181 ,zk3/app "),
+            "zk1:2181,zk2:2181,zk3/app"
+        );
+        assert_eq!(without_blanks("a:1,b:2"), "a:1,b:2");
+        assert_eq!(without_blanks("   "), "");
+    }
 
     #[test]
     fn connect_strings_split_into_hosts() {

@@ -294,11 +294,11 @@ impl Error {
 fn open_acl_fix(path: &str, tighten_denied: bool) -> String {
     if tighten_denied {
         format!(
-            "this identity cannot tighten it (no ADMIN permission on it); ask its admin to give this identity ALL and the world READ only (zkCli: setAcl {path} digest:<user>:<digest>:cdrwa,world:anyone:r)"
+            "this identity cannot tighten it (no ADMIN permission on it); ask its admin to give this identity ALL and the world READ only (zkCli: setAcl {path} <scheme>:<id>:cdrwa,world:anyone:r, e.g. x509:CN=<name>, sasl:<user> or digest:<user>:<digest>)"
         )
     } else {
         format!(
-            "fix: restart with --tighten-acl (needs ADMIN on it), or in zkCli as this identity: addauth digest <user:password>; setAcl {path} auth::cdrwa,world:anyone:r"
+            "fix: restart with --tighten-acl (needs ADMIN on it), or in zkCli connected as this identity (its certificate or SASL login; for digest first addauth digest <user:password>): setAcl {path} auth::cdrwa,world:anyone:r"
         )
     }
 }

@@ -68,7 +68,8 @@ fn over_tls_a_server_registers_as_its_certificate_and_only_its_named_operator_st
         .map(str::to_owned)
         .to_vec();
     args.extend(zk.cli_tls_flags("alice"));
-    args.extend(["--operator-id".to_owned(), "x509:CN=bob".to_owned()]);
+    // Spelled as openssl prints a subject: ZooKeeper names it `CN=bob`.
+    args.extend(["--operator-id".to_owned(), "x509:cn = bob".to_owned()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = ServerProcess::start(&args);
     let name = registered(&server, &zk);
@@ -131,5 +132,70 @@ fn over_tls_a_server_registers_as_its_certificate_and_only_its_named_operator_st
     assert!(
         !refused.status.success() && stderr.contains("no WRITE permission"),
         "{refused:?}"
+    );
+}
+
+/// A certificate that goes bad while the server runs (replaced on disk by
+/// an expired one, then ZooKeeper restarted so that the session must
+/// connect again with it) is logged as what it is, naming the expiry, not
+/// as the client crate's "timed out".
+#[test]
+fn a_client_certificate_gone_bad_while_running_is_logged_as_such() {
+    let mut zk = ZkServer::start_tls(TlsMode::Need).expect("a TLS-only ZooKeeper");
+    let ca = zk.ca_pem().expect("a TLS fixture");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let install = |name: &str| {
+        let (from_cert, from_key) = zk.client_cert(name).expect("a fixture client");
+        std::fs::copy(from_key, &key).expect("copies the key");
+        std::fs::copy(from_cert, &cert).expect("copies the certificate");
+    };
+    install("alice");
+    let hosts = zk.connect_string();
+    let server = ServerProcess::start(&[
+        "--zk",
+        &hosts,
+        "--listen",
+        "127.0.0.1:0",
+        "--session-timeout",
+        "2s",
+        "--zk-tls-ca",
+        ca.to_str().expect("a UTF-8 path"),
+        "--zk-tls-cert",
+        cert.to_str().expect("a UTF-8 path"),
+        "--zk-tls-key",
+        key.to_str().expect("a UTF-8 path"),
+    ]);
+    registered(&server, &zk);
+    install(zkutil::testing::EXPIRED_CLIENT);
+    let reloaded = zkutil::testing::poll_until(
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(50),
+        || {
+            server
+                .stderr()
+                .contains("TLS certificates changed: the next connection uses them")
+                .then_some(())
+        },
+    );
+    assert!(reloaded.is_some(), "no reload: {}", server.stderr());
+    zk.restart().expect("ZooKeeper restarts");
+    let told = zkutil::testing::poll_until(
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(100),
+        || {
+            server
+                .stderr()
+                .lines()
+                .find(|line| {
+                    line.contains("WARN") && line.contains("it expired on 2001-01-01T00:00:00Z")
+                })
+                .map(str::to_owned)
+        },
+    );
+    assert!(
+        told.is_some(),
+        "the expiry was never named:\n{}",
+        server.stderr()
     );
 }

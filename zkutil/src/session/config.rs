@@ -150,12 +150,13 @@ impl std::fmt::Debug for SessionConfig {
 }
 
 impl SessionConfig {
-    /// A configuration for the connect string `host:port[,host:port...][/chroot]`.
+    /// A configuration for the connect string `host:port[,host:port...][/chroot]`
+    /// (blanks around a host are dropped: `zk1:2181, zk2:2181` is two hosts).
     ///
     /// Defaults: session timeout 10 s, connect timeout 5 s, request timeout 5 s.
     pub fn new(hosts: impl Into<String>) -> SessionConfig {
         SessionConfig {
-            hosts: hosts.into(),
+            hosts: crate::connect_string::without_blanks(&hosts.into()),
             session_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),

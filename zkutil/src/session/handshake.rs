@@ -57,6 +57,11 @@ pub(super) fn tls_cause(
         // A TLS server may close at once too (too many connections): only
         // a plaintext answer proves the port is not TLS.
         Outcome::ClosedBeforeAnswer => answers_plaintext(addr, timeout).then(not_tls)?,
+        // A certificate valid from a moment from now (a clock behind, a
+        // fresh certificate) becomes good by itself: no verdict.
+        Outcome::Failed(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        )) => return None,
         Outcome::Failed(rustls::Error::InvalidCertificate(err)) => server_cert(&err, &name, tls),
         Outcome::Failed(rustls::Error::AlertReceived(alert)) => client_cert(alert, tls)?,
         Outcome::Failed(rustls::Error::InvalidMessage(_)) => not_tls(),

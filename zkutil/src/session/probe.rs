@@ -55,15 +55,25 @@ impl ConnectWatch {
         tls: Option<TlsConfig>,
         cancel: Cancel,
     ) -> ConnectWatch {
-        ConnectWatch::start_with(hosts, cancel, move |hosts| {
+        ConnectWatch::start_with(hosts, cancel, true, move |hosts| {
             failed_everywhere(hosts, tls.as_ref())
         })
     }
 
-    /// [`ConnectWatch::start`] with the probe given (tests make it slow).
+    /// [`ConnectWatch::start`] for a rebuild's attempt, which logs its own
+    /// progress: no "connecting …" line, and nothing to cancel.
+    pub(super) fn start_quietly(hosts: Vec<String>, tls: Option<TlsConfig>) -> ConnectWatch {
+        ConnectWatch::start_with(hosts, Cancel::new(), false, move |hosts| {
+            failed_everywhere(hosts, tls.as_ref())
+        })
+    }
+
+    /// [`ConnectWatch::start`] with the probe given (tests make it slow),
+    /// saying "connecting …" after a while if `say`.
     fn start_with(
         hosts: Vec<String>,
         cancel: Cancel,
+        say: bool,
         failed_everywhere: impl FnOnce(&[String]) -> Option<Verdict> + Send + 'static,
     ) -> ConnectWatch {
         let (done, finished) = mpsc::channel::<()>();
@@ -82,7 +92,7 @@ impl ConnectWatch {
                 }
                 return;
             }
-            if still_waiting(&finished, SAY_AFTER.saturating_sub(started.elapsed())) {
+            if say && still_waiting(&finished, SAY_AFTER.saturating_sub(started.elapsed())) {
                 tracing::info!("connecting to ZooKeeper at {} …", hosts.join(","));
             }
         };
@@ -200,12 +210,16 @@ mod tests {
         let cancel = Cancel::new();
         let (probing, probe_started) = mpsc::channel();
         let (connected, connect_done) = mpsc::channel::<()>();
-        let watch =
-            ConnectWatch::start_with(vec!["127.0.0.1:1".into()], cancel.clone(), move |_| {
+        let watch = ConnectWatch::start_with(
+            vec!["127.0.0.1:1".into()],
+            cancel.clone(),
+            true,
+            move |_| {
                 let _ = probing.send(());
                 let _ = connect_done.recv_timeout(Duration::from_secs(10));
                 Some(Verdict::Refused("connection refused".into()))
-            });
+            },
+        );
         probe_started
             .recv_timeout(Duration::from_secs(10))
             .expect("the probe runs after PROBE_AFTER");

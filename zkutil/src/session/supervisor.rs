@@ -11,6 +11,7 @@ use zookeeper_client as zk;
 
 use super::config::SessionConfig;
 use super::deadline::deadline_after;
+use super::probe::{ConnectWatch, Verdict};
 use super::runtime::{Runtime, close_client, connect_client};
 use super::state::{Current, Inner};
 use super::types::{SessionEvent, SessionId, SessionState};
@@ -115,14 +116,23 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
             .min((inner.config.session_timeout / 2).max(Duration::from_secs(2))),
         ..inner.config.clone()
     };
+    let hosts = crate::connect_string::connect_string_hosts(&attempt.hosts);
     while !inner.closing.load(Ordering::SeqCst) {
-        match connect_client(
+        // The probe of the first connect, for its words only: a TLS
+        // rejection (an expired or rotated certificate, a revoked server)
+        // is logged as what it is, not as the client crate's "timed out".
+        // It cancels nothing: the next attempt may succeed.
+        let watch = ConnectWatch::start_quietly(hosts.clone(), attempt.tls.clone());
+        let connected = connect_client(
             &inner.runtime,
             &attempt,
             reattach.clone(),
             &inner.cancel,
             None,
-        ) {
+        );
+        let verdict = watch.verdict();
+        drop(watch);
+        match connected {
             Ok(client) => {
                 let current = client.session_id().0;
                 {
@@ -167,7 +177,11 @@ fn rebuild(inner: &Inner, received: &mpsc::Receiver<Msg>, messages: &mpsc::Sende
                 } else {
                     "cannot rebuild the ZooKeeper session"
                 };
-                tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %crate::backoff::rounded(delay), "{what}");
+                let error = match verdict {
+                    Some(Verdict::Refused(cause) | Verdict::Rejected(cause)) => cause,
+                    None => err.chain().to_string(),
+                };
+                tracing::warn!(attempt = backoff.attempts(), %error, retry_in = %crate::backoff::rounded(delay), "{what}");
                 if !wait_unless_shutdown(received, delay) {
                     return false;
                 }

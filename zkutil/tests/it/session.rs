@@ -35,6 +35,23 @@ fn a_refused_connection_is_reported_at_once_with_its_cause() {
     );
 }
 
+/// `zk1:2181, zk2:2181` (a blank after the comma, as YAML lists often
+/// have) is two hosts: the second is used when the first is down, never
+/// dropped for an unresolvable `" zk2"`.
+#[test]
+fn a_blank_after_a_comma_in_the_connect_string_loses_no_host() {
+    let zk = zookeeper();
+    let closed = zkutil::testing::free_ports(1).expect("a free port")[0];
+    let hosts = format!("127.0.0.1:{closed}, 127.0.0.1:{}", zk.port());
+    let session = SessionConfig::new(&hosts)
+        .with_connect_timeout(Duration::from_secs(10))
+        .connect()
+        .unwrap_or_else(|err| panic!("{hosts:?} should reach the second host: {err}"));
+    session
+        .ensure_path("/blanks")
+        .expect("served by the second host");
+}
+
 #[test]
 fn a_silent_host_times_out_naming_the_hosts_unless_interrupted() {
     // Accepts connections (the kernel does) but never answers.

@@ -244,6 +244,30 @@ fn a_missing_ca_file_is_a_typed_error_at_once() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
+/// bob's key with alice's certificate: a file error naming both files,
+/// before any connect (the client crate would refuse it at connect, naming
+/// neither).
+#[test]
+fn a_key_that_is_not_the_certificates_is_a_file_error_naming_both() {
+    let zk = zkutil::testing::ZkServer::start_tls(zkutil::testing::TlsMode::Need)
+        .expect("starts a TLS ZooKeeper");
+    let ca = zk.ca_pem().expect("a TLS fixture");
+    let (alice, _) = zk.client_cert("alice").expect("alice");
+    let (_, bobs_key) = zk.client_cert("bob").expect("bob");
+    let err = SessionConfig::new(zk.connect_string())
+        .with_tls(zkutil::TlsConfig::new(ca).with_client_cert(&alice, &bobs_key))
+        .connect()
+        .expect_err("a key of another certificate");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "TLS client key {}: it is not the key of the client certificate {}",
+            bobs_key.display(),
+            alice.display()
+        )
+    );
+}
+
 #[test]
 fn a_tls_only_ensemble_elects_a_leader_and_serves_sessions() {
     init_test_logging();

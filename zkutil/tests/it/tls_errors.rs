@@ -47,15 +47,42 @@ fn fails_at_once(what: &str, config: SessionConfig, expected: &str) {
 
 /// A CA certificate (PEM) in `dir` that signed nothing the fixture uses.
 fn stranger_ca(dir: &std::path::Path) -> PathBuf {
+    stranger_ca_with(dir, false)
+}
+
+/// [`stranger_ca`], followed in its file by a CRL of its own (revoking a
+/// serial it never issued) when `with_crl`.
+fn stranger_ca_with(dir: &std::path::Path, with_crl: bool) -> PathBuf {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "a stranger's CA");
     let key = rcgen::KeyPair::generate().expect("a key");
-    let ca = params.self_signed(&key).expect("a self-signed CA");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(params, key).expect("a self-signed CA");
+    let mut pem = ca.pem();
+    if with_crl {
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2100, 1, 1),
+            crl_number: 1u64.into(),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: 77u64.into(),
+                revocation_time: rcgen::date_time_ymd(2020, 1, 1),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        pem.push_str(&crl.signed_by(&ca).and_then(|crl| crl.pem()).expect("a CRL"));
+    }
     let path = dir.join("stranger-ca.pem");
-    std::fs::write(&path, ca.pem()).expect("writes the CA");
+    std::fs::write(&path, pem).expect("writes the CA");
     path
 }
 
@@ -246,4 +273,32 @@ fn a_scheme_in_the_connect_string_is_refused_not_sent_in_the_clear() {
             ),
         );
     }
+}
+
+/// A CA bundle holding two CAs and a CRL of only one (the old CA's, during
+/// a rotation): the other CA's server is not refused for want of a CRL,
+/// neither by the session nor by a four-letter word over TLS.
+#[test]
+fn a_crl_for_another_ca_does_not_refuse_this_cas_server() {
+    let zk = tls_need();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ours = std::fs::read_to_string(zk.ca_pem().expect("a TLS fixture")).expect("reads the CA");
+    let theirs = std::fs::read_to_string(stranger_ca_with(dir.path(), true)).expect("reads it");
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, format!("{theirs}{ours}")).expect("writes the bundle");
+    let (cert, key) = zk.client_cert("alice").expect("a TLS fixture");
+    let tls = TlsConfig::new(&bundle).with_client_cert(cert, key);
+    let session = SessionConfig::new(zk.connect_string())
+        .with_tls(tls.clone())
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .unwrap_or_else(|err| panic!("a bundle with another CA's CRL: {err}"));
+    session.ensure_path("/crl").expect("served over TLS");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let srvr =
+        zkutil::admin::four_letter_word_tls(addr, "127.0.0.1", "srvr", CONNECT_TIMEOUT, &tls);
+    assert!(
+        srvr.as_deref().is_ok_and(|answer| answer.contains("Mode:")),
+        "srvr with that bundle: {srvr:?}"
+    );
 }

@@ -148,6 +148,9 @@ impl TlsClient {
                     builder.crypto_provider().clone(),
                 )
                 .with_crls(certs.ca.crls)
+                // A CA bundle with CRLs for some CAs only (the old and the new CA during a
+                // rotation) must not fail every chain whose CA has none.
+                .allow_unknown_revocation_status()
                 .build()
                 .map_err(|err| Error::with_other("fail to create tls server cert verifier", err))?;
                 builder.with_webpki_verifier(verifier)

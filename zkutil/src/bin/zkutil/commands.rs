@@ -306,8 +306,10 @@ pub fn register(
     service: &str,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<bool> {
-    if tighten_acl && common.zk.digest_auth().is_none() {
-        bail!("--tighten-acl needs --zk-auth: without auth every node is open anyway");
+    if tighten_acl && !common.zk.session_config().has_auth() {
+        bail!(
+            "--tighten-acl needs an identity (--zk-auth, --zk-sasl or a client certificate): without one every node is open anyway"
+        );
     }
     let stop = zkutil::cli::on_signals()?;
     let mut metadata = serde_json::to_value(Metadata::for_this_process(

@@ -223,3 +223,44 @@ fn register_with_auth_does_not_re_register_under_a_parent_recreated_open_meanwhi
     );
     assert!(stop_with(&mut sidecar, "TERM").success());
 }
+
+/// `--tighten-acl` takes any identity, a client certificate too: the open
+/// parent a certificate-less client made becomes the certificate's ALL and
+/// the world's READ, and the registration is made under it.
+#[test]
+fn register_with_a_client_certificate_tightens_an_open_parent_when_asked() {
+    let zk = zkutil::testing::ZkServer::start_with(zkutil::testing::ZkOptions {
+        tls: Some(zkutil::testing::TlsMode::Want),
+        ..zkutil::testing::ZkOptions::default()
+    })
+    .expect("starts a TLS ZooKeeper");
+    let anonymous = zk
+        .session_config(None)
+        .connect()
+        .expect("connects without a certificate");
+    anonymous.ensure_path("/open").expect("an open parent");
+    assert_eq!(
+        anonymous.acl("/open").expect("reads the ACL"),
+        ["world:anyone:cdrwa"]
+    );
+    let hosts = zk.connect_string();
+    let mut args = vec!["--zk", &hosts, "--base-path", "/open"];
+    let flags = zk.cli_tls_flags("alice");
+    args.extend(flags.iter().map(String::as_str));
+    args.extend(["register", "127.0.0.1:18123", "--tighten-acl"]);
+    let mut sidecar = running(&args);
+    let registered =
+        zkutil::testing::poll_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            (!anonymous.children("/open").ok()?.is_empty()).then_some(())
+        });
+    assert!(
+        registered.is_some(),
+        "not registered with --tighten-acl: {}",
+        sidecar.stderr_text()
+    );
+    assert_eq!(
+        anonymous.acl("/open").expect("reads the ACL"),
+        ["x509:CN=alice:cdrwa", "world:anyone:r"]
+    );
+    assert!(stop_with(&mut sidecar, "TERM").success());
+}
