@@ -32,6 +32,7 @@ pub struct Tls {
 /// One way to reach the ZooKeeper: its session configuration, and the
 /// flags that make a time-server reach it so.
 struct Side {
+    name: &'static str,
     config: SessionConfig,
     flags: Vec<String>,
     writer: Session,
@@ -39,7 +40,7 @@ struct Side {
 }
 
 impl Side {
-    fn new(config: SessionConfig, flags: Vec<String>, name: &str) -> anyhow::Result<Side> {
+    fn new(config: SessionConfig, flags: Vec<String>, name: &'static str) -> anyhow::Result<Side> {
         let writer = config.clone().connect()?;
         let base = format!("/tls-bench-{name}");
         writer.ensure_path(&base)?;
@@ -48,6 +49,7 @@ impl Side {
             &BasePath::new(&base)?,
         )?];
         Ok(Side {
+            name,
             config,
             flags,
             writer,
@@ -74,7 +76,11 @@ impl Side {
         seen.first().copied().context("no watcher")
     }
 
-    fn start(&self, bench: &Bench, zk: &str, base: &str) -> anyhow::Result<Duration> {
+    /// A time-server's start until its node is listed, under a base path
+    /// of its own (a killed server's node lingers for its session timeout).
+    fn start(&self, bench: &Bench, zk: &str, i: usize) -> anyhow::Result<Duration> {
+        let base = format!("/tls-start-{}-{i}", self.name);
+        let base = base.as_str();
         let t = Instant::now();
         let mut server = Command::new(&bench.server_bin)
             .args(["--zk", zk, "--base-path", base])
@@ -142,7 +148,7 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             .zip(&mut started)
             .zip([&plain_hosts, &tls_hosts])
         {
-            out.push(side.start(bench, hosts, &format!("/tls-start-{i}-{}", out.len()))?);
+            out.push(side.start(bench, hosts, i)?);
         }
     }
     eprintln!("bench: tls done");
