@@ -11,10 +11,13 @@
 //! * [`exit`]: a binary's exit code and one-line error.
 //! * [`metrics`]: `/metrics` and `/healthz` for `--metrics-listen`.
 //! * `http`: the bounded HTTP/1 server under it (hyper, one thread).
+//! * [`check`]: health checks (HTTP, TCP, a command) and their rise/fall,
+//!   for `zkutil register --check`.
 //!
 //! The flags are clap's: [`clap`], [`Shell`] and [`anyhow`] are
 //! re-exported so that a binary names the same versions these items take.
 
+pub mod check;
 mod generate;
 mod http;
 mod logging;

@@ -11,5 +11,6 @@ mod rotation;
 mod secrets;
 mod security;
 mod shutdown;
+mod sidecar;
 mod support;
 mod tls;

@@ -12,6 +12,18 @@ use zkutil::testing::{TestProcess, ZkServer};
 
 pub use zkutil::testing::zookeeper;
 
+/// The zkutil binary, beside time-server's (`cargo test --workspace`
+/// builds it).
+pub fn zkutil_binary() -> std::path::PathBuf {
+    let zkutil = std::path::Path::new(env!("CARGO_BIN_EXE_time-server")).with_file_name("zkutil");
+    assert!(
+        zkutil.exists(),
+        "{} is missing: run `cargo build -p zkutil --features cli` first",
+        zkutil.display()
+    );
+    zkutil
+}
+
 /// An observer session on `zk`.
 pub fn observer(zk: &ZkServer) -> Arc<Session> {
     zkutil::testing::connect(zk, Duration::from_secs(10))

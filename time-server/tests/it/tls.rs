@@ -3,24 +3,11 @@
 //! reports the ensemble's status and lists it over TLS, and only the operator the server named with
 //! `--operator-id` may take it out of rotation.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use zkutil::testing::{TlsMode, ZkServer};
 
-use crate::support::ServerProcess;
-
-/// The zkutil binary, beside time-server's (`cargo test --workspace`
-/// builds it).
-fn zkutil_binary() -> PathBuf {
-    let zkutil = Path::new(env!("CARGO_BIN_EXE_time-server")).with_file_name("zkutil");
-    assert!(
-        zkutil.exists(),
-        "{} is missing: run `cargo build -p zkutil --features cli` first",
-        zkutil.display()
-    );
-    zkutil
-}
+use crate::support::{ServerProcess, zkutil_binary};
 
 /// The endpoint `server` registered, or a panic with its log.
 fn registered(server: &ServerProcess, zk: &ZkServer) -> String {

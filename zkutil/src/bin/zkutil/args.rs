@@ -17,6 +17,8 @@ Examples:
   zkutil get 127.0.0.1:8897                   one instance's data and stat
   zkutil register 10.0.0.5:6379 --metadata '{\"role\":\"cache\"}'
                                               hold a registration for a service until SIGTERM
+  zkutil register 10.0.0.5:80 --check http://127.0.0.1:80/health
+                                              ... in rotation only while its health check passes
   zkutil disable 127.0.0.1:8897 --reason deploy
                                               out of rotation, still registered (enable: back)
   zkutil weight 127.0.0.1:8897 300            its share of requests under weighted strategies
@@ -114,6 +116,8 @@ pub enum Command {
         // subcommand: checked by `commands::register`.
         #[arg(long, env = "ZKUTIL_TIGHTEN_ACL")]
         tighten_acl: bool,
+        #[command(flatten)]
+        health: HealthArgs,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
@@ -196,6 +200,46 @@ fn ls_root(text: &str) -> Result<String, String> {
     zkutil::BasePath::new(text)
         .map(|base| base.as_str().to_owned())
         .map_err(|err| err.to_string())
+}
+
+/// `zkutil register`'s health checks: the registration is in rotation
+/// only while every check passes.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Keep the instance in rotation only while this passes (repeatable; all must pass):
+    /// http://HOST:PORT/PATH (a 2xx answer), tcp://HOST:PORT (the connection is accepted) or
+    /// exec:COMMAND (`sh -c COMMAND` exits 0; killed with its whole process group at the
+    /// timeout).
+    #[arg(long = "check", value_name = "CHECK", env = "ZKUTIL_CHECK",
+          value_parser = clap::value_parser!(zkutil::cli::check::Check))]
+    pub checks: Vec<zkutil::cli::check::Check>,
+    /// How often the checks run.
+    #[arg(long, env = "ZKUTIL_CHECK_INTERVAL", default_value = "2s", value_parser = zkutil::cli::timeout)]
+    pub check_interval: Duration,
+    /// How long one run of a check may take (connect, request and answer; the command).
+    #[arg(long, env = "ZKUTIL_CHECK_TIMEOUT", default_value = "1s", value_parser = zkutil::cli::timeout)]
+    pub check_timeout: Duration,
+    /// Consecutive passes that put a failing instance back (HAProxy's rise).
+    #[arg(long, env = "ZKUTIL_RISE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rise: u32,
+    /// Consecutive failures that take a healthy instance out (HAProxy's fall).
+    #[arg(long, env = "ZKUTIL_FALL", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub fall: u32,
+    /// What a failing instance gets: `disable` keeps it registered out of rotation (in its
+    /// format's own field, with the reason `health check failing: CAUSE`; an operator's own
+    /// `zkutil disable` is never undone by a passing check), `deregister` deletes it until
+    /// the checks pass again.
+    #[arg(long, env = "ZKUTIL_ON_FAIL", value_enum, default_value_t = OnFail::Disable)]
+    pub on_fail: OnFail,
+}
+
+/// What `--check` does to a failing instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnFail {
+    /// Out of rotation, still registered.
+    Disable,
+    /// Deleted until it passes again.
+    Deregister,
 }
 
 /// What `zkutil check` asks of each instance.

@@ -303,8 +303,8 @@ pub fn register(
     extra: Option<&str>,
     (force, tighten_acl): (bool, bool),
     (format, layout): (Format, &zkutil::cli::LayoutArgs),
-    service: &str,
-    metrics_listen: Option<std::net::SocketAddr>,
+    (service, metrics_listen): (&str, Option<std::net::SocketAddr>),
+    health: &crate::args::HealthArgs,
 ) -> anyhow::Result<bool> {
     if tighten_acl && !common.zk.session_config().has_auth() {
         bail!(
@@ -366,6 +366,17 @@ pub fn register(
             .as_ref()
             .map(|server| Endpoint::new(server.addr())),
     );
+    if !health.checks.is_empty() {
+        let what = crate::sidecar::Registered {
+            registrar,
+            session: &session,
+            endpoint,
+            fields,
+            held,
+        };
+        crate::sidecar::hold(health, &what, &stop)?;
+        return Ok(true);
+    }
     let registration = match registrar.register_fields(&session, endpoint, fields) {
         Ok(registration) => registration,
         Err(err @ zkutil::Error::Taken { .. }) => bail!("{err}; --force to take over"),

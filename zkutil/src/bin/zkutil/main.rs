@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod health;
 mod operate;
+mod sidecar;
 
 use std::process::ExitCode;
 
@@ -50,14 +51,15 @@ impl Command {
                 layout,
                 service_name,
                 metrics_listen,
+                health,
             } => commands::register(
                 common,
                 endpoint,
                 metadata.as_deref(),
                 (force, tighten_acl),
                 (format, &layout),
-                &service_name,
-                metrics_listen,
+                (&service_name, metrics_listen),
+                &health,
             ),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })

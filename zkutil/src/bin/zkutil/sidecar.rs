@@ -1,0 +1,216 @@
+//! `sidecar`: `zkutil register --check …`, a registration that follows
+//! its service's health (what Airbnb's Nerve does). The checks run every
+//! `--check-interval`, all at once, each within `--check-timeout`, so a
+//! hung one delays neither the others nor the session (which has threads
+//! of its own). [`Health`] turns their results into a state with `rise`
+//! and `fall`; the registration then follows the state:
+//!
+//! * `--on-fail disable`: out of rotation in the format's own field, with
+//!   the reason `health check failing: CAUSE`. Only what a check took out
+//!   is put back: a passing check enables the instance only while its
+//!   record still carries that reason, so an operator's `zkutil disable`
+//!   (another reason, or none) stays; and an operator's `enable` of a
+//!   failing instance is undone at the next check.
+//! * `--on-fail deregister`: the node is deleted while failing, and made
+//!   again once the checks pass.
+//!
+//! The state is compared with the record at every interval, not only at a
+//! transition: a write that failed (ZooKeeper unreachable) is made when it
+//! answers again, and it is the latest state that is written.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use zkutil::cli::check::{Check, Health};
+use zkutil::{Control, Registrar, Registration, RegistrationStatus, Session};
+
+use crate::args::{HealthArgs, OnFail};
+
+/// The start of the reason a health check writes: what tells its own
+/// out-of-rotation from an operator's.
+pub const REASON_PREFIX: &str = "health check failing: ";
+
+/// What is registered, how, and where its status is reported.
+pub struct Registered<'a> {
+    pub registrar: Registrar,
+    pub session: &'a Arc<Session>,
+    pub endpoint: zkutil::Endpoint,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub held: Arc<Mutex<Vec<RegistrationStatus>>>,
+}
+
+impl Registered<'_> {
+    fn register(&self, disabled: Option<String>) -> anyhow::Result<Registration> {
+        let registrar = match disabled {
+            Some(reason) => self.registrar.clone().disabled(Some(reason)),
+            None => self.registrar.clone(),
+        };
+        let registration = registrar
+            .register_fields(self.session, self.endpoint, self.fields.clone())
+            .with_context(|| {
+                format!("registering {} under {}", self.endpoint, registrar.parent())
+            })?;
+        let mut held = zkutil::cli::lock(&self.held);
+        held.clear();
+        held.push(registration.status());
+        tracing::info!(path = %registration.path(), outcome = %registration.outcome(), "registered");
+        Ok(registration)
+    }
+}
+
+/// Registers (out of rotation until the checks pass `rise` times; with
+/// `deregister`, not at all until then) and follows the checks until the
+/// first signal on `stop`, then deregisters.
+pub fn hold(
+    health: &HealthArgs,
+    what: &Registered<'_>,
+    stop: &Receiver<i32>,
+) -> anyhow::Result<()> {
+    if what.registrar.registry_format() == zkutil::Format::Serverset
+        && health.on_fail == OnFail::Disable
+    {
+        anyhow::bail!(
+            "a serverset member has no room for a reason, so a health check's out-of-rotation could not be told from an operator's: use --on-fail deregister"
+        );
+    }
+    let mut state = Health::new(health.rise, health.fall, false);
+    let mut cause = "not checked yet".to_owned();
+    // The cause last logged: a new one is said once, not every interval.
+    let mut said = String::new();
+    let mut registration = match health.on_fail {
+        OnFail::Disable => Some(what.register(Some(format!("{REASON_PREFIX}{cause}")))?),
+        OnFail::Deregister => None,
+    };
+    tracing::info!(checks = %list(&health.checks), rise = health.rise, fall = health.fall,
+        interval = %zkutil::rounded(health.check_interval), "checking; in rotation once the checks pass");
+    loop {
+        let failures = run_all(&health.checks, health.check_timeout);
+        let passed = failures.is_empty();
+        if let Some(first) = failures.first() {
+            cause = first.clone();
+        }
+        if state.record(passed) {
+            if passed {
+                tracing::info!(checks = %list(&health.checks), "healthy: the checks passed {} times in a row", health.rise);
+            } else {
+                tracing::warn!(%cause, "failing: {} checks in a row failed", health.fall);
+            }
+        } else if !passed {
+            if cause != said {
+                tracing::info!(%cause, healthy = state.is_healthy(), "a check failed");
+                said.clone_from(&cause);
+            }
+            tracing::debug!(%cause, failures = state.against(), "a check failed");
+        }
+        if passed {
+            said.clear();
+        }
+        follow(&state, &cause, health.on_fail, what, &mut registration);
+        match stop.recv_timeout(health.check_interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => break,
+        }
+    }
+    if let Some(registration) = registration {
+        let path = registration.path();
+        registration
+            .deregister()
+            .with_context(|| format!("deregistering {path}"))?;
+        tracing::info!(%path, "deregistered");
+    }
+    Ok(())
+}
+
+/// Brings the registration in line with `state`: errors are logged and
+/// the next interval tries again, with the state as it is then.
+fn follow(
+    state: &Health,
+    cause: &str,
+    on_fail: OnFail,
+    what: &Registered<'_>,
+    registration: &mut Option<Registration>,
+) {
+    match (on_fail, state.is_healthy(), registration.as_ref()) {
+        (OnFail::Deregister, true, None) => match what.register(None) {
+            Ok(made) => *registration = Some(made),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check")
+            }
+        },
+        (OnFail::Deregister, false, Some(_)) => {
+            if let Some(gone) = registration.take() {
+                let path = gone.path();
+                match gone.deregister() {
+                    Ok(()) => tracing::info!(%path, "deregistered while failing"),
+                    Err(err) => {
+                        tracing::warn!(%path, error = %err.chain(), "cannot deregister; its session's end will")
+                    }
+                }
+            }
+        }
+        (OnFail::Disable, healthy, Some(current)) => {
+            let Some((in_rotation, reason)) = current.rotation() else {
+                return;
+            };
+            let ours = reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(REASON_PREFIX));
+            let change = match (healthy, in_rotation) {
+                (true, false) if ours => Control::Enable,
+                (false, true) => Control::Disable {
+                    reason: Some(format!("{REASON_PREFIX}{cause}")),
+                },
+                _ => return,
+            };
+            match change.apply_to(what.session, &base_of(current), what.endpoint) {
+                Ok(_) => tracing::info!(endpoint = %what.endpoint, "{change}"),
+                Err(err) => tracing::warn!(endpoint = %what.endpoint, error = %err.chain(),
+                    "cannot write the health state yet; retrying at the next check"),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The parent of `registration`'s node.
+fn base_of(registration: &Registration) -> zkutil::BasePath {
+    let path = registration.path();
+    let parent = path.rsplit_once('/').map_or("/", |(parent, _)| parent);
+    zkutil::BasePath::new(parent).unwrap_or_else(|_| zkutil::BasePath::from_static("/"))
+}
+
+/// Runs every check at once, each within `timeout`: the failures, each
+/// `CHECK: why`.
+fn run_all(checks: &[Check], timeout: std::time::Duration) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = checks
+            .iter()
+            .map(|check| {
+                let run = std::thread::Builder::new()
+                    .name("check".into())
+                    .spawn_scoped(scope, move || check.run(timeout));
+                (check, run)
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|(check, run)| {
+                let result = match run {
+                    Ok(run) => run
+                        .join()
+                        .unwrap_or_else(|_| Err("the check panicked".into())),
+                    Err(err) => Err(format!("cannot start a thread for it: {err}")),
+                };
+                result.err().map(|why| format!("{check}: {why}"))
+            })
+            .collect()
+    })
+}
+
+fn list(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
