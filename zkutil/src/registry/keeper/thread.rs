@@ -49,8 +49,13 @@ impl Keeper {
         std::thread::Builder::new()
             .name(format!("register {}", self.target.path()))
             .spawn(move || {
-                let _ended = ended_tx;
                 self.run(&woken);
+                // The keeper (and its claim on the path) goes before the end
+                // is told: whoever waits for the end (a deregistration, a
+                // drop) may register the same path again at once, and must
+                // not find it still claimed.
+                drop(self);
+                drop(ended_tx);
             })
             .map_err(|source| Error::Io {
                 what: "starting a registration thread",

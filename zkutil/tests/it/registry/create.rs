@@ -195,3 +195,53 @@ fn deregister_does_not_delete_a_node_that_another_session_owns_now() {
     assert_eq!(stat.ephemeral_owner(), b.id());
     drop(reg_b);
 }
+
+/// A registration dropped (or deregistered) lets the same session register
+/// the same endpoint again at once: its claim on the path is gone by the
+/// time the drop returns, never "registered already by this session".
+#[test]
+fn a_dropped_registration_can_be_made_again_at_once_on_the_same_session() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let e = endpoint("127.0.0.1:8897");
+    let base = BasePath::from_static("/again");
+    // Busy threads, as on a loaded machine: the keeper thread is then
+    // descheduled at any point of its end, where the race was.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let busy = busy.clone();
+            std::thread::spawn(move || {
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let _stop = StopSpinning(busy, spinners);
+    for round in 0..500 {
+        let reg = Registration::register(&s, &base, e, &metadata(e))
+            .unwrap_or_else(|err| panic!("round {round}: {err:?}"));
+        if round % 2 == 0 {
+            drop(reg);
+        } else {
+            reg.deregister()
+                .unwrap_or_else(|err| panic!("round {round}: deregistering: {err:?}"));
+        }
+    }
+}
+
+/// Ends the busy threads when the test ends, also by a panic.
+struct StopSpinning(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<()>>,
+);
+
+impl Drop for StopSpinning {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        for spinner in self.1.drain(..) {
+            let _ = spinner.join();
+        }
+    }
+}
