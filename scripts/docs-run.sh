@@ -11,10 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 file="${1:?usage: docs-run.sh FILE HEADING}" heading="${2:?usage: docs-run.sh FILE HEADING}"
 [[ -f "$file" ]] || { echo "docs-run.sh: no such file: $file" >&2; exit 2; }
 block="$(awk -v heading="$heading" '
-    /^#+ / { sub(/^#+ /, ""); under = ($0 == heading) ; next }
-    under && !inside && /^```sh$/ { inside = 1; next }
     inside && /^```$/ { exit }
-    inside { print }
+    inside { print; next }
+    /^#+ / { sub(/^#+ /, ""); under = ($0 == heading); next }
+    under && /^```sh$/ { inside = 1; next }
 ' "$file")"
 [[ -n "$block" ]] || { echo "docs-run.sh: no \`\`\`sh block under \"$heading\" in $file" >&2; exit 2; }
 command -v curl >/dev/null || {

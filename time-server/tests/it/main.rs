@@ -12,5 +12,6 @@ mod secrets;
 mod security;
 mod shutdown;
 mod sidecar;
+mod sidecar_config;
 mod support;
 mod tls;

@@ -12,9 +12,9 @@ use zkutil::{BasePath, Session};
 use crate::support::{ServerProcess, observer, zkutil_binary, zookeeper};
 
 /// What clients see of `endpoint` under `base`: in rotation, and why not.
-type Rotation = Option<(bool, Option<String>)>;
+pub(crate) type Rotation = Option<(bool, Option<String>)>;
 
-fn rotation(session: &Session, base: &str, endpoint: &str) -> Rotation {
+pub(crate) fn rotation(session: &Session, base: &str, endpoint: &str) -> Rotation {
     let base = BasePath::new(base).expect("a base path");
     let listed = zkutil::list_instances(session, &base, true).ok()?;
     let instance = listed
@@ -28,7 +28,7 @@ fn rotation(session: &Session, base: &str, endpoint: &str) -> Rotation {
 
 /// Waits up to `deadline` for `endpoint`'s rotation to satisfy `wanted`.
 #[track_caller]
-fn wait_rotation(
+pub(crate) fn wait_rotation(
     session: &Session,
     (base, endpoint): (&str, &str),
     what: &str,
@@ -50,12 +50,12 @@ fn wait_rotation(
     );
 }
 
-fn in_rotation(rotation: &Rotation) -> bool {
+pub(crate) fn in_rotation(rotation: &Rotation) -> bool {
     matches!(rotation, Some((true, None)))
 }
 
 /// Out of rotation by a health check whose cause starts with `check`.
-fn out_by_check(check: &str) -> impl Fn(&Rotation) -> bool + '_ {
+pub(crate) fn out_by_check(check: &str) -> impl Fn(&Rotation) -> bool + '_ {
     move |rotation| {
         matches!(rotation, Some((false, Some(reason)))
             if reason.starts_with(&format!("health check failing: {check}")))

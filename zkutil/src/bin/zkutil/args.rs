@@ -119,6 +119,21 @@ pub enum Command {
         #[command(flatten)]
         health: HealthArgs,
     },
+    /// Keep many services registered, each in rotation only while its
+    /// health checks pass, from a TOML file (SIGHUP re-reads it; SIGTERM
+    /// deregisters them all).
+    #[command(
+        after_help = "Example:\n  zkutil sidecar --config /etc/zkutil/sidecar.toml\n  zkutil sidecar --config sidecar.toml --check-config    # check the file, touch nothing\n  kill -HUP <pid>                                        # re-read the file\n\nThe file's format: docs/sidecar.md"
+    )]
+    Sidecar {
+        /// The services: a [services.NAME] table each (endpoint, checks, base_path, format, ...).
+        #[arg(long, env = "ZKUTIL_SIDECAR_CONFIG", value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Check the file, print its services and exit (1 with every mistake, each with its line),
+        /// without connecting to ZooKeeper.
+        #[arg(long)]
+        check_config: bool,
+    },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
     /// field (Curator `enabled`, Spring `instance_status`, serverset
@@ -204,7 +219,7 @@ fn ls_root(text: &str) -> Result<String, String> {
 
 /// `zkutil register`'s health checks: the registration is in rotation
 /// only while every check passes.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct HealthArgs {
     /// Keep the instance in rotation only while this passes (repeatable; all must pass):
     /// http://HOST:PORT/PATH (a 2xx answer), tcp://HOST:PORT (the connection is accepted) or

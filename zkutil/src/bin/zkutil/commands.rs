@@ -374,7 +374,15 @@ pub fn register(
             fields,
             held,
         };
-        crate::sidecar::hold(health, &what, &stop)?;
+        let (steer, steered) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("stop".into())
+            .spawn(move || {
+                let _ = stop.recv();
+                let _ = steer.send(crate::sidecar::Steer::Stop);
+            })
+            .context("starting the signal thread")?;
+        crate::sidecar::hold(health.clone(), &what, &steered)?;
         return Ok(true);
     }
     let registration = match registrar.register_fields(&session, endpoint, fields) {

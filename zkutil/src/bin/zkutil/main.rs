@@ -61,6 +61,10 @@ impl Command {
                 (&service_name, metrics_listen),
                 &health,
             ),
+            Command::Sidecar {
+                config,
+                check_config,
+            } => sidecar::fleet::run(common, &config, check_config),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })
             }

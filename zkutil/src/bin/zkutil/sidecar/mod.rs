@@ -18,6 +18,9 @@
 //! transition: a write that failed (ZooKeeper unreachable) is made when it
 //! answers again, and it is the latest state that is written.
 
+pub mod config;
+pub mod fleet;
+
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +29,15 @@ use zkutil::cli::check::{Check, Health};
 use zkutil::{Control, Registrar, Registration, RegistrationStatus, Session};
 
 use crate::args::{HealthArgs, OnFail};
+
+/// What a running [`hold`] is told.
+pub enum Steer {
+    /// Deregister and return.
+    Stop,
+    /// Check with these settings from now on (the registration stays; the
+    /// health state is kept, counted with the new rise and fall).
+    Update(HealthArgs),
+}
 
 /// The start of the reason a health check writes: what tells its own
 /// out-of-rotation from an operator's.
@@ -63,9 +75,9 @@ impl Registered<'_> {
 /// `deregister`, not at all until then) and follows the checks until the
 /// first signal on `stop`, then deregisters.
 pub fn hold(
-    health: &HealthArgs,
+    mut health: HealthArgs,
     what: &Registered<'_>,
-    stop: &Receiver<i32>,
+    steer: &Receiver<Steer>,
 ) -> anyhow::Result<()> {
     if what.registrar.registry_format() == zkutil::Format::Serverset
         && health.on_fail == OnFail::Disable
@@ -92,9 +104,9 @@ pub fn hold(
         }
         if state.record(passed) {
             if passed {
-                tracing::info!(checks = %list(&health.checks), "healthy: the checks passed {} times in a row", health.rise);
+                tracing::info!(checks = %list(&health.checks), "healthy: rise reached ({} passes in a row)", health.rise);
             } else {
-                tracing::warn!(%cause, "failing: {} checks in a row failed", health.fall);
+                tracing::warn!(%cause, "failing: fall reached ({} failures in a row)", health.fall);
             }
         } else if !passed {
             if cause != said {
@@ -107,9 +119,14 @@ pub fn hold(
             said.clear();
         }
         follow(&state, &cause, health.on_fail, what, &mut registration);
-        match stop.recv_timeout(health.check_interval) {
+        match steer.recv_timeout(health.check_interval) {
             Err(RecvTimeoutError::Timeout) => {}
-            _ => break,
+            Ok(Steer::Update(new)) => {
+                tracing::info!(checks = %list(&new.checks), "checks updated");
+                state = Health::new(new.rise, new.fall, state.is_healthy());
+                health = new;
+            }
+            Ok(Steer::Stop) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     if let Some(registration) = registration {

@@ -1,0 +1,188 @@
+//! `zkutil sidecar --config FILE`: many services from one TOML file, the
+//! whole file checked first (every mistake with its line), SIGHUP to add
+//! and remove services, and a broken file on SIGHUP changing nothing.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use zkutil::testing::TestProcess;
+
+use crate::sidecar::{in_rotation, out_by_check, rotation, wait_rotation};
+use crate::support::{observer, zkutil_binary, zookeeper};
+
+/// A service entry checked by a TCP connect to its own address.
+fn entry(name: &str, endpoint: &str) -> String {
+    format!(
+        "[services.{name}]\nendpoint = \"{endpoint}\"\nbase_path = \"/fleet\"\nchecks = [\"tcp://{endpoint}\"]\n"
+    )
+}
+
+fn write(path: &Path, text: &str) {
+    // Written whole, then renamed: SIGHUP never reads half a file.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).expect("writes the config");
+    std::fs::rename(&partial, path).expect("moves it in place");
+}
+
+fn check_config(path: &Path) -> std::process::Output {
+    std::process::Command::new(zkutil_binary())
+        .args(["sidecar", "--check-config", "--config"])
+        .arg(path)
+        .output()
+        .expect("runs zkutil")
+}
+
+#[test]
+fn a_config_with_mistakes_is_refused_with_every_mistake_and_its_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("sidecar.toml");
+    let file = path.display().to_string();
+
+    write(
+        &path,
+        "rise = 2\n[services.web\nendpoint = \"127.0.0.1:80\"\n",
+    );
+    let output = check_config(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{file}:2: ")),
+        "the syntax error's line: {stderr}"
+    );
+
+    write(
+        &path,
+        "fall = 0\n\
+         [services.a]\n\
+         endpoint = \"nowhere\"\n\
+         checks = [\"tcp://127.0.0.1:80\"]\n\
+         [services.b]\n\
+         endpoint = \"127.0.0.1:81\"\n\
+         checks = [\"ftp://127.0.0.1:1\"]\n\
+         on_fail = \"explode\"\n",
+    );
+    let output = check_config(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        format!("{file}:1: services.a: fall: must be 1 or more"),
+        format!("{file}:3: services.a: endpoint: "),
+        format!("{file}:7: services.b: checks: "),
+        format!("{file}:8: services.b: on_fail: \"explode\""),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    }
+
+    write(&path, &entry("web", "127.0.0.1:80"));
+    let output = check_config(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "web: 127.0.0.1:80 under /fleet (plain), checks: tcp://127.0.0.1:80"
+    );
+}
+
+#[test]
+fn sighup_adds_and_removes_services_and_a_broken_file_keeps_the_running_ones() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let (a, b) = (
+        TcpListener::bind("127.0.0.1:0").expect("service a"),
+        TcpListener::bind("127.0.0.1:0").expect("service b"),
+    );
+    let (a, b) = (
+        a.local_addr().expect("bound").to_string(),
+        b.local_addr().expect("bound").to_string(),
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("sidecar.toml");
+    let defaults = "check_interval = \"100ms\"\nrise = 1\n";
+    write(&path, &format!("{defaults}{}", entry("a", &a)));
+    let zkutil = zkutil_binary();
+    let config = path.display().to_string();
+    let sidecar = TestProcess::start(
+        zkutil.to_str().expect("a UTF-8 path"),
+        &["--zk", &hosts, "sidecar", "--config", &config],
+        &[("RUST_LOG", "info")],
+    );
+    let watcher = observer(&zk);
+    wait_rotation(
+        &watcher,
+        ("/fleet", &a),
+        "a registered",
+        &sidecar,
+        in_rotation,
+    );
+
+    write(&path, &format!("{defaults}{}", entry("b", &b)));
+    sidecar.signal("HUP");
+    wait_rotation(&watcher, ("/fleet", &b), "b added", &sidecar, in_rotation);
+    wait_rotation(
+        &watcher,
+        ("/fleet", &a),
+        "a removed",
+        &sidecar,
+        Option::is_none,
+    );
+
+    write(&path, "[services.b\n");
+    sidecar.signal("HUP");
+    sidecar.wait_for_log("keeping the running config", 1, Duration::from_secs(20));
+    // Ten check intervals later, b is still there: nothing was stopped.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        assert!(
+            in_rotation(&rotation(&watcher, "/fleet", &b)),
+            "a broken file changed the running services:\n{}",
+            sidecar.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // b's checks changed (to a port nobody listens on): updated in place,
+    // the same node taken out of rotation, not a new one made.
+    let created = |session: &zkutil::Session| {
+        session
+            .stat(&format!("/fleet/{b}"))
+            .ok()
+            .flatten()
+            .map(|stat| stat.ctime_ms())
+    };
+    let before = created(&watcher);
+    let closed = zkutil::testing::free_ports(1).expect("a free port")[0];
+    let failing = format!("tcp://127.0.0.1:{closed}");
+    write(
+        &path,
+        &format!(
+            "{defaults}[services.b]\nendpoint = \"{b}\"\nbase_path = \"/fleet\"\nchecks = [\"{failing}\"]\nfall = 1\n"
+        ),
+    );
+    sidecar.signal("HUP");
+    wait_rotation(
+        &watcher,
+        ("/fleet", &b),
+        "b out by its new check",
+        &sidecar,
+        out_by_check(&failing),
+    );
+    assert_eq!(
+        created(&watcher),
+        before,
+        "b was registered anew, not updated in place"
+    );
+
+    let mut sidecar = sidecar;
+    sidecar.signal("TERM");
+    let status = sidecar.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status}: {}", sidecar.stderr_text());
+    assert_eq!(
+        rotation(&watcher, "/fleet", &b),
+        None,
+        "deregistered on SIGTERM"
+    );
+}

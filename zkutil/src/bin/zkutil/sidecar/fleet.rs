@@ -1,0 +1,199 @@
+//! `zkutil sidecar --config FILE`: many services in one process, each in
+//! a thread of its own running [`hold`](super::hold) on one shared
+//! ZooKeeper session. SIGHUP re-reads the file: added services register,
+//! removed ones deregister, a service whose checks changed is updated in
+//! place (its registration untouched), one whose registration changed
+//! (address, path, format, weight, metadata) is registered anew. A file
+//! with a mistake on SIGHUP keeps the running services as they are and
+//! says why. SIGINT or SIGTERM deregisters every service and exits.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use zkutil::{Registrar, Session};
+
+use super::config::{self, Service};
+use super::{Registered, Steer};
+use crate::args::Common;
+
+/// What the main loop hears: a signal to stop, or SIGHUP.
+enum Event {
+    Stop,
+    Reload,
+}
+
+/// Reads and checks the file: the services, or every mistake in one error.
+fn load(path: &Path, common: &Common) -> anyhow::Result<Vec<Service>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config {}", path.display()))?;
+    config::parse(&path.display().to_string(), &text, &common.zk.base_path).map_err(|errors| {
+        anyhow::anyhow!(
+            "the config has {} mistake{}:\n  {}",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            errors.join("\n  ")
+        )
+    })
+}
+
+/// Runs the services of `path` until SIGINT or SIGTERM; with `check_only`,
+/// lists them and returns.
+pub fn run(common: &Common, path: &Path, check_only: bool) -> anyhow::Result<bool> {
+    let services = load(path, common)?;
+    if check_only {
+        for service in &services {
+            println!(
+                "{}: {} under {} ({}), checks: {}",
+                service.name,
+                service.endpoint,
+                service.base_path,
+                service.format,
+                super::list(&service.health.checks)
+            );
+        }
+        return Ok(true);
+    }
+    let events = events()?;
+    let session = Arc::new(common.zk.session_config().connect()?);
+    tracing::info!(config = %path.display(), services = services.len(), "sidecar starting");
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut running: BTreeMap<String, (Service, Sender<Steer>)> = BTreeMap::new();
+        let start = |service: Service, running: &mut BTreeMap<String, (Service, Sender<Steer>)>| {
+            let (steer, steered) = mpsc::channel();
+            let session = &session;
+            let held = service.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("service {}", service.name))
+                .spawn_scoped(scope, move || serve(session, &held, &steered));
+            match thread {
+                // Joined when the scope ends, after every service stopped.
+                Ok(_) => {
+                    running.insert(service.name.clone(), (service, steer));
+                }
+                Err(err) => {
+                    tracing::error!(service = %service.name, error = %err, "cannot start its thread")
+                }
+            }
+        };
+        for service in services {
+            start(service, &mut running);
+        }
+        while let Ok(Event::Reload) = events.recv() {
+            let new = match load(path, common) {
+                Ok(new) => new,
+                Err(err) => {
+                    tracing::error!("SIGHUP: {err:#}; keeping the running config");
+                    continue;
+                }
+            };
+            let mut added = 0;
+            let (mut removed, mut updated, mut replaced) = (0, 0, 0);
+            let names: Vec<String> = new.iter().map(|s| s.name.clone()).collect();
+            running.retain(|name, (_, steer)| {
+                let keep = names.contains(name);
+                if !keep {
+                    let _ = steer.send(Steer::Stop);
+                    removed += 1;
+                }
+                keep
+            });
+            for service in new {
+                match running.get_mut(&service.name) {
+                    Some((old, _)) if *old == service => {}
+                    Some((old, steer)) if old.same_registration(&service) => {
+                        let _ = steer.send(Steer::Update(service.health.clone()));
+                        *old = service;
+                        updated += 1;
+                    }
+                    Some((_, steer)) => {
+                        let _ = steer.send(Steer::Stop);
+                        replaced += 1;
+                        start(service, &mut running);
+                    }
+                    None => {
+                        added += 1;
+                        start(service, &mut running);
+                    }
+                }
+            }
+            tracing::info!(added, removed, updated, replaced, "SIGHUP: config reloaded");
+        }
+        for (_, steer) in running.values() {
+            let _ = steer.send(Steer::Stop);
+        }
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+/// One service's thread: registers and follows its checks until told to
+/// stop. A registration that fails (the address taken, a bad parent) is
+/// logged, and tried again at every interval.
+fn serve(session: &Arc<Session>, service: &Service, steer: &Receiver<Steer>) {
+    let registrar = Registrar::new(service.base_path.clone())
+        .format(service.format)
+        .and_then(|registrar| registrar.service(&service.service_name));
+    let registrar = match registrar {
+        Ok(registrar) => registrar,
+        Err(err) => {
+            tracing::error!(service = %service.name, error = %err.chain(), "cannot register it");
+            return;
+        }
+    };
+    let mut fields = match serde_json::to_value(zkutil::Metadata::for_this_process(
+        service.endpoint,
+        SystemTime::now(),
+        env!("CARGO_PKG_VERSION"),
+    )) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    fields.extend(service.metadata.clone());
+    if let Some(weight) = service.weight {
+        fields.insert("weight".into(), weight.into());
+    }
+    let what = Registered {
+        registrar,
+        session,
+        endpoint: service.endpoint,
+        fields,
+        held: Arc::new(Mutex::new(Vec::new())),
+    };
+    let span = tracing::info_span!("service", name = %service.name);
+    let _entered = span.enter();
+    if let Err(err) = super::hold(service.health.clone(), &what, steer) {
+        tracing::error!(error = %format!("{err:#}"), "stopped");
+    }
+}
+
+/// SIGINT/SIGTERM (the first: a stop; a second exits at once) and SIGHUP,
+/// as one stream of events.
+fn events() -> anyhow::Result<Receiver<Event>> {
+    let stop = zkutil::cli::on_signals()?;
+    let (tx, rx) = mpsc::channel();
+    let stopping = tx.clone();
+    std::thread::Builder::new()
+        .name("stop".into())
+        .spawn(move || {
+            let _ = stop.recv();
+            let _ = stopping.send(Event::Stop);
+        })
+        .context("starting the signal thread")?;
+    let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .context("installing the SIGHUP handler")?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            for _ in hangups.forever() {
+                if tx.send(Event::Reload).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("starting the SIGHUP thread")?;
+    Ok(rx)
+}
