@@ -310,3 +310,55 @@ fn an_exec_check_that_forks_and_hangs_is_killed_whole_at_its_timeout() {
         live_processes_with(&format!("sleep {marker}"))
     );
 }
+
+/// ZooKeeper away while the service fails: the sidecar cannot write then,
+/// and writes the state as it is once ZooKeeper is back.
+#[test]
+fn a_failure_while_zookeeper_is_away_is_written_when_it_is_back() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    let service = TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let endpoint = service.local_addr().expect("bound").to_string();
+    let check = format!("tcp://{endpoint}");
+    // A session that outlives the outage: the node stays, only its state is
+    // to be written.
+    let sidecar = sidecar(
+        &hosts,
+        "/sidecar-away",
+        &endpoint,
+        &[
+            "--session-timeout",
+            "30s",
+            "--check",
+            &check,
+            "--check-interval",
+            "100ms",
+            "--rise",
+            "1",
+            "--fall",
+            "1",
+        ],
+    );
+    let at = ("/sidecar-away", endpoint.as_str());
+    {
+        let watcher = observer(&zk);
+        wait_rotation(&watcher, at, "in rotation", &sidecar, in_rotation);
+    }
+    zk.kill();
+    drop(service);
+    sidecar.wait_for_log(
+        "cannot write the health state yet",
+        1,
+        Duration::from_secs(20),
+    );
+    zk.restart().expect("ZooKeeper comes back");
+    let watcher = observer(&zk);
+    wait_rotation(
+        &watcher,
+        at,
+        "out once ZooKeeper is back",
+        &sidecar,
+        out_by_check(&check),
+    );
+    stop(sidecar);
+}
