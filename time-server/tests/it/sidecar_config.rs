@@ -107,7 +107,15 @@ fn sighup_adds_and_removes_services_and_a_broken_file_keeps_the_running_ones() {
     let config = path.display().to_string();
     let sidecar = TestProcess::start(
         zkutil.to_str().expect("a UTF-8 path"),
-        &["--zk", &hosts, "sidecar", "--config", &config],
+        &[
+            "--zk",
+            &hosts,
+            "sidecar",
+            "--config",
+            &config,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
         &[("RUST_LOG", "info")],
     );
     let watcher = observer(&zk);
@@ -118,6 +126,34 @@ fn sighup_adds_and_removes_services_and_a_broken_file_keeps_the_running_ones() {
         &sidecar,
         in_rotation,
     );
+    let metrics = sidecar.logged_addr("metrics=");
+    let scrape = || {
+        let (status, text) = zkutil::testing::http_get(metrics, "/metrics").expect("scrapes");
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let text = scrape();
+    let a_check = format!("{{service=\"a\",check=\"tcp://{a}\"}}");
+    assert_eq!(
+        zkutil::testing::metric_value(&text, "zkutil_sidecar_service_healthy{service=\"a\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        zkutil::testing::metric_value(&text, &format!("zkutil_sidecar_check_passing{a_check}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        zkutil::testing::metric_value(
+            &text,
+            &format!("zkutil_sidecar_check_duration_seconds_count{a_check}")
+        )
+        .is_some_and(|runs| runs >= 1.0),
+        "{text}"
+    );
+    let (status, _) = zkutil::testing::http_get(metrics, "/healthz").expect("asks");
+    assert_eq!(status, 200);
 
     write(&path, &format!("{defaults}{}", entry("b", &b)));
     sidecar.signal("HUP");
@@ -128,6 +164,15 @@ fn sighup_adds_and_removes_services_and_a_broken_file_keeps_the_running_ones() {
         "a removed",
         &sidecar,
         Option::is_none,
+    );
+    let gone =
+        zkutil::testing::poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            (!scrape().contains("service=\"a\"")).then_some(())
+        });
+    assert!(
+        gone.is_some(),
+        "a's series stay after its removal:\n{}",
+        scrape()
     );
 
     write(&path, "[services.b\n");

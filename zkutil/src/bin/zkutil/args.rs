@@ -133,6 +133,11 @@ pub enum Command {
         /// without connecting to ZooKeeper.
         #[arg(long)]
         check_config: bool,
+        /// Serve Prometheus metrics (per service and check: health, results in a row,
+        /// transitions, check durations) and /healthz (200 while the ZooKeeper session is
+        /// connected) on this address.
+        #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own

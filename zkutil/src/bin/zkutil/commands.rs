@@ -373,6 +373,8 @@ pub fn register(
             endpoint,
             fields,
             held,
+            retry_registration: false,
+            metrics: None,
         };
         let (steer, steered) = std::sync::mpsc::channel();
         std::thread::Builder::new()

@@ -64,7 +64,8 @@ impl Command {
             Command::Sidecar {
                 config,
                 check_config,
-            } => sidecar::fleet::run(common, &config, check_config),
+                metrics_listen,
+            } => sidecar::fleet::run(common, &config, check_config, metrics_listen),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })
             }

@@ -40,9 +40,14 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<Vec<Service>> {
     })
 }
 
-/// Runs the services of `path` until SIGINT or SIGTERM; with `check_only`,
-/// lists them and returns.
-pub fn run(common: &Common, path: &Path, check_only: bool) -> anyhow::Result<bool> {
+/// Runs the services of `path` until SIGINT or SIGTERM, serving metrics on
+/// `metrics_listen` if given; with `check_only`, lists them and returns.
+pub fn run(
+    common: &Common,
+    path: &Path,
+    check_only: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<bool> {
     let services = load(path, common)?;
     if check_only {
         for service in &services {
@@ -59,6 +64,15 @@ pub fn run(common: &Common, path: &Path, check_only: bool) -> anyhow::Result<boo
     }
     let events = events()?;
     let session = Arc::new(common.zk.session_config().connect()?);
+    let (metrics, _server) = match metrics_listen {
+        Some(listen) => {
+            let (metrics, server) = super::metrics::serve(listen, &session)
+                .with_context(|| format!("serving metrics on {listen}"))?;
+            tracing::info!(metrics = %server.addr(), "serving /metrics and /healthz");
+            (Some(metrics), Some(server))
+        }
+        None => (None, None),
+    };
     tracing::info!(config = %path.display(), services = services.len(), "sidecar starting");
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut running: BTreeMap<String, (Service, Sender<Steer>)> = BTreeMap::new();
@@ -66,9 +80,10 @@ pub fn run(common: &Common, path: &Path, check_only: bool) -> anyhow::Result<boo
             let (steer, steered) = mpsc::channel();
             let session = &session;
             let held = service.clone();
+            let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("service {}", service.name))
-                .spawn_scoped(scope, move || serve(session, &held, &steered));
+                .spawn_scoped(scope, move || serve(session, &held, &steered, metrics));
             match thread {
                 // Joined when the scope ends, after every service stopped.
                 Ok(_) => {
@@ -133,7 +148,12 @@ pub fn run(common: &Common, path: &Path, check_only: bool) -> anyhow::Result<boo
 /// One service's thread: registers and follows its checks until told to
 /// stop. A registration that fails (the address taken, a bad parent) is
 /// logged, and tried again at every interval.
-fn serve(session: &Arc<Session>, service: &Service, steer: &Receiver<Steer>) {
+fn serve(
+    session: &Arc<Session>,
+    service: &Service,
+    steer: &Receiver<Steer>,
+    metrics: Option<super::metrics::Metrics>,
+) {
     let registrar = Registrar::new(service.base_path.clone())
         .format(service.format)
         .and_then(|registrar| registrar.service(&service.service_name));
@@ -162,6 +182,8 @@ fn serve(session: &Arc<Session>, service: &Service, steer: &Receiver<Steer>) {
         endpoint: service.endpoint,
         fields,
         held: Arc::new(Mutex::new(Vec::new())),
+        retry_registration: true,
+        metrics: metrics.map(|metrics| (metrics, service.name.clone())),
     };
     let span = tracing::info_span!("service", name = %service.name);
     let _entered = span.enter();

@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod fleet;
+mod metrics;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,13 @@ pub struct Registered<'a> {
     pub endpoint: zkutil::Endpoint,
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub held: Arc<Mutex<Vec<RegistrationStatus>>>,
+    /// A registration refused at the start (the address taken, ZooKeeper
+    /// away) is tried again at every interval, instead of ending `hold`
+    /// with the error: the sidecar's many services, where one service's
+    /// trouble must not end the others.
+    pub retry_registration: bool,
+    /// The sidecar's metrics and this service's name in them.
+    pub metrics: Option<(metrics::Metrics, String)>,
 }
 
 impl Registered<'_> {
@@ -91,18 +99,38 @@ pub fn hold(
     // The cause last logged: a new one is said once, not every interval.
     let mut said = String::new();
     let mut registration = match health.on_fail {
-        OnFail::Disable => Some(what.register(Some(format!("{REASON_PREFIX}{cause}")))?),
+        OnFail::Disable => match what.register(Some(format!("{REASON_PREFIX}{cause}"))) {
+            Ok(registration) => Some(registration),
+            Err(err) if what.retry_registration => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check");
+                None
+            }
+            Err(err) => return Err(err),
+        },
         OnFail::Deregister => None,
     };
     tracing::info!(checks = %list(&health.checks), rise = health.rise, fall = health.fall,
         interval = %zkutil::rounded(health.check_interval), "checking; in rotation once the checks pass");
     loop {
-        let failures = run_all(&health.checks, health.check_timeout);
+        let results = run_all(&health.checks, health.check_timeout);
+        let failures: Vec<String> = results
+            .iter()
+            .filter_map(|(check, result, _)| {
+                result.as_ref().err().map(|why| format!("{check}: {why}"))
+            })
+            .collect();
         let passed = failures.is_empty();
         if let Some(first) = failures.first() {
             cause = first.clone();
         }
-        if state.record(passed) {
+        let changed = state.record(passed);
+        if let Some((metrics, name)) = &what.metrics {
+            for (check, result, took) in &results {
+                metrics.checked(name, check, result.is_ok(), *took);
+            }
+            metrics.state(name, &state, changed);
+        }
+        if changed {
             if passed {
                 tracing::info!(checks = %list(&health.checks), "healthy: rise reached ({} passes in a row)", health.rise);
             } else {
@@ -123,11 +151,17 @@ pub fn hold(
             Err(RecvTimeoutError::Timeout) => {}
             Ok(Steer::Update(new)) => {
                 tracing::info!(checks = %list(&new.checks), "checks updated");
+                if let Some((metrics, name)) = &what.metrics {
+                    metrics.forget_checks(name, &health.checks);
+                }
                 state = Health::new(new.rise, new.fall, state.is_healthy());
                 health = new;
             }
             Ok(Steer::Stop) | Err(RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if let Some((metrics, name)) = &what.metrics {
+        metrics.forget(name, &health.checks);
     }
     if let Some(registration) = registration {
         let path = registration.path();
@@ -166,6 +200,15 @@ fn follow(
                 }
             }
         }
+        (OnFail::Disable, healthy, None) => {
+            let reason = (!healthy).then(|| format!("{REASON_PREFIX}{cause}"));
+            match what.register(reason) {
+                Ok(made) => *registration = Some(made),
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check")
+                }
+            }
+        }
         (OnFail::Disable, healthy, Some(current)) => {
             let Some((in_rotation, reason)) = current.rotation() else {
                 return;
@@ -197,28 +240,37 @@ fn base_of(registration: &Registration) -> zkutil::BasePath {
     zkutil::BasePath::new(parent).unwrap_or_else(|_| zkutil::BasePath::from_static("/"))
 }
 
-/// Runs every check at once, each within `timeout`: the failures, each
-/// `CHECK: why`.
-fn run_all(checks: &[Check], timeout: std::time::Duration) -> Vec<String> {
+/// Runs every check at once, each within `timeout`: each check's result
+/// and how long it took.
+fn run_all(
+    checks: &[Check],
+    timeout: std::time::Duration,
+) -> Vec<(&Check, Result<(), String>, std::time::Duration)> {
     std::thread::scope(|scope| {
         let runs: Vec<_> = checks
             .iter()
             .map(|check| {
                 let run = std::thread::Builder::new()
                     .name("check".into())
-                    .spawn_scoped(scope, move || check.run(timeout));
+                    .spawn_scoped(scope, move || {
+                        let started = std::time::Instant::now();
+                        (check.run(timeout), started.elapsed())
+                    });
                 (check, run)
             })
             .collect();
         runs.into_iter()
-            .filter_map(|(check, run)| {
-                let result = match run {
-                    Ok(run) => run
-                        .join()
-                        .unwrap_or_else(|_| Err("the check panicked".into())),
-                    Err(err) => Err(format!("cannot start a thread for it: {err}")),
+            .map(|(check, run)| {
+                let (result, took) = match run {
+                    Ok(run) => run.join().unwrap_or_else(|_| {
+                        (Err("the check panicked".into()), std::time::Duration::ZERO)
+                    }),
+                    Err(err) => (
+                        Err(format!("cannot start a thread for it: {err}")),
+                        std::time::Duration::ZERO,
+                    ),
                 };
-                result.err().map(|why| format!("{check}: {why}"))
+                (check, result, took)
             })
             .collect()
     })
