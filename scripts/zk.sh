@@ -51,6 +51,8 @@ zk_install_peers() {
     [[ ${#missing[@]} -eq 0 ]] || packages+=(libcurator-discovery-java libcurator-recipes-java)
     command -v javac >/dev/null || packages+=(default-jdk-headless)
     [[ -x /usr/bin/prometheus ]] || packages+=(prometheus)
+    # nginx: a real HTTP service for the sidecar's checks (time-server/tests/it/sidecar.rs).
+    [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)
     # The network lab's drops on arrival and loss are nftables rules (time-server/tests/lab).
     [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.

@@ -13,5 +13,6 @@ mod security;
 mod shutdown;
 mod sidecar;
 mod sidecar_config;
+mod sidecar_peers;
 mod support;
 mod tls;

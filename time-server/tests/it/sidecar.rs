@@ -63,7 +63,7 @@ pub(crate) fn out_by_check(check: &str) -> impl Fn(&Rotation) -> bool + '_ {
 }
 
 /// `zkutil register endpoint` under `base` with `args` after it.
-fn sidecar(hosts: &str, base: &str, endpoint: &str, args: &[&str]) -> TestProcess {
+pub(crate) fn sidecar(hosts: &str, base: &str, endpoint: &str, args: &[&str]) -> TestProcess {
     sidecar_logging(hosts, (base, endpoint), args, "info")
 }
 
@@ -98,7 +98,7 @@ fn operator(hosts: &str, base: &str, args: &[&str]) {
     );
 }
 
-fn stop(mut sidecar: TestProcess) {
+pub(crate) fn stop(mut sidecar: TestProcess) {
     sidecar.signal("TERM");
     let status = sidecar.wait(Duration::from_secs(15));
     assert!(status.success(), "{status}: {}", sidecar.stderr_text());
