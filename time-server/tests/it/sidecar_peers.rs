@@ -178,3 +178,111 @@ fn the_posts_go_server_registered_by_the_sidecar_is_called_by_our_client_and_tak
     );
     stop(sidecar);
 }
+
+/// `--drain`: on SIGTERM the registration goes first, and the sidecar
+/// waits the drain out before exiting (what stops the service next waits
+/// for it), as the time-server does.
+#[test]
+fn on_sigterm_the_sidecar_deregisters_then_waits_its_drain_before_exiting() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let service = TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let endpoint = service.local_addr().expect("bound").to_string();
+    let check = format!("tcp://{endpoint}");
+    let mut sidecar = sidecar(
+        &hosts,
+        "/sidecar-drain",
+        &endpoint,
+        &[
+            "--check",
+            &check,
+            "--check-interval",
+            "100ms",
+            "--rise",
+            "1",
+            "--drain",
+            "3s",
+        ],
+    );
+    let watcher = observer(&zk);
+    let at = ("/sidecar-drain", endpoint.as_str());
+    wait_rotation(&watcher, at, "in rotation", &sidecar, in_rotation);
+    sidecar.signal("TERM");
+    wait_rotation(
+        &watcher,
+        at,
+        "deregistered at once",
+        &sidecar,
+        Option::is_none,
+    );
+    assert!(
+        sidecar.try_status().is_none(),
+        "exited without draining:\n{}",
+        sidecar.stderr_text()
+    );
+    let status = sidecar.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status}: {}", sidecar.stderr_text());
+}
+
+/// A service healthy 1 s, unhealthy 1 s, checked every 500 ms with rise 3
+/// and fall 3: two results of each kind in a row at most, so no state
+/// change ever, and the registration never leaves rotation.
+#[test]
+fn a_flapping_service_never_changes_state_with_rise_and_fall_of_three() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let check = format!("tcp://{endpoint}");
+    let mut service = Some(TcpListener::bind(&endpoint).expect("the service port"));
+    let sidecar = sidecar(
+        &hosts,
+        "/sidecar-flap",
+        &endpoint,
+        &[
+            "--check",
+            &check,
+            "--check-interval",
+            "500ms",
+            "--rise",
+            "3",
+            "--fall",
+            "3",
+        ],
+    );
+    let watcher = observer(&zk);
+    let at = ("/sidecar-flap", endpoint.as_str());
+    wait_rotation(&watcher, at, "in rotation", &sidecar, in_rotation);
+    // Periods of 990 ms, toggled on time: a 500 ms interval then fits at
+    // most two checks in each, as in "1 s up, 1 s down" with no drift.
+    let period = Duration::from_millis(990);
+    let started = std::time::Instant::now();
+    for k in 1..=8u32 {
+        let boundary = started + period * k;
+        while let Some(left) = boundary.checked_duration_since(std::time::Instant::now()) {
+            assert!(
+                in_rotation(&crate::sidecar::rotation(
+                    &watcher,
+                    "/sidecar-flap",
+                    &endpoint
+                )),
+                "a flapping service left rotation after {:?}:\n{}",
+                started.elapsed(),
+                sidecar.stderr_text()
+            );
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        // Down at the first boundary, up at the next, and so on.
+        service = match service {
+            Some(_) => None,
+            None => Some(TcpListener::bind(&endpoint).expect("the port again")),
+        };
+    }
+    assert_eq!(
+        sidecar.log_count("failing: fall reached"),
+        0,
+        "{}",
+        sidecar.stderr_text()
+    );
+    stop(sidecar);
+}

@@ -138,6 +138,10 @@ pub enum Command {
         /// connected) on this address.
         #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// On SIGINT/SIGTERM, how long to wait after deregistering every service before exiting
+        /// (as the time-server's --drain; a second signal exits at once).
+        #[arg(long, env = "ZKUTIL_DRAIN", default_value = "0s", value_parser = zkutil::cli::duration)]
+        drain: Duration,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
@@ -251,6 +255,11 @@ pub struct HealthArgs {
     /// the checks pass again.
     #[arg(long, env = "ZKUTIL_ON_FAIL", value_enum, default_value_t = OnFail::Disable)]
     pub on_fail: OnFail,
+    /// On SIGINT/SIGTERM, how long to wait after deregistering before exiting, as the
+    /// time-server's --drain: clients that listed the service a moment ago still reach it while
+    /// whatever stops it next waits for this process (a second signal exits at once).
+    #[arg(long, env = "ZKUTIL_DRAIN", default_value = "0s", value_parser = zkutil::cli::duration)]
+    pub drain: Duration,
 }
 
 /// What `--check` does to a failing instance.

@@ -385,6 +385,7 @@ pub fn register(
             })
             .context("starting the signal thread")?;
         crate::sidecar::hold(health.clone(), &what, &steered)?;
+        crate::sidecar::drain(health.drain);
         return Ok(true);
     }
     let registration = match registrar.register_fields(&session, endpoint, fields) {

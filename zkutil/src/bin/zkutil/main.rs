@@ -65,7 +65,8 @@ impl Command {
                 config,
                 check_config,
                 metrics_listen,
-            } => sidecar::fleet::run(common, &config, check_config, metrics_listen),
+                drain,
+            } => sidecar::fleet::run(common, &config, check_config, (metrics_listen, drain)),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })
             }

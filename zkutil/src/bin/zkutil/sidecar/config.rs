@@ -302,5 +302,7 @@ fn settings(
         rise: rise?,
         fall: fall?,
         on_fail: on_fail?,
+        // The sidecar's own --drain counts, once for all its services.
+        drain: Duration::ZERO,
     })
 }

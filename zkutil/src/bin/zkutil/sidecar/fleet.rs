@@ -46,7 +46,7 @@ pub fn run(
     common: &Common,
     path: &Path,
     check_only: bool,
-    metrics_listen: Option<std::net::SocketAddr>,
+    (metrics_listen, drain): (Option<std::net::SocketAddr>, std::time::Duration),
 ) -> anyhow::Result<bool> {
     let services = load(path, common)?;
     if check_only {
@@ -142,6 +142,7 @@ pub fn run(
         }
         Ok(())
     })?;
+    super::drain(drain);
     Ok(true)
 }
 

@@ -173,6 +173,17 @@ pub fn hold(
     Ok(())
 }
 
+/// After every deregistration on a stop: waits `drain`, so that clients
+/// that listed the services a moment ago still reach them while whatever
+/// stops them next waits for this process. A second signal exits at once
+/// (`zkutil::cli::on_signals`).
+pub fn drain(drain: std::time::Duration) {
+    if !drain.is_zero() {
+        tracing::info!(drain = %zkutil::rounded(drain), "deregistered; draining before exit");
+        std::thread::sleep(drain);
+    }
+}
+
 /// Brings the registration in line with `state`: errors are logged and
 /// the next interval tries again, with the state as it is then.
 fn follow(
