@@ -253,7 +253,8 @@ fn an_operators_disable_outlives_passing_checks_and_an_enable_does_not_outlive_f
     stop(sidecar);
 }
 
-/// The command lines of the live (not zombie) processes containing `text`.
+/// The command lines of the live (not zombie) processes that start with
+/// `text`.
 fn live_processes_with(text: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -266,7 +267,7 @@ fn live_processes_with(text: &str) -> Vec<String> {
             let state = stat.rsplit_once(") ")?.1.chars().next()?;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (state != 'Z' && cmdline.contains(text)).then(|| format!("{pid} {cmdline}"))
+            (state != 'Z' && cmdline.starts_with(text)).then(|| format!("{pid} {cmdline}"))
         })
         .collect()
 }
@@ -361,4 +362,74 @@ fn a_failure_while_zookeeper_is_away_is_written_when_it_is_back() {
         out_by_check(&check),
     );
     stop(sidecar);
+}
+
+/// The children of `pid` that are zombies, and its thread count.
+fn zombies_and_threads(pid: u32) -> (usize, u64) {
+    let zombies = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .count();
+    let threads = zkutil::testing::proc_status(pid, "Threads:").unwrap_or(0);
+    (zombies, threads)
+}
+
+/// A check whose command leaves its group (`setsid`) and keeps the output
+/// pipe open: nothing piles up, neither zombies nor threads, and nothing
+/// of it outlives its run.
+#[test]
+fn an_exec_check_whose_child_escapes_its_group_leaves_no_zombie_thread_or_process() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    // A duration no other process sleeps for, this run's own.
+    let marker = format!("58.{}", std::process::id());
+    let check = format!("exec:setsid sleep {marker} & true");
+    let sidecar = sidecar(
+        &hosts,
+        "/sidecar-escape",
+        "127.0.0.1:18125",
+        &[
+            "--check",
+            &check,
+            "--check-interval",
+            "100ms",
+            "--check-timeout",
+            "300ms",
+        ],
+    );
+    sidecar.wait_for_log("healthy: rise reached", 1, Duration::from_secs(20));
+    // Thirty runs later.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (zombies, threads) = zombies_and_threads(sidecar.pid());
+    assert!(zombies <= 1, "{zombies} zombie children");
+    assert!(threads < 30, "{threads} threads");
+    let escaped = live_processes_with(&format!("sleep {marker}"));
+    assert!(
+        escaped.len() <= 1,
+        "escaped processes left running: {escaped:?}"
+    );
+    stop(sidecar);
+    let left =
+        zkutil::testing::poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            live_processes_with(&format!("sleep {marker}"))
+                .is_empty()
+                .then_some(())
+        });
+    assert!(
+        left.is_some(),
+        "left running: {:?}",
+        live_processes_with(&format!("sleep {marker}"))
+    );
 }

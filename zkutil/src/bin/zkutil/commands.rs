@@ -384,7 +384,7 @@ pub fn register(
                 let _ = steer.send(crate::sidecar::Steer::Stop);
             })
             .context("starting the signal thread")?;
-        crate::sidecar::hold(health.clone(), &what, &steered)?;
+        crate::sidecar::hold(health.clone(), &what, &steered, None)?;
         crate::sidecar::drain(health.drain);
         return Ok(true);
     }

@@ -1,13 +1,22 @@
 //! The exec check: `sh -c COMMAND` in a process group of its own, its
 //! output captured (the last [`MAX_OUTPUT`] bytes kept, for the reason of
-//! a failure). At the timeout the whole group is killed, so a command that
-//! forked a child and hung does not leave it behind, and every process of
-//! the group this process is the parent of (directly, or as the subreaper
-//! it makes itself) is reaped.
+//! a failure; read until the run's deadline at most, so a process that
+//! keeps the pipes open holds no thread). At the timeout the whole group
+//! is killed, so a command that forked a child and hung does not leave it
+//! behind, and every process of the group this process is the parent of
+//! (directly, or as the subreaper it makes itself) is reaped. A process
+//! that left the group (`setsid`, a daemon) and was adopted here is
+//! killed and reaped after the run: nothing of a check outlives it. This
+//! takes every child of the process that no check is running as a check's
+//! orphan: it is meant for processes whose children are their checks (the
+//! `zkutil` sidecar).
 
+use std::collections::HashSet;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +29,25 @@ const MAX_OUTPUT: usize = 4 * 1024;
 /// on with a deadline).
 const POLL: Duration = Duration::from_millis(10);
 
+/// The process groups of the checks running now (each led by the check's
+/// own child): every other child of this process is an adopted orphan.
+static RUNNING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+fn running() -> std::sync::MutexGuard<'static, Option<HashSet<i32>>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `sh -c command` for at most `timeout`.
 pub(super) fn run(command: &str, timeout: Duration) -> Result<(), String> {
     adopt_orphans();
+    let result = run_once(command, timeout);
+    end_adopted();
+    result
+}
+
+fn run_once(command: &str, timeout: Duration) -> Result<(), String> {
     let mut child = Command::new("sh")
         .args(["-c", command])
         .stdin(Stdio::null())
@@ -32,8 +57,12 @@ pub(super) fn run(command: &str, timeout: Duration) -> Result<(), String> {
         .spawn()
         .map_err(|err| format!("cannot run sh: {err}"))?;
     let group = Pid::from_child(&child);
-    let output = collect(&mut child);
+    running()
+        .get_or_insert_with(HashSet::new)
+        .insert(group.as_raw_nonzero().get());
     let deadline = Instant::now() + timeout;
+    // The output is read until a second after the deadline at most.
+    let output = collect(&mut child, deadline + Duration::from_secs(1));
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
@@ -72,16 +101,20 @@ fn with_output(what: &str, output: &str) -> String {
 /// Reads the child's stdout and stderr to their ends (each pipe by a
 /// thread of its own, so a full pipe never blocks the command), keeping
 /// the tail; the receiver gets it once both ended.
-fn collect(child: &mut Child) -> mpsc::Receiver<String> {
+fn collect(child: &mut Child, until: Instant) -> mpsc::Receiver<String> {
     let (done, result) = mpsc::channel();
+    // Non-blocking: a reader gives up at `until`, whoever holds the pipe.
+    let nonblocking = |fd: std::os::fd::BorrowedFd<'_>| rustix::io::ioctl_fionbio(fd, true).is_ok();
     let pipes: Vec<Box<dyn Read + Send>> = [
         child
             .stdout
             .take()
+            .filter(|p| nonblocking(p.as_fd()))
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
         child
             .stderr
             .take()
+            .filter(|p| nonblocking(p.as_fd()))
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
@@ -95,7 +128,7 @@ fn collect(child: &mut Child) -> mpsc::Receiver<String> {
                 .filter_map(|pipe| {
                     std::thread::Builder::new()
                         .name("check-pipe".into())
-                        .spawn(move || tail_of(pipe))
+                        .spawn(move || tail_of(pipe, until))
                         .ok()
                 })
                 .collect();
@@ -108,14 +141,25 @@ fn collect(child: &mut Child) -> mpsc::Receiver<String> {
     result
 }
 
-/// The last [`MAX_OUTPUT`] bytes of `pipe`, read to its end.
-fn tail_of(mut pipe: Box<dyn Read + Send>) -> String {
+/// The last [`MAX_OUTPUT`] bytes of `pipe` (non-blocking), read to its
+/// end or until `until`.
+fn tail_of(mut pipe: Box<dyn Read + Send>, until: Instant) -> String {
     let mut kept = Vec::new();
     let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = pipe.read(&mut buf) {
-        kept.extend_from_slice(&buf[..n]);
-        if kept.len() > 2 * MAX_OUTPUT {
-            kept.drain(..kept.len() - MAX_OUTPUT);
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * MAX_OUTPUT {
+                    kept.drain(..kept.len() - MAX_OUTPUT);
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < until => {
+                std::thread::sleep(POLL);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
     let start = kept.len().saturating_sub(MAX_OUTPUT);
@@ -128,6 +172,9 @@ fn tail_of(mut pipe: Box<dyn Read + Send>) -> String {
 fn end_group(group: Pid, child: &mut Child) {
     let _ = rustix::process::kill_process_group(group, Signal::KILL);
     let _ = child.wait();
+    if let Some(running) = running().as_mut() {
+        running.remove(&group.as_raw_nonzero().get());
+    }
     // Killed just now: their exits follow within moments.
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {
@@ -151,4 +198,46 @@ fn adopt_orphans() {
             tracing::debug!(error = %err, "cannot become the subreaper of the checks' processes");
         }
     });
+}
+
+/// Kills and reaps the children of this process that no check runs: the
+/// orphans of checks adopted here, which left their check's group
+/// (`setsid`) or outlived its reaping. Found in `/proc` by their parent.
+fn end_adopted() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let ours: HashSet<i32> = running().clone().unwrap_or_default();
+    for pid in entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`: comm may hold anything but ") ".
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(pgrp)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        let pgrp = pgrp.parse::<i32>().unwrap_or(0);
+        if *ppid != me || ours.contains(&pid) || ours.contains(&pgrp) {
+            continue;
+        }
+        let Some(pid) = Pid::from_raw(pid) else {
+            continue;
+        };
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+        // Killed just now: it exits within moments (a second at most here).
+        for _ in 0..100 {
+            match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+                Ok(None) => std::thread::sleep(POLL),
+                _ => break,
+            }
+        }
+    }
 }

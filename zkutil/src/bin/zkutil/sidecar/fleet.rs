@@ -17,6 +17,7 @@ use anyhow::Context;
 use zkutil::{Registrar, Session};
 
 use super::config::{self, Service};
+use super::follow::OperatorOut;
 use super::{Registered, Steer};
 use crate::args::Common;
 
@@ -48,6 +49,8 @@ pub fn run(
     check_only: bool,
     (metrics_listen, drain): (Option<std::net::SocketAddr>, std::time::Duration),
 ) -> anyhow::Result<bool> {
+    // Before anything else: a SIGHUP from now on reloads, never kills.
+    let events = events()?;
     let services = load(path, common)?;
     if check_only {
         for service in &services {
@@ -62,7 +65,6 @@ pub fn run(
         }
         return Ok(true);
     }
-    let events = events()?;
     let session = Arc::new(common.zk.session_config().connect()?);
     let (metrics, _server) = match metrics_listen {
         Some(listen) => {
@@ -75,28 +77,37 @@ pub fn run(
     };
     tracing::info!(config = %path.display(), services = services.len(), "sidecar starting");
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut running: BTreeMap<String, (Service, Sender<Steer>)> = BTreeMap::new();
-        let start = |service: Service, running: &mut BTreeMap<String, (Service, Sender<Steer>)>| {
+        let mut running = BTreeMap::new();
+        let start = |service: Service, handed: OperatorOut| {
             let (steer, steered) = mpsc::channel();
             let session = &session;
             let held = service.clone();
             let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("service {}", service.name))
-                .spawn_scoped(scope, move || serve(session, &held, &steered, metrics));
+                .spawn_scoped(scope, move || {
+                    serve(session, &held, &steered, (metrics, handed))
+                });
             match thread {
-                // Joined when the scope ends, after every service stopped.
-                Ok(_) => {
-                    running.insert(service.name.clone(), (service, steer));
-                }
+                Ok(thread) => Some((
+                    service.name.clone(),
+                    Running {
+                        service,
+                        steer,
+                        thread,
+                    },
+                )),
                 Err(err) => {
-                    tracing::error!(service = %service.name, error = %err, "cannot start its thread")
+                    tracing::error!(service = %service.name, error = %err, "cannot start its thread");
+                    None
                 }
             }
         };
-        for service in services {
-            start(service, &mut running);
-        }
+        running.extend(
+            services
+                .into_iter()
+                .filter_map(|service| start(service, None)),
+        );
         while let Ok(Event::Reload) = events.recv() {
             let new = match load(path, common) {
                 Ok(new) => new,
@@ -105,45 +116,67 @@ pub fn run(
                     continue;
                 }
             };
-            let mut added = 0;
-            let (mut removed, mut updated, mut replaced) = (0, 0, 0);
-            let names: Vec<String> = new.iter().map(|s| s.name.clone()).collect();
-            running.retain(|name, (_, steer)| {
-                let keep = names.contains(name);
-                if !keep {
-                    let _ = steer.send(Steer::Stop);
+            let (mut added, mut removed, mut updated, mut replaced) = (0, 0, 0, 0);
+            let names: Vec<&str> = new.iter().map(|s| s.name.as_str()).collect();
+            let gone: Vec<String> = running
+                .keys()
+                .filter(|name| !names.contains(&name.as_str()))
+                .cloned()
+                .collect();
+            // Removed ones first, waited for: a service renamed in the same
+            // file then finds its path free.
+            for name in gone {
+                if let Some(old) = running.remove(&name) {
+                    old.stop();
                     removed += 1;
                 }
-                keep
-            });
+            }
             for service in new {
                 match running.get_mut(&service.name) {
-                    Some((old, _)) if *old == service => {}
-                    Some((old, steer)) if old.same_registration(&service) => {
-                        let _ = steer.send(Steer::Update(service.health.clone()));
-                        *old = service;
+                    Some(old) if old.service == service => {}
+                    Some(old) if old.service.same_registration(&service) => {
+                        let _ = old.steer.send(Steer::Update(service.health.clone()));
+                        old.service = service;
                         updated += 1;
                     }
-                    Some((_, steer)) => {
-                        let _ = steer.send(Steer::Stop);
+                    Some(_) => {
+                        // Stopped and waited for (it holds the path until
+                        // then); an operator's out-of-rotation goes over.
+                        let handed = running.remove(&service.name).and_then(Running::stop);
                         replaced += 1;
-                        start(service, &mut running);
+                        running.extend(start(service, handed));
                     }
                     None => {
                         added += 1;
-                        start(service, &mut running);
+                        running.extend(start(service, None));
                     }
                 }
             }
             tracing::info!(added, removed, updated, replaced, "SIGHUP: config reloaded");
         }
-        for (_, steer) in running.values() {
-            let _ = steer.send(Steer::Stop);
+        for service in running.values() {
+            let _ = service.steer.send(Steer::Stop);
         }
         Ok(())
     })?;
     super::drain(drain);
     Ok(true)
+}
+
+/// A service's thread, running.
+struct Running<'scope> {
+    service: Service,
+    steer: Sender<Steer>,
+    thread: std::thread::ScopedJoinHandle<'scope, OperatorOut>,
+}
+
+impl Running<'_> {
+    /// Stops it and waits until it has deregistered: the operator's
+    /// out-of-rotation it saw last.
+    fn stop(self) -> OperatorOut {
+        let _ = self.steer.send(Steer::Stop);
+        self.thread.join().ok().flatten()
+    }
 }
 
 /// One service's thread: registers and follows its checks until told to
@@ -153,8 +186,8 @@ fn serve(
     session: &Arc<Session>,
     service: &Service,
     steer: &Receiver<Steer>,
-    metrics: Option<super::metrics::Metrics>,
-) {
+    (metrics, handed): (Option<super::metrics::Metrics>, OperatorOut),
+) -> OperatorOut {
     let registrar = Registrar::new(service.base_path.clone())
         .format(service.format)
         .and_then(|registrar| registrar.service(&service.service_name));
@@ -162,7 +195,7 @@ fn serve(
         Ok(registrar) => registrar,
         Err(err) => {
             tracing::error!(service = %service.name, error = %err.chain(), "cannot register it");
-            return;
+            return None;
         }
     };
     let mut fields = match serde_json::to_value(zkutil::Metadata::for_this_process(
@@ -188,8 +221,12 @@ fn serve(
     };
     let span = tracing::info_span!("service", name = %service.name);
     let _entered = span.enter();
-    if let Err(err) = super::hold(service.health.clone(), &what, steer) {
-        tracing::error!(error = %format!("{err:#}"), "stopped");
+    match super::hold(service.health.clone(), &what, steer, handed) {
+        Ok(operator_out) => operator_out,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "stopped");
+            None
+        }
     }
 }
 

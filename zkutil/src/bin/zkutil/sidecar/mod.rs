@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod fleet;
+mod follow;
 mod metrics;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use zkutil::cli::check::{Check, Health};
-use zkutil::{Control, Registrar, Registration, RegistrationStatus, Session};
+use zkutil::{Registrar, Registration, RegistrationStatus, Session};
 
 use crate::args::{HealthArgs, OnFail};
 
@@ -61,9 +62,10 @@ pub struct Registered<'a> {
 }
 
 impl Registered<'_> {
-    fn register(&self, disabled: Option<String>) -> anyhow::Result<Registration> {
+    /// Registers: out of rotation with `disabled`'s reason if given.
+    fn register_with(&self, disabled: Option<Option<String>>) -> anyhow::Result<Registration> {
         let registrar = match disabled {
-            Some(reason) => self.registrar.clone().disabled(Some(reason)),
+            Some(reason) => self.registrar.clone().disabled(reason),
             None => self.registrar.clone(),
         };
         let registration = registrar
@@ -80,13 +82,16 @@ impl Registered<'_> {
 }
 
 /// Registers (out of rotation until the checks pass `rise` times; with
-/// `deregister`, not at all until then) and follows the checks until the
-/// first signal on `stop`, then deregisters.
+/// `deregister`, not at all until then; out of rotation for good with the
+/// operator's reason when `operator_out` hands one over) and follows the
+/// checks until [`Steer::Stop`], then deregisters: the operator's
+/// out-of-rotation at that moment is returned, for the next registration.
 pub fn hold(
     mut health: HealthArgs,
     what: &Registered<'_>,
     steer: &Receiver<Steer>,
-) -> anyhow::Result<()> {
+    operator_out: follow::OperatorOut,
+) -> anyhow::Result<follow::OperatorOut> {
     if what.registrar.registry_format() == zkutil::Format::Serverset
         && health.on_fail == OnFail::Disable
     {
@@ -98,17 +103,25 @@ pub fn hold(
     let mut cause = "not checked yet".to_owned();
     // The cause last logged: a new one is said once, not every interval.
     let mut said = String::new();
-    let mut registration = match health.on_fail {
-        OnFail::Disable => match what.register(Some(format!("{REASON_PREFIX}{cause}"))) {
-            Ok(registration) => Some(registration),
-            Err(err) if what.retry_registration => {
-                tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check");
-                None
-            }
-            Err(err) => return Err(err),
-        },
-        OnFail::Deregister => None,
+    let first = match (&operator_out, health.on_fail) {
+        (Some(reason), _) => Some(reason.clone()),
+        (None, OnFail::Disable) => Some(Some(follow::reason_of(&cause))),
+        (None, OnFail::Deregister) => None,
     };
+    let registration = match first {
+        Some(reason) if health.on_fail == OnFail::Disable => {
+            match what.register_with(Some(reason)) {
+                Ok(registration) => Some(registration),
+                Err(err) if what.retry_registration => {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check");
+                    None
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        _ => None,
+    };
+    let mut follower = follow::Follower::new(registration, operator_out);
     tracing::info!(checks = %list(&health.checks), rise = health.rise, fall = health.fall,
         interval = %zkutil::rounded(health.check_interval), "checking; in rotation once the checks pass");
     loop {
@@ -146,7 +159,7 @@ pub fn hold(
         if passed {
             said.clear();
         }
-        follow(&state, &cause, health.on_fail, what, &mut registration);
+        follower.follow(&state, &cause, health.on_fail, what);
         match steer.recv_timeout(health.check_interval) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(Steer::Update(new)) => {
@@ -163,14 +176,7 @@ pub fn hold(
     if let Some((metrics, name)) = &what.metrics {
         metrics.forget(name, &health.checks);
     }
-    if let Some(registration) = registration {
-        let path = registration.path();
-        registration
-            .deregister()
-            .with_context(|| format!("deregistering {path}"))?;
-        tracing::info!(%path, "deregistered");
-    }
-    Ok(())
+    follower.stop(what)
 }
 
 /// After every deregistration on a stop: waits `drain`, so that clients
@@ -182,73 +188,6 @@ pub fn drain(drain: std::time::Duration) {
         tracing::info!(drain = %zkutil::rounded(drain), "deregistered; draining before exit");
         std::thread::sleep(drain);
     }
-}
-
-/// Brings the registration in line with `state`: errors are logged and
-/// the next interval tries again, with the state as it is then.
-fn follow(
-    state: &Health,
-    cause: &str,
-    on_fail: OnFail,
-    what: &Registered<'_>,
-    registration: &mut Option<Registration>,
-) {
-    match (on_fail, state.is_healthy(), registration.as_ref()) {
-        (OnFail::Deregister, true, None) => match what.register(None) {
-            Ok(made) => *registration = Some(made),
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check")
-            }
-        },
-        (OnFail::Deregister, false, Some(_)) => {
-            if let Some(gone) = registration.take() {
-                let path = gone.path();
-                match gone.deregister() {
-                    Ok(()) => tracing::info!(%path, "deregistered while failing"),
-                    Err(err) => {
-                        tracing::warn!(%path, error = %err.chain(), "cannot deregister; its session's end will")
-                    }
-                }
-            }
-        }
-        (OnFail::Disable, healthy, None) => {
-            let reason = (!healthy).then(|| format!("{REASON_PREFIX}{cause}"));
-            match what.register(reason) {
-                Ok(made) => *registration = Some(made),
-                Err(err) => {
-                    tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying at the next check")
-                }
-            }
-        }
-        (OnFail::Disable, healthy, Some(current)) => {
-            let Some((in_rotation, reason)) = current.rotation() else {
-                return;
-            };
-            let ours = reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with(REASON_PREFIX));
-            let change = match (healthy, in_rotation) {
-                (true, false) if ours => Control::Enable,
-                (false, true) => Control::Disable {
-                    reason: Some(format!("{REASON_PREFIX}{cause}")),
-                },
-                _ => return,
-            };
-            match change.apply_to(what.session, &base_of(current), what.endpoint) {
-                Ok(_) => tracing::info!(endpoint = %what.endpoint, "{change}"),
-                Err(err) => tracing::warn!(endpoint = %what.endpoint, error = %err.chain(),
-                    "cannot write the health state yet; retrying at the next check"),
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The parent of `registration`'s node.
-fn base_of(registration: &Registration) -> zkutil::BasePath {
-    let path = registration.path();
-    let parent = path.rsplit_once('/').map_or("/", |(parent, _)| parent);
-    zkutil::BasePath::new(parent).unwrap_or_else(|_| zkutil::BasePath::from_static("/"))
 }
 
 /// Runs every check at once, each within `timeout`: each check's result
