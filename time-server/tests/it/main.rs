@@ -13,6 +13,7 @@ mod security;
 mod shutdown;
 mod sidecar;
 mod sidecar_config;
+mod sidecar_exec;
 mod sidecar_peers;
 mod support;
 mod tls;

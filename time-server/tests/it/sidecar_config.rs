@@ -74,6 +74,33 @@ fn a_config_with_mistakes_is_refused_with_every_mistake_and_its_line() {
         assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
     }
 
+    write(
+        &path,
+        "[services.\"a/b\"]\n\
+         endpoint = \"127.0.0.1:80\"\n\
+         checks = [\"tcp://127.0.0.1:80\"]\n\
+         [services.c]\n\
+         endpoint = \"127.0.0.1:81\"\n\
+         base_path = \"/s/web\"\n\
+         checks = [\"tcp://127.0.0.1:81\"]\n\
+         [services.web]\n\
+         endpoint = \"127.0.0.1:81\"\n\
+         base_path = \"/s\"\n\
+         format = \"curator\"\n\
+         checks = [\"tcp://127.0.0.1:81\"]\n\
+         metadata = { enabled = false }\n",
+    );
+    let output = check_config(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        format!("{file}:1: services.a/b: service_name: "),
+        format!("{file}:13: services.web: metadata: \"enabled\" is the registry's own field"),
+        format!("{file}:8: services.web: 127.0.0.1:81 in /s/web is services.c too"),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    }
+
     write(&path, &entry("web", "127.0.0.1:80"));
     let output = check_config(&path);
     assert!(
@@ -230,4 +257,83 @@ fn sighup_adds_and_removes_services_and_a_broken_file_keeps_the_running_ones() {
         None,
         "deregistered on SIGTERM"
     );
+}
+
+/// A SIGHUP that changes a service's registration (here its weight),
+/// while a slow check runs: the service is registered again with the new
+/// weight, never lost, and an operator's disable goes over to the new node.
+#[test]
+fn sighup_changing_a_registration_under_a_slow_check_keeps_it_and_the_operators_disable() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let endpoint = "127.0.0.1:18126";
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("sidecar.toml");
+    let file = |weight: u32| {
+        format!(
+            "check_interval = \"100ms\"\nrise = 1\n[services.slow]\nendpoint = \"{endpoint}\"\n\
+             base_path = \"/fleet-slow\"\nchecks = [\"exec:sleep 0.5\"]\nweight = {weight}\n"
+        )
+    };
+    write(&path, &file(100));
+    let zkutil = zkutil_binary();
+    let config = path.display().to_string();
+    let sidecar = TestProcess::start(
+        zkutil.to_str().expect("a UTF-8 path"),
+        &["--zk", &hosts, "sidecar", "--config", &config],
+        &[("RUST_LOG", "info")],
+    );
+    let watcher = observer(&zk);
+    let at = ("/fleet-slow", endpoint);
+    wait_rotation(&watcher, at, "in rotation", &sidecar, in_rotation);
+    let output = std::process::Command::new(&zkutil)
+        .args([
+            "--zk",
+            &hosts,
+            "--base-path",
+            "/fleet-slow",
+            "disable",
+            endpoint,
+        ])
+        .args(["--reason", "maintenance"])
+        .output()
+        .expect("runs zkutil");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    write(&path, &file(300));
+    sidecar.signal("HUP");
+    let weight = || {
+        let base = zkutil::BasePath::from_static("/fleet-slow");
+        zkutil::list_instances(&watcher, &base, true)
+            .ok()?
+            .iter()
+            .find(|i| i.endpoint().to_string() == endpoint)
+            .map(zkutil::Instance::weight)
+    };
+    let reweighed =
+        zkutil::testing::poll_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            (weight() == Some(300)).then_some(())
+        });
+    assert!(
+        reweighed.is_some(),
+        "never registered with weight 300:\n{}",
+        sidecar.stderr_text()
+    );
+    // Ten checks later it is there, and still the operator's.
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        assert_eq!(
+            rotation(&watcher, "/fleet-slow", endpoint),
+            Some((false, Some("maintenance".to_owned()))),
+            "{}",
+            sidecar.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut sidecar = sidecar;
+    sidecar.signal("TERM");
+    assert!(sidecar.wait(Duration::from_secs(15)).success());
 }

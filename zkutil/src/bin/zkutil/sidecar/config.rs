@@ -209,7 +209,12 @@ pub fn parse(path: &str, text: &str, default_base: &BasePath) -> Result<Vec<Serv
         }
         let metadata = match &entry.metadata {
             Some(table) => match serde_json::to_value(table.get_ref()) {
-                Ok(serde_json::Value::Object(map)) => Some(map),
+                Ok(serde_json::Value::Object(map)) => {
+                    if let Some(what) = metadata_mistakes(&map) {
+                        fail(table.span(), format!("metadata: {what}"));
+                    }
+                    Some(map)
+                }
                 _ => {
                     fail(table.span(), "metadata: not a table of plain values".into());
                     None
@@ -217,11 +222,24 @@ pub fn parse(path: &str, text: &str, default_base: &BasePath) -> Result<Vec<Serv
             },
             None => Some(serde_json::Map::new()),
         };
-        if let (Some(endpoint), Some(base)) = (endpoint, &base_path) {
-            if let Some(first) = seen.insert((endpoint, base.to_string()), name.clone()) {
+        let service_name = entry.service_name.clone().unwrap_or_else(|| name.clone());
+        // Where its node goes, as the registrar sees it: one address in one
+        // parent is one node, whatever the formats (two would flip each
+        // other's rotation).
+        let parent = match (&base_path, format) {
+            (Some(base), Some(format)) => zkutil::Registrar::new(base.clone())
+                .format(format)
+                .and_then(|registrar| registrar.service(&service_name))
+                .map(|registrar| registrar.parent())
+                .map_err(|err| fail(span.clone(), format!("service_name: {}", err.chain())))
+                .ok(),
+            _ => None,
+        };
+        if let (Some(endpoint), Some(parent)) = (endpoint, parent) {
+            if let Some(first) = seen.insert((endpoint, parent.clone()), name.clone()) {
                 fail(
                     span.clone(),
-                    format!("{endpoint} under {base} is services.{first} too"),
+                    format!("{endpoint} in {parent} is services.{first} too"),
                 );
             }
         }
@@ -233,7 +251,7 @@ pub fn parse(path: &str, text: &str, default_base: &BasePath) -> Result<Vec<Serv
                 endpoint,
                 base_path,
                 format,
-                service_name: entry.service_name.clone().unwrap_or_else(|| name.clone()),
+                service_name,
                 health,
                 weight: entry.weight.as_ref().map(|weight| *weight.get_ref()),
                 metadata,
@@ -305,4 +323,30 @@ fn settings(
         // The sidecar's own --drain counts, once for all its services.
         drain: Duration::ZERO,
     })
+}
+
+/// The fields a format keeps a registration's rotation and weight in: set
+/// by the sidecar, never by metadata (a metadata `enabled = false` would
+/// take the service out with no reason the sidecar could tell its own).
+const RESERVED: [&str; 5] = [
+    "enabled",
+    "disabled_reason",
+    "weight",
+    "instance_status",
+    "status",
+];
+
+/// The most metadata a service may carry: the record's limit less room for
+/// the format's own fields and a reason.
+const MAX_METADATA: usize = zkutil::MAX_METADATA_LEN / 2;
+
+/// What is wrong with a service's metadata, if anything.
+fn metadata_mistakes(map: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    if let Some(key) = RESERVED.iter().find(|key| map.contains_key(**key)) {
+        return Some(format!(
+            "{key:?} is the registry's own field (use `weight =` for the weight)"
+        ));
+    }
+    let size = serde_json::to_vec(map).map_or(usize::MAX, |bytes| bytes.len());
+    (size > MAX_METADATA).then(|| format!("{size} bytes, more than {MAX_METADATA}"))
 }
