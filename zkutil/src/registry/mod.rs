@@ -317,20 +317,6 @@ impl Registration {
         lock(&self.kept).bytes.clone()
     }
 
-    /// Whether the node's record, as its keeper last saw it ([`data`](Self::data)),
-    /// puts the instance in rotation, and the reason given when it does
-    /// not (an operator's [`Control::Disable`](crate::Control::Disable), or
-    /// a health check's): what clients go by. `None` when the record cannot
-    /// be read (not this crate's format).
-    pub fn rotation(&self) -> Option<(bool, Option<String>)> {
-        let path = self.path();
-        let name = path
-            .rsplit_once('/')
-            .map_or(path.as_str(), |(_, name)| name);
-        let (_, rotation) = crate::format::read(name, &self.data()).ok()?;
-        Some((rotation.enabled, rotation.reason))
-    }
-
     /// How the node came to be ours.
     pub fn outcome(&self) -> Outcome {
         self.outcome

@@ -39,4 +39,37 @@ impl Registration {
     pub fn status(&self) -> RegistrationStatus {
         self.status.clone()
     }
+
+    /// Whether the node's record, as its keeper last saw it ([`data`](Self::data)),
+    /// puts the instance in rotation, and the reason given when it does
+    /// not (an operator's [`Control::Disable`](crate::Control::Disable), or
+    /// a health check's): what clients go by. `None` when the record cannot
+    /// be read (not this crate's format).
+    pub fn rotation(&self) -> Option<(bool, Option<String>)> {
+        let path = self.path();
+        let name = path
+            .rsplit_once('/')
+            .map_or(path.as_str(), |(_, name)| name);
+        let (_, rotation) = crate::format::read(name, &self.data()).ok()?;
+        Some((rotation.enabled, rotation.reason))
+    }
+
+    /// As [`rotation`](Self::rotation), read from ZooKeeper now rather than
+    /// from the keeper's last sight of the node, which is a watch round
+    /// trip behind a change: for a decision that must see an operator's
+    /// write made a moment ago.
+    ///
+    /// # Errors
+    ///
+    /// ZooKeeper errors of the read (the node gone: [`Error::is_no_node`](crate::Error::is_no_node)).
+    pub fn rotation_now(&self) -> crate::Result<Option<(bool, Option<String>)>> {
+        let path = self.path();
+        let (data, _) = self.session().get_data(&path)?;
+        let name = path
+            .rsplit_once('/')
+            .map_or(path.as_str(), |(_, name)| name);
+        Ok(crate::format::read(name, &data)
+            .ok()
+            .map(|(_, rotation)| (rotation.enabled, rotation.reason)))
+    }
 }

@@ -46,11 +46,23 @@ impl Follower {
         }
     }
 
-    /// What the node says now of an operator: refreshed while registered.
-    fn observe_operator(&mut self) {
-        let Some((in_rotation, reason)) =
-            self.registration.as_ref().and_then(Registration::rotation)
-        else {
+    /// What the node says of an operator: refreshed while registered, from
+    /// the keeper's sight of it, or (`now`) read from ZooKeeper, for a
+    /// hand-over that must not miss a disable made a moment ago.
+    fn observe_operator(&mut self, now: bool) {
+        let Some(registration) = self.registration.as_ref() else {
+            return;
+        };
+        let rotation = if now {
+            registration
+                .rotation_now()
+                .ok()
+                .flatten()
+                .or_else(|| registration.rotation())
+        } else {
+            registration.rotation()
+        };
+        let Some((in_rotation, reason)) = rotation else {
             return;
         };
         let ours = reason
@@ -71,7 +83,7 @@ impl Follower {
     /// Brings the registration in line with `state`: errors are logged and
     /// the next interval tries again, with the state as it is then.
     pub fn follow(&mut self, state: &Health, cause: &str, on_fail: OnFail, what: &Registered<'_>) {
-        self.observe_operator();
+        self.observe_operator(false);
         if let Some(path) = self.leftover.clone() {
             match delete_ours(what, &path) {
                 Ok(()) => {
@@ -94,6 +106,8 @@ impl Follower {
                 }
             }
             (OnFail::Deregister, false, Some(_)) => {
+                // What the operator said a moment ago goes with it.
+                self.observe_operator(true);
                 if let Some(gone) = self.registration.take() {
                     let path = gone.path();
                     match gone.deregister() {
@@ -139,7 +153,7 @@ impl Follower {
     /// Deregisters at a stop; the operator's out-of-rotation, for whoever
     /// registers the service next (a SIGHUP's new settings).
     pub fn stop(mut self, what: &Registered<'_>) -> anyhow::Result<OperatorOut> {
-        self.observe_operator();
+        self.observe_operator(true);
         if let Some(path) = self.leftover.take() {
             if let Err(err) = delete_ours(what, &path) {
                 tracing::warn!(%path, error = %err, "cannot delete it; its session's end will");
