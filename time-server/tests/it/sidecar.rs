@@ -2,6 +2,12 @@
 //! while its health checks pass. The services here are real processes: a
 //! time-server (its own `/healthz`, frozen with SIGSTOP), a TCP port this
 //! test opens and closes, and a command that forks and hangs.
+//!
+//! Services whose port a test closes and opens again listen on 127.0.0.2:
+//! a port given back on 127.0.0.1 could be taken meanwhile by a ZooKeeper
+//! fixture of a test running beside (its quorum and election ports are
+//! found free on 127.0.0.1), and a node without its election port never
+//! elects a leader.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -177,7 +183,7 @@ fn a_frozen_time_server_goes_out_of_rotation_and_comes_back_when_it_thaws() {
 fn an_operators_disable_outlives_passing_checks_and_an_enable_does_not_outlive_failing_ones() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
-    let service = TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let service = TcpListener::bind("127.0.0.2:0").expect("a service port");
     let endpoint = service.local_addr().expect("bound").to_string();
     let check = format!("tcp://{endpoint}");
     let sidecar = sidecar(
@@ -311,7 +317,7 @@ fn a_failure_while_zookeeper_is_away_is_written_when_it_is_back() {
 fn with_deregister_an_operators_disable_comes_back_with_the_node() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
-    let service = TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let service = TcpListener::bind("127.0.0.2:0").expect("a service port");
     let endpoint = service.local_addr().expect("bound").to_string();
     let check = format!("tcp://{endpoint}");
     let sidecar = sidecar(

@@ -26,7 +26,7 @@ impl Nginx {
                  error_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+                 server {{ listen 127.0.0.2:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
             ),
         )
         .expect("writes nginx.conf");
@@ -44,7 +44,7 @@ impl Nginx {
             .expect("starts nginx (scripts/zk.sh install installs it)");
         let up =
             zkutil::testing::poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
-                std::net::TcpStream::connect(("127.0.0.1", port))
+                std::net::TcpStream::connect(("127.0.0.2", port))
                     .ok()
                     .map(drop)
             });
@@ -60,8 +60,11 @@ impl Drop for Nginx {
     }
 }
 
+/// A port free on 127.0.0.2, where the services of these tests listen:
+/// closed and opened again, they never take a port a ZooKeeper fixture
+/// (on 127.0.0.1) was given.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    TcpListener::bind("127.0.0.2:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
@@ -73,7 +76,7 @@ fn nginx_stopped_goes_out_of_rotation_and_started_comes_back() {
     let hosts = zk.connect_string();
     let dir = tempfile::tempdir().expect("a temp dir");
     let port = free_port();
-    let endpoint = format!("127.0.0.1:{port}");
+    let endpoint = format!("127.0.0.2:{port}");
     let check = format!("http://{endpoint}/");
     let nginx = Nginx::start(dir.path(), port);
     let sidecar = sidecar(
@@ -126,7 +129,7 @@ fn the_posts_go_server_registered_by_the_sidecar_is_called_by_our_client_and_tak
         zkutil::testing::SeedGo::get().unwrap_or_else(|e| panic!("building the Go peer: {e}"));
     let zk = zookeeper();
     let hosts = zk.connect_string();
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = format!("127.0.0.2:{}", free_port());
     let go = seed.server(&hosts, &[&endpoint]);
     let check = format!("tcp://{endpoint}");
     // The Go server writes its own /go_servers/ip:port: the sidecar's
@@ -186,7 +189,7 @@ fn the_posts_go_server_registered_by_the_sidecar_is_called_by_our_client_and_tak
 fn on_sigterm_the_sidecar_deregisters_then_waits_its_drain_before_exiting() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
-    let service = TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let service = TcpListener::bind("127.0.0.2:0").expect("a service port");
     let endpoint = service.local_addr().expect("bound").to_string();
     let check = format!("tcp://{endpoint}");
     let mut sidecar = sidecar(
@@ -232,7 +235,7 @@ fn a_flapping_service_never_changes_state_with_rise_and_fall_of_three() {
     let zk = zookeeper();
     let hosts = zk.connect_string();
     let port = free_port();
-    let endpoint = format!("127.0.0.1:{port}");
+    let endpoint = format!("127.0.0.2:{port}");
     let check = format!("tcp://{endpoint}");
     let mut service = Some(TcpListener::bind(&endpoint).expect("the service port"));
     let sidecar = sidecar(
