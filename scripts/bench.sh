@@ -6,7 +6,8 @@
 #   scripts/bench.sh --quick --only SECTION    some sections only, repeatable (names: --help; without --quick
 #                               it rewrites RESULTS.md with those sections alone)
 #
-# Installs ZooKeeper when missing, builds release (time-server, time-client and the benchmark crate, bench/),
+# Installs ZooKeeper and the peers when missing, builds release (time-server, time-client, zkutil and the benchmark
+# crate, bench/),
 # then runs it: it starts its own ZooKeeper on a free loopback port in a temp dir,
 # its own time-servers, and stops all of them. Not run in CI (figures are for reading, never asserted).
 set -euo pipefail
@@ -15,6 +16,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/zk.sh
 
 zk_install
-cargo build --release --quiet -p time-server -p time-client -p bench --bins
+# Curator (section 9) and HAProxy (section 14) are peers of the benchmark as of the tests.
+zk_install_peers
+cargo build --release --quiet -p time-server -p time-client -p zkutil -p bench --bins
 exec target/release/bench --server-bin target/release/time-server --client-bin target/release/time-client \
     --out bench "$@"

@@ -102,6 +102,8 @@ echo "== docs: the TLS walk-through as written (docs/security.md)" >&2
 scripts/docs-run.sh docs/security.md "Try it on one machine"
 echo "== docs: the sidecar walk-through as written (docs/sidecar.md)" >&2
 scripts/docs-run.sh docs/sidecar.md "Try it on one machine"
+echo "== docs: HAProxy in front of the registry as written (docs/render.md)" >&2
+scripts/docs-run.sh docs/render.md "Try it on one machine"
 
 # The randomized fault soak, 90 s with a fixed seed (longer runs: scripts/chaos.sh --duration 10m --seed N).
 echo "== chaos soak (90 s, seed 20261127)" >&2

@@ -53,6 +53,9 @@ zk_install_peers() {
     [[ -x /usr/bin/prometheus ]] || packages+=(prometheus)
     # nginx: a real HTTP service for the sidecar's checks (time-server/tests/it/sidecar.rs).
     [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)
+    # HAProxy 2.6 and nginx's stream module: consumers of `zkutil render`'s files (time-server/tests/it/render*.rs).
+    command -v haproxy >/dev/null || packages+=(haproxy)
+    [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || packages+=(libnginx-mod-stream)
     # The network lab's drops on arrival and loss are nftables rules (time-server/tests/lab).
     [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.

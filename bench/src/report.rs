@@ -7,7 +7,7 @@ use zkutil::testing::ZkServer;
 
 use crate::section::Report;
 use crate::section::{
-    change_cost, curator, discovery, failover, fan_out, latency, memory, region, scale,
+    change_cost, curator, discovery, failover, fan_out, latency, memory, region, render, scale,
     slow_server, throughput, tls, visibility,
 };
 use crate::summary;
@@ -56,6 +56,7 @@ impl Report {
         rows.extend(curator::summary(&self.curator));
         rows.extend(self.region.iter().flat_map(region::summary));
         rows.extend(self.tls.iter().flat_map(tls::summary));
+        rows.extend(self.render.iter().flat_map(render::summary));
         rows
     }
 
@@ -115,6 +116,9 @@ impl Report {
         }
         if let Some(t) = &self.tls {
             tls::write(&mut md, t);
+        }
+        if let Some(r) = &self.render {
+            render::write(&mut md, r);
         }
         format!("{}\n", md.trim_end())
     }

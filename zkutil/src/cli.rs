@@ -11,6 +11,8 @@
 //! * [`exit`]: a binary's exit code and one-line error.
 //! * [`metrics`]: `/metrics` and `/healthz` for `--metrics-listen`.
 //! * `http`: the bounded HTTP/1 server under it (hyper, one thread).
+//! * [`command`]: an operator's shell command run with a deadline, its
+//!   output kept (checks, `zkutil render`'s validation and reload).
 //! * [`check`]: health checks (HTTP, TCP, a command) and their rise/fall,
 //!   for `zkutil register --check`.
 //!
@@ -18,6 +20,7 @@
 //! re-exported so that a binary names the same versions these items take.
 
 pub mod check;
+pub mod command;
 mod generate;
 mod http;
 mod logging;

@@ -11,6 +11,7 @@ pub mod fan_out;
 pub mod latency;
 pub mod memory;
 pub mod region;
+pub mod render;
 pub mod scale;
 pub mod slow_server;
 pub mod throughput;
@@ -27,6 +28,7 @@ use self::fan_out::FanOut;
 use self::latency::Latency;
 use self::memory::Memory;
 use self::region::Region;
+use self::render::Render;
 use self::scale::Scale;
 use self::slow_server::SlowServer;
 use self::throughput::Throughput;
@@ -53,6 +55,7 @@ pub struct Report {
     pub fan_out: Vec<FanOut>,
     pub region: Option<Region>,
     pub tls: Option<Tls>,
+    pub render: Option<Render>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -63,7 +66,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 12] = [
+pub const ALL: [(&str, Run); 13] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -76,6 +79,7 @@ pub const ALL: [(&str, Run); 12] = [
     ("fan-out", fan_out::run),
     ("region", region::run),
     ("tls", tls::run),
+    ("render", render::run),
 ];
 
 pub fn names() -> Vec<&'static str> {

@@ -7,6 +7,8 @@ mod metrics;
 mod process;
 mod prometheus;
 mod protocol;
+mod render;
+mod render_files;
 mod rotation;
 mod secrets;
 mod security;

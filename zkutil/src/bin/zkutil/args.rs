@@ -19,6 +19,8 @@ Examples:
                                               hold a registration for a service until SIGTERM
   zkutil register 10.0.0.5:80 --check http://127.0.0.1:80/health
                                               ... in rotation only while its health check passes
+  zkutil render --template haproxy.cfg.j2:/etc/haproxy/haproxy.cfg --exec 'systemctl reload haproxy'
+                                              HAProxy's backends from the registry, on every change
   zkutil disable 127.0.0.1:8897 --reason deploy
                                               out of rotation, still registered (enable: back)
   zkutil weight 127.0.0.1:8897 300            its share of requests under weighted strategies
@@ -142,6 +144,16 @@ pub enum Command {
         /// (as the time-server's --drain; a second signal exits at once).
         #[arg(long, env = "ZKUTIL_DRAIN", default_value = "0s", value_parser = zkutil::cli::duration)]
         drain: Duration,
+    },
+    /// Render files from the live registry (an HAProxy backend, an nginx upstream, JSON for any
+    /// language) on every change, and run a command after each write: discovery for programs
+    /// that do not link this crate.
+    #[command(
+        after_help = "Example:\n  zkutil render --template haproxy.cfg.j2:/etc/haproxy/haproxy.cfg \\\n      --check 'haproxy -c -f {}' --exec 'systemctl reload haproxy' --wait 500ms:2s\n  zkutil render --once --template instances.json.j2:/run/instances.json\n\nThe templates' data and the ready-made templates: docs/render.md"
+    )]
+    Render {
+        #[command(flatten)]
+        args: crate::render::RenderArgs,
     },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod health;
 mod operate;
+mod render;
 mod sidecar;
 
 use std::process::ExitCode;
@@ -67,6 +68,7 @@ impl Command {
                 metrics_listen,
                 drain,
             } => sidecar::fleet::run(common, &config, check_config, (metrics_listen, drain)),
+            Command::Render { args } => render::run(&common.zk, &args),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })
             }
