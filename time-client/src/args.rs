@@ -96,6 +96,11 @@ impl Args {
         self.zk.quiet
     }
 
+    /// How log lines look.
+    pub fn log_format(&self) -> zkutil::cli::LogFormat {
+        self.zk.log_format
+    }
+
     /// The client's configuration from these flags.
     pub fn config(self) -> Config {
         Config {

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     if let Some(done) = args.generate() {
         return done;
     }
-    zkutil::cli::init_logging(args.quiet());
+    zkutil::cli::init_logging(args.quiet(), args.log_format());
     let config = args.config();
     let out = &mut std::io::stdout().lock();
     let result = zkutil::cli::on_signals()

@@ -117,6 +117,11 @@ impl Args {
         self.zk.quiet
     }
 
+    /// How log lines look.
+    pub fn log_format(&self) -> zkutil::cli::LogFormat {
+        self.zk.log_format
+    }
+
     /// The server's configuration from these flags.
     pub fn config(self) -> Config {
         Config {

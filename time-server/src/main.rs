@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     if let Some(done) = args.generate() {
         return done;
     }
-    zkutil::cli::init_logging(args.quiet());
+    zkutil::cli::init_logging(args.quiet(), args.log_format());
     let config = args.config();
     let result = zkutil::cli::on_signals()
         .map_err(anyhow::Error::from)

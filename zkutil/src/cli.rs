@@ -45,7 +45,7 @@ pub use clap;
 pub use clap_complete::Shell;
 
 pub use self::generate::{GenerateArgs, print_completions, print_man_page};
-pub use self::logging::init_logging;
+pub use self::logging::{LogFormat, init_logging};
 pub use self::secrets::{SecretFileError, SecretFileParser, SecretParser, read_secret_file};
 pub use self::signals::{interrupt, on_signals};
 pub use self::values::{MAX_DURATION, duration, timeout, writable_format};

@@ -90,7 +90,7 @@ struct Tally {
 fn main() -> ExitCode {
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(rand::random);
-    zkutil::cli::init_logging(false);
+    zkutil::cli::init_logging(false, zkutil::cli::LogFormat::Text);
     let network = !args.no_network && !args.tls && {
         let available = zkutil::testing::lab::Lab::available();
         if let Err(why) = &available {

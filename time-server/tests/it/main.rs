@@ -3,6 +3,7 @@
 
 mod faults;
 mod hostile;
+mod logs;
 mod metrics;
 mod process;
 mod prometheus;

@@ -121,6 +121,10 @@ pub struct ZkArgs {
     /// Log only warnings and errors (RUST_LOG, when set, wins).
     #[arg(long, short, global = true, env = "ZK_QUIET")]
     pub quiet: bool,
+    /// How log lines look: `text` for people, `json` for log shippers (one object per line, with
+    /// the same fields).
+    #[arg(long, global = true, env = "ZK_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
+    pub log_format: crate::cli::LogFormat,
     /// How long to wait for ZooKeeper when connecting.
     #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = timeout)]
     pub zk_connect_timeout: Duration,

@@ -17,7 +17,7 @@ use crate::args::{Cli, Command, Common};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    zkutil::cli::init_logging(cli.common.zk.quiet);
+    zkutil::cli::init_logging(cli.common.zk.quiet, cli.common.zk.log_format);
     let result = match cli.command {
         Command::Completions { shell } => return zkutil::cli::print_completions::<Cli>(shell),
         Command::ManPage => return zkutil::cli::print_man_page::<Cli>(),
