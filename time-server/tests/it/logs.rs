@@ -84,7 +84,7 @@ fn json_logs_are_one_object_per_line_with_the_fields_of_the_text_logs() {
         .expect("a text listening line");
     assert_eq!(
         json_fields,
-        text_fields(&listening_text),
+        text_fields(listening_text),
         "{listening_json}\n{listening_text}"
     );
     assert_eq!(listening_json["level"], "INFO");
