@@ -111,7 +111,7 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             .args(["-W", "-db", "-f"])
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("haproxy.log"))?)
             .spawn()
             .context("starting haproxy")?,
     );
@@ -133,7 +133,6 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             .args(["--check", "haproxy -c -q -f {}", "--exec", &reload])
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .context("starting zkutil render")?,
     );
@@ -147,13 +146,24 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         session.create_ephemeral(&path, b"")?;
         seen.push(seen_by(&watcher, 2, t)?[0]);
         filed.push(until(t, "the rendered file", || file_has(&config, &name))?);
-        served.push(until(t, "a request through HAProxy", || {
+        let reached = until(t, "a request through HAProxy", || {
             answered_by(bind).is_some_and(|server| server == name)
+        });
+        served.push(reached.with_context(|| {
+            format!(
+                "{name} never answered through HAProxy; the rendered file:\n{}",
+                std::fs::read_to_string(&config).unwrap_or_default()
+            )
         })?);
         session.delete(&path, None)?;
         seen_by(&watcher, 1, Instant::now())?;
         until(Instant::now(), "the file without it", || {
             !file_has(&config, &name)
+        })?;
+        // HAProxy reloads by signal asynchronously, and a signal during a
+        // reload can be lost: the next sample waits for this one's reload.
+        until(Instant::now(), "HAProxy without it", || {
+            (0..6).all(|_| answered_by(bind).is_some_and(|server| server != name))
         })?;
     }
     drop(haproxy);

@@ -207,10 +207,7 @@ fn ask_through(addr: SocketAddr) -> Result<String, String> {
 
 /// The name the template gives `endpoint`'s server.
 pub(crate) fn server_id(endpoint: &str) -> String {
-    endpoint
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    endpoint.replace('.', "_").replace(':', "-")
 }
 
 /// Each request's time, and the server that answered or the failure.

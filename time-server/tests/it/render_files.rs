@@ -12,7 +12,7 @@ use std::time::Duration;
 use zkutil::testing::{TestProcess, poll_until, wait_until};
 
 use crate::render::{Haproxy, Traffic, render, render_metric, render_once, template, time_server};
-use crate::support::{observer, zkutil_binary, zookeeper};
+use crate::support::{ServerProcess, observer, zkutil_binary, zookeeper};
 
 /// The file's inode and bytes: a replacement changes the inode.
 fn identity(path: &Path) -> (u64, Vec<u8>) {
@@ -405,4 +405,113 @@ fn the_json_template_gives_every_instance_with_its_fields_and_once_fails_without
     let failed = render_once_failing(&hosts, &["--path", base, "--template", &spec]);
     assert!(failed.contains("zkutil: error:"), "{failed}");
     assert_eq!(std::fs::read(&out).expect("still there"), before);
+}
+
+#[test]
+fn a_registrant_whose_nodes_all_expire_at_once_never_renders_an_empty_list() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let base = "/render-expiry";
+    let dir = tempfile::tempdir().expect("a folder");
+    let out = dir.path().join("instances.json");
+    let spec = format!(
+        "{}:{}",
+        template("instances.json.j2").display(),
+        out.display()
+    );
+    let follower = render(&hosts, &["--path", base, "--template", &spec], &[]);
+    let session = observer(&zk);
+    let listed = |path: &Path| -> Option<usize> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let services: zkutil::serde_json::Value = zkutil::serde_json::from_str(&text).ok()?;
+        services[0]["instances"].as_array().map(Vec::len)
+    };
+    // Each round: ten nodes of one session, gone together when it expires
+    // (the render's snapshot may still list some while their reads find
+    // none: that must not be written as an empty list).
+    for round in 0..3 {
+        let mut server = ServerProcess::start(
+            &[
+                &[
+                    "--zk",
+                    &hosts,
+                    "--base-path",
+                    base,
+                    "--session-timeout",
+                    "4s",
+                ][..],
+                &["--listen"; 10]
+                    .iter()
+                    .flat_map(|flag| [*flag, "127.0.0.1:0"])
+                    .collect::<Vec<_>>(),
+            ]
+            .concat(),
+        );
+        server.registered(10);
+        wait_until(Duration::from_secs(20), "ten instances rendered", || {
+            (listed(&out)? == 10).then_some(())
+        });
+        server.signal("KILL");
+        let _ = server.wait(Duration::from_secs(10));
+        wait_until(Duration::from_secs(30), "the session's nodes gone", || {
+            crate::support::children(&session, base)
+                .is_empty()
+                .then_some(())
+        });
+        // The render has seen the empty registry (it logs its refusal).
+        follower.wait_for_log(
+            "lists no instance in rotation",
+            round + 1,
+            Duration::from_secs(20),
+        );
+        assert_eq!(
+            listed(&out),
+            Some(10),
+            "round {round}: an empty list was written:\n{}",
+            follower.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn an_exec_owed_for_a_write_runs_on_the_next_run_even_when_the_file_is_already_right() {
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let base = "/render-owed";
+    let session = observer(&zk);
+    session.ensure_path(base).expect("the base path");
+    session
+        .create_ephemeral(&format!("{base}/10.4.0.1:80"), b"")
+        .expect("an instance");
+    let dir = tempfile::tempdir().expect("a folder");
+    let out = dir.path().join("instances.json");
+    let spec = format!(
+        "{}:{}",
+        template("instances.json.j2").display(),
+        out.display()
+    );
+    let reloaded = dir.path().join("reloaded");
+    // The reload fails: the write is in place, its reload still owed.
+    let failed = render_once_failing(
+        &hosts,
+        &["--path", base, "--template", &spec, "--exec", "exit 1"],
+    );
+    assert!(failed.contains("--exec command failed"), "{failed}");
+    assert!(out.exists());
+    // A second run finds the file right and still reloads.
+    let exec = format!("touch {}", reloaded.display());
+    render_once(
+        &hosts,
+        &["--path", base, "--template", &spec, "--exec", &exec],
+        &[],
+    );
+    assert!(reloaded.exists(), "the owed reload never ran");
+    // Once done, it is owed no more.
+    std::fs::remove_file(&reloaded).expect("removed");
+    render_once(
+        &hosts,
+        &["--path", base, "--template", &spec, "--exec", &exec],
+        &[],
+    );
+    assert!(!reloaded.exists(), "a reload with nothing owed");
 }

@@ -92,7 +92,14 @@ pub fn gather(sources: &[Source], session: &Session, allow_empty: bool) -> Resul
                 Ok((data, _)) => serde_json::from_slice::<Value>(&data).ok(),
                 // Gone since the listing: the change that says so follows.
                 Err(err) if err.is_no_node() => continue,
-                Err(_) => None,
+                // Not read (a connection lost mid-batch): rendering it
+                // without its record would be a list the registry did not say.
+                Err(err) => {
+                    return Err(Hold::Retry(format!(
+                        "reading the records under {}: {err}",
+                        source.path
+                    )));
+                }
             };
             let metadata = record
                 .as_ref()
@@ -103,6 +110,15 @@ pub fn gather(sources: &[Source], session: &Session, allow_empty: bool) -> Resul
             } else {
                 out.push(value);
             }
+        }
+        // Every instance in rotation may have gone since the snapshot (a
+        // registrant's session expiring takes all its nodes at once): the
+        // empty list is then checked again, with the snapshot that follows.
+        if in_rotation.is_empty() && !allow_empty {
+            return Err(Hold::Retry(format!(
+                "{}'s instances went while being read",
+                source.path
+            )));
         }
         services.push(json!({
             "path": source.path.as_str(),
@@ -123,8 +139,7 @@ fn instance_value(instance: &Instance, metadata: Option<Value>) -> Value {
         "endpoint": text,
         "address": endpoint.ip().to_string(),
         "port": endpoint.port(),
-        // For names in configs: HAProxy's and nginx's take no brackets.
-        "id": text.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>(),
+        "id": config_name(&text),
         "weight": instance.weight(),
         "format": instance.format().name(),
         "in_rotation": instance.is_enabled(),
@@ -135,6 +150,22 @@ fn instance_value(instance: &Instance, metadata: Option<Value>) -> Value {
             .map(|at| humantime::format_rfc3339_millis(at).to_string()),
         "metadata": metadata,
     })
+}
+
+/// `endpoint` as a name in a config (HAProxy's and nginx's take no
+/// brackets): `.` becomes `_`, `:` `-`, brackets go. Distinct endpoints
+/// keep distinct names (`[::ffff:1.2.3.4]:80` and `[::ffff:1:2:3:4]:80`).
+fn config_name(endpoint: &str) -> String {
+    endpoint
+        .chars()
+        .filter_map(|c| match c {
+            '.' => Some('_'),
+            ':' => Some('-'),
+            '[' | ']' => None,
+            c if c.is_ascii_alphanumeric() => Some(c),
+            _ => Some('_'),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -148,7 +179,12 @@ mod tests {
         assert_eq!(value["address"], "2001:db8::1");
         assert_eq!(value["port"], 8080);
         assert_eq!(value["endpoint"], "[2001:db8::1]:8080");
-        assert_eq!(value["id"], "_2001_db8__1__8080");
+        assert_eq!(value["id"], "2001-db8--1-8080");
+        assert_eq!(config_name("10.0.0.7:8897"), "10_0_0_7-8897");
+        assert_ne!(
+            config_name("[::ffff:1.2.3.4]:80"),
+            config_name("[::ffff:1:2:3:4]:80")
+        );
         assert_eq!(value["weight"], 100);
         assert_eq!(value["in_rotation"], true);
         assert_eq!(value["metadata"]["zone"], "a");

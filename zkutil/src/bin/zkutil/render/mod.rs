@@ -49,10 +49,10 @@ enum Outcome {
     Done,
     /// Nothing rendered now (see [`Hold`]).
     Held(Hold),
-    /// A template or `--check` failed: the files stay until the next change.
+    /// A template failed: the files stay until the next change.
     Failed,
-    /// Writing failed: to be tried again.
-    WriteFailed,
+    /// `--check` refused a file, or writing it failed: to be tried again.
+    Refused,
 }
 
 /// What a render needs.
@@ -62,17 +62,20 @@ struct Renderer {
     session: Arc<Session>,
     check: Option<write::Check>,
     allow_empty: bool,
+    /// Whether an `--exec` command follows writes.
+    exec: bool,
     metrics: Metrics,
 }
 
 /// `zkutil render`.
 pub fn run(zk: &zkutil::cli::ZkArgs, args: &RenderArgs) -> anyhow::Result<bool> {
     let templates = Templates::load(&args.templates)?;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     for dest in templates.destinations() {
-        if !seen.insert(dest) {
+        if let Some(other) = seen.insert(write::identity(dest), dest) {
             bail!(
-                "{} is the destination of two templates: one would overwrite the other",
+                "{} and {} are one file, the destination of two templates: one would overwrite the other",
+                other.display(),
                 dest.display()
             );
         }
@@ -113,6 +116,7 @@ pub fn run(zk: &zkutil::cli::ZkArgs, args: &RenderArgs) -> anyhow::Result<bool> 
             timeout: args.command_timeout,
         }),
         allow_empty: args.allow_empty,
+        exec: args.exec.is_some(),
         metrics,
     };
     if args.once {
@@ -150,13 +154,15 @@ fn connect(
 impl Renderer {
     /// `--once`: one render (and the `--exec` command after a write).
     fn once(&self, args: &RenderArgs) -> anyhow::Result<bool> {
-        let (outcome, wrote) = self.render();
-        match outcome {
-            Outcome::Done => {}
-            Outcome::Held(hold) => bail!("{hold}; nothing written"),
-            Outcome::Failed | Outcome::WriteFailed => return Ok(false),
+        let (outcome, _) = self.render();
+        if let Outcome::Held(hold) = &outcome {
+            bail!("{hold}; nothing written");
         }
-        if let (true, Some(exec)) = (wrote, &args.exec) {
+        // Owed for this run's writes, or for an earlier run's whose
+        // command failed or never ran: the markers say.
+        let markers = self.owed_markers();
+        if let (false, Some(exec)) = (markers.is_empty(), &args.exec) {
+            let started = std::time::SystemTime::now();
             let ran = command::run(exec, args.command_timeout, &[], End::OnTimeout);
             for line in ran.output.lines().filter(|line| !line.trim().is_empty()) {
                 tracing::info!(output = %line.trim_end(), "--exec");
@@ -164,8 +170,19 @@ impl Renderer {
             if let Err(why) = ran.result {
                 bail!("--exec command failed: {why}");
             }
+            reload::clear_owed(&markers, started);
         }
-        Ok(true)
+        Ok(matches!(outcome, Outcome::Done))
+    }
+
+    /// The markers of commands owed for writes not yet followed by a
+    /// passing `--exec`.
+    fn owed_markers(&self) -> Vec<std::path::PathBuf> {
+        self.templates
+            .destinations()
+            .map(write::owed_marker)
+            .filter(|marker| marker.exists())
+            .collect()
     }
 
     /// Renders at start and after every change until a stop signal.
@@ -176,10 +193,12 @@ impl Renderer {
         for source in &self.sources {
             let (discovery, events, stopping) =
                 (source.discovery.clone(), events.clone(), stopping.clone());
+            // Taken before the first render: a change after it is an event.
+            let seen = view(&discovery.snapshot());
             followers.push(
                 std::thread::Builder::new()
                     .name("follow".into())
-                    .spawn(move || follow_changes(&discovery, &events, &stopping))?,
+                    .spawn(move || follow_changes(&discovery, seen, &events, &stopping))?,
             );
         }
         std::thread::Builder::new()
@@ -189,11 +208,20 @@ impl Renderer {
                 let _ = events.send(Event::Stop);
             })?;
         let reloader = match &args.exec {
-            Some(exec) => Some(Reloader::start(
-                exec.clone(),
-                args.command_timeout,
-                self.metrics.clone(),
-            )?),
+            Some(exec) => {
+                let markers = self.templates.destinations().map(write::owed_marker);
+                let reloader = Reloader::start(
+                    exec.clone(),
+                    args.command_timeout,
+                    markers.collect(),
+                    self.metrics.clone(),
+                )?;
+                if !self.owed_markers().is_empty() {
+                    tracing::info!("an --exec command is owed for an earlier write; running it");
+                    reloader.request();
+                }
+                Some(reloader)
+            }
             None => None,
         };
         // The first render is due at once; a change waits out --wait.
@@ -236,7 +264,7 @@ impl Renderer {
                         }
                         last_hold = Some(hold);
                     }
-                    Outcome::WriteFailed => {
+                    Outcome::Refused => {
                         retry = Some(Instant::now() + backoff.next_delay());
                         burst = Some((now, now));
                     }
@@ -283,7 +311,7 @@ impl Renderer {
         let (mut outcome, mut wrote) = (Outcome::Done, false);
         for (dest, bytes) in rendered {
             let file = dest.display().to_string();
-            match write::install(&dest, &bytes, self.check.as_ref()) {
+            match write::install(&dest, &bytes, self.check.as_ref(), self.exec) {
                 Ok(Wrote::Written) => {
                     tracing::info!(%file, instances = %counts(&self.sources), "rendered");
                     self.metrics.written(&file);
@@ -300,10 +328,7 @@ impl Renderer {
                     };
                     tracing::error!(%file, error = %refused, "not replaced; the file keeps its last render");
                     self.metrics.failed(&file, stage);
-                    outcome = match (outcome, stage) {
-                        (Outcome::WriteFailed, _) | (_, "write") => Outcome::WriteFailed,
-                        _ => Outcome::Failed,
-                    };
+                    outcome = Outcome::Refused;
                 }
             }
         }
@@ -331,14 +356,23 @@ fn counts(sources: &[Source]) -> String {
         .join("; ")
 }
 
+/// What of a snapshot a render depends on: its list's version, and
+/// whether it is stale.
+fn view(snapshot: &Snapshot) -> (u64, bool) {
+    (snapshot.version(), snapshot.is_stale())
+}
+
 /// Sends [`Event::Changed`] whenever `discovery`'s list changes or its view
-/// goes stale or fresh, until `stopping`.
-fn follow_changes(discovery: &Discovery, events: &mpsc::Sender<Event>, stopping: &AtomicBool) {
-    let key = |snapshot: &Snapshot| (snapshot.version(), snapshot.is_stale());
-    let mut seen = key(&discovery.snapshot());
+/// goes stale or fresh (from `seen`), until `stopping`.
+fn follow_changes(
+    discovery: &Discovery,
+    mut seen: (u64, bool),
+    events: &mpsc::Sender<Event>,
+    stopping: &AtomicBool,
+) {
     while !stopping.load(Ordering::SeqCst) {
-        if let Some(snapshot) = discovery.wait_for(FOLLOW_TICK, |snapshot| key(snapshot) != seen) {
-            seen = key(&snapshot);
+        if let Some(snapshot) = discovery.wait_for(FOLLOW_TICK, |snapshot| view(snapshot) != seen) {
+            seen = view(&snapshot);
             if events.send(Event::Changed).is_err() {
                 return;
             }

@@ -5,10 +5,13 @@
 //! after it. A failure is retried with a growing delay (1 s up to a
 //! minute), at once when a new write asks. Each run is bounded by its
 //! timeout (its process group killed past it), and its output is logged,
-//! its last lines only.
+//! its last lines only. A write leaves a marker beside its file (see
+//! [`super::write::owed_marker`]) that only a passing run removes: a
+//! command owed when the process stops runs at its next start.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use zkutil::Backoff;
 use zkutil::cli::command::{self, End, Ran};
@@ -37,12 +40,17 @@ impl Reloader {
     /// # Errors
     ///
     /// When the thread cannot be started.
-    pub fn start(command: String, timeout: Duration, metrics: Metrics) -> anyhow::Result<Reloader> {
+    pub fn start(
+        command: String,
+        timeout: Duration,
+        markers: Vec<PathBuf>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Reloader> {
         let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let shared = state.clone();
         std::thread::Builder::new()
             .name("exec".into())
-            .spawn(move || run_loop(&shared, &command, timeout, &metrics))?;
+            .spawn(move || run_loop(&shared, (&command, timeout), &markers, &metrics))?;
         Ok(Reloader { state })
     }
 
@@ -64,7 +72,12 @@ impl Drop for Reloader {
     }
 }
 
-fn run_loop(state: &(Mutex<State>, Condvar), command: &str, timeout: Duration, metrics: &Metrics) {
+fn run_loop(
+    state: &(Mutex<State>, Condvar),
+    (command, timeout): (&str, Duration),
+    markers: &[PathBuf],
+    metrics: &Metrics,
+) {
     let (state, woken) = state;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut retry_at: Option<Instant> = None;
@@ -93,13 +106,14 @@ fn run_loop(state: &(Mutex<State>, Condvar), command: &str, timeout: Duration, m
             }
             current.pending = false;
         }
-        let started = Instant::now();
+        let (started, wall) = (Instant::now(), SystemTime::now());
         let ran = command::run(command, timeout, &[], End::OnTimeout);
         log_output(&ran);
         metrics.exec_ran(ran.result.is_ok());
         match ran.result {
             Ok(()) => {
                 tracing::info!(took = %zkutil::rounded(started.elapsed()), "--exec command done");
+                clear_owed(markers, wall);
                 backoff.reset();
                 retry_at = None;
             }
@@ -108,6 +122,19 @@ fn run_loop(state: &(Mutex<State>, Condvar), command: &str, timeout: Duration, m
                 tracing::warn!(error = %why, retry_in = %zkutil::rounded(delay), attempt = backoff.attempts(),
                     "--exec command failed; renders go on, the command is tried again");
                 retry_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+}
+
+/// Removes the `markers` made before a passing run `started`: a write
+/// during the run owes another.
+pub fn clear_owed(markers: &[PathBuf], started: SystemTime) {
+    for marker in markers {
+        let made = std::fs::metadata(marker).and_then(|meta| meta.modified());
+        if made.is_ok_and(|made| made <= started) {
+            if let Err(err) = std::fs::remove_file(marker) {
+                tracing::warn!(marker = %marker.display(), error = %err, "cannot remove the mark of a command owed");
             }
         }
     }

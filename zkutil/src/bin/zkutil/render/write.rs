@@ -62,7 +62,16 @@ pub struct Check {
 /// # Errors
 ///
 /// [`Refused`]: the old file (if any) is left as it was.
-pub fn install(dest: &Path, bytes: &[u8], check: Option<&Check>) -> Result<Wrote, Refused> {
+/// With `owed` (an `--exec` command follows writes), the destination's
+/// [`owed_marker`] is made before the rename and left for the command's
+/// runner to remove once it passed: a command owed for a write is never
+/// forgotten, even when this process stops before it ran.
+pub fn install(
+    dest: &Path,
+    bytes: &[u8],
+    check: Option<&Check>,
+    owed: bool,
+) -> Result<Wrote, Refused> {
     let target = resolve(dest);
     if current(&target).as_deref() == Some(bytes) {
         return Ok(Wrote::Unchanged);
@@ -104,6 +113,11 @@ pub fn install(dest: &Path, bytes: &[u8], check: Option<&Check>) -> Result<Wrote
         );
         ran.result.map_err(Refused::Check)?;
     }
+    if owed {
+        File::create(owed_marker(&target))
+            .and_then(|marker| marker.sync_all())
+            .map_err(|err| failed("marking a command owed for", &err))?;
+    }
     temp.persist(&target)
         .map_err(|err| failed("renaming the new file over", &err.error))?;
     // The rename is durable once the folder is synced.
@@ -113,15 +127,53 @@ pub fn install(dest: &Path, bytes: &[u8], check: Option<&Check>) -> Result<Wrote
     Ok(Wrote::Written)
 }
 
-/// The file `dest` names: a symbolic link's target (a config managed by
-/// links, as Kubernetes mounts them, keeps its link).
-fn resolve(dest: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::canonicalize(dest).unwrap_or_else(|_| dest.to_path_buf())
-        }
-        _ => dest.to_path_buf(),
+/// The file `dest` names: a symbolic link's target, followed link by link
+/// even when the last one dangles (a config managed by links, as
+/// Kubernetes mounts them, keeps its link; a link to a file not rendered
+/// yet gets it).
+pub fn resolve(dest: &Path) -> PathBuf {
+    let mut path = dest.to_path_buf();
+    // As the kernel does, at most 40 links.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(parent) if target.is_relative() => parent.join(target),
+            _ => target,
+        };
     }
+    path
+}
+
+/// The file that says an `--exec` command is owed for a write of `dest`
+/// (`.NAME.zkutil-render-exec-owed` beside it).
+pub fn owed_marker(dest: &Path) -> PathBuf {
+    let target = resolve(dest);
+    let name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.zkutil-render-exec-owed"))
+}
+
+/// One spelling per file: `dest` resolved, its folder canonical (`./a`,
+/// `a`, `x/../a` and a link to `a` are one file).
+pub fn identity(dest: &Path) -> PathBuf {
+    let target = resolve(dest);
+    let canonical = target.parent().and_then(|parent| {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        Some(
+            std::fs::canonicalize(parent)
+                .ok()?
+                .join(target.file_name()?),
+        )
+    });
+    canonical.unwrap_or_else(|| std::path::absolute(&target).unwrap_or(target))
 }
 
 /// The file's bytes, when it is there, readable and not over [`MAX_FILE`].
@@ -176,11 +228,11 @@ mod tests {
     fn a_new_file_is_written_with_0644_and_the_same_bytes_are_not_written_again() {
         let dir = tempfile::tempdir().expect("a folder");
         let dest = dir.path().join("haproxy.cfg");
-        assert_eq!(install(&dest, b"one\n", None), Ok(Wrote::Written));
+        assert_eq!(install(&dest, b"one\n", None, false), Ok(Wrote::Written));
         let meta = std::fs::metadata(&dest).expect("written");
         assert_eq!(meta.mode() & 0o777, 0o644);
         let inode = meta.ino();
-        assert_eq!(install(&dest, b"one\n", None), Ok(Wrote::Unchanged));
+        assert_eq!(install(&dest, b"one\n", None, false), Ok(Wrote::Unchanged));
         assert_eq!(std::fs::metadata(&dest).expect("there").ino(), inode);
     }
 
@@ -190,7 +242,7 @@ mod tests {
         let dest = dir.path().join("upstream.conf");
         std::fs::write(&dest, "old").expect("written");
         std::fs::set_permissions(&dest, Permissions::from_mode(0o640)).expect("chmod");
-        assert_eq!(install(&dest, b"new", None), Ok(Wrote::Written));
+        assert_eq!(install(&dest, b"new", None, false), Ok(Wrote::Written));
         assert_eq!(std::fs::read(&dest).expect("read"), b"new");
         let meta = std::fs::metadata(&dest).expect("there");
         assert_eq!(meta.mode() & 0o777, 0o640);
@@ -212,14 +264,17 @@ mod tests {
                 .into(),
             timeout: Duration::from_secs(5),
         };
-        let refused = install(&dest, b"evil", Some(&check)).expect_err("refused");
+        let refused = install(&dest, b"evil", Some(&check), false).expect_err("refused");
         let Refused::Check(why) = refused else {
             panic!("{refused:?}")
         };
         assert!(why.contains("exit status: 3"), "{why}");
         assert!(why.contains("bad config in"), "{why}");
         assert_eq!(std::fs::read(&dest).expect("read"), b"old");
-        assert_eq!(install(&dest, b"good", Some(&check)), Ok(Wrote::Written));
+        assert_eq!(
+            install(&dest, b"good", Some(&check), false),
+            Ok(Wrote::Written)
+        );
         assert_eq!(std::fs::read(&dest).expect("read"), b"good");
     }
 
@@ -230,7 +285,7 @@ mod tests {
         std::fs::write(&real, "old").expect("written");
         let link = dir.path().join("link.cfg");
         std::os::unix::fs::symlink(&real, &link).expect("linked");
-        assert_eq!(install(&link, b"new", None), Ok(Wrote::Written));
+        assert_eq!(install(&link, b"new", None, false), Ok(Wrote::Written));
         assert!(
             std::fs::symlink_metadata(&link)
                 .expect("there")
@@ -238,5 +293,38 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(std::fs::read(&real).expect("read"), b"new");
+    }
+
+    #[test]
+    fn a_dangling_symbolic_link_gets_its_target_written() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let real = dir.path().join("real.cfg");
+        let link = dir.path().join("link.cfg");
+        std::os::unix::fs::symlink("real.cfg", &link).expect("linked");
+        assert_eq!(install(&link, b"new", None, false), Ok(Wrote::Written));
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("there")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&real).expect("read"), b"new");
+    }
+
+    #[test]
+    fn one_file_has_one_identity_however_spelled() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let a = dir.path().join("a.cfg");
+        std::fs::create_dir(dir.path().join("x")).expect("a folder");
+        std::os::unix::fs::symlink(&a, dir.path().join("l.cfg")).expect("linked");
+        let same = [
+            dir.path().join("./a.cfg"),
+            dir.path().join("x/../a.cfg"),
+            dir.path().join("l.cfg"),
+        ];
+        for path in same {
+            assert_eq!(identity(&path), identity(&a), "{}", path.display());
+        }
+        assert_ne!(identity(&dir.path().join("b.cfg")), identity(&a));
     }
 }
