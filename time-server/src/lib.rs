@@ -20,6 +20,7 @@ mod drainer;
 pub mod fdlimit;
 pub mod listener;
 pub mod metrics;
+mod notify;
 mod ready;
 pub mod reply;
 pub mod shutdown;
@@ -245,6 +246,8 @@ fn wait_until_stopped(
                         true
                     });
                 }
+                let count = done.registrations.len();
+                notify::ready(&format!("registered {count} of {count}; serving"));
                 registered = Some(done);
             }
             Ok(Event::Started(Err(err))) => return (Err(err), None),
@@ -256,6 +259,7 @@ fn wait_until_stopped(
                 return (Err(err), registered);
             }
             Ok(Event::Stop(signal)) => {
+                notify::stopping();
                 // Also ends a ready check still waiting (--ready-check).
                 startup.cancel();
                 if registered.is_none() {

@@ -175,6 +175,10 @@ impl StartupWork {
     /// A session, or `None` when cancelled first.
     fn connect(&self) -> anyhow::Result<Option<Arc<Session>>> {
         let mut backoff = Backoff::default();
+        crate::notify::status(&format!(
+            "connecting to ZooKeeper at {}",
+            self.config.session.hosts()
+        ));
         loop {
             let session = &self.config.session;
             let connect_timeout = match self.deadline {
@@ -224,6 +228,7 @@ impl StartupWork {
             .config
             .layout
             .registrars(&self.config.formats, &self.config.service)?;
+        let expected = registrars.len() * self.endpoints.len();
         for registrar in registrars {
             let base_path = registrar.parent();
             // We have just bound these ports here: a node of one that names
@@ -273,6 +278,11 @@ impl StartupWork {
                 tracing::info!(listen = %addrs[0], path = %registration.path(),
                     format = %registrar.registry_format(), outcome = %registration.outcome(), "registered");
                 registrations.push(registration);
+                crate::notify::status(&format!(
+                    "registered {} of {}",
+                    registrations.len(),
+                    expected
+                ));
             }
         }
         Ok(Some(registrations))
@@ -298,6 +308,12 @@ impl StartupWork {
             }
         }
         tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::rounded(delay), "{what}");
+        crate::notify::status(&format!(
+            "waiting for ZooKeeper at {}: {what} ({}); attempt {}",
+            self.config.session.hosts(),
+            err.chain(),
+            backoff.attempts()
+        ));
         Ok(match self.woken.recv_timeout(delay) {
             Err(RecvTimeoutError::Timeout) => !self.cancelled(),
             Ok(()) | Err(RecvTimeoutError::Disconnected) => false,

@@ -19,4 +19,5 @@ mod sidecar_config;
 mod sidecar_exec;
 mod sidecar_peers;
 mod support;
+mod systemd;
 mod tls;
