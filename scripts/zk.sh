@@ -56,6 +56,8 @@ zk_install_peers() {
     # HAProxy 2.6 and nginx's stream module: consumers of `zkutil render`'s files (time-server/tests/it/render*.rs).
     command -v haproxy >/dev/null || packages+=(haproxy)
     [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || packages+=(libnginx-mod-stream)
+    # systemd-analyze verifies the packages' units (time-server/tests/it/systemd.rs).
+    command -v systemd-analyze >/dev/null || packages+=(systemd)
     # The network lab's drops on arrival and loss are nftables rules (time-server/tests/lab).
     [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.

@@ -78,3 +78,62 @@ fn systemd_hears_the_wait_for_zookeeper_then_ready_once_registered_then_stopping
     until_heard(&socket, "STOPPING=1", Duration::from_secs(10), &mut heard);
     eprintln!("systemd heard: {heard:?}");
 }
+
+/// The repository's units, each with the binary it starts.
+const UNITS: [(&str, &str, &str); 3] = [
+    (
+        "time-server/debian/time-server.service",
+        "time-server",
+        "time-server.service",
+    ),
+    (
+        "zkutil/debian/zkutil-register@.service",
+        "zkutil",
+        "zkutil-register@web.service",
+    ),
+    (
+        "zkutil/debian/zkutil-sidecar.service",
+        "zkutil",
+        "zkutil-sidecar.service",
+    ),
+];
+
+#[test]
+fn systemd_analyze_verify_accepts_every_unit_and_each_is_hardened() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_time-server"))
+        .parent()
+        .expect("the binaries' folder")
+        .to_path_buf();
+    let dir = tempfile::tempdir().expect("a folder");
+    for (unit, binary, name) in UNITS {
+        let text = std::fs::read_to_string(root.join(unit)).expect("the unit");
+        for hardening in [
+            "DynamicUser=yes",
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+            "Restart=on-failure",
+            "LoadCredential=",
+        ] {
+            assert!(text.contains(hardening), "{unit} has no {hardening}");
+        }
+        // Verified with the binary it starts as built here (installed, it
+        // is /usr/bin's); man pages are checked by the package's test.
+        let here = text.replace(
+            &format!("/usr/bin/{binary}"),
+            &built.join(binary).display().to_string(),
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, here).expect("the unit written");
+        let verify = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .expect("runs systemd-analyze (Debian's systemd)");
+        let said = String::from_utf8_lossy(&verify.stderr);
+        assert!(
+            verify.status.success() && said.trim().is_empty(),
+            "{unit}: {said}"
+        );
+    }
+}
