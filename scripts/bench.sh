@@ -18,6 +18,6 @@ source scripts/zk.sh
 zk_install
 # Curator (section 9) and HAProxy (section 14) are peers of the benchmark as of the tests.
 zk_install_peers
-cargo build --release --quiet -p time-server -p time-client -p zkutil -p bench --bins
+cargo build --release --quiet -p time-server -p time-client -p zkutil-cli -p bench --bins
 exec target/release/bench --server-bin target/release/time-server --client-bin target/release/time-client \
     --out bench "$@"

@@ -15,7 +15,7 @@ while read -r lines file; do
     if ((lines > max)); then echo "structure.sh: $file has $lines lines (at most $max)" >&2; bad=1; fi
 done < <(git ls-files -- '*.rs' ':!vendor/**' | xargs wc -l)
 python3 scripts/imports.py --levels --exclude=error --exclude=lib --exclude=main \
-    zkutil/src/lib.rs zkutil/src/bin/zkutil/main.rs time-server/src/lib.rs time-server/src/main.rs \
+    zkutil/src/lib.rs zkutil/cli/src/main.rs time-server/src/lib.rs time-server/src/main.rs \
     time-client/src/lib.rs time-client/src/main.rs time-client/examples/chaos/main.rs bench/src/main.rs >&2 || bad=1
 ((bad == 0)) || exit 1
 echo "structure ok: no file over $max lines, no import cycle" >&2

@@ -97,6 +97,30 @@ for bin in time-server time-client zkutil; do
 done
 rm -rf "$docs"
 
+# Installed the ordinary way: `cargo install --locked` of each binary from this checkout (CI's clean clone),
+# reusing the build above (--debug, the shared target folder); each installed binary runs --version and
+# --help, and the installed zkutil lists a ZooKeeper of its own. The library alone compiles none of the
+# command line's dependencies.
+echo "== cargo install: zkutil, time-server, time-client" >&2
+root="$(mktemp -d)"
+for package in zkutil/cli time-server time-client; do
+    CARGO_TARGET_DIR="$PWD/target" cargo install --quiet --locked --debug --path "$package" --root "$root" \
+        2> >(grep -v -e '^warning: be sure to add' -e 'PATH' >&2)
+done
+for bin in zkutil time-server time-client; do
+    "$root/bin/$bin" --version >/dev/null && "$root/bin/$bin" --help >/dev/null ||
+        { echo "test.sh: the installed $bin does not run" >&2; exit 1; }
+done
+scripts/zk.sh start --port 2185 --dir "$root/zk" >/dev/null
+ZK_HOSTS=127.0.0.1:2185 "$root/bin/zkutil" ls >/dev/null 2>&1 ||
+    { scripts/zk.sh stop --dir "$root/zk"; echo "test.sh: the installed zkutil cannot list ZooKeeper" >&2; exit 1; }
+scripts/zk.sh stop --dir "$root/zk" >/dev/null
+rm -rf "$root"
+if cargo tree -q -p zkutil -e normal --prefix none | grep -E '^(clap|hyper|prometheus-client|minijinja|tracing-subscriber) v'; then
+    echo "test.sh: the zkutil library compiles a command line's dependency without the cli feature" >&2; exit 1
+fi
+echo "install ok: three binaries installed with cargo install --locked; the library needs no CLI crate" >&2
+
 # The docs' TLS walk-through, exactly as written (a TLS-only ZooKeeper, every binary over TLS with certificates).
 echo "== docs: the TLS walk-through as written (docs/security.md)" >&2
 scripts/docs-run.sh docs/security.md "Try it on one machine"

@@ -81,7 +81,8 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("haproxy.cfg");
     let bind = TcpListener::bind("127.0.0.2:0")?.local_addr()?;
-    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zkutil/templates/haproxy.cfg.j2");
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../zkutil/cli/templates/haproxy.cfg.j2");
     let spec = format!("{}:{}", template.display(), config.display());
     let envs = [
         ("HAPROXY_BIND", bind.to_string()),

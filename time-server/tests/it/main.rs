@@ -9,6 +9,7 @@ mod process;
 mod prometheus;
 mod protocol;
 mod render;
+mod render_exec;
 mod render_files;
 mod rotation;
 mod secrets;

@@ -14,10 +14,10 @@ use zkutil::testing::{TestProcess, http_get, metric_value, poll_until, wait_unti
 
 use crate::support::{ServerProcess, ask, zkutil_binary, zookeeper};
 
-/// A ready-made template of `zkutil/templates/`.
+/// A ready-made template of `zkutil/cli/templates/`.
 pub(crate) fn template(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../zkutil/templates")
+        .join("../zkutil/cli/templates")
         .join(name)
 }
 

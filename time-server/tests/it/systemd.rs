@@ -87,12 +87,12 @@ const UNITS: [(&str, &str, &str); 3] = [
         "time-server.service",
     ),
     (
-        "zkutil/debian/zkutil-register@.service",
+        "zkutil/cli/debian/zkutil-register@.service",
         "zkutil",
         "zkutil-register@web.service",
     ),
     (
-        "zkutil/debian/zkutil-sidecar.service",
+        "zkutil/cli/debian/zkutil-sidecar.service",
         "zkutil",
         "zkutil-sidecar.service",
     ),

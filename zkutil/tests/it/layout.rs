@@ -75,7 +75,7 @@ fn plain_and_curator_with_default_paths_keep_the_posts_client_and_our_readers_cl
 
     // Our readers: one listing (ls) and the watch-driven discovery that
     // the time-client uses (watch); neither has anything to skip.
-    let ls = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+    let ls = Command::new(crate::support::zkutil_binary())
         .args(["--zk", &hosts, "ls", "--json"])
         .env_remove("ZK_HOSTS")
         .env("RUST_LOG", "info")
@@ -92,7 +92,7 @@ fn plain_and_curator_with_default_paths_keep_the_posts_client_and_our_readers_cl
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{stdout}");
 
     let mut watch = TestProcess::start(
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary(),
         &["--zk", &hosts, "watch"],
         &[("RUST_LOG", "info")],
     );
@@ -136,7 +136,7 @@ fn ls_under_a_root_lists_every_format_with_its_parent() {
                 .then_some(())
         },
     );
-    let ls = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+    let ls = Command::new(crate::support::zkutil_binary())
         .args(["--zk", &hosts, "ls", "--under", "/", "--json"])
         .env_remove("ZK_HOSTS")
         .stdin(Stdio::null())
@@ -171,7 +171,7 @@ fn ls_under_a_root_lists_every_format_with_its_parent() {
         "{stdout}"
     );
     // The table says where each one lives.
-    let table = Command::new(env!("CARGO_BIN_EXE_zkutil"))
+    let table = Command::new(crate::support::zkutil_binary())
         .args(["--zk", &hosts, "ls", "--under", "/"])
         .env_remove("ZK_HOSTS")
         .stdin(Stdio::null())
@@ -227,7 +227,7 @@ fn one_format_alone_is_refused_among_the_plain_fleets_instances() {
         args.extend(flags);
         // A process with a deadline: one that is not refused registers
         // and holds its node until stopped.
-        let mut register = TestProcess::start(env!("CARGO_BIN_EXE_zkutil"), &args, &[]);
+        let mut register = TestProcess::start(crate::support::zkutil_binary(), &args, &[]);
         let status = register.wait(Duration::from_secs(15));
         let stderr = register.stderr_text();
         assert_eq!(status.code(), Some(1), "{flags:?}: {stderr}");

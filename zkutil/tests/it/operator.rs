@@ -186,7 +186,7 @@ fn concurrent_zkutil_weight_and_disable_calls_all_land() {
     let hosts = zk.connect_string();
     let endpoint = e.to_string();
     let zkutil = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_zkutil"))
+        Command::new(crate::support::zkutil_binary())
             .args(["--zk", &hosts, "--base-path", base.as_str(), "--quiet"])
             .args(args)
             .stdin(Stdio::null())

@@ -67,3 +67,18 @@ pub fn session_through(
         .map(Arc::new)
         .expect("a session through the proxy")
 }
+
+/// The `zkutil` binary (the zkutil-cli package's), beside this test's
+/// folder: `cargo test --workspace` builds it.
+pub fn zkutil_binary() -> std::path::PathBuf {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("zkutil")))
+        .unwrap_or_else(|| std::path::PathBuf::from("zkutil"));
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p zkutil-cli` first (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
+}

@@ -25,7 +25,7 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
     let hosts = zk.connect_string();
     let observer = session(&zk);
     let mut sidecar = TestProcess::start(
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary(),
         &[
             "--zk",
             &hosts,
@@ -57,7 +57,7 @@ fn register_and_watch_serve_metrics_and_the_registration_says_where() {
     }));
 
     let mut watch = TestProcess::start(
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary(),
         &["--zk", &hosts, "watch", "--metrics-listen", "127.0.0.1:0"],
         &[("RUST_LOG", "info")],
     );
@@ -85,7 +85,7 @@ fn registers_healthz_is_503_while_its_node_is_refused_after_an_expiry() {
     let hosts = zk.connect_string();
     let observer = session(&zk);
     let mut sidecar = TestProcess::start(
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary(),
         &[
             "--zk",
             &hosts,

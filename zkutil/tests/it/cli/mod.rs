@@ -20,7 +20,7 @@ use zkutil::testing::TestProcess;
 use zkutil::{BasePath, Endpoint, Metadata, Registration};
 
 fn zkutil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkutil"))
+    Command::new(crate::support::zkutil_binary())
         .args(args)
         .env_remove("ZK_HOSTS")
         .env_remove("ZK_AUTH")
@@ -35,7 +35,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A long-running `zkutil`, its stdout recorded line by line.
 fn running(args: &[&str]) -> TestProcess {
-    TestProcess::start(env!("CARGO_BIN_EXE_zkutil"), args, &[])
+    TestProcess::start(crate::support::zkutil_binary(), args, &[])
 }
 
 fn lines(process: &TestProcess) -> Vec<String> {

@@ -38,7 +38,7 @@ impl SecretFile {
 /// `zkutil args` with none of the secret variables of the caller's
 /// environment, and `envs` set.
 fn zkutil_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_zkutil"));
+    let mut command = Command::new(crate::support::zkutil_binary());
     for key in ["ZK_HOSTS", "ZK_AUTH", "ZK_AUTH_FILE"] {
         command.env_remove(key);
     }

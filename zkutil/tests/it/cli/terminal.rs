@@ -26,7 +26,7 @@ fn a_closed_stdout_ends_zkutil_quietly() {
         .collect();
     let script = format!(
         "set -o pipefail; {} --zk {} ls | head -1",
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary().display(),
         zk.connect_string()
     );
     let output = Command::new("bash")
@@ -67,7 +67,7 @@ fn no_color_means_no_escape_codes_and_logs_name_no_module_paths() {
     let silent = TcpListener::bind("127.0.0.1:0").expect("binds");
     let command = format!(
         "{} --zk {} --zk-connect-timeout 2s ls",
-        env!("CARGO_BIN_EXE_zkutil"),
+        crate::support::zkutil_binary().display(),
         silent.local_addr().expect("bound")
     );
     // On a terminal (script's pseudo-terminal) logs are in colour ...

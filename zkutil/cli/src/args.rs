@@ -221,7 +221,7 @@ pub enum Command {
     )]
     Completions {
         /// The shell.
-        shell: clap_complete::Shell,
+        shell: zkutil::cli::Shell,
     },
     /// Print the man page (roff); scripts/man.sh writes it to a file.
     #[command(hide = true)]
