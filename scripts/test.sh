@@ -121,6 +121,36 @@ if cargo tree -q -p zkutil -e normal --prefix none | grep -E '^(clap|hyper|prome
 fi
 echo "install ok: three binaries installed with cargo install --locked; the library needs no CLI crate" >&2
 
+# The Debian packages (cargo-deb, from the debug builds above), as root: installed with dpkg -i, each
+# binary run from /usr/bin, its man page shown, the installed units verified with their man pages, then
+# purged with dpkg -P, leaving nothing of theirs under /usr or /etc.
+if [[ "$(id -u)" == 0 ]]; then
+    echo "== Debian packages: built, installed, run, purged" >&2
+    DEB_PROFILE=debug scripts/deb.sh
+    ours() { find /usr /etc -xdev \( -name '*time-server*' -o -name '*time-client*' -o -name '*zkutil*' \) 2>/dev/null | sort; }
+    before="$(ours)"
+    purge() { dpkg -P time-server time-client zkutil >/dev/null 2>&1 || true; }
+    trap purge EXIT
+    dpkg -i target/debian/time-server_*.deb target/debian/time-client_*.deb target/debian/zkutil_*.deb >/dev/null
+    for bin in time-server time-client zkutil; do
+        "/usr/bin/$bin" --version >/dev/null || { echo "test.sh: the packaged $bin does not run" >&2; exit 1; }
+        MANPAGER=cat man -l "/usr/share/man/man1/$bin.1.gz" 2>/dev/null | grep -q "$bin" ||
+            { echo "test.sh: the packaged man page of $bin does not show" >&2; exit 1; }
+    done
+    units="$(mktemp -d)"
+    cp /usr/lib/systemd/system/time-server.service /usr/lib/systemd/system/zkutil-sidecar.service "$units/"
+    cp "/usr/lib/systemd/system/zkutil-register@.service" "$units/zkutil-register@web.service"
+    said="$(systemd-analyze verify "$units"/*.service 2>&1)"
+    rm -rf "$units"
+    [[ -z "$said" ]] || { echo "test.sh: systemd-analyze verify on the installed units: $said" >&2; exit 1; }
+    dpkg -P time-server time-client zkutil >/dev/null
+    trap - EXIT
+    after="$(ours)"
+    [[ "$before" == "$after" ]] ||
+        { echo "test.sh: the purged packages left: $(comm -13 <(echo "$before") <(echo "$after"))" >&2; exit 1; }
+    echo "debs ok: time-server, time-client and zkutil installed, run, man pages shown, units verified, purged clean" >&2
+fi
+
 # The docs' TLS walk-through, exactly as written (a TLS-only ZooKeeper, every binary over TLS with certificates).
 echo "== docs: the TLS walk-through as written (docs/security.md)" >&2
 scripts/docs-run.sh docs/security.md "Try it on one machine"
