@@ -123,11 +123,11 @@ echo "install ok: three binaries installed with cargo install --locked; the libr
 
 # The Debian packages (cargo-deb, from the debug builds above), as root: installed with dpkg -i, each
 # binary run from /usr/bin, its man page shown, the installed units verified with their man pages, then
-# purged with dpkg -P, leaving nothing of theirs under /usr or /etc.
+# purged with dpkg -P, leaving nothing of theirs under /usr, /etc or /var/lib/systemd.
 if [[ "$(id -u)" == 0 ]]; then
     echo "== Debian packages: built, installed, run, purged" >&2
     DEB_PROFILE=debug scripts/deb.sh
-    ours() { find /usr /etc -xdev \( -name '*time-server*' -o -name '*time-client*' -o -name '*zkutil*' \) 2>/dev/null | sort; }
+    ours() { find /usr /etc /var/lib/systemd -xdev \( -name '*time-server*' -o -name '*time-client*' -o -name '*zkutil*' \) 2>/dev/null | sort; }
     before="$(ours)"
     purge() { dpkg -P time-server time-client zkutil >/dev/null 2>&1 || true; }
     trap purge EXIT
@@ -166,21 +166,16 @@ CHAOS_PROFILE=debug scripts/chaos.sh --duration 90s --seed 20261127
 echo "== chaos soak over TLS (30 s, seed 20261203)" >&2
 CHAOS_PROFILE=debug scripts/chaos.sh --duration 30s --seed 20261203 --tls
 
-# zkutil's minimum supported Rust version (rust-version in Cargo.toml), when that toolchain can be installed: the
-# library, every feature, type-checked with it (cargo check: what an older compiler refuses) in a copy of the workspace whose lockfile picks dependency versions that
-# support it (the repository's own Cargo.lock is left alone).
+# The minimum supported Rust version (rust-version in Cargo.toml), when that toolchain can be installed: with the
+# repository's own Cargo.lock (--locked: what `cargo install --locked` builds), the library with every feature and
+# the three binaries, type-checked with it (cargo check: what an older compiler refuses).
 msrv="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
-echo "== zkutil on its minimum Rust, $msrv" >&2
+echo "== the library and the binaries on the minimum Rust, $msrv, with Cargo.lock" >&2
 if command -v rustup >/dev/null && rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1; then
-    copy="$(mktemp -d)"
-    git ls-files -z | xargs -0 -I{} cp --parents {} "$copy/"
-    (
-        cd "$copy"
-        CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo "+$msrv" update --quiet
-        CARGO_TARGET_DIR="$OLDPWD/target/msrv" cargo "+$msrv" check --quiet -p zkutil --lib --all-features
-    ) || { rm -rf "$copy"; echo "test.sh: zkutil does not build with Rust $msrv" >&2; exit 1; }
-    rm -rf "$copy"
-    echo "msrv ok: zkutil compiles with Rust $msrv" >&2
+    { CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --quiet --locked -p zkutil --lib --all-features &&
+        CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --quiet --locked -p zkutil-cli -p time-server -p time-client --bins; } ||
+        { echo "test.sh: Rust $msrv cannot build them with Cargo.lock (lower a pin: CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo update -p CRATE)" >&2; exit 1; }
+    echo "msrv ok: the library and the binaries compile with Rust $msrv and Cargo.lock" >&2
 else
     echo "msrv skipped: Rust $msrv cannot be installed here (no rustup, or no network to its dist server)" >&2
 fi

@@ -180,6 +180,8 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
             &startup,
             options.metrics.as_ref(),
         );
+        // Every way out (a signal, a startup timeout, rejected credentials).
+        notify::stopping();
         let session = registered.map(
             |Registered {
                  session,
@@ -247,7 +249,7 @@ fn wait_until_stopped(
                     });
                 }
                 let count = done.registrations.len();
-                notify::ready(&format!("registered {count} of {count}; serving"));
+                notify::ready(&format!("registered {count} of {count}"));
                 registered = Some(done);
             }
             Ok(Event::Started(Err(err))) => return (Err(err), None),
@@ -259,7 +261,6 @@ fn wait_until_stopped(
                 return (Err(err), registered);
             }
             Ok(Event::Stop(signal)) => {
-                notify::stopping();
                 // Also ends a ready check still waiting (--ready-check).
                 startup.cancel();
                 if registered.is_none() {

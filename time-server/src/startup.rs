@@ -309,9 +309,9 @@ impl StartupWork {
         }
         tracing::warn!(attempt = backoff.attempts(), error = %err.chain(), retry_in = %zkutil::rounded(delay), "{what}");
         crate::notify::status(&format!(
-            "waiting for ZooKeeper at {}: {what} ({}); attempt {}",
-            self.config.session.hosts(),
+            "{what} ({}; ZooKeeper at {}); attempt {}",
             err.chain(),
+            self.config.session.hosts(),
             backoff.attempts()
         ));
         Ok(match self.woken.recv_timeout(delay) {

@@ -73,15 +73,19 @@ pub fn exit(binary: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let zk_error = err.chain().find_map(|cause| cause.downcast_ref::<Error>());
-    match zk_error {
-        Some(Error::Interrupted) => ExitCode::from(130),
+    let line = match zk_error {
+        Some(Error::Interrupted) => return ExitCode::from(130),
         Some(Error::Refused { .. }) => {
-            eprintln!("{binary}: error: {err:#} Start one with: scripts/zk.sh start");
-            ExitCode::FAILURE
+            format!("{err:#} Start one with: scripts/zk.sh start")
         }
-        _ => {
-            eprintln!("{binary}: error: {err:#}");
-            ExitCode::FAILURE
-        }
+        _ => format!("{err:#}"),
+    };
+    // With JSON logs, the last word is a JSON line too: a log shipper
+    // reads every line of stderr.
+    if logging::json_active() {
+        tracing::error!(exit = 1, "{line}");
+    } else {
+        eprintln!("{binary}: error: {line}");
     }
+    ExitCode::FAILURE
 }

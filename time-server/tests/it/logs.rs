@@ -125,3 +125,32 @@ fn zk_log_format_in_the_environment_makes_zkutil_log_json() {
             .any(|object| object["message"] == "deregistered")
     );
 }
+
+#[test]
+fn with_json_logs_the_last_error_line_is_json_too() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    zk.kill();
+    let mut server = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-server"),
+        &[
+            "--zk",
+            &hosts,
+            "--listen",
+            "127.0.0.1:0",
+            "--startup-timeout",
+            "1s",
+        ],
+        &[("ZK_LOG_FORMAT", "JSON")],
+    );
+    assert_eq!(server.wait(Duration::from_secs(20)).code(), Some(1));
+    let objects = objects(&server);
+    let last = objects.last().expect("a line");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("--startup-timeout")),
+        "{last}"
+    );
+}

@@ -18,7 +18,7 @@ pub fn zkutil_binary() -> std::path::PathBuf {
     let zkutil = std::path::Path::new(env!("CARGO_BIN_EXE_time-server")).with_file_name("zkutil");
     assert!(
         zkutil.exists(),
-        "{} is missing: run `cargo build -p zkutil --features cli` first",
+        "{} is missing: run `cargo build -p zkutil-cli` first (cargo test --workspace builds it)",
         zkutil.display()
     );
     zkutil

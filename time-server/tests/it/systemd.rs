@@ -56,7 +56,9 @@ fn systemd_hears_the_wait_for_zookeeper_then_ready_once_registered_then_stopping
     let mut heard = Vec::new();
     until_heard(
         &socket,
-        &format!("STATUS=waiting for ZooKeeper at {hosts}"),
+        &format!(
+            "STATUS=ZooKeeper unreachable; listeners keep serving (cannot connect to ZooKeeper at {hosts}"
+        ),
         Duration::from_secs(20),
         &mut heard,
     );
@@ -67,7 +69,7 @@ fn systemd_hears_the_wait_for_zookeeper_then_ready_once_registered_then_stopping
     zk.restart().expect("ZooKeeper starts");
     until_heard(&socket, "READY=1", Duration::from_secs(30), &mut heard);
     let ready = heard.last().cloned().unwrap_or_default();
-    assert!(ready.contains("STATUS=registered 1 of 1"), "{ready}");
+    assert_eq!(ready, "READY=1\nSTATUS=registered 1 of 1\n");
     assert!(
         heard
             .iter()
@@ -136,4 +138,39 @@ fn systemd_analyze_verify_accepts_every_unit_and_each_is_hardened() {
             "{unit}: {said}"
         );
     }
+}
+
+#[test]
+fn systemd_hears_stopping_when_the_startup_timeout_ends_the_server() {
+    let mut zk = zookeeper();
+    let hosts = zk.connect_string();
+    zk.kill();
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&path).expect("a notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    let mut server = TestProcess::start(
+        env!("CARGO_BIN_EXE_time-server"),
+        &[
+            "--zk",
+            &hosts,
+            "--listen",
+            "127.0.0.1:0",
+            "--startup-timeout",
+            "1s",
+        ],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().expect("a UTF-8 path")),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let mut heard = Vec::new();
+    until_heard(&socket, "STOPPING=1", Duration::from_secs(20), &mut heard);
+    assert!(
+        !heard.iter().any(|message| message.contains("READY=1")),
+        "{heard:?}"
+    );
+    assert_eq!(server.wait(Duration::from_secs(20)).code(), Some(1));
 }

@@ -1,7 +1,17 @@
 //! `logging`: how every binary logs. The library itself never installs a
 //! subscriber; a binary calls [`init_logging`] once in `main`.
 
-/// How log lines look (`--log-format`, `ZK_LOG_FORMAT`).
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether [`init_logging`] installed JSON logs.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process logs JSON lines (its last error line is one too).
+pub(crate) fn json_active() -> bool {
+    JSON.load(Ordering::SeqCst)
+}
+
+/// How log lines look (`--log-format`, `ZK_LOG_FORMAT`; any case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
     /// One line of text per event, for people.
@@ -46,6 +56,7 @@ pub fn init_logging(quiet: bool, format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .try_init(),
+            .try_init()
+            .inspect(|()| JSON.store(true, Ordering::SeqCst)),
     };
 }

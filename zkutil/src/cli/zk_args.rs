@@ -123,7 +123,8 @@ pub struct ZkArgs {
     pub quiet: bool,
     /// How log lines look: `text` for people, `json` for log shippers (one object per line, with
     /// the same fields).
-    #[arg(long, global = true, env = "ZK_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
+    #[arg(long, global = true, env = "ZK_LOG_FORMAT", value_enum, ignore_case = true,
+          default_value_t = crate::cli::LogFormat::Text)]
     pub log_format: crate::cli::LogFormat,
     /// How long to wait for ZooKeeper when connecting.
     #[arg(long, global = true, env = "ZK_CONNECT_TIMEOUT", default_value = "5s", value_parser = timeout)]

@@ -1,0 +1,47 @@
+//! The `zkutil` command as a newcomer first meets it: `--version`, and
+//! `--help` for every subcommand, each exiting 0. (These tests also make
+//! `cargo test --workspace` build the binary, which the other packages'
+//! tests run from beside their own.)
+
+use std::process::Command;
+
+const SUBCOMMANDS: [&str; 12] = [
+    "ls",
+    "watch",
+    "get",
+    "register",
+    "sidecar",
+    "render",
+    "disable",
+    "enable",
+    "weight",
+    "check",
+    "status",
+    "completions",
+];
+
+#[test]
+fn every_subcommand_answers_help_and_the_version_is_the_packages() {
+    let zkutil = env!("CARGO_BIN_EXE_zkutil");
+    for subcommand in SUBCOMMANDS {
+        let output = Command::new(zkutil)
+            .args([subcommand, "--help"])
+            .output()
+            .expect("runs zkutil");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && text.contains("Usage: zkutil"),
+            "zkutil {subcommand} --help: {}{}",
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let version = Command::new(zkutil)
+        .arg("--version")
+        .output()
+        .expect("runs zkutil");
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
+        "{version:?}"
+    );
+}
