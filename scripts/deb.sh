@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The version whose options these are (--profile, --no-build, --fast).
-command -v cargo-deb >/dev/null || cargo install --quiet --locked cargo-deb@3.8.0
+# A debug build of the tool itself: it takes two thirds of a release build's time, and packs as fast.
+command -v cargo-deb >/dev/null || cargo install --quiet --locked --debug cargo-deb@3.8.0
 profile="${DEB_PROFILE:-release}"
 case "$profile" in
     release)
