@@ -58,18 +58,28 @@ zk_install_peers() {
     [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || packages+=(libnginx-mod-stream)
     # systemd-analyze verifies the packages' units (time-server/tests/it/systemd.rs).
     command -v systemd-analyze >/dev/null || packages+=(systemd)
+    # A real browser for the web console's tests (time-server/tests/it/console.rs), driven over WebDriver.
+    # Without its recommends (desktop daemons, a sandbox helper the tests turn off).
+    local browser=()
+    [[ -x /usr/bin/chromium ]] || browser+=(chromium)
+    command -v chromedriver >/dev/null || browser+=(chromium-driver)
     # The network lab's drops on arrival and loss are nftables rules (time-server/tests/lab).
     [[ -x /usr/sbin/nft ]] || command -v nft >/dev/null || packages+=(nftables)
     # scripts/structure.sh reads the import graph with a Python script.
     command -v python3 >/dev/null || packages+=(python3-minimal)
-    [[ ${#packages[@]} -eq 0 ]] && return 0
+    [[ ${#packages[@]} -eq 0 && ${#browser[@]} -eq 0 ]] && return 0
     if [[ "$(id -u)" != 0 ]]; then
-        zk_die "the tests' interop peers are not installed and installing needs root: sudo apt-get install -y ${packages[*]}"
+        zk_die "the tests' interop peers are not installed and installing needs root: sudo apt-get install -y ${packages[*]} ${browser[*]}"
     fi
-    zk_log "installing ${packages[*]} (the tests' interop peers)"
+    zk_log "installing ${packages[*]} ${browser[*]} (the tests' interop peers)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 || zk_die "apt-get update failed"
-    apt-get install -y -qq "${packages[@]}" >&2 || zk_die "apt-get install ${packages[*]} failed"
+    if [[ ${#packages[@]} -gt 0 ]]; then
+        apt-get install -y -qq "${packages[@]}" >&2 || zk_die "apt-get install ${packages[*]} failed"
+    fi
+    if [[ ${#browser[@]} -gt 0 ]]; then
+        apt-get install -y -qq --no-install-recommends "${browser[@]}" >&2 || zk_die "apt-get install ${browser[*]} failed"
+    fi
 }
 
 # The network lab's tools (nftables), as root only: without root there is no lab (scripts/chaos.sh).

@@ -10,7 +10,8 @@
 //! * `signals`: [`on_signals`], [`interrupt`], a graceful stop.
 //! * [`exit`]: a binary's exit code and one-line error.
 //! * [`metrics`]: `/metrics` and `/healthz` for `--metrics-listen`.
-//! * `http`: the bounded HTTP/1 server under it (hyper, one thread).
+//! * [`http`]: the bounded HTTP/1 server under it and the web console
+//!   (hyper, one thread).
 //! * [`command`]: an operator's shell command run with a deadline, its
 //!   output kept (checks, `zkutil render`'s validation and reload).
 //! * [`check`]: health checks (HTTP, TCP, a command) and their rise/fall,
@@ -22,7 +23,7 @@
 pub mod check;
 pub mod command;
 mod generate;
-mod http;
+pub mod http;
 mod logging;
 pub mod metrics;
 mod secrets;

@@ -1,6 +1,9 @@
 //! time-server's integration tests, one binary: the protocol in process
 //! (port 0), and the real binary against a real ZooKeeper.
 
+mod browser;
+mod console;
+mod console_http;
 mod faults;
 mod hostile;
 mod logs;

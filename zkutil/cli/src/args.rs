@@ -155,6 +155,16 @@ pub enum Command {
         #[command(flatten)]
         args: crate::render::RenderArgs,
     },
+    /// Serve a live web console of the registry: every base path under a root in every format,
+    /// each instance's state, what changed, instance counts over the last hour, the ensemble's
+    /// health; with --allow-writes, disable, enable and weight buttons.
+    #[command(
+        after_help = "Example:\n  zkutil console                          # then open http://127.0.0.1:7979/\n  zkutil --zk-auth-file ops.cred console --allow-writes\n\nMore: docs/console.md"
+    )]
+    Console {
+        #[command(flatten)]
+        args: crate::console::ConsoleArgs,
+    },
     /// Take an instance out of rotation: it stays registered (and serving
     /// what it has), clients stop picking it. Written in its format's own
     /// field (Curator `enabled`, Spring `instance_status`, serverset

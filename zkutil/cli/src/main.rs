@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod console;
 mod health;
 mod operate;
 mod render;
@@ -69,6 +70,7 @@ impl Command {
                 drain,
             } => sidecar::fleet::run(common, &config, check_config, (metrics_listen, drain)),
             Command::Render { args } => render::run(&common.zk, &args),
+            Command::Console { args } => console::run(&common.zk, &args),
             Command::Disable { endpoint, reason } => {
                 operate::control(common, endpoint, &zkutil::Control::Disable { reason })
             }

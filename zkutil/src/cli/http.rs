@@ -1,6 +1,6 @@
 //! `http`: the small HTTP/1 server under
-//! [`MetricsServer`](super::metrics::MetricsServer), bounded in everything
-//! a client of its port can make the process spend.
+//! [`MetricsServer`](super::metrics::MetricsServer) and `zkutil console`,
+//! bounded in everything a client of its port can make the process spend.
 //!
 //! Whoever reaches the metrics port may be hostile, and the port shares
 //! the process with the time listeners and the ZooKeeper session. So:
@@ -13,7 +13,7 @@
 //! * at most [`MAX_CONNECTIONS`] connections. At the cap, one is closed at
 //!   once to admit the new one: the one whose answer has waited longest
 //!   for a client that does not read, else the one idle the longest, else
-//!   the one answered most ([`Activity::eviction_rank`]), so that idle
+//!   the one answered most, so that idle
 //!   connections never lock out `/healthz`; when every connection is
 //!   making or sending an answer, the new one is closed instead;
 //! * at most [`MAX_REQUESTS`] requests per connection: the last answer
@@ -25,9 +25,12 @@
 //!   pipelines requests and never reads).
 //!
 //! A connection counts as busy while a response body of it is alive, so a
-//! long response (the web console's event streams, later) is neither timed
-//! out nor evicted while its client reads it.
+//! long response (the web console's event streams: [`Body::Stream`]) is
+//! neither timed out nor evicted while its client reads it; an answer that
+//! waits for ZooKeeper is a [`Reply::Later`], so that it never blocks the
+//! server's only thread.
 
+mod answer;
 mod connections;
 mod io;
 
@@ -37,69 +40,46 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+pub use self::answer::{Answer, Body, ByteStream, Handler, Reply, Request};
 use self::connections::{Activity, Entry, Place, Shared, Socket, Table};
 use self::io::{Answering, Watched};
 
 /// Connections held at once. A scraper or two, `curl`s and a few event
 /// streams of the web console fit many times over.
-pub(crate) const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 /// Descriptors the server holds at most: its connections, the one just
 /// accepted (before it has a place or is closed), and four of its own
 /// (measured: the listener, two epoll instances and an eventfd).
-pub(crate) const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 5;
+pub const MAX_DESCRIPTORS: usize = MAX_CONNECTIONS + 5;
 /// Longest request head (request line and headers). Our paths are short;
 /// 8 KiB is the common cap of web servers (nginx, Go).
-pub(crate) const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = 8 * 1024;
 /// Requests answered on one connection; the last answer says
 /// `Connection: close` (nginx's `keepalive_requests` is 1000; a scraper
 /// asks once per interval and reconnects at no cost).
-pub(crate) const MAX_REQUESTS: usize = 100;
+pub const MAX_REQUESTS: usize = 100;
 /// hyper's buffer for reading (its minimum is 8 KiB; the head cap is
 /// [`MAX_HEAD`]).
 const MAX_BUFFER: usize = 16 * 1024;
 /// An idle connection (also: one whose head is not complete) is closed
 /// after this: a scraper reconnects at its next scrape.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection whose writes wait this long for the client to read is
 /// closed.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between failed `accept`s (out of descriptors: none frees up at once).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// What a handler answers.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) body: String,
-}
-
-impl Answer {
-    /// A `text/plain` answer.
-    pub(crate) fn text(status: u16, body: impl Into<String>) -> Answer {
-        Answer {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-        }
-    }
-}
-
-/// Answers a request (method, path) at once: it runs on the server's only
-/// thread.
-pub(crate) type Handler = Box<dyn Fn(&Method, &str) -> Answer + Send + Sync>;
-
 /// The server, until dropped.
-pub(crate) struct HttpServer {
+#[derive(Debug)]
+pub struct HttpServer {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -107,11 +87,11 @@ pub(crate) struct HttpServer {
 
 impl HttpServer {
     /// Binds `listen` and serves `handler` on a thread named `name`.
-    pub(crate) fn start(
-        listen: SocketAddr,
-        name: &str,
-        handler: Handler,
-    ) -> std::io::Result<HttpServer> {
+    ///
+    /// # Errors
+    ///
+    /// Binding the address, starting the thread.
+    pub fn start(listen: SocketAddr, name: &str, handler: Handler) -> std::io::Result<HttpServer> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -138,7 +118,7 @@ impl HttpServer {
     }
 
     /// The address bound.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
@@ -232,7 +212,7 @@ async fn connection(
     let answering = activity.clone();
     // A `Cell`: hyper calls the service by `&self`, one request at a time.
     let requests = std::cell::Cell::new(0usize);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (handler, answering) = (handler.clone(), answering.clone());
         requests.set(requests.get() + 1);
         let last = requests.get() >= MAX_REQUESTS;
@@ -243,7 +223,7 @@ async fn connection(
             // them (up to tokio's budget of I/O operations) before
             // `/healthz` gets its turn.
             tokio::task::yield_now().await;
-            Ok::<_, Infallible>(respond(&handler, &request, &answering, last))
+            Ok::<_, Infallible>(respond(&handler, &request, peer, &answering, last).await)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -272,36 +252,50 @@ async fn connection(
 
 /// The answer to one request. A request with a body is refused: none of
 /// ours takes one, and the head cap then bounds the whole request.
-fn respond(
+async fn respond(
     handler: &Handler,
-    request: &Request<Incoming>,
+    request: &hyper::Request<Incoming>,
+    peer: SocketAddr,
     activity: &Shared,
     last: bool,
 ) -> Response<Answering> {
-    let mut body = Answering::start(activity.clone());
     let headers = request.headers();
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|length| length.as_bytes() != b"0");
-    let answer = if has_body {
-        Answer::text(413, "no request body is expected\n")
+    let reply = if has_body {
+        Answer::text(413, "no request body is expected\n").into()
     } else {
-        handler(request.method(), request.uri().path())
+        handler(&Request {
+            inner: request,
+            peer,
+        })
     };
-    body.body = Full::new(Bytes::from(answer.body));
-    let mut response = Response::new(body);
+    let answer = match reply {
+        Reply::Now(answer) => answer,
+        // The connection stays pending (not idle) meanwhile.
+        Reply::Later(answer) => answer.await,
+    };
+    let mut response = Response::new(Answering::start(activity.clone(), answer.body));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(answer.content_type),
     );
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
     if has_body || last {
         // An unread body must not be taken for the next request.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -22,7 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::http::{Answer, HttpServer};
+use super::http::{Answer, HttpServer, Request};
 use crate::Endpoint;
 
 /// What `/healthz` asks: `Ok` while healthy, else why not (one line).
@@ -118,7 +118,9 @@ impl MetricsServer {
         let server = HttpServer::start(
             listen,
             "metrics",
-            Box::new(move |method, path| answer(method, path, &registry, &health, &before_scrape)),
+            Box::new(move |request: &Request<'_>| {
+                answer(request, &registry, &health, &before_scrape).into()
+            }),
         )?;
         Ok(MetricsServer { server })
     }
@@ -130,26 +132,25 @@ impl MetricsServer {
 }
 
 fn answer(
-    method: &hyper::Method,
-    path: &str,
+    request: &Request<'_>,
     registry: &Mutex<Registry>,
     health: &HealthCheck,
     before_scrape: &BeforeScrape,
 ) -> Answer {
-    if *method != hyper::Method::GET {
+    if request.method() != "GET" {
         return Answer::text(405, "only GET\n");
     }
-    match path {
+    match request.path() {
         "/metrics" => {
             before_scrape();
             let mut body = String::new();
             let registry = lock(registry);
             match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                Ok(()) => Answer {
-                    status: 200,
-                    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                Ok(()) => Answer::new(
+                    200,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     body,
-                },
+                ),
                 Err(err) => Answer::text(500, format!("encoding the metrics: {err}\n")),
             }
         }

@@ -12,11 +12,54 @@ use std::time::Duration;
 ///
 /// Connection or read failures.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[])
+}
+
+/// `method path` on `addr` with `headers` (a `Host` of `addr` unless one is
+/// given) and no body: the status code and the body, as [`http_get`].
+///
+/// # Errors
+///
+/// Connection or read failures.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.take(16 << 20).read_to_string(&mut response)?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    // To the end, or what came within the deadline or before a pause of
+    // 5 s (an endless stream of events is cut there).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while bytes.len() < 16 << 20 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left.min(Duration::from_secs(5))))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            // A stream that pauses after its head: what came is the answer.
+            Err(err) if !bytes.is_empty() && err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split_whitespace()

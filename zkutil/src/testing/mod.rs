@@ -78,7 +78,7 @@ pub use self::zookeeper::ZkEnsemble;
 #[cfg(feature = "testing-peers")]
 #[doc(hidden)]
 pub use self::{
-    http::{http_get, metric_value},
+    http::{http_get, http_request, metric_value},
     inspect::zk_cli,
     peer::CuratorPeer,
     process::{LineRecorder, TestProcess},

@@ -13,26 +13,34 @@ use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use super::answer::{Body as AnswerBody, ByteStream};
 use super::connections::{Shared, Socket};
 use crate::sync::lock;
 
 /// A response body; while it lives its connection is busy, not idle.
 pub(super) struct Answering {
-    pub(super) body: Full<Bytes>,
+    body: Inner,
     activity: Shared,
 }
 
+/// The body's bytes: all at once, or a stream's chunks.
+enum Inner {
+    Full(Full<Bytes>),
+    Stream(ByteStream),
+}
+
 impl Answering {
-    pub(super) fn start(activity: Shared) -> Answering {
+    pub(super) fn start(activity: Shared, body: AnswerBody) -> Answering {
         {
             let mut activity = lock(&activity);
             activity.pending = false;
             activity.answering += 1;
         }
-        Answering {
-            body: Full::default(),
-            activity,
-        }
+        let body = match body {
+            AnswerBody::Full(bytes) => Inner::Full(Full::new(bytes)),
+            AnswerBody::Stream(stream) => Inner::Stream(stream),
+        };
+        Answering { body, activity }
     }
 }
 
@@ -55,15 +63,27 @@ impl Body for Answering {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        match &mut self.get_mut().body {
+            Inner::Full(full) => Pin::new(full).poll_frame(cx),
+            Inner::Stream(stream) => stream
+                .as_mut()
+                .poll_next(cx)
+                .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes)))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.body {
+            Inner::Full(full) => full.is_end_stream(),
+            Inner::Stream(_) => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.body {
+            Inner::Full(full) => full.size_hint(),
+            Inner::Stream(_) => SizeHint::default(),
+        }
     }
 }
 

@@ -1,0 +1,416 @@
+//! `model`: the registry as the console shows it, kept from one
+//! [`Discovery`] per base path: the instances with their records (owner
+//! session, the format's own metadata), what changed (joins, leaves,
+//! disables, enables, weights), and each base path's instance count over
+//! the last hour.
+//!
+//! The page gets the whole of it as one JSON document per change (a slow
+//! browser skips to the latest). While ZooKeeper is unreachable the lists
+//! are the last known ones, marked stale; nothing is read until it is back.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use zkutil::{BasePath, Discovery, Instance, Session, SessionState};
+
+/// Events kept in the timeline, at most (the page shows the latest).
+const TIMELINE_MAX: usize = 2_000;
+/// How long the timeline and the charts look back.
+const LOOK_BACK: Duration = Duration::from_secs(3600);
+/// A chart's samples per base path, at most (a burst of changes adds one
+/// each; the oldest go first).
+const HISTORY_MAX: usize = 4_000;
+/// A chart gets a sample at least this often, change or not.
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// How often a base path's follower looks at the stop flag.
+const FOLLOW_TICK: Duration = Duration::from_millis(200);
+
+/// What the page shows of one instance besides its [`Instance`]: read from
+/// its node, again whenever the instance changes.
+struct Record {
+    instance: Instance,
+    owner: String,
+    metadata: Value,
+}
+
+/// One base path followed.
+struct Source {
+    discovery: Arc<Discovery>,
+    /// Its instances at the last build, by node name (`None`: not built
+    /// yet, so the first listing is no burst of joins).
+    seen: Option<BTreeMap<String, Instance>>,
+    /// (ms since the epoch, in rotation, all).
+    history: VecDeque<(u64, usize, usize)>,
+}
+
+/// The registry as the page shows it.
+pub struct Model {
+    session: Arc<Session>,
+    sources: BTreeMap<String, Source>,
+    records: HashMap<String, Record>,
+    timeline: VecDeque<Value>,
+    /// Woken on every change of a followed list.
+    wake: mpsc::Sender<()>,
+    stopping: Arc<AtomicBool>,
+    followers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Model {
+    /// An empty model; its followers wake `wake` on every change.
+    pub fn new(session: Arc<Session>, wake: mpsc::Sender<()>) -> Model {
+        Model {
+            session,
+            sources: BTreeMap::new(),
+            records: HashMap::new(),
+            timeline: VecDeque::new(),
+            wake,
+            stopping: Arc::new(AtomicBool::new(false)),
+            followers: Vec::new(),
+        }
+    }
+
+    /// Follows `path` from now on (nothing when it is followed already).
+    ///
+    /// # Errors
+    ///
+    /// Starting its discovery.
+    pub fn follow(&mut self, path: &BasePath) -> zkutil::Result<()> {
+        if self.sources.contains_key(path.as_str()) {
+            return Ok(());
+        }
+        let discovery = Arc::new(Discovery::start_with_metadata(self.session.clone(), path)?);
+        let (follower, wake, stopping) =
+            (discovery.clone(), self.wake.clone(), self.stopping.clone());
+        let thread = std::thread::Builder::new()
+            .name("console-follow".into())
+            .spawn(move || follow_changes(&follower, &wake, &stopping));
+        match thread {
+            Ok(thread) => self.followers.push(thread),
+            Err(err) => {
+                tracing::warn!(error = %err, "no follower thread; changes show at the next tick")
+            }
+        }
+        tracing::info!(path = %path, "console: following");
+        self.sources.insert(
+            path.as_str().to_owned(),
+            Source {
+                discovery,
+                seen: None,
+                history: VecDeque::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The base paths under `root` that hold instances, followed from now.
+    pub fn scan(&mut self, root: &str) {
+        if self.session.state() != SessionState::Connected {
+            return;
+        }
+        match zkutil::list_instances_under(&self.session, root, false) {
+            Ok(found) => {
+                for (path, _) in found {
+                    if let Err(err) = self.follow(&path) {
+                        tracing::warn!(path = %path, error = %err, "console: not followed; tried again at the next scan");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(root, error = %err, "console: scanning for base paths failed")
+            }
+        }
+    }
+
+    /// The registry now, as the page's JSON; records are read for the
+    /// instances new or changed since the last build.
+    pub fn build(&mut self, writes: bool) -> Value {
+        let now = SystemTime::now();
+        let now_ms = millis(now);
+        let connected = self.session.state() == SessionState::Connected;
+        let mut services = Vec::with_capacity(self.sources.len());
+        let paths: Vec<String> = self.sources.keys().cloned().collect();
+        let mut live = std::collections::HashSet::new();
+        for path in paths {
+            let Some(source) = self.sources.get(&path) else {
+                continue;
+            };
+            let snapshot = source.discovery.snapshot();
+            let stale = snapshot.is_stale() || !connected;
+            let all: Vec<Instance> = snapshot
+                .instances()
+                .iter()
+                .chain(snapshot.out_of_service().iter())
+                .cloned()
+                .collect();
+            if !stale {
+                self.read_records(&path, &all);
+            }
+            let mut rows = Vec::with_capacity(all.len());
+            let mut now_seen = BTreeMap::new();
+            for instance in &all {
+                let node = format!("{path}/{}", instance.node_name());
+                let record = self.records.get(&node);
+                rows.push(instance_row(instance, record));
+                live.insert(node);
+                now_seen.insert(instance.node_name().to_owned(), instance.clone());
+            }
+            let in_rotation = snapshot.instances().len();
+            let Some(source) = self.sources.get_mut(&path) else {
+                continue;
+            };
+            if !stale && snapshot.version() > 0 {
+                if let Some(before) = &source.seen {
+                    for event in changes(&path, before, &now_seen, now_ms) {
+                        self.timeline.push_back(event);
+                    }
+                }
+                source.seen = Some(now_seen);
+                sample(&mut source.history, now_ms, in_rotation, all.len());
+            }
+            let formats: std::collections::BTreeSet<&str> =
+                all.iter().map(|i| i.format().name()).collect();
+            services.push(json!({
+                "path": path,
+                "formats": formats,
+                "listed": snapshot.version() > 0,
+                "stale": stale,
+                "stale_for_ms": snapshot.stale_for().map(|d| d.as_millis() as u64),
+                "in_rotation": in_rotation,
+                "instances": rows,
+                "history": source.history,
+            }));
+        }
+        // Records of nodes no longer listed; and the old end of the timeline.
+        if connected {
+            self.records.retain(|node, _| live.contains(node));
+        }
+        let oldest = now_ms.saturating_sub(LOOK_BACK.as_millis() as u64);
+        while self.timeline.len() > TIMELINE_MAX
+            || self
+                .timeline
+                .front()
+                .is_some_and(|event| event["at"].as_u64().unwrap_or(0) < oldest)
+        {
+            self.timeline.pop_front();
+        }
+        json!({
+            "now_ms": now_ms,
+            "writes": writes,
+            "zookeeper": {
+                "connected": connected,
+                "state": format!("{:?}", self.session.state()),
+                "session": self.session.id().to_string(),
+            },
+            "services": services,
+            "timeline": self.timeline,
+        })
+    }
+
+    /// Reads the records of `instances` under `path` not read since they
+    /// last changed, in one pipelined batch. A failed read leaves the
+    /// instance without its record, tried again at the next build.
+    fn read_records(&mut self, path: &str, instances: &[Instance]) {
+        let wanted: Vec<(String, &Instance)> = instances
+            .iter()
+            .map(|instance| (format!("{path}/{}", instance.node_name()), instance))
+            .filter(|(node, instance)| {
+                self.records
+                    .get(node)
+                    .is_none_or(|record| record.instance != **instance)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let nodes: Vec<String> = wanted.iter().map(|(node, _)| node.clone()).collect();
+        let reads = match self.session.get_data_many(&nodes) {
+            Ok(reads) => reads,
+            Err(err) => {
+                tracing::debug!(path, error = %err, "console: records not read; tried again later");
+                return;
+            }
+        };
+        for ((node, instance), read) in wanted.into_iter().zip(reads) {
+            let Ok((data, stat)) = read else { continue };
+            let metadata = serde_json::from_slice::<Value>(&data)
+                .ok()
+                .and_then(|record| instance.format().metadata_of(&record).cloned())
+                .unwrap_or(Value::Null);
+            self.records.insert(
+                node,
+                Record {
+                    instance: instance.clone(),
+                    owner: stat.ephemeral_owner().to_string(),
+                    metadata,
+                },
+            );
+        }
+    }
+
+    /// Stops the followers.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for follower in self.followers {
+            let _ = follower.join();
+        }
+    }
+}
+
+/// One row of the page's table.
+fn instance_row(instance: &Instance, record: Option<&Record>) -> Value {
+    json!({
+        "endpoint": instance.endpoint().to_string(),
+        "node": instance.node_name(),
+        "format": instance.format().name(),
+        "in_rotation": instance.is_enabled(),
+        "reason": instance.disabled_reason(),
+        "weight": instance.weight(),
+        "registered_ms": instance.registered_at().map(millis),
+        "owner": record.map(|record| record.owner.as_str()),
+        "metadata": record.map_or(&Value::Null, |record| &record.metadata),
+    })
+}
+
+/// The timeline's events between two listings of `path`.
+fn changes(
+    path: &str,
+    before: &BTreeMap<String, Instance>,
+    after: &BTreeMap<String, Instance>,
+    at: u64,
+) -> Vec<Value> {
+    let event = |kind: &str, instance: &Instance, detail: String| {
+        json!({
+            "at": at,
+            "path": path,
+            "endpoint": instance.endpoint().to_string(),
+            "kind": kind,
+            "detail": detail,
+        })
+    };
+    let mut events = Vec::new();
+    for (node, old) in before {
+        if !after.contains_key(node) {
+            events.push(event("leave", old, format!("{} left", old.format().name())));
+        }
+    }
+    for (node, new) in after {
+        let Some(old) = before.get(node) else {
+            events.push(event(
+                "join",
+                new,
+                format!("{} joined", new.format().name()),
+            ));
+            continue;
+        };
+        if old.is_enabled() && !new.is_enabled()
+            || !new.is_enabled() && old.disabled_reason() != new.disabled_reason()
+        {
+            let why = new.disabled_reason().unwrap_or("no reason given");
+            events.push(event("disable", new, format!("out of rotation: {why}")));
+        } else if !old.is_enabled() && new.is_enabled() {
+            events.push(event("enable", new, "back in rotation".to_owned()));
+        }
+        if old.weight() != new.weight() {
+            let detail = format!("weight {} → {}", old.weight(), new.weight());
+            events.push(event("weight", new, detail));
+        }
+    }
+    events
+}
+
+/// Adds a chart sample when the counts changed or [`SAMPLE_EVERY`] passed;
+/// drops what is older than [`LOOK_BACK`].
+fn sample(
+    history: &mut VecDeque<(u64, usize, usize)>,
+    now_ms: u64,
+    in_rotation: usize,
+    all: usize,
+) {
+    let due = history.back().is_none_or(|&(at, last_in, last_all)| {
+        (last_in, last_all) != (in_rotation, all)
+            || now_ms.saturating_sub(at) >= SAMPLE_EVERY.as_millis() as u64
+    });
+    if due {
+        history.push_back((now_ms, in_rotation, all));
+    }
+    let oldest = now_ms.saturating_sub(LOOK_BACK.as_millis() as u64);
+    // Keep one sample from before the window: the chart's line starts at
+    // its left edge.
+    while history.len() > HISTORY_MAX || history.get(1).is_some_and(|&(at, _, _)| at < oldest) {
+        history.pop_front();
+    }
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// Wakes `wake` whenever `discovery`'s list changes or its view goes stale
+/// or fresh, until `stopping`.
+fn follow_changes(discovery: &Discovery, wake: &mpsc::Sender<()>, stopping: &AtomicBool) {
+    let view = |snapshot: &zkutil::Snapshot| (snapshot.version(), snapshot.is_stale());
+    let mut seen = view(&discovery.snapshot());
+    while !stopping.load(Ordering::SeqCst) {
+        if let Some(snapshot) = discovery.wait_for(FOLLOW_TICK, |snapshot| view(snapshot) != seen) {
+            seen = view(&snapshot);
+            if wake.send(()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(endpoint: &str) -> Instance {
+        Instance::new(endpoint.parse().expect("an endpoint"))
+    }
+
+    #[test]
+    fn a_join_and_a_leave_are_events_and_an_unchanged_instance_is_none() {
+        let (a, b, c) = (
+            instance("10.0.0.1:80"),
+            instance("10.0.0.2:80"),
+            instance("10.0.0.3:80"),
+        );
+        let before = BTreeMap::from([("a".to_owned(), a.clone()), ("b".to_owned(), b)]);
+        let after = BTreeMap::from([("a".to_owned(), a), ("c".to_owned(), c)]);
+        let events = changes("/s", &before, &after, 7);
+        let kinds: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap_or_default(),
+                    e["endpoint"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(kinds, [("leave", "10.0.0.2:80"), ("join", "10.0.0.3:80")]);
+        assert_eq!(events[0]["at"], 7);
+    }
+
+    #[test]
+    fn a_chart_samples_changes_and_keeps_one_point_before_the_hour() {
+        let mut history = VecDeque::new();
+        sample(&mut history, 1_000, 1, 1);
+        sample(&mut history, 2_000, 1, 1);
+        assert_eq!(history.len(), 1, "no change, no minute passed");
+        sample(&mut history, 3_000, 2, 2);
+        assert_eq!(history.len(), 2);
+        let later = 3_000 + LOOK_BACK.as_millis() as u64 + 10_000;
+        sample(&mut history, later, 2, 2);
+        assert_eq!(
+            history.front(),
+            Some(&(3_000, 2, 2)),
+            "the line starts at the left edge"
+        );
+        assert_eq!(history.len(), 2);
+    }
+}
