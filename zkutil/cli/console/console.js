@@ -101,7 +101,7 @@ function chart(history, nowMs) {
   svg.setAttribute("viewBox", "0 0 360 40");
   svg.setAttribute("preserveAspectRatio", "none");
   const first = history.length ? history[0][0] : nowMs;
-  const start = Math.min(nowMs - 60 * 1000, Math.max(nowMs - 3600 * 1000, first));
+  const start = Math.min(nowMs - 5 * 1000, Math.max(nowMs - 3600 * 1000, first));
   const span = nowMs - start;
   const max = Math.max(1, ...history.map((p) => p[2]));
   const x = (t) => ((Math.max(t, start) - start) / span) * 358 + 1;
@@ -123,7 +123,8 @@ function chart(history, nowMs) {
   title.textContent = "instances (grey: all, green: in rotation), max " + max;
   svg.append(title);
   const minutes = Math.round(span / 60000);
-  const label = el("span", { class: "muted chart-label", text: "chart: last " + (minutes >= 60 ? "hour" : minutes + " min") + ", max " + max });
+  const since = minutes >= 60 ? "last hour" : "since the console started (" + (minutes ? minutes + " min" : "<1 min") + ")";
+  const label = el("span", { class: "muted chart-label", text: since + ", max " + max });
   return el("div", { class: "chart-box" }, svg, label);
 }
 
