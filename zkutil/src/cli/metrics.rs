@@ -129,6 +129,47 @@ impl MetricsServer {
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
     }
+
+    /// Serves `registry` with a `zookeeper_connected` gauge (1 while
+    /// `session` is connected) and `/healthz` 200 while it is connected,
+    /// else 503 `ZooKeeper session <state>: <consequence>`; `before_scrape`
+    /// runs before each `/metrics` answer. The server holds the session
+    /// weakly: it does not keep it open.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricsServer::start`].
+    pub fn start_for_session(
+        listen: SocketAddr,
+        mut registry: Registry,
+        session: &Arc<crate::Session>,
+        consequence: &'static str,
+        before_scrape: BeforeScrape,
+    ) -> std::io::Result<MetricsServer> {
+        let connected = Gauge::<i64>::default();
+        registry.register(
+            "zookeeper_connected",
+            "1 while the ZooKeeper session is connected",
+            connected.clone(),
+        );
+        let (for_health, for_scrape) = (Arc::downgrade(session), Arc::downgrade(session));
+        MetricsServer::start_with(
+            listen,
+            Arc::new(Mutex::new(registry)),
+            Box::new(move || match for_health.upgrade().map(|s| s.state()) {
+                Some(crate::SessionState::Connected) => Ok(()),
+                Some(state) => Err(format!("ZooKeeper session {state:?}: {consequence}")),
+                None => Err("stopping".to_owned()),
+            }),
+            Box::new(move || {
+                let up = for_scrape
+                    .upgrade()
+                    .is_some_and(|s| s.state() == crate::SessionState::Connected);
+                connected.set(i64::from(up));
+                before_scrape();
+            }),
+        )
+    }
 }
 
 fn answer(

@@ -115,29 +115,13 @@ impl Metrics {
             "Seconds since every file was last in place after a render (-1: not yet)",
             age.clone(),
         );
-        let connected = Gauge::<i64>::default();
-        registry.register(
-            "zookeeper_connected",
-            "1 while the ZooKeeper session is connected",
-            connected.clone(),
-        );
-        let (for_health, for_scrape) = (Arc::downgrade(session), Arc::downgrade(session));
         let last_success = self.last_success.clone();
-        let server = MetricsServer::start_with(
+        let server = MetricsServer::start_for_session(
             listen,
-            Arc::new(Mutex::new(registry)),
-            Box::new(move || match for_health.upgrade().map(|s| s.state()) {
-                Some(zkutil::SessionState::Connected) => Ok(()),
-                Some(state) => Err(format!(
-                    "ZooKeeper session {state:?}: the files keep their last render"
-                )),
-                None => Err("stopping".to_owned()),
-            }),
+            registry,
+            session,
+            "the files keep their last render",
             Box::new(move || {
-                let up = for_scrape
-                    .upgrade()
-                    .is_some_and(|s| s.state() == zkutil::SessionState::Connected);
-                connected.set(i64::from(up));
                 let last = *zkutil::cli::lock(&last_success);
                 age.set(last.map_or(-1.0, |at| at.elapsed().as_secs_f64()));
             }),

@@ -4,7 +4,7 @@
 //! its runs took. `/healthz` answers for the sidecar itself: 200 while its
 //! ZooKeeper session is connected.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zkutil::Session;
@@ -165,29 +165,12 @@ pub fn serve(
 ) -> anyhow::Result<(Metrics, MetricsServer)> {
     let mut registry = Registry::with_prefix("zkutil_sidecar");
     let metrics = Metrics::new(&mut registry);
-    let connected = Gauge::<i64>::default();
-    registry.register(
-        "zookeeper_connected",
-        "1 while the ZooKeeper session is connected",
-        connected.clone(),
-    );
-    let (for_health, for_scrape) = (Arc::downgrade(session), Arc::downgrade(session));
-    let server = MetricsServer::start_with(
+    let server = MetricsServer::start_for_session(
         listen,
-        Arc::new(Mutex::new(registry)),
-        Box::new(move || match for_health.upgrade().map(|s| s.state()) {
-            Some(zkutil::SessionState::Connected) => Ok(()),
-            Some(state) => Err(format!(
-                "ZooKeeper session {state:?}: registrations cannot be kept"
-            )),
-            None => Err("stopping".to_owned()),
-        }),
-        Box::new(move || {
-            let up = for_scrape
-                .upgrade()
-                .is_some_and(|s| s.state() == zkutil::SessionState::Connected);
-            connected.set(i64::from(up));
-        }),
+        registry,
+        session,
+        "registrations cannot be kept",
+        Box::new(|| {}),
     )?;
     Ok((metrics, server))
 }
