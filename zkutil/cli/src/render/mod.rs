@@ -164,9 +164,7 @@ impl Renderer {
         if let (false, Some(exec)) = (markers.is_empty(), &args.exec) {
             let started = std::time::SystemTime::now();
             let ran = command::run(exec, args.command_timeout, &[], End::OnTimeout);
-            for line in ran.output.lines().filter(|line| !line.trim().is_empty()) {
-                tracing::info!(output = %line.trim_end(), "--exec");
-            }
+            reload::log_output(&ran);
             if let Err(why) = ran.result {
                 bail!("--exec command failed: {why}");
             }

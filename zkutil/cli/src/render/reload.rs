@@ -141,7 +141,7 @@ pub fn clear_owed(markers: &[PathBuf], started: SystemTime) {
 }
 
 /// The last lines the command printed, one log line each.
-fn log_output(ran: &Ran) {
+pub(super) fn log_output(ran: &Ran) {
     let lines: Vec<&str> = ran
         .output
         .lines()
