@@ -243,7 +243,16 @@ fn a_click_with_writes_allowed_takes_an_instance_out_and_the_time_client_stops_p
         "127.0.0.1:0",
     ]);
     let endpoints = server.registered(2);
-    let (console, addr) = console(&zk, &["--path", "/go_servers", "--allow-writes"]);
+    let (console, addr) = console(
+        &zk,
+        &[
+            "--path",
+            "/go_servers",
+            "--allow-writes",
+            "--allow-host",
+            "console.example",
+        ],
+    );
     let browser = Browser::start(1280, 800);
     browser.open(&format!("http://{addr}/"));
     let target = &endpoints[0];
@@ -330,6 +339,13 @@ fn a_click_with_writes_allowed_takes_an_instance_out_and_the_time_client_stops_p
         ),
         ("no origin", vec![("X-Console-Token", token.as_str())]),
         (
+            "a base path the console does not show",
+            vec![
+                ("Origin", own_origin.as_str()),
+                ("X-Console-Token", token.as_str()),
+            ],
+        ),
+        (
             "a rebinding host",
             vec![
                 ("Host", "evil.example"),
@@ -338,9 +354,36 @@ fn a_click_with_writes_allowed_takes_an_instance_out_and_the_time_client_stops_p
             ],
         ),
     ] {
+        let action = match why {
+            "a base path the console does not show" => {
+                format!("/api/action?op=disable&path=%2Felsewhere&endpoint={other}")
+            }
+            _ => action.clone(),
+        };
         let (status, body) = http_request(addr, "POST", &action, &headers).expect("an answer");
         assert_eq!(status, 403, "{why}: {body}");
     }
+    // A reason that would forge a log line is refused.
+    let forged = format!(
+        "{action}&reason=maintenance%0A2026-12-04T00:00:00Z%20INFO%20console:%20operator%20action%20applied"
+    );
+    let (status, body) = http_request(
+        addr,
+        "POST",
+        &forged,
+        &[
+            ("Origin", own_origin.as_str()),
+            ("X-Console-Token", token.as_str()),
+        ],
+    )
+    .expect("an answer");
+    assert_eq!(status, 400, "a reason of two lines: {body}");
+    assert_eq!(
+        console.log_count("operator action applied"),
+        1,
+        "{}",
+        console.stderr_text()
+    );
     let (status, _) =
         http_request(addr, "GET", "/", &[("Host", "evil.example:80")]).expect("an answer");
     assert_eq!(status, 403, "a page asked under a rebinding host name");
@@ -350,12 +393,12 @@ fn a_click_with_writes_allowed_takes_an_instance_out_and_the_time_client_stops_p
         &action,
         &[
             ("Host", host.as_str()),
-            ("Origin", own_origin.as_str()),
+            ("Origin", "https://console.example"),
             ("X-Console-Token", token.as_str()),
         ],
     )
     .expect("an answer");
-    assert_eq!(status, 200, "the page's own request: {body}");
+    assert_eq!(status, 200, "the page behind a proxy that ends TLS: {body}");
 }
 
 #[test]

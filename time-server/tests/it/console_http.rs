@@ -38,28 +38,89 @@ fn without_writes_allowed_a_forged_post_is_refused_and_changes_nothing() {
     let listed: Value = serde_json::from_str(&zkutil_ok(&hosts, &["ls", "--json"])).expect("JSON");
     assert_eq!(listed[0]["in_service"], true, "{listed}");
 
-    // Live event streams are capped: the one over the cap is refused, and a
-    // closed one frees its place.
+    // Live event streams are capped, and clients that hold streams without
+    // reading lock nobody out: a new stream takes the oldest one's place.
     let mut streams: Vec<std::net::TcpStream> = (0..16).map(|_| open_stream(addr)).collect();
-    let (status, _) = http_request(addr, "GET", "/api/events", &[]).expect("an answer");
-    assert_eq!(status, 503, "a 17th live stream");
-    drop(streams.pop());
-    wait_until(
-        Duration::from_secs(10),
-        "a closed stream frees its place",
-        || {
-            let mut stream = std::net::TcpStream::connect(addr).ok()?;
-            stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            std::io::Write::write_all(
-                &mut stream,
-                format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
-            )
-            .ok()?;
-            let mut head = [0u8; 12];
-            std::io::Read::read_exact(&mut stream, &mut head).ok()?;
-            (&head == b"HTTP/1.1 200").then_some(())
-        },
+    let _newest = open_stream(addr);
+    let oldest = &mut streams[0];
+    wait_until(Duration::from_secs(10), "the oldest stream ends", || {
+        ended(oldest).then_some(())
+    });
+}
+
+/// Whether `stream` has ended: what it sent is read (within a second),
+/// and then it is closed.
+fn ended(stream: &mut std::net::TcpStream) -> bool {
+    let mut chunk = [0u8; 64 * 1024];
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    while std::time::Instant::now() < deadline {
+        match std::io::Read::read(stream, &mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn empty_base_paths_are_let_go_and_a_huge_record_reaches_the_page_cut() {
+    let zk = zookeeper();
+    let session = crate::support::observer(&zk);
+    let (console, addr) = console(&zk, &["--root", "/churn", "--rescan", "1s"]);
+    let state = || -> Value {
+        let (_, body) = http_request(addr, "GET", "/api/state", &[]).expect("the state");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let services = |state: &Value| state["registry"]["services"].as_array().map_or(0, Vec::len);
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", console.pid()))
+            .map(Iterator::count)
+            .unwrap_or(0)
+    };
+    // One base path with a huge record, to see first where threads start.
+    session.ensure_path("/churn/big").expect("a base path");
+    let huge = serde_json::json!({ "blob": "x".repeat(200_000) }).to_string();
+    session
+        .create_ephemeral("/churn/big/127.0.0.1:9", huge.as_bytes())
+        .expect("a huge record");
+    wait_until(Duration::from_secs(20), "the big one is shown", || {
+        (services(&state()) == 1).then_some(())
+    });
+    let shown = state();
+    let metadata = &shown["registry"]["services"][0]["instances"][0]["metadata"];
+    let text = metadata.as_str().unwrap_or_default();
+    assert!(
+        text.len() < 4096 && text.contains("bytes in all"),
+        "{metadata}"
     );
+    let baseline = threads();
+    for round in 0..10 {
+        let path = format!("/churn/p{round}");
+        session.ensure_path(&path).expect("a base path");
+        session
+            .create_ephemeral(&format!("{path}/127.0.0.1:{}", 1000 + round), b"")
+            .expect("an instance");
+    }
+    wait_until(Duration::from_secs(20), "eleven base paths shown", || {
+        (services(&state()) == 11).then_some(())
+    });
+    for round in 0..10 {
+        let path = format!("/churn/p{round}");
+        session
+            .delete(&format!("{path}/127.0.0.1:{}", 1000 + round), None)
+            .expect("deleted");
+        session.delete(&path, None).expect("deleted");
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the emptied base paths are let go",
+        || (services(&state()) == 1).then_some(()),
+    );
+    wait_until(Duration::from_secs(10), "their threads end", || {
+        (threads() <= baseline).then_some(())
+    });
 }
 
 /// An event stream of the console, open (its first bytes read).

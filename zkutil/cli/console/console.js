@@ -255,11 +255,20 @@ async function runPending() {
   }
 }
 
+// The stream reconnects by itself after a dropped connection, but not after
+// an error answer (a 503, a console restarting): then a new one is opened,
+// after a wait that grows to 10 s. A console that restarted has a new token:
+// the page reloads to get it.
+let boot = null;
+let retryIn = 500;
 function connect() {
   const events = new EventSource("/api/events");
-  events.addEventListener("open", () => { streamUp = true; drawStatus(); });
+  events.addEventListener("open", () => { streamUp = true; retryIn = 500; drawStatus(); });
   events.addEventListener("registry", (event) => {
-    registry = JSON.parse(event.data);
+    const next = JSON.parse(event.data);
+    if (boot !== null && next.boot !== boot) { location.reload(); return; }
+    boot = next.boot;
+    registry = next;
     skew = registry.now_ms ? registry.now_ms - Date.now() : 0;
     streamUp = true;
     draw();
@@ -268,7 +277,14 @@ function connect() {
     ensemble = JSON.parse(event.data);
     drawEnsemble();
   });
-  events.addEventListener("error", () => { streamUp = false; drawStatus(); });
+  events.addEventListener("error", () => {
+    streamUp = false;
+    drawStatus();
+    if (events.readyState === EventSource.CLOSED) {
+      setTimeout(connect, retryIn);
+      retryIn = Math.min(retryIn * 2, 10000);
+    }
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {

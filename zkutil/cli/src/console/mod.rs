@@ -9,8 +9,10 @@
 //! server-sent events: a change shows without a reload. The ensemble's
 //! four-letter words are asked on their own thread ([`ensemble`]).
 
+mod actions;
 mod args;
 mod ensemble;
+mod events;
 mod model;
 mod web;
 
@@ -19,12 +21,15 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
 use zkutil::cli::ZkArgs;
 use zkutil::cli::http::HttpServer;
 use zkutil::{Backoff, Session};
 
+use self::actions::Actions;
+use self::actions::Shown;
 pub use self::args::ConsoleArgs;
 use self::model::Model;
 use self::web::Web;
@@ -39,22 +44,27 @@ const TICK: Duration = Duration::from_secs(30);
 pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
     let stop = zkutil::cli::on_signals()?;
     let stopping = Arc::new(AtomicBool::new(false));
+    let boot = format!("{:016x}", rand::random::<u64>());
     let waiting = json!({
-        "now_ms": 0, "writes": args.allow_writes, "services": [], "timeline": [],
+        "boot": boot, "now_ms": 0, "writes": args.allow_writes, "services": [], "timeline": [],
         "zookeeper": { "connected": false, "state": "Connecting", "session": null },
     });
-    let (registry, registry_rx) = watch::channel::<Arc<str>>(Arc::from(waiting.to_string()));
-    let (ensemble, ensemble_rx) = watch::channel::<Arc<str>>(Arc::from("[]"));
+    let (registry, registry_rx) = watch::channel(Bytes::from(waiting.to_string()));
+    let (ensemble, ensemble_rx) = watch::channel(Bytes::from_static(b"[]"));
     let session_cell: Arc<std::sync::OnceLock<Arc<Session>>> = Arc::default();
-    let web = Web::new(
-        registry_rx,
-        ensemble_rx,
-        session_cell.clone(),
-        identity(zk),
-        args.allow_writes,
-        args.allow_hosts.clone(),
-        format!("{:032x}", rand::random::<u128>()),
-    );
+    let shown = Shown::default();
+    let actions = Actions {
+        session: session_cell.clone(),
+        identity: identity(zk),
+        writes: args.allow_writes,
+        token: format!("{:032x}", rand::random::<u128>()),
+        shown: shown.clone(),
+    };
+    let web = Web::new(registry_rx, ensemble_rx, actions, args.allow_hosts.clone());
+    if args.allow_writes && !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "console: writes allowed on a port others can reach: \
+            whoever reaches it does what this ZooKeeper identity may (the console has no login)");
+    }
     let server = HttpServer::start(
         args.listen,
         "console",
@@ -72,7 +82,7 @@ pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
                 ensemble::poll(
                     &zk,
                     |value| {
-                        ensemble.send_replace(Arc::from(value.to_string()));
+                        ensemble.send_replace(Bytes::from(value.to_string()));
                     },
                     &stopping,
                     &ticked,
@@ -99,7 +109,7 @@ pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
         let (wake, tick) = (wake.clone(), tick.clone());
         session.subscribe(move |_| wake.send(()).is_ok() && tick.send(()).is_ok());
     }
-    let mut model = Model::new(session, wake);
+    let mut model = Model::new(session, wake, shown, boot);
     for path in &args.paths {
         model
             .follow(path)
@@ -112,7 +122,7 @@ pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
             model.scan(&args.root);
             next_scan = Instant::now() + args.rescan;
         }
-        registry.send_replace(Arc::from(model.build(args.allow_writes).to_string()));
+        registry.send_replace(Bytes::from(model.build(args.allow_writes).to_string()));
         let wait = match scanning {
             true => next_scan
                 .saturating_duration_since(Instant::now())

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use zkutil::{BasePath, Discovery, Instance, Session, SessionState};
 
+use super::actions::Shown;
+
 /// Events kept in the timeline, at most (the page shows the latest).
 const TIMELINE_MAX: usize = 2_000;
 /// How long the timeline and the charts look back.
@@ -28,6 +30,10 @@ const HISTORY_MAX: usize = 4_000;
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
 /// How often a base path's follower looks at the stop flag.
 const FOLLOW_TICK: Duration = Duration::from_millis(200);
+/// The most of one instance's metadata (as JSON text) the page gets: it
+/// shows 400 characters, and a registrant's 1 MiB record must not become
+/// 1 MiB per instance per change per browser.
+const METADATA_SHOWN: usize = 2048;
 
 /// What the page shows of one instance besides its [`Instance`]: read from
 /// its node, again whenever the instance changes.
@@ -40,6 +46,9 @@ struct Record {
 /// One base path followed.
 struct Source {
     discovery: Arc<Discovery>,
+    /// Its follower's stop flag and thread.
+    stop: Arc<AtomicBool>,
+    follower: Option<std::thread::JoinHandle<()>>,
     /// Its instances at the last build, by node name (`None`: not built
     /// yet, so the first listing is no burst of joins).
     seen: Option<BTreeMap<String, Instance>>,
@@ -55,21 +64,23 @@ pub struct Model {
     timeline: VecDeque<Value>,
     /// Woken on every change of a followed list.
     wake: mpsc::Sender<()>,
-    stopping: Arc<AtomicBool>,
-    followers: Vec<std::thread::JoinHandle<()>>,
+    /// The base paths shown, for the actions.
+    shown: Shown,
+    /// This run's id: a page that sees another reloads (a new token).
+    boot: String,
 }
 
 impl Model {
     /// An empty model; its followers wake `wake` on every change.
-    pub fn new(session: Arc<Session>, wake: mpsc::Sender<()>) -> Model {
+    pub fn new(session: Arc<Session>, wake: mpsc::Sender<()>, shown: Shown, boot: String) -> Model {
         Model {
             session,
             sources: BTreeMap::new(),
             records: HashMap::new(),
             timeline: VecDeque::new(),
             wake,
-            stopping: Arc::new(AtomicBool::new(false)),
-            followers: Vec::new(),
+            shown,
+            boot,
         }
     }
 
@@ -83,22 +94,25 @@ impl Model {
             return Ok(());
         }
         let discovery = Arc::new(Discovery::start_with_metadata(self.session.clone(), path)?);
-        let (follower, wake, stopping) =
-            (discovery.clone(), self.wake.clone(), self.stopping.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (follower, wake, stopping) = (discovery.clone(), self.wake.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("console-follow".into())
             .spawn(move || follow_changes(&follower, &wake, &stopping));
-        match thread {
-            Ok(thread) => self.followers.push(thread),
+        let follower = match thread {
+            Ok(thread) => Some(thread),
             Err(err) => {
-                tracing::warn!(error = %err, "no follower thread; changes show at the next tick")
+                tracing::warn!(error = %err, "no follower thread; changes show at the next tick");
+                None
             }
-        }
+        };
         tracing::info!(path = %path, "console: following");
         self.sources.insert(
             path.as_str().to_owned(),
             Source {
                 discovery,
+                stop,
+                follower,
                 seen: None,
                 history: VecDeque::new(),
             },
@@ -111,16 +125,44 @@ impl Model {
         if self.session.state() != SessionState::Connected {
             return;
         }
-        match zkutil::list_instances_under(&self.session, root, false) {
-            Ok(found) => {
-                for (path, _) in found {
-                    if let Err(err) = self.follow(&path) {
-                        tracing::warn!(path = %path, error = %err, "console: not followed; tried again at the next scan");
-                    }
-                }
-            }
+        let found = match zkutil::list_instances_under(&self.session, root, false) {
+            Ok(found) => found,
             Err(err) => {
-                tracing::warn!(root, error = %err, "console: scanning for base paths failed")
+                tracing::warn!(root, error = %err, "console: scanning for base paths failed");
+                return;
+            }
+        };
+        let holding: std::collections::HashSet<String> = found
+            .iter()
+            .map(|(path, _)| path.as_str().to_owned())
+            .collect();
+        for (path, _) in found {
+            if let Err(err) = self.follow(&path) {
+                tracing::warn!(path = %path, error = %err, "console: not followed; tried again at the next scan");
+            }
+        }
+        // A base path that holds nothing any more (deleted, or emptied) is
+        // let go, with its thread and watch; it comes back if it fills.
+        let empty: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(path, source)| {
+                let snapshot = source.discovery.snapshot();
+                !holding.contains(*path)
+                    && snapshot.version() > 0
+                    && !snapshot.is_stale()
+                    && snapshot.instances().is_empty()
+                    && snapshot.out_of_service().is_empty()
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in empty {
+            if let Some(mut source) = self.sources.remove(&path) {
+                tracing::info!(path, "console: no instance left; not followed any more");
+                source.stop.store(true, Ordering::SeqCst);
+                if let Some(follower) = source.follower.take() {
+                    let _ = follower.join();
+                }
             }
         }
     }
@@ -197,7 +239,13 @@ impl Model {
         {
             self.timeline.pop_front();
         }
+        *self
+            .shown
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            self.sources.keys().cloned().collect();
         json!({
+            "boot": self.boot,
             "now_ms": now_ms,
             "writes": writes,
             "zookeeper": {
@@ -239,7 +287,7 @@ impl Model {
             let metadata = serde_json::from_slice::<Value>(&data)
                 .ok()
                 .and_then(|record| instance.format().metadata_of(&record).cloned())
-                .unwrap_or(Value::Null);
+                .map_or(Value::Null, shown_metadata);
             self.records.insert(
                 node,
                 Record {
@@ -253,9 +301,13 @@ impl Model {
 
     /// Stops the followers.
     pub fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for follower in self.followers {
-            let _ = follower.join();
+        for source in self.sources.values() {
+            source.stop.store(true, Ordering::SeqCst);
+        }
+        for (_, mut source) in self.sources {
+            if let Some(follower) = source.follower.take() {
+                let _ = follower.join();
+            }
         }
     }
 }
@@ -273,6 +325,24 @@ fn instance_row(instance: &Instance, record: Option<&Record>) -> Value {
         "owner": record.map(|record| record.owner.as_str()),
         "metadata": record.map_or(&Value::Null, |record| &record.metadata),
     })
+}
+
+/// `metadata` as the page gets it: whole, or when its JSON is longer than
+/// [`METADATA_SHOWN`], the start of that text and its length.
+fn shown_metadata(metadata: Value) -> Value {
+    let text = metadata.to_string();
+    if text.len() <= METADATA_SHOWN {
+        return metadata;
+    }
+    let mut end = METADATA_SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!(
+        "{}… ({} bytes in all: zkutil get shows them)",
+        &text[..end],
+        text.len()
+    ))
 }
 
 /// The timeline's events between two listings of `path`.

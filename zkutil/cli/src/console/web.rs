@@ -14,30 +14,18 @@
 //! * every answer carries a Content-Security-Policy that allows the page's
 //!   own script and style only, so that a value from ZooKeeper that slips
 //!   into markup still runs nothing (the page sets text, never HTML);
-//! * at most [`MAX_STREAMS`] live event streams.
+//! * at most [`MAX_STREAMS`](super::events::MAX_STREAMS) live event
+//!   streams ([`super::events`]); actions are checked in [`super::actions`].
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::json;
-use tokio::sync::{oneshot, watch};
-use zkutil::cli::http::{Answer, Body, Reply, Request};
-use zkutil::{BasePath, Control, Endpoint, Session};
+use tokio::sync::watch;
+use zkutil::cli::http::{Answer, Reply, Request};
 
-/// Live event streams at once (the server holds 64 connections: the rest
-/// stay free for the page, its actions and `/metrics`-style requests).
-pub const MAX_STREAMS: usize = 16;
-/// A comment line on an idle stream this often: a proxy keeps it open, and
-/// a browser that went away is noticed.
-const HEARTBEAT: Duration = Duration::from_secs(15);
-/// The longest an action may take (its conditional writes retry a few
-/// times; each ZooKeeper request has its own timeout).
-const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// The header that carries the page's token with an action.
-const TOKEN_HEADER: &str = "x-console-token";
+use super::actions::Actions;
+use super::events::Streams;
 
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
@@ -47,43 +35,32 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// What the console serves.
 pub struct Web {
-    pub registry: watch::Receiver<Arc<str>>,
-    pub ensemble: watch::Receiver<Arc<str>>,
-    /// Set once connected.
-    pub session: Arc<OnceLock<Arc<Session>>>,
-    /// The ZooKeeper identity the actions use, for the log.
-    pub identity: String,
-    pub writes: bool,
-    pub allow_hosts: Vec<String>,
+    registry: watch::Receiver<Bytes>,
+    ensemble: watch::Receiver<Bytes>,
+    actions: Actions,
+    allow_hosts: Vec<String>,
     /// The page, with this process's token in it.
     page: Bytes,
-    token: String,
-    streams: Arc<AtomicUsize>,
+    streams: Arc<Streams>,
 }
 
 impl Web {
-    /// The console's web side; `token` is a random secret of this process.
-    #[allow(clippy::too_many_arguments)]
+    /// The console's web side: the registry's and the ensemble's JSON
+    /// documents, and the actions (whose token the page carries).
     pub fn new(
-        registry: watch::Receiver<Arc<str>>,
-        ensemble: watch::Receiver<Arc<str>>,
-        session: Arc<OnceLock<Arc<Session>>>,
-        identity: String,
-        writes: bool,
+        registry: watch::Receiver<Bytes>,
+        ensemble: watch::Receiver<Bytes>,
+        actions: Actions,
         allow_hosts: Vec<String>,
-        token: String,
     ) -> Web {
-        let page = INDEX.replace("{{TOKEN}}", &token);
+        let page = INDEX.replace("{{TOKEN}}", &actions.token);
         Web {
             registry,
             ensemble,
-            session,
-            identity,
-            writes,
+            actions,
             allow_hosts,
             page: Bytes::from(page),
-            token,
-            streams: Arc::new(AtomicUsize::new(0)),
+            streams: Arc::default(),
         }
     }
 
@@ -101,11 +78,18 @@ impl Web {
                     self.registry.borrow().clone(),
                     self.ensemble.borrow().clone(),
                 );
-                let body = format!("{{\"registry\":{registry},\"ensemble\":{ensemble}}}");
+                let mut body = Vec::with_capacity(registry.len() + ensemble.len() + 32);
+                body.extend_from_slice(b"{\"registry\":");
+                body.extend_from_slice(&registry);
+                body.extend_from_slice(b",\"ensemble\":");
+                body.extend_from_slice(&ensemble);
+                body.push(b'}');
                 Answer::new(200, "application/json", body)
             }
-            ("GET", "/api/events") => self.events(),
-            ("POST", "/api/action") => return self.action(request),
+            ("GET", "/api/events") => self
+                .streams
+                .open(self.registry.clone(), self.ensemble.clone()),
+            ("POST", "/api/action") => return self.actions.answer(request, secured),
             (
                 _,
                 "/" | "/console.js" | "/console.css" | "/api/state" | "/api/events" | "/api/action",
@@ -126,90 +110,11 @@ impl Web {
             ));
         }
         match request.header("origin") {
-            Some(origin) if origin != format!("http://{host}") => {
+            Some(origin) if !origin_allowed(origin, host, &self.allow_hosts) => {
                 Err(format!("Origin {origin:?} is not this console"))
             }
             _ => Ok(()),
         }
-    }
-
-    /// `GET /api/events`: the registry and the ensemble now, then each
-    /// change (a slow reader skips to the latest).
-    fn events(&self) -> Answer {
-        let streams = self.streams.clone();
-        if streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
-            streams.fetch_sub(1, Ordering::SeqCst);
-            return Answer::text(503, format!("at most {MAX_STREAMS} live consoles\n"))
-                .with_header("retry-after", "5");
-        }
-        let state = Stream {
-            registry: self.registry.clone(),
-            ensemble: self.ensemble.clone(),
-            first: true,
-            _held: Held(streams),
-        };
-        let stream = futures_lite::stream::unfold(state, next_event);
-        Answer {
-            status: 200,
-            content_type: "text/event-stream",
-            headers: vec![("cache-control", "no-store".to_owned())],
-            body: Body::Stream(Box::pin(stream)),
-        }
-    }
-
-    /// `POST /api/action?op=disable|enable|weight&path=…&endpoint=…[&reason=…][&weight=N]`.
-    fn action(&self, request: &Request<'_>) -> Reply {
-        let refuse =
-            |status: u16, why: String| secured(Answer::text(status, format!("{why}\n"))).into();
-        if !self.writes {
-            return refuse(
-                403,
-                "writes are not allowed: the console was started without --allow-writes".to_owned(),
-            );
-        }
-        if request.header("origin").is_none()
-            || request.header(TOKEN_HEADER) != Some(self.token.as_str())
-        {
-            return refuse(
-                403,
-                "an action must come from the console's page (its token is missing or wrong)"
-                    .to_owned(),
-            );
-        }
-        let (path, endpoint, control) = match parse_action(request.query().unwrap_or_default()) {
-            Ok(parsed) => parsed,
-            Err(why) => return refuse(400, why),
-        };
-        let Some(session) = self.session.get().cloned() else {
-            return refuse(503, "not connected to ZooKeeper yet".to_owned());
-        };
-        let (identity, peer) = (self.identity.clone(), request.peer());
-        let (done, answer) = oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("console-action".into())
-            .spawn(move || {
-                let result = run_action(&session, &path, endpoint, &control, &identity, peer);
-                let _ = done.send(result);
-            });
-        if let Err(err) = spawned {
-            return refuse(503, format!("no thread for the action: {err}"));
-        }
-        Reply::Later(Box::pin(async move {
-            let answer = match tokio::time::timeout(ACTION_TIMEOUT, answer).await {
-                Ok(Ok(Ok(nodes))) => Answer::new(
-                    200,
-                    "application/json",
-                    json!({ "ok": true, "nodes": nodes }).to_string(),
-                ),
-                Ok(Ok(Err((status, why)))) => Answer::text(status, format!("{why}\n")),
-                Ok(Err(_)) => Answer::text(500, "the action ended without an answer\n"),
-                Err(_) => Answer::text(
-                    504,
-                    "the action is taking too long; see the console's log\n",
-                ),
-            };
-            secured(answer)
-        }))
     }
 }
 
@@ -241,132 +146,31 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
             .any(|allowed| allowed.eq_ignore_ascii_case(name))
 }
 
-/// An action's base path, endpoint and change, from its query.
-fn parse_action(query: &str) -> Result<(BasePath, Endpoint, Control), String> {
-    let mut fields = std::collections::HashMap::new();
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        fields.insert(key.into_owned(), value.into_owned());
-    }
-    let field = |name: &str| {
-        fields
-            .get(name)
-            .map(String::as_str)
-            .ok_or(format!("no {name} given"))
+/// Whether `origin` is this console's page: `http` or `https` (behind a
+/// proxy that ends TLS) with the request's own Host, or with a name of
+/// `--allow-host` (a proxy that rewrites Host to the console's address).
+fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
     };
-    let path = BasePath::new(field("path")?).map_err(|err| err.to_string())?;
-    let endpoint: Endpoint = field("endpoint")?
-        .parse()
-        .map_err(|err: zkutil::Error| err.to_string())?;
-    let control = match field("op")? {
-        "disable" => Control::Disable {
-            reason: fields
-                .get("reason")
-                .map(|r| r.trim().to_owned())
-                .filter(|r| !r.is_empty()),
-        },
-        "enable" => Control::Enable,
-        "weight" => Control::Weight(
-            field("weight")?
-                .trim()
-                .parse()
-                .map_err(|_| "the weight is a whole number from 0".to_owned())?,
-        ),
-        other => {
-            return Err(format!(
-                "unknown action {other:?}: disable, enable or weight"
-            ));
-        }
-    };
-    Ok((path, endpoint, control))
-}
-
-/// Applies an action, logging who asked and what changed.
-fn run_action(
-    session: &Session,
-    path: &BasePath,
-    endpoint: Endpoint,
-    control: &Control,
-    identity: &str,
-    browser: SocketAddr,
-) -> Result<Vec<String>, (u16, String)> {
-    match control.apply_to(session, path, endpoint) {
-        Ok(applied) => {
-            let nodes: Vec<String> = applied
-                .iter()
-                .map(|node| format!("{} (version {})", node.path, node.version))
-                .collect();
-            tracing::info!(identity = %identity, %browser, base_path = %path, %endpoint, change = %control,
-                nodes = %nodes.join(", "), "console: operator action applied");
-            Ok(nodes)
-        }
-        Err(err) => {
-            tracing::warn!(identity = %identity, %browser, base_path = %path, %endpoint, change = %control,
-                error = %err, "console: operator action failed");
-            let status = match &err {
-                err if err.is_no_auth() => 403,
-                zkutil::Error::NotRegistered { .. } => 404,
-                zkutil::Error::Conflict { .. } => 409,
-                _ => 502,
-            };
-            let why = match status {
-                403 => format!(
-                    "{err}: the console's ZooKeeper identity ({identity}) has no WRITE permission on it"
-                ),
-                _ => err.to_string(),
-            };
-            Err((status, why))
-        }
+    if authority == host {
+        return true;
     }
-}
-
-/// An event stream's state.
-struct Stream {
-    registry: watch::Receiver<Arc<str>>,
-    ensemble: watch::Receiver<Arc<str>>,
-    first: bool,
-    _held: Held,
-}
-
-/// One of the [`MAX_STREAMS`], until the stream ends.
-struct Held(Arc<AtomicUsize>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The stream's next chunk: an event, or a heartbeat; none once the
-/// console stops.
-async fn next_event(mut state: Stream) -> Option<(Bytes, Stream)> {
-    if state.first {
-        state.first = false;
-        let registry = state.registry.borrow_and_update().clone();
-        let ensemble = state.ensemble.borrow_and_update().clone();
-        let chunk = format!(
-            "retry: 1000\n\n{}{}",
-            event("registry", &registry),
-            event("ensemble", &ensemble)
-        );
-        return Some((Bytes::from(chunk), state));
-    }
-    let chunk = tokio::select! {
-        changed = state.registry.changed() => {
-            changed.ok()?;
-            event("registry", &state.registry.borrow_and_update().clone())
-        }
-        changed = state.ensemble.changed() => {
-            changed.ok()?;
-            event("ensemble", &state.ensemble.borrow_and_update().clone())
-        }
-        () = tokio::time::sleep(HEARTBEAT) => ": keep-alive\n\n".to_owned(),
-    };
-    Some((Bytes::from(chunk), state))
-}
-
-/// One server-sent event (`data` is one line of JSON).
-fn event(name: &str, data: &str) -> String {
-    format!("event: {name}\ndata: {data}\n\n")
+    let name = authority
+        .rsplit_once(':')
+        .map_or(authority, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                authority
+            }
+        });
+    allowed
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -399,21 +203,40 @@ mod tests {
     }
 
     #[test]
-    fn an_action_reads_its_query_and_refuses_what_it_cannot_use() {
-        let (path, endpoint, control) = parse_action(
-            "op=disable&path=%2Fgo_servers&endpoint=127.0.0.1%3A80&reason=kernel+upgrade",
-        )
-        .expect("parsed");
-        assert_eq!(path.as_str(), "/go_servers");
-        assert_eq!(endpoint.to_string(), "127.0.0.1:80");
-        assert_eq!(
-            control,
-            Control::Disable {
-                reason: Some("kernel upgrade".to_owned())
-            }
-        );
-        assert!(parse_action("op=weight&path=/s&endpoint=1.2.3.4:5&weight=-1").is_err());
-        assert!(parse_action("op=drop&path=/s&endpoint=1.2.3.4:5").is_err());
-        assert!(parse_action("op=enable&path=relative&endpoint=1.2.3.4:5").is_err());
+    fn an_origin_is_the_consoles_own_host_or_an_allowed_name_over_http_or_https() {
+        let named = vec!["console.example".to_owned()];
+        assert!(origin_allowed(
+            "http://127.0.0.1:7979",
+            "127.0.0.1:7979",
+            &named
+        ));
+        assert!(origin_allowed(
+            "https://127.0.0.1:7979",
+            "127.0.0.1:7979",
+            &named
+        ));
+        assert!(origin_allowed(
+            "https://console.example",
+            "127.0.0.1:7979",
+            &named
+        ));
+        assert!(origin_allowed(
+            "https://console.example:8443",
+            "127.0.0.1:7979",
+            &named
+        ));
+        for refused in [
+            "null",
+            "http://evil.example",
+            "http://127.0.0.1:7979/",
+            "HTTP://127.0.0.1:7979",
+            "ftp://127.0.0.1:7979",
+            "http://127.0.0.1:7980",
+        ] {
+            assert!(
+                !origin_allowed(refused, "127.0.0.1:7979", &named),
+                "{refused}"
+            );
+        }
     }
 }
