@@ -4,6 +4,7 @@
 mod browser;
 mod console;
 mod console_http;
+mod console_scale;
 mod faults;
 mod hostile;
 mod logs;

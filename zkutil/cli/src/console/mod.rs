@@ -14,6 +14,7 @@ mod args;
 mod ensemble;
 mod events;
 mod model;
+mod timeline;
 mod web;
 
 use std::sync::atomic::{AtomicBool, Ordering};
