@@ -114,38 +114,30 @@ impl Browser {
         .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting until {what}"))
     }
 
-    /// Clicks the first element matching `css`.
-    pub(crate) fn click(&self, css: &str) {
-        self.runtime.block_on(async {
-            let element = self
-                .client()
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("no {css}: {e}"));
-            element
-                .click()
-                .await
-                .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-        });
+    /// The first element matching `css`.
+    fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.runtime
+            .block_on(self.client().find(Locator::Css(css)))
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
     }
 
-    /// Types `text` into the first element matching `css`.
+    /// Clicks the first element matching `css`.
+    pub(crate) fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.runtime
+            .block_on(element.click())
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Types `text` into the first element matching `css`, emptied first.
     pub(crate) fn type_into(&self, css: &str, text: &str) {
-        self.runtime.block_on(async {
-            let element = self
-                .client()
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("no {css}: {e}"));
-            element
-                .clear()
-                .await
-                .unwrap_or_else(|e| panic!("clearing {css}: {e}"));
-            element
-                .send_keys(text)
-                .await
-                .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
-        });
+        let element = self.find(css);
+        self.runtime
+            .block_on(async {
+                element.clear().await?;
+                element.send_keys(text).await
+            })
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
     }
 
     /// Resizes the window to `width` × `height`.

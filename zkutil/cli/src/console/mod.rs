@@ -25,9 +25,9 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
+use zkutil::Session;
 use zkutil::cli::ZkArgs;
 use zkutil::cli::http::HttpServer;
-use zkutil::{Backoff, Session};
 
 use self::actions::Actions;
 use self::actions::Shown;
@@ -101,7 +101,12 @@ pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
                 let _ = wake.send(());
             })?;
     }
-    let Some(session) = connect(zk, &woken, &stopping)? else {
+    // The page is served meanwhile and says it is connecting.
+    let wait = |delay| {
+        let _ = woken.recv_timeout(delay);
+        stopping.load(Ordering::SeqCst)
+    };
+    let Some(session) = crate::connect::retrying(zk, true, "the console says so", wait)? else {
         return Ok(true);
     };
     let _ = session_cell.set(session.clone());
@@ -147,32 +152,6 @@ pub fn run(zk: &ZkArgs, args: &ConsoleArgs) -> anyhow::Result<bool> {
     let _ = poller.join();
     drop(server);
     Ok(true)
-}
-
-/// A session, retried until it connects (`None`: stopped first). The page
-/// is served meanwhile and says it is connecting.
-fn connect(
-    zk: &ZkArgs,
-    woken: &mpsc::Receiver<()>,
-    stopping: &AtomicBool,
-) -> anyhow::Result<Option<Arc<Session>>> {
-    let config = zk.session_config();
-    let mut backoff = Backoff::default();
-    loop {
-        match config.clone().connect() {
-            Ok(session) => return Ok(Some(Arc::new(session))),
-            Err(zkutil::Error::Interrupted) => return Ok(None),
-            Err(err) if !err.is_retryable() => return Err(err.into()),
-            Err(err) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %err, retry_in = %zkutil::rounded(delay), "console: ZooKeeper unreachable");
-                let _ = woken.recv_timeout(delay);
-                if stopping.load(Ordering::SeqCst) {
-                    return Ok(None);
-                }
-            }
-        }
-    }
 }
 
 /// The ZooKeeper identity of the session, as the action log names it.

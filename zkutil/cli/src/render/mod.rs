@@ -85,7 +85,9 @@ pub fn run(zk: &zkutil::cli::ZkArgs, args: &RenderArgs) -> anyhow::Result<bool> 
         false => args.paths.clone(),
     };
     let stop = zkutil::cli::on_signals()?;
-    let Some(session) = connect(zk, args.once, &stop)? else {
+    let wait = |delay| stop.recv_timeout(delay).is_ok();
+    let meanwhile = "the files keep their last render";
+    let Some(session) = crate::connect::retrying(zk, !args.once, meanwhile, wait)? else {
         return Ok(true);
     };
     let metrics = Metrics::default();
@@ -123,32 +125,6 @@ pub fn run(zk: &zkutil::cli::ZkArgs, args: &RenderArgs) -> anyhow::Result<bool> 
         return renderer.once(args);
     }
     renderer.follow(args, stop)
-}
-
-/// A session; with `once`, one attempt, otherwise retried until it
-/// succeeds (`None`: a stop signal came first).
-fn connect(
-    zk: &zkutil::cli::ZkArgs,
-    once: bool,
-    stop: &mpsc::Receiver<i32>,
-) -> anyhow::Result<Option<Arc<Session>>> {
-    let config = zk.session_config();
-    let mut backoff = Backoff::default();
-    loop {
-        match config.clone().connect() {
-            Ok(session) => return Ok(Some(Arc::new(session))),
-            Err(zkutil::Error::Interrupted) => return Ok(None),
-            Err(err) if !once && err.is_retryable() => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %err, retry_in = %zkutil::rounded(delay),
-                    "ZooKeeper unreachable; the files keep their last render");
-                if stop.recv_timeout(delay).is_ok() {
-                    return Ok(None);
-                }
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
 }
 
 impl Renderer {
