@@ -263,7 +263,12 @@ let boot = null;
 let retryIn = 500;
 function connect() {
   const events = new EventSource("/api/events");
-  events.addEventListener("open", () => { streamUp = true; retryIn = 500; drawStatus(); });
+  events.addEventListener("open", () => {
+    clearTimeout(connect.down);
+    streamUp = true;
+    retryIn = 500;
+    drawStatus();
+  });
   events.addEventListener("registry", (event) => {
     const next = JSON.parse(event.data);
     if (boot !== null && next.boot !== boot) { location.reload(); return; }
@@ -278,9 +283,12 @@ function connect() {
     drawEnsemble();
   });
   events.addEventListener("error", () => {
-    streamUp = false;
-    drawStatus();
+    // Said only when the stream stays away: a stream ended for a newer one
+    // is back within a second.
+    clearTimeout(connect.down);
+    connect.down = setTimeout(() => { streamUp = false; drawStatus(); }, 2000);
     if (events.readyState === EventSource.CLOSED) {
+      events.close();
       setTimeout(connect, retryIn);
       retryIn = Math.min(retryIn * 2, 10000);
     }

@@ -82,7 +82,7 @@ impl Actions {
         let who = Who {
             identity: self.identity.clone(),
             browser: request.peer(),
-            forwarded_for: request.header("x-forwarded-for").map(str::to_owned),
+            forwarded_for: request.header_text("x-forwarded-for"),
         };
         let (done, answer) = oneshot::channel();
         let spawned = std::thread::Builder::new()
@@ -170,15 +170,26 @@ fn checked_reason(reason: &str) -> Result<String, String> {
     if reason.chars().count() > MAX_REASON {
         return Err(format!("a reason is at most {MAX_REASON} characters"));
     }
-    // Control characters (a new line forges a log line; ESC colours a
-    // terminal) and the marks that reorder text as it is displayed.
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if reason.chars().any(|c| c.is_control() || bidi(c)) {
+    if reason.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(
             "a reason is one line of text, without control or direction characters".to_owned(),
         );
     }
     Ok(reason.to_owned())
+}
+
+/// Unicode's format characters (Cf: direction marks and overrides that
+/// reorder displayed text, zero-width characters, the byte-order mark,
+/// tags) and its line and paragraph separators (Zl, Zp: a new line to many
+/// log viewers); control characters (Cc: a new line, ESC) are
+/// `char::is_control`'s.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{0600}'..='\u{0605}' | '\u{061c}' | '\u{06dd}' | '\u{070f}' | '\u{0890}'..='\u{0891}'
+        | '\u{08e2}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{110bd}' | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
 }
 
 /// Applies an action, logging who asked and what changed.
@@ -249,6 +260,10 @@ mod tests {
             "op=disable&path=/s&endpoint=1.2.3.4:5&reason=a%0A2026-12-04T00:00:00Z+INFO+forged",
             "op=disable&path=/s&endpoint=1.2.3.4:5&reason=%1B%5B31mred",
             "op=disable&path=/s&endpoint=1.2.3.4:5&reason=%E2%80%AEreversed",
+            "op=disable&path=/s&endpoint=1.2.3.4:5&reason=a%D8%9Cb",
+            "op=disable&path=/s&endpoint=1.2.3.4:5&reason=a%E2%80%A8b",
+            "op=disable&path=/s&endpoint=1.2.3.4:5&reason=a%E2%80%8Bb",
+            "op=disable&path=/s&endpoint=1.2.3.4:5&reason=a%EF%BB%BFb",
         ] {
             assert!(parse(refused).is_err(), "{refused}");
         }

@@ -4,10 +4,13 @@
 //! Each document is one shared buffer: a stream sends it by reference,
 //! never a copy per browser, and a slow browser skips to the latest.
 //! At most [`MAX_STREAMS`] live at once; a new one takes the place of the
-//! oldest, which ends (its browser reconnects within a second), so that
-//! streams held open by clients that never read cannot lock browsers out.
+//! oldest stream of the address that holds the most (its browser
+//! reconnects within a second). Streams held open by clients that never
+//! read cannot lock browsers out, and a client that keeps opening streams
+//! ends its own, not another address's page.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,14 +31,16 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 #[derive(Default)]
 pub struct Streams {
     next: AtomicU64,
-    live: Mutex<VecDeque<(u64, Arc<Notify>)>>,
+    live: Mutex<VecDeque<(u64, IpAddr, Arc<Notify>)>>,
 }
 
 impl Streams {
-    /// A stream of `registry` and `ensemble` (JSON documents), taking the
-    /// place of the oldest stream when [`MAX_STREAMS`] are live.
+    /// A stream of `registry` and `ensemble` (JSON documents) for `peer`,
+    /// taking the place of another when [`MAX_STREAMS`] are live: the
+    /// oldest of the address holding the most, `peer`'s own on a tie.
     pub fn open(
         self: &Arc<Self>,
+        peer: IpAddr,
         registry: watch::Receiver<Bytes>,
         ensemble: watch::Receiver<Bytes>,
     ) -> Answer {
@@ -44,15 +49,27 @@ impl Streams {
         {
             let mut live = lock(&self.live);
             while live.len() >= MAX_STREAMS {
-                if let Some((oldest, end)) = live.pop_front() {
-                    tracing::debug!(
-                        stream = oldest,
-                        "console: the oldest event stream ended for a new one"
-                    );
+                let mut held: HashMap<IpAddr, usize> = HashMap::new();
+                for (_, ip, _) in live.iter() {
+                    *held.entry(*ip).or_default() += 1;
+                }
+                let most = held.values().copied().max().unwrap_or(0);
+                let victim = match held.get(&peer) {
+                    Some(&own) if own == most => peer,
+                    _ => held
+                        .into_iter()
+                        .find(|&(_, n)| n == most)
+                        .map_or(peer, |(ip, _)| ip),
+                };
+                let Some(at) = live.iter().position(|(_, ip, _)| *ip == victim) else {
+                    break;
+                };
+                if let Some((oldest, ip, end)) = live.remove(at) {
+                    tracing::debug!(stream = oldest, %ip, "console: an event stream ended for a new one");
                     end.notify_one();
                 }
             }
-            live.push_back((id, ended.clone()));
+            live.push_back((id, peer, ended.clone()));
         }
         let state = Stream {
             registry,
@@ -100,7 +117,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        lock(&self.streams.live).retain(|(id, _)| *id != self.id);
+        lock(&self.streams.live).retain(|(id, _, _)| *id != self.id);
     }
 }
 
@@ -160,8 +177,9 @@ mod tests {
         let streams = Arc::new(Streams::default());
         let (_registry, registry) = watch::channel(Bytes::from_static(b"{}"));
         let (_ensemble, ensemble) = watch::channel(Bytes::from_static(b"[]"));
+        let local: IpAddr = [127, 0, 0, 1].into();
         let mut answers: Vec<Answer> = (0..MAX_STREAMS + 3)
-            .map(|_| streams.open(registry.clone(), ensemble.clone()))
+            .map(|_| streams.open(local, registry.clone(), ensemble.clone()))
             .collect();
         assert_eq!(streams.live(), MAX_STREAMS);
         answers.truncate(2);
@@ -170,5 +188,23 @@ mod tests {
             0,
             "the two oldest were ended, the rest dropped"
         );
+    }
+
+    #[test]
+    fn a_client_that_keeps_opening_streams_ends_its_own_not_another_addresss() {
+        let streams = Arc::new(Streams::default());
+        let (_registry, registry) = watch::channel(Bytes::from_static(b"{}"));
+        let (_ensemble, ensemble) = watch::channel(Bytes::from_static(b"[]"));
+        let (page, flood): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let _page = streams.open(page, registry.clone(), ensemble.clone());
+        let _flood: Vec<Answer> = (0..100)
+            .map(|_| streams.open(flood, registry.clone(), ensemble.clone()))
+            .collect();
+        assert_eq!(streams.live(), MAX_STREAMS);
+        let pages = lock(&streams.live)
+            .iter()
+            .filter(|(_, ip, _)| *ip == page)
+            .count();
+        assert_eq!(pages, 1, "the page keeps its stream");
     }
 }

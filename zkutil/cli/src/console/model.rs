@@ -150,13 +150,22 @@ impl Model {
             })
             .map(|(path, _)| path.clone())
             .collect();
+        let mut gone = Vec::with_capacity(empty.len());
         for path in empty {
-            if let Some(mut source) = self.sources.remove(&path) {
+            if let Some(source) = self.sources.remove(&path) {
                 tracing::info!(path, "console: no instance left; not followed any more");
                 source.stop.store(true, Ordering::SeqCst);
-                if let Some(follower) = source.follower.take() {
-                    let _ = follower.join();
-                }
+                gone.push(source);
+            }
+        }
+        // Their followers notice the stop within a tick, and a discovery
+        // ends its watch when dropped: off this loop, which goes on.
+        if !gone.is_empty() {
+            let dropped = std::thread::Builder::new()
+                .name("console-drop".into())
+                .spawn(move || end(gone));
+            if let Err(err) = dropped {
+                tracing::warn!(error = %err, "console: no thread to end dropped base paths");
             }
         }
     }
@@ -295,13 +304,19 @@ impl Model {
 
     /// Stops the followers.
     pub fn stop(self) {
-        for source in self.sources.values() {
-            source.stop.store(true, Ordering::SeqCst);
-        }
-        for (_, mut source) in self.sources {
-            if let Some(follower) = source.follower.take() {
-                let _ = follower.join();
-            }
+        end(self.sources.into_values().collect());
+    }
+}
+
+/// Stops `sources`' followers (all at once, then waits for each) and drops
+/// their discoveries.
+fn end(sources: Vec<Source>) {
+    for source in &sources {
+        source.stop.store(true, Ordering::SeqCst);
+    }
+    for mut source in sources {
+        if let Some(follower) = source.follower.take() {
+            let _ = follower.join();
         }
     }
 }

@@ -86,9 +86,11 @@ impl Web {
                 body.push(b'}');
                 Answer::new(200, "application/json", body)
             }
-            ("GET", "/api/events") => self
-                .streams
-                .open(self.registry.clone(), self.ensemble.clone()),
+            ("GET", "/api/events") => {
+                let peer = request.peer().ip();
+                self.streams
+                    .open(peer, self.registry.clone(), self.ensemble.clone())
+            }
             ("POST", "/api/action") => return self.actions.answer(request, secured),
             (
                 _,

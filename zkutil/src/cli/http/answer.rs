@@ -39,6 +39,19 @@ impl Request<'_> {
         self.inner.headers().get(name)?.to_str().ok()
     }
 
+    /// Every value of a header, joined by `, ` as HTTP joins them, with
+    /// bytes that are no UTF-8 replaced (a value to log, whatever it holds).
+    pub fn header_text(&self, name: &str) -> Option<String> {
+        let values: Vec<String> = self
+            .inner
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
     /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
