@@ -76,11 +76,11 @@ pub struct Args {
     #[arg(long, env = "TIME_CLIENT_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
     /// Print one JSON object per request and a summary object on stdout.
-    #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain")]
+    #[arg(long, env = "TIME_CLIENT_JSON", conflicts_with = "plain", value_parser = zkutil::cli::env_flag())]
     json: bool,
     /// Print two lines per answered request, `connect host: <ip:port>` and the reply: the output of
     /// the Go client that reads the same registry, for scripts written for it.
-    #[arg(long, env = "TIME_CLIENT_PLAIN")]
+    #[arg(long, env = "TIME_CLIENT_PLAIN", value_parser = zkutil::cli::env_flag())]
     plain: bool,
 }
 

@@ -54,7 +54,7 @@ pub struct Args {
     weight: Option<u32>,
     /// Register out of rotation (a two-phase start): clients see the server but pick it only after
     /// `zkutil enable <ip:port>` (or once --ready-check passes).
-    #[arg(long, env = "TIME_SERVER_START_DISABLED")]
+    #[arg(long, env = "TIME_SERVER_START_DISABLED", value_parser = zkutil::cli::env_flag())]
     start_disabled: bool,
     /// With --start-disabled: a shell command run every second (at most 10 s each) until it exits
     /// 0; then the server puts itself in rotation.
@@ -84,7 +84,7 @@ pub struct Args {
     /// With --zk-auth, when the parent of the registrations already exists open to anyone (as the
     /// Go servers or a run without auth leave /go_servers): set its ACL to this identity ALL,
     /// the world READ, instead of refusing to start. Needs ADMIN on that node.
-    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = zkutil::cli::ZK_IDENTITY)]
+    #[arg(long, env = "TIME_SERVER_TIGHTEN_ACL", requires = zkutil::cli::ZK_IDENTITY, value_parser = zkutil::cli::env_flag())]
     tighten_acl: bool,
     /// Delay every reply by this much: an artificially slow server, for tests and benchmarks.
     #[arg(long, hide = true, default_value = "0s", value_parser = zkutil::cli::duration)]

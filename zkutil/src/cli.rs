@@ -49,7 +49,7 @@ pub use self::generate::{GenerateArgs, print_completions, print_man_page};
 pub use self::logging::{LogFormat, init_logging};
 pub use self::secrets::{SecretFileError, SecretFileParser, SecretParser, read_secret_file};
 pub use self::signals::{interrupt, on_signals};
-pub use self::values::{MAX_DURATION, duration, timeout, writable_format};
+pub use self::values::{MAX_DURATION, duration, env_flag, timeout, writable_format};
 pub use self::zk_args::{LayoutArgs, ZK_IDENTITY, ZkArgs, zk_hosts};
 /// The binaries take poisoned locks the way the library does.
 pub use crate::sync::lock;

@@ -56,7 +56,7 @@ pub enum Command {
     )]
     Ls {
         /// A JSON array instead of a table.
-        #[arg(long, env = "ZKUTIL_JSON")]
+        #[arg(long, env = "ZKUTIL_JSON", value_parser = zkutil::cli::env_flag())]
         json: bool,
         /// List every parent below this root that holds instances, in every format, in one view
         /// (`/` for the whole registry: /go_servers, /services/<service>, serverset paths), with
@@ -69,7 +69,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  zkutil watch\n  zkutil watch --json")]
     Watch {
         /// One JSON object per event.
-        #[arg(long, env = "ZKUTIL_JSON")]
+        #[arg(long, env = "ZKUTIL_JSON", value_parser = zkutil::cli::env_flag())]
         json: bool,
         /// Serve Prometheus metrics and /healthz (200 while the view is fresh) on this address.
         #[arg(long, env = "ZKUTIL_METRICS_LISTEN")]
@@ -116,7 +116,7 @@ pub enum Command {
         /// and --zk-auth.
         // `requires` cannot see the global --zk-auth given before the
         // subcommand: checked by `commands::register`.
-        #[arg(long, env = "ZKUTIL_TIGHTEN_ACL")]
+        #[arg(long, env = "ZKUTIL_TIGHTEN_ACL", value_parser = zkutil::cli::env_flag())]
         tighten_acl: bool,
         #[command(flatten)]
         health: HealthArgs,
@@ -211,7 +211,7 @@ pub enum Command {
         #[arg(long, env = "ZKUTIL_CHECK_MIN", default_value_t = 0)]
         min: usize,
         /// One JSON object per instance.
-        #[arg(long, env = "ZKUTIL_JSON")]
+        #[arg(long, env = "ZKUTIL_JSON", value_parser = zkutil::cli::env_flag())]
         json: bool,
     },
     /// Each ZooKeeper host's `srvr`: mode, zxid, connections, latency; exit
@@ -222,7 +222,7 @@ pub enum Command {
         #[arg(long, env = "ZKUTIL_STATUS_TIMEOUT", default_value = "2s", value_parser = zkutil::cli::timeout)]
         timeout: Duration,
         /// One JSON object per host.
-        #[arg(long, env = "ZKUTIL_JSON")]
+        #[arg(long, env = "ZKUTIL_JSON", value_parser = zkutil::cli::env_flag())]
         json: bool,
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).

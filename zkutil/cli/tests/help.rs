@@ -5,13 +5,14 @@
 
 use std::process::Command;
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "ls",
     "watch",
     "get",
     "register",
     "sidecar",
     "render",
+    "console",
     "disable",
     "enable",
     "weight",
@@ -44,4 +45,22 @@ fn every_subcommand_answers_help_and_the_version_is_the_packages() {
         String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
         "{version:?}"
     );
+}
+
+#[test]
+fn an_empty_or_falsy_flag_variable_means_off_and_any_other_value_on() {
+    let zkutil = env!("CARGO_BIN_EXE_zkutil");
+    // `completions` parses every global flag and needs no ZooKeeper.
+    for value in ["", "0", "false", "off", "1", "true", "yes"] {
+        let output = Command::new(zkutil)
+            .args(["completions", "bash"])
+            .env("ZK_QUIET", value)
+            .output()
+            .expect("runs zkutil");
+        assert!(
+            output.status.success(),
+            "ZK_QUIET={value:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

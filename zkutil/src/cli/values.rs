@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+/// The parser of an on/off flag's environment variable: empty, `0`,
+/// `false`, `no`, `off` (any case) are off, anything else on, as an
+/// `EnvironmentFile` line `ZK_QUIET=` means "not set" rather than a usage
+/// error. On the command line the flag takes no value, as before.
+pub fn env_flag() -> clap::builder::FalseyValueParser {
+    clap::builder::FalseyValueParser::new()
+}
+
 /// The longest duration any flag accepts. Longer is a typo (a missing
 /// unit, `99999999999years`), and would overflow a deadline.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);

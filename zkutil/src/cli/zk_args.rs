@@ -119,7 +119,7 @@ pub struct ZkArgs {
     #[arg(long, global = true, env = "ZK_SESSION_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub session_timeout: Duration,
     /// Log only warnings and errors (RUST_LOG, when set, wins).
-    #[arg(long, short, global = true, env = "ZK_QUIET")]
+    #[arg(long, short, global = true, env = "ZK_QUIET", value_parser = crate::cli::env_flag())]
     pub quiet: bool,
     /// How log lines look: `text` for people, `json` for log shippers (one object per line, with
     /// the same fields).

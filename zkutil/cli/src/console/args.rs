@@ -27,7 +27,7 @@ pub struct ConsoleArgs {
     /// Offers disable, enable and weight buttons, each written with the session's ZooKeeper
     /// identity (--zk-auth, --zk-tls-cert, --zk-sasl) through the same conditional writes as
     /// `zkutil disable`. Off by default: the page is read-only and refuses every write.
-    #[arg(long, env = "ZKUTIL_CONSOLE_ALLOW_WRITES")]
+    #[arg(long, env = "ZKUTIL_CONSOLE_ALLOW_WRITES", value_parser = zkutil::cli::env_flag())]
     pub allow_writes: bool,
     /// A host name the browser may use to reach the console besides an IP address and
     /// `localhost` (repeatable): any other Host header is refused, against DNS rebinding.

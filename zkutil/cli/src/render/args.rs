@@ -44,7 +44,7 @@ pub struct RenderArgs {
     pub wait: Wait,
     /// Render a base path with no instance in rotation (by default its last file is kept: an
     /// empty backend is more often a fault than the truth).
-    #[arg(long, env = "ZKUTIL_RENDER_ALLOW_EMPTY")]
+    #[arg(long, env = "ZKUTIL_RENDER_ALLOW_EMPTY", value_parser = zkutil::cli::env_flag())]
     pub allow_empty: bool,
     /// Render once and exit: 0 when every file is in place (and --exec passed), 1 otherwise.
     #[arg(long)]
