@@ -7,8 +7,8 @@ use zkutil::testing::ZkServer;
 
 use crate::section::Report;
 use crate::section::{
-    change_cost, curator, discovery, failover, fan_out, latency, memory, region, render, scale,
-    slow_server, throughput, tls, visibility,
+    change_cost, console, curator, discovery, failover, fan_out, latency, memory, region, render,
+    scale, slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -57,6 +57,7 @@ impl Report {
         rows.extend(self.region.iter().flat_map(region::summary));
         rows.extend(self.tls.iter().flat_map(tls::summary));
         rows.extend(self.render.iter().flat_map(render::summary));
+        rows.extend(self.console.iter().flat_map(console::summary));
         rows
     }
 
@@ -119,6 +120,9 @@ impl Report {
         }
         if let Some(r) = &self.render {
             render::write(&mut md, r);
+        }
+        if let Some(c) = &self.console {
+            console::write(&mut md, c);
         }
         format!("{}\n", md.trim_end())
     }

@@ -4,6 +4,7 @@
 //! so that a figure, its target and its verdict have one home.
 
 pub mod change_cost;
+pub mod console;
 pub mod curator;
 pub mod discovery;
 pub mod failover;
@@ -21,6 +22,7 @@ pub mod visibility;
 use std::time::Duration;
 
 use self::change_cost::ChangeCost;
+use self::console::Console;
 use self::curator::AgainstCurator;
 use self::discovery::Cost;
 use self::failover::Failover;
@@ -56,6 +58,7 @@ pub struct Report {
     pub region: Option<Region>,
     pub tls: Option<Tls>,
     pub render: Option<Render>,
+    pub console: Option<Console>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -66,7 +69,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 13] = [
+pub const ALL: [(&str, Run); 14] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -80,6 +83,7 @@ pub const ALL: [(&str, Run); 13] = [
     ("region", region::run),
     ("tls", tls::run),
     ("render", render::run),
+    ("console", console::run),
 ];
 
 pub fn names() -> Vec<&'static str> {
