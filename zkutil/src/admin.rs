@@ -181,6 +181,30 @@ pub fn parse_srvr(answer: &str) -> Option<ServerStatus> {
     })
 }
 
+/// Sends `word` to `host` (`name:port` of a connect string), over TLS with
+/// `tls` (the server's name checked against the host's), as
+/// [`four_letter_word`] otherwise.
+///
+/// # Errors
+///
+/// As [`resolve`] and [`four_letter_word`].
+pub fn ask_host(
+    host: &str,
+    word: &str,
+    timeout: Duration,
+    tls: Option<&TlsConfig>,
+) -> std::io::Result<String> {
+    let addr = resolve(host)?;
+    match tls {
+        Some(tls) => {
+            let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            four_letter_word_tls(addr, name, word, timeout, tls)
+        }
+        None => four_letter_word(addr, word, timeout),
+    }
+}
+
 /// Resolves `host:port` (a name, an IPv4 address or `[v6]:port`).
 ///
 /// # Errors

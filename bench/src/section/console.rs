@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,9 @@ use zkutil::{BasePath, Discovery};
 
 use super::Report;
 use super::region::seen_by;
+use super::render::{Killed, against_discovery};
 use crate::Bench;
-use crate::stats::{Stats, d, ratio_of};
+use crate::stats::{Stats, d};
 use crate::summary::Row;
 
 /// The times, each from the create's (or delete's) acknowledgement.
@@ -25,16 +26,6 @@ pub struct Console {
     pub discovery: Stats,
     pub joined: Stats,
     pub left: Stats,
-}
-
-/// A child killed and reaped on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The registry documents of the console's event stream on `addr`, as
@@ -171,27 +162,21 @@ pub fn write(md: &mut String, console: &Console) {
          it; then, from the delete's, the first document without it.\n\n\
          | from a change to | n | median | p99 | : discovery |\n|---|---:|---:|---:|---:|"
     );
-    for (what, stats) in [
-        (
-            "a `Discovery` listing the new node (baseline)",
-            &console.discovery,
-        ),
-        ("the console's stream holding it", &console.joined),
-        (
-            "the console's stream without it, after its delete",
-            &console.left,
-        ),
-    ] {
-        let _ = writeln!(
-            md,
-            "| {what} | {} | {} | {} | {:.1}× |",
-            stats.n,
-            d(stats.p50),
-            d(stats.p99),
-            ratio_of(stats.p50, console.discovery.p50)
-        );
-    }
-    md.push('\n');
+    against_discovery(
+        md,
+        &console.discovery,
+        &[
+            (
+                "a `Discovery` listing the new node (baseline)",
+                &console.discovery,
+            ),
+            ("the console's stream holding it", &console.joined),
+            (
+                "the console's stream without it, after its delete",
+                &console.left,
+            ),
+        ],
+    );
 }
 
 /// Its row of the summary: a registration to the console's stream.

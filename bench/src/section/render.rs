@@ -31,7 +31,7 @@ pub struct Render {
 }
 
 /// A child killed and reaped on drop.
-struct Killed(Child);
+pub(super) struct Killed(pub(super) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -190,18 +190,28 @@ pub fn write(md: &mut String, render: &Render) {
          another, each on a new connection).\n\n\
          | from a registration to | n | median | p99 | : discovery |\n|---|---:|---:|---:|---:|"
     );
-    for (what, stats) in [
-        ("a `Discovery` listing it (baseline)", &render.discovery),
-        ("the rendered file", &render.file),
-        ("a request through HAProxy answered by it", &render.haproxy),
-    ] {
+    against_discovery(
+        md,
+        &render.discovery,
+        &[
+            ("a `Discovery` listing it (baseline)", &render.discovery),
+            ("the rendered file", &render.file),
+            ("a request through HAProxy answered by it", &render.haproxy),
+        ],
+    );
+}
+
+/// Rows of `| what | n | median | p99 | : discovery |`, each against the
+/// `discovery` baseline's median, and the table's end.
+pub(super) fn against_discovery(md: &mut String, discovery: &Stats, rows: &[(&str, &Stats)]) {
+    for (what, stats) in rows {
         let _ = writeln!(
             md,
             "| {what} | {} | {} | {} | {:.1}× |",
             stats.n,
             d(stats.p50),
             d(stats.p99),
-            ratio_of(stats.p50, render.discovery.p50)
+            ratio_of(stats.p50, discovery.p50)
         );
     }
     md.push('\n');

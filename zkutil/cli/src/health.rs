@@ -152,17 +152,7 @@ pub fn status(common: &Common, timeout: Duration, json: bool) -> anyhow::Result<
     // letters go over TLS, the server's name checked against the host's.
     let tls = common.zk.tls();
     for host in hosts {
-        let name = host
-            .rsplit_once(':')
-            .map_or(host.as_str(), |(name, _)| name)
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let status = admin::resolve(&host)
-            .and_then(|addr| match &tls {
-                Some(tls) => admin::four_letter_word_tls(addr, &name, "srvr", timeout, tls),
-                None => admin::four_letter_word(addr, "srvr", timeout),
-            })
+        let status = admin::ask_host(&host, "srvr", timeout, tls.as_ref())
             .map_err(|err| err.to_string())
             .and_then(|answer| admin::parse_srvr(&answer).ok_or_else(|| "not serving".to_owned()));
         all_up &= status.is_ok();

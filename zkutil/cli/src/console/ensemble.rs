@@ -50,18 +50,7 @@ pub fn poll(
 
 /// One host's answers.
 fn ask(host: &str, tls: Option<&zkutil::TlsConfig>) -> Value {
-    let name = host
-        .rsplit_once(':')
-        .map_or(host, |(name, _)| name)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let word = |word: &str| {
-        admin::resolve(host).and_then(|addr| match tls {
-            Some(tls) => admin::four_letter_word_tls(addr, &name, word, TIMEOUT, tls),
-            None => admin::four_letter_word(addr, word, TIMEOUT),
-        })
-    };
+    let word = |word: &str| admin::ask_host(host, word, TIMEOUT, tls);
     let srvr = match word("srvr") {
         Ok(answer) => answer,
         Err(err) => return json!({ "host": host, "up": false, "error": err.to_string() }),
