@@ -7,7 +7,7 @@ use crate::console::console;
 use crate::support::{observer, zookeeper};
 
 #[test]
-fn three_thousand_instances_show_at_once_and_the_filter_finds_any_of_them() {
+fn three_thousand_instances_are_counted_500_drawn_and_the_filter_finds_the_last_one() {
     let zk = zookeeper();
     let session = observer(&zk);
     session.ensure_path("/many").expect("the base path");

@@ -48,7 +48,7 @@ fn every_subcommand_answers_help_and_the_version_is_the_packages() {
 }
 
 #[test]
-fn an_empty_or_falsy_flag_variable_means_off_and_any_other_value_on() {
+fn an_on_off_flag_variable_left_empty_or_set_to_any_word_is_no_usage_error() {
     let zkutil = env!("CARGO_BIN_EXE_zkutil");
     // `completions` parses every global flag and needs no ZooKeeper.
     for value in ["", "0", "false", "off", "1", "true", "yes"] {
