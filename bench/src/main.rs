@@ -9,6 +9,7 @@
 
 mod bare;
 mod bulk;
+mod floor;
 mod observe;
 mod packets;
 mod report;
@@ -112,6 +113,16 @@ enum Mode {
         #[arg(long, default_value_t = 0)]
         expect: usize,
     },
+    /// Child mode of section 16: a bare persistent recursive watch, a line per child created or deleted.
+    Floor {
+        /// ZooKeeper connect string.
+        hosts: String,
+        /// The path to watch.
+        base: String,
+        /// Read a created child's data before its line.
+        #[arg(long)]
+        read: bool,
+    },
 }
 
 /// What every section measures with: the run's ZooKeeper, the binaries
@@ -141,6 +152,9 @@ fn main() -> anyhow::Result<()> {
     }) = &args.mode
     {
         return observe::observe(hosts, base, *expect);
+    }
+    if let Some(Mode::Floor { hosts, base, read }) = &args.mode {
+        return floor::floor(hosts, base, *read);
     }
     if let Some(unknown) = args
         .only

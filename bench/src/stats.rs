@@ -29,6 +29,56 @@ impl Stats {
     }
 }
 
+/// Median and p99 of a sample of signed times in nanoseconds: a watcher's
+/// line can come before the writer saw its acknowledgement.
+#[derive(Debug, Clone, Default)]
+pub struct Signed {
+    pub p50_ns: i64,
+    pub p99_ns: i64,
+}
+
+impl Signed {
+    pub fn of(sample: &[i64]) -> Signed {
+        let mut sorted = sample.to_vec();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+            sorted.get(rank - 1).copied().unwrap_or_default()
+        };
+        Signed {
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+        }
+    }
+
+    pub fn p50(&self) -> String {
+        signed(self.p50_ns)
+    }
+
+    pub fn p99(&self) -> String {
+        signed(self.p99_ns)
+    }
+
+    /// Median : `other`'s median; `None` unless both are positive (a ratio
+    /// to nothing, or to less, says nothing).
+    pub fn median_ratio(&self, other: &Signed) -> Option<f64> {
+        (self.p50_ns > 0 && other.p50_ns > 0).then(|| self.p50_ns as f64 / other.p50_ns as f64)
+    }
+
+    /// [`Signed::median_ratio`] written as `1.23×`, or `—`.
+    pub fn ratio_to(&self, other: &Signed) -> String {
+        self.median_ratio(other)
+            .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"))
+    }
+}
+
+/// Formats signed nanoseconds as [`d`] does, with a minus sign when
+/// negative.
+pub fn signed(ns: i64) -> String {
+    let magnitude = d(Duration::from_nanos(ns.unsigned_abs()));
+    if ns < 0 { format!("−{magnitude}") } else { magnitude }
+}
+
 /// Formats a duration with a unit that suits it.
 pub fn d(duration: Duration) -> String {
     let ns = duration.as_nanos() as f64;

@@ -20,7 +20,9 @@ use crate::bulk::{create_many, nth_endpoint};
 use crate::observe::{Observer, unix_nanos};
 use crate::packets;
 use crate::server::rss_kib;
-use crate::stats::{Stats, d, ratio_of};
+use crate::floor::Floor;
+use crate::section::floor::{FloorRow, Seen, since};
+use crate::stats::Signed;
 use crate::summary::Row;
 
 /// One registry size followed by Curator's `ServiceCache` and by ours.
@@ -28,8 +30,8 @@ pub struct AgainstCurator {
     pub instances: usize,
     pub changes: usize,
     /// From the write's acknowledgement to the watcher's line.
-    pub ours: Stats,
-    pub curator: Stats,
+    pub ours: Signed,
+    pub curator: Signed,
     /// The watcher's packets per change.
     pub ours_packets: f64,
     pub curator_packets: f64,
@@ -117,17 +119,19 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         let curator_session =
             SessionId::new(i64::from_str_radix(&session_line, 16).context("a session id")?);
         let (mut at, _) = count_line(&curator, n, 0).context("Curator's first load")?;
+        let mut floor = Floor::start(&hosts, &parent, true)?;
         let rss_ours = rss_kib(ours.pid());
         let rss_curator = rss_kib(curator.pid());
         let (ours_before, curator_before) = (
             packets::of_session(zk, ours.session)?,
             packets::of_session(zk, curator_session)?,
         );
-        let (mut seen_ours, mut seen_curator) = (Vec::new(), Vec::new());
+        let (mut seen_ours, mut seen_curator, mut seen) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..changes {
             let id = format!("new{}", i / 2);
             let endpoint = Endpoint::new(SocketAddr::from(([127, 0, 0, 3], 1000 + (i / 2) as u16)));
             let path = format!("{parent}/{id}");
+            let started = unix_nanos();
             let (kind, count) = if i % 2 == 0 {
                 owner.create_ephemeral(&path, &curator_record(&service, &id, endpoint))?;
                 ("added", n + 1)
@@ -140,23 +144,29 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             let (next, curator_seen) =
                 count_line(&curator, count, at + 1).context("Curator's line")?;
             at = next;
-            seen_ours.push(Duration::from_nanos(ours_seen.saturating_sub(acked) as u64));
-            seen_curator.push(Duration::from_nanos(
-                curator_seen.saturating_sub(acked) as u64
-            ));
+            seen_ours.push(since(ours_seen, acked));
+            seen_curator.push(since(curator_seen, acked));
+            seen.push(Seen {
+                kind,
+                write: since(acked, started),
+                floor: since(floor.seen(kind, &id)?, started),
+                ours: since(ours_seen, started),
+                curator: Some(since(curator_seen, started)),
+            });
         }
         let per_change =
             |after: u64, before: u64| after.saturating_sub(before) as f64 / changes as f64;
         report.curator.push(AgainstCurator {
             instances: n,
             changes,
-            ours: Stats::of(&seen_ours),
-            curator: Stats::of(&seen_curator),
+            ours: Signed::of(&seen_ours),
+            curator: Signed::of(&seen_curator),
             ours_packets: per_change(packets::of_session(zk, ours.session)?, ours_before),
             curator_packets: per_change(packets::of_session(zk, curator_session)?, curator_before),
             ours_rss_kib: rss_ours,
             curator_rss_kib: rss_curator,
         });
+        report.floor.extend(FloorRow::of("Curator", n, &seen));
         curator.close_stdin();
         let _ = curator.wait(Duration::from_secs(10));
         drop(ours);
@@ -186,12 +196,12 @@ pub fn write(md: &mut String, rows: &[AgainstCurator]) {
             "| {} | {} | {} | {} | {} | {} | **{:.2}** | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} MiB ({:.2}) |",
             row.instances,
             row.changes,
-            d(row.ours.p50),
-            d(row.ours.p99),
-            d(row.curator.p50),
-            d(row.curator.p99),
-            ratio_of(row.ours.p50, row.curator.p50),
-            ratio_of(row.ours.p99, row.curator.p99),
+            row.ours.p50(),
+            row.ours.p99(),
+            row.curator.p50(),
+            row.curator.p99(),
+            row.ours.median_ratio(&row.curator).unwrap_or(f64::NAN),
+            ratio_or_nan(row.ours.p99_ns, row.curator.p99_ns),
             row.ours_packets,
             row.curator_packets,
             row.ours_rss_kib as f64 / 1024.0,
@@ -216,10 +226,14 @@ pub fn summary(rows: &[AgainstCurator]) -> Vec<Row> {
             "a change seen by a watcher of {} instances, median: our Discovery : Curator's ServiceCache",
             row.instances
         ),
-        d(row.ours.p50),
-        d(row.curator.p50),
-        format!("{:.2}×", ratio_of(row.ours.p50, row.curator.p50)),
-        "—",
-        None,
+        row.ours.p50(),
+        row.curator.p50(),
+        row.ours.ratio_to(&row.curator),
+        "≤ 0.25×",
+        row.ours.median_ratio(&row.curator).map(|r| r <= 0.25),
     )]
+}
+
+fn ratio_or_nan(a: i64, b: i64) -> f64 {
+    if a > 0 && b > 0 { a as f64 / b as f64 } else { f64::NAN }
 }

@@ -9,6 +9,7 @@ pub mod curator;
 pub mod discovery;
 pub mod failover;
 pub mod fan_out;
+pub mod floor;
 pub mod latency;
 pub mod memory;
 pub mod region;
@@ -27,6 +28,7 @@ use self::curator::AgainstCurator;
 use self::discovery::Cost;
 use self::failover::Failover;
 use self::fan_out::FanOut;
+use self::floor::FloorRow;
 use self::latency::Latency;
 use self::memory::Memory;
 use self::region::Region;
@@ -59,6 +61,7 @@ pub struct Report {
     pub tls: Option<Tls>,
     pub render: Option<Render>,
     pub console: Option<Console>,
+    pub floor: Vec<FloorRow>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -69,7 +72,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 14] = [
+pub const ALL: [(&str, Run); 15] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -84,6 +87,7 @@ pub const ALL: [(&str, Run); 14] = [
     ("tls", tls::run),
     ("render", render::run),
     ("console", console::run),
+    ("floor", floor::run),
 ];
 
 pub fn names() -> Vec<&'static str> {
