@@ -41,7 +41,8 @@ async fn watch(hosts: &str, base: &str, read: bool) -> anyhow::Result<()> {
         async_io::Timer::after(Duration::from_secs(30)).await;
         Err(anyhow::anyhow!("not connected within 30 s"))
     };
-    let client = futures_lite::future::or(async { Ok(Client::connect(hosts).await?) }, timeout).await?;
+    let client =
+        futures_lite::future::or(async { Ok(Client::connect(hosts).await?) }, timeout).await?;
     let mut watcher = client
         .watch(base, AddWatchMode::PersistentRecursive)
         .await?;

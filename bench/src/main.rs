@@ -113,6 +113,16 @@ enum Mode {
         #[arg(long, default_value_t = 0)]
         expect: usize,
     },
+    /// Child mode of section 17: hold a `Discovery` per base path until stdin closes.
+    Hold {
+        /// ZooKeeper connect string.
+        hosts: String,
+        /// The base paths.
+        bases: Vec<BasePath>,
+        /// Say `ready` only once this many instances are listed between them.
+        #[arg(long, default_value_t = 0)]
+        expect: usize,
+    },
     /// Child mode of section 16: a bare persistent recursive watch, a line per child created or deleted.
     Floor {
         /// ZooKeeper connect string.
@@ -152,6 +162,14 @@ fn main() -> anyhow::Result<()> {
     }) = &args.mode
     {
         return observe::observe(hosts, base, *expect);
+    }
+    if let Some(Mode::Hold {
+        hosts,
+        bases,
+        expect,
+    }) = &args.mode
+    {
+        return observe::hold(hosts, bases, *expect);
     }
     if let Some(Mode::Floor { hosts, base, read }) = &args.mode {
         return floor::floor(hosts, base, *read);

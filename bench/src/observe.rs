@@ -106,3 +106,72 @@ impl Drop for Observer {
         let _ = self.child.wait();
     }
 }
+
+/// Child mode of section 17: one `Discovery` per base path, `ready` once
+/// they list `expect` instances between them; then it holds them until
+/// its stdin closes, so that its memory can be read.
+pub fn hold(hosts: &str, bases: &[BasePath], expect: usize) -> anyhow::Result<()> {
+    let session = Arc::new(SessionConfig::new(hosts).connect()?);
+    let discoveries = bases
+        .iter()
+        .map(|base| Discovery::start(session.clone(), base))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while discoveries
+        .iter()
+        .map(|d| d.snapshot().instances().len())
+        .sum::<usize>()
+        < expect
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{expect} instances not listed within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    // Held until the parent closes stdin (or kills it).
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    drop(discoveries);
+    Ok(())
+}
+
+/// A running holder process, killed on drop.
+pub struct Holder {
+    child: Child,
+}
+
+impl Holder {
+    /// Starts one on `bases`, and waits until they list `expect`.
+    pub fn start(hosts: &str, bases: &[String], expect: usize) -> anyhow::Result<Holder> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("hold")
+            .arg(hosts)
+            .args(bases)
+            .args(["--expect", &expect.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("holder stdout")?;
+        let holder = Holder { child };
+        let ready = BufReader::new(stdout).lines().next().transpose()?;
+        anyhow::ensure!(
+            ready.as_deref() == Some("ready"),
+            "the holder did not start"
+        );
+        Ok(holder)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

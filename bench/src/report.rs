@@ -7,8 +7,8 @@ use zkutil::testing::ZkServer;
 
 use crate::section::Report;
 use crate::section::{
-    change_cost, console, curator, discovery, failover, fan_out, floor, latency, memory, region, render,
-    scale, slow_server, throughput, tls, visibility,
+    change_cost, console, curator, discovery, failover, fan_out, floor, latency, memory,
+    per_instance, region, render, scale, slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -59,6 +59,7 @@ impl Report {
         rows.extend(self.render.iter().flat_map(render::summary));
         rows.extend(self.console.iter().flat_map(console::summary));
         rows.extend(floor::summary(&self.floor));
+        rows.extend(per_instance::summary(&self.per_instance));
         rows
     }
 
@@ -127,6 +128,9 @@ impl Report {
         }
         if !self.floor.is_empty() {
             floor::write(&mut md, &self.floor);
+        }
+        if !self.per_instance.is_empty() {
+            per_instance::write(&mut md, &self.per_instance);
         }
         format!("{}\n", md.trim_end())
     }

@@ -76,7 +76,11 @@ impl Signed {
 /// negative.
 pub fn signed(ns: i64) -> String {
     let magnitude = d(Duration::from_nanos(ns.unsigned_abs()));
-    if ns < 0 { format!("−{magnitude}") } else { magnitude }
+    if ns < 0 {
+        format!("−{magnitude}")
+    } else {
+        magnitude
+    }
 }
 
 /// Formats a duration with a unit that suits it.

@@ -17,11 +17,11 @@ use zkutil::{Endpoint, Session, SessionId};
 use super::Report;
 use crate::Bench;
 use crate::bulk::{create_many, nth_endpoint};
+use crate::floor::Floor;
 use crate::observe::{Observer, unix_nanos};
 use crate::packets;
-use crate::server::rss_kib;
-use crate::floor::Floor;
 use crate::section::floor::{FloorRow, Seen, since};
+use crate::server::rss_kib;
 use crate::stats::Signed;
 use crate::summary::Row;
 
@@ -235,5 +235,9 @@ pub fn summary(rows: &[AgainstCurator]) -> Vec<Row> {
 }
 
 fn ratio_or_nan(a: i64, b: i64) -> f64 {
-    if a > 0 && b > 0 { a as f64 / b as f64 } else { f64::NAN }
+    if a > 0 && b > 0 {
+        a as f64 / b as f64
+    } else {
+        f64::NAN
+    }
 }

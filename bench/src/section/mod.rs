@@ -12,6 +12,7 @@ pub mod fan_out;
 pub mod floor;
 pub mod latency;
 pub mod memory;
+pub mod per_instance;
 pub mod region;
 pub mod render;
 pub mod scale;
@@ -31,6 +32,7 @@ use self::fan_out::FanOut;
 use self::floor::FloorRow;
 use self::latency::Latency;
 use self::memory::Memory;
+use self::per_instance::PerInstance;
 use self::region::Region;
 use self::render::Render;
 use self::scale::Scale;
@@ -62,6 +64,7 @@ pub struct Report {
     pub render: Option<Render>,
     pub console: Option<Console>,
     pub floor: Vec<FloorRow>,
+    pub per_instance: Vec<PerInstance>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -72,7 +75,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 15] = [
+pub const ALL: [(&str, Run); 16] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -88,6 +91,7 @@ pub const ALL: [(&str, Run); 15] = [
     ("render", render::run),
     ("console", console::run),
     ("floor", floor::run),
+    ("per-instance", per_instance::run),
 ];
 
 pub fn names() -> Vec<&'static str> {

@@ -139,7 +139,7 @@ impl Shared {
             let holders = lock(&self.holders);
             affected
                 .iter()
-                .flat_map(|e| holders.others(*e, name).map(move |n| (*e, n.to_owned())))
+                .flat_map(|e| holders.others(*e, name).into_iter().map(move |n| (*e, n)))
                 .collect()
         };
         if old == new && others.is_empty() {
