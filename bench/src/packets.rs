@@ -11,6 +11,18 @@ use zkutil::testing::ZkServer;
 /// The packets (received + sent) of `session`'s connection, as ZooKeeper
 /// counts them (`cons`).
 pub fn of_session(zk: &ZkServer, session: SessionId) -> anyhow::Result<u64> {
+    let (received, sent) = counters(zk, session)?;
+    Ok(received + sent)
+}
+
+/// The requests ZooKeeper received on `session`'s current connection
+/// (`cons`' `recved`: a new connection starts from zero).
+pub fn requests_of_session(zk: &ZkServer, session: SessionId) -> anyhow::Result<u64> {
+    Ok(counters(zk, session)?.0)
+}
+
+/// `session`'s connection's packets received and sent, as `cons` says.
+fn counters(zk: &ZkServer, session: SessionId) -> anyhow::Result<(u64, u64)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], zk.port()));
     let cons = zkutil::admin::four_letter_word(addr, "cons", Duration::from_secs(2))?;
     let line = cons
@@ -22,7 +34,7 @@ pub fn of_session(zk: &ZkServer, session: SessionId) -> anyhow::Result<u64> {
             .find_map(|field| field.strip_prefix(name)?.parse().ok())
             .unwrap_or(0)
     };
-    Ok(counter("recved=") + counter("sent="))
+    Ok((counter("recved="), counter("sent=")))
 }
 
 /// ZooKeeper's own packet counters (`mntr`), summed over the servers on

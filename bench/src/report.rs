@@ -8,7 +8,7 @@ use zkutil::testing::ZkServer;
 use crate::section::Report;
 use crate::section::{
     change_cost, console, curator, discovery, failover, fan_out, floor, latency, memory,
-    per_instance, region, render, scale, slow_server, throughput, tls, visibility,
+    per_instance, region, relist, render, scale, slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -60,6 +60,7 @@ impl Report {
         rows.extend(self.console.iter().flat_map(console::summary));
         rows.extend(floor::summary(&self.floor));
         rows.extend(per_instance::summary(&self.per_instance));
+        rows.extend(self.relist.iter().flat_map(relist::summary));
         rows
     }
 
@@ -131,6 +132,9 @@ impl Report {
         }
         if !self.per_instance.is_empty() {
             per_instance::write(&mut md, &self.per_instance);
+        }
+        if let Some(r) = &self.relist {
+            relist::write(&mut md, r);
         }
         format!("{}\n", md.trim_end())
     }

@@ -41,7 +41,7 @@ pub struct AgainstCurator {
 
 /// The data Curator's `JsonInstanceSerializer` writes for instance `id`
 /// of `service` at `endpoint` (no payload).
-fn curator_record(service: &str, id: &str, endpoint: Endpoint) -> Vec<u8> {
+pub fn curator_record(service: &str, id: &str, endpoint: Endpoint) -> Vec<u8> {
     serde_json::json!({
         "name": service, "id": id, "address": endpoint.ip().to_string(),
         "port": endpoint.port(), "sslPort": null, "payload": null,
@@ -53,7 +53,7 @@ fn curator_record(service: &str, id: &str, endpoint: Endpoint) -> Vec<u8> {
 
 /// Registers `n` Curator instances of `service` under `/services`, from
 /// 8 threads of one session.
-fn register_curator_many(owner: &Arc<Session>, service: &str, n: usize) -> anyhow::Result<()> {
+pub fn register_curator_many(owner: &Arc<Session>, service: &str, n: usize) -> anyhow::Result<()> {
     let parent = format!("/services/{service}");
     owner.ensure_path(&parent)?;
     create_many(owner, n, |i| {
@@ -65,7 +65,7 @@ fn register_curator_many(owner: &Arc<Session>, service: &str, n: usize) -> anyho
 
 /// The peer's next `count <count> <unix nanos>` line after line `after`:
 /// its index and the nanos.
-fn count_line(curator: &TestProcess, count: usize, after: usize) -> Option<(usize, u128)> {
+pub fn count_line(curator: &TestProcess, count: usize, after: usize) -> Option<(usize, u128)> {
     curator
         .stdout()
         .wait_for(Duration::from_secs(120), |lines, _| {

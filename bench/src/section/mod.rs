@@ -14,6 +14,7 @@ pub mod latency;
 pub mod memory;
 pub mod per_instance;
 pub mod region;
+pub mod relist;
 pub mod render;
 pub mod scale;
 pub mod slow_server;
@@ -34,6 +35,7 @@ use self::latency::Latency;
 use self::memory::Memory;
 use self::per_instance::PerInstance;
 use self::region::Region;
+use self::relist::Relist;
 use self::render::Render;
 use self::scale::Scale;
 use self::slow_server::SlowServer;
@@ -65,6 +67,7 @@ pub struct Report {
     pub console: Option<Console>,
     pub floor: Vec<FloorRow>,
     pub per_instance: Vec<PerInstance>,
+    pub relist: Option<Relist>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -75,7 +78,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 16] = [
+pub const ALL: [(&str, Run); 17] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -92,6 +95,7 @@ pub const ALL: [(&str, Run); 16] = [
     ("console", console::run),
     ("floor", floor::run),
     ("per-instance", per_instance::run),
+    ("relist", relist::run),
 ];
 
 pub fn names() -> Vec<&'static str> {

@@ -15,7 +15,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Forwards connections to a target; bytes from the target reach the
 /// client `delay` after they left the target, in order. Stops accepting
@@ -41,6 +41,8 @@ pub struct DelayProxy {
     held: Arc<AtomicBool>,
     clients: Arc<Mutex<Clients>>,
     lag: Arc<Mutex<Lag>>,
+    /// When the last connection was let through.
+    last_connected: Arc<Mutex<Option<SystemTime>>>,
     /// The network namespace it listens in, when not this thread's (a
     /// relay of the lab): the drop wakes its acceptor from there.
     namespace: Option<String>,
@@ -93,8 +95,14 @@ impl DelayProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(false));
         let clients = Arc::new(Mutex::new(Clients::default()));
-        let (stopped, holding, open, lagging) =
-            (stop.clone(), held.clone(), clients.clone(), lag.clone());
+        let last_connected = Arc::new(Mutex::new(None));
+        let (stopped, holding, open, lagging, connected) = (
+            stop.clone(),
+            held.clone(),
+            clients.clone(),
+            lag.clone(),
+            last_connected.clone(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -106,6 +114,7 @@ impl DelayProxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
+                *lock(&connected) = Some(SystemTime::now());
                 let id = {
                     let mut clients = lock(&open);
                     clients.next += 1;
@@ -134,6 +143,7 @@ impl DelayProxy {
             held,
             clients,
             lag,
+            last_connected,
             namespace: None,
         })
     }
@@ -160,6 +170,12 @@ impl DelayProxy {
         for (_, client) in lock(&self.clients).open.drain(..) {
             let _ = client.shutdown(Shutdown::Both);
         }
+    }
+
+    /// When the last connection was let through (wall clock, to compare
+    /// with another process's): a client's reconnect, for a benchmark.
+    pub fn last_connected(&self) -> Option<SystemTime> {
+        *lock(&self.last_connected)
     }
 
     /// Marks the proxy as listening in the network namespace at `path`.

@@ -1,0 +1,187 @@
+//! Section 18, a re-listing after a reconnect: our `Discovery` and
+//! Curator's `ServiceCache` each follow N Curator instances through a
+//! proxy of their own; the proxies take the link down, a change is made
+//! meanwhile, the link comes back, and each watcher is timed from its
+//! reconnect (its new connection through its proxy) to its output line
+//! with the change: a fresh view, which takes re-reading what may have
+//! changed.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use zkutil::testing::DelayProxy;
+use zkutil::{Endpoint, SessionId};
+
+use super::Report;
+use super::curator::{count_line, curator_record, register_curator_many};
+use crate::Bench;
+use crate::observe::Observer;
+use crate::packets;
+use crate::stats::{Stats, d, ratio_of};
+use crate::summary::Row;
+
+/// Ours : Curator's, at most this (issue 33).
+const TARGET: f64 = 0.5;
+
+pub struct Relist {
+    pub instances: usize,
+    /// From the reconnect to the fresh view, per round.
+    pub ours: Stats,
+    pub curator: Stats,
+    /// Requests on the new connection, per round (median).
+    pub ours_requests: u64,
+    pub curator_requests: u64,
+}
+
+fn nanos(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// From `proxy`'s last connection to `seen` (unix nanos).
+fn since_reconnect(proxy: &DelayProxy, seen: u128) -> anyhow::Result<Duration> {
+    let reconnected = proxy.last_connected().context("no reconnect")?;
+    Ok(Duration::from_nanos(
+        seen.saturating_sub(nanos(reconnected)) as u64,
+    ))
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
+    let peer = match zkutil::testing::CuratorPeer::get() {
+        Ok(peer) => peer,
+        Err(err) => {
+            eprintln!("bench: no Curator here ({err}); section 18 skipped");
+            return Ok(());
+        }
+    };
+    let zk = &bench.zk;
+    let target = SocketAddr::from(([127, 0, 0, 1], zk.port()));
+    let (n, rounds) = if bench.sizes.full() {
+        (10_000, 6)
+    } else {
+        (1_000, 2)
+    };
+    let service = format!("relist{n}");
+    let parent = format!("/services/{service}");
+    let owner = bench.session()?;
+    register_curator_many(&owner, &service, n)?;
+    let ours_proxy = DelayProxy::start(target, Duration::ZERO)?;
+    let curator_proxy = DelayProxy::start(target, Duration::ZERO)?;
+    let mut ours = Observer::start(&ours_proxy.addr().to_string(), &parent, n)?;
+    let curator_hosts = curator_proxy.addr().to_string();
+    let curator = peer.start(&["count", &curator_hosts, "/services", &service]);
+    let session_line = curator
+        .stdout()
+        .wait_for(Duration::from_secs(60), |lines, _| {
+            lines
+                .iter()
+                .find_map(|(_, l)| l.strip_prefix("session 0x").map(str::to_owned))
+        })
+        .context("Curator's session")?;
+    let curator_session =
+        SessionId::new(i64::from_str_radix(&session_line, 16).context("a session id")?);
+    let (mut at, _) = count_line(&curator, n, 0).context("Curator's first load")?;
+    let (mut seen_ours, mut seen_curator) = (Vec::new(), Vec::new());
+    let (mut requests_ours, mut requests_curator) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        ours_proxy.hold();
+        curator_proxy.hold();
+        // Both have lost their connection (the proxies closed them); a
+        // registration or its removal happens while they are away.
+        let id = format!("away{}", round / 2);
+        let endpoint = Endpoint::new(SocketAddr::from((
+            [127, 0, 0, 5],
+            1000 + (round / 2) as u16,
+        )));
+        let path = format!("{parent}/{id}");
+        let (kind, count) = if round % 2 == 0 {
+            owner.create_ephemeral(&path, &curator_record(&service, &id, endpoint))?;
+            ("added", n + 1)
+        } else {
+            owner.delete(&path, None)?;
+            ("removed", n)
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        // One watcher back at a time, in turns: neither's re-listing
+        // shares ZooKeeper with the other's.
+        for ours_now in [round % 2 == 0, round % 2 != 0] {
+            if ours_now {
+                ours_proxy.release();
+                let seen = ours.seen(kind, &endpoint.to_string())?;
+                seen_ours.push(since_reconnect(&ours_proxy, seen)?);
+            } else {
+                curator_proxy.release();
+                let (next, seen) = count_line(&curator, count, at + 1)
+                    .context("Curator's line after the reconnect")?;
+                at = next;
+                seen_curator.push(since_reconnect(&curator_proxy, seen)?);
+            }
+        }
+        // What the re-listing cost: the requests on each new connection,
+        // once each is quiet again.
+        std::thread::sleep(Duration::from_secs(1));
+        requests_ours.push(packets::requests_of_session(zk, ours.session)?);
+        requests_curator.push(packets::requests_of_session(zk, curator_session)?);
+    }
+    report.relist = Some(Relist {
+        instances: n,
+        ours: Stats::of(&seen_ours),
+        curator: Stats::of(&seen_curator),
+        ours_requests: median(requests_ours),
+        curator_requests: median(requests_curator),
+    });
+    drop(ours);
+    drop(curator);
+    eprintln!("bench: re-listing after a reconnect at {n} instances done");
+    Ok(())
+}
+
+pub fn write(md: &mut String, row: &Relist) {
+    let ratio = ratio_of(row.ours.p50, row.curator.p50);
+    let _ = writeln!(
+        md,
+        "## 18. A re-listing after a reconnect\n\n\
+         Our `Discovery` (the observer process) and Curator's `ServiceCache` (its own JVM) follow {} Curator \
+         instances, each through a TCP proxy of its own. The proxies cut the link and refuse connections, a \
+         registration (or its removal) is made meanwhile, and after 200 ms the link comes back for one watcher, then, once it has the change, for the other (in turns: each re-lists alone); each watcher \
+         is timed from its new connection through its proxy (its reconnect; each client waits out its own \
+         backoff before it) to its output line with the change. Requests are those ZooKeeper received on \
+         the new connection (`cons`), read 1 s after the line. Target: ours ≤ {TARGET}× Curator's.\n\n\
+         | watcher | rounds | median | p99 | max | requests on the new connection |\n|---|---:|---:|---:|---:|---:|\n\
+         | ours | {} | {} | {} | {} | {} |\n\
+         | Curator's ServiceCache | {} | {} | {} | {} | {} |\n\n\
+         Ours : Curator's, medians: **{ratio:.2}×**.\n",
+        row.instances,
+        row.ours.n,
+        d(row.ours.p50),
+        d(row.ours.p99),
+        d(row.ours.max),
+        row.ours_requests,
+        row.curator.n,
+        d(row.curator.p50),
+        d(row.curator.p99),
+        d(row.curator.max),
+        row.curator_requests,
+    );
+}
+
+pub fn summary(row: &Relist) -> Vec<Row> {
+    let ratio = ratio_of(row.ours.p50, row.curator.p50);
+    vec![Row::against(
+        format!(
+            "a fresh view after a reconnect at {} instances, median: our Discovery : Curator's ServiceCache",
+            row.instances
+        ),
+        d(row.ours.p50),
+        d(row.curator.p50),
+        format!("{ratio:.2}×"),
+        "≤ 0.5×",
+        Some(ratio <= TARGET),
+    )]
+}
