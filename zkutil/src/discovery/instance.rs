@@ -3,9 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::node_name::NodeName;
 use crate::endpoint::Endpoint;
 use crate::format::Format;
 use crate::metadata::Metadata;
+
+/// [`Instance::registered_ms`] when its data was not read.
+pub(crate) const UNKNOWN: i64 = i64::MIN;
 
 /// The weight of an instance whose registration gives none.
 pub const DEFAULT_WEIGHT: u32 = 100;
@@ -21,14 +25,15 @@ pub struct Instance {
     pub(super) format: Format,
     pub(super) enabled: bool,
     /// The child's name under the base path.
-    pub(super) node: Arc<str>,
+    pub(super) node: NodeName,
     /// Its share of the requests under the weighted strategies.
     pub(crate) weight: u32,
     /// Why an operator took it out of rotation, when said.
     pub(super) reason: Option<Arc<str>>,
     /// When its node was created (ms since the epoch, ZooKeeper's clock),
-    /// when its data was read: where warm-up counts from.
-    pub(crate) registered_ms: Option<i64>,
+    /// when its data was read: where warm-up counts from. [`UNKNOWN`] when
+    /// not read (no `Option`: 8 bytes less per instance, issue 33).
+    pub(crate) registered_ms: i64,
 }
 
 impl Instance {
@@ -39,10 +44,10 @@ impl Instance {
             metadata: None,
             format: Format::Plain,
             enabled: true,
-            node: endpoint.node_name().into(),
+            node: endpoint.node_name().as_str().into(),
             weight: DEFAULT_WEIGHT,
             reason: None,
-            registered_ms: None,
+            registered_ms: UNKNOWN,
         }
     }
 
@@ -57,7 +62,7 @@ impl Instance {
             node: node.into(),
             weight: decoded.weight.unwrap_or(DEFAULT_WEIGHT),
             reason: decoded.reason.map(Arc::from),
-            registered_ms: Some(ctime_ms),
+            registered_ms: ctime_ms,
         }
     }
 
@@ -70,7 +75,10 @@ impl Instance {
     /// When it was registered (its node's creation, by ZooKeeper's clock),
     /// when its data was read; warm-up counts from there.
     pub fn registered_at(&self) -> Option<std::time::SystemTime> {
-        let ms = u64::try_from(self.registered_ms?).ok()?;
+        if self.registered_ms == UNKNOWN {
+            return None;
+        }
+        let ms = u64::try_from(self.registered_ms).ok()?;
         std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     }
 
@@ -105,9 +113,9 @@ impl Instance {
             metadata: Some(Arc::new(metadata)),
             format: Format::Plain,
             enabled: true,
-            node: endpoint.node_name().into(),
+            node: endpoint.node_name().as_str().into(),
             reason: None,
-            registered_ms: None,
+            registered_ms: UNKNOWN,
         }
     }
 

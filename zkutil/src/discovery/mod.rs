@@ -35,6 +35,7 @@ mod holders;
 mod instance;
 mod instances;
 mod listing;
+mod node_name;
 mod publish;
 mod read;
 mod refresh;

@@ -150,8 +150,8 @@ fn a_new_instances_share_grows_monotonically_through_warm_up() {
     let registered = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let mut list = weighted(&[100, 100]).to_vec();
     // The first has run for a day; the second registered at `registered`.
-    list[0].registered_ms = Some(1_000_000_000_000);
-    list[1].registered_ms = Some(1_800_000_000_000);
+    list[0].registered_ms = 1_000_000_000_000;
+    list[1].registered_ms = 1_800_000_000_000;
     let list = Instances::from(list);
     for strategy in [Strategy::Weighted, Strategy::SmoothWeighted] {
         let selector = Selector::with_seed(strategy, 5).with_warmup(warmup);
