@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use super::Instance;
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::session::Session;
 pub(super) use crate::text::truncate;
@@ -247,7 +247,7 @@ pub(super) fn read_decoded(
         .iter()
         .map(|name| format!("{base_path}/{name}"))
         .collect();
-    let results = session.get_data_many(&paths)?;
+    let results = whole(session.get_data_many(&paths)?)?;
     let mut decoded = Vec::with_capacity(names.len());
     for ((name, path), result) in names.iter().zip(&paths).zip(results) {
         match result {
@@ -281,6 +281,24 @@ pub(super) fn read_decoded(
     }
     Ok(decoded)
 }
+
+/// A batch's reads, unless one failed for the connection's sake rather
+/// than the node's (connection lost, timed out, session expired): then
+/// that error, and the listing fails whole, keeping the last known list.
+/// Taken one by one, those children would be skipped (or listed without
+/// their data, their rotation state lost) until the next listing.
+fn whole(mut results: Vec<NodeRead>) -> Result<Vec<NodeRead>> {
+    if let Some(at) = results
+        .iter()
+        .position(|r| r.as_ref().is_err_and(Error::is_retryable))
+    {
+        results.swap_remove(at)?;
+    }
+    Ok(results)
+}
+
+/// One node's data and stat, or why it could not be read.
+type NodeRead = Result<(Vec<u8>, crate::session::NodeStat)>;
 
 /// Child `names` split into plain `ip:port` endpoints in canonical spelling
 /// (sorted, distinct) and the others, read by name: Curator ids, serverset
@@ -317,7 +335,7 @@ pub(super) fn read_instances(
     warn: impl Fn(&str, &str, &str),
 ) -> Result<Vec<Instance>> {
     let paths: Vec<String> = endpoints.iter().map(|e| base_path.node_path(e)).collect();
-    let results = session.get_data_many(&paths)?;
+    let results = whole(session.get_data_many(&paths)?)?;
     let mut instances = Vec::with_capacity(endpoints.len());
     for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
         match result {

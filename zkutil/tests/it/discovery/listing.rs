@@ -192,3 +192,112 @@ fn a_node_named_in_another_spelling_of_its_address_leaves_no_ghost_when_deleted(
         }
     }
 }
+
+/// Many children's data is read in multi-reads of several nodes each: a
+/// stranger who registers children of nearly a megabyte each (ZooKeeper's
+/// limit for one node) makes answers of megabytes each, tens of them in
+/// flight at once. The listing must still come whole (and ZooKeeper stay
+/// up), and so must the re-reading of every child after a reconnect.
+#[test]
+fn children_of_a_megabyte_each_are_listed_whole_and_again_after_a_reconnect() {
+    let zk = zookeeper();
+    let writer = session(&zk);
+    big_children(&writer);
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let discovery = big_discovery(&proxy);
+    assert_eq!(discovery.snapshot().instances().len(), BIG_CHILDREN);
+    // Cut: the reconnect re-reads every child's data, one deleted meanwhile.
+    proxy.hold();
+    writer
+        .delete("/services/big/i0", None)
+        .expect("deletes one while the watcher is away");
+    proxy.release();
+    wait_until(
+        Duration::from_secs(30),
+        "the re-listing after the reconnect has the change",
+        || {
+            let snapshot = discovery.snapshot();
+            (!snapshot.is_stale() && snapshot.instances().len() == BIG_CHILDREN - 1).then_some(())
+        },
+    );
+}
+
+/// The re-listing after a reconnect reads every child's data; a connection
+/// cut in the middle of those reads fails some of them. The listing must
+/// then keep the last known list whole, never publish the children whose
+/// reads happened to finish: a registered instance that vanishes from the
+/// list is lost traffic. The cuts land at several moments of the re-read.
+#[test]
+fn a_connection_cut_while_every_child_is_re_read_drops_none_of_them() {
+    let zk = zookeeper();
+    let writer = session(&zk);
+    big_children(&writer);
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let discovery = std::sync::Arc::new(big_discovery(&proxy));
+    assert_eq!(discovery.snapshot().instances().len(), BIG_CHILDREN);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fewest = {
+        let (discovery, done) = (discovery.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut fewest = BIG_CHILDREN;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                fewest = fewest.min(discovery.snapshot().instances().len());
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            fewest
+        })
+    };
+    for after in [0, 5, 20, 50, 100, 200, 400] {
+        let before = proxy.last_connected();
+        proxy.cut();
+        wait_until(Duration::from_secs(20), "the watcher reconnects", || {
+            (proxy.last_connected() != before).then_some(())
+        });
+        // Into the re-read that the reconnect starts.
+        std::thread::sleep(Duration::from_millis(after));
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "a fresh listing after the last cut",
+        || (!discovery.snapshot().is_stale()).then_some(()),
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let fewest = fewest.join().expect("the monitor runs to the end");
+    assert_eq!(
+        fewest, BIG_CHILDREN,
+        "a listing cut in the middle of its reads dropped registered instances"
+    );
+    assert_eq!(discovery.snapshot().instances().len(), BIG_CHILDREN);
+}
+
+/// Registers [`BIG_CHILDREN`] Curator records of nearly a megabyte each
+/// under /services/big.
+fn big_children(writer: &zkutil::Session) {
+    writer
+        .ensure_path("/services/big")
+        .expect("creates the parent");
+    let pad = "x".repeat(PAD);
+    for i in 0..BIG_CHILDREN {
+        let record = format!(
+            r#"{{"name":"big","id":"i{i}","address":"10.0.9.{i}","port":80,"sslPort":null,"payload":{{"pad":"{pad}"}},"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}}"#
+        );
+        writer
+            .create_ephemeral(&format!("/services/big/i{i}"), record.as_bytes())
+            .expect("a record of nearly a megabyte");
+    }
+}
+
+/// A Discovery of /services/big whose session goes through `proxy`.
+fn big_discovery(proxy: &zkutil::testing::DelayProxy) -> Discovery {
+    let watcher = std::sync::Arc::new(
+        SessionConfig::new(proxy.addr().to_string())
+            .connect()
+            .expect("connects through the proxy"),
+    );
+    Discovery::start(watcher, &BasePath::from_static("/services/big")).expect("lists")
+}
+
+/// Children of nearly a megabyte each: more than one multi-read's worth.
+const BIG_CHILDREN: usize = 40;
+/// Nearly ZooKeeper's limit for one node's data, with room for the record around it.
+const PAD: usize = 999_000;
