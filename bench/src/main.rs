@@ -92,7 +92,7 @@ struct Args {
     #[arg(long, default_value = "bench")]
     out: PathBuf,
     /// Run only these sections (repeatable): discovery, latency, visibility, throughput, failover,
-    /// scale, change-cost, slow-server, curator, fan-out, region (root: a network lab), tls, render, console; for iterating on one
+    /// scale, change-cost, slow-server, curator, fan-out, region (root: a network lab), tls, render, console, picks; for iterating on one
     /// figure.
     #[arg(long)]
     only: Vec<String>,

@@ -7,8 +7,8 @@ use zkutil::testing::ZkServer;
 
 use crate::section::Report;
 use crate::section::{
-    change_cost, console, curator, discovery, failover, fan_out, latency, memory, region, render,
-    scale, slow_server, throughput, tls, visibility,
+    change_cost, console, curator, discovery, failover, fan_out, latency, memory, picks, region,
+    render, scale, slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -58,6 +58,7 @@ impl Report {
         rows.extend(self.tls.iter().flat_map(tls::summary));
         rows.extend(self.render.iter().flat_map(render::summary));
         rows.extend(self.console.iter().flat_map(console::summary));
+        rows.extend(self.picks.iter().flat_map(picks::summary));
         rows
     }
 
@@ -123,6 +124,9 @@ impl Report {
         }
         if let Some(c) = &self.console {
             console::write(&mut md, c);
+        }
+        if let Some(p) = &self.picks {
+            picks::write(&mut md, p);
         }
         format!("{}\n", md.trim_end())
     }

@@ -11,6 +11,7 @@ pub mod failover;
 pub mod fan_out;
 pub mod latency;
 pub mod memory;
+pub mod picks;
 pub mod region;
 pub mod render;
 pub mod scale;
@@ -29,6 +30,7 @@ use self::failover::Failover;
 use self::fan_out::FanOut;
 use self::latency::Latency;
 use self::memory::Memory;
+use self::picks::Picks;
 use self::region::Region;
 use self::render::Render;
 use self::scale::Scale;
@@ -59,6 +61,7 @@ pub struct Report {
     pub tls: Option<Tls>,
     pub render: Option<Render>,
     pub console: Option<Console>,
+    pub picks: Option<Picks>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -69,7 +72,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 14] = [
+pub const ALL: [(&str, Run); 15] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -84,6 +87,7 @@ pub const ALL: [(&str, Run); 14] = [
     ("tls", tls::run),
     ("render", render::run),
     ("console", console::run),
+    ("picks", picks::run),
 ];
 
 pub fn names() -> Vec<&'static str> {
