@@ -28,13 +28,18 @@ const TARGET_RATIO: f64 = 1.0;
 /// Iterations between two looks at the stop flag.
 const BATCH: u64 = 64;
 
-const STRATEGIES: [(&str, Strategy); 5] = [
-    ("random", Strategy::Random),
-    ("round-robin", Strategy::RoundRobin),
-    ("weighted", Strategy::Weighted),
-    ("smooth-weighted", Strategy::SmoothWeighted),
-    ("p2c", Strategy::P2c),
+/// The strategies, after a control: no selector, each thread stepping a
+/// generator of its own, so that its 2 : 1 says how much of a second core
+/// the shared machine gave in the same rounds.
+const STRATEGIES: [(&str, Option<Strategy>); 6] = [
+    (CONTROL, None),
+    ("random", Some(Strategy::Random)),
+    ("round-robin", Some(Strategy::RoundRobin)),
+    ("weighted", Some(Strategy::Weighted)),
+    ("smooth-weighted", Some(Strategy::SmoothWeighted)),
+    ("p2c", Some(Strategy::P2c)),
 ];
+const CONTROL: &str = "control: nothing shared";
 
 /// One strategy's aggregate picks per second at each of [`THREADS`]
 /// (the best of the windows).
@@ -59,6 +64,8 @@ impl StrategyPicks {
 pub struct Picks {
     pub window: Duration,
     pub repeats: usize,
+    /// Each thread's own work, no selector.
+    pub control: Option<StrategyPicks>,
     pub strategies: Vec<StrategyPicks>,
 }
 
@@ -85,12 +92,18 @@ fn latency(endpoint: Endpoint) -> Duration {
     Duration::from_micros(100 + u64::from(endpoint.port() % 10) * 20)
 }
 
-/// One window: `threads` threads picking from `selector` until told to
-/// stop; their aggregate picks per second.
-fn window(selector: &Selector, instances: &Instances, threads: usize, length: Duration) -> f64 {
+/// One window: `threads` threads picking from `selector` (or, without
+/// one, each stepping its own generator) until told to stop; their
+/// aggregate picks per second.
+fn window(
+    selector: Option<&Selector>,
+    instances: &Instances,
+    threads: usize,
+    length: Duration,
+) -> f64 {
     let stop = AtomicBool::new(false);
     let start = Barrier::new(threads + 1);
-    let p2c = selector.strategy() == Strategy::P2c;
+    let p2c = selector.is_some_and(|s| s.strategy() == Strategy::P2c);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -98,8 +111,14 @@ fn window(selector: &Selector, instances: &Instances, threads: usize, length: Du
                     start.wait();
                     let began = Instant::now();
                     let mut picks = 0u64;
+                    let mut own = 1u64;
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..BATCH {
+                            let Some(selector) = selector else {
+                                own = own.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                                black_box(own);
+                                continue;
+                            };
                             let picked = selector.pick(black_box(instances));
                             if let (true, Some(instance)) = (p2c, picked) {
                                 // As a client does around each request.
@@ -133,7 +152,7 @@ fn best(sample: Vec<f64>) -> f64 {
 
 pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let (length, repeats) = if bench.sizes.full() {
-        (Duration::from_millis(200), 5)
+        (Duration::from_millis(150), 5)
     } else {
         (Duration::from_millis(50), 3)
     };
@@ -149,12 +168,12 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         for (s, (_, strategy)) in STRATEGIES.iter().enumerate() {
             for (t, threads) in THREADS.iter().enumerate() {
                 // A fresh selector, as a client starts with.
-                let selector = Selector::new(*strategy);
-                rates[s][t].push(window(&selector, &instances, *threads, length));
+                let selector = strategy.map(Selector::new);
+                rates[s][t].push(window(selector.as_ref(), &instances, *threads, length));
             }
         }
     }
-    let strategies = STRATEGIES
+    let mut strategies: Vec<StrategyPicks> = STRATEGIES
         .iter()
         .zip(rates)
         .map(|((name, _), per_threads)| {
@@ -165,9 +184,14 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             StrategyPicks { name, rates: bests }
         })
         .collect();
+    let control = strategies
+        .iter()
+        .position(|s| s.name == CONTROL)
+        .map(|at| strategies.remove(at));
     report.picks = Some(Picks {
         window: length,
         repeats,
+        control,
         strategies,
     });
     Ok(())
@@ -193,13 +217,16 @@ pub fn write(md: &mut String, r: &Picks) {
          by `started` and `finished`, as a client does around each request. The machine has 2 cores: at 4 \
          and 8 threads they time-slice, so the aggregate cannot pass the 2-thread figure and the time per \
          pick of one thread includes its waits for a core.\n\n\
+         The control row has no selector: each thread steps a generator of its own, nothing shared, so its \
+         2 : 1 says how much of a second core the machine gave in the same rounds (2.0× when the other core \
+         was idle); a strategy's 2 : 1 means something only next to it.\n\n\
          Aggregate picks per second (and the wall time per pick of each thread):\n\n\
          | strategy | 1 thread | 2 threads | 4 threads | 8 threads | 2 : 1 |\n\
          |---|---:|---:|---:|---:|---:|",
         r.window.as_millis(),
         r.repeats
     );
-    for s in &r.strategies {
+    for s in r.control.iter().chain(&r.strategies) {
         let cells: Vec<String> = (0..THREADS.len())
             .map(|at| format!("{} ({:.0} ns)", rate(s.rates[at]), s.ns_per_thread(at)))
             .collect();
@@ -230,7 +257,44 @@ pub fn write(md: &mut String, r: &Picks) {
             verdict(worst.scaling() >= TARGET_RATIO)
         );
     }
+    md.push_str(STEPS);
 }
+
+/// What was tried, with the figures before and after (written by hand
+/// from the runs of each step; the table above is the latest run).
+const STEPS: &str = "**Steps tried.** Each step gives the uncontended time per pick, then 2 : 1. Until step 4 a \
+figure was the median of 3 windows of 300 ms, and throughout the machine was shared with other builds (load \
+average 5–9), so one figure moved by up to 2× between runs.\n\n\
+1. Before: every pick locked the down marks (and swept them, reading `Instant::now()` and `SystemTime::now()`); \
+random and weighted locked one generator; weighted, smooth-weighted and p2c built two lists of the candidates, \
+smooth-weighted also a set, then hashed every instance under its lock; p2c locked one map in the pick, in \
+`started` and in `finished`. Random 132 ns 1.55×, round-robin 114 ns 1.51×, weighted 2.2 µs 0.77×, \
+smooth-weighted 14.0 µs 0.85×, p2c (with `started` and `finished`) 2.9 µs 1.12×.\n\
+2. An atomic count of the down marks (none: no lock, no clock); clocks read only when a strategy needs them; \
+no list of candidates when nothing is skipped; `Selector::new`'s random numbers from each thread's own \
+generator (`rand::rng()`); smooth-weighted's current weights a list beside the candidates; p2c's figures \
+atomics, their map behind one read-write lock. Two runs: random 37 / 60 ns 1.01 / 1.20×, round-robin 23 / 24 ns \
+0.97 / 0.77×, weighted 2.7 / 2.5 µs 1.48 / 1.03×, smooth-weighted 5.7 / 5.3 µs 1.05 / 1.06×, p2c 464 / 457 ns \
+1.09 / 0.91×. Kept.\n\
+3. P2c's map read under one of 8 read-write locks, the thread's own (one lock's reader count was written by \
+every pick, `started` and `finished`, so its cache line moved between the cores three times a request); \
+round-robin's counter on cache lines of its own. One run, at load 8.7: p2c 1.8 µs 2.05×, round-robin 42 ns \
+0.84×. Kept: p2c's gain is clear; the padding made no difference this machine can show, and costs 128 bytes.\n\
+4. Weighted takes the instance it lands on in the same walk (it walked again to fetch it); the best of 5 \
+windows of 200 ms instead of the median of 3 (another process taking a core only ever lowers a window). Two \
+runs: random 33 / 37 ns 1.95 / 1.04×, round-robin 19 / 20 ns 0.83 / 1.10×, weighted 1.3 / 1.4 µs 1.38 / 1.11×, \
+smooth-weighted 2.9 / 2.9 µs 1.00 / 1.02×, p2c 367 / 428 ns 1.49 / 1.13×. In the second every 2 : 1 was near \
+1.0: the other core was busy elsewhere, hence the control row since (and windows of 150 ms, to keep the \
+section under 20 s).\n\n\
+**What remains.** Round-robin's order (each instance in turn, across all threads) needs one counter that every \
+pick increments: when two threads truly run at once, its cache line moves between the cores on every pick, \
+which costs more than the rest of the pick (about 20 ns), so two threads pick less than one (0.77–0.97× in the \
+runs where a second core was free). Handing each thread a block of turns would lift that but change the order \
+(turns held by a thread that stops picking are skipped, and a thread using two selectors in turn would skew \
+both), so it was not done. Smooth weighted round-robin (nginx's) updates every instance's current weight on \
+each pick, under one lock: two threads take turns and cannot beat one (1.00–1.06×). Weighted walks the list \
+twice a pick (the total, then the point), O(n) but nothing shared; p2c's pick, `started` and `finished` write \
+only the two instances' own cache lines.\n";
 
 pub fn summary(r: &Picks) -> Vec<Row> {
     let mut rows: Vec<Row> = ["random", "round-robin"]

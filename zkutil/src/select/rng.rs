@@ -13,7 +13,7 @@ pub(super) enum Randomness {
     /// One seeded sequence, so that a test's choices repeat; behind a lock,
     /// so threads that share the selector contend on it (tests pick from
     /// one thread).
-    Seeded(Mutex<StdRng>),
+    Seeded(Box<Mutex<StdRng>>),
     /// Each thread's own generator (`rand::rng()`, seeded from the
     /// operating system): picks on several threads share no state, so a
     /// random pick takes no lock and writes nothing another core reads.

@@ -159,7 +159,7 @@ impl Selector {
     /// selector wait on each other, which [`Selector::new`]'s do not.
     pub fn with_seed(strategy: Strategy, seed: u64) -> Selector {
         let rng = StdRng::seed_from_u64(seed);
-        Selector::with_rng(strategy, Randomness::Seeded(Mutex::new(rng)))
+        Selector::with_rng(strategy, Randomness::Seeded(Box::new(Mutex::new(rng))))
     }
 
     fn with_rng(strategy: Strategy, rng: Randomness) -> Selector {
