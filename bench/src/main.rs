@@ -93,8 +93,8 @@ struct Args {
     #[arg(long, default_value = "bench")]
     out: PathBuf,
     /// Run only these sections (repeatable): discovery, latency, visibility, throughput, failover,
-    /// scale, change-cost, slow-server, curator, fan-out, region (root: a network lab), tls, render, console; for iterating on one
-    /// figure.
+    /// scale, change-cost, slow-server, curator, fan-out, region (root: a network lab), tls, render,
+    /// console, floor, per-instance, relist, picks; for iterating on one figure.
     #[arg(long)]
     only: Vec<String>,
     #[command(subcommand)]

@@ -8,7 +8,7 @@ use zkutil::testing::ZkServer;
 use crate::section::Report;
 use crate::section::{
     change_cost, console, curator, discovery, failover, fan_out, floor, latency, memory,
-    per_instance, region, relist, render, scale, slow_server, throughput, tls, visibility,
+    per_instance, picks, region, relist, render, scale, slow_server, throughput, tls, visibility,
 };
 use crate::summary;
 
@@ -61,6 +61,7 @@ impl Report {
         rows.extend(floor::summary(&self.floor));
         rows.extend(per_instance::summary(&self.per_instance));
         rows.extend(self.relist.iter().flat_map(relist::summary));
+        rows.extend(self.picks.iter().flat_map(picks::summary));
         rows
     }
 
@@ -135,6 +136,9 @@ impl Report {
         }
         if let Some(r) = &self.relist {
             relist::write(&mut md, r);
+        }
+        if let Some(p) = &self.picks {
+            picks::write(&mut md, p);
         }
         format!("{}\n", md.trim_end())
     }

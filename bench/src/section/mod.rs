@@ -13,6 +13,7 @@ pub mod floor;
 pub mod latency;
 pub mod memory;
 pub mod per_instance;
+pub mod picks;
 pub mod region;
 pub mod relist;
 pub mod render;
@@ -34,6 +35,7 @@ use self::floor::FloorRow;
 use self::latency::Latency;
 use self::memory::Memory;
 use self::per_instance::PerInstance;
+use self::picks::Picks;
 use self::region::Region;
 use self::relist::Relist;
 use self::render::Render;
@@ -68,6 +70,7 @@ pub struct Report {
     pub floor: Vec<FloorRow>,
     pub per_instance: Vec<PerInstance>,
     pub relist: Option<Relist>,
+    pub picks: Option<Picks>,
     /// Latency samples to plot.
     pub dist: Vec<(String, Vec<Duration>)>,
 }
@@ -78,7 +81,7 @@ pub type Run = fn(&Bench, &mut Report) -> anyhow::Result<()>;
 /// Every section `--only` can name, in the order they run. Memory (section
 /// 8) has no run of its own: its figures come from latency, throughput and
 /// scale.
-pub const ALL: [(&str, Run); 17] = [
+pub const ALL: [(&str, Run); 18] = [
     ("discovery", discovery::run),
     ("latency", latency::run),
     ("visibility", visibility::run),
@@ -96,6 +99,7 @@ pub const ALL: [(&str, Run); 17] = [
     ("floor", floor::run),
     ("per-instance", per_instance::run),
     ("relist", relist::run),
+    ("picks", picks::run),
 ];
 
 pub fn names() -> Vec<&'static str> {

@@ -10,11 +10,14 @@
 //!
 //! The parts: [`Strategy`] (`strategy`), the [`Selector`] that applies it
 //! (`selector`), what the load-aware strategy knows of each instance
-//! (`load`) and the down marks (`down`).
+//! (`load`), smooth weighted round-robin's current weights (`smooth`), the
+//! random numbers (`rng`) and the down marks (`down`).
 
 mod down;
 mod load;
+mod rng;
 mod selector;
+mod smooth;
 mod strategy;
 #[cfg(test)]
 mod tests;

@@ -1,16 +1,18 @@
 //! [`Selector`]: applies a [`Strategy`] to the instances it is given,
 //! skipping those marked down.
 
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use super::down::DownMarks;
-use super::load::Load;
+use super::load::Loads;
+use super::rng::Randomness;
+use super::smooth::Current;
 use super::strategy::Strategy;
 use crate::discovery::{Instance, Instances};
 use crate::endpoint::Endpoint;
@@ -18,6 +20,15 @@ use crate::sync::lock;
 
 /// Picks instances with a [`Strategy`], skipping those marked down; shared
 /// between threads.
+///
+/// A pick is cheap and scales with threads: when no instance is marked
+/// down, a random or round-robin pick takes no lock and reads no clock,
+/// and random choices come from each thread's own generator (a seeded
+/// selector, for tests, shares one behind a lock). What a strategy must
+/// share is shared as little as it can be: round-robin's counter, smooth
+/// weighted round-robin's current weights (one lock per pick; its
+/// algorithm updates every instance's), p2c's per-instance figures
+/// (atomics).
 ///
 /// # Example
 ///
@@ -41,36 +52,124 @@ use crate::sync::lock;
 #[derive(Debug)]
 pub struct Selector {
     strategy: Strategy,
-    rng: Mutex<StdRng>,
-    pub(super) next: AtomicUsize,
+    rng: Randomness,
+    /// Round-robin's counter, on cache lines of its own: every pick
+    /// writes it, and the fields every pick reads must not move between
+    /// cores with it.
+    pub(super) next: Counter,
     down: DownMarks,
     /// Smooth weighted round-robin: each instance's current weight.
-    current: Mutex<HashMap<Endpoint, i64>>,
+    current: Mutex<Current>,
     /// P2c: each instance's observed latency and requests in flight.
-    load: Mutex<HashMap<Endpoint, Load>>,
+    load: Loads,
     /// Warm-up of the weighted strategies (zero: none).
     warmup: Duration,
+}
+
+/// An atomic counter alone on its cache lines (two: the CPU may fetch
+/// pairs).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(super) struct Counter(AtomicUsize);
+
+impl std::ops::Deref for Counter {
+    type Target = AtomicUsize;
+
+    fn deref(&self) -> &AtomicUsize {
+        &self.0
+    }
+}
+
+/// The time of a pick, read from the clocks only if the pick needs it
+/// (most need neither: reading them costs more than a pick).
+struct Clock {
+    instant: Cell<Option<Instant>>,
+    wall: Cell<Option<SystemTime>>,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            instant: Cell::new(None),
+            wall: Cell::new(None),
+        }
+    }
+
+    #[cfg(test)]
+    fn at(instant: Instant, wall: SystemTime) -> Clock {
+        Clock {
+            instant: Cell::new(Some(instant)),
+            wall: Cell::new(Some(wall)),
+        }
+    }
+
+    fn instant(&self) -> Instant {
+        let at = self.instant.get().unwrap_or_else(Instant::now);
+        self.instant.set(Some(at));
+        at
+    }
+
+    fn wall(&self) -> SystemTime {
+        let at = self.wall.get().unwrap_or_else(SystemTime::now);
+        self.wall.set(Some(at));
+        at
+    }
+}
+
+/// The instances a pick chooses among: a whole list (the common case,
+/// nothing to skip: no list to build) or those left after skipping.
+#[derive(Clone, Copy)]
+enum Candidates<'a, 'c> {
+    All(&'a Instances),
+    Only(&'c [&'a Instance]),
+}
+
+impl<'a> Candidates<'a, '_> {
+    fn len(self) -> usize {
+        match self {
+            Candidates::All(list) => list.len(),
+            Candidates::Only(list) => list.len(),
+        }
+    }
+
+    fn get(self, at: usize) -> Option<&'a Instance> {
+        match self {
+            Candidates::All(list) => list.get(at),
+            Candidates::Only(list) => list.get(at).copied(),
+        }
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a Instance> + Clone {
+        let (all, only) = match self {
+            Candidates::All(list) => (Some(list.iter()), None),
+            Candidates::Only(list) => (None, Some(list.iter().copied())),
+        };
+        all.into_iter().flatten().chain(only.into_iter().flatten())
+    }
 }
 
 impl Selector {
     /// A selector seeded from the operating system, with a 10 s cooldown.
     pub fn new(strategy: Strategy) -> Selector {
-        Selector::with_rng(strategy, StdRng::from_os_rng())
+        Selector::with_rng(strategy, Randomness::PerThread)
     }
 
     /// A selector whose random choices repeat for the same seed (tests).
+    /// They come from one generator behind a lock: threads sharing this
+    /// selector wait on each other, which [`Selector::new`]'s do not.
     pub fn with_seed(strategy: Strategy, seed: u64) -> Selector {
-        Selector::with_rng(strategy, StdRng::seed_from_u64(seed))
+        let rng = StdRng::seed_from_u64(seed);
+        Selector::with_rng(strategy, Randomness::Seeded(Box::new(Mutex::new(rng))))
     }
 
-    fn with_rng(strategy: Strategy, rng: StdRng) -> Selector {
+    fn with_rng(strategy: Strategy, rng: Randomness) -> Selector {
         Selector {
             strategy,
-            rng: Mutex::new(rng),
-            next: AtomicUsize::new(0),
+            rng,
+            next: Counter::default(),
             down: DownMarks::new(Duration::from_secs(10)),
-            current: Mutex::new(HashMap::new()),
-            load: Mutex::new(HashMap::new()),
+            current: Mutex::new(Current::default()),
+            load: Loads::new(),
             warmup: Duration::ZERO,
         }
     }
@@ -88,8 +187,8 @@ impl Selector {
         self
     }
 
-    /// `instance`'s weight as of `now`, warm-up applied.
-    fn effective_weight(&self, instance: &Instance, now: SystemTime) -> i64 {
+    /// `instance`'s weight as of `clock`, warm-up applied.
+    fn effective_weight(&self, instance: &Instance, clock: &Clock) -> i64 {
         let weight = i64::from(instance.weight());
         if self.warmup.is_zero() {
             return weight;
@@ -97,7 +196,10 @@ impl Selector {
         let Some(registered) = instance.registered_at() else {
             return weight;
         };
-        let age = now.duration_since(registered).unwrap_or(Duration::ZERO);
+        let age = clock
+            .wall()
+            .duration_since(registered)
+            .unwrap_or(Duration::ZERO);
         if age >= self.warmup || weight == 0 {
             return weight;
         }
@@ -130,12 +232,13 @@ impl Selector {
         instances: &'a Instances,
         exclude: &[Endpoint],
     ) -> Option<&'a Instance> {
-        self.pick_excluding_at(instances, exclude, Instant::now(), SystemTime::now())
+        self.pick_with(instances, exclude, &Clock::now())
     }
 
     /// [`Selector::pick_excluding`] as of `now`: down marks older than the
     /// cooldown at `now` have lapsed. Time is a parameter so that tests
     /// need not sleep through a cooldown.
+    #[cfg(test)]
     pub(super) fn pick_excluding_at<'a>(
         &self,
         instances: &'a Instances,
@@ -143,12 +246,23 @@ impl Selector {
         now: Instant,
         wall: SystemTime,
     ) -> Option<&'a Instance> {
-        let down = self.down.in_force(now);
-        let by_position = matches!(self.strategy, Strategy::Random | Strategy::RoundRobin);
-        if down.is_empty() && exclude.is_empty() && by_position {
-            // The common case: nothing to skip, no list to build.
+        self.pick_with(instances, exclude, &Clock::at(now, wall))
+    }
+
+    fn pick_with<'a>(
+        &self,
+        instances: &'a Instances,
+        exclude: &[Endpoint],
+        clock: &Clock,
+    ) -> Option<&'a Instance> {
+        if exclude.is_empty() && !self.down.any() {
+            // The common case: nothing to skip, no lock, no list to build.
+            return self.choose(Candidates::All(instances), clock);
+        }
+        let down = self.down.in_force(clock.instant());
+        if down.is_empty() && exclude.is_empty() {
             drop(down);
-            return instances.get(self.index(instances.len())?);
+            return self.choose(Candidates::All(instances), clock);
         }
         let allowed: Vec<&Instance> = instances
             .iter()
@@ -166,80 +280,52 @@ impl Selector {
                 .min_by_key(|i| down.get(&i.endpoint()).copied());
         }
         drop(down);
-        if by_position {
-            return up.get(self.index(up.len())?).copied();
-        }
-        up.get(self.choose(&up, now, wall)?).copied()
+        self.choose(Candidates::Only(&up), clock)
     }
 
-    /// The index of the candidate the weighted and load-aware strategies
-    /// choose; `None` when there is none.
-    fn choose(&self, candidates: &[&Instance], now: Instant, wall: SystemTime) -> Option<usize> {
-        if candidates.is_empty() {
-            return None;
-        }
-        // Weight 0: never picked while another instance has a weight.
-        let weights: Vec<i64> = candidates
-            .iter()
-            .map(|i| self.effective_weight(i, wall))
-            .collect();
-        let total: i64 = weights.iter().sum();
-        match self.strategy {
-            Strategy::Weighted if total > 0 => {
-                let mut point = self.rng().random_range(0..total);
-                weights.iter().position(|w| {
-                    point -= w;
+    /// The candidate the strategy chooses; `None` when there is none.
+    fn choose<'a>(&self, candidates: Candidates<'a, '_>, clock: &Clock) -> Option<&'a Instance> {
+        let len = candidates.len();
+        let weighted = matches!(self.strategy, Strategy::Weighted | Strategy::SmoothWeighted);
+        if weighted {
+            // Weight 0: never picked while another instance has a weight.
+            let weight = |i: &Instance| self.effective_weight(i, clock);
+            let total: i64 = candidates.iter().map(weight).sum();
+            if total > 0 && self.strategy == Strategy::Weighted {
+                let mut point = self.rng.below_i64(total);
+                return candidates.iter().find(|i| {
+                    point -= weight(i);
                     point < 0
-                })
+                });
             }
-            Strategy::SmoothWeighted if total > 0 => {
-                let mut current = lock(&self.current);
-                let present: std::collections::HashSet<Endpoint> =
-                    candidates.iter().map(|i| i.endpoint()).collect();
-                current.retain(|endpoint, _| present.contains(endpoint));
-                let mut best: Option<(usize, i64)> = None;
-                for (at, (instance, weight)) in candidates.iter().zip(&weights).enumerate() {
-                    let value = current.entry(instance.endpoint()).or_insert(0);
-                    *value += weight;
-                    if best.is_none_or(|(_, top)| *value > top) {
-                        best = Some((at, *value));
-                    }
-                }
-                let (at, _) = best?;
-                *current.entry(candidates[at].endpoint()).or_insert(0) -= total;
-                Some(at)
+            if total > 0 {
+                let at = lock(&self.current).pick(candidates.iter(), weight, total);
+                return candidates.get(at?);
             }
-            Strategy::P2c if candidates.len() > 1 => {
-                let (a, b) = {
-                    let mut rng = self.rng();
-                    let a = rng.random_range(0..candidates.len());
-                    let b = (a + rng.random_range(1..candidates.len())) % candidates.len();
-                    (a, b)
-                };
-                let load = lock(&self.load);
-                let cost = |i: usize| {
-                    load.get(&candidates[i].endpoint())
-                        .copied()
-                        .unwrap_or_default()
-                        .cost_at(now)
-                };
-                Some(if cost(b) < cost(a) { b } else { a })
-            }
-            _ => self.index(candidates.len()),
         }
-    }
-
-    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
-        lock(&self.rng)
+        if self.strategy == Strategy::P2c && len > 1 {
+            let (a, b) = self.rng.pair(len);
+            let (a, b) = (candidates.get(a)?, candidates.get(b)?);
+            let now = clock.instant();
+            let costs = match self.load.costs(a.endpoint(), b.endpoint(), now) {
+                Some(costs) => costs,
+                None => {
+                    // New instances: added all at once, not one per pick.
+                    self.load.add(candidates.iter().map(Instance::endpoint));
+                    self.load.costs(a.endpoint(), b.endpoint(), now)?
+                }
+            };
+            return Some(if costs.1 < costs.0 { b } else { a });
+        }
+        candidates.get(self.index(len)?)
     }
 
     /// A request to `endpoint` starts (p2c counts requests in flight; the
     /// other strategies ignore it).
     pub fn started(&self, endpoint: Endpoint) {
-        if self.strategy != Strategy::P2c {
-            return;
+        if self.strategy == Strategy::P2c {
+            self.load.started(endpoint);
         }
-        lock(&self.load).entry(endpoint).or_default().started();
     }
 
     /// A request to `endpoint` ended after `latency` (a failure counts
@@ -249,13 +335,9 @@ impl Selector {
     }
 
     pub(super) fn finished_at(&self, endpoint: Endpoint, latency: Duration, now: Instant) {
-        if self.strategy != Strategy::P2c {
-            return;
+        if self.strategy == Strategy::P2c {
+            self.load.finished(endpoint, latency, now);
         }
-        lock(&self.load)
-            .entry(endpoint)
-            .or_default()
-            .finished(latency, now);
     }
 
     /// An index in `0..len` by the strategy; `None` when `len` is 0.
@@ -266,7 +348,7 @@ impl Selector {
         Some(match self.strategy {
             // An unsigned counter that wraps: no `abs(counter) % n` overflow.
             Strategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % len,
-            _ => self.rng().random_range(0..len),
+            _ => self.rng.below(len),
         })
     }
 
