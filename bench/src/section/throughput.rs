@@ -324,7 +324,10 @@ const STEPS: &str = "Steps tried: the headline is now the median of the rounds' 
     spread, where it was the ratio of the rates over all rounds; the target at 4 client threads is 1.0× (was \
     0.95×, issue 33). Ten rounds kept (5 were asked for: the same connections either way, so no time added). \
     Runs of this section alone on this machine, median (spread) at 1 / 4 client threads, with other builds \
-    running beside them (load average 6–8 on 2 cores): RUNS. Where the time-server's extra cost is, counted \
+    running beside them (load average 6–11 on 2 cores), five runs before this one: 0.68× (0.44–1.31) / 0.92× \
+    (0.77–1.42); 0.84× (0.46–1.42) / 1.10× (0.63–2.00); 0.67× (0.57–1.04) / 0.92× (0.71–1.34); 0.73× \
+    (0.48–1.01) / 0.96× (0.69–1.61); 0.77× (0.54–1.37) / 1.04× (0.91–1.98). At 1 client thread the median \
+    was under 1.0× in all five, at 4 it was met in two. Where the time-server's extra cost is, counted \
     with `strace -c -f` on one serving 20,000 sequential read-only connections: per connection `accept4` 1, \
     `sendto` 1, `shutdown` 1, `epoll_ctl` 0.93, `recvfrom` 1.07, `close` 1, and the drain thread's \
     `epoll_wait` and `clock_nanosleep` 0.06 each (`futex` 0.01): 6.1 system calls, against the bare \

@@ -239,7 +239,8 @@ const STEPS: &str = "Steps tried (2,000 watchers on the ensemble, a run each unl
     listed it again when it appeared, during the first changes: last watcher p99 484, 505, 382 ms → 291, \
     380 ms, packets per change 2203–2225 → 2169–2181. **Kept**: a warm-up change not counted (the first \
     change was each row's slowest: ZooKeeper's just-in-time compiler, cold caches): p99 291–380 ms → 190 ms, \
-    packets per change → 2048 (the rest is the 2,000 sessions' pings during the changes). **Kept**, as a \
+    packets per change → 2048 (the rest is the 2,000 sessions' pings during the changes); three runs with \
+    all of the kept steps, before this one: p99 190, 164, 242 ms (met in two). **Kept**, as a \
     row: the session's watch alone, no `Discovery`: p99 107–128 ms before the warm-up, 80 ms after, with \
     this process at 35–45 µs per watcher per change against the `Discovery`'s 111–211 µs. Profiled \
     (`perf record -a -g` over the section): this process's time is mostly the kernel's (futex wake-ups and \
