@@ -302,15 +302,19 @@ round-robin 100 / 141 ns 1.00 / 1.40×, weighted 1.9 / 2.4 µs 1.02 / 0.65×, sm
 1.11 / 0.93×, p2c 2.4 / 4.4 µs 1.05 / 1.02×. After: random 48 / 36 ns 1.21 / 1.58×, round-robin 27 / 19 ns \
 1.18 / 1.03×, weighted 1.35 / 1.35 µs 1.00 / 1.09×, smooth-weighted 3.5 / 2.9 µs 1.19 / 1.03×, p2c 393 / \
 374 ns 1.04 / 1.50×.\n\n\
-**What remains.** Round-robin's order (each instance in turn, across all threads) needs one counter that every \
-pick increments: when two threads truly run at once, its cache line moves between the cores on every pick, \
-which costs more than the rest of the pick (about 20 ns), so two threads pick less than one (0.83× in the run \
-of step 4 where random, which shares nothing, nearly doubled; 0.77–0.97× in steps 2 and 3). Handing each thread a block of turns would lift that but change the order \
-(turns held by a thread that stops picking are skipped, and a thread using two selectors in turn would skew \
-both), so it was not done. Smooth weighted round-robin (nginx's) updates every instance's current weight on \
-each pick, under one lock: two threads take turns and cannot beat one (1.00–1.06×). Weighted walks the list \
-twice a pick (the total, then the point), O(n) but nothing shared; p2c's pick, `started` and `finished` write \
-only the two instances' own cache lines.\n";
+6. The first full run after merging (quiet machine, control 1.97×): round-robin 18 ns 0.55×, weighted 842 ns \
+0.90×, smooth-weighted 1.8 µs 0.87×. `perf record` put the list's own iterator (imbl's) among the top \
+symbols: it clones the tree's shared pointers when it starts and drops them when it ends, atomic writes on \
+cache lines shared by every thread's pick. So the candidates are walked by index (no shared write); \
+round-robin keeps one counter per thread shard (8, each on its own cache lines) and smooth weighted \
+round-robin one state per shard, as nginx keeps both per worker: each thread takes every instance in turn, \
+so the threads together do too, but two threads no longer alternate one sequence. Next run (control \
+1.97×): round-robin 18 ns 1.96×, weighted 796 ns 1.92×, smooth-weighted 1.6 µs 1.99×, p2c 1.64×, random \
+1.99×. Kept.\n\n\
+**What remains.** Weighted and smooth-weighted walk the whole list on each pick (O(n): 0.8 and 1.6 µs at 100 \
+instances), nothing shared; a cached table of cumulative weights per snapshot would make weighted O(log n). \
+P2c's pick, `started` and `finished` write the two instances' own cache lines, which two threads picking the \
+same instances share by design (its balance is built on them).\n";
 
 pub fn summary(r: &Picks) -> Vec<Row> {
     let mut rows: Vec<Row> = ["random", "round-robin"]

@@ -3,20 +3,13 @@
 //! requests in flight.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use super::shard::{self, SHARDS};
 use crate::endpoint::Endpoint;
 use crate::sync::lock;
-
-/// How many copies of the map readers spread over: more than the cores
-/// of most clients' machines, few enough to cost little (a cache line
-/// each; the maps themselves are shared).
-const SHARDS: usize = 8;
-
-/// Which shard each thread reads, handed out in turn.
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 /// What p2c knows of every instance it has been given.
 ///
@@ -64,11 +57,7 @@ impl Loads {
 
     /// The shard this thread reads.
     fn shard(&self) -> &Shard {
-        thread_local! {
-            static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        }
-        let at = SHARD.try_with(|at| *at).unwrap_or(0);
-        &self.shards[at % SHARDS]
+        &self.shards[shard::of_this_thread()]
     }
 
     /// Nanoseconds from the epoch to `at`, plus one: 0 stays "never".

@@ -11,12 +11,14 @@
 //! The parts: [`Strategy`] (`strategy`), the [`Selector`] that applies it
 //! (`selector`), what the load-aware strategy knows of each instance
 //! (`load`), smooth weighted round-robin's current weights (`smooth`), the
+//! per-thread shards of what every pick writes (`shard`), the
 //! random numbers (`rng`) and the down marks (`down`).
 
 mod down;
 mod load;
 mod rng;
 mod selector;
+mod shard;
 mod smooth;
 mod strategy;
 #[cfg(test)]

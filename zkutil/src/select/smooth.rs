@@ -11,7 +11,8 @@ use crate::endpoint::Endpoint;
 ///
 /// Every pick adds each candidate's weight to its current weight, picks
 /// the highest and takes the total off it, so a pick reads and writes the
-/// whole list: the state is one, shared by the threads. It is kept as a
+/// whole list: each thread shard of the selector has its own, so that
+/// threads do not wait for each other's picks. It is kept as a
 /// list in the candidates' order (endpoint order, as in `Instances`) so
 /// that a pick walks it beside the candidates, without hashing or
 /// allocating; it is rebuilt only when the candidates change, keeping the

@@ -17,13 +17,15 @@ pub enum Strategy {
     /// Uniformly at random, independently for every request.
     #[default]
     Random,
-    /// Each instance in turn.
+    /// Each instance in turn (each thread sharing a selector keeps its own
+    /// turn, as nginx's workers do: no thread waits for another's pick).
     RoundRobin,
     /// At random, in proportion to each instance's weight
     /// ([`Instance::weight`](crate::Instance::weight)).
     Weighted,
     /// In proportion to the weights, deterministically and evenly
-    /// interleaved (nginx's smooth weighted round-robin).
+    /// interleaved (nginx's smooth weighted round-robin; each thread
+    /// sharing a selector keeps its own turn, as nginx's workers do).
     SmoothWeighted,
     /// The less loaded of two random choices, by an exponentially weighted
     /// moving average of each instance's observed latency times its

@@ -68,10 +68,46 @@ fn round_robin_visits_each_instance_exactly_once_per_cycle() {
     assert_eq!(picked, [1, 2, 3, 1, 2, 3, 1, 2, 3]);
 }
 
+/// Threads sharing one selector, each picking whole cycles at once: each
+/// keeps its own turn (or shares one, past eight threads), and in either
+/// case every instance is picked equally often, exactly.
+#[test]
+fn threads_sharing_a_turn_taking_selector_together_pick_in_exact_proportion() {
+    let list = weighted(&[3, 1, 2]);
+    for (strategy, per_cycle) in [
+        (Strategy::RoundRobin, [1, 1, 1]),
+        (Strategy::SmoothWeighted, [3, 1, 2]),
+    ] {
+        let selector = Selector::new(strategy);
+        let cycle: usize = per_cycle.iter().sum();
+        let picked: Vec<u16> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..12)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..cycle * 50)
+                            .map(|_| port(selector.pick(&list)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("a picking thread"))
+                .collect()
+        });
+        for (port, share) in (1..).zip(per_cycle) {
+            let count = picked.iter().filter(|p| **p == port).count();
+            assert_eq!(count, share * 50 * 12, "{strategy:?}: instance {port}");
+        }
+    }
+}
+
 #[test]
 fn round_robin_counter_wraps_without_panic() {
     let selector = Selector::new(Strategy::RoundRobin);
-    selector.next.store(usize::MAX, Ordering::Relaxed);
+    for next in &selector.next {
+        next.store(usize::MAX, Ordering::Relaxed);
+    }
     let list = instances(3);
     assert_ne!(port(selector.pick(&list)), 0);
     assert_ne!(port(selector.pick(&list)), 0);
