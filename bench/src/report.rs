@@ -53,7 +53,7 @@ impl Report {
         rows.extend(self.scale.iter().flat_map(scale::summary));
         rows.extend(memory::summary(&self.memory));
         rows.extend(self.slow_server.iter().flat_map(slow_server::summary));
-        rows.extend(curator::summary(&self.curator));
+        rows.extend(curator::summary(&self.curator, &self.floor));
         rows.extend(fan_out::summary(&self.fan_out));
         rows.extend(self.region.iter().flat_map(region::summary));
         rows.extend(self.tls.iter().flat_map(tls::summary));
