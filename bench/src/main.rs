@@ -70,7 +70,7 @@ const QUICK: Sizes = Sizes {
     requests: 1_000,
     visibility: 30,
     connections: 5_000,
-    failover_requests: 150,
+    failover_requests: 100,
     scale: 1_000,
 };
 

@@ -26,7 +26,7 @@ const RTT: Duration = Duration::from_millis(40);
 /// The watchers of the fan-out in B.
 const WATCHERS: usize = 500;
 /// ... and with `--quick` (each start crosses the relays).
-const QUICK_WATCHERS: usize = 100;
+const QUICK_WATCHERS: usize = 50;
 
 pub enum Region {
     Skipped(String),
