@@ -82,18 +82,17 @@ impl Shared {
     /// data read, and every one's after a reconnect or a rebuild.
     fn publish_names(&self, names: &[String]) -> Result<()> {
         // Cleared only once the listing is published: a failed one is
-        // retried with the same need.
+        // retried with the same need (and, meanwhile, the view is stale and
+        // the decoded children kept, so that events still find what a
+        // changed child was).
         let reread = self.reread.load(Ordering::SeqCst);
-        if reread {
-            lock(&self.decoded).clear();
-        }
         {
             let present: HashSet<&str> = names.iter().map(String::as_str).collect();
             lock(&self.warned).retain_children(&self.base_path, &present);
         }
         let warn = |path: &str, error: &str, message: &str| self.warn_once(path, error, message);
         let (endpoints, others) = parse_children(names);
-        let decoded = self.decode_others(&others, warn)?;
+        let decoded = self.decode_others(&others, reread, warn)?;
         if self.events.load(Ordering::SeqCst) {
             let plain = endpoints.iter().map(|e| (*e, e.node_name()));
             let others = decoded.iter().map(|i| (i.endpoint, i.node.to_string()));
@@ -134,31 +133,43 @@ impl Shared {
         };
         let mut instances: Vec<Instance> = instances;
         instances.extend(decoded);
+        if reread {
+            // Before the publish, which is then fresh.
+            self.reread.store(false, Ordering::SeqCst);
+        }
         self.publish(sorted_distinct(instances));
-        self.reread.store(false, Ordering::SeqCst);
         Ok(())
     }
 
     /// The instances of the children that are not plain names, each read
     /// and decoded once (a child's data is not followed after that: it is
-    /// re-read when it is re-created); a child that is none of the formats
-    /// is remembered as such, and warned about once.
+    /// re-read when it is re-created), or every one again when `reread`
+    /// (after a reconnect: changes may have been missed); a child that is
+    /// none of the formats is remembered as such, and warned about once.
+    /// What was decoded before is replaced only once the reads succeed.
     fn decode_others(
         &self,
         others: &[String],
+        reread: bool,
         warn: impl Fn(&str, &str, &str),
     ) -> Result<Vec<Instance>> {
-        let mut cache = lock(&self.decoded);
-        let present: HashSet<&str> = others.iter().map(String::as_str).collect();
-        cache.retain(|name, _| present.contains(name.as_str()));
-        let new: Vec<String> = others
-            .iter()
-            .filter(|name| !cache.contains_key(*name))
-            .cloned()
-            .collect();
-        drop(cache);
+        let new: Vec<String> = if reread {
+            others.to_vec()
+        } else {
+            let cache = lock(&self.decoded);
+            others
+                .iter()
+                .filter(|name| !cache.contains_key(*name))
+                .cloned()
+                .collect()
+        };
         let read = read_decoded(&self.session, &self.base_path, &new, warn)?;
         let mut cache = lock(&self.decoded);
+        if reread {
+            cache.clear();
+        }
+        let present: HashSet<&str> = others.iter().map(String::as_str).collect();
+        cache.retain(|name, _| present.contains(name.as_str()));
         cache.extend(read);
         Ok(others
             .iter()

@@ -61,7 +61,10 @@ impl Shared {
             let mut current = self.current();
             let fallback = self.fallback(&current, &instances, &out_of_service);
             let session_state = self.session.state();
-            let fresh = session_state == SessionState::Connected;
+            // A re-listing still owed (after a reconnect, its reads failed)
+            // leaves the view stale, whatever events are applied on it.
+            let fresh = session_state == SessionState::Connected
+                && !self.reread.load(std::sync::atomic::Ordering::SeqCst);
             if fresh && current.stale_since.is_some() {
                 changes.push(Change::Fresh);
             }

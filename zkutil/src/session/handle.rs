@@ -141,6 +141,7 @@ impl Session {
             claims: Mutex::new(std::collections::HashSet::new()),
             closing: AtomicBool::new(false),
             cancel: Cancel::new(),
+            no_multi_read: AtomicBool::new(false),
             runtime,
         });
         let (supervised, sender) = (inner.clone(), messages.clone());
@@ -302,7 +303,26 @@ impl Session {
         F: FnOnce(zk::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
     {
-        let allowed = deadline.saturating_duration_since(Instant::now());
+        self.call_long(op, path, deadline, deadline, f)
+    }
+
+    /// [`Session::call_by`] for a call whose future bounds its own waits
+    /// (a long batch of reads): a connected client is waited for until
+    /// `connected_by`, the call until `deadline`.
+    pub(super) fn call_long<T, F, Fut>(
+        &self,
+        op: &'static str,
+        path: &str,
+        connected_by: Instant,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(zk::Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
+    {
+        let allowed = connected_by.saturating_duration_since(Instant::now());
         let timed_out = || Error::Timeout {
             op,
             path: path.to_owned(),
@@ -310,7 +330,7 @@ impl Session {
         };
         let started = Instant::now();
         let result = (|| {
-            let Some(client) = self.inner.usable_client(deadline)? else {
+            let Some(client) = self.inner.usable_client(connected_by)? else {
                 return Err(timed_out());
             };
             let left = deadline.saturating_duration_since(Instant::now());

@@ -1,23 +1,72 @@
 //! The reads: data, stats and children, each one call bounded by a
 //! deadline (a batch of reads is one call: multi-reads, pipelined).
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use zookeeper_client::{Error as ZkClientError, MultiReadResult};
+use zookeeper_client::{Error as ZkClientError, MultiReadResult, Stat};
 
 use super::handle::Session;
 use super::runtime::zk_error;
 use super::types::NodeStat;
 use crate::error::{Error, Result};
 
-/// How many nodes one multi-read of [`Session::get_data_many`] asks for.
+/// The most nodes one multi-read of [`Session::get_data_many`] asks for.
 /// ZooKeeper builds a multi-read's whole answer in memory, in a buffer that
 /// grows by doubling, and a node may hold up to a megabyte: 40 such nodes
 /// in one multi-read (a 40 MB answer) brought down a ZooKeeper with a
-/// 256 MB heap, 20 did not. 16 keeps the worst answer at 16 MB, while
-/// registrations of a few hundred bytes still need 16 times fewer requests
-/// than one read each (10,000 re-read in about 0.2 s instead of 1.4 s).
+/// 256 MB heap. Registrations of a few hundred bytes in batches of 16
+/// still take 16 times fewer requests than one read each (10,000 re-read
+/// in about 0.1 s instead of 1.4 s).
 pub const MULTI_READ: usize = 16;
+
+/// What one multi-read's answer is planned to hold, from the largest node
+/// read so far in the same call: a batch is as many nodes of that size as
+/// fit (a call starts with one node alone, to learn it). Registrations of
+/// a few hundred bytes go 16 at a time; nodes of 64 KB or more, one read
+/// each, as they went before multi-reads.
+const ANSWER_BUDGET: usize = 64 * 1024;
+
+/// The most path bytes one multi-read request carries: ZooKeeper closes
+/// the connection of a request over its `jute.maxbuffer` (1 MB by
+/// default), and a child's name may be hundreds of KB long (two such
+/// names in one request cut the connection at every listing).
+const REQUEST_BUDGET: usize = 128 * 1024;
+
+/// Requests of one call in flight at once: enough to keep a connection
+/// busy, few enough that a call surprised by large nodes (small ones read
+/// first) has at most this many answers of [`MULTI_READ`] nodes under way.
+const WINDOW: usize = 8;
+
+/// How many of `paths` (not empty) the next request reads: one node
+/// alone while the size of the nodes is unknown, without multi-reads, or
+/// when they are large; else as many as the answer and request budgets
+/// allow, at most [`MULTI_READ`].
+fn batch_len(paths: &[String], largest: Option<usize>, multi: bool) -> usize {
+    let most = match largest {
+        Some(size) if multi => (ANSWER_BUDGET / size.max(1)).clamp(1, MULTI_READ),
+        _ => 1,
+    };
+    let mut bytes = 0;
+    let mut len = 0;
+    for path in paths.iter().take(most) {
+        bytes += path.len();
+        if len > 0 && bytes > REQUEST_BUDGET {
+            break;
+        }
+        len += 1;
+    }
+    len.max(1)
+}
+
+/// A request of [`Session::get_data_many`] in flight.
+enum Read<One, Many> {
+    One(One),
+    Many(Many),
+    /// The client refused to build the multi-read (a path it rejects).
+    Refused,
+}
 
 /// One node's data and stat, or why it could not be read.
 type NodeRead = Result<(Vec<u8>, NodeStat)>;
@@ -39,67 +88,108 @@ impl Session {
     }
 
     /// Reads the data of many nodes at once, each with its own result (in
-    /// the order of `paths`). The reads go as multi-reads of
-    /// [`MULTI_READ`] nodes each (ZooKeeper 3.6+), all sent at once: N
-    /// reads cost about one round trip, not N, and ZooKeeper handles each
-    /// batch as one request. One request per read, pipelined as well, was
-    /// the way before: ZooKeeper passes every request through its request
-    /// processors' queues, one thread hand-off after another, and that
-    /// capped a connection near 10,000 reads a second on two cores (issue
-    /// 33: 10,000 re-read after a reconnect took about a second). A server
-    /// that does not know multi-reads gets one request per read. The whole
-    /// call is bounded by one request timeout.
+    /// the order of `paths`). The reads go as multi-reads (ZooKeeper 3.6+)
+    /// of up to [`MULTI_READ`] nodes each, sized by the nodes already read
+    /// (large nodes go one per request), with up to eight requests in
+    /// flight: N small reads cost a few round trips, not N, and ZooKeeper
+    /// handles each batch as one request. One request per read, pipelined
+    /// as well, was the way before: ZooKeeper passes every request through
+    /// its request processors' queues, one thread hand-off after another,
+    /// and that capped a connection near 10,000 reads a second on two
+    /// cores (issue 33: 10,000 re-read after a reconnect took about a
+    /// second). A server that does not know multi-reads gets one request
+    /// per read (from its first refusal on, for the session's life). Each
+    /// answer must come within one request timeout of the one before it
+    /// (a long read of many or large nodes is not cut off while it moves;
+    /// one that stalls is).
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] (naming the first path) when the batch does not
-    /// complete in time; per-path errors are in the inner results.
+    /// [`Error::Zk`] (a timeout, naming the first path) when an answer does
+    /// not come in time; per-path errors are in the inner results.
     pub fn get_data_many(&self, paths: &[String]) -> Result<Vec<NodeRead>> {
         let Some(first) = paths.first() else {
             return Ok(Vec::new());
         };
         let owned = paths.to_vec();
-        let results = self.call("read", first, move |client| async move {
-            // Each batch is sent when its commit is made: all go out now.
-            let mut pending = Vec::new();
-            for batch in owned.chunks(MULTI_READ) {
-                let mut reader = client.new_multi_reader();
-                let added: std::result::Result<(), _> =
-                    batch.iter().try_for_each(|path| reader.add_get_data(path));
-                pending.push((batch, added.map(|()| reader.commit())));
-            }
-            let mut results = Vec::with_capacity(owned.len());
-            for (batch, commit) in pending {
-                let answers = match commit {
-                    Ok(commit) => commit.await,
-                    Err(err) => Err(err),
-                };
-                match answers {
-                    Ok(answers) if answers.len() == batch.len() => {
-                        results.extend(answers.into_iter().map(|answer| match answer {
-                            MultiReadResult::Data { data, stat } => Ok((data, stat)),
-                            MultiReadResult::Error { err } => Err(err),
-                            // Only data was asked for.
-                            _ => Err(ZkClientError::UnexpectedError(
-                                "children in answer to a data read".into(),
-                            )),
-                        }));
+        let inner = std::sync::Arc::clone(&self.inner);
+        let stall = inner.config.request_timeout;
+        // Each answer has its own timeout (below); the call as a whole, one
+        // per read at most.
+        let reads = u32::try_from(paths.len()).unwrap_or(u32::MAX);
+        let deadline = Instant::now() + stall.saturating_mul(reads).min(MOST_WAIT);
+        let connected_by = self.default_deadline();
+        let results = self.call_long(
+            "read",
+            first,
+            connected_by,
+            deadline,
+            move |client| async move {
+                let mut results = Vec::with_capacity(owned.len());
+                let mut flight = VecDeque::with_capacity(WINDOW);
+                let (mut next, mut largest) = (0, None::<usize>);
+                while next < owned.len() || !flight.is_empty() {
+                    // Requests go out when made: the window's fill is sent now.
+                    while flight.len() < WINDOW && next < owned.len() {
+                        let multi = !inner.no_multi_read.load(Ordering::Relaxed);
+                        let batch = next..next + batch_len(&owned[next..], largest, multi);
+                        next = batch.end;
+                        let read = if batch.len() == 1 {
+                            Read::One(client.get_data(&owned[batch.start]))
+                        } else {
+                            let mut reader = client.new_multi_reader();
+                            match owned[batch.clone()]
+                                .iter()
+                                .try_for_each(|path| reader.add_get_data(path))
+                            {
+                                Ok(()) => Read::Many(reader.commit()),
+                                Err(_) => Read::Refused,
+                            }
+                        };
+                        flight.push_back((batch, read));
                     }
-                    // A server without multi-reads (older than 3.6), a
-                    // path the batch refused, or an answer of another
-                    // length: one read each, pipelined.
-                    Ok(_) | Err(ZkClientError::Unimplemented | ZkClientError::BadArguments(_)) => {
-                        let reads: Vec<_> =
-                            batch.iter().map(|path| client.get_data(path)).collect();
-                        for read in reads {
-                            results.push(read.await);
+                    let Some((batch, read)) = flight.pop_front() else {
+                        break;
+                    };
+                    let answers = match read {
+                        Read::One(read) => Ok(vec![within(stall, read).await?]),
+                        Read::Many(commit) => match within(stall, commit).await? {
+                            Ok(answers) if answers.len() == batch.len() => {
+                                Ok(answers.into_iter().map(data_of).collect())
+                            }
+                            Err(ZkClientError::Unimplemented) => {
+                                inner.no_multi_read.store(true, Ordering::Relaxed);
+                                Err(())
+                            }
+                            // A path the batch refused, or an answer of
+                            // another length: one read each.
+                            Ok(_) | Err(ZkClientError::BadArguments(_)) => Err(()),
+                            Err(err) => Ok(batch.clone().map(|_| Err(err.clone())).collect()),
+                        },
+                        Read::Refused => Err(()),
+                    };
+                    let answers = match answers {
+                        Ok(answers) => answers,
+                        Err(()) => {
+                            let reads: Vec<_> = owned[batch]
+                                .iter()
+                                .map(|path| client.get_data(path))
+                                .collect();
+                            let mut answers = Vec::with_capacity(reads.len());
+                            for read in reads {
+                                answers.push(within(stall, read).await?);
+                            }
+                            answers
                         }
+                    };
+                    for (data, _) in answers.iter().flatten() {
+                        largest = Some(largest.unwrap_or(0).max(data.len()));
                     }
-                    Err(err) => results.extend(batch.iter().map(|_| Err(err.clone()))),
+                    results.extend(answers);
                 }
-            }
-            Ok(results)
-        })?;
+                Ok(results)
+            },
+        )?;
         Ok(results
             .into_iter()
             .zip(paths)
@@ -145,5 +235,34 @@ impl Session {
         self.call("list", path, move |client| async move {
             client.list_children(&owned).await
         })
+    }
+}
+
+/// The longest a [`Session::get_data_many`] call may take in all (a day:
+/// the bound is each answer's timeout; this only keeps the sum finite).
+const MOST_WAIT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// `answer`, wrapped, unless it takes longer than `limit`: then a timeout
+/// (the outer error; retryable, as a lost connection is).
+async fn within<T>(
+    limit: std::time::Duration,
+    answer: impl std::future::Future<Output = T>,
+) -> std::result::Result<T, ZkClientError> {
+    futures_lite::future::or(async { Ok(answer.await) }, async {
+        async_io::Timer::after(limit).await;
+        Err(ZkClientError::Timeout)
+    })
+    .await
+}
+
+/// One answer of a multi-read of data.
+fn data_of(answer: MultiReadResult) -> std::result::Result<(Vec<u8>, Stat), ZkClientError> {
+    match answer {
+        MultiReadResult::Data { data, stat } => Ok((data, stat)),
+        MultiReadResult::Error { err } => Err(err),
+        // Only data was asked for.
+        _ => Err(ZkClientError::UnexpectedError(
+            "children in answer to a data read".into(),
+        )),
     }
 }

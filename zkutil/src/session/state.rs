@@ -56,6 +56,10 @@ pub(super) struct Inner {
     /// Closed when the session is: every wait on the runtime (a call in
     /// flight, a rebuild's connect) ends at once instead of at its deadline.
     pub(super) cancel: Cancel,
+    /// Set once the server has answered a multi-read with "unimplemented"
+    /// (ZooKeeper before 3.6, which then closes the connection): reads of
+    /// many nodes go one request per node from then on.
+    pub(super) no_multi_read: AtomicBool,
     // Last: dropped after every client.
     pub(super) runtime: Runtime,
 }

@@ -270,6 +270,73 @@ fn a_connection_cut_while_every_child_is_re_read_drops_none_of_them() {
     assert_eq!(discovery.snapshot().instances().len(), BIG_CHILDREN);
 }
 
+/// Watchers that all reconnect at once (a ZooKeeper blip) all re-read
+/// every child: with children of a megabyte each, their reads together
+/// must not bring ZooKeeper down (answers of many such nodes each did,
+/// on the tests' 256 MB heap), and every watcher must come back whole.
+#[test]
+fn many_watchers_re_reading_children_of_a_megabyte_together_keep_zookeeper_up() {
+    let zk = zookeeper();
+    let writer = session(&zk);
+    big_children(&writer);
+    let proxy = proxy_to(&zk, Duration::ZERO);
+    let watchers: Vec<Discovery> = (0..12).map(|_| big_discovery(&proxy)).collect();
+    for round in 0..2 {
+        proxy.cut();
+        wait_until(
+            Duration::from_secs(60),
+            "every watcher re-lists every child after the blip",
+            || {
+                watchers
+                    .iter()
+                    .all(|w| {
+                        let snapshot = w.snapshot();
+                        !snapshot.is_stale() && snapshot.instances().len() == BIG_CHILDREN
+                    })
+                    .then_some(())
+            },
+        );
+        assert!(
+            writer.stat("/services/big").is_ok(),
+            "ZooKeeper answers after round {round}"
+        );
+    }
+}
+
+/// A stranger's children with names of hundreds of KB (legal in
+/// ZooKeeper, none of the formats): each read alone is a fine request,
+/// several in one request are over ZooKeeper's request limit, and it
+/// closes the connection. The listing must still show the registered
+/// instances, not fail at every try.
+#[test]
+fn children_with_names_of_hundreds_of_kilobytes_do_not_keep_the_others_from_the_list() {
+    let zk = zookeeper();
+    let s = session(&zk);
+    let _registered: Vec<Registration> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+        .iter()
+        .map(|t| register(&s, t))
+        .collect();
+    let stranger = session(&zk);
+    for i in 0..2 {
+        let name = format!("{i}{}", "x".repeat(600_000));
+        stranger
+            .create_ephemeral(&format!("/go_servers/{name}"), b"")
+            .expect("ZooKeeper takes a long name");
+    }
+    let watcher = std::sync::Arc::new(
+        SessionConfig::new(zk.connect_string())
+            .connect()
+            .expect("connects"),
+    );
+    let listed = zkutil::list_instances(&watcher, &BasePath::from_static("/go_servers"), false)
+        .expect("lists despite the long names");
+    let listed: Vec<String> = listed.iter().map(|i| i.endpoint().to_string()).collect();
+    assert_eq!(listed, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+    let discovery =
+        Discovery::start(watcher, &BasePath::from_static("/go_servers")).expect("starts");
+    assert_eq!(discovery.snapshot().instances().len(), 3);
+}
+
 /// Registers [`BIG_CHILDREN`] Curator records of nearly a megabyte each
 /// under /services/big.
 fn big_children(writer: &zkutil::Session) {
