@@ -155,7 +155,7 @@ pub fn list_under(
         for ((name, path), read) in others
             .iter()
             .zip(&paths)
-            .zip(session.get_data_many(&paths)?)
+            .zip(whole(session.get_data_many(&paths)?)?)
         {
             let Ok((data, stat)) = read else { continue };
             match crate::format::decode(name, &data) {
