@@ -71,6 +71,9 @@ pub(super) fn refresh_loop(
                 // covers this change and the ones skipped after it.
                 Wake::Node(event) if !need => {
                     if let Err(err) = shared.apply(&event) {
+                        // A change known and not applied: stale until the
+                        // listing that covers it is published.
+                        shared.mark_stale();
                         result = Some(Err(err));
                         need = true;
                     }

@@ -322,20 +322,24 @@ impl Session {
         F: FnOnce(zk::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zk::Error>> + Send + 'static,
     {
-        let allowed = connected_by.saturating_duration_since(Instant::now());
-        let timed_out = || Error::Timeout {
+        let begun = Instant::now();
+        // What was allowed: until `connected_by` for a client, `deadline`
+        // for the call.
+        let timed_out = |by: Instant| Error::Timeout {
             op,
             path: path.to_owned(),
-            waited: Duration::from_millis((allowed.as_millis() as u64).div_ceil(10) * 10),
+            waited: Duration::from_millis(
+                (by.saturating_duration_since(begun).as_millis() as u64).div_ceil(10) * 10,
+            ),
         };
         let started = Instant::now();
         let result = (|| {
             let Some(client) = self.inner.usable_client(connected_by)? else {
-                return Err(timed_out());
+                return Err(timed_out(connected_by));
             };
             let left = deadline.saturating_duration_since(Instant::now());
             match self.inner.runtime.run(f(client), left, &self.inner.cancel) {
-                Run::TimedOut => Err(timed_out()),
+                Run::TimedOut => Err(timed_out(deadline)),
                 Run::Cancelled => Err(Error::Closed),
                 Run::Done(Ok(value)) => Ok(value),
                 Run::Done(Err(_)) if self.inner.closing.load(Ordering::SeqCst) => {

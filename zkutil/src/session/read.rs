@@ -35,9 +35,16 @@ const ANSWER_BUDGET: usize = 64 * 1024;
 const REQUEST_BUDGET: usize = 128 * 1024;
 
 /// Requests of one call in flight at once: enough to keep a connection
-/// busy, few enough that a call surprised by large nodes (small ones read
-/// first) has at most this many answers of [`MULTI_READ`] nodes under way.
+/// busy.
 const WINDOW: usize = 8;
+
+/// Multi-reads of one call in flight at once: a call surprised by large
+/// nodes (small ones read first, then nodes of a megabyte) has at most
+/// this many answers of [`MULTI_READ`] nodes under way, 64 MB, which
+/// ZooKeeper builds in memory (one read per node, as before multi-reads,
+/// had every node in flight). Two in flight took 230 ms to re-read
+/// 10,000 Curator records, four 138 ms, eight 98–138 ms (bench section 18).
+const MULTI_WINDOW: usize = 4;
 
 /// How many of `paths` (not empty) the next request reads: one node
 /// alone while the size of the nodes is unknown, without multi-reads, or
@@ -89,9 +96,10 @@ impl Session {
 
     /// Reads the data of many nodes at once, each with its own result (in
     /// the order of `paths`). The reads go as multi-reads (ZooKeeper 3.6+)
-    /// of up to [`MULTI_READ`] nodes each, sized by the nodes already read
-    /// (large nodes go one per request), with up to eight requests in
-    /// flight: N small reads cost a few round trips, not N, and ZooKeeper
+    /// of up to 16 nodes each, sized by the nodes already read (the first
+    /// alone; large nodes one per request), with up to four multi-reads or
+    /// eight single reads in flight: N small reads cost a few round trips,
+    /// not N, and ZooKeeper
     /// handles each batch as one request. One request per read, pipelined
     /// as well, was the way before: ZooKeeper passes every request through
     /// its request processors' queues, one thread hand-off after another,
@@ -114,10 +122,12 @@ impl Session {
         let owned = paths.to_vec();
         let inner = std::sync::Arc::clone(&self.inner);
         let stall = inner.config.request_timeout;
-        // Each answer has its own timeout (below); the call as a whole, one
-        // per read at most.
-        let reads = u32::try_from(paths.len()).unwrap_or(u32::MAX);
-        let deadline = Instant::now() + stall.saturating_mul(reads).min(MOST_WAIT);
+        // Each answer has its own timeout (below), and the call as a whole
+        // one per node. (One per 256 nodes, two at least, was tried: a
+        // re-read cut at the wrong moment then ran into it, and the session
+        // took more than 20 s to reconnect.)
+        let share = u32::try_from(paths.len()).unwrap_or(u32::MAX);
+        let deadline = Instant::now() + stall.saturating_mul(share).min(MOST_WAIT);
         let connected_by = self.default_deadline();
         let results = self.call_long(
             "read",
@@ -130,9 +140,22 @@ impl Session {
                 let (mut next, mut largest) = (0, None::<usize>);
                 while next < owned.len() || !flight.is_empty() {
                     // Requests go out when made: the window's fill is sent now.
-                    while flight.len() < WINDOW && next < owned.len() {
+                    // The first read alone, to learn the nodes' size; then
+                    // at most four multi-reads at once, or eight reads.
+                    let most = if largest.is_some() { WINDOW } else { 1 };
+                    while flight.len() < most && next < owned.len() {
+                        let multis = flight
+                            .iter()
+                            .filter(|(_, read)| matches!(read, Read::Many(_)))
+                            .count();
                         let multi = !inner.no_multi_read.load(Ordering::Relaxed);
-                        let batch = next..next + batch_len(&owned[next..], largest, multi);
+                        let len = batch_len(&owned[next..], largest, multi);
+                        if len > 1 && multis >= MULTI_WINDOW {
+                            // Small nodes: their multi-reads, not single
+                            // reads beside them (each a request of its own).
+                            break;
+                        }
+                        let batch = next..next + len;
                         next = batch.end;
                         let read = if batch.len() == 1 {
                             Read::One(client.get_data(&owned[batch.start]))

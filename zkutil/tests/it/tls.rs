@@ -314,5 +314,11 @@ fn four_letter_words_over_tls_verify_the_servers_name_and_present_the_client_cer
         "{err}"
     );
     let err = ask("localhost", &zkutil::TlsConfig::new(&ca)).expect_err("need asks a certificate");
-    assert!(err.to_string().contains("BadCertificate"), "{err}");
+    // The server's alert, or, when it closes first (a loaded machine), the
+    // reset of a connection it refused.
+    assert!(
+        err.to_string().contains("BadCertificate")
+            || err.kind() == std::io::ErrorKind::ConnectionReset,
+        "{err}"
+    );
 }
