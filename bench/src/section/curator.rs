@@ -83,6 +83,22 @@ pub fn count_line(curator: &TestProcess, count: usize, after: usize) -> Option<(
         })
 }
 
+/// The ZooKeeper session of the Curator peer `curator`, from the line it
+/// prints once connected.
+pub fn session_of(curator: &TestProcess) -> anyhow::Result<SessionId> {
+    let line = curator
+        .stdout()
+        .wait_for(Duration::from_secs(60), |lines, _| {
+            lines
+                .iter()
+                .find_map(|(_, l)| l.strip_prefix("session 0x").map(str::to_owned))
+        })
+        .context("Curator's session")?;
+    Ok(SessionId::new(
+        i64::from_str_radix(&line, 16).context("a session id")?,
+    ))
+}
+
 pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let peer = match zkutil::testing::CuratorPeer::get() {
         Ok(peer) => peer,
@@ -108,16 +124,7 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         let mut ours = Observer::start(&hosts, &parent, n)?;
         // Curator's: the peer's ServiceCache, ready once it counts n.
         let mut curator = peer.start(&["count", &hosts, "/services", &service]);
-        let session_line = curator
-            .stdout()
-            .wait_for(Duration::from_secs(60), |lines, _| {
-                lines
-                    .iter()
-                    .find_map(|(_, l)| l.strip_prefix("session 0x").map(str::to_owned))
-            })
-            .context("Curator's session")?;
-        let curator_session =
-            SessionId::new(i64::from_str_radix(&session_line, 16).context("a session id")?);
+        let curator_session = session_of(&curator)?;
         let (mut at, _) = count_line(&curator, n, 0).context("Curator's first load")?;
         let mut floor = Floor::start(&hosts, &parent, true)?;
         let rss_ours = rss_kib(ours.pid());

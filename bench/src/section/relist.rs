@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use zkutil::testing::DelayProxy;
-use zkutil::{Endpoint, SessionId};
+use zkutil::Endpoint;
 
 use super::Report;
-use super::curator::{count_line, curator_record, register_curator_many};
+use super::curator::{count_line, curator_record, register_curator_many, session_of};
 use crate::Bench;
 use crate::observe::Observer;
 use crate::packets;
@@ -76,16 +76,7 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let mut ours = Observer::start(&ours_proxy.addr().to_string(), &parent, n)?;
     let curator_hosts = curator_proxy.addr().to_string();
     let curator = peer.start(&["count", &curator_hosts, "/services", &service]);
-    let session_line = curator
-        .stdout()
-        .wait_for(Duration::from_secs(60), |lines, _| {
-            lines
-                .iter()
-                .find_map(|(_, l)| l.strip_prefix("session 0x").map(str::to_owned))
-        })
-        .context("Curator's session")?;
-    let curator_session =
-        SessionId::new(i64::from_str_radix(&session_line, 16).context("a session id")?);
+    let curator_session = session_of(&curator)?;
     let (mut at, _) = count_line(&curator, n, 0).context("Curator's first load")?;
     let (mut seen_ours, mut seen_curator) = (Vec::new(), Vec::new());
     let (mut requests_ours, mut requests_curator) = (Vec::new(), Vec::new());

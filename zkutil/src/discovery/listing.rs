@@ -167,9 +167,10 @@ impl Shared {
         let mut cache = lock(&self.decoded);
         if reread {
             cache.clear();
+        } else {
+            let present: HashSet<&str> = others.iter().map(String::as_str).collect();
+            cache.retain(|name, _| present.contains(name.as_str()));
         }
-        let present: HashSet<&str> = others.iter().map(String::as_str).collect();
-        cache.retain(|name, _| present.contains(name.as_str()));
         cache.extend(read);
         Ok(others
             .iter()

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use super::shard::{self, SHARDS};
+use super::shard::{self, Padded, SHARDS};
 use crate::endpoint::Endpoint;
 use crate::sync::lock;
 
@@ -28,16 +28,15 @@ use crate::sync::lock;
 pub(super) struct Loads {
     /// What `Load::updated` counts from.
     epoch: Instant,
-    shards: [Shard; SHARDS],
+    /// Each on its own cache lines, so that readers of different shards
+    /// write nothing another core reads.
+    shards: [Padded<Shard>; SHARDS],
     /// Taken by the (rare) writers, one at a time.
     adding: Mutex<()>,
 }
 
 /// One reader's copy: the same map in every shard.
 #[derive(Debug, Default)]
-// Its own cache lines (two: the CPU may fetch pairs), so that readers of
-// different shards write nothing another core reads.
-#[repr(align(128))]
 struct Shard(RwLock<Arc<HashMap<Endpoint, Arc<Load>>>>);
 
 impl Shard {
@@ -81,7 +80,7 @@ impl Loads {
         }
         let map = Arc::new(map);
         for shard in &self.shards {
-            *shard.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&map);
+            *shard.0.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&map);
         }
     }
 

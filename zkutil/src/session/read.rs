@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// 256 MB heap. Registrations of a few hundred bytes in batches of 16
 /// still take 16 times fewer requests than one read each (10,000 re-read
 /// in about 0.1 s instead of 1.4 s).
-pub const MULTI_READ: usize = 16;
+const MULTI_READ: usize = 16;
 
 /// What one multi-read's answer is planned to hold, from the largest node
 /// read so far in the same call: a batch is as many nodes of that size as
