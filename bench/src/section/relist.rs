@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use zkutil::testing::DelayProxy;
 use zkutil::Endpoint;
+use zkutil::testing::DelayProxy;
 
 use super::Report;
 use super::curator::{count_line, curator_record, register_curator_many, session_of};
