@@ -114,7 +114,6 @@ impl DelayProxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                *lock(&connected) = Some(SystemTime::now());
                 let id = {
                     let mut clients = lock(&open);
                     clients.next += 1;
@@ -122,6 +121,10 @@ impl DelayProxy {
                         let id = clients.next;
                         clients.open.push((id, copy));
                     }
+                    // Stamped once listed, under the list's lock: a test
+                    // that sees the stamp and cuts at once cuts this one
+                    // too (stamped before, a cut could miss it).
+                    *lock(&connected) = Some(SystemTime::now());
                     clients.next
                 };
                 let (lag, open) = (lagging.clone(), open.clone());
