@@ -24,6 +24,14 @@ use crate::sync::lock;
 /// one thread's picks in one run, the shards 1.5–2.05× when a second
 /// core was free). Adding endpoints replaces the map in every shard, at
 /// most once per pick that meets new instances (all of them at once).
+///
+/// Endpoints come and go (a redeployed service's instances get new
+/// addresses): an endpoint idle for [`FORGET`] is forgotten when the map
+/// is next copied after growing to twice its size after the last such
+/// pruning, so that a long-lived client's map is bounded by the
+/// endpoints it used lately, not by every endpoint it ever met, at an
+/// amortised cost. What is forgotten had decayed to nothing anyway: met
+/// again, it starts as new, as it would have.
 #[derive(Debug)]
 pub(super) struct Loads {
     /// What `Load::updated` counts from.
@@ -31,8 +39,9 @@ pub(super) struct Loads {
     /// Each on its own cache lines, so that readers of different shards
     /// write nothing another core reads.
     shards: [Padded<Shard>; SHARDS],
-    /// Taken by the (rare) writers, one at a time.
-    adding: Mutex<()>,
+    /// Taken by the (rare) writers, one at a time; the size above which
+    /// the next copy forgets idle endpoints.
+    adding: Mutex<usize>,
 }
 
 /// One reader's copy: the same map in every shard.
@@ -50,7 +59,7 @@ impl Loads {
         Loads {
             epoch: Instant::now(),
             shards: Default::default(),
-            adding: Mutex::new(()),
+            adding: Mutex::new(PRUNE_FROM),
         }
     }
 
@@ -65,18 +74,30 @@ impl Loads {
         u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Adds the endpoints not known yet (each new one costs nothing, so it
-    /// is tried), all in one copy of the map.
-    pub(super) fn add(&self, endpoints: impl Iterator<Item = Endpoint>) {
-        let _adding = lock(&self.adding);
+    /// Adds the endpoints not known yet at `now` (each new one costs
+    /// nothing, so it is tried), all in one copy of the map; once the map
+    /// has doubled, that copy first forgets the endpoints idle for
+    /// [`FORGET`] (those of `endpoints` come back as new: every one of
+    /// them is known after the call).
+    pub(super) fn add(&self, endpoints: impl Iterator<Item = Endpoint> + Clone, now: Instant) {
+        let mut prune_above = lock(&self.adding);
+        let now = self.stamp(now);
         let current = Arc::clone(&self.shards[0].read());
-        let mut map = HashMap::clone(&current);
-        let before = map.len();
-        for endpoint in endpoints {
-            map.entry(endpoint).or_default();
-        }
-        if map.len() == before {
+        if endpoints.clone().all(|e| current.contains_key(&e)) {
             return;
+        }
+        let mut map = HashMap::clone(&current);
+        let prune = map.len() >= *prune_above;
+        if prune {
+            let forget = u64::try_from(FORGET.as_nanos()).unwrap_or(u64::MAX);
+            map.retain(|_, load| !load.idle_for(forget, now));
+        }
+        for endpoint in endpoints {
+            map.entry(endpoint)
+                .or_insert_with(|| Arc::new(Load::new(now)));
+        }
+        if prune || map.len() > *prune_above {
+            *prune_above = (map.len() * 2).max(PRUNE_FROM);
         }
         let map = Arc::new(map);
         for shard in &self.shards {
@@ -94,12 +115,14 @@ impl Loads {
     }
 
     /// Applies `update` to the figures of `endpoint`, adding them if new.
-    fn update(&self, endpoint: Endpoint, update: impl Fn(&Load)) {
+    /// (One forgotten by a copy made meanwhile loses this update: an
+    /// endpoint idle for a minute, so a sample of an estimate.)
+    fn update(&self, endpoint: Endpoint, now: impl FnOnce() -> Instant, update: impl Fn(&Load)) {
         if let Some(load) = self.shard().read().get(&endpoint) {
             update(load);
             return;
         }
-        self.add(std::iter::once(endpoint));
+        self.add(std::iter::once(endpoint), now());
         if let Some(load) = self.shard().read().get(&endpoint) {
             update(load);
         }
@@ -107,15 +130,21 @@ impl Loads {
 
     /// A request to `endpoint` starts.
     pub(super) fn started(&self, endpoint: Endpoint) {
-        self.update(endpoint, |load| {
+        self.update(endpoint, Instant::now, |load| {
             load.in_flight.fetch_add(1, Ordering::Relaxed);
         });
     }
 
     /// A request to `endpoint` ended at `now` after `latency`.
     pub(super) fn finished(&self, endpoint: Endpoint, latency: Duration, now: Instant) {
-        let now = self.stamp(now);
-        self.update(endpoint, |load| load.finished(latency, now));
+        let stamp = self.stamp(now);
+        self.update(endpoint, || now, |load| load.finished(latency, stamp));
+    }
+
+    /// How many endpoints it knows.
+    #[cfg(test)]
+    pub(super) fn known(&self) -> usize {
+        self.shard().read().len()
     }
 }
 
@@ -137,9 +166,26 @@ struct Load {
     /// When the average was last updated, as [`Loads::stamp`] gives it
     /// (0: never).
     updated: AtomicU64,
+    /// When the endpoint was added, as [`Loads::stamp`] gives it: what
+    /// its idleness counts from until its first request ends.
+    added: u64,
 }
 
 impl Load {
+    fn new(now: u64) -> Load {
+        Load {
+            added: now,
+            ..Load::default()
+        }
+    }
+
+    /// Whether nothing is in flight and nothing ended in the `nanos`
+    /// before `now`.
+    fn idle_for(&self, nanos: u64, now: u64) -> bool {
+        let last = self.updated.load(Ordering::Relaxed).max(self.added);
+        self.in_flight.load(Ordering::Relaxed) == 0 && now.saturating_sub(last) >= nanos
+    }
+
     /// The average as of `now`: it decays toward zero while the instance
     /// gets no request, with time constant [`DECAY`], so that an instance
     /// once slow is tried again after a while (it may have recovered) —
@@ -190,3 +236,9 @@ const MAX_JUMP: f64 = 4.0;
 /// Time constant of the decay of an idle instance's average
 /// (Finagle's and Linkerd's default).
 pub(super) const DECAY: Duration = Duration::from_secs(10);
+/// How long an endpoint stays known without a request: six decay times,
+/// after which its average is 0.25% of what it was.
+pub(super) const FORGET: Duration = Duration::from_secs(60);
+/// The fewest endpoints known before idle ones are forgotten: below it,
+/// the map is small, and copying it to forget costs more than it saves.
+const PRUNE_FROM: usize = 1024;

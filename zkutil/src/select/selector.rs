@@ -307,7 +307,8 @@ impl Selector {
                 Some(costs) => costs,
                 None => {
                     // New instances: added all at once, not one per pick.
-                    self.load.add(candidates.iter().map(Instance::endpoint));
+                    self.load
+                        .add(candidates.iter().map(Instance::endpoint), now);
                     self.load.costs(a.endpoint(), b.endpoint(), now)?
                 }
             };
@@ -334,6 +335,12 @@ impl Selector {
         if self.strategy == Strategy::P2c {
             self.load.finished(endpoint, latency, now);
         }
+    }
+
+    /// How many endpoints p2c keeps figures for.
+    #[cfg(test)]
+    pub(super) fn known_loads(&self) -> usize {
+        self.load.known()
     }
 
     /// An index in `0..len` by the strategy; `None` when `len` is 0.

@@ -347,6 +347,42 @@ fn a_slow_instance_is_tried_again_after_the_decay_and_used_once_fast() {
     );
 }
 
+/// A long-lived client whose service is redeployed again and again (each
+/// time on new addresses) must not keep figures for every address it ever
+/// met: p2c's memory is bounded by the endpoints used lately.
+#[test]
+fn p2c_forgets_the_endpoints_of_instances_long_gone() {
+    let selector = Selector::with_seed(Strategy::P2c, 11);
+    let start = Instant::now();
+    // 2,000 deployments of 50 instances each, 30 s apart: 100,000
+    // addresses met over 17 hours, each deployment used 20 times.
+    for deployment in 0..2_000u32 {
+        let list: Instances = (0..50u32)
+            .map(|i| {
+                let n = deployment * 50 + i;
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n);
+                Instance::new(Endpoint::new((ip, 80).into()))
+            })
+            .collect();
+        let now = start + Duration::from_secs(30 * u64::from(deployment));
+        p2c_run(&selector, &list, now, 20, |_| Duration::from_millis(1));
+    }
+    let known = selector.known_loads();
+    assert!(
+        known <= 2_100,
+        "p2c still keeps figures for {known} endpoints, most gone for hours"
+    );
+    // What it forgot never costs a pick: a list of them is served at once.
+    let list = instances(3);
+    let later = start + Duration::from_secs(30 * 2_001);
+    assert_eq!(
+        p2c_run(&selector, &list, later, 30, |_| Duration::from_millis(1))
+            .values()
+            .sum::<usize>(),
+        30
+    );
+}
+
 #[test]
 fn excluded_instances_are_never_picked_and_all_excluded_is_none() {
     let selector = Selector::with_seed(Strategy::Random, 9);
