@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use super::Instance;
 use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metadata::Metadata;
-use crate::session::Session;
+use crate::session::{Session, whole};
 pub(super) use crate::text::truncate;
 
 /// Paths already warned about, so that a bad child is logged once, not on
@@ -281,24 +281,6 @@ pub(super) fn read_decoded(
     }
     Ok(decoded)
 }
-
-/// A batch's reads, unless one failed for the connection's sake rather
-/// than the node's (connection lost, timed out, session expired): then
-/// that error, and the listing fails whole, keeping the last known list.
-/// Taken one by one, those children would be skipped (or listed without
-/// their data, their rotation state lost) until the next listing.
-fn whole(mut results: Vec<NodeRead>) -> Result<Vec<NodeRead>> {
-    if let Some(at) = results
-        .iter()
-        .position(|r| r.as_ref().is_err_and(Error::is_retryable))
-    {
-        results.swap_remove(at)?;
-    }
-    Ok(results)
-}
-
-/// One node's data and stat, or why it could not be read.
-type NodeRead = Result<(Vec<u8>, crate::session::NodeStat)>;
 
 /// Child `names` split into plain `ip:port` endpoints in canonical spelling
 /// (sorted, distinct) and the others, read by name: Curator ids, serverset

@@ -11,7 +11,7 @@ use super::keeper::{Keeper, Seen, Wake, replace_stale};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::format::{MEMBER_PREFIX, member_endpoint};
-use crate::session::{Session, SessionId};
+use crate::session::{Session, SessionId, whole};
 use crate::sync::lock;
 
 impl Keeper {
@@ -139,7 +139,10 @@ pub(super) fn create_member(
             .collect();
         let mut ours = Vec::new();
         let mut foreign: Option<(SessionId, String)> = None;
-        for (path, read) in paths.iter().zip(session.get_data_many(&paths)?) {
+        // A read lost with the connection fails the round: taken as
+        // absent, another session's member would be missed and a second
+        // one created for the endpoint.
+        for (path, read) in paths.iter().zip(whole(session.get_data_many(&paths)?)?) {
             let Ok((held, stat)) = read else { continue };
             if member_endpoint(&held) != Some(endpoint) {
                 continue;

@@ -78,6 +78,22 @@ enum Read<One, Many> {
 /// One node's data and stat, or why it could not be read.
 type NodeRead = Result<(Vec<u8>, NodeStat)>;
 
+/// The reads of [`Session::get_data_many`], unless one failed for the
+/// connection's sake rather than the node's (connection lost, timed out,
+/// session expired): then that error, so that the caller fails whole.
+/// Taken one by one, those nodes would look absent: a listing would drop
+/// them (or list them without their data) until the next one, and a
+/// registrant looking for another's member would create a second one.
+pub(crate) fn whole(mut results: Vec<NodeRead>) -> Result<Vec<NodeRead>> {
+    if let Some(at) = results
+        .iter()
+        .position(|r| r.as_ref().is_err_and(Error::is_retryable))
+    {
+        results.swap_remove(at)?;
+    }
+    Ok(results)
+}
+
 impl Session {
     /// Reads a node's data and stat.
     ///

@@ -221,7 +221,7 @@ pub(super) fn write_config(node: &Node, myid: usize, all: &[Node]) -> Result<(),
     let mut cfg = format!(
         "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={data}\n{client_port}\
          admin.enableServer=false\n\
-         4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n\
+         4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,wchp\n\
          minSessionTimeout=400\nmaxSessionTimeout=60000\nforceSync=no\n\
          maxClientCnxns=0\n",
         data = node.dir.join("data").display(),

@@ -233,3 +233,96 @@ fn a_serverset_registrant_takes_over_from_a_winner_gone_before_it_was_watched() 
     assert_eq!(members[0].1, slow.id());
     drop(waiting);
 }
+
+/// Whether session `id` watches `path`, as ZooKeeper's `wchp` lists it
+/// (each path, then the sessions watching it, indented).
+fn watched_by(zk: &zkutil::testing::ZkServer, path: &str, id: zkutil::SessionId) -> bool {
+    let Some(listing) = zkutil::testing::four_letter_word(zk.port(), "wchp") else {
+        return false;
+    };
+    let session = format!("{id:#x}");
+    let mut watchers = listing
+        .lines()
+        .skip_while(|line| *line != path)
+        .skip(1)
+        .take_while(|line| line.starts_with(char::is_whitespace));
+    watchers.any(|line| line.trim() == session)
+}
+
+/// The sequence number ZooKeeper gave member `name` (`member_0000000042`).
+fn sequence_of(name: &str) -> u64 {
+    name.trim_start_matches("member_")
+        .parse()
+        .expect("a sequential member name")
+}
+
+/// A registrant waiting for another's member of its address reads that
+/// member; a connection cut while the answer is on its way must not make
+/// the member look absent: the registrant would create a second member for
+/// the address (two live members, one address) until its next look. Seen
+/// afterwards by the sequence numbers: ZooKeeper numbers every member
+/// created under the parent, so the member the waiting registrant makes
+/// when the other one goes must come right after the other's.
+#[test]
+fn a_connection_cut_while_reading_anothers_member_creates_no_second_member() {
+    let zk = zookeeper();
+    let proxy = proxy_to(&zk, Duration::from_millis(500));
+    let slow = Arc::new(
+        SessionConfig::new(proxy.addr().to_string())
+            .with_session_timeout(Duration::from_secs(30))
+            .with_request_timeout(Duration::from_secs(20))
+            .connect()
+            .expect("a slow session"),
+    );
+    let (other, operator) = (session(&zk), session(&zk));
+    operator
+        .ensure_path("/cut/time")
+        .expect("creates the parent");
+    let e = endpoint("127.0.0.1:8898");
+    let registrar = Registrar::new(BasePath::from_static("/cut/time"))
+        .format(zkutil::Format::Serverset)
+        .expect("writable");
+    let waiting = registrar
+        .register(&slow, e, &metadata(e))
+        .expect("registers");
+    // Its member deleted: the other registrant takes the address at once
+    // (the slow one's answers are late), and the slow one's keeper reads
+    // the other's member.
+    operator.delete(&waiting.path(), None).expect("deletes");
+    let (_, before) = last_operation(&zk, slow.id()).expect("the slow session's connection");
+    let holder = registrar
+        .register(&other, e, &metadata(e))
+        .expect("the other registers");
+    zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(2), || {
+        let (op, received) = last_operation(&zk, slow.id())?;
+        (["GETD", "MLTR"].contains(&op.as_str()) && received > before).then_some(())
+    })
+    .expect("the waiting registrant reads the other's member");
+    // ZooKeeper has answered; the answer is 500 ms from the registrant.
+    proxy.cut();
+    let held_path = holder.path();
+    let held = held_path.rsplit('/').next().expect("a member name");
+    // Settled: whatever it made meanwhile, it has made, once it watches
+    // the other's member again (waiting for it to go).
+    wait_until(
+        Duration::from_secs(30),
+        "the waiting registrant watches the other's member",
+        || watched_by(&zk, &held_path, slow.id()).then_some(()),
+    );
+    holder.deregister().expect("the other stops");
+    let members = wait_until(
+        Duration::from_secs(30),
+        "the waiting registrant took over",
+        || {
+            let members = members_of(&operator, "/cut/time", e);
+            (members.len() == 1 && members[0].1 == slow.id()).then_some(members)
+        },
+    );
+    assert_eq!(
+        sequence_of(&members[0].0),
+        sequence_of(held) + 1,
+        "the waiting registrant created a member ({} after {held}) while another held the address",
+        members[0].0
+    );
+    drop(waiting);
+}
