@@ -9,7 +9,7 @@ use crate::base_path::BasePath;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::metadata::Metadata;
-use crate::session::{Session, whole};
+use crate::session::Session;
 pub(super) use crate::text::truncate;
 
 /// Paths already warned about, so that a bad child is logged once, not on
@@ -152,20 +152,21 @@ pub fn list_under(
         }
         let paths: Vec<String> = others.iter().map(|name| child(name)).collect();
         let mut instances = Vec::new();
-        for ((name, path), read) in others
-            .iter()
-            .zip(&paths)
-            .zip(whole(session.get_data_many(&paths)?)?)
-        {
-            let Ok((data, stat)) = read else { continue };
-            match crate::format::decode(name, &data) {
-                Ok(decoded) => instances.push(Instance::decoded(name, decoded, stat.ctime_ms())),
-                Err(_) if stat.num_children() > 0 && path != "/zookeeper" => {
-                    queue.push_back(path.clone());
+        session.get_data_in_parts(&paths, |at, reads| {
+            for ((name, path), read) in others[at..].iter().zip(&paths[at..]).zip(reads) {
+                let Ok((data, stat)) = read else { continue };
+                match crate::format::decode(name, &data) {
+                    Ok(decoded) => {
+                        instances.push(Instance::decoded(name, decoded, stat.ctime_ms()))
+                    }
+                    Err(_) if stat.num_children() > 0 && path != "/zookeeper" => {
+                        queue.push_back(path.clone());
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
             }
-        }
+            Ok(())
+        })?;
         let Ok(parent) = BasePath::new(&dir) else {
             // Nothing registers right under `/`.
             continue;
@@ -247,38 +248,40 @@ pub(super) fn read_decoded(
         .iter()
         .map(|name| format!("{base_path}/{name}"))
         .collect();
-    let results = whole(session.get_data_many(&paths)?)?;
     let mut decoded = Vec::with_capacity(names.len());
-    for ((name, path), result) in names.iter().zip(&paths).zip(results) {
-        match result {
-            Ok((data, stat)) => match Endpoint::from_node_name(name) {
-                // A plain name in another spelling.
-                Ok(endpoint) => decoded.push((
-                    name.clone(),
-                    Some(plain_instance(endpoint, name, path, &data, &stat, &warn)),
-                )),
-                Err(_) => match crate::format::decode(name, &data) {
-                    Ok(d) => decoded.push((
+    session.get_data_in_parts(&paths, |at, results| {
+        for ((name, path), result) in names[at..].iter().zip(&paths[at..]).zip(results) {
+            match result {
+                Ok((data, stat)) => match Endpoint::from_node_name(name) {
+                    // A plain name in another spelling.
+                    Ok(endpoint) => decoded.push((
                         name.clone(),
-                        Some(Instance::decoded(name, d, stat.ctime_ms())),
+                        Some(plain_instance(endpoint, name, path, &data, &stat, &warn)),
                     )),
-                    Err(err) => {
-                        warn(path, &err, "skipping malformed child");
-                        decoded.push((name.clone(), None));
-                    }
+                    Err(_) => match crate::format::decode(name, &data) {
+                        Ok(d) => decoded.push((
+                            name.clone(),
+                            Some(Instance::decoded(name, d, stat.ctime_ms())),
+                        )),
+                        Err(err) => {
+                            warn(path, &err, "skipping malformed child");
+                            decoded.push((name.clone(), None));
+                        }
+                    },
                 },
-            },
-            Err(err) if err.is_no_node() => {}
-            Err(err) => {
-                warn(
-                    path,
-                    &err.chain().to_string(),
-                    "skipping a child whose data cannot be read",
-                );
-                decoded.push((name.clone(), None));
+                Err(err) if err.is_no_node() => {}
+                Err(err) => {
+                    warn(
+                        path,
+                        &err.chain().to_string(),
+                        "skipping a child whose data cannot be read",
+                    );
+                    decoded.push((name.clone(), None));
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(decoded)
 }
 
@@ -317,25 +320,27 @@ pub(super) fn read_instances(
     warn: impl Fn(&str, &str, &str),
 ) -> Result<Vec<Instance>> {
     let paths: Vec<String> = endpoints.iter().map(|e| base_path.node_path(e)).collect();
-    let results = whole(session.get_data_many(&paths)?)?;
     let mut instances = Vec::with_capacity(endpoints.len());
-    for ((endpoint, path), result) in endpoints.iter().zip(&paths).zip(results) {
-        match result {
-            Ok((data, stat)) => {
-                let name = endpoint.node_name();
-                instances.push(plain_instance(*endpoint, &name, path, &data, &stat, &warn));
-            }
-            Err(err) if err.is_no_node() => {}
-            Err(err) => {
-                warn(
-                    path,
-                    &err.chain().to_string(),
-                    "cannot read metadata; listed by its name alone",
-                );
-                instances.push(Instance::new(*endpoint));
+    session.get_data_in_parts(&paths, |at, results| {
+        for ((endpoint, path), result) in endpoints[at..].iter().zip(&paths[at..]).zip(results) {
+            match result {
+                Ok((data, stat)) => {
+                    let name = endpoint.node_name();
+                    instances.push(plain_instance(*endpoint, &name, path, &data, &stat, &warn));
+                }
+                Err(err) if err.is_no_node() => {}
+                Err(err) => {
+                    warn(
+                        path,
+                        &err.chain().to_string(),
+                        "cannot read metadata; listed by its name alone",
+                    );
+                    instances.push(Instance::new(*endpoint));
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(instances)
 }
 

@@ -34,6 +34,13 @@ const ANSWER_BUDGET: usize = 64 * 1024;
 /// names in one request cut the connection at every listing).
 const REQUEST_BUDGET: usize = 128 * 1024;
 
+/// About how much data [`Session::get_data_in_parts`] reads before its
+/// caller decodes it: registrations of a few hundred bytes, tens of
+/// thousands of them, come in one part (no pause in the pipeline); nodes
+/// of a megabyte, 16 at a time (plus those in flight when the budget is
+/// reached, at most 64 MB: [`MULTI_WINDOW`]).
+const PART_BYTES: usize = 16 * 1024 * 1024;
+
 /// Requests of one call in flight at once: enough to keep a connection
 /// busy.
 const WINDOW: usize = 8;
@@ -132,6 +139,39 @@ impl Session {
     /// [`Error::Zk`] (a timeout, naming the first path) when an answer does
     /// not come in time; per-path errors are in the inner results.
     pub fn get_data_many(&self, paths: &[String]) -> Result<Vec<NodeRead>> {
+        let mut results = Vec::with_capacity(paths.len());
+        while results.len() < paths.len() {
+            results.extend(self.get_data_part(&paths[results.len()..], usize::MAX)?);
+        }
+        Ok(results)
+    }
+
+    /// [`Session::get_data_many`] in parts of about [`PART_BYTES`] of data
+    /// each, every part handed to `each` (with the index of its first path
+    /// in `paths`) before the next is read, and failed whole ([`whole`])
+    /// when a read is lost with the connection. The caller decodes a part
+    /// and drops its bytes: a base path where someone put thousands of
+    /// nodes of a megabyte is not held in memory all at once.
+    pub(crate) fn get_data_in_parts(
+        &self,
+        paths: &[String],
+        mut each: impl FnMut(usize, Vec<NodeRead>) -> Result<()>,
+    ) -> Result<()> {
+        let mut at = 0;
+        while at < paths.len() {
+            let part = whole(self.get_data_part(&paths[at..], PART_BYTES)?)?;
+            let len = part.len();
+            each(at, part)?;
+            at += len;
+        }
+        Ok(())
+    }
+
+    /// The reads of a prefix of `paths` (one path at least, all of them
+    /// if their data comes to less than `budget` bytes): no request is
+    /// sent once the answers hold `budget` bytes, and those in flight are
+    /// awaited.
+    fn get_data_part(&self, paths: &[String], budget: usize) -> Result<Vec<NodeRead>> {
         let Some(first) = paths.first() else {
             return Ok(Vec::new());
         };
@@ -153,13 +193,13 @@ impl Session {
             move |client| async move {
                 let mut results = Vec::with_capacity(owned.len());
                 let mut flight = VecDeque::with_capacity(WINDOW);
-                let (mut next, mut largest) = (0, None::<usize>);
-                while next < owned.len() || !flight.is_empty() {
+                let (mut next, mut largest, mut received) = (0, None::<usize>, 0usize);
+                while (next < owned.len() && received < budget) || !flight.is_empty() {
                     // Requests go out when made: the window's fill is sent now.
                     // The first read alone, to learn the nodes' size; then
                     // at most four multi-reads at once, or eight reads.
                     let most = if largest.is_some() { WINDOW } else { 1 };
-                    while flight.len() < most && next < owned.len() {
+                    while flight.len() < most && next < owned.len() && received < budget {
                         let multis = flight
                             .iter()
                             .filter(|(_, read)| matches!(read, Read::Many(_)))
@@ -223,12 +263,14 @@ impl Session {
                     };
                     for (data, _) in answers.iter().flatten() {
                         largest = Some(largest.unwrap_or(0).max(data.len()));
+                        received = received.saturating_add(data.len());
                     }
                     results.extend(answers);
                 }
                 Ok(results)
             },
         )?;
+        // The prefix read: every request sent was awaited.
         Ok(results
             .into_iter()
             .zip(paths)

@@ -114,6 +114,8 @@ pub(super) struct Node {
     pub(super) peer_routes: Option<Vec<(Ipv4Addr, u16, u16)>>,
     /// TLS-only and SASL settings, shared by the ensemble's nodes.
     pub(super) security: Option<std::sync::Arc<Security>>,
+    /// The JVM's heap, in MiB.
+    pub(super) heap_mib: u32,
     pub(super) child: Option<Child>,
 }
 
@@ -156,12 +158,9 @@ impl Node {
             None => Command::new(&java),
         };
         let child = command
-            .args([
-                "-Xms16m",
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-            ])
+            .arg("-Xms16m")
+            .arg(format!("-Xmx{}m", self.heap_mib))
+            .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
             .arg("-Dzookeeper.jmx.log4j.disable=true")
             // Empty CONTAINER parents (Curator makes them) are removed
             // within a second, not a minute: tests can see it happen.

@@ -60,6 +60,10 @@ pub struct ZkOptions {
     /// see how clients are told. The fixture's own checks (readiness, four
     /// letter words) verify it as of the year 2000.
     pub expired_server_cert: bool,
+    /// The JVM's heap in MiB (none: 256, enough for most tests and small
+    /// enough for many servers at once): more for a test that stores
+    /// hundreds of megabytes (ZooKeeper keeps every node in memory).
+    pub heap_mib: Option<u32>,
 }
 
 /// A clock that says it is a day when the expired test certificates were

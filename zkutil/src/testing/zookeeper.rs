@@ -125,6 +125,7 @@ impl ZkEnsemble {
                 observer: site.observer,
                 peer_routes: site.peer_routes,
                 security: security.clone(),
+                heap_mib: options.heap_mib.unwrap_or(256),
                 child: None,
             });
         }

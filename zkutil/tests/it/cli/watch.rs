@@ -89,3 +89,56 @@ fn watch_json_reports_added_and_removed() {
         ]
     );
 }
+
+/// The most memory (peak resident set, KiB) a process has used, from
+/// `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Someone put many Curator records of nearly a megabyte each under the
+/// watched path (ZooKeeper's limit per node; the number of nodes has
+/// none): the watcher reads every one, but decodes them as they come,
+/// never holding all of their bytes at once. 150 MB of records; the
+/// watcher's peak memory must stay well below that.
+#[test]
+fn a_watcher_of_many_megabyte_records_never_holds_them_all_in_memory() {
+    const RECORDS: usize = 150;
+    // ZooKeeper keeps every node in memory: a heap for 150 MB of them.
+    let zk = zkutil::testing::ZkServer::start_with(zkutil::testing::ZkOptions {
+        heap_mib: Some(1024),
+        ..zkutil::testing::ZkOptions::default()
+    })
+    .expect("ZooKeeper starts");
+    let s = session(&zk);
+    s.ensure_path("/huge").expect("creates the parent");
+    let pad = "x".repeat(999_000);
+    for i in 0..RECORDS {
+        let record = format!(
+            r#"{{"name":"huge","id":"r{i}","address":"10.0.8.{}","port":{},"payload":{{"pad":"{pad}"}},"registrationTimeUTC":1,"serviceType":"DYNAMIC"}}"#,
+            i % 250,
+            1000 + i
+        );
+        s.create_ephemeral(&format!("/huge/r{i}"), record.as_bytes())
+            .expect("a record of nearly a megabyte");
+    }
+    let watch = running(&[
+        "--zk",
+        &zk.connect_string(),
+        "--base-path",
+        "/huge",
+        "watch",
+    ]);
+    wait_until(Duration::from_secs(60), "every record is listed", || {
+        let listed = lines(&watch).iter().filter(|l| l.contains(" + ")).count();
+        (listed == RECORDS).then_some(())
+    });
+    let peak = peak_rss_kib(watch.pid()).expect("the watcher's peak memory");
+    assert!(
+        peak < 80 * 1024,
+        "the watcher peaked at {} MiB reading {RECORDS} MB of records",
+        peak / 1024
+    );
+}
