@@ -11,7 +11,7 @@ use super::keeper::{Keeper, Seen, Wake, replace_stale};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::format::{MEMBER_PREFIX, member_endpoint};
-use crate::session::{Session, SessionId, whole};
+use crate::session::{Session, SessionId};
 use crate::sync::lock;
 
 impl Keeper {
@@ -141,22 +141,26 @@ pub(super) fn create_member(
         let mut foreign: Option<(SessionId, String)> = None;
         // A read lost with the connection fails the round: taken as
         // absent, another session's member would be missed and a second
-        // one created for the endpoint.
-        for (path, read) in paths.iter().zip(whole(session.get_data_many(&paths)?)?) {
-            let Ok((held, stat)) = read else { continue };
-            if member_endpoint(&held) != Some(endpoint) {
-                continue;
+        // one created for the endpoint. Read in parts, each dropped once
+        // looked at: members of a megabyte each are not all held at once.
+        session.get_data_in_parts(&paths, |at, reads| {
+            for (path, read) in paths[at..].iter().zip(reads) {
+                let Ok((held, stat)) = read else { continue };
+                if member_endpoint(&held) != Some(endpoint) {
+                    continue;
+                }
+                let owner = stat.ephemeral_owner();
+                if owner == session.id() {
+                    ours.push((path.clone(), stat));
+                } else if may_replace(owner, &held) {
+                    replace_stale(session, path, stat)?;
+                    replaced = Some(owner);
+                } else if foreign.as_ref().is_none_or(|(_, f)| older(path, f)) {
+                    foreign = Some((owner, path.clone()));
+                }
             }
-            let owner = stat.ephemeral_owner();
-            if owner == session.id() {
-                ours.push((path.clone(), stat));
-            } else if may_replace(owner, &held) {
-                replace_stale(session, path, stat)?;
-                replaced = Some(owner);
-            } else if foreign.as_ref().is_none_or(|(_, f)| older(path, f)) {
-                foreign = Some((owner, path.clone()));
-            }
-        }
+            Ok(())
+        })?;
         // Two registrants that created at the same moment each see the
         // other's member: the oldest member (the lowest sequence number)
         // wins, the same for both, so exactly one yields.

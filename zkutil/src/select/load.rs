@@ -96,7 +96,10 @@ impl Loads {
             map.entry(endpoint)
                 .or_insert_with(|| Arc::new(Load::new(now)));
         }
-        if prune || map.len() > *prune_above {
+        // Raised only by a pruning: a copy that grew past the size prunes
+        // at the next one (raised without, a map that crossed it by more
+        // than one endpoint at a time would never be pruned).
+        if prune {
             *prune_above = (map.len() * 2).max(PRUNE_FROM);
         }
         let map = Arc::new(map);

@@ -309,7 +309,12 @@ impl Selector {
                     // New instances: added all at once, not one per pick.
                     self.load
                         .add(candidates.iter().map(Instance::endpoint), now);
-                    self.load.costs(a.endpoint(), b.endpoint(), now)?
+                    match self.load.costs(a.endpoint(), b.endpoint(), now) {
+                        Some(costs) => costs,
+                        // Forgotten again by another thread's copy (idle
+                        // ones are): nothing known of either, so either.
+                        None => return Some(a),
+                    }
                 }
             };
             return Some(if costs.1 < costs.0 { b } else { a });

@@ -50,6 +50,5 @@ pub use self::cancel::Interrupt;
 pub use self::config::{CallObserver, Secret, SessionConfig};
 pub(crate) use self::deadline::deadline_after;
 pub use self::handle::Session;
-pub(crate) use self::read::whole;
 pub use self::types::{NodeEvent, NodeStat, SessionEvent, SessionId, SessionState, WatchEvent};
 pub use self::watch::RecursiveWatch;

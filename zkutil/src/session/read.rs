@@ -91,7 +91,7 @@ type NodeRead = Result<(Vec<u8>, NodeStat)>;
 /// Taken one by one, those nodes would look absent: a listing would drop
 /// them (or list them without their data) until the next one, and a
 /// registrant looking for another's member would create a second one.
-pub(crate) fn whole(mut results: Vec<NodeRead>) -> Result<Vec<NodeRead>> {
+fn whole(mut results: Vec<NodeRead>) -> Result<Vec<NodeRead>> {
     if let Some(at) = results
         .iter()
         .position(|r| r.as_ref().is_err_and(Error::is_retryable))
@@ -148,7 +148,7 @@ impl Session {
 
     /// [`Session::get_data_many`] in parts of about [`PART_BYTES`] of data
     /// each, every part handed to `each` (with the index of its first path
-    /// in `paths`) before the next is read, and failed whole ([`whole`])
+    /// in `paths`) before the next is read, and failed whole (`whole`)
     /// when a read is lost with the connection. The caller decodes a part
     /// and drops its bytes: a base path where someone put thousands of
     /// nodes of a megabyte is not held in memory all at once.

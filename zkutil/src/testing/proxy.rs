@@ -109,13 +109,16 @@ impl DelayProxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                if holding.load(Ordering::SeqCst) {
-                    // The link is down: closed at once, as a refused connect.
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
                 let id = {
                     let mut clients = lock(&open);
+                    // Read under the list's lock, which `hold` takes to set
+                    // it: a connection is either refused or listed before
+                    // the hold's cut, never let through after it.
+                    if holding.load(Ordering::SeqCst) {
+                        // The link is down: closed at once, as a refused connect.
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    }
                     clients.next += 1;
                     if let Ok(copy) = client.try_clone() {
                         let id = clients.next;
@@ -159,8 +162,11 @@ impl DelayProxy {
     /// Takes the link down until [`DelayProxy::release`]: every connection
     /// is cut and every new one closed at once.
     pub fn hold(&self) {
+        let mut clients = lock(&self.clients);
         self.held.store(true, Ordering::SeqCst);
-        self.cut();
+        for (_, client) in clients.open.drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+        }
     }
 
     /// Brings the link back up after [`DelayProxy::hold`].

@@ -63,3 +63,21 @@ fn register(s: &Arc<zkutil::Session>, endpoint: Endpoint) -> Registration {
     )
     .expect("registers")
 }
+
+/// The most memory (peak resident set, KiB) a process has used, from
+/// `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A ZooKeeper with room for 150 MB of nodes: it keeps every one in
+/// memory, and the tests' usual heap holds about 80 MB of them.
+fn roomy_zookeeper() -> zkutil::testing::ZkServer {
+    zkutil::testing::ZkServer::start_with(zkutil::testing::ZkOptions {
+        heap_mib: Some(1024),
+        ..zkutil::testing::ZkOptions::default()
+    })
+    .expect("ZooKeeper starts")
+}

@@ -8,7 +8,7 @@ use zkutil::testing::{Responder, wait_until};
 
 use crate::support::{InProcessServer, server_config, session, zookeeper};
 
-use super::{running, stop_with, text, zkutil};
+use super::{peak_rss_kib, roomy_zookeeper, running, stop_with, text, zkutil};
 
 #[test]
 fn register_holds_a_node_that_a_time_client_uses_and_removes_it_on_sigterm() {
@@ -108,4 +108,47 @@ fn register_refuses_a_live_servers_address_unless_forced() {
         || (owner() == Some(server_session)).then_some(()),
     );
     server.stop();
+}
+
+/// Someone put many serverset members of nearly a megabyte each (for
+/// other addresses) under the path a registrant uses: it reads every one
+/// to find the members of its own address, but never holds all of their
+/// bytes at once. 150 MB of members; the registrant's peak memory must
+/// stay well below that.
+#[test]
+fn a_serverset_registrant_among_many_megabyte_members_never_holds_them_all_in_memory() {
+    const MEMBERS: usize = 150;
+    let zk = roomy_zookeeper();
+    let s = session(&zk);
+    s.ensure_path("/huge-set").expect("creates the parent");
+    let pad = "x".repeat(999_000);
+    for i in 0..MEMBERS {
+        let member = format!(
+            r#"{{"serviceEndpoint":{{"host":"10.0.7.{}","port":{}}},"additionalEndpoints":{{}},"status":"ALIVE","pad":"{pad}"}}"#,
+            i % 250,
+            1000 + i
+        );
+        s.create_ephemeral_sequential("/huge-set/member_", member.as_bytes())
+            .expect("a member of nearly a megabyte");
+    }
+    let registrant = running(&[
+        "--zk",
+        &zk.connect_string(),
+        "register",
+        "--format",
+        "serverset",
+        "--serverset-path",
+        "/huge-set",
+        "10.0.0.1:80",
+    ]);
+    wait_until(Duration::from_secs(60), "its own member is made", || {
+        let children = s.children("/huge-set").unwrap_or_default();
+        (children.len() == MEMBERS + 1).then_some(())
+    });
+    let peak = peak_rss_kib(registrant.pid()).expect("the registrant's peak memory");
+    assert!(
+        peak < 80 * 1024,
+        "the registrant peaked at {} MiB among {MEMBERS} MB of members",
+        peak / 1024
+    );
 }

@@ -8,7 +8,7 @@ use zkutil::testing::wait_until;
 
 use crate::support::{session, zookeeper};
 
-use super::{lines, register, running, stop_with};
+use super::{lines, peak_rss_kib, register, roomy_zookeeper, running, stop_with};
 
 #[test]
 fn watch_prints_one_plus_and_one_minus_for_a_server_that_comes_and_goes() {
@@ -90,14 +90,6 @@ fn watch_json_reports_added_and_removed() {
     );
 }
 
-/// The most memory (peak resident set, KiB) a process has used, from
-/// `/proc/<pid>/status`.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Someone put many Curator records of nearly a megabyte each under the
 /// watched path (ZooKeeper's limit per node; the number of nodes has
 /// none): the watcher reads every one, but decodes them as they come,
@@ -106,12 +98,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn a_watcher_of_many_megabyte_records_never_holds_them_all_in_memory() {
     const RECORDS: usize = 150;
-    // ZooKeeper keeps every node in memory: a heap for 150 MB of them.
-    let zk = zkutil::testing::ZkServer::start_with(zkutil::testing::ZkOptions {
-        heap_mib: Some(1024),
-        ..zkutil::testing::ZkOptions::default()
-    })
-    .expect("ZooKeeper starts");
+    let zk = roomy_zookeeper();
     let s = session(&zk);
     s.ensure_path("/huge").expect("creates the parent");
     let pad = "x".repeat(999_000);
