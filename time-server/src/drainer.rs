@@ -6,11 +6,18 @@
 //! earlier could reset the connection and destroy the reply in flight.
 //! That wait is all a connection needs after the acceptor has replied, so
 //! instead of a blocked thread per connection, one thread waits for all of
-//! them at once with the operating system's poller (epoll, through `mio`):
-//! the acceptors stay blocking threads, only the wait for EOF is
-//! multiplexed. A wake-up serves many connections (after serving some,
-//! the thread lets more gather for a millisecond), and no thread is handed
-//! a connection, so no context switch per connection.
+//! them at once: the acceptors stay blocking threads, only the wait for
+//! EOF is multiplexed.
+//!
+//! An acceptor hands its answered connection over by pushing it on a
+//! pending list (no system call). Every millisecond while connections
+//! arrive, the drain thread reads each pending connection once: most
+//! clients have read their reply and closed by then, so the read finds
+//! their EOF and the connection is closed at once. Only those that would
+//! block are registered with the operating system's poller (epoll, through
+//! `mio`) and wait there for their EOF, the byte cap or their deadline.
+//! A wake-up serves many connections, and no thread is handed a
+//! connection, so no context switch per connection.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
@@ -22,18 +29,21 @@ use std::time::{Duration, Instant};
 use zkutil::cli::lock;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::metrics::ServerMetrics;
 use crate::reply::ReplyLimits;
 
 /// The token of the waker (connections count up from 0).
 const WAKE: Token = Token(usize::MAX);
-/// How long the drain thread lets EOFs gather after serving some. Without
-/// it, at one client's pace every EOF woke the thread on its own (a third
-/// busy thread on two cores, next to the client and the acceptor): the
-/// connection rate at one client thread went from 0.82–0.91× the bare
-/// responder's to 0.91–0.98× with 0.5–2 ms (bench/RESULTS.md, section 4).
+/// How long the drain thread lets connections and EOFs gather after
+/// serving some: the longest a pending connection waits for its first
+/// read. Without it, at one client's pace every EOF woke the thread on its
+/// own (a third busy thread on two cores, next to the client and the
+/// acceptor): the connection rate at one client thread went from
+/// 0.82–0.91× the bare responder's to 0.91–0.98× with 0.5–2 ms
+/// (bench/RESULTS.md, section 4). A close is put off at most this long;
+/// the clients have their replies already.
 const COALESCE: Duration = Duration::from_millis(1);
 /// How often deadlines are checked while connections wait.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -45,12 +55,21 @@ struct Waiting {
     read: usize,
 }
 
+/// The connections handed over by the acceptors and not yet read.
+#[derive(Default)]
+struct Pending {
+    conns: Vec<Waiting>,
+    /// The drain thread is (about to be) in a wait without a pending
+    /// connection to come back for: the next hand-over must wake it. Under
+    /// the same lock as `conns`, so that a hand-over either is seen by the
+    /// thread before it waits or sees that it must wake it.
+    parked: bool,
+}
+
 /// What the acceptors and the drain thread share.
 pub(crate) struct Drainer {
-    registry: Registry,
     waker: Waker,
-    waiting: Mutex<HashMap<Token, Waiting>>,
-    next: AtomicUsize,
+    pending: Mutex<Pending>,
     /// Acceptors still running: the thread ends when none is and no
     /// connection waits.
     acceptors: AtomicUsize,
@@ -70,14 +89,11 @@ impl Drainer {
         metrics: Option<Arc<ServerMetrics>>,
     ) -> std::io::Result<(Drainer, Poll)> {
         let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKE)?;
         Ok((
             Drainer {
-                registry,
                 waker,
-                waiting: Mutex::new(HashMap::new()),
-                next: AtomicUsize::new(0),
+                pending: Mutex::new(Pending::default()),
                 acceptors: AtomicUsize::new(acceptors),
                 limits,
                 active,
@@ -87,57 +103,32 @@ impl Drainer {
         ))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Waiting>> {
-        lock(&self.waiting)
-    }
-
     /// Waits for `stream` (answered, write side shut, non-blocking) to
     /// finish; counted in `active` until it has.
-    pub(crate) fn add(&self, stream: TcpStream) -> std::io::Result<()> {
-        // Wrapping around would take centuries; the waker's token is never
-        // given out.
-        let token = Token(self.next.fetch_add(1, Ordering::Relaxed) % (usize::MAX - 1));
-        let deadline = Instant::now() + self.limits.drain_timeout;
-        let fd = stream.as_raw_fd();
-        // In the map before it is registered, so that its first event finds
-        // it; no system call is made under the lock (the drain thread
-        // takes it for every event: holding it across one made the two
-        // threads wait on each other, measured as 2.5 futex calls per
-        // connection).
-        let was_empty = {
-            let mut waiting = self.lock();
-            let was_empty = waiting.is_empty();
-            waiting.insert(
-                token,
-                Waiting {
-                    stream,
-                    deadline,
-                    read: 0,
-                },
-            );
-            was_empty
+    pub(crate) fn add(&self, stream: TcpStream) {
+        let conn = Waiting {
+            stream,
+            deadline: Instant::now() + self.limits.drain_timeout,
+            read: 0,
         };
-        if let Err(err) = self
-            .registry
-            .register(&mut SourceFd(&fd), token, Interest::READABLE)
-        {
-            self.lock().remove(&token);
-            return Err(err);
-        }
-        if was_empty {
-            // The drain thread may be asleep without a deadline (nothing
-            // was waiting): a client that never sends and never closes
-            // gives it no event, so without this wake-up its deadline
-            // would never be checked and it would hold its place under
-            // the cap forever. Later connections find the thread already
-            // sweeping every `SWEEP`.
-            // (The connection is ours now: a failed wake-up is logged,
-            // not returned, or the caller would count it out twice.)
+        let wake = {
+            let mut pending = lock(&self.pending);
+            pending.conns.push(conn);
+            std::mem::take(&mut pending.parked)
+        };
+        if wake {
+            // The thread waits without coming back for this connection:
+            // its first read (and, for a client that never sends and never
+            // closes, its deadline) would never come. Only the first
+            // hand-over after the thread parked pays this call: while
+            // connections keep coming, the thread comes back every
+            // `COALESCE` on its own. (The connection is ours now: a failed
+            // wake-up is logged, not returned, or the caller would count
+            // it out twice.)
             if let Err(err) = self.waker.wake() {
                 tracing::warn!(error = %err, "cannot wake the drain thread");
             }
         }
-        Ok(())
     }
 
     /// An acceptor has stopped; the last one lets the thread end once the
@@ -152,91 +143,144 @@ impl Drainer {
     /// byte cap or the deadline, then closes it.
     pub(crate) fn run(&self, mut poll: Poll) {
         let mut events = Events::with_capacity(256);
+        // The connections registered with the poller: only this thread
+        // touches them, so no lock.
+        let mut waiting: HashMap<Token, Waiting> = HashMap::new();
+        let mut next = 0usize;
+        let mut batch = Vec::new();
         let mut last_sweep = Instant::now();
         loop {
-            let empty = self.lock().is_empty();
-            if empty && self.acceptors.load(Ordering::SeqCst) == 0 {
-                return;
+            // Read before the pending list: a hand-over seen empty under
+            // the lock by an acceptor that has stopped since cannot be
+            // followed by another.
+            let stopped = self.acceptors.load(Ordering::SeqCst) == 0;
+            let has_pending = {
+                let mut pending = lock(&self.pending);
+                let has_pending = !pending.conns.is_empty();
+                if !has_pending {
+                    if stopped && waiting.is_empty() {
+                        return;
+                    }
+                    pending.parked = true;
+                }
+                has_pending
+            };
+            // With connections pending, only what is ready now (or
+            // nothing, when none is registered: no system call); without,
+            // the poller's events, deadlines only while connections wait
+            // (`add` wakes the thread when one is handed over).
+            let timeout = match (has_pending, waiting.is_empty()) {
+                (true, true) => None,
+                (true, false) => Some(Some(Duration::ZERO)),
+                (false, true) => Some(None),
+                (false, false) => Some(Some(SWEEP)),
+            };
+            if let Some(timeout) = timeout {
+                if let Err(err) = poll.poll(&mut events, timeout) {
+                    events.clear();
+                    if err.kind() != ErrorKind::Interrupted {
+                        tracing::error!(error = %err, "the drain poller failed; closing connections at their deadline");
+                        std::thread::sleep(SWEEP);
+                    }
+                }
+            } else {
+                events.clear();
             }
-            // Deadlines only matter while connections wait; `add` wakes
-            // the thread when the first one arrives.
-            let timeout = (!empty).then_some(SWEEP);
-            if let Err(err) = poll.poll(&mut events, timeout) {
-                if err.kind() != ErrorKind::Interrupted {
-                    tracing::error!(error = %err, "the drain poller failed; closing connections at their deadline");
-                    std::thread::sleep(SWEEP);
+            {
+                let mut pending = lock(&self.pending);
+                pending.parked = false;
+                std::mem::swap(&mut batch, &mut pending.conns);
+            }
+            let mut served = batch.len();
+            for event in &events {
+                if event.token() == WAKE {
+                    continue;
+                }
+                served += 1;
+                if let Some(mut conn) = waiting.remove(&event.token()) {
+                    match self.read_some(&mut conn) {
+                        Some(result) => self.close(conn, result),
+                        None => {
+                            waiting.insert(event.token(), conn);
+                        }
+                    }
                 }
             }
-            let mut served = 0;
-            for event in &events {
-                if event.token() != WAKE {
-                    self.service(event.token());
-                    served += 1;
+            for mut conn in batch.drain(..) {
+                match self.read_some(&mut conn) {
+                    Some(result) => self.close(conn, result),
+                    None => {
+                        // Wrapping around would take centuries; the
+                        // waker's token is never given out.
+                        let token = Token(next);
+                        next = (next + 1) % (usize::MAX - 1);
+                        let fd = conn.stream.as_raw_fd();
+                        match poll.registry().register(
+                            &mut SourceFd(&fd),
+                            token,
+                            Interest::READABLE,
+                        ) {
+                            Ok(()) => {
+                                waiting.insert(token, conn);
+                            }
+                            Err(err) => self.close(
+                                conn,
+                                Err(format!("cannot wait for the client to finish: {err}")),
+                            ),
+                        }
+                    }
                 }
             }
             if served > 0 {
-                // Lets more clients finish before the next wake-up, so
-                // that one wake-up serves many: not a wait for anything
-                // (a close is put off at most this long; the clients have
-                // their replies already).
+                // Lets more clients finish, and more connections be handed
+                // over, before the next round, so that one round serves
+                // many: not a wait for anything.
                 std::thread::sleep(COALESCE);
             }
             if last_sweep.elapsed() >= SWEEP {
                 last_sweep = Instant::now();
-                self.sweep(last_sweep);
+                self.sweep(&mut waiting, last_sweep);
             }
         }
     }
 
-    /// Reads what is there (outside the lock); closes the connection once
-    /// it is finished.
-    fn service(&self, token: Token) {
-        let Some(mut conn) = self.lock().remove(&token) else {
-            return;
-        };
+    /// Reads what is there: `Some` once the connection is finished (EOF,
+    /// over the byte cap, or failed), `None` while the client may still
+    /// send.
+    fn read_some(&self, conn: &mut Waiting) -> Option<Result<(), String>> {
         let mut buf = [0u8; 4096];
-        let finished = loop {
+        loop {
             match conn.stream.read(&mut buf) {
-                Ok(0) => break Some(Ok(())),
+                Ok(0) => return Some(Ok(())),
                 Ok(n) => {
                     conn.read += n;
                     if conn.read >= self.limits.drain_max_bytes {
-                        break Some(Err("request larger than the drain limit".to_owned()));
+                        return Some(Err("request larger than the drain limit".to_owned()));
                     }
                 }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break None,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return None,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => break Some(Err(err.to_string())),
-            }
-        };
-        match finished {
-            Some(result) => self.close(conn, result),
-            // Only this thread takes connections out: it is still ours.
-            None => {
-                self.lock().insert(token, conn);
+                Err(err) => return Some(Err(err.to_string())),
             }
         }
     }
 
-    /// Closes the connections whose deadline has passed.
-    fn sweep(&self, now: Instant) {
-        let expired: Vec<Waiting> = {
-            let mut waiting = self.lock();
-            let tokens: Vec<Token> = waiting
-                .iter()
-                .filter(|(_, conn)| conn.deadline <= now)
-                .map(|(token, _)| *token)
-                .collect();
-            tokens
-                .iter()
-                .filter_map(|token| waiting.remove(token))
-                .collect()
-        };
-        for conn in expired {
-            self.close(
-                conn,
-                Err("client did not finish sending in time".to_owned()),
-            );
+    /// Closes the registered connections whose deadline has passed (a
+    /// pending one is read within `COALESCE`, and registered if it must
+    /// wait, long before its deadline).
+    fn sweep(&self, waiting: &mut HashMap<Token, Waiting>, now: Instant) {
+        let expired: Vec<Token> = waiting
+            .iter()
+            .filter(|(_, conn)| conn.deadline <= now)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in expired {
+            if let Some(conn) = waiting.remove(&token) {
+                self.close(
+                    conn,
+                    Err("client did not finish sending in time".to_owned()),
+                );
+            }
         }
     }
 
@@ -245,8 +289,7 @@ impl Drainer {
             tracing::debug!(peer = ?conn.stream.peer_addr().ok(), error, "connection ended early");
         }
         // Closing the socket (its only descriptor) takes it out of epoll's
-        // interest list: no `deregister` call, one system call less per
-        // connection.
+        // interest list, if it was in it: no `deregister` call.
         drop(conn);
         self.active.fetch_sub(1, Ordering::SeqCst);
         if let Some(m) = &self.metrics {

@@ -3,7 +3,8 @@
 //!
 //! * [`Args`]: the command line, and the [`Config`] it makes (`config`).
 //! * [`listener`]: bind, accept (four blocking acceptor threads per listener), reply at once, a connection cap.
-//! * `drainer`: one thread waits for every answered client's EOF (epoll, through `mio`).
+//! * `drainer`: one thread waits for every answered client's EOF (one read a millisecond after the
+//!   reply finds most; epoll, through `mio`, for the rest).
 //! * [`reply`]: the wire protocol (one line, half-close, bounded drain).
 //! * [`shutdown`]: the stop switch of the acceptors (signals: `zkutil::cli::on_signals`).
 //! * [`fdlimit`]: enough file descriptors for the connection cap.

@@ -9,7 +9,7 @@
 //! would destroy the reply in flight (the original Go server closes without
 //! reading, and its own client saw `connection reset by peer`).
 
-use std::io::Write;
+use std::io::ErrorKind;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, SystemTime};
 
@@ -42,13 +42,37 @@ pub fn reply_line(endpoint: Endpoint, now: SystemTime) -> String {
 /// line is far smaller than a new socket's send buffer, so this never
 /// waits on the client.
 ///
+/// On Linux the line is sent with `MSG_MORE`: the kernel holds it until
+/// the half-close, which then sends it with the FIN in one segment. One
+/// segment instead of two through the network stack, one ACK less, and the
+/// client reads its line and its EOF in one wake-up, for no extra system
+/// call (bench section 4).
+///
 /// # Errors
 ///
 /// I/O errors (a peer that already reset).
 pub fn reply(stream: &mut TcpStream, endpoint: Endpoint) -> std::io::Result<()> {
-    stream.write_all(reply_line(endpoint, SystemTime::now()).as_bytes())?;
+    let line = reply_line(endpoint, SystemTime::now());
+    let socket = socket2::SockRef::from(&*stream);
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        match socket.send_with_flags(rest, SEND_FLAGS) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    // Sends what `MSG_MORE` held, with the FIN.
     stream.shutdown(Shutdown::Write)
 }
+
+/// Hold the line for the FIN that follows; no `SIGPIPE` when the peer has
+/// gone (the error is returned instead).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: i32 = libc::MSG_MORE | libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: i32 = 0;
 
 #[cfg(test)]
 mod tests {
