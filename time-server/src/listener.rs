@@ -159,19 +159,27 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
         .map(|_| AtomicUsize::new(ACCEPTORS))
         .collect();
     std::thread::scope(|scope| {
-        if let (Some(drainer), Some(poll)) = (&drainer, poll) {
-            let spawned = std::thread::Builder::new()
+        // Without its thread, a drainer would hold every connection
+        // handed to it (and its place under the cap) until the server
+        // stops: the acceptors then close right after the reply instead.
+        let drainer = match (&drainer, poll) {
+            (Some(drainer), Some(poll)) => match std::thread::Builder::new()
                 .name("drain".into())
-                .spawn_scoped(scope, move || drainer.run(poll));
-            if let Err(err) = spawned {
-                tracing::error!(error = %err, "cannot start the drain thread");
-            }
-        }
+                .spawn_scoped(scope, move || drainer.run(poll))
+            {
+                Ok(_) => Some(drainer),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot start the drain thread: connections are closed right after their reply");
+                    None
+                }
+            },
+            _ => None,
+        };
         for (bound, running) in listeners.iter().zip(&running) {
             // The last acceptor of a listener to stop answers what is left
             // in its backlog and shuts it.
             for _ in 0..ACCEPTORS {
-                let (active, drainer) = (&*active, drainer.as_ref());
+                let active = &*active;
                 let spawned = std::thread::Builder::new()
                     .name(format!("accept {}", bound.local))
                     .spawn_scoped(scope, move || {
@@ -188,7 +196,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
                     if running.fetch_sub(1, Ordering::SeqCst) == 1 {
                         close_listener(bound);
                     }
-                    if let Some(drainer) = &drainer {
+                    if let Some(drainer) = drainer {
                         drainer.acceptor_done();
                     }
                 }
