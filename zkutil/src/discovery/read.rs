@@ -152,18 +152,17 @@ pub fn list_under(
         }
         let paths: Vec<String> = others.iter().map(|name| child(name)).collect();
         let mut instances = Vec::new();
-        session.get_data_in_parts(&paths, |at, reads| {
-            for ((name, path), read) in others[at..].iter().zip(&paths[at..]).zip(reads) {
-                let Ok((data, stat)) = read else { continue };
-                match crate::format::decode(name, &data) {
-                    Ok(decoded) => {
-                        instances.push(Instance::decoded(name, decoded, stat.ctime_ms()))
-                    }
-                    Err(_) if stat.num_children() > 0 && path != "/zookeeper" => {
-                        queue.push_back(path.clone());
-                    }
-                    Err(_) => {}
+        session.get_data_each(&paths, |at, read| {
+            let (name, path) = (&others[at], &paths[at]);
+            let Ok((data, stat)) = read else {
+                return Ok(());
+            };
+            match crate::format::decode(name, &data) {
+                Ok(decoded) => instances.push(Instance::decoded(name, decoded, stat.ctime_ms())),
+                Err(_) if stat.num_children() > 0 && path != "/zookeeper" => {
+                    queue.push_back(path.clone());
                 }
+                Err(_) => {}
             }
             Ok(())
         })?;
@@ -249,35 +248,34 @@ pub(super) fn read_decoded(
         .map(|name| format!("{base_path}/{name}"))
         .collect();
     let mut decoded = Vec::with_capacity(names.len());
-    session.get_data_in_parts(&paths, |at, results| {
-        for ((name, path), result) in names[at..].iter().zip(&paths[at..]).zip(results) {
-            match result {
-                Ok((data, stat)) => match Endpoint::from_node_name(name) {
-                    // A plain name in another spelling.
-                    Ok(endpoint) => decoded.push((
+    session.get_data_each(&paths, |at, result| {
+        let (name, path) = (&names[at], &paths[at]);
+        match result {
+            Ok((data, stat)) => match Endpoint::from_node_name(name) {
+                // A plain name in another spelling.
+                Ok(endpoint) => decoded.push((
+                    name.clone(),
+                    Some(plain_instance(endpoint, name, path, &data, &stat, &warn)),
+                )),
+                Err(_) => match crate::format::decode(name, &data) {
+                    Ok(d) => decoded.push((
                         name.clone(),
-                        Some(plain_instance(endpoint, name, path, &data, &stat, &warn)),
+                        Some(Instance::decoded(name, d, stat.ctime_ms())),
                     )),
-                    Err(_) => match crate::format::decode(name, &data) {
-                        Ok(d) => decoded.push((
-                            name.clone(),
-                            Some(Instance::decoded(name, d, stat.ctime_ms())),
-                        )),
-                        Err(err) => {
-                            warn(path, &err, "skipping malformed child");
-                            decoded.push((name.clone(), None));
-                        }
-                    },
+                    Err(err) => {
+                        warn(path, &err, "skipping malformed child");
+                        decoded.push((name.clone(), None));
+                    }
                 },
-                Err(err) if err.is_no_node() => {}
-                Err(err) => {
-                    warn(
-                        path,
-                        &err.chain().to_string(),
-                        "skipping a child whose data cannot be read",
-                    );
-                    decoded.push((name.clone(), None));
-                }
+            },
+            Err(err) if err.is_no_node() => {}
+            Err(err) => {
+                warn(
+                    path,
+                    &err.chain().to_string(),
+                    "skipping a child whose data cannot be read",
+                );
+                decoded.push((name.clone(), None));
             }
         }
         Ok(())
@@ -321,22 +319,21 @@ pub(super) fn read_instances(
 ) -> Result<Vec<Instance>> {
     let paths: Vec<String> = endpoints.iter().map(|e| base_path.node_path(e)).collect();
     let mut instances = Vec::with_capacity(endpoints.len());
-    session.get_data_in_parts(&paths, |at, results| {
-        for ((endpoint, path), result) in endpoints[at..].iter().zip(&paths[at..]).zip(results) {
-            match result {
-                Ok((data, stat)) => {
-                    let name = endpoint.node_name();
-                    instances.push(plain_instance(*endpoint, &name, path, &data, &stat, &warn));
-                }
-                Err(err) if err.is_no_node() => {}
-                Err(err) => {
-                    warn(
-                        path,
-                        &err.chain().to_string(),
-                        "cannot read metadata; listed by its name alone",
-                    );
-                    instances.push(Instance::new(*endpoint));
-                }
+    session.get_data_each(&paths, |at, result| {
+        let (endpoint, path) = (endpoints[at], &paths[at]);
+        match result {
+            Ok((data, stat)) => {
+                let name = endpoint.node_name();
+                instances.push(plain_instance(endpoint, &name, path, &data, &stat, &warn));
+            }
+            Err(err) if err.is_no_node() => {}
+            Err(err) => {
+                warn(
+                    path,
+                    &err.chain().to_string(),
+                    "cannot read metadata; listed by its name alone",
+                );
+                instances.push(Instance::new(endpoint));
             }
         }
         Ok(())

@@ -143,21 +143,22 @@ pub(super) fn create_member(
         // absent, another session's member would be missed and a second
         // one created for the endpoint. Read in parts, each dropped once
         // looked at: members of a megabyte each are not all held at once.
-        session.get_data_in_parts(&paths, |at, reads| {
-            for (path, read) in paths[at..].iter().zip(reads) {
-                let Ok((held, stat)) = read else { continue };
-                if member_endpoint(&held) != Some(endpoint) {
-                    continue;
-                }
-                let owner = stat.ephemeral_owner();
-                if owner == session.id() {
-                    ours.push((path.clone(), stat));
-                } else if may_replace(owner, &held) {
-                    replace_stale(session, path, stat)?;
-                    replaced = Some(owner);
-                } else if foreign.as_ref().is_none_or(|(_, f)| older(path, f)) {
-                    foreign = Some((owner, path.clone()));
-                }
+        session.get_data_each(&paths, |at, read| {
+            let path = &paths[at];
+            let Ok((held, stat)) = read else {
+                return Ok(());
+            };
+            if member_endpoint(&held) != Some(endpoint) {
+                return Ok(());
+            }
+            let owner = stat.ephemeral_owner();
+            if owner == session.id() {
+                ours.push((path.clone(), stat));
+            } else if may_replace(owner, &held) {
+                replace_stale(session, path, stat)?;
+                replaced = Some(owner);
+            } else if foreign.as_ref().is_none_or(|(_, f)| older(path, f)) {
+                foreign = Some((owner, path.clone()));
             }
             Ok(())
         })?;

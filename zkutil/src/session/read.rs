@@ -34,7 +34,7 @@ const ANSWER_BUDGET: usize = 64 * 1024;
 /// names in one request cut the connection at every listing).
 const REQUEST_BUDGET: usize = 128 * 1024;
 
-/// About how much data [`Session::get_data_in_parts`] reads before its
+/// About how much data [`Session::get_data_each`] reads before its
 /// caller decodes it: registrations of a few hundred bytes, tens of
 /// thousands of them, come in one part (no pause in the pipeline); nodes
 /// of a megabyte, 16 at a time (plus those in flight when the budget is
@@ -139,30 +139,27 @@ impl Session {
     /// [`Error::Zk`] (a timeout, naming the first path) when an answer does
     /// not come in time; per-path errors are in the inner results.
     pub fn get_data_many(&self, paths: &[String]) -> Result<Vec<NodeRead>> {
-        let mut results = Vec::with_capacity(paths.len());
-        while results.len() < paths.len() {
-            results.extend(self.get_data_part(&paths[results.len()..], usize::MAX)?);
-        }
-        Ok(results)
+        // No budget: every path in one part.
+        self.get_data_part(paths, usize::MAX)
     }
 
     /// [`Session::get_data_many`] in parts of about [`PART_BYTES`] of data
-    /// each, every part handed to `each` (with the index of its first path
-    /// in `paths`) before the next is read, and failed whole (`whole`)
-    /// when a read is lost with the connection. The caller decodes a part
+    /// each, each read handed to `each` with the index of its path, a
+    /// part's before the next part is read; a part fails whole (`whole`)
+    /// when a read is lost with the connection. The caller decodes a read
     /// and drops its bytes: a base path where someone put thousands of
     /// nodes of a megabyte is not held in memory all at once.
-    pub(crate) fn get_data_in_parts(
+    pub(crate) fn get_data_each(
         &self,
         paths: &[String],
-        mut each: impl FnMut(usize, Vec<NodeRead>) -> Result<()>,
+        mut each: impl FnMut(usize, NodeRead) -> Result<()>,
     ) -> Result<()> {
         let mut at = 0;
         while at < paths.len() {
-            let part = whole(self.get_data_part(&paths[at..], PART_BYTES)?)?;
-            let len = part.len();
-            each(at, part)?;
-            at += len;
+            for read in whole(self.get_data_part(&paths[at..], PART_BYTES)?)? {
+                each(at, read)?;
+                at += 1;
+            }
         }
         Ok(())
     }

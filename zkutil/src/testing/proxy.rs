@@ -56,6 +56,15 @@ struct Clients {
     open: Vec<(u64, TcpStream)>,
 }
 
+impl Clients {
+    /// Closes every connection open so far.
+    fn cut(&mut self) {
+        for (_, client) in self.open.drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+    }
+}
+
 /// How long the proxy waits for the target to accept a connection: a
 /// target cut off must not hold up the proxy (the client's connection is
 /// closed, as a connect that failed). Shorter than a ZooKeeper client's own
@@ -164,9 +173,7 @@ impl DelayProxy {
     pub fn hold(&self) {
         let mut clients = lock(&self.clients);
         self.held.store(true, Ordering::SeqCst);
-        for (_, client) in clients.open.drain(..) {
-            let _ = client.shutdown(Shutdown::Both);
-        }
+        clients.cut();
     }
 
     /// Brings the link back up after [`DelayProxy::hold`].
@@ -176,9 +183,7 @@ impl DelayProxy {
 
     /// Closes every connection made so far, as a network blip would.
     pub fn cut(&self) {
-        for (_, client) in lock(&self.clients).open.drain(..) {
-            let _ = client.shutdown(Shutdown::Both);
-        }
+        lock(&self.clients).cut();
     }
 
     /// When the last connection was let through (wall clock, to compare

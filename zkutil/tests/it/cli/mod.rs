@@ -72,6 +72,27 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// How many nodes of nearly a megabyte (ZooKeeper's limit per node; the
+/// number of nodes has none) the memory tests put in a roomy ZooKeeper.
+const HUGE_NODES: usize = 150;
+
+/// Padding that makes a record nearly a megabyte.
+fn megabyte_pad() -> String {
+    "x".repeat(999_000)
+}
+
+/// Asserts that `process`, which has read [`HUGE_NODES`] nodes of nearly a
+/// megabyte, never held all of their bytes at once: its peak memory stayed
+/// well below their 150 MB.
+fn assert_never_held_them_all(process: &TestProcess, what: &str) {
+    let peak = peak_rss_kib(process.pid()).expect("the process's peak memory");
+    assert!(
+        peak < 80 * 1024,
+        "{what} peaked at {} MiB among {HUGE_NODES} MB of nodes",
+        peak / 1024
+    );
+}
+
 /// A ZooKeeper with room for 150 MB of nodes: it keeps every one in
 /// memory, and the tests' usual heap holds about 80 MB of them.
 fn roomy_zookeeper() -> zkutil::testing::ZkServer {

@@ -176,62 +176,86 @@ fn last_operation(zk: &zkutil::testing::ZkServer, id: zkutil::SessionId) -> Opti
     Some((field("lop")?, field("recved")?.parse().ok()?))
 }
 
+/// Two registrants of one address under `parent`: the waiting one (its
+/// session's answers 500 ms late, through `proxy`) lost its member to an
+/// operator's delete, the holder (`other`'s session) took the address at
+/// once, and ZooKeeper has just served the waiting one's read of the
+/// holder's member (its connection's last operation): the answer is
+/// 500 ms from the waiting registrant.
+struct Race {
+    proxy: zkutil::testing::DelayProxy,
+    slow: Arc<zkutil::Session>,
+    operator: Arc<zkutil::Session>,
+    waiting: Registration,
+    holder: Registration,
+}
+
+impl Race {
+    fn start(zk: &zkutil::testing::ZkServer, parent: &'static str, e: Endpoint) -> Race {
+        let proxy = proxy_to(zk, Duration::from_millis(500));
+        let slow = Arc::new(
+            SessionConfig::new(proxy.addr().to_string())
+                .with_session_timeout(Duration::from_secs(30))
+                .with_request_timeout(Duration::from_secs(20))
+                .connect()
+                .expect("a slow session"),
+        );
+        let (other, operator) = (session(zk), session(zk));
+        // Made here, not by the slow registrant: fewer slow round trips.
+        operator.ensure_path(parent).expect("creates the parent");
+        let registrar = Registrar::new(BasePath::from_static(parent))
+            .format(zkutil::Format::Serverset)
+            .expect("writable");
+        let waiting = registrar
+            .register(&slow, e, &metadata(e))
+            .expect("registers");
+        // Its member deleted: the other registrant takes the address at
+        // once, and the slow one's keeper finds it holding it.
+        operator.delete(&waiting.path(), None).expect("deletes");
+        let (_, before) = last_operation(zk, slow.id()).expect("the slow session's connection");
+        let holder = registrar
+            .register(&other, e, &metadata(e))
+            .expect("the other registers");
+        zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(2), || {
+            let (op, received) = last_operation(zk, slow.id())?;
+            // A read of its data: alone, or in a multi-read (ZooKeeper's
+            // `cons` names them GETD and MLTR).
+            (["GETD", "MLTR"].contains(&op.as_str()) && received > before).then_some(())
+        })
+        .expect("the waiting registrant reads the holder's member");
+        Race {
+            proxy,
+            slow,
+            operator,
+            waiting,
+            holder,
+        }
+    }
+}
+
 /// Two serverset registrants racing for one address: when the winner goes
 /// after the waiting one has read its member but before it has watched it
 /// (an exists-watch on a name that is never created again), the waiting one
-/// still takes the address over. The waiting registrant's answers come
-/// 500 ms late: the winner stops as soon as ZooKeeper has served the
-/// waiting one's read of the winner's member (its connection's last
-/// operation), 500 ms before that registrant can ask for the watch.
+/// still takes the address over. The winner stops as soon as ZooKeeper has
+/// served the waiting one's read of the winner's member, 500 ms before
+/// that registrant can ask for the watch.
 #[test]
 fn a_serverset_registrant_takes_over_from_a_winner_gone_before_it_was_watched() {
     let zk = zookeeper();
-    let proxy = proxy_to(&zk, Duration::from_millis(500));
-    let slow = Arc::new(
-        SessionConfig::new(proxy.addr().to_string())
-            .with_session_timeout(Duration::from_secs(30))
-            .with_request_timeout(Duration::from_secs(20))
-            .connect()
-            .expect("a slow session"),
-    );
-    let (other, operator) = (session(&zk), session(&zk));
-    // Made here, not by the slow registrant: fewer slow round trips.
-    operator
-        .ensure_path("/race/time")
-        .expect("creates the parent");
     let e = endpoint("127.0.0.1:8897");
-    let registrar = Registrar::new(BasePath::from_static("/race/time"))
-        .format(zkutil::Format::Serverset)
-        .expect("writable");
-    let waiting = registrar
-        .register(&slow, e, &metadata(e))
-        .expect("registers");
-    // Its member deleted: the other registrant takes the address at once,
-    // and the slow one's keeper finds it holding it.
-    operator.delete(&waiting.path(), None).expect("deletes");
-    let (_, before) = last_operation(&zk, slow.id()).expect("the slow session's connection");
-    let winner = registrar
-        .register(&other, e, &metadata(e))
-        .expect("the other registers");
-    zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(5), || {
-        let (op, received) = last_operation(&zk, slow.id())?;
-        // A read of its data: alone, or in a multi-read (ZooKeeper's
-        // `cons` names them GETD and MLTR).
-        (["GETD", "MLTR"].contains(&op.as_str()) && received > before).then_some(())
-    })
-    .expect("the waiting registrant reads the winner's member");
-    winner.deregister().expect("the winner stops");
+    let race = Race::start(&zk, "/race/time", e);
+    race.holder.deregister().expect("the winner stops");
     let members = wait_until(
         Duration::from_secs(15),
         "the waiting registrant took over",
         || {
-            let members = members_of(&operator, "/race/time", e);
+            let members = members_of(&race.operator, "/race/time", e);
             (!members.is_empty()).then_some(members)
         },
     );
     assert_eq!(members.len(), 1, "{members:?}");
-    assert_eq!(members[0].1, slow.id());
-    drop(waiting);
+    assert_eq!(members[0].1, race.slow.id());
+    drop(race.waiting);
 }
 
 /// Whether session `id` watches `path`, as ZooKeeper's `wchp` lists it
@@ -266,38 +290,14 @@ fn sequence_of(name: &str) -> u64 {
 #[test]
 fn a_connection_cut_while_reading_anothers_member_creates_no_second_member() {
     let zk = zookeeper();
-    let proxy = proxy_to(&zk, Duration::from_millis(500));
-    let slow = Arc::new(
-        SessionConfig::new(proxy.addr().to_string())
-            .with_session_timeout(Duration::from_secs(30))
-            .with_request_timeout(Duration::from_secs(20))
-            .connect()
-            .expect("a slow session"),
-    );
-    let (other, operator) = (session(&zk), session(&zk));
-    operator
-        .ensure_path("/cut/time")
-        .expect("creates the parent");
     let e = endpoint("127.0.0.1:8898");
-    let registrar = Registrar::new(BasePath::from_static("/cut/time"))
-        .format(zkutil::Format::Serverset)
-        .expect("writable");
-    let waiting = registrar
-        .register(&slow, e, &metadata(e))
-        .expect("registers");
-    // Its member deleted: the other registrant takes the address at once
-    // (the slow one's answers are late), and the slow one's keeper reads
-    // the other's member.
-    operator.delete(&waiting.path(), None).expect("deletes");
-    let (_, before) = last_operation(&zk, slow.id()).expect("the slow session's connection");
-    let holder = registrar
-        .register(&other, e, &metadata(e))
-        .expect("the other registers");
-    zkutil::testing::poll_until(Duration::from_secs(15), Duration::from_millis(2), || {
-        let (op, received) = last_operation(&zk, slow.id())?;
-        (["GETD", "MLTR"].contains(&op.as_str()) && received > before).then_some(())
-    })
-    .expect("the waiting registrant reads the other's member");
+    let Race {
+        proxy,
+        slow,
+        operator,
+        waiting,
+        holder,
+    } = Race::start(&zk, "/cut/time", e);
     // ZooKeeper has answered; the answer is 500 ms from the registrant.
     proxy.cut();
     let held_path = holder.path();
