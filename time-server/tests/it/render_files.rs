@@ -94,8 +94,11 @@ fn zookeeper_down_keeps_the_file_and_haproxy_serving_and_its_return_reloads_noth
         "the file changed while ZooKeeper was down"
     );
 
-    zk.restart().expect("ZooKeeper starts again");
+    // Read before ZooKeeper is back: its return may be rendered before
+    // `restart` returns. Renders are held while it is down, so the count
+    // cannot move until then.
     let seen = render_metric(metrics, &unchanged);
+    zk.restart().expect("ZooKeeper starts again");
     wait_until(
         Duration::from_secs(30),
         "a render after ZooKeeper is back",
