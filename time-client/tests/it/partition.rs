@@ -10,7 +10,7 @@ use time_server::listener::Serving;
 use zkutil::testing::{DelayProxy, TestProcess, ZkServer, mntr_value, wait_until};
 use zkutil::{BasePath, SessionConfig};
 
-use crate::support::{register_all, zookeeper};
+use crate::support::{answered, change_logged, register_all, zookeeper};
 
 /// The time-client binary asking every 10 ms under `/partition`, through
 /// `link`, once it has made its first 30 requests.
@@ -174,19 +174,9 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
     // A comes back out of rotation; B's link stays cut.
     a_link.release();
     let a_text = a.to_string();
-    let seen_at = client.stderr().wait_until(
-        Duration::from_secs(30),
-        "the client sees A out of rotation",
-        |lines| {
-            lines
-                .iter()
-                .find(|(_, l)| {
-                    l.contains("server list changed")
-                        && l.contains(&format!("out_of_service={a_text}"))
-                })
-                .map(|(at, _)| *at)
-        },
-    );
+    // Out of rotation from this request on: judged by request numbers,
+    // not by when two output streams were read.
+    let (_, a_out_from, _) = change_logged(&client, 0, &a_text);
     let seen = client.stdout().len();
     client
         .stdout()
@@ -198,10 +188,8 @@ fn a_server_taken_out_of_rotation_is_never_tried_as_a_fallback_once_the_client_s
         .stdout()
         .lines()
         .into_iter()
-        .filter(|(at, l)| {
-            *at > seen_at + Duration::from_millis(100) && l.contains(&format!("] {a_text} "))
-        })
         .map(|(_, l)| l)
+        .filter(|l| answered(l).is_some_and(|(seq, server)| seq >= a_out_from && server == a))
         .collect();
     assert!(
         to_a.is_empty(),
@@ -333,19 +321,9 @@ fn a_server_seen_out_of_rotation_after_the_reconnect_is_never_a_fallback_even_on
     .apply_to(&operator, &base, s)
     .expect("disables S");
     let s_text = s.to_string();
-    let seen_at = client.stderr().wait_until(
-        Duration::from_secs(30),
-        "the client sees S out of rotation",
-        |lines| {
-            lines
-                .iter()
-                .find(|(_, l)| {
-                    l.contains("server list changed")
-                        && l.contains(&format!("out_of_service={s_text}"))
-                })
-                .map(|(at, _)| *at)
-        },
-    );
+    // Out of rotation from this request on: judged by request numbers,
+    // not by when two output streams were read.
+    let (_, s_out_from, _) = change_logged(&client, 0, &s_text);
     // S's session ends, then A's (both links still cut; both keep serving).
     client
         .stderr()
@@ -365,10 +343,8 @@ fn a_server_seen_out_of_rotation_after_the_reconnect_is_never_a_fallback_even_on
         .stdout()
         .lines()
         .into_iter()
-        .filter(|(at, l)| {
-            *at > seen_at + Duration::from_millis(100) && l.contains(&format!("] {s_text} "))
-        })
         .map(|(_, l)| l)
+        .filter(|l| answered(l).is_some_and(|(seq, server)| seq >= s_out_from && server == s))
         .collect();
     assert!(
         to_s.is_empty(),

@@ -3,10 +3,10 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use time_server::listener::Serving;
-use zkutil::testing::ZkServer;
+use zkutil::testing::{TestProcess, ZkServer};
 use zkutil::{BasePath, Endpoint, Metadata, Registration, Session};
 
 pub use zkutil::testing::zookeeper;
@@ -107,4 +107,43 @@ pub fn register_all(
             Registration::register(session, &base_path, endpoint, &metadata).expect("registers")
         })
         .collect()
+}
+
+/// `[ 37/600] 127.0.0.1:41234 0.31ms 127.0.0.1:41234: 2026-…`: the request
+/// number and the server, or `None` for a FAILED line.
+pub fn answered(line: &str) -> Option<(u64, Endpoint)> {
+    let (seq, rest) = line.trim_start_matches('[').split_once('/')?;
+    let server = rest.split_once("] ")?.1.split_whitespace().next()?;
+    Some((seq.trim().parse().ok()?, server.parse().ok()?))
+}
+
+/// The `from_request` of the client's first "server list changed" line
+/// after `after` lines whose out-of-service list is `out` (empty: none),
+/// and when it was logged.
+pub fn change_logged(client: &TestProcess, after: usize, out: &str) -> (usize, u64, Instant) {
+    let want = format!("out_of_service={out}");
+    client
+        .stderr()
+        .wait_for(Duration::from_secs(30), |lines, _| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find_map(|(at, (when, line))| {
+                    let logged = line.contains("server list changed")
+                        && line.split_whitespace().any(|field| field == want);
+                    let seq = line
+                        .split("from_request=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?;
+                    logged.then(|| Some((at, seq.parse().ok()?, *when)))?
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no change to out_of_service={out:?}:\n{}",
+                client.stderr_text()
+            )
+        })
 }

@@ -78,14 +78,20 @@ fn sigterm_deregisters_before_closing() {
     let summary = client.join().unwrap_or_else(|_| panic!("client panicked"));
     assert_eq!((summary.ok, summary.failed), (400, 0), "{}", summary.line());
     assert_eq!(summary.per_server.len(), 2, "{}", summary.line());
-    // After its node vanished the client sent it nothing (100 ms allowed for
-    // the client's own watch and a request already under way).
+    // After its node vanished the client sent it nothing (500 ms allowed for
+    // the client's own watch and a request already under way: a few ms, but
+    // threads wait their turn on a busy machine).
     let host = format!("] {stopping_listen} ");
-    let late = out
-        .lines()
-        .into_iter()
-        .filter(|(at, l)| *at > vanished + Duration::from_millis(100) && l.contains(&host));
-    assert_eq!(late.count(), 0, "requests to the deregistered server");
+    let settled = vanished + Duration::from_millis(500);
+    let after = out.lines().into_iter().filter(|(at, _)| *at > settled);
+    let (all, late) = after.fold((0, 0), |(all, late), (_, l)| {
+        (all + 1, late + usize::from(l.contains(&host)))
+    });
+    assert!(
+        all >= 20,
+        "the client went on long enough to tell: {all} requests"
+    );
+    assert_eq!(late, 0, "requests to the deregistered server");
 }
 
 #[test]

@@ -34,8 +34,16 @@ fn metrics_count_exactly_the_requests_made_and_parse_as_exposition_text() {
     let summary = time_client::run(&config, &mut std::io::sink(), &stop).expect("the client runs");
     assert_eq!(summary.ok, 25, "{}", summary.line());
 
-    let (status, text) = http_get(metrics, "/metrics").expect("scrapes");
-    assert_eq!(status, 200);
+    // A connection is counted once its reply and FIN are sent, which may
+    // be after the client has read them: wait for the last count.
+    let text = wait_until(Duration::from_secs(10), "all 25 answers counted", || {
+        let (status, text) = http_get(metrics, "/metrics").ok()?;
+        let answered = |name| metric(&text, name).is_some_and(|n| n >= 25.0);
+        (status == 200
+            && answered("time_server_connections_answered_total")
+            && answered("time_server_reply_seconds_count"))
+        .then_some(text)
+    });
     for (name, value) in [
         ("time_server_connections_accepted_total", 25.0),
         ("time_server_connections_answered_total", 25.0),

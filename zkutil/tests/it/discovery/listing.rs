@@ -282,6 +282,9 @@ fn many_watchers_re_reading_children_of_a_megabyte_together_keep_zookeeper_up() 
     let proxy = proxy_to(&zk, Duration::ZERO);
     let watchers: Vec<Discovery> = (0..12).map(|_| big_discovery(&proxy)).collect();
     for round in 0..2 {
+        // A listing begun after the cut: the snapshot from before it is
+        // fresh and whole too, and must not pass for the re-read.
+        let listed: Vec<u64> = watchers.iter().map(|w| w.listings_for_testing()).collect();
         proxy.cut();
         wait_until(
             Duration::from_secs(60),
@@ -289,9 +292,12 @@ fn many_watchers_re_reading_children_of_a_megabyte_together_keep_zookeeper_up() 
             || {
                 watchers
                     .iter()
-                    .all(|w| {
+                    .zip(&listed)
+                    .all(|(w, &listed)| {
                         let snapshot = w.snapshot();
-                        !snapshot.is_stale() && snapshot.instances().len() == BIG_CHILDREN
+                        w.listings_for_testing() > listed
+                            && !snapshot.is_stale()
+                            && snapshot.instances().len() == BIG_CHILDREN
                     })
                     .then_some(())
             },

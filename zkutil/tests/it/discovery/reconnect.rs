@@ -67,7 +67,11 @@ fn re_listing_after_reconnects_piles_up_no_watchers(relisting: bool) {
     let zk = zookeeper();
     let s = session(&zk);
     let _first = register(&s, "127.0.0.1:1");
-    let before = zkutil::testing::mntr_value(zk.port(), "zk_watch_count").expect("mntr answers");
+    // The registration's own watch on its node, armed by its thread: in
+    // `before`, or it would land later and be taken for the cache's.
+    let before = wait_until(Duration::from_secs(10), "the registration's watch", || {
+        zkutil::testing::mntr_value(zk.port(), "zk_watch_count").filter(|n| *n >= 1)
+    });
     // A proxy that can cut the connection: the client reconnects with its
     // session intact, and the cache re-lists each time.
     let proxy = proxy_to(&zk, Duration::ZERO);
