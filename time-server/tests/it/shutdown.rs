@@ -307,7 +307,9 @@ fn a_stop_in_the_middle_of_registering_deregisters_first_and_drains() {
 
 /// A stop never waits on ZooKeeper, also while a registration is on its
 /// way to a ZooKeeper that has just frozen (its kernel still accepts, it
-/// answers nothing): the server exits within the drain plus two seconds.
+/// answers nothing): the server exits within its budgets (1 s for the
+/// registration on its way, here with no drain), about 1.0 s measured;
+/// asserted with room for a busy machine, far under any ZooKeeper timeout.
 #[test]
 fn a_stop_while_zookeeper_freezes_under_a_registration_exits_promptly() {
     let mut zk = zookeeper();
@@ -333,7 +335,7 @@ fn a_stop_while_zookeeper_freezes_under_a_registration_exits_promptly() {
     zk.resume();
     assert!(status.success(), "{status}\n{}", server.stderr());
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(5),
         "took {took:?} to stop; log:\n{}",
         server.stderr()
     );

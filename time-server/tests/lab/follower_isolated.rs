@@ -24,7 +24,9 @@ fn an_isolated_zookeeper_follower_does_not_make_registrations_flap() {
         .collect();
     let host = world.host("server");
     let _server = world.time_server_on(&host, &zk_followers.join(","), "10s");
-    let observer = world.observer();
+    // On the leader: an observer on the follower about to be isolated
+    // would be cut off with it, and its reads would fail.
+    let observer = world.observer_of(&[leader]);
     let before = wait_until(Duration::from_secs(30), "the server registers", || {
         let nodes = snapshot(&observer, BASE);
         (nodes.len() == 1).then_some(nodes)

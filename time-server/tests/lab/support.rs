@@ -94,11 +94,18 @@ impl ZkLab {
 
     /// A session of the control host on the whole ensemble.
     pub fn observer(&self) -> Arc<Session> {
-        zkutil::SessionConfig::new(self.ensemble.connect_string())
-            .with_session_timeout(Duration::from_secs(10))
-            .connect()
-            .map(Arc::new)
-            .unwrap_or_else(|e| panic!("an observer on {}: {e}", self.ensemble.connect_string()))
+        observer_on(&self.ensemble.connect_string())
+    }
+
+    /// A session of the control host on ZooKeeper nodes `nodes` alone: one
+    /// that no isolation of another node can reach (an isolated host is
+    /// cut off from the control host too).
+    pub fn observer_of(&self, nodes: &[usize]) -> Arc<Session> {
+        let hosts: Vec<String> = nodes
+            .iter()
+            .map(|&i| self.zk[i].socket(2181).to_string())
+            .collect();
+        observer_on(&hosts.join(","))
     }
 
     /// A time-server in `host`, listening on its address, registering
@@ -272,4 +279,13 @@ pub fn ask(addr: SocketAddr) -> std::io::Result<String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+/// A session of the control host on `hosts`.
+fn observer_on(hosts: &str) -> Arc<Session> {
+    zkutil::SessionConfig::new(hosts)
+        .with_session_timeout(Duration::from_secs(10))
+        .connect()
+        .map(Arc::new)
+        .unwrap_or_else(|e| panic!("an observer on {hosts}: {e}"))
 }

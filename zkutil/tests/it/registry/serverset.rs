@@ -176,12 +176,16 @@ fn last_operation(zk: &zkutil::testing::ZkServer, id: zkutil::SessionId) -> Opti
     Some((field("lop")?, field("recved")?.parse().ok()?))
 }
 
+/// How late the waiting registrant hears ZooKeeper: the time the test has
+/// for each step of a race, so a second of it on a busy machine is margin.
+const RACE_DELAY: Duration = Duration::from_secs(1);
+
 /// Two registrants of one address under `parent`: the waiting one (its
-/// session's answers 500 ms late, through `proxy`) lost its member to an
+/// session's answers [`RACE_DELAY`] late, through `proxy`) lost its member to an
 /// operator's delete, the holder (`other`'s session) took the address at
 /// once, and ZooKeeper has just served the waiting one's read of the
 /// holder's member (its connection's last operation): the answer is
-/// 500 ms from the waiting registrant.
+/// [`RACE_DELAY`] from the waiting registrant.
 struct Race {
     proxy: zkutil::testing::DelayProxy,
     slow: Arc<zkutil::Session>,
@@ -192,7 +196,7 @@ struct Race {
 
 impl Race {
     fn start(zk: &zkutil::testing::ZkServer, parent: &'static str, e: Endpoint) -> Race {
-        let proxy = proxy_to(zk, Duration::from_millis(500));
+        let proxy = proxy_to(zk, RACE_DELAY);
         let slow = Arc::new(
             SessionConfig::new(proxy.addr().to_string())
                 .with_session_timeout(Duration::from_secs(30))
@@ -237,8 +241,8 @@ impl Race {
 /// after the waiting one has read its member but before it has watched it
 /// (an exists-watch on a name that is never created again), the waiting one
 /// still takes the address over. The winner stops as soon as ZooKeeper has
-/// served the waiting one's read of the winner's member, 500 ms before
-/// that registrant can ask for the watch.
+/// served the waiting one's read of the winner's member, [`RACE_DELAY`]
+/// before that registrant can ask for the watch.
 #[test]
 fn a_serverset_registrant_takes_over_from_a_winner_gone_before_it_was_watched() {
     let zk = zookeeper();
@@ -298,7 +302,7 @@ fn a_connection_cut_while_reading_anothers_member_creates_no_second_member() {
         waiting,
         holder,
     } = Race::start(&zk, "/cut/time", e);
-    // ZooKeeper has answered; the answer is 500 ms from the registrant.
+    // ZooKeeper has answered; the answer is RACE_DELAY from the registrant.
     proxy.cut();
     let held_path = holder.path();
     let held = held_path.rsplit('/').next().expect("a member name");
