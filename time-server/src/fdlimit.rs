@@ -8,9 +8,9 @@
 //! fails for want of a descriptor: connections over the cap take the
 //! overflow path (a reply, then closed at once) instead.
 
-/// Descriptors kept for everything but held connections: stdio, the
-/// listeners, ZooKeeper, the signal pipe, the overflow path's short-lived
-/// sockets, and a margin.
+/// Descriptors kept for everything but held connections and what the
+/// caller counts as held elsewhere: stdio, ZooKeeper, the signal pipe, the
+/// overflow path's short-lived sockets, and a margin.
 const RESERVED: u64 = 64;
 
 /// Raises the soft limit on open files to the hard limit; returns the soft
@@ -33,7 +33,8 @@ pub fn raise() -> Option<u64> {
 
 /// The largest connection cap that fits in `soft_limit` descriptors next
 /// to `held_elsewhere`, what the other parts may hold at most (the
-/// listeners, the metrics server's connections): `max_connections` itself
+/// listeners with their blocked acceptors, the metrics server's
+/// connections): `max_connections` itself
 /// when it fits. The metrics port's descriptors are counted here, never
 /// taken from the descriptors kept for the rest (64), which ZooKeeper
 /// reconnects and the overflow path need whatever a client of the metrics

@@ -111,7 +111,7 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
         let fitted = fdlimit::fit(
             options.max_connections,
             soft,
-            listeners.len() + metrics_descriptors,
+            listener::descriptors_held(listeners.len()) + metrics_descriptors,
         );
         if fitted < options.max_connections {
             tracing::warn!(

@@ -10,12 +10,13 @@
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use zkutil::Endpoint;
+use zkutil::cli::lock;
 
 use crate::drainer::Drainer;
 use crate::reply::{ReplyLimits, reply};
@@ -135,6 +136,15 @@ impl Default for ServeOptions {
 /// thread blocked in `accept` (its stack barely touched).
 const ACCEPTORS: usize = 4;
 
+/// The descriptors that serving `listeners` listeners holds besides the
+/// connections: each listening socket; one for each acceptor, since Linux's
+/// `accept` takes its descriptor before it blocks, so an idle acceptor
+/// holds one all the time; and the drain thread's poller and waker. What
+/// [`crate::fdlimit::fit`] keeps the connection cap clear of.
+pub fn descriptors_held(listeners: usize) -> usize {
+    listeners * (1 + ACCEPTORS) + 2
+}
+
 /// Serves every listener until `stop` is triggered (and [`wake`] called),
 /// then waits for the connections in flight to finish (each is bounded by
 /// its limits). All threads are joined before it returns.
@@ -153,6 +163,8 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
             (None, None)
         }
     };
+    // One for the whole server: out of descriptors, every acceptor fails.
+    let failures = Mutex::new(AcceptFailures::default());
     // Acceptors still running, per listener.
     let running: Vec<AtomicUsize> = listeners
         .iter()
@@ -179,11 +191,11 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
             // The last acceptor of a listener to stop answers what is left
             // in its backlog and shuts it.
             for _ in 0..ACCEPTORS {
-                let active = &*active;
+                let (active, failures) = (&*active, &failures);
                 let spawned = std::thread::Builder::new()
                     .name(format!("accept {}", bound.local))
                     .spawn_scoped(scope, move || {
-                        accept_loop(bound, stop, options, active, drainer);
+                        accept_loop(bound, stop, options, active, drainer, failures);
                         if running.fetch_sub(1, Ordering::SeqCst) == 1 {
                             close_listener(bound);
                         }
@@ -211,9 +223,9 @@ fn accept_loop(
     options: &ServeOptions,
     active: &AtomicUsize,
     drainer: Option<&Drainer>,
+    failures: &Mutex<AcceptFailures>,
 ) {
     let metrics = options.metrics.as_deref();
-    let mut failures = AcceptFailures::default();
     loop {
         let accepted = bound.listener.accept();
         if stop.is_triggered() {
@@ -228,7 +240,7 @@ fn accept_loop(
             Err(err) => {
                 // EMFILE and friends: back off instead of spinning, and say
                 // so once in a while rather than per failure.
-                failures.note(bound.local, &err);
+                lock(failures).note(bound.local, &err);
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -308,10 +320,10 @@ fn answer_and_close(mut stream: TcpStream, bound: &BoundListener) {
     }
 }
 
-/// Failed `accept`s of one listener, logged at most once per
+/// Failed `accept`s of every listener, logged at most once per
 /// [`AcceptFailures::EVERY`] with the count of those not logged: out of file
-/// descriptors, every accept fails until a connection closes, and a line
-/// per failure would flood the log.
+/// descriptors, every accept of every acceptor fails until a connection
+/// closes, and a line per failure (or per acceptor) would flood the log.
 #[derive(Default)]
 struct AcceptFailures {
     last_logged: Option<Instant>,

@@ -277,3 +277,84 @@ fn healthz_answers_while_100_non_reading_pipeliners_hold_the_metrics_port() {
         pipeliners.len()
     );
 }
+
+/// Reads a reply to its EOF (the server shuts its side right after it).
+fn reply_of(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reply = String::new();
+    let _ = (&mut stream).take(4096).read_to_string(&mut reply);
+    (stream, reply)
+}
+
+/// Many listeners under a small open-file limit: the cap the server
+/// announces leaves room for what its listeners hold, so that filling the
+/// cap and flooding past it never makes an `accept` fail (a listener whose
+/// acceptors all failed left its clients unanswered for up to the 2 s
+/// drain: each idle acceptor holds a descriptor while it waits).
+#[test]
+fn with_24_listeners_and_256_descriptors_the_cap_and_a_flood_past_it_are_answered_without_an_accept_failing()
+ {
+    const LISTENERS: usize = 24;
+    // This process holds the cap's connections and the flood's.
+    let _ = time_server::fdlimit::raise();
+    let zk = zookeeper();
+    let hosts = zk.connect_string();
+    let mut args = vec!["--zk", hosts.as_str()];
+    args.extend(std::iter::repeat_n(["--listen", "127.0.0.1:0"], LISTENERS).flatten());
+    let server = ServerProcess::start_with_open_file_limit(256, &args);
+    server.registered(LISTENERS);
+    let addrs: Vec<SocketAddr> = server
+        .listening()
+        .iter()
+        .map(|a| a.parse().expect("an endpoint"))
+        .collect();
+    assert_eq!(addrs.len(), LISTENERS);
+    let cap: usize = server
+        .stderr()
+        .split("lowering --max-connections")
+        .nth(1)
+        .and_then(|rest| rest.split("max_connections=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no lowered cap logged:\n{}", server.stderr()));
+    let slow = std::sync::Mutex::new(Vec::new());
+    let ask_timed = |addr: SocketAddr| {
+        let started = Instant::now();
+        let (stream, reply) = reply_of(addr);
+        assert!(reply.starts_with(&format!("{addr}: ")), "{reply:?}");
+        if started.elapsed() > Duration::from_secs(1) {
+            slow.lock().expect("a lock").push((addr, started.elapsed()));
+        }
+        stream
+    };
+    // The cap filled with clients that read their reply and stay (each
+    // held for the 2 s drain), then 48 clients at a time past it for 1 s.
+    let held: Vec<TcpStream> = (0..cap).map(|i| ask_timed(addrs[i % LISTENERS])).collect();
+    let stop = AtomicBool::new(false);
+    let flood = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..48 {
+            let (addrs, stop, flood, ask_timed) = (&addrs, &stop, &flood, &ask_timed);
+            scope.spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::SeqCst) {
+                    drop(ask_timed(addrs[i % LISTENERS]));
+                    flood.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+            });
+        }
+        // The flood's length, within the held clients' drain.
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+    });
+    drop(held);
+    let slow = slow.into_inner().expect("a lock");
+    eprintln!(
+        "cap {cap}; a flood of {} past it; {} replies over 1 s",
+        flood.load(Ordering::SeqCst),
+        slow.len()
+    );
+    assert_eq!(server.log_count("accept failed"), 0, "{}", server.stderr());
+    assert!(slow.is_empty(), "replies over 1 s: {slow:?}");
+}
