@@ -127,9 +127,14 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
     let mut metrics_endpoint = None;
     if let Some(listen) = config.metrics_listen {
         let (metrics, registry) = ServerMetrics::new();
-        let health = metrics.clone();
-        let server = MetricsServer::start(listen, registry, Box::new(move || health.health()))
-            .with_context(|| format!("serving metrics on {listen}"))?;
+        let (health, scrape) = (metrics.clone(), metrics.clone());
+        let server = MetricsServer::start_with(
+            listen,
+            registry,
+            Box::new(move || health.health()),
+            Box::new(move || scrape.before_scrape()),
+        )
+        .with_context(|| format!("serving metrics on {listen}"))?;
         let mut addr = server.addr();
         if addr.ip().is_unspecified() {
             if let Some(first) = listeners.first() {
@@ -183,6 +188,9 @@ pub fn run(config: &Config, stop_requested: Receiver<i32>) -> anyhow::Result<()>
         );
         // Every way out (a signal, a startup timeout, rejected credentials).
         notify::stopping();
+        if let Some(metrics) = &options.metrics {
+            metrics.stopping();
+        }
         let session = registered.map(
             |Registered {
                  session,

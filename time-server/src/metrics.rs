@@ -32,7 +32,9 @@ pub struct ServerMetrics {
     pub in_flight: Gauge,
     /// From accept to the reply written, in seconds.
     pub reply_seconds: Histogram,
-    /// Registrations kept now.
+    /// Registrations in place now, counted at each scrape from their
+    /// statuses (a deregistration, a deletion seen or a refused
+    /// re-creation lowers it).
     pub registrations: Gauge,
     /// 1 while the ZooKeeper session is connected.
     pub zookeeper_connected: Gauge,
@@ -45,6 +47,8 @@ pub struct ServerMetrics {
     pub zookeeper_errors: Family<ErrorLabel, Counter>,
     registered: AtomicBool,
     connected: AtomicBool,
+    /// The server is stopping: its registrations are being deleted.
+    stopping: AtomicBool,
     /// Each registration's node in place, as its keeper last saw it.
     statuses: std::sync::Mutex<Vec<zkutil::RegistrationStatus>>,
 }
@@ -92,6 +96,7 @@ impl ServerMetrics {
             zookeeper_errors: Family::default(),
             registered: AtomicBool::new(false),
             connected: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             statuses: std::sync::Mutex::new(Vec::new()),
         });
         let mut registry = Registry::with_prefix("time_server");
@@ -182,9 +187,8 @@ impl ServerMetrics {
     /// The registrations are in place on a connected session; `statuses`
     /// say from now on whether each still is.
     pub fn registered(&self, statuses: Vec<zkutil::RegistrationStatus>) {
-        self.registrations
-            .set(i64::try_from(statuses.len()).unwrap_or(i64::MAX));
         *zkutil::cli::lock(&self.statuses) = statuses;
+        self.before_scrape();
         self.registered.store(true, Ordering::SeqCst);
         self.set_connected(true);
     }
@@ -220,8 +224,25 @@ impl ServerMetrics {
         self.zookeeper_connected.set(i64::from(connected));
     }
 
+    /// Before each `/metrics` answer: the gauges read from their sources.
+    pub fn before_scrape(&self) {
+        let statuses = zkutil::cli::lock(&self.statuses);
+        let in_place = statuses.iter().filter(|s| s.is_in_place()).count();
+        self.registrations
+            .set(i64::try_from(in_place).unwrap_or(i64::MAX));
+    }
+
+    /// The server is stopping: it deletes its registrations first, so
+    /// `/healthz` says why they are gone.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
     /// `/healthz`: serving and registered, on a connected session.
     pub fn health(&self) -> Result<(), String> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err("stopping: registrations deleted first".to_owned());
+        }
         if !self.registered.load(Ordering::SeqCst) {
             return Err("not registered yet".to_owned());
         }

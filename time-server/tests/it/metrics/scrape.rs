@@ -133,3 +133,46 @@ fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
         (health() == 200).then_some(())
     });
 }
+
+/// A stop deletes the registrations first, then serves its drain: the
+/// registrations gauge and `/healthz` say so meanwhile, rather than the
+/// count from the start and a re-registration that is not happening.
+#[test]
+fn during_a_stops_drain_the_registrations_gauge_is_zero_and_healthz_says_stopping() {
+    let zk = zookeeper();
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &zk.connect_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--drain",
+        "60s",
+    ]);
+    server.registered(1);
+    let metrics = server.logged_addr("metrics=");
+    let gauge = || {
+        metric(
+            &http_get(metrics, "/metrics").ok()?.1,
+            "time_server_registrations",
+        )
+    };
+    wait_until(Duration::from_secs(10), "one registration counted", || {
+        (gauge() == Some(1.0)).then_some(())
+    });
+    let observer = crate::support::observer(&zk);
+    server.signal("TERM");
+    wait_until(Duration::from_secs(20), "the node deleted", || {
+        crate::support::children(&observer, "/go_servers")
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(gauge(), Some(0.0), "{}", server.stderr());
+    let (status, reason) = http_get(metrics, "/healthz").expect("served during the drain");
+    assert_eq!(status, 503);
+    assert!(reason.contains("stopping"), "{reason}");
+    // A second signal ends the drain at once.
+    server.signal("TERM");
+    server.wait(Duration::from_secs(30));
+}
