@@ -15,6 +15,7 @@
 //! serving for the drain period (clients that listed us just before still
 //! succeed), stop accepting, finish what is in flight, close the session.
 
+mod accept_failures;
 mod args;
 mod config;
 mod drainer;
@@ -26,6 +27,7 @@ mod ready;
 pub mod reply;
 pub mod shutdown;
 mod startup;
+mod wake;
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};

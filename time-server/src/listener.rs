@@ -9,7 +9,7 @@
 //! memory stays bounded under a flood.
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use anyhow::{Context, bail};
 use zkutil::Endpoint;
 use zkutil::cli::lock;
 
+use crate::accept_failures::AcceptFailures;
 use crate::drainer::Drainer;
+use crate::metrics::ServerMetrics;
 use crate::reply::{ReplyLimits, reply};
 use crate::shutdown::Shutdown;
 
@@ -134,7 +136,7 @@ impl Default for ServeOptions {
 /// 0.97–1.10, eight 1.17–1.20 / 0.94–1.02. Why more idle acceptors help
 /// even one sequential client is not established; an idle one costs a
 /// thread blocked in `accept` (its stack barely touched).
-const ACCEPTORS: usize = 4;
+pub(crate) const ACCEPTORS: usize = 4;
 
 /// The descriptors that serving `listeners` listeners holds besides the
 /// connections: each listening socket; one for each acceptor, since Linux's
@@ -145,7 +147,7 @@ pub fn descriptors_held(listeners: usize) -> usize {
     listeners * (1 + ACCEPTORS) + 2
 }
 
-/// Serves every listener until `stop` is triggered (and [`wake`] called),
+/// Serves every listener until `stop` is triggered (and its acceptors woken),
 /// then waits for the connections in flight to finish (each is bounded by
 /// its limits). All threads are joined before it returns.
 pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOptions) {
@@ -197,7 +199,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
                     .spawn_scoped(scope, move || {
                         accept_loop(bound, stop, options, active, drainer, failures);
                         if running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                            close_listener(bound);
+                            close_listener(bound, stop, options.metrics.as_deref());
                         }
                         if let Some(drainer) = drainer {
                             drainer.acceptor_done();
@@ -206,7 +208,7 @@ pub fn serve(listeners: &[BoundListener], stop: &Shutdown, options: &ServeOption
                 if let Err(err) = spawned {
                     tracing::error!(listener = %bound.local, error = %err, "cannot start acceptor thread");
                     if running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        close_listener(bound);
+                        close_listener(bound, stop, options.metrics.as_deref());
                     }
                     if let Some(drainer) = drainer {
                         drainer.acceptor_done();
@@ -230,8 +232,9 @@ fn accept_loop(
         let accepted = bound.listener.accept();
         if stop.is_triggered() {
             // Accepted is accepted: the client (or the waker) gets its reply.
-            if let Ok((stream, _)) = accepted {
-                answer_and_close(TcpStream::from(std::os::fd::OwnedFd::from(stream)), bound);
+            if let Ok((stream, peer)) = accepted {
+                let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+                answer_and_close(stream, peer, bound, stop, metrics);
             }
             return;
         }
@@ -295,13 +298,14 @@ fn accept_loop(
 /// completed meanwhile (still in the backlog) get their reply now, and the
 /// listening socket is shut, so that later ones are refused at once rather
 /// than wait unanswered until the process exits.
-fn close_listener(bound: &BoundListener) {
+fn close_listener(bound: &BoundListener, stop: &Shutdown, metrics: Option<&ServerMetrics>) {
     let socket = socket2::SockRef::from(&bound.listener);
     if socket.set_nonblocking(true).is_ok() {
         for _ in 0..4096 {
             match bound.listener.accept() {
-                Ok((stream, _)) => {
-                    answer_and_close(TcpStream::from(std::os::fd::OwnedFd::from(stream)), bound)
+                Ok((stream, peer)) => {
+                    let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+                    answer_and_close(stream, peer, bound, stop, metrics);
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
@@ -312,38 +316,32 @@ fn close_listener(bound: &BoundListener) {
 }
 
 /// The reply to a connection accepted while stopping, closed without a
-/// drain (nobody waits for its EOF any more).
-fn answer_and_close(mut stream: TcpStream, bound: &BoundListener) {
-    let _ = stream.set_nonblocking(true);
-    if reply(&mut stream, bound.advertised).is_ok() {
-        close_without_drain(stream);
+/// drain (nobody waits for its EOF any more); counted like any other,
+/// unless it is one of the server's own wake-ups.
+fn answer_and_close(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    bound: &BoundListener,
+    stop: &Shutdown,
+    metrics: Option<&ServerMetrics>,
+) {
+    let accepted_at = Instant::now();
+    let metrics = metrics.filter(|_| !stop.is_waker(peer));
+    if let Some(m) = metrics {
+        m.accepted.inc();
     }
-}
-
-/// Failed `accept`s of every listener, logged at most once per
-/// [`AcceptFailures::EVERY`] with the count of those not logged: out of file
-/// descriptors, every accept of every acceptor fails until a connection
-/// closes, and a line per failure (or per acceptor) would flood the log.
-#[derive(Default)]
-struct AcceptFailures {
-    last_logged: Option<Instant>,
-    unlogged: u64,
-}
-
-impl AcceptFailures {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn note(&mut self, listener: SocketAddr, err: &std::io::Error) {
-        let due = self
-            .last_logged
-            .is_none_or(|at| at.elapsed() >= AcceptFailures::EVERY);
-        if due {
-            tracing::warn!(%listener, error = %err, more_since_last = self.unlogged,
-                "accept failed (logged at most every 10s)");
-            self.last_logged = Some(Instant::now());
-            self.unlogged = 0;
-        } else {
-            self.unlogged += 1;
+    let _ = stream.set_nonblocking(true);
+    match reply(&mut stream, bound.advertised) {
+        Ok(()) => {
+            if let Some(m) = metrics {
+                m.answered_in(accepted_at.elapsed());
+            }
+            close_without_drain(stream);
+        }
+        Err(_) => {
+            if let Some(m) = metrics {
+                m.failed.inc();
+            }
         }
     }
 }
@@ -358,31 +356,6 @@ fn close_without_drain(mut stream: TcpStream) {
         if !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
             break;
         }
-    }
-}
-
-/// Wakes every acceptor blocked in `accept()` by connecting to it once;
-/// call after [`Shutdown::trigger`].
-pub fn wake(listeners: &[BoundListener]) {
-    for bound in listeners.iter().flat_map(|bound| [bound; ACCEPTORS]) {
-        let mut addr = bound.local;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            });
-        }
-        if let Err(err) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            tracing::warn!(listener = %addr, error = %err, "could not wake acceptor");
-        }
-    }
-}
-
-impl Shutdown {
-    /// Stops the acceptors of `listeners`: flips the switch and wakes each.
-    pub fn stop(&self, listeners: &[BoundListener]) {
-        self.trigger();
-        wake(listeners);
     }
 }
 

@@ -176,3 +176,84 @@ fn during_a_stops_drain_the_registrations_gauge_is_zero_and_healthz_says_stoppin
     server.signal("TERM");
     server.wait(Duration::from_secs(30));
 }
+
+/// A stop answers the connections accepted after its switch (and those
+/// left in the backlog): they are counted like every other, and the
+/// server's own wake-up connections are not.
+#[test]
+fn replies_given_while_the_server_stops_are_counted_exactly() {
+    use std::io::Read;
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let zk = zookeeper();
+    let listen = format!("127.0.0.1:{}", crate::support::free_ports(1)[0]);
+    let addr: SocketAddr = listen.parse().expect("an address");
+    let mut server = ServerProcess::start(&[
+        "--zk",
+        &zk.connect_string(),
+        "--listen",
+        &listen,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--drain",
+        "0s",
+    ]);
+    server.registered(1);
+    let metrics = server.logged_addr("metrics=");
+    let ask = |stream: &mut TcpStream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        reply.starts_with(format!("{addr}: ").as_bytes())
+    };
+    // An idle client: the stop waits for it (2 s at most), and the metrics
+    // port stays up meanwhile. Clients keep coming until refused.
+    let mut idle = TcpStream::connect(addr).expect("connects");
+    let _ = idle.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = idle.read(&mut [0u8; 256]);
+    let answered = AtomicUsize::new(1);
+    let refused = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while !refused.load(Ordering::SeqCst) {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                        Ok(mut stream) => {
+                            if ask(&mut stream) {
+                                answered.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(_) => refused.store(true, Ordering::SeqCst),
+                    }
+                }
+            });
+        }
+        // Clients under way before the stop, not a wait for anything.
+        std::thread::sleep(Duration::from_millis(300));
+        server.signal("TERM");
+    });
+    let answered = answered.load(Ordering::SeqCst) as f64;
+    // A reply is counted just after it is sent: poll, while the idle
+    // client holds the stop.
+    let count = |name| metric(&http_get(metrics, "/metrics").ok()?.1, name);
+    let counted = zkutil::testing::poll_until(
+        Duration::from_millis(1500),
+        Duration::from_millis(20),
+        || {
+            let counted = count("time_server_connections_answered_total")?;
+            (counted >= answered).then_some(counted)
+        },
+    )
+    .or_else(|| count("time_server_connections_answered_total"));
+    let accepted = count("time_server_connections_accepted_total");
+    drop(idle);
+    server.wait(Duration::from_secs(30));
+    assert_eq!(
+        counted,
+        Some(answered),
+        "replies the clients got against time_server_connections_answered_total \
+         (accepted_total {accepted:?})"
+    );
+    assert_eq!(accepted, Some(answered), "accepted_total");
+}
