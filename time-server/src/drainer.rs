@@ -19,7 +19,8 @@
 //! A wake-up serves many connections, and no thread is handed a
 //! connection, so no context switch per connection.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -45,8 +46,8 @@ const WAKE: Token = Token(usize::MAX);
 /// (bench/RESULTS.md, section 4). A close is put off at most this long;
 /// the clients have their replies already.
 const COALESCE: Duration = Duration::from_millis(1);
-/// How often deadlines are checked while connections wait.
-const SWEEP: Duration = Duration::from_millis(100);
+/// How long the thread waits before polling again after its poller failed.
+const POLL_RETRY: Duration = Duration::from_millis(100);
 
 /// One answered connection waiting for the client's EOF.
 struct Waiting {
@@ -146,10 +147,14 @@ impl Drainer {
         // The connections registered with the poller: only this thread
         // touches them, so no lock.
         let mut waiting: HashMap<Token, Waiting> = HashMap::new();
+        // Their deadlines, soonest first (with those already closed, taken
+        // out once they come first): the poller waits until the soonest,
+        // so that no connection is read past its deadline.
+        let mut deadlines: BinaryHeap<Reverse<(Instant, Token)>> = BinaryHeap::new();
         let mut next = 0usize;
         let mut batch = Vec::new();
-        let mut last_sweep = Instant::now();
         loop {
+            let soonest = self.expire(&mut waiting, &mut deadlines, Instant::now());
             // Read before the pending list: a hand-over seen empty under
             // the lock by an acceptor that has stopped since cannot be
             // followed by another.
@@ -173,14 +178,14 @@ impl Drainer {
                 (true, true) => None,
                 (true, false) => Some(Some(Duration::ZERO)),
                 (false, true) => Some(None),
-                (false, false) => Some(Some(SWEEP)),
+                (false, false) => Some(Some(soonest.unwrap_or(POLL_RETRY))),
             };
             if let Some(timeout) = timeout {
                 if let Err(err) = poll.poll(&mut events, timeout) {
                     events.clear();
                     if err.kind() != ErrorKind::Interrupted {
                         tracing::error!(error = %err, "the drain poller failed; closing connections at their deadline");
-                        std::thread::sleep(SWEEP);
+                        std::thread::sleep(POLL_RETRY);
                     }
                 }
             } else {
@@ -221,6 +226,7 @@ impl Drainer {
                             Interest::READABLE,
                         ) {
                             Ok(()) => {
+                                deadlines.push(Reverse((conn.deadline, token)));
                                 waiting.insert(token, conn);
                             }
                             Err(err) => self.close(
@@ -236,10 +242,6 @@ impl Drainer {
                 // over, before the next round, so that one round serves
                 // many: not a wait for anything.
                 std::thread::sleep(COALESCE);
-            }
-            if last_sweep.elapsed() >= SWEEP {
-                last_sweep = Instant::now();
-                self.sweep(&mut waiting, last_sweep);
             }
         }
     }
@@ -267,21 +269,31 @@ impl Drainer {
 
     /// Closes the registered connections whose deadline has passed (a
     /// pending one is read within `COALESCE`, and registered if it must
-    /// wait, long before its deadline).
-    fn sweep(&self, waiting: &mut HashMap<Token, Waiting>, now: Instant) {
-        let expired: Vec<Token> = waiting
-            .iter()
-            .filter(|(_, conn)| conn.deadline <= now)
-            .map(|(token, _)| *token)
-            .collect();
-        for token in expired {
-            if let Some(conn) = waiting.remove(&token) {
-                self.close(
-                    conn,
-                    Err("client did not finish sending in time".to_owned()),
-                );
+    /// wait, long before its deadline); returns how long until the next
+    /// deadline of one still waiting.
+    fn expire(
+        &self,
+        waiting: &mut HashMap<Token, Waiting>,
+        deadlines: &mut BinaryHeap<Reverse<(Instant, Token)>>,
+        now: Instant,
+    ) -> Option<Duration> {
+        while let Some(&Reverse((deadline, token))) = deadlines.peek() {
+            if !waiting.contains_key(&token) {
+                // Finished before its deadline.
+                deadlines.pop();
+            } else if deadline <= now {
+                deadlines.pop();
+                if let Some(conn) = waiting.remove(&token) {
+                    self.close(
+                        conn,
+                        Err("client did not finish sending in time".to_owned()),
+                    );
+                }
+            } else {
+                return Some(deadline - now);
             }
         }
+        None
     }
 
     fn close(&self, conn: Waiting, result: Result<(), String>) {

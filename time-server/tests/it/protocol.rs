@@ -69,3 +69,64 @@ fn a_silent_idle_client_does_not_delay_another_client() {
     );
     drop(idle);
 }
+
+/// After the reply, how long the server still took a byte every 2 ms
+/// before it answered one with a reset (it had closed): how long it read
+/// and discarded what the client sent.
+fn read_after_reply(addr: std::net::SocketAddr) -> Duration {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = [0u8; 256];
+    assert!(matches!(stream.read(&mut line), Ok(n) if n > 0), "a reply");
+    let replied = std::time::Instant::now();
+    let mut last_taken = replied;
+    while replied.elapsed() < Duration::from_secs(10) {
+        if stream.write(b"x").is_err() {
+            return last_taken - replied;
+        }
+        last_taken = std::time::Instant::now();
+        // The probe's pace, not a wait for anything.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("still read 10 s after the reply");
+}
+
+/// The protocol reads what a client sends after the reply for at most
+/// 2 s: clients whose deadlines fall at any moment are let go at theirs,
+/// not at the next periodic check (which let some go up to 100 ms late).
+#[test]
+fn clients_that_keep_sending_are_let_go_at_their_two_second_deadline() {
+    let server = in_process_server(1);
+    let addr = server.addrs()[0];
+    let read: Vec<Duration> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..20u64)
+            .map(|i| {
+                scope.spawn(move || {
+                    // Deadlines spread over 100 ms, not a wait for anything.
+                    std::thread::sleep(Duration::from_millis(i * 5));
+                    read_after_reply(addr)
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|client| client.join().expect("a client"))
+            .collect()
+    });
+    let mut sorted = read.clone();
+    sorted.sort();
+    let (median, longest) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    eprintln!("read after the reply: median {median:?}, at most {longest:?}: {read:?}");
+    // At their deadline: half of them within 25 ms of it (a check every
+    // 100 ms let half of them go 50 ms late or more), and every one within
+    // a margin for a busy machine, whose scheduler may hold the thread
+    // that lets them go.
+    assert!(
+        median <= Duration::from_millis(2025),
+        "half the clients were read {median:?} or more after their reply: {read:?}"
+    );
+    assert!(
+        longest <= Duration::from_millis(2500),
+        "a client was read {longest:?} after its reply: {read:?}"
+    );
+}
