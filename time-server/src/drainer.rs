@@ -228,6 +228,7 @@ impl Drainer {
                             Ok(()) => {
                                 deadlines.push(Reverse((conn.deadline, token)));
                                 waiting.insert(token, conn);
+                                forget_finished(&mut deadlines, &waiting);
                             }
                             Err(err) => self.close(
                                 conn,
@@ -307,5 +308,19 @@ impl Drainer {
         if let Some(m) = &self.metrics {
             m.in_flight.dec();
         }
+    }
+}
+
+/// Drops the deadlines of connections that finished before them, once they
+/// outnumber those still waiting: otherwise each stays until its deadline,
+/// as many as connections registered in the last drain timeout, whatever
+/// the cap.
+fn forget_finished(
+    deadlines: &mut BinaryHeap<Reverse<(Instant, Token)>>,
+    waiting: &HashMap<Token, Waiting>,
+) {
+    if deadlines.len() > 2 * waiting.len() + 1024 {
+        deadlines.retain(|Reverse((_, token))| waiting.contains_key(token));
+        deadlines.shrink_to(2 * deadlines.len() + 1024);
     }
 }

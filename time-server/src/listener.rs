@@ -72,6 +72,13 @@ impl BoundListener {
         self.local
     }
 
+    /// Returns every `accept` blocked on this listener at once (Linux, for
+    /// a stop that could not wake its acceptors by connecting); what is in
+    /// the backlog is then refused rather than answered.
+    pub(crate) fn interrupt_accepts(&self) {
+        let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Read);
+    }
+
     /// The endpoint registered for this listener.
     pub fn advertised(&self) -> Endpoint {
         self.advertised

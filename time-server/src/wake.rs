@@ -10,10 +10,12 @@ use crate::shutdown::Shutdown;
 
 /// Wakes every acceptor blocked in `accept()` by connecting to it once;
 /// call after [`Shutdown::trigger`]. Each connection's local address is
-/// noted in `stop` before it connects, so that it is not counted as a
-/// client.
+/// noted in `stop`, so that it is not counted as a client. When a
+/// listener cannot be reached so (no local port free, IPv6 off for a
+/// `[::]` listener), its blocked accepts are interrupted instead: a stop
+/// never waits for a client to come.
 pub(crate) fn wake(stop: &Shutdown, listeners: &[BoundListener]) {
-    for bound in listeners.iter().flat_map(|bound| [bound; ACCEPTORS]) {
+    for bound in listeners {
         let mut addr = bound.local_addr();
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
@@ -21,13 +23,20 @@ pub(crate) fn wake(stop: &Shutdown, listeners: &[BoundListener]) {
                 SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
             });
         }
-        if let Err(err) = wake_one(stop, addr) {
-            tracing::warn!(listener = %addr, error = %err, "could not wake acceptor");
+        for _ in 0..ACCEPTORS {
+            if let Err(err) = wake_one(stop, addr) {
+                tracing::warn!(listener = %addr, error = %err, "could not wake an acceptor; interrupting its accepts");
+                bound.interrupt_accepts();
+                break;
+            }
         }
     }
 }
 
-/// One wake-up connection to `addr`, from a port bound and noted first.
+/// One wake-up connection to `addr`: from a port bound and noted first,
+/// or, with no port free to bind, from whatever port `connect` finds
+/// (noted once connected: at worst counted as a client, were it accepted
+/// first).
 fn wake_one(stop: &Shutdown, addr: SocketAddr) -> std::io::Result<()> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -36,11 +45,19 @@ fn wake_one(stop: &Shutdown, addr: SocketAddr) -> std::io::Result<()> {
     )?;
     let mut local = addr;
     local.set_port(0);
-    socket.bind(&local.into())?;
-    if let Some(local) = socket.local_addr()?.as_socket() {
-        stop.note_waker(local);
+    let noted = socket.bind(&local.into()).is_ok();
+    if noted {
+        if let Some(local) = socket.local_addr()?.as_socket() {
+            stop.note_waker(local);
+        }
     }
-    socket.connect_timeout(&addr.into(), Duration::from_secs(1))
+    socket.connect_timeout(&addr.into(), Duration::from_secs(1))?;
+    if !noted {
+        if let Some(local) = socket.local_addr()?.as_socket() {
+            stop.note_waker(local);
+        }
+    }
+    Ok(())
 }
 
 impl Shutdown {

@@ -340,3 +340,44 @@ fn a_stop_while_zookeeper_freezes_under_a_registration_exits_promptly() {
         server.stderr()
     );
 }
+
+/// A stop wakes its acceptors by connecting to them; with no local port
+/// left for that connection (here the server's own listeners hold the
+/// only two, in a network namespace of their own) it interrupts their
+/// accepts instead, rather than wait for a client that may never come.
+#[test]
+fn a_stop_with_no_local_port_left_to_wake_its_acceptors_still_exits() {
+    if let Err(why) = zkutil::testing::lab::Lab::available() {
+        println!("skipped: {why}");
+        return;
+    }
+    let script = format!(
+        "ip link set lo up && echo '40000 40001' > /proc/sys/net/ipv4/ip_local_port_range \
+         && exec {} --zk 127.0.0.1:1 --listen 127.0.0.1:40000 --listen 127.0.0.1:40001 --drain 0s",
+        env!("CARGO_BIN_EXE_time-server")
+    );
+    // `unshare` and `sh` exec the server: the PID is the server's.
+    let mut server = zkutil::testing::TestProcess::start(
+        "unshare",
+        &["-n", "sh", "-c", &script],
+        &[("RUST_LOG", "info")],
+    );
+    server
+        .stderr()
+        .wait_until(Duration::from_secs(30), "both listening", |lines| {
+            (lines
+                .iter()
+                .filter(|(_, l)| l.contains("advertised="))
+                .count()
+                == 2)
+                .then_some(())
+        });
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status}\n{}", server.stderr_text());
+    assert!(
+        server.stderr_text().contains("could not wake an acceptor"),
+        "the wake-ups had a port after all:\n{}",
+        server.stderr_text()
+    );
+}

@@ -361,6 +361,9 @@ impl Registration {
         if !maintainer.stop(deadline) {
             tracing::debug!(path = %self.path(), "registration thread still in a ZooKeeper call");
         }
+        // Again: the thread may have set it back in the moment before it
+        // saw the stop.
+        self.status.set(false);
         if self.session.state() != SessionState::Connected {
             return Err(Error::Unreachable {
                 op: "delete",

@@ -103,8 +103,11 @@ impl Keeper {
                         if refused.take().is_some() {
                             tracing::info!(path = %self.target.path(), "the parent is no longer open to strangers; registration checked again");
                         }
-                        self.status
-                            .set(matches!(found, Seen::Ours(_) | Seen::Replaced(_)));
+                        // Never back in place once stopping: the node is
+                        // about to be deleted.
+                        self.status.set(
+                            !self.stopped() && matches!(found, Seen::Ours(_) | Seen::Replaced(_)),
+                        );
                         match found {
                             Seen::Ours(_) | Seen::Replaced(_) => foreign_warned = None,
                             Seen::Foreign(owner) if foreign_warned != Some(owner) => {
