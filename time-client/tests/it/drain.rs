@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use zkutil::testing::TestProcess;
 use zkutil::{BasePath, Control};
 
-use crate::support::{Servers, answered, change_logged, zookeeper};
+use crate::support::{Servers, answered, change_logged, logged_from, zookeeper};
 
 #[test]
 fn a_server_disabled_under_a_10ms_client_loop_gets_no_new_request_and_none_fails() {
@@ -84,31 +84,6 @@ fn a_server_disabled_under_a_10ms_client_loop_gets_no_new_request_and_none_fails
     );
 }
 
-/// The `from_request` of the first stderr line after `after` that contains
-/// `text`, and that line's index.
-fn logged_from(client: &TestProcess, after: usize, text: &str) -> (usize, u64) {
-    client
-        .stderr()
-        .wait_for(Duration::from_secs(30), |lines, _| {
-            lines
-                .iter()
-                .enumerate()
-                .skip(after)
-                .find_map(|(at, (_, line))| {
-                    if !line.contains(text) {
-                        return None;
-                    }
-                    let seq = line
-                        .split("from_request=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?;
-                    Some((at, seq.parse().ok()?))
-                })
-        })
-        .unwrap_or_else(|| panic!("no {text:?} line:\n{}", client.stderr_text()))
-}
-
 #[test]
 fn a_server_disabled_while_the_client_is_cut_off_gets_no_request_once_it_is_back() {
     let zk = zookeeper();
@@ -138,14 +113,16 @@ fn a_server_disabled_while_the_client_is_cut_off_gets_no_request_once_it_is_back
     // operator act, so that the change can reach it only after the link is
     // back.
     proxy.hold();
-    let (stale_at, _) = logged_from(&client, 0, "ZooKeeper unreachable");
+    let unreachable = |line: &str| line.contains("ZooKeeper unreachable");
+    let (stale_at, _, _) = logged_from(&client, 0, "unreachable", unreachable);
     Control::Disable {
         reason: Some("while cut off".into()),
     }
     .apply_to(&operator, &base, drained)
     .expect("disables");
     proxy.release();
-    let (_, fresh_from) = logged_from(&client, stale_at + 1, "server list is fresh again");
+    let fresh = |line: &str| line.contains("server list is fresh again");
+    let (_, fresh_from, _) = logged_from(&client, stale_at + 1, "fresh again", fresh);
     assert!(
         client.wait(Duration::from_secs(60)).success(),
         "{}",

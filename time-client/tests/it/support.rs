@@ -117,11 +117,14 @@ pub fn answered(line: &str) -> Option<(u64, Endpoint)> {
     Some((seq.trim().parse().ok()?, server.parse().ok()?))
 }
 
-/// The `from_request` of the client's first "server list changed" line
-/// after `after` lines whose out-of-service list is `out` (empty: none),
-/// and when it was logged.
-pub fn change_logged(client: &TestProcess, after: usize, out: &str) -> (usize, u64, Instant) {
-    let want = format!("out_of_service={out}");
+/// The `from_request` of the client's first stderr line after `after`
+/// lines that `matches`, that line's index, and when it was logged.
+pub fn logged_from(
+    client: &TestProcess,
+    after: usize,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+) -> (usize, u64, Instant) {
     client
         .stderr()
         .wait_for(Duration::from_secs(30), |lines, _| {
@@ -129,21 +132,31 @@ pub fn change_logged(client: &TestProcess, after: usize, out: &str) -> (usize, u
                 .iter()
                 .enumerate()
                 .skip(after)
+                .filter(|(_, (_, line))| matches(line))
                 .find_map(|(at, (when, line))| {
-                    let logged = line.contains("server list changed")
-                        && line.split_whitespace().any(|field| field == want);
                     let seq = line
                         .split("from_request=")
                         .nth(1)?
                         .split_whitespace()
                         .next()?;
-                    logged.then(|| Some((at, seq.parse().ok()?, *when)))?
+                    Some((at, seq.parse().ok()?, *when))
                 })
         })
         .unwrap_or_else(|| {
             panic!(
-                "no change to out_of_service={out:?}:\n{}",
+                "no {what} line:
+{}",
                 client.stderr_text()
             )
         })
+}
+
+/// The `from_request` of the client's first "server list changed" line
+/// after `after` lines whose out-of-service list is `out` (empty: none),
+/// that line's index, and when it was logged.
+pub fn change_logged(client: &TestProcess, after: usize, out: &str) -> (usize, u64, Instant) {
+    let want = format!("out_of_service={out}");
+    logged_from(client, after, &format!("{want:?} change"), |line| {
+        line.contains("server list changed") && line.split_whitespace().any(|field| field == want)
+    })
 }

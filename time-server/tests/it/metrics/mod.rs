@@ -14,14 +14,25 @@ use crate::support::ServerProcess;
 
 /// A time-server with a time listener and a metrics port, healthy.
 fn start_with_metrics(zk: &zkutil::testing::ZkServer) -> (ServerProcess, SocketAddr, SocketAddr) {
-    let server = ServerProcess::start(&[
+    start_with_metrics_and(zk, &[])
+}
+
+/// [`start_with_metrics`], with `more` arguments.
+fn start_with_metrics_and(
+    zk: &zkutil::testing::ZkServer,
+    more: &[&str],
+) -> (ServerProcess, SocketAddr, SocketAddr) {
+    let hosts = zk.connect_string();
+    let mut args = vec![
         "--zk",
-        &zk.connect_string(),
+        &hosts,
         "--listen",
         "127.0.0.1:0",
         "--metrics-listen",
         "127.0.0.1:0",
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let server = ServerProcess::start(&args);
     let names = server.registered(1);
     let listener: SocketAddr = names[0].parse().expect("an endpoint");
     let metrics = server.logged_addr("metrics=");

@@ -140,18 +140,7 @@ fn healthz_says_503_while_zookeeper_is_down_and_200_again_after() {
 #[test]
 fn during_a_stops_drain_the_registrations_gauge_is_zero_and_healthz_says_stopping() {
     let zk = zookeeper();
-    let mut server = ServerProcess::start(&[
-        "--zk",
-        &zk.connect_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--drain",
-        "60s",
-    ]);
-    server.registered(1);
-    let metrics = server.logged_addr("metrics=");
+    let (mut server, _, metrics) = super::start_with_metrics_and(&zk, &["--drain", "60s"]);
     let gauge = || {
         metric(
             &http_get(metrics, "/metrics").ok()?.1,
